@@ -1,0 +1,37 @@
+{
+  # triggerd's native addon: build/Release/triggerd_native.node (see native/netlink/).
+  # node-addon-api with C++ exceptions enabled (node_addon_api_except); N-API version 8.
+  'variables': {
+    # `node-gyp rebuild -- -Dsanitize=address` builds an AddressSanitizer variant for tests.
+    'sanitize%': '',
+  },
+  'targets': [
+    {
+      'target_name': 'triggerd_native',
+      'sources': [
+        'native/netlink/addon.cc',
+        'native/netlink/peer_credentials.cc',
+        'native/netlink/system_error.cc',
+        'native/netlink/uevent_fd.cc',
+        'native/netlink/uevent_socket.cc',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        # While a worker is terminated, a failing call must become a C++ exception we can drop,
+        # not a fatal error inside node-addon-api's Error constructor.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'conditions': [
+        ["sanitize!=''", {
+          'cflags_cc': ['-fsanitize=<(sanitize)', '-fno-omit-frame-pointer', '-g', '-O1'],
+          'ldflags': ['-fsanitize=<(sanitize)'],
+        }],
+      ],
+    },
+  ],
+}

@@ -1,0 +1,67 @@
+// Entry point of triggerd_native.node: openUeventSocket() and peerCredentials().
+#include "addon.h"
+
+#include <climits>
+#include <cstdint>
+#include <vector>
+
+#include "peer_credentials.h"
+#include "system_error.h"
+#include "uevent_fd.h"
+#include "uevent_socket.h"
+
+namespace triggerd {
+
+NetlinkAddon::NetlinkAddon(Napi::Env env, Napi::Object exports) {
+  uevent_socket_class_ = Napi::Persistent(UeventSocket::DefineClass(env));
+  DefineAddon(exports, {
+                           InstanceMethod<&NetlinkAddon::OpenUeventSocket>("openUeventSocket", napi_enumerable),
+                           InstanceMethod<&NetlinkAddon::PeerCredentials>("peerCredentials", napi_enumerable),
+                       });
+}
+
+NetlinkAddon::~NetlinkAddon() {
+  // The environment is going away (a worker ending): sockets whose objects were not finalized
+  // yet must not leave an fd or a uv handle behind on a loop that is about to close.
+  std::vector<UeventSocket*> sockets(open_sockets_.begin(), open_sockets_.end());
+  open_sockets_.clear();
+  for (UeventSocket* socket : sockets) {
+    socket->DetachAddon();
+    socket->CloseNative();
+  }
+}
+
+Napi::Value NetlinkAddon::OpenUeventSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject() || info[0].IsFunction()) {
+    throw MakeArgumentError(env, "The \"options\" argument must be an object");
+  }
+  Napi::Object options = info[0].As<Napi::Object>();
+  uint32_t groups = static_cast<uint32_t>(
+      IntegerArgument(env, options.Get("groups"), "options.groups", 0, UINT32_MAX));
+  int receive_buffer_bytes = static_cast<int>(IntegerArgument(
+      env, options.Get("receiveBufferBytes"), "options.receiveBufferBytes", 1, INT_MAX));
+  if (!info[1].IsFunction()) {
+    throw MakeArgumentError(env, "The \"onBatch\" argument must be a function");
+  }
+  if (!info[2].IsFunction()) {
+    throw MakeArgumentError(env, "The \"onError\" argument must be a function");
+  }
+
+  UeventFd opened;
+  const char* failed_syscall = "socket";
+  int err = OpenUeventFd(groups, receive_buffer_bytes, &opened, &failed_syscall);
+  if (err != 0) throw MakeSystemError(env, err, failed_syscall);
+  return UeventSocket::Create(env, uevent_socket_class_, &opened, info[1].As<Napi::Function>(),
+                              info[2].As<Napi::Function>());
+}
+
+Napi::Value NetlinkAddon::PeerCredentials(const Napi::CallbackInfo& info) {
+  return PeerCredentialsOf(info);
+}
+
+}  // namespace triggerd
+
+// The macro pastes the name into identifiers, so it takes an unqualified one.
+using triggerd::NetlinkAddon;
+NODE_API_ADDON(NetlinkAddon)

@@ -1,0 +1,406 @@
+#include "uevent_socket.h"
+
+#include <linux/netlink.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <utility>
+
+#include "addon.h"
+#include "system_error.h"
+
+namespace triggerd {
+
+namespace {
+
+// Marks the External that carries an opened fd from Create() to the constructor.
+constexpr napi_type_tag kUeventFdTag = {0x7d1c1e5a0f3b4c21ULL, 0x9a6e2b8d4f105c37ULL};
+
+// Property names made once per batch instead of once per item.
+struct ItemKeys {
+  explicit ItemKeys(Napi::Env env)
+      : kind(Napi::String::New(env, "kind")),
+        reason(Napi::String::New(env, "reason")),
+        buffer(Napi::String::New(env, "buffer")),
+        sender_port(Napi::String::New(env, "senderPort")),
+        sender_groups(Napi::String::New(env, "senderGroups")),
+        uid(Napi::String::New(env, "uid")),
+        gid(Napi::String::New(env, "gid")),
+        pid(Napi::String::New(env, "pid")),
+        message(Napi::String::New(env, "message")),
+        overflow(Napi::String::New(env, "overflow")) {}
+  Napi::String kind, reason, buffer, sender_port, sender_groups, uid, gid, pid, message, overflow;
+};
+
+// Defined (not assigned) properties, so setters on Object.prototype never run.
+Napi::PropertyDescriptor Field(const Napi::String& key, napi_value value) {
+  return Napi::PropertyDescriptor::Value(static_cast<napi_value>(key), value, napi_default_jsproperty);
+}
+
+Napi::Object OverflowItem(Napi::Env env, const ItemKeys& keys, const char* reason) {
+  Napi::Object item = Napi::Object::New(env);
+  item.DefineProperties({Field(keys.kind, keys.overflow),
+                         Field(keys.reason, Napi::String::New(env, reason))});
+  return item;
+}
+
+// False once the environment is shutting down (a worker being terminated): then calls that may
+// run JavaScript fail with napi_pending_exception although no exception is pending. Node-API has
+// no direct query in version 8; an empty napi_define_properties goes through the same check.
+bool CanCallIntoJs(napi_env env) {
+  napi_value probe = nullptr;
+  if (napi_create_object(env, &probe) != napi_ok) return false;
+  return napi_define_properties(env, probe, 0, nullptr) == napi_ok;
+}
+
+// An exception thrown by onBatch/onError has no JavaScript caller to go to: raise it as an
+// uncaught exception, as Node does for a throwing event listener. During shutdown the "exception"
+// is the termination itself and there is nobody left to tell.
+void RaiseUncaught(Napi::Env env, const Napi::Error& error) {
+  napi_value value = error.Value();
+  if (value != nullptr && CanCallIntoJs(env)) napi_fatal_exception(env, value);
+}
+
+// Anything else that escaped (std::bad_alloc from a string) goes the same way, as an Error.
+void RaiseUncaught(Napi::Env env, const std::exception& exception) {
+  if (!CanCallIntoJs(env)) return;
+  napi_value error = nullptr;
+  napi_value message = nullptr;
+  if (napi_create_string_utf8(env, exception.what(), NAPI_AUTO_LENGTH, &message) == napi_ok &&
+      napi_create_error(env, nullptr, message, &error) == napi_ok) {
+    napi_fatal_exception(env, error);
+  }
+}
+
+}  // namespace
+
+Napi::Function UeventSocket::DefineClass(Napi::Env env) {
+  return ObjectWrap<UeventSocket>::DefineClass(
+      env, "UeventSocket",
+      {
+          InstanceAccessor<&UeventSocket::GetPortId>("portId"),
+          InstanceAccessor<&UeventSocket::GetReceiveBufferBytes>("receiveBufferBytes"),
+          InstanceMethod<&UeventSocket::Pause>("pause"),
+          InstanceMethod<&UeventSocket::Resume>("resume"),
+          InstanceMethod<&UeventSocket::Send>("send"),
+          InstanceMethod<&UeventSocket::Close>("close"),
+          InstanceMethod<&UeventSocket::RefLoop>("ref"),
+          InstanceMethod<&UeventSocket::UnrefLoop>("unref"),
+      });
+}
+
+Napi::Object UeventSocket::Create(Napi::Env env, const Napi::FunctionReference& socket_class,
+                                  UeventFd* opened, Napi::Function on_batch,
+                                  Napi::Function on_error) {
+  Napi::Object object;
+  try {
+    Napi::External<UeventFd> carrier = Napi::External<UeventFd>::New(env, opened);
+    carrier.TypeTag(&kUeventFdTag);
+    object = socket_class.New({carrier, on_batch, on_error});
+  } catch (...) {
+    // The constructor takes the fd (setting it to -1) only once nothing else can fail there.
+    if (opened->fd >= 0) close(opened->fd);
+    opened->fd = -1;
+    throw;
+  }
+  UeventSocket* socket = Unwrap(object);
+  socket->Start(env);
+  return object;
+}
+
+UeventSocket::UeventSocket(const Napi::CallbackInfo& info) : ObjectWrap<UeventSocket>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsExternal() ||
+      !info[0].As<Napi::External<UeventFd>>().CheckTypeTag(&kUeventFdTag) ||
+      !info[1].IsFunction() || !info[2].IsFunction()) {
+    throw MakeArgumentError(env, "UeventSocket is created by openUeventSocket()",
+                            "ERR_ILLEGAL_CONSTRUCTOR");
+  }
+  UeventFd* opened = info[0].As<Napi::External<UeventFd>>().Data();
+
+  // Everything that can throw happens before the fd is taken.
+  on_batch_ = Napi::Persistent(info[1].As<Napi::Function>());
+  on_error_ = Napi::Persistent(info[2].As<Napi::Function>());
+  async_context_ = std::make_unique<Napi::AsyncContext>(env, "triggerd:UeventSocket", info.This().As<Napi::Object>());
+  receive_buffer_ = std::make_unique<uint8_t[]>(kMaxDatagramBytes);
+  auto poll = std::make_unique<PollHandle>();
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    throw Napi::Error::New(env, "triggerd: no event loop for this environment");
+  }
+
+  fd_ = opened->fd;
+  port_id_ = opened->port_id;
+  receive_buffer_bytes_ = opened->receive_buffer_bytes;
+  opened->fd = -1;
+
+  addon_ = env.GetInstanceData<NetlinkAddon>();
+  if (addon_ != nullptr) addon_->RegisterSocket(this);
+
+  // uv_poll_init cannot fail on a fresh socket fd, but if it does Start() reports it.
+  poll_init_error_ = uv_poll_init(loop, &poll->handle, fd_);
+  if (poll_init_error_ == 0) {
+    poll->owner = this;
+    poll->handle.data = poll.get();
+    poll_ = poll.release();
+  }
+}
+
+UeventSocket::~UeventSocket() { CloseNative(); }
+
+void UeventSocket::Start(Napi::Env env) {
+  int rc = poll_init_error_ != 0 ? poll_init_error_
+                                 : uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+  if (rc != 0) {
+    CloseNative();
+    ReleaseCallbacks();
+    throw MakeSystemError(env, -rc, poll_init_error_ != 0 ? "uv_poll_init" : "uv_poll_start");
+  }
+  UpdateStrongReference();
+}
+
+void UeventSocket::CloseNative() {
+  if (poll_ != nullptr) {
+    uv_poll_stop(&poll_->handle);
+    poll_->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), OnPollClosed);
+    poll_ = nullptr;
+  }
+  if (fd_ >= 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+  if (addon_ != nullptr) {
+    addon_->UnregisterSocket(this);
+    addon_ = nullptr;
+  }
+}
+
+void UeventSocket::OnPollClosed(uv_handle_t* handle) {
+  delete static_cast<PollHandle*>(handle->data);
+}
+
+void UeventSocket::OnPoll(uv_poll_t* handle, int status, int /*events*/) {
+  auto* poll = static_cast<PollHandle*>(handle->data);
+  if (poll->owner != nullptr) poll->owner->HandleWakeUp(status);
+}
+
+void UeventSocket::HandleWakeUp(int status) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  // The local handle keeps the object (and so `this`) alive whatever the callbacks do.
+  Napi::Object self = Value();
+  // Shutting down: leave the datagrams in the kernel; the fd is closed with the environment.
+  if (self.IsEmpty() || !CanCallIntoJs(env)) return;
+
+  in_callback_ = true;
+  int recv_error = 0;
+  try {
+    Napi::Array batch = Napi::Array::New(env);
+    recv_error = Drain(env, batch);
+    if (batch.Length() > 0) CallBack(env, on_batch_, batch);
+  } catch (const Napi::Error& error) {
+    RaiseUncaught(env, error);
+  } catch (const std::exception& exception) {
+    RaiseUncaught(env, exception);
+  }
+  if (recv_error != 0 && fd_ >= 0) {
+    try {
+      CallBack(env, on_error_, MakeSystemError(env, recv_error, "recvmsg").Value());
+    } catch (const Napi::Error& error) {
+      RaiseUncaught(env, error);
+    } catch (const std::exception& exception) {
+      RaiseUncaught(env, exception);
+    }
+  }
+  in_callback_ = false;
+
+  // libuv stops a poll handle whose fd reports POLLERR (status UV_EBADF), and a netlink socket
+  // does that when the kernel dropped messages; the drain above has read (and so cleared) the
+  // ENOBUFS, so watch again unless the fd itself is gone.
+  if (status < 0 && fd_ >= 0 && !paused_ && recv_error != EBADF && recv_error != ENOTSOCK) {
+    int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+    if (rc != 0) {
+      paused_ = true;
+      try {
+        CallBack(env, on_error_, MakeSystemError(env, -rc, "uv_poll_start").Value());
+      } catch (const Napi::Error& error) {
+        RaiseUncaught(env, error);
+      } catch (const std::exception& exception) {
+        RaiseUncaught(env, exception);
+      }
+    }
+  }
+  if (fd_ < 0) {
+    async_context_.reset();  // close() ran inside a callback and left this for us
+  } else {
+    UpdateStrongReference();
+  }
+}
+
+int UeventSocket::Drain(Napi::Env env, Napi::Array batch) {
+  ItemKeys keys(env);
+  uint32_t count = 0;
+  size_t bytes = 0;
+  while (count < kMaxBatchItems && bytes < kMaxBatchBytes) {
+    struct sockaddr_nl sender = {};
+    alignas(struct cmsghdr) unsigned char control[CMSG_SPACE(sizeof(struct ucred))];
+    struct iovec iov = {receive_buffer_.get(), kMaxDatagramBytes};
+    struct msghdr msg = {};
+    msg.msg_name = &sender;
+    msg.msg_namelen = sizeof(sender);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+
+    ssize_t received = recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (received < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) return 0;
+      if (err == ENOBUFS) {
+        // The kernel dropped datagrams; say so in order and keep reading what it kept.
+        batch.Set(count++, OverflowItem(env, keys, "ENOBUFS"));
+        continue;
+      }
+      return err;
+    }
+    size_t length = static_cast<size_t>(received);
+    if ((msg.msg_flags & MSG_TRUNC) != 0 || length > kMaxDatagramBytes) {
+      batch.Set(count++, OverflowItem(env, keys, "MSG_TRUNC"));
+      continue;
+    }
+
+    // -1 when the kernel did not say: never 0, so nothing passes for the kernel or root.
+    double sender_port = -1;
+    double sender_groups = 0;
+    if (msg.msg_namelen >= sizeof(sender) && sender.nl_family == AF_NETLINK) {
+      sender_port = sender.nl_pid;
+      sender_groups = sender.nl_groups;
+    }
+    double uid = -1, gid = -1, pid = -1;
+    const unsigned char* control_end = control + msg.msg_controllen;
+    for (struct cmsghdr* header = CMSG_FIRSTHDR(&msg); header != nullptr;
+         header = CMSG_NXTHDR(&msg, header)) {
+      const unsigned char* data = CMSG_DATA(header);
+      if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_CREDENTIALS &&
+          header->cmsg_len >= CMSG_LEN(sizeof(struct ucred)) &&
+          data + sizeof(struct ucred) <= control_end) {
+        struct ucred cred;
+        std::memcpy(&cred, data, sizeof(cred));
+        uid = cred.uid;
+        gid = cred.gid;
+        pid = cred.pid;
+      }
+    }
+
+    Napi::Object item = Napi::Object::New(env);
+    item.DefineProperties({
+        Field(keys.kind, keys.message),
+        Field(keys.buffer, Napi::Buffer<uint8_t>::Copy(env, receive_buffer_.get(), length)),
+        Field(keys.sender_port, Napi::Number::New(env, sender_port)),
+        Field(keys.sender_groups, Napi::Number::New(env, sender_groups)),
+        Field(keys.uid, Napi::Number::New(env, uid)),
+        Field(keys.gid, Napi::Number::New(env, gid)),
+        Field(keys.pid, Napi::Number::New(env, pid)),
+    });
+    batch.Set(count++, item);
+    bytes += length;
+  }
+  return 0;
+}
+
+void UeventSocket::CallBack(Napi::Env env, Napi::FunctionReference& callback,
+                            napi_value argument) {
+  // close() from an earlier callback of this wake-up releases the callbacks.
+  if (callback.IsEmpty() || async_context_ == nullptr) return;
+  // MakeCallback (not Call) so process.nextTick and promise jobs queued by the callback run
+  // when it returns, and async_hooks see one async resource per socket.
+  callback.MakeCallback(Value(), {argument}, *async_context_);
+  (void)env;
+}
+
+void UeventSocket::UpdateStrongReference() {
+  bool want = fd_ >= 0 && !paused_;
+  if (want && !strong_reference_) {
+    ObjectWrap<UeventSocket>::Ref();
+    strong_reference_ = true;
+  } else if (!want && strong_reference_) {
+    ObjectWrap<UeventSocket>::Unref();
+    strong_reference_ = false;
+  }
+}
+
+void UeventSocket::ReleaseCallbacks() {
+  on_batch_.Reset();
+  on_error_.Reset();
+  // MakeCallback is still using the context when close() runs inside a callback.
+  if (!in_callback_) async_context_.reset();
+  UpdateStrongReference();
+}
+
+Napi::Value UeventSocket::GetPortId(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), port_id_);
+}
+
+Napi::Value UeventSocket::GetReceiveBufferBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), receive_buffer_bytes_);
+}
+
+void UeventSocket::Pause(const Napi::CallbackInfo& /*info*/) {
+  if (fd_ < 0 || paused_) return;
+  uv_poll_stop(&poll_->handle);
+  paused_ = true;
+  UpdateStrongReference();
+}
+
+void UeventSocket::Resume(const Napi::CallbackInfo& info) {
+  if (fd_ < 0 || !paused_) return;
+  int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+  if (rc != 0) throw MakeSystemError(info.Env(), -rc, "uv_poll_start");
+  paused_ = false;
+  UpdateStrongReference();
+}
+
+Napi::Value UeventSocket::Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBuffer()) {
+    throw MakeArgumentError(env, "The \"buffer\" argument must be a Buffer or Uint8Array");
+  }
+  uint32_t dest_port = static_cast<uint32_t>(IntegerArgument(env, info[1], "destPort", 0, UINT32_MAX));
+  uint32_t dest_groups =
+      static_cast<uint32_t>(IntegerArgument(env, info[2], "destGroups", 0, UINT32_MAX));
+  Napi::Buffer<uint8_t> buffer = info[0].As<Napi::Buffer<uint8_t>>();
+  if (fd_ < 0) throw MakeSystemError(env, EBADF, "sendto");
+
+  struct sockaddr_nl destination = {};
+  destination.nl_family = AF_NETLINK;
+  destination.nl_pid = dest_port;
+  destination.nl_groups = dest_groups;
+  ssize_t sent;
+  do {
+    sent = sendto(fd_, buffer.Data(), buffer.Length(), MSG_DONTWAIT | MSG_NOSIGNAL,
+                  reinterpret_cast<struct sockaddr*>(&destination), sizeof(destination));
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) throw MakeSystemError(env, errno, "sendto");
+  return Napi::Number::New(env, static_cast<double>(sent));
+}
+
+void UeventSocket::Close(const Napi::CallbackInfo& /*info*/) {
+  CloseNative();
+  ReleaseCallbacks();
+}
+
+void UeventSocket::RefLoop(const Napi::CallbackInfo& /*info*/) {
+  if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+}
+
+void UeventSocket::UnrefLoop(const Napi::CallbackInfo& /*info*/) {
+  if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+}
+
+}  // namespace triggerd

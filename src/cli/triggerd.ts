@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+// triggerd: the daemon, in the foreground. SIGTERM/SIGINT stop it cleanly (exit 0), SIGHUP reloads.
+import { parseArgs } from 'node:util';
+import * as fs from 'node:fs';
+import { createLogger } from '../util/logger';
+import { loadNative } from '../native/addon';
+import { Daemon, type DaemonMode } from '../core/daemon';
+import { DEFAULT_CONTROL_SOCKET } from '../control/client';
+import type { LevelWithSilent } from 'pino';
+
+const USAGE = `usage: triggerd [options]
+  --unit-path DIRS        unit directories, ':'-separated (default /etc/triggerd/system)
+  --rules-path DIRS       rules directories, ':'-separated (default /etc/triggerd/rules.d)
+  --runtime-dir DIR       runtime state (default /run/triggerd)
+  --control-socket PATH   control socket (default $TRIGGERD_SOCKET or ${DEFAULT_CONTROL_SOCKET})
+  --control-group GROUP   group (name or gid) allowed to make changes besides root
+  --mode MODE             standalone | companion | auto (default auto: companion when udevd runs)
+  --receive-buffer BYTES  uevent socket receive buffer (default 134217728)
+  --log-level LEVEL       trace | debug | info | warn | error (default info)
+  --log-format FORMAT     pretty | json (default: pretty on a terminal)`;
+
+function fail(message: string): never {
+  process.stderr.write(`triggerd: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function groupId(spec: string): number {
+  if (/^\d+$/.test(spec)) return Number(spec);
+  const line = fs
+    .readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === spec);
+  if (line === undefined) fail(`--control-group: no group named ${spec}`);
+  return Number(line.split(':')[2]);
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        'unit-path': { type: 'string', default: '/etc/triggerd/system' },
+        'rules-path': { type: 'string', default: '/etc/triggerd/rules.d' },
+        'runtime-dir': { type: 'string', default: '/run/triggerd' },
+        'control-socket': { type: 'string' },
+        'control-group': { type: 'string' },
+        mode: { type: 'string', default: 'auto' },
+        'receive-buffer': { type: 'string', default: String(128 * 1024 * 1024) },
+        'log-level': { type: 'string', default: 'info' },
+        'log-format': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (values.help === true) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  const mode = values.mode as DaemonMode;
+  if (!['standalone', 'companion', 'auto'].includes(mode)) fail(`--mode must be standalone, companion or auto`);
+  const rcvbuf = Number(values['receive-buffer']);
+  if (!Number.isInteger(rcvbuf) || rcvbuf < 4096) fail('--receive-buffer must be an integer ≥ 4096');
+  const level = values['log-level'] as LevelWithSilent;
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) fail('--log-level: unknown level');
+  const format = values['log-format'];
+  if (format !== undefined && format !== 'pretty' && format !== 'json') fail('--log-format must be pretty or json');
+  const logger = createLogger({ level, pretty: format === undefined ? undefined : format === 'pretty' });
+  const runtimeDir = values['runtime-dir'];
+  const daemon = new Daemon({
+    native: loadNative(),
+    logger,
+    unitPaths: values['unit-path'].split(':').filter(Boolean),
+    rulesPaths: values['rules-path'].split(':').filter(Boolean),
+    runtimeDir,
+    controlSocket: values['control-socket'] ?? process.env.TRIGGERD_SOCKET ?? `${runtimeDir}/control.sock`,
+    mode,
+    receiveBufferBytes: rcvbuf,
+    controlGid: values['control-group'] === undefined ? undefined : groupId(values['control-group']),
+  });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    daemon.stop().then(
+      () => {
+        logger.flush();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      daemon.reload();
+    } catch (err) {
+      logger.error({ err }, 'reload failed; keeping the old configuration');
+    }
+  });
+  try {
+    await daemon.start();
+  } catch (err) {
+    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    logger.flush();
+    process.exitCode = 1;
+    setImmediate(() => process.exit(1));
+  }
+}
+
+void main();

@@ -1,0 +1,267 @@
+// The daemon: wires the event sources, the device pipeline, the manager and the control socket,
+// and answers control requests. Start-up order matters: the uevent socket opens before coldplug
+// so nothing that happens during the scan is lost; it is read only after the scan.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Subscription } from 'rxjs';
+import type { Logger } from '../util/logger';
+import type { NativeNetlink } from '../native/types';
+import { DevicePipeline } from '../devices/device-pipeline';
+import { listSysfsDevicePaths, readKernelSeqnum, DEFAULT_SYS_ROOT } from '../devices/sysfs';
+import { UEVENT_ACTIONS, type UeventAction } from '../devices/types';
+import { ueventEvents } from '../events/uevent-events';
+import { Manager } from './manager';
+import { explainDeviceUnit } from './why';
+import { ControlRequestError, ControlServer, STREAMING, type ControlHandlers } from '../control/server';
+import { deviceJson, ueventJson } from '../control/views';
+
+export type DaemonMode = 'standalone' | 'companion' | 'auto';
+
+export interface DaemonOptions {
+  native: NativeNetlink;
+  logger: Logger;
+  unitPaths: string[];
+  rulesPaths: string[];
+  runtimeDir: string;
+  controlSocket: string;
+  mode: DaemonMode;
+  receiveBufferBytes: number;
+  controlGid?: number;
+  sysRoot?: string;
+}
+
+export interface SettleResult {
+  settled: boolean;
+  /** Highest seqnum processed, and the kernel's when settle began. */
+  seqnum: number;
+  target: number;
+  ms: number;
+}
+
+export const VERSION = '0.1.0';
+
+export class Daemon {
+  readonly pipeline: DevicePipeline;
+  readonly manager: Manager;
+  private control: ControlServer | undefined;
+  private readonly subscriptions: Subscription[] = [];
+  private gcTimer: NodeJS.Timeout | undefined;
+  private readonly startedAt = Date.now();
+  private unitFiles: string[] = [];
+  private ruleFiles: string[] = [];
+  mode: 'standalone' | 'companion' = 'standalone';
+
+  constructor(private readonly options: DaemonOptions) {
+    this.pipeline = new DevicePipeline({ logger: options.logger, sysRoot: options.sysRoot });
+    this.manager = new Manager({ logger: options.logger });
+  }
+
+  private get sysRoot(): string {
+    return this.options.sysRoot ?? DEFAULT_SYS_ROOT;
+  }
+
+  async start(): Promise<void> {
+    const { logger } = this.options;
+    this.mode = this.options.mode === 'auto' ? (udevdRunning() ? 'companion' : 'standalone') : this.options.mode;
+    fs.mkdirSync(this.options.runtimeDir, { recursive: true });
+    this.loadConfiguration();
+    this.subscriptions.push(this.pipeline.changes$.subscribe((c) => this.manager.applyDeviceChange(c)));
+    this.subscriptions.push(
+      this.manager.unitChanges$.subscribe((c) => logger.info({ unit: c.unit, from: c.from, to: c.to }, `${c.unit} ${c.to}`)),
+    );
+    // Open first, read later: events during the scan wait in the socket buffer.
+    this.subscriptions.push(
+      ueventEvents(this.options.native, {
+        expect: this.mode === 'companion' ? 'udev' : 'kernel',
+        receiveBufferBytes: this.options.receiveBufferBytes,
+      }).subscribe({
+        next: (item) => this.pipeline.handle(item),
+        error: (err: Error) => logger.fatal({ err }, 'uevent source failed'),
+      }),
+    );
+    const cold = this.pipeline.coldplug();
+    logger.info(
+      { devices: cold.devices, units: this.manager.unitCount(), ms: Math.round(cold.ms * 10) / 10, mode: this.mode },
+      'coldplug done',
+    );
+    this.control = new ControlServer({
+      socketPath: this.options.controlSocket,
+      native: this.options.native,
+      logger,
+      handlers: this.handlers(),
+      controlGid: this.options.controlGid,
+    });
+    await this.control.listen();
+    this.gcTimer = setInterval(() => this.manager.collectGarbage(), 30_000);
+    this.gcTimer.unref();
+    logger.info({ socket: this.options.controlSocket, pid: process.pid }, 'triggerd ready');
+  }
+
+  async stop(): Promise<void> {
+    if (this.gcTimer !== undefined) clearInterval(this.gcTimer);
+    for (const s of this.subscriptions.splice(0)) s.unsubscribe();
+    await this.control?.close();
+    this.options.logger.info('triggerd stopped');
+  }
+
+  /** SIGHUP and `triggerctl reload`: re-read configuration from scratch and swap it in. */
+  reload(): { unitFiles: number; ruleFiles: number } {
+    this.loadConfiguration();
+    this.options.logger.info({ unitFiles: this.unitFiles.length, ruleFiles: this.ruleFiles.length }, 'reloaded');
+    return { unitFiles: this.unitFiles.length, ruleFiles: this.ruleFiles.length };
+  }
+
+  /** Wait until every uevent the kernel emitted before this call has been processed. */
+  settle(timeoutMs: number, onProgress?: (seqnum: number, target: number) => void): Promise<SettleResult> {
+    const t0 = Date.now();
+    const target = readKernelSeqnum(this.sysRoot);
+    return new Promise((resolve) => {
+      let lastBatches = this.pipeline.batches;
+      const check = (): void => {
+        const seqnum = this.pipeline.registry.lastSeqnum;
+        const done = (settled: boolean): void =>
+          resolve({ settled, seqnum, target, ms: Date.now() - t0 });
+        if (seqnum >= target) return done(true);
+        // Seqnums are global but events for other network namespaces never reach us: a socket
+        // that stayed quiet for a whole interval holds nothing older than this request.
+        if (this.pipeline.batches === lastBatches && Date.now() - t0 >= 10) return done(true);
+        if (Date.now() - t0 >= timeoutMs) return done(false);
+        lastBatches = this.pipeline.batches;
+        onProgress?.(seqnum, target);
+        setTimeout(check, 10);
+      };
+      setTimeout(check, 10);
+    });
+  }
+
+  private loadConfiguration(): void {
+    this.unitFiles = listFiles(this.options.unitPaths, /\.(service|socket|path|timer|mount|automount|device|target)$/);
+    this.ruleFiles = listFiles(this.options.rulesPaths, /\.rules$/);
+  }
+
+  private handlers(): ControlHandlers {
+    const { pipeline, manager } = this;
+    return {
+      ping: () => ({ pid: process.pid, version: VERSION, mode: this.mode }),
+      status: () => ({
+        pid: process.pid,
+        version: VERSION,
+        mode: this.mode,
+        uptimeMs: Date.now() - this.startedAt,
+        devices: pipeline.registry.size,
+        units: manager.unitCount(),
+        unitFiles: this.unitFiles,
+        ruleFiles: this.ruleFiles,
+        uevents: pipeline.stats,
+        control: this.control?.stats,
+        rssBytes: process.memoryUsage.rss(),
+      }),
+      devices: (params) => {
+        const subsystem = params.subsystem as string | undefined;
+        const out = [];
+        for (const r of pipeline.registry.all()) if (subsystem === undefined || r.subsystem === subsystem) out.push(deviceJson(r));
+        out.sort((a, b) => (a.devpath < b.devpath ? -1 : 1));
+        return out;
+      },
+      'list-units': (params) => {
+        const type = params.type as string | undefined;
+        const rows = manager.listUnits();
+        return type === undefined ? rows : rows.filter((r) => r.name.endsWith(`.${type}`));
+      },
+      show: (params) => {
+        const name = params.name as string;
+        const unit = manager.describeUnit(name);
+        if (unit === undefined) throw new ControlRequestError('ERR_NO_SUCH_UNIT', `unit ${name} not found`);
+        return unit;
+      },
+      why: async (params) => {
+        const name = params.name as string;
+        const unit = manager.describeUnit(name);
+        const settled = await this.settle(200);
+        const answer = explainDeviceUnit({
+          name,
+          registry: pipeline.registry,
+          kernelSeqnum: settled.target,
+          settled: settled.settled,
+        });
+        return { ...answer, state: unit?.sub ?? 'dead' };
+      },
+      monitor: (_params, ctx) => {
+        const sub = pipeline.events$.subscribe((e) => ctx.emit(ueventJson(e, process.hrtime.bigint())));
+        ctx.onClose(() => sub.unsubscribe());
+        return STREAMING;
+      },
+      settle: async (params, ctx) => {
+        const timeoutMs = (params.timeoutMs as number | undefined) ?? 120_000;
+        const result = await this.settle(timeoutMs, (seqnum, target) => ctx.emit({ seqnum, target }));
+        if (!result.settled) {
+          throw new ControlRequestError(
+            'ERR_TIMEOUT',
+            `settle timed out after ${timeoutMs} ms waiting for seqnum ${result.seqnum + 1}..${result.target}`,
+          );
+        }
+        return result;
+      },
+      trigger: (params) => this.trigger(params.subsystems as string[] | undefined, params.action as string | undefined, params.dryRun === true),
+      reload: () => this.reload(),
+    };
+  }
+
+  /** Ask the kernel to re-announce devices by writing ACTION to their `uevent` files. */
+  private trigger(subsystems: string[] | undefined, action: string | undefined, dryRun: boolean): unknown {
+    const act = action ?? 'change';
+    if (!(UEVENT_ACTIONS as readonly string[]).includes(act) || act === 'move') {
+      throw new ControlRequestError('ERR_BAD_PARAMS', `trigger: action must be one of add, remove, change, online, offline, bind, unbind (got ${JSON.stringify(act)})`);
+    }
+    const wanted = subsystems === undefined || subsystems.length === 0 ? undefined : new Set(subsystems);
+    const devpaths: string[] = [];
+    for (const [devpath, subsystem] of listSysfsDevicePaths(this.sysRoot)) {
+      if (wanted === undefined || wanted.has(subsystem)) devpaths.push(devpath);
+    }
+    devpaths.sort();
+    const errors: { devpath: string; code: string }[] = [];
+    if (!dryRun) {
+      for (const devpath of devpaths) {
+        try {
+          fs.writeFileSync(path.join(this.sysRoot + devpath, 'uevent'), act as UeventAction);
+        } catch (err) {
+          errors.push({ devpath, code: (err as NodeJS.ErrnoException).code ?? 'EIO' });
+        }
+      }
+    }
+    return { action: act, devices: devpaths, errors, seqnum: readKernelSeqnum(this.sysRoot) };
+  }
+}
+
+function listFiles(dirs: string[], pattern: RegExp): string[] {
+  const out: string[] = [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names.sort()) if (pattern.test(n)) out.push(path.join(dir, n));
+  }
+  return out;
+}
+
+/** Whether udevd already runs here (companion mode in 'auto'). */
+export function udevdRunning(): boolean {
+  let pids: string[];
+  try {
+    pids = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return false;
+  }
+  for (const pid of pids) {
+    try {
+      const comm = fs.readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
+      if (comm === 'systemd-udevd' || comm === 'udevd') return true;
+    } catch {
+      // process went away
+    }
+  }
+  return false;
+}

@@ -1,0 +1,196 @@
+// The uevent path: source items → validation counters → registry → device units. Coldplug fills the
+// registry from /sys before events flow; an overflow resyncs by rescanning /sys and applying the
+// difference as synthetic add/remove/change events, so no device is lost.
+import { Subject } from 'rxjs';
+import type { Logger } from '../util/logger';
+import { RateLimitedLog } from '../util/logger';
+import type { Uevent } from './types';
+import { DeviceRegistry, defaultDecision, type DeviceChange, type DeviceDecision } from './device-registry';
+import { readKernelSeqnum, scanSysfs, syntheticUevent, DEFAULT_SYS_ROOT, type SysfsDevice } from './sysfs';
+import type { UeventSourceItem, UeventRejection } from '../events/uevent-events';
+
+export interface DevicePipelineStats {
+  /** Events accepted from the socket. */
+  received: number;
+  /** Messages dropped by validation or sender checks, by error code. */
+  rejected: Record<string, number>;
+  overflows: number;
+  resyncs: number;
+  syntheticEvents: number;
+  /** Per-device read errors during the last scan. */
+  scanErrors: number;
+  coldplugMs: number;
+  lastSeqnum: number;
+  /** The uevent socket's netlink port and granted receive buffer, once open. */
+  port: number;
+  receiveBufferBytes: number;
+}
+
+export interface DevicePipelineOptions {
+  logger: Logger;
+  sysRoot?: string;
+  /** The rules layer; until it exists, systemd's default tags. */
+  decide?: (event: Uevent) => DeviceDecision;
+}
+
+export interface ColdplugResult {
+  devices: number;
+  errors: number;
+  ms: number;
+}
+
+export class DevicePipeline {
+  readonly registry = new DeviceRegistry();
+  /** Every event after it was applied (source and synthetic), for `monitor`. */
+  readonly events$ = new Subject<Uevent>();
+  readonly changes$ = new Subject<DeviceChange>();
+  readonly stats: DevicePipelineStats = {
+    received: 0,
+    rejected: {},
+    overflows: 0,
+    resyncs: 0,
+    syntheticEvents: 0,
+    scanErrors: 0,
+    coldplugMs: 0,
+    lastSeqnum: 0,
+    port: 0,
+    receiveBufferBytes: 0,
+  };
+  /** Number of batches handled; `settle` watches it to know the socket has gone quiet. */
+  batches = 0;
+  private readonly logger: Logger;
+  private readonly sysRoot: string;
+  private readonly decide: (event: Uevent) => DeviceDecision;
+  private readonly rejectLog = new RateLimitedLog(10_000, 5);
+
+  constructor(options: DevicePipelineOptions) {
+    this.logger = options.logger;
+    this.sysRoot = options.sysRoot ?? DEFAULT_SYS_ROOT;
+    this.decide = options.decide ?? defaultDecision;
+  }
+
+  /** Fill the registry from /sys. Call before subscribing to the source's events. */
+  coldplug(): ColdplugResult {
+    const t0 = performance.now();
+    const seqnum = readKernelSeqnum(this.sysRoot);
+    const scan = scanSysfs(this.sysRoot);
+    for (const device of scan.devices.values()) this.applySynthetic(device, 'add', false);
+    // Events up to here are reflected in the scan; later ones arrive on the socket.
+    if (seqnum > this.registry.lastSeqnum) this.registry.lastSeqnum = seqnum;
+    this.stats.lastSeqnum = this.registry.lastSeqnum;
+    this.reportScanErrors(scan.errors);
+    const ms = performance.now() - t0;
+    this.stats.coldplugMs = ms;
+    return { devices: scan.devices.size, errors: scan.errors.length, ms };
+  }
+
+  /** Consume one item of the uevent source. */
+  handle(item: UeventSourceItem): void {
+    switch (item.kind) {
+      case 'open':
+        this.stats.port = item.socket.portId;
+        this.stats.receiveBufferBytes = item.socket.receiveBufferBytes;
+        this.logger.info(
+          { port: item.socket.portId, receiveBufferBytes: item.socket.receiveBufferBytes },
+          'listening for uevents',
+        );
+        return;
+      case 'events':
+        this.batches++;
+        for (const r of item.rejected) this.reject(r);
+        for (const event of item.events) this.applyEvent(event);
+        this.stats.received += item.events.length;
+        this.stats.lastSeqnum = this.registry.lastSeqnum;
+        return;
+      case 'overflow':
+        this.batches++;
+        this.stats.overflows++;
+        this.logger.warn({ reason: item.reason }, 'uevents were lost; rescanning /sys');
+        this.resync();
+        return;
+      case 'error':
+        this.logger.error({ code: item.error.code, errno: item.error.errno }, `uevent socket: ${item.error.message}`);
+        return;
+    }
+  }
+
+  /** Rescan /sys and apply the difference to the registry as synthetic events. */
+  resync(): number {
+    this.stats.resyncs++;
+    const seqnum = readKernelSeqnum(this.sysRoot);
+    const scan = scanSysfs(this.sysRoot);
+    let n = 0;
+    for (const devpath of [...this.registry.devpaths()]) {
+      if (!scan.devices.has(devpath)) {
+        const gone = this.registry.get(devpath);
+        if (gone === undefined) continue;
+        const event: Uevent = {
+          source: 'synthetic',
+          action: 'remove',
+          devpath,
+          subsystem: gone.subsystem,
+          seqnum: 0,
+          properties: new Map([
+            ['ACTION', 'remove'],
+            ['DEVPATH', devpath],
+            ['SUBSYSTEM', gone.subsystem],
+          ]),
+        };
+        this.applyEvent(event);
+        n++;
+      }
+    }
+    for (const device of scan.devices.values()) {
+      const known = this.registry.get(device.devpath);
+      if (known === undefined) {
+        this.applySynthetic(device, 'add', true);
+        n++;
+      } else if (!sameProperties(known.properties, device)) {
+        this.applySynthetic(device, 'change', true);
+        n++;
+      }
+    }
+    if (seqnum > this.registry.lastSeqnum) this.registry.lastSeqnum = seqnum;
+    this.stats.lastSeqnum = this.registry.lastSeqnum;
+    this.stats.syntheticEvents += n;
+    this.reportScanErrors(scan.errors);
+    this.logger.info({ synthetic: n, devices: this.registry.size }, 'resync done');
+    return n;
+  }
+
+  private applySynthetic(device: SysfsDevice, action: 'add' | 'change', announce: boolean): void {
+    const event = syntheticUevent(device, action);
+    const change = this.registry.apply(event, this.decide(event));
+    if (change !== undefined) this.changes$.next(change);
+    if (announce) this.events$.next(event);
+  }
+
+  private applyEvent(event: Uevent): void {
+    const change = this.registry.apply(event, this.decide(event));
+    if (change !== undefined) this.changes$.next(change);
+    this.events$.next(event);
+  }
+
+  private reject(r: UeventRejection): void {
+    const code = r.error.code;
+    this.stats.rejected[code] = (this.stats.rejected[code] ?? 0) + 1;
+    const suppressed = this.rejectLog.admit();
+    if (suppressed >= 0) {
+      this.logger.warn(
+        { code, senderPort: r.senderPort, uid: r.uid, pid: r.pid, length: r.length, suppressed },
+        `dropped netlink message: ${r.error.message}`,
+      );
+    }
+  }
+
+  private reportScanErrors(errors: { devpath: string; code: string; message: string }[]): void {
+    this.stats.scanErrors = errors.length;
+    for (const e of errors.slice(0, 10)) this.logger.warn({ devpath: e.devpath, code: e.code }, e.message);
+  }
+}
+
+/** Whether the registry's properties match what sysfs shows now (sysfs has no ACTION/SEQNUM). */
+function sameProperties(known: ReadonlyMap<string, string>, device: SysfsDevice): boolean {
+  for (const [k, v] of device.properties) if (known.get(k) !== v) return false;
+  return true;
+}

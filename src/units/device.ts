@@ -1,0 +1,103 @@
+// .device units: one per device tagged "systemd", named after its sysfs path, its /dev node and
+// each /dev symlink (systemd's naming). A unit's state is derived from the devices that currently
+// carry its name, never stored separately, so it follows the hardware.
+import type { DeviceRecord } from '../devices/types';
+import type { ActiveState, UnitType } from './unit-type';
+import { deviceUnitName } from './unit-name';
+
+export type DeviceUnitState = 'dead' | 'tentative' | 'plugged';
+
+/** Why one device contributes to a unit. */
+export interface DeviceFinding {
+  devpath: string;
+  /** False when udev said SYSTEMD_READY=0: the device exists but is not usable yet. */
+  ready: boolean;
+  /** Units the device asks to start (SYSTEMD_WANTS), for the unit engine. */
+  wants: readonly string[];
+  /** Units a per-user manager would start (SYSTEMD_USER_WANTS); recorded, not acted on. */
+  userWants: readonly string[];
+  /** The sysfs path of the device, for the description and `Following`. */
+  sysfsPath: string;
+  model?: string;
+}
+
+export interface DeviceUnitData {
+  /** Devices (by devpath) that currently carry this unit's name, as udev reports them. */
+  udev: Map<string, DeviceFinding>;
+  /** Set when the unit's device is known from elsewhere (a mount or swap in use): 'tentative'. */
+  foundElsewhere: boolean;
+}
+
+const ACTIVE: Record<DeviceUnitState, ActiveState> = {
+  dead: 'inactive',
+  tentative: 'activating',
+  plugged: 'active',
+};
+
+export const deviceUnitType: UnitType<DeviceUnitState, DeviceUnitData> = {
+  suffix: '.device',
+  initialState: 'dead',
+  activeState: (state) => ACTIVE[state],
+  describe(name, data) {
+    for (const finding of data.udev.values()) return finding.model ?? finding.sysfsPath;
+    return name;
+  },
+  serialize(data) {
+    return { udev: [...data.udev.values()], foundElsewhere: data.foundElsewhere };
+  },
+  deserialize(value) {
+    const v = value as { udev?: DeviceFinding[]; foundElsewhere?: boolean };
+    const udev = new Map<string, DeviceFinding>();
+    for (const f of v.udev ?? []) udev.set(f.devpath, f);
+    return { udev, foundElsewhere: v.foundElsewhere === true };
+  },
+};
+
+export function newDeviceUnitData(): DeviceUnitData {
+  return { udev: new Map(), foundElsewhere: false };
+}
+
+/** The state the data implies: plugged when a ready device carries the name. */
+export function deriveDeviceState(data: DeviceUnitData): DeviceUnitState {
+  for (const f of data.udev.values()) if (f.ready) return 'plugged';
+  return data.foundElsewhere ? 'tentative' : 'dead';
+}
+
+/** Whether a device becomes units at all: udev's "systemd" tag. */
+export function isDeviceUnitCandidate(record: DeviceRecord): boolean {
+  return record.tags.has('systemd');
+}
+
+/** Every unit name a device carries: its sysfs path first, then its node, then its symlinks. */
+export function deviceUnitNames(record: DeviceRecord): string[] {
+  const names: string[] = [];
+  const add = (path: string): void => {
+    try {
+      names.push(deviceUnitName(path));
+    } catch {
+      // A path systemd cannot name (a '..' part, too long) gets no unit, as in systemd.
+    }
+  };
+  add('/sys' + record.devpath);
+  if (record.devname !== undefined) add(record.devname);
+  for (const link of record.devlinks) add(link);
+  return names;
+}
+
+function splitList(value: string | undefined): string[] {
+  return value === undefined ? [] : value.split(/\s+/).filter((s) => s.length > 0);
+}
+
+export function findingFor(record: DeviceRecord): DeviceFinding {
+  const p = record.properties;
+  const finding: DeviceFinding = {
+    devpath: record.devpath,
+    ready: p.get('SYSTEMD_READY') !== '0',
+    wants: splitList(p.get('SYSTEMD_WANTS')),
+    userWants: splitList(p.get('SYSTEMD_USER_WANTS')),
+    sysfsPath: '/sys' + record.devpath,
+  };
+  const model = p.get('ID_MODEL_FROM_DATABASE') ?? p.get('ID_MODEL');
+  if (model !== undefined) finding.model = model;
+  return finding;
+}

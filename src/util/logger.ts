@@ -1,0 +1,58 @@
+// The daemon's logger: pino, structured JSON lines; pretty (pino-pretty as a plain stream, no
+// worker thread) when stdout is a terminal so a person running it in the foreground can read it.
+import pino, { type Logger, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+export interface LoggerOptions {
+  level?: LevelWithSilent;
+  /** Force pretty or JSON output; defaults to pretty exactly when stdout is a TTY. */
+  pretty?: boolean;
+  destination?: NodeJS.WritableStream;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = options.level ?? 'info';
+  const usePretty = options.pretty ?? process.stdout.isTTY === true;
+  if (usePretty) {
+    return pino(
+      { level, base: undefined },
+      pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', sync: true }),
+    );
+  }
+  return pino({ level, base: undefined }, options.destination ?? pino.destination({ fd: 1, sync: false }));
+}
+
+/**
+ * Rate-limit a repeated warning: at most `burst` lines per `intervalMs`, then one summary of how
+ * many were suppressed. Bad input from outside must never be able to flood the log.
+ */
+export class RateLimitedLog {
+  private windowStart = 0;
+  private inWindow = 0;
+  private suppressed = 0;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Returns the number of suppressed messages to report with this one, or -1 to stay silent. */
+  admit(): number {
+    const t = this.now();
+    if (t - this.windowStart >= this.intervalMs) {
+      this.windowStart = t;
+      this.inWindow = 0;
+    }
+    if (this.inWindow < this.burst) {
+      this.inWindow++;
+      const s = this.suppressed;
+      this.suppressed = 0;
+      return s;
+    }
+    this.suppressed++;
+    return -1;
+  }
+}

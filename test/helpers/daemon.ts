@@ -1,0 +1,155 @@
+// Runs a private triggerd as a child process for integration tests: its own runtime dir and
+// control socket, JSON logs collected, stopped by pid (never by name) when the test ends.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ControlClient } from '../../src/control/client';
+
+export const REPO_ROOT = path.resolve(__dirname, '../../..');
+export const TRIGGERD = path.join(REPO_ROOT, 'dist/src/cli/triggerd.js');
+export const TRIGGERCTL = path.join(REPO_ROOT, 'dist/src/cli/triggerctl.js');
+
+export interface RunningDaemon {
+  proc: ChildProcess;
+  pid: number;
+  dir: string;
+  socket: string;
+  logs: Record<string, unknown>[];
+  client(): Promise<ControlClient>;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+  waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  stop(): Promise<number | null>;
+}
+
+export function skipUnlessRoot(): string | undefined {
+  return process.getuid?.() === 0 ? undefined : `needs root (running as uid ${process.getuid?.()})`;
+}
+
+export async function startDaemon(extraArgs: string[] = []): Promise<RunningDaemon> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-test-'));
+  fs.chmodSync(dir, 0o755);
+  const socket = path.join(dir, 'control.sock');
+  const proc = spawn(
+    process.execPath,
+    [
+      TRIGGERD,
+      '--unit-path',
+      path.join(REPO_ROOT, 'examples'),
+      '--rules-path',
+      path.join(REPO_ROOT, 'rules'),
+      '--runtime-dir',
+      dir,
+      '--control-socket',
+      socket,
+      '--mode',
+      'standalone',
+      '--log-format',
+      'json',
+      '--log-level',
+      'debug',
+      ...extraArgs,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const logs: Record<string, unknown>[] = [];
+  const waiters: { match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  let buf = '';
+  proc.stdout?.on('data', (chunk: Buffer) => {
+    buf += chunk.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        parsed = { msg: line };
+      }
+      logs.push(parsed);
+      for (const w of waiters.splice(0)) {
+        if (w.match(parsed)) w.resolve(parsed);
+        else waiters.push(w);
+      }
+    }
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const waitForLog = (match: (l: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> => {
+    const found = logs.find(match);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`log line not seen in ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+      waiters.push({
+        match,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      });
+    });
+  };
+  const pid = proc.pid;
+  if (pid === undefined) throw new Error('daemon did not start');
+  const d: RunningDaemon = {
+    proc,
+    pid,
+    dir,
+    socket,
+    logs,
+    exited,
+    waitForLog,
+    client: () => ControlClient.connect(socket),
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        process.kill(pid, 'SIGTERM');
+        const timer = setTimeout(() => {
+          if (proc.exitCode === null) process.kill(pid, 'SIGKILL');
+        }, 5000);
+        const code = await exited;
+        clearTimeout(timer);
+        fs.rmSync(dir, { recursive: true, force: true });
+        return code;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+      return proc.exitCode;
+    },
+  };
+  await Promise.race([
+    waitForLog((l) => l.msg === 'triggerd ready', 15_000),
+    exited.then((code) => {
+      throw new Error(`triggerd exited with ${code} before it was ready: ${stderr}`);
+    }),
+  ]);
+  return d;
+}
+
+/** Run a command, resolve with its output; reject on non-zero exit. */
+export function run(cmd: string, args: string[], opts: { allowFail?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      if (code !== 0 && !opts.allowFail) reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr}`));
+      else resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Poll until `check` returns a value (not undefined), or fail after timeoutMs. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
