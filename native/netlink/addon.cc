@@ -3,7 +3,6 @@
 
 #include <climits>
 #include <cstdint>
-#include <vector>
 
 #include "peer_credentials.h"
 #include "system_error.h"
@@ -18,17 +17,6 @@ NetlinkAddon::NetlinkAddon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&NetlinkAddon::OpenUeventSocket>("openUeventSocket", napi_enumerable),
                            InstanceMethod<&NetlinkAddon::PeerCredentials>("peerCredentials", napi_enumerable),
                        });
-}
-
-NetlinkAddon::~NetlinkAddon() {
-  // The environment is going away (a worker ending): sockets whose objects were not finalized
-  // yet must not leave an fd or a uv handle behind on a loop that is about to close.
-  std::vector<UeventSocket*> sockets(open_sockets_.begin(), open_sockets_.end());
-  open_sockets_.clear();
-  for (UeventSocket* socket : sockets) {
-    socket->DetachAddon();
-    socket->CloseNative();
-  }
 }
 
 Napi::Value NetlinkAddon::OpenUeventSocket(const Napi::CallbackInfo& info) {

@@ -9,7 +9,6 @@
 #include <exception>
 #include <utility>
 
-#include "addon.h"
 #include "system_error.h"
 
 namespace triggerd {
@@ -124,40 +123,45 @@ UeventSocket::UeventSocket(const Napi::CallbackInfo& info) : ObjectWrap<UeventSo
   // Everything that can throw happens before the fd is taken.
   on_batch_ = Napi::Persistent(info[1].As<Napi::Function>());
   on_error_ = Napi::Persistent(info[2].As<Napi::Function>());
-  async_context_ = std::make_unique<Napi::AsyncContext>(env, "triggerd:UeventSocket", info.This().As<Napi::Object>());
+  async_context_ = std::make_unique<Napi::AsyncContext>(env, "triggerd:UeventSocket",
+                                                        info.This().As<Napi::Object>());
   receive_buffer_ = std::make_unique<uint8_t[]>(kMaxDatagramBytes);
-  auto poll = std::make_unique<PollHandle>();
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-    throw Napi::Error::New(env, "triggerd: no event loop for this environment");
-  }
 
   fd_ = opened->fd;
   port_id_ = opened->port_id;
   receive_buffer_bytes_ = opened->receive_buffer_bytes;
   opened->fd = -1;
-
-  addon_ = env.GetInstanceData<NetlinkAddon>();
-  if (addon_ != nullptr) addon_->RegisterSocket(this);
-
-  // uv_poll_init cannot fail on a fresh socket fd, but if it does Start() reports it.
-  poll_init_error_ = uv_poll_init(loop, &poll->handle, fd_);
-  if (poll_init_error_ == 0) {
-    poll->owner = this;
-    poll->handle.data = poll.get();
-    poll_ = poll.release();
-  }
 }
 
 UeventSocket::~UeventSocket() { CloseNative(); }
 
 void UeventSocket::Start(Napi::Env env) {
-  int rc = poll_init_error_ != 0 ? poll_init_error_
-                                 : uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
-  if (rc != 0) {
+  const char* failed = nullptr;
+  int rc = 0;
+  uv_loop_t* loop = nullptr;
+  auto poll = std::make_unique<PollHandle>();
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    failed = "napi_get_uv_event_loop";
+    rc = UV_EINVAL;
+  } else if ((rc = uv_poll_init(loop, &poll->handle, fd_)) != 0) {
+    failed = "uv_poll_init";  // a failed init leaves nothing to uv_close
+  } else {
+    poll->owner = this;
+    poll->handle.data = poll.get();
+    poll_ = poll.release();
+    if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, poll_, &poll_->cleanup_hook) !=
+        napi_ok) {
+      poll_->cleanup_hook = nullptr;
+      failed = "napi_add_async_cleanup_hook";
+      rc = UV_EINVAL;
+    } else if ((rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll)) != 0) {
+      failed = "uv_poll_start";
+    }
+  }
+  if (failed != nullptr) {
     CloseNative();
     ReleaseCallbacks();
-    throw MakeSystemError(env, -rc, poll_init_error_ != 0 ? "uv_poll_init" : "uv_poll_start");
+    throw MakeSystemError(env, -rc, failed);
   }
   UpdateStrongReference();
 }
@@ -173,14 +177,19 @@ void UeventSocket::CloseNative() {
     close(fd_);
     fd_ = -1;
   }
-  if (addon_ != nullptr) {
-    addon_->UnregisterSocket(this);
-    addon_ = nullptr;
-  }
 }
 
 void UeventSocket::OnPollClosed(uv_handle_t* handle) {
-  delete static_cast<PollHandle*>(handle->data);
+  auto* poll = static_cast<PollHandle*>(handle->data);
+  // Only now may a teardown that is waiting for us go on (and unload this library).
+  if (poll->cleanup_hook != nullptr) napi_remove_async_cleanup_hook(poll->cleanup_hook);
+  delete poll;
+}
+
+void UeventSocket::OnEnvironmentTeardown(napi_async_cleanup_hook_handle /*hook*/, void* data) {
+  auto* poll = static_cast<PollHandle*>(data);
+  // Still open: close it now. Otherwise uv_close already ran and OnPollClosed will finish.
+  if (poll->owner != nullptr) poll->owner->CloseNative();
 }
 
 void UeventSocket::OnPoll(uv_poll_t* handle, int status, int /*events*/) {

@@ -13,8 +13,6 @@
 
 namespace triggerd {
 
-class NetlinkAddon;
-
 class UeventSocket : public Napi::ObjectWrap<UeventSocket> {
  public:
   // One wake-up delivers at most this many items or (about) this many payload bytes; the rest
@@ -38,18 +36,21 @@ class UeventSocket : public Napi::ObjectWrap<UeventSocket> {
   // Stops watching and closes the fd without calling into JavaScript, so it is safe from the
   // destructor and from the environment's teardown. Idempotent.
   void CloseNative();
-  void DetachAddon() { addon_ = nullptr; }
 
  private:
   // The uv handle lives on its own: libuv owns it from uv_close() until the close callback,
-  // which may come after this object is gone.
+  // which may come after this object is gone. Its async cleanup hook makes the environment's
+  // teardown (a worker ending) close it and wait for that close callback: otherwise the callback
+  // could run after Node has unloaded this library.
   struct PollHandle {
     uv_poll_t handle;
-    UeventSocket* owner;
+    UeventSocket* owner;  // nullptr once closing
+    napi_async_cleanup_hook_handle cleanup_hook;
   };
 
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnPollClosed(uv_handle_t* handle);
+  static void OnEnvironmentTeardown(napi_async_cleanup_hook_handle hook, void* data);
 
   void Start(Napi::Env env);
   void HandleWakeUp(int status);
@@ -70,12 +71,10 @@ class UeventSocket : public Napi::ObjectWrap<UeventSocket> {
   void RefLoop(const Napi::CallbackInfo& info);
   void UnrefLoop(const Napi::CallbackInfo& info);
 
-  NetlinkAddon* addon_ = nullptr;
   int fd_ = -1;
   uint32_t port_id_ = 0;
   int receive_buffer_bytes_ = 0;
   PollHandle* poll_ = nullptr;
-  int poll_init_error_ = 0;
   bool paused_ = false;
   bool strong_reference_ = false;
   bool in_callback_ = false;

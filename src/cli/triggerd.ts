@@ -15,6 +15,7 @@ const USAGE = `usage: triggerd [options]
   --control-socket PATH   control socket (default $TRIGGERD_SOCKET or ${DEFAULT_CONTROL_SOCKET})
   --control-group GROUP   group (name or gid) allowed to make changes besides root
   --mode MODE             standalone | companion | auto (default auto: companion when udevd runs)
+  --udev-db-dir DIR       udevd's database, read in companion mode (default /run/udev/data)
   --receive-buffer BYTES  uevent socket receive buffer (default 134217728)
   --log-level LEVEL       trace | debug | info | warn | error (default info)
   --log-format FORMAT     pretty | json (default: pretty on a terminal)`;
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
         'control-socket': { type: 'string' },
         'control-group': { type: 'string' },
         mode: { type: 'string', default: 'auto' },
+        'udev-db-dir': { type: 'string' },
         'receive-buffer': { type: 'string', default: String(128 * 1024 * 1024) },
         'log-level': { type: 'string', default: 'info' },
         'log-format': { type: 'string' },
@@ -78,6 +80,7 @@ async function main(): Promise<void> {
     controlSocket: values['control-socket'] ?? process.env.TRIGGERD_SOCKET ?? `${runtimeDir}/control.sock`,
     mode,
     receiveBufferBytes: rcvbuf,
+    udevDbDir: values['udev-db-dir'],
     controlGid: values['control-group'] === undefined ? undefined : groupId(values['control-group']),
   });
   let stopping = false;

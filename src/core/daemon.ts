@@ -10,6 +10,7 @@ import { DevicePipeline } from '../devices/device-pipeline';
 import { listSysfsDevicePaths, readKernelSeqnum, DEFAULT_SYS_ROOT } from '../devices/sysfs';
 import { UEVENT_ACTIONS, type UeventAction } from '../devices/types';
 import { ueventEvents } from '../events/uevent-events';
+import { DEFAULT_UDEV_DB_DIR, readUdevDbRecord, udevDeviceId, udevEventDecision, withUdevDb } from '../devices/udev-db';
 import { Manager } from './manager';
 import { explainDeviceUnit } from './why';
 import { ControlRequestError, ControlServer, STREAMING, type ControlHandlers } from '../control/server';
@@ -28,6 +29,8 @@ export interface DaemonOptions {
   receiveBufferBytes: number;
   controlGid?: number;
   sysRoot?: string;
+  /** udevd's database, read in companion mode (default /run/udev/data). */
+  udevDbDir?: string;
 }
 
 export interface SettleResult {
@@ -50,9 +53,25 @@ export class Daemon {
   private unitFiles: string[] = [];
   private ruleFiles: string[] = [];
   mode: 'standalone' | 'companion' = 'standalone';
+  private coldplugged = false;
 
   constructor(private readonly options: DaemonOptions) {
-    this.pipeline = new DevicePipeline({ logger: options.logger, sysRoot: options.sysRoot });
+    this.mode = options.mode === 'auto' ? (udevdRunning() ? 'companion' : 'standalone') : options.mode;
+    const udevDbDir = options.udevDbDir ?? DEFAULT_UDEV_DB_DIR;
+    // Companion: udevd has run its rules; take its tags and links, from its events and its database.
+    this.pipeline = new DevicePipeline(
+      this.mode === 'companion'
+        ? {
+            logger: options.logger,
+            sysRoot: options.sysRoot,
+            decide: udevEventDecision,
+            enrichSynthetic: (e) => {
+              const record = readUdevDbRecord(udevDeviceId(e), udevDbDir);
+              return record === undefined ? e : withUdevDb(e, record);
+            },
+          }
+        : { logger: options.logger, sysRoot: options.sysRoot },
+    );
     this.manager = new Manager({ logger: options.logger });
   }
 
@@ -62,12 +81,14 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { logger } = this.options;
-    this.mode = this.options.mode === 'auto' ? (udevdRunning() ? 'companion' : 'standalone') : this.options.mode;
     fs.mkdirSync(this.options.runtimeDir, { recursive: true });
     this.loadConfiguration();
     this.subscriptions.push(this.pipeline.changes$.subscribe((c) => this.manager.applyDeviceChange(c)));
     this.subscriptions.push(
-      this.manager.unitChanges$.subscribe((c) => logger.info({ unit: c.unit, from: c.from, to: c.to }, `${c.unit} ${c.to}`)),
+      // Coldplug plugs every device at once: one summary line then, a line per change after.
+      this.manager.unitChanges$.subscribe((c) =>
+        logger[this.coldplugged ? 'info' : 'debug']({ unit: c.unit, from: c.from, to: c.to }, `${c.unit} ${c.to}`),
+      ),
     );
     // Open first, read later: events during the scan wait in the socket buffer.
     this.subscriptions.push(
@@ -80,6 +101,7 @@ export class Daemon {
       }),
     );
     const cold = this.pipeline.coldplug();
+    this.coldplugged = true;
     logger.info(
       { devices: cold.devices, units: this.manager.unitCount(), ms: Math.round(cold.ms * 10) / 10, mode: this.mode },
       'coldplug done',
@@ -94,7 +116,10 @@ export class Daemon {
     await this.control.listen();
     this.gcTimer = setInterval(() => this.manager.collectGarbage(), 30_000);
     this.gcTimer.unref();
-    logger.info({ socket: this.options.controlSocket, pid: process.pid }, 'triggerd ready');
+    logger.info(
+      { socket: this.options.controlSocket, pid: process.pid, unitFiles: this.unitFiles.length, ruleFiles: this.ruleFiles.length },
+      'triggerd ready',
+    );
   }
 
   async stop(): Promise<void> {

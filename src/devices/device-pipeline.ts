@@ -31,6 +31,8 @@ export interface DevicePipelineOptions {
   sysRoot?: string;
   /** The rules layer; until it exists, systemd's default tags. */
   decide?: (event: Uevent) => DeviceDecision;
+  /** Adds what sysfs cannot tell to events made from a scan (companion mode: udevd's database). */
+  enrichSynthetic?: (event: Uevent) => Uevent;
 }
 
 export interface ColdplugResult {
@@ -61,12 +63,14 @@ export class DevicePipeline {
   private readonly logger: Logger;
   private readonly sysRoot: string;
   private readonly decide: (event: Uevent) => DeviceDecision;
+  private readonly enrichSynthetic: (event: Uevent) => Uevent;
   private readonly rejectLog = new RateLimitedLog(10_000, 5);
 
   constructor(options: DevicePipelineOptions) {
     this.logger = options.logger;
     this.sysRoot = options.sysRoot ?? DEFAULT_SYS_ROOT;
     this.decide = options.decide ?? defaultDecision;
+    this.enrichSynthetic = options.enrichSynthetic ?? ((e) => e);
   }
 
   /** Fill the registry from /sys. Call before subscribing to the source's events. */
@@ -159,7 +163,7 @@ export class DevicePipeline {
   }
 
   private applySynthetic(device: SysfsDevice, action: 'add' | 'change', announce: boolean): void {
-    const event = syntheticUevent(device, action);
+    const event = this.enrichSynthetic(syntheticUevent(device, action));
     const change = this.registry.apply(event, this.decide(event));
     if (change !== undefined) this.changes$.next(change);
     if (announce) this.events$.next(event);

@@ -1,0 +1,206 @@
+// The udev peer: Debian's systemd-udevd, run standalone as our child for the duration of one
+// measurement. Installing it is opt-in (CI or TRIGGERD_BENCH_INSTALL=1) and never starts a
+// service; running it masks the interface-renaming rules so no network interface changes name.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import { onCleanup } from './cleanup';
+import {
+  commOf,
+  killPid,
+  pidsByComm,
+  runCommand,
+  sleep,
+  stopChild,
+  treeMemory,
+  waitFor,
+  type StopResult,
+  type TreeMemory,
+} from './proc';
+
+const UDEVD_CANDIDATES = ['/lib/systemd/systemd-udevd', '/usr/lib/systemd/systemd-udevd'];
+const UDEVADM_CANDIDATES = ['/usr/bin/udevadm', '/bin/udevadm', '/sbin/udevadm', '/usr/sbin/udevadm'];
+const POLICY_RC_D = '/usr/sbin/policy-rc.d';
+const RULES_DIR = '/etc/udev/rules.d';
+const NET_SETUP_LINK_MASK = `${RULES_DIR}/80-net-setup-link.rules`;
+const SAVED_SUFFIX = '.triggerd-bench-saved';
+const RUN_UDEV = '/run/udev';
+const UDEVD_COMMS = ['systemd-udevd', 'udevd', '(udev-worker)'];
+
+export interface UdevTools {
+  udevd: string;
+  udevadm: string;
+  version: string;
+  /** 'preinstalled', or 'installed-now' when this run installed the package. */
+  origin: 'preinstalled' | 'installed-now';
+}
+
+export type UdevAvailability = { ok: true; tools: UdevTools } | { ok: false; reason: string };
+
+/** Whether this run may install packages: only in CI or when asked explicitly. */
+export function installAllowed(): boolean {
+  return process.env.CI === 'true' || process.env.TRIGGERD_BENCH_INSTALL === '1';
+}
+
+function firstExisting(paths: readonly string[]): string | undefined {
+  return paths.find((p) => fs.existsSync(p));
+}
+
+function findTools(): { udevd: string; udevadm: string } | undefined {
+  const udevd = firstExisting(UDEVD_CANDIDATES);
+  const udevadm = firstExisting(UDEVADM_CANDIDATES);
+  return udevd === undefined || udevadm === undefined ? undefined : { udevd, udevadm };
+}
+
+/** Find udevd and udevadm, installing Debian's `udev` package first when allowed. */
+export async function ensureUdev(allowInstall: boolean): Promise<UdevAvailability> {
+  let origin: UdevTools['origin'] = 'preinstalled';
+  let found = findTools();
+  if (found === undefined) {
+    if (!allowInstall) {
+      return {
+        ok: false,
+        reason:
+          'systemd-udevd/udevadm are not installed (package "udev"); set TRIGGERD_BENCH_INSTALL=1 ' +
+          '(or CI=true) to let the benchmark install it',
+      };
+    }
+    const failure = await installUdev();
+    if (failure !== undefined) return { ok: false, reason: failure };
+    found = findTools();
+    if (found === undefined) return { ok: false, reason: 'apt-get install udev succeeded but udevd/udevadm are missing' };
+    origin = 'installed-now';
+  }
+  const v = await runCommand(found.udevadm, ['--version'], { timeoutMs: 10_000 });
+  return { ok: true, tools: { ...found, version: v.stdout.trim(), origin } };
+}
+
+/** apt-get install udev with a policy-rc.d that forbids starting daemons; returns an error text. */
+async function installUdev(): Promise<string | undefined> {
+  let removePolicy: (() => void) | undefined;
+  if (!fs.existsSync(POLICY_RC_D)) {
+    fs.writeFileSync(POLICY_RC_D, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+    fs.chmodSync(POLICY_RC_D, 0o755);
+    removePolicy = onCleanup('remove policy-rc.d', () => fs.rmSync(POLICY_RC_D, { force: true }));
+  }
+  try {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const result = await runCommand('apt-get', ['install', '-y', 'udev'], {
+      timeoutMs: 600_000,
+      env,
+    });
+    if (result.code !== 0) {
+      const tail = result.stderr.trim().split('\n').slice(-3).join(' | ');
+      return `apt-get install -y udev failed (exit ${result.code}${result.timedOut ? ', timed out' : ''}): ${tail}`;
+    }
+    return undefined;
+  } finally {
+    removePolicy?.();
+  }
+}
+
+/** What the rules mask replaced, so it can be put back exactly. */
+interface MaskUndo {
+  restore(): void;
+}
+
+/** Point 80-net-setup-link.rules at /dev/null (udev's documented way to disable a rules file). */
+function maskNetSetupLink(): MaskUndo {
+  const createdDir = !fs.existsSync(RULES_DIR);
+  if (createdDir) fs.mkdirSync(RULES_DIR, { recursive: true });
+  let existing: fs.Stats | undefined;
+  try {
+    existing = fs.lstatSync(NET_SETUP_LINK_MASK);
+  } catch {
+    existing = undefined;
+  }
+  if (existing?.isSymbolicLink() === true && fs.readlinkSync(NET_SETUP_LINK_MASK) === '/dev/null') {
+    return { restore: () => undefined }; // already masked by someone else: leave it alone
+  }
+  const saved = NET_SETUP_LINK_MASK + SAVED_SUFFIX;
+  if (existing !== undefined) fs.renameSync(NET_SETUP_LINK_MASK, saved); // keeps content, mode, link
+  fs.symlinkSync('/dev/null', NET_SETUP_LINK_MASK);
+  return {
+    restore: () => {
+      fs.rmSync(NET_SETUP_LINK_MASK, { force: true });
+      if (existing !== undefined) fs.renameSync(saved, NET_SETUP_LINK_MASK);
+      if (createdDir && fs.readdirSync(RULES_DIR).length === 0) fs.rmdirSync(RULES_DIR);
+    },
+  };
+}
+
+export interface RunningUdevd {
+  pid: number;
+  tools: UdevTools;
+  /** udevd plus its workers now. */
+  memory(): TreeMemory;
+  /** Stop by pid (SIGTERM, SIGKILL after 5 s), kill leftover workers by pid, restore the mask. */
+  stop(): Promise<StopResult>;
+}
+
+/** Start udevd in the foreground as our child and wait until it answers `udevadm control --ping`. */
+export async function startUdevd(tools: UdevTools): Promise<RunningUdevd> {
+  const others = pidsByComm(UDEVD_COMMS);
+  if (others.length > 0) throw new Error(`another udevd is already running (pids ${others.join(', ')})`);
+  const runUdevExisted = fs.existsSync(RUN_UDEV);
+  const mask = maskNetSetupLink();
+  const workersSeen = new Set<number>();
+  let child: ChildProcess | undefined;
+
+  // Everything below is undone by this one step, on every path out.
+  const undo = (): void => {
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) killPid(child.pid, 'SIGKILL');
+    for (const w of workersSeen) if (UDEVD_COMMS.includes(commOf(w) ?? '')) killPid(w, 'SIGKILL');
+    mask.restore();
+    // /run/udev is udevd's runtime state; remove it only if it is ours (did not exist before).
+    if (!runUdevExisted && pidsByComm(UDEVD_COMMS).length === 0) fs.rmSync(RUN_UDEV, { recursive: true, force: true });
+  };
+  const dispose = onCleanup('stop udevd and restore the rules mask', undo);
+
+  const stderrTail: string[] = [];
+  try {
+    child = spawn(tools.udevd, [], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderrTail.push(chunk.toString('utf8'));
+      if (stderrTail.length > 20) stderrTail.shift();
+    });
+    const started = child;
+    const exited = (): boolean => started.exitCode !== null || started.signalCode !== null;
+    let answering = false;
+    const deadline = performance.now() + 15_000;
+    while (!answering && !exited() && performance.now() < deadline) {
+      if (fs.existsSync(`${RUN_UDEV}/control`)) {
+        const ping = await runCommand(tools.udevadm, ['control', '--ping', '--timeout=1'], { timeoutMs: 5000 });
+        answering = ping.code === 0;
+      }
+      if (!answering) await sleep(50);
+    }
+    if (!answering) {
+      throw new Error(
+        `systemd-udevd did not answer a ping within 15 s (exit ${started.exitCode}, signal ${started.signalCode}): ` +
+          stderrTail.join('').trim().slice(-400),
+      );
+    }
+  } catch (err) {
+    dispose();
+    throw err;
+  }
+  const pid = child.pid as number;
+  const running = child;
+  return {
+    pid,
+    tools,
+    memory: () => {
+      const m = treeMemory(pid);
+      for (const c of m.children) workersSeen.add(c);
+      return m;
+    },
+    stop: async () => {
+      for (const c of treeMemory(pid).children) workersSeen.add(c);
+      const result = await stopChild(running, 5000);
+      // Workers die with udevd (it kills them on exit; PDEATHSIG otherwise); give them a moment.
+      await waitFor(() => [...workersSeen].every((w) => !UDEVD_COMMS.includes(commOf(w) ?? '')), 2000);
+      dispose();
+      return result;
+    },
+  };
+}
