@@ -7,6 +7,7 @@ import { loadNative } from '../native/addon';
 import { Daemon, type DaemonMode } from '../core/daemon';
 import { DEFAULT_CONTROL_SOCKET } from '../control/client';
 import type { LevelWithSilent } from 'pino';
+import { config as rxConfig } from 'rxjs';
 
 const USAGE = `usage: triggerd [options]
   --unit-path DIRS        unit directories, ':'-separated (default /etc/triggerd/system)
@@ -70,6 +71,8 @@ async function main(): Promise<void> {
   const format = values['log-format'];
   if (format !== undefined && format !== 'pretty' && format !== 'json') fail('--log-format must be pretty or json');
   const logger = createLogger({ level, pretty: format === undefined ? undefined : format === 'pretty' });
+  // An exception in one subscriber is logged; it must not end a shared source or the daemon.
+  rxConfig.onUnhandledError = (err: unknown) => logger.error({ err }, 'unhandled error in an event stream');
   const runtimeDir = values['runtime-dir'];
   const daemon = new Daemon({
     native: loadNative(),

@@ -102,7 +102,14 @@ export class DevicePipeline {
       case 'events':
         this.batches++;
         for (const r of item.rejected) this.reject(r);
-        for (const event of item.events) this.applyEvent(event);
+        for (const event of item.events) {
+          // One event that trips a bug must not take the rest of the batch with it.
+          try {
+            this.applyEvent(event);
+          } catch (err) {
+            this.logger.error({ err, devpath: event.devpath, seqnum: event.seqnum }, 'failed to apply uevent');
+          }
+        }
         this.stats.received += item.events.length;
         this.stats.lastSeqnum = this.registry.lastSeqnum;
         return;
