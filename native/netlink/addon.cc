@@ -13,10 +13,13 @@ namespace triggerd {
 
 NetlinkAddon::NetlinkAddon(Napi::Env env, Napi::Object exports) {
   uevent_socket_class_ = Napi::Persistent(UeventSocket::DefineClass(env));
-  DefineAddon(exports, {
-                           InstanceMethod<&NetlinkAddon::OpenUeventSocket>("openUeventSocket", napi_enumerable),
-                           InstanceMethod<&NetlinkAddon::PeerCredentials>("peerCredentials", napi_enumerable),
-                       });
+  DefineAddon(exports,
+              {
+                  InstanceMethod<&NetlinkAddon::OpenUeventSocket>("openUeventSocket",
+                                                                  napi_enumerable),
+                  InstanceMethod<&NetlinkAddon::PeerCredentials>("peerCredentials",
+                                                                 napi_enumerable),
+              });
 }
 
 Napi::Value NetlinkAddon::OpenUeventSocket(const Napi::CallbackInfo& info) {
@@ -40,8 +43,8 @@ Napi::Value NetlinkAddon::OpenUeventSocket(const Napi::CallbackInfo& info) {
   const char* failed_syscall = "socket";
   int err = OpenUeventFd(groups, receive_buffer_bytes, &opened, &failed_syscall);
   if (err != 0) throw MakeSystemError(env, err, failed_syscall);
-  return UeventSocket::Create(env, uevent_socket_class_, &opened, info[1].As<Napi::Function>(),
-                              info[2].As<Napi::Function>());
+  return UeventSocket::Create(env, this, uevent_socket_class_, &opened,
+                              info[1].As<Napi::Function>(), info[2].As<Napi::Function>());
 }
 
 Napi::Value NetlinkAddon::PeerCredentials(const Napi::CallbackInfo& info) {

@@ -4,6 +4,8 @@
 
 #include <napi.h>
 
+#include "uevent_fd.h"
+
 namespace triggerd {
 
 class NetlinkAddon : public Napi::Addon<NetlinkAddon> {
@@ -13,11 +15,21 @@ class NetlinkAddon : public Napi::Addon<NetlinkAddon> {
   NetlinkAddon(const NetlinkAddon&) = delete;
   NetlinkAddon& operator=(const NetlinkAddon&) = delete;
 
+  // Hands an opened fd from openUeventSocket() to the UeventSocket constructor it calls; with
+  // nothing pending the constructor refuses (JavaScript cannot make a socket by itself).
+  void SetPendingFd(UeventFd* opened) { pending_fd_ = opened; }
+  UeventFd* TakePendingFd() {
+    UeventFd* opened = pending_fd_;
+    pending_fd_ = nullptr;
+    return opened;
+  }
+
  private:
   Napi::Value OpenUeventSocket(const Napi::CallbackInfo& info);
   Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
 
   Napi::FunctionReference uevent_socket_class_;
+  UeventFd* pending_fd_ = nullptr;
 };
 
 }  // namespace triggerd

@@ -31,8 +31,8 @@ int64_t IntegerArgument(Napi::Env env, const Napi::Value& value, const char* nam
                         int64_t max) {
   std::string range = std::to_string(min) + ".." + std::to_string(max);
   if (!value.IsNumber()) {
-    throw MakeArgumentError(env, std::string("The \"") + name + "\" argument must be an integer in " +
-                                     range);
+    throw MakeArgumentError(
+        env, std::string("The \"") + name + "\" argument must be an integer in " + range);
   }
   double number = value.As<Napi::Number>().DoubleValue();
   // The range check comes first so the cast below never sees NaN, infinities or huge values.

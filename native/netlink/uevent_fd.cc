@@ -31,7 +31,8 @@ int OpenUeventFd(uint32_t groups, int receive_buffer_bytes, UeventFd* out,
   if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) != 0) {
     return Fail(fd, "setsockopt", failed_syscall);
   }
-  // SO_RCVBUFFORCE ignores rmem_max but needs CAP_NET_ADMIN; unprivileged, take what rmem_max allows.
+  // SO_RCVBUFFORCE ignores rmem_max but needs CAP_NET_ADMIN; without it, take what rmem_max
+  // allows.
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer_bytes,
                  sizeof(receive_buffer_bytes)) != 0) {
     if (errno != EPERM || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes,

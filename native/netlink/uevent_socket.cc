@@ -4,19 +4,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <exception>
 #include <utility>
 
+#include "addon.h"
 #include "system_error.h"
 
 namespace triggerd {
 
 namespace {
-
-// Marks the External that carries an opened fd from Create() to the constructor.
-constexpr napi_type_tag kUeventFdTag = {0x7d1c1e5a0f3b4c21ULL, 0x9a6e2b8d4f105c37ULL};
 
 // Property names made once per batch instead of once per item.
 struct ItemKeys {
@@ -36,7 +35,8 @@ struct ItemKeys {
 
 // Defined (not assigned) properties, so setters on Object.prototype never run.
 Napi::PropertyDescriptor Field(const Napi::String& key, napi_value value) {
-  return Napi::PropertyDescriptor::Value(static_cast<napi_value>(key), value, napi_default_jsproperty);
+  return Napi::PropertyDescriptor::Value(static_cast<napi_value>(key), value,
+                                         napi_default_jsproperty);
 }
 
 Napi::Object OverflowItem(Napi::Env env, const ItemKeys& keys, const char* reason) {
@@ -91,20 +91,21 @@ Napi::Function UeventSocket::DefineClass(Napi::Env env) {
       });
 }
 
-Napi::Object UeventSocket::Create(Napi::Env env, const Napi::FunctionReference& socket_class,
-                                  UeventFd* opened, Napi::Function on_batch,
-                                  Napi::Function on_error) {
+Napi::Object UeventSocket::Create(Napi::Env env, NetlinkAddon* addon,
+                                  const Napi::FunctionReference& socket_class, UeventFd* opened,
+                                  Napi::Function on_batch, Napi::Function on_error) {
   Napi::Object object;
+  addon->SetPendingFd(opened);
   try {
-    Napi::External<UeventFd> carrier = Napi::External<UeventFd>::New(env, opened);
-    carrier.TypeTag(&kUeventFdTag);
-    object = socket_class.New({carrier, on_batch, on_error});
+    object = socket_class.New({on_batch, on_error});
   } catch (...) {
     // The constructor takes the fd (setting it to -1) only once nothing else can fail there.
+    addon->SetPendingFd(nullptr);
     if (opened->fd >= 0) close(opened->fd);
     opened->fd = -1;
     throw;
   }
+  addon->SetPendingFd(nullptr);
   UeventSocket* socket = Unwrap(object);
   socket->Start(env);
   return object;
@@ -112,17 +113,16 @@ Napi::Object UeventSocket::Create(Napi::Env env, const Napi::FunctionReference& 
 
 UeventSocket::UeventSocket(const Napi::CallbackInfo& info) : ObjectWrap<UeventSocket>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsExternal() ||
-      !info[0].As<Napi::External<UeventFd>>().CheckTypeTag(&kUeventFdTag) ||
-      !info[1].IsFunction() || !info[2].IsFunction()) {
+  NetlinkAddon* addon = env.GetInstanceData<NetlinkAddon>();
+  UeventFd* opened = addon != nullptr ? addon->TakePendingFd() : nullptr;
+  if (opened == nullptr || info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {
     throw MakeArgumentError(env, "UeventSocket is created by openUeventSocket()",
                             "ERR_ILLEGAL_CONSTRUCTOR");
   }
-  UeventFd* opened = info[0].As<Napi::External<UeventFd>>().Data();
 
   // Everything that can throw happens before the fd is taken.
-  on_batch_ = Napi::Persistent(info[1].As<Napi::Function>());
-  on_error_ = Napi::Persistent(info[2].As<Napi::Function>());
+  on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
+  on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_context_ = std::make_unique<Napi::AsyncContext>(env, "triggerd:UeventSocket",
                                                         info.This().As<Napi::Object>());
   receive_buffer_ = std::make_unique<uint8_t[]>(kMaxDatagramBytes);
@@ -210,7 +210,7 @@ void UeventSocket::HandleWakeUp(int status) {
   try {
     Napi::Array batch = Napi::Array::New(env);
     recv_error = Drain(env, batch);
-    if (batch.Length() > 0) CallBack(env, on_batch_, batch);
+    if (batch.Length() > 0) CallBack(on_batch_, batch);
   } catch (const Napi::Error& error) {
     RaiseUncaught(env, error);
   } catch (const std::exception& exception) {
@@ -218,7 +218,7 @@ void UeventSocket::HandleWakeUp(int status) {
   }
   if (recv_error != 0 && fd_ >= 0) {
     try {
-      CallBack(env, on_error_, MakeSystemError(env, recv_error, "recvmsg").Value());
+      CallBack(on_error_, MakeSystemError(env, recv_error, "recvmsg").Value());
     } catch (const Napi::Error& error) {
       RaiseUncaught(env, error);
     } catch (const std::exception& exception) {
@@ -235,7 +235,7 @@ void UeventSocket::HandleWakeUp(int status) {
     if (rc != 0) {
       paused_ = true;
       try {
-        CallBack(env, on_error_, MakeSystemError(env, -rc, "uv_poll_start").Value());
+        CallBack(on_error_, MakeSystemError(env, -rc, "uv_poll_start").Value());
       } catch (const Napi::Error& error) {
         RaiseUncaught(env, error);
       } catch (const std::exception& exception) {
@@ -292,7 +292,8 @@ int UeventSocket::Drain(Napi::Env env, Napi::Array batch) {
       sender_groups = sender.nl_groups;
     }
     double uid = -1, gid = -1, pid = -1;
-    const unsigned char* control_end = control + msg.msg_controllen;
+    const unsigned char* control_end =
+        control + std::min<size_t>(msg.msg_controllen, sizeof(control));
     for (struct cmsghdr* header = CMSG_FIRSTHDR(&msg); header != nullptr;
          header = CMSG_NXTHDR(&msg, header)) {
       const unsigned char* data = CMSG_DATA(header);
@@ -323,14 +324,12 @@ int UeventSocket::Drain(Napi::Env env, Napi::Array batch) {
   return 0;
 }
 
-void UeventSocket::CallBack(Napi::Env env, Napi::FunctionReference& callback,
-                            napi_value argument) {
+void UeventSocket::CallBack(Napi::FunctionReference& callback, napi_value argument) {
   // close() from an earlier callback of this wake-up releases the callbacks.
   if (callback.IsEmpty() || async_context_ == nullptr) return;
   // MakeCallback (not Call) so process.nextTick and promise jobs queued by the callback run
   // when it returns, and async_hooks see one async resource per socket.
   callback.MakeCallback(Value(), {argument}, *async_context_);
-  (void)env;
 }
 
 void UeventSocket::UpdateStrongReference() {
@@ -380,7 +379,8 @@ Napi::Value UeventSocket::Send(const Napi::CallbackInfo& info) {
   if (!info[0].IsBuffer()) {
     throw MakeArgumentError(env, "The \"buffer\" argument must be a Buffer or Uint8Array");
   }
-  uint32_t dest_port = static_cast<uint32_t>(IntegerArgument(env, info[1], "destPort", 0, UINT32_MAX));
+  uint32_t dest_port =
+      static_cast<uint32_t>(IntegerArgument(env, info[1], "destPort", 0, UINT32_MAX));
   uint32_t dest_groups =
       static_cast<uint32_t>(IntegerArgument(env, info[2], "destGroups", 0, UINT32_MAX));
   Napi::Buffer<uint8_t> buffer = info[0].As<Napi::Buffer<uint8_t>>();

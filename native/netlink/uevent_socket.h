@@ -13,23 +13,26 @@
 
 namespace triggerd {
 
+class NetlinkAddon;
+
 class UeventSocket : public Napi::ObjectWrap<UeventSocket> {
  public:
   // One wake-up delivers at most this many items or (about) this many payload bytes; the rest
   // stays in the kernel's buffer and uv_poll, being level-triggered, wakes us again.
   static constexpr uint32_t kMaxBatchItems = 4096;
   static constexpr size_t kMaxBatchBytes = 4 * 1024 * 1024;
-  // Kernel uevents are at most 2 KiB and libudev's are smaller than this; larger is MSG_TRUNC.
+  // Well above a kernel uevent (UEVENT_BUFFER_SIZE is 2 KiB) or a libudev message; a datagram
+  // that does not fit is reported as MSG_TRUNC, never handed over cut short.
   static constexpr size_t kMaxDatagramBytes = 16 * 1024;
 
   static Napi::Function DefineClass(Napi::Env env);
   // Wraps an opened fd in a new UeventSocket and starts watching it. Takes the fd in every case:
   // on failure it is closed and the error thrown.
-  static Napi::Object Create(Napi::Env env, const Napi::FunctionReference& socket_class,
-                             UeventFd* opened, Napi::Function on_batch, Napi::Function on_error);
+  static Napi::Object Create(Napi::Env env, NetlinkAddon* addon,
+                             const Napi::FunctionReference& socket_class, UeventFd* opened,
+                             Napi::Function on_batch, Napi::Function on_error);
 
-  // JavaScript cannot construct one itself: the first argument must be the tagged External
-  // that Create() passes.
+  // JavaScript cannot construct one itself: only Create() leaves an fd pending for it.
   explicit UeventSocket(const Napi::CallbackInfo& info);
   ~UeventSocket() override;
 
@@ -56,7 +59,7 @@ class UeventSocket : public Napi::ObjectWrap<UeventSocket> {
   void HandleWakeUp(int status);
   // Reads until EAGAIN or a bound into `batch`; returns 0 or the errno of a failed recvmsg.
   int Drain(Napi::Env env, Napi::Array batch);
-  void CallBack(Napi::Env env, Napi::FunctionReference& callback, napi_value argument);
+  void CallBack(Napi::FunctionReference& callback, napi_value argument);
   // Holds a strong reference to the JS object while it is watched (so onBatch can run however
   // the caller keeps it); paused or closed, it may be garbage collected, which closes the fd.
   void UpdateStrongReference();

@@ -209,6 +209,7 @@ describe('native netlink: datagrams and abuse', { skip: needsRoot }, () => {
     if (typeof SocketClass !== 'function') return;
     assert.throws(() => Reflect.construct(SocketClass, [{}, () => undefined, () => undefined]), TypeError);
     assert.throws(() => Reflect.construct(SocketClass, []), TypeError);
+    assert.throws(() => Reflect.construct(SocketClass, [() => undefined, () => undefined]), TypeError);
   });
 
   it('throws EBADF for send on a closed socket', (t) => {
