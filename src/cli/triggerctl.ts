@@ -25,7 +25,10 @@ class UsageError extends Error {}
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -83,19 +86,30 @@ async function main(argv: string[]): Promise<number> {
         await client.request('monitor', {}, (e) => {
           if (json) out(JSON.stringify(e) + '\n');
           else if (typeof e === 'object' && e !== null && 'dropped' in e) {
-            process.stderr.write(`triggerctl: ${(e as { dropped: number }).dropped} events dropped (reader too slow)\n`);
+            process.stderr.write(
+              `triggerctl: ${(e as { dropped: number }).dropped} events dropped (reader too slow)\n`,
+            );
           } else printEvent(e as UeventJson);
         });
         return 0;
       }
       case 'devices': {
-        const devices = (await client.request('devices', values.subsystem ? { subsystem: values.subsystem } : {})) as DeviceJson[];
+        const devices = (await client.request(
+          'devices',
+          values.subsystem ? { subsystem: values.subsystem } : {},
+        )) as DeviceJson[];
         if (json) out(JSON.stringify(devices, null, 2) + '\n');
         else {
           out(
             table(
               ['DEVPATH', 'SUBSYSTEM', 'DEVNAME', 'DRIVER', 'TAGS'],
-              devices.map((d) => [d.devpath, d.subsystem, d.devname ?? '-', d.driver ?? '-', d.tags.join(',') || '-']),
+              devices.map((d) => [
+                d.devpath,
+                d.subsystem,
+                d.devname ?? '-',
+                d.driver ?? '-',
+                d.tags.join(',') || '-',
+              ]),
             ),
           );
           out(`\n${devices.length} devices listed.\n`);
@@ -103,21 +117,32 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'list-units': {
-        const units = (await client.request('list-units', values.type ? { type: values.type } : {})) as UnitSummary[];
+        const units = (await client.request(
+          'list-units',
+          values.type ? { type: values.type } : {},
+        )) as UnitSummary[];
         if (json) out(JSON.stringify(units, null, 2) + '\n');
         else {
-          out(table(['UNIT', 'LOAD', 'ACTIVE', 'SUB', 'DESCRIPTION'], units.map((u) => [u.name, u.load, u.active, u.sub, u.description])));
+          out(
+            table(
+              ['UNIT', 'LOAD', 'ACTIVE', 'SUB', 'DESCRIPTION'],
+              units.map((u) => [u.name, u.load, u.active, u.sub, u.description]),
+            ),
+          );
           out(`\n${units.length} units listed.\n`);
         }
         return 0;
       }
       case 'status': {
         const name = args[0];
-        const result = name === undefined ? await client.request('status') : await client.request('show', { name });
+        const result =
+          name === undefined ? await client.request('status') : await client.request('show', { name });
         if (json || name === undefined) out(JSON.stringify(result, null, 2) + '\n');
         else {
           const u = result as UnitSummary & { since: number };
-          out(`● ${u.name} - ${u.description}\n     Loaded: ${u.load}\n     Active: ${u.active} (${u.sub}) since ${new Date(u.since).toISOString()}\n`);
+          out(
+            `● ${u.name} - ${u.description}\n     Loaded: ${u.load}\n     Active: ${u.active} (${u.sub}) since ${new Date(u.since).toISOString()}\n`,
+          );
         }
         return 0;
       }
@@ -126,7 +151,9 @@ async function main(argv: string[]): Promise<number> {
         if (name === undefined) throw new UsageError('show needs a unit name');
         const result = (await client.request('show', { name })) as Record<string, unknown>;
         if (json) out(JSON.stringify(result, null, 2) + '\n');
-        else for (const [k, v] of Object.entries(result)) out(`${k}=${typeof v === 'string' ? v : JSON.stringify(v)}\n`);
+        else
+          for (const [k, v] of Object.entries(result))
+            out(`${k}=${typeof v === 'string' ? v : JSON.stringify(v)}\n`);
         return 0;
       }
       case 'why': {
@@ -140,16 +167,21 @@ async function main(argv: string[]): Promise<number> {
         const params: Record<string, unknown> = { dryRun: values['dry-run'] };
         if (values['subsystem-match'] !== undefined) params.subsystems = values['subsystem-match'];
         if (values.action !== undefined) params.action = values.action;
-        const result = (await client.request('trigger', params)) as { devices: string[]; errors: { devpath: string; code: string }[] };
+        const result = (await client.request('trigger', params)) as {
+          devices: string[];
+          errors: { devpath: string; code: string }[];
+        };
         if (json) out(JSON.stringify(result, null, 2) + '\n');
         else if (values.verbose || values['dry-run']) for (const d of result.devices) out(`/sys${d}\n`);
-        for (const e of result.errors) process.stderr.write(`triggerctl: /sys${e.devpath}/uevent: ${e.code}\n`);
+        for (const e of result.errors)
+          process.stderr.write(`triggerctl: /sys${e.devpath}/uevent: ${e.code}\n`);
         if (values.settle) await settle(client, 120_000, json);
         return result.errors.length > 0 ? 1 : 0;
       }
       case 'settle': {
         const seconds = values.timeout === undefined ? 120 : Number(values.timeout);
-        if (!Number.isFinite(seconds) || seconds < 0) throw new UsageError('--timeout must be a number of seconds');
+        if (!Number.isFinite(seconds) || seconds < 0)
+          throw new UsageError('--timeout must be a number of seconds');
         await settle(client, seconds * 1000, json);
         return 0;
       }

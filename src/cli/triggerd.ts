@@ -63,13 +63,16 @@ async function main(): Promise<void> {
     return;
   }
   const mode = values.mode as DaemonMode;
-  if (!['standalone', 'companion', 'auto'].includes(mode)) fail(`--mode must be standalone, companion or auto`);
+  if (!['standalone', 'companion', 'auto'].includes(mode))
+    fail(`--mode must be standalone, companion or auto`);
   const rcvbuf = Number(values['receive-buffer']);
   if (!Number.isInteger(rcvbuf) || rcvbuf < 4096) fail('--receive-buffer must be an integer ≥ 4096');
   const level = values['log-level'] as LevelWithSilent;
-  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) fail('--log-level: unknown level');
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level))
+    fail('--log-level: unknown level');
   const format = values['log-format'];
-  if (format !== undefined && format !== 'pretty' && format !== 'json') fail('--log-format must be pretty or json');
+  if (format !== undefined && format !== 'pretty' && format !== 'json')
+    fail('--log-format must be pretty or json');
   const logger = createLogger({ level, pretty: format === undefined ? undefined : format === 'pretty' });
   // An exception in one subscriber is logged; it must not end a shared source or the daemon.
   rxConfig.onUnhandledError = (err: unknown) => logger.error({ err }, 'unhandled error in an event stream');

@@ -48,7 +48,11 @@ export class ControlClient {
   }
 
   /** Send a request; resolves with its result, rejects with DaemonError. */
-  request(method: MethodName, params: Record<string, unknown> = {}, onEvent?: (e: unknown) => void): Promise<unknown> {
+  request(
+    method: MethodName,
+    params: Record<string, unknown> = {},
+    onEvent?: (e: unknown) => void,
+  ): Promise<unknown> {
     if (this.closedError !== undefined) return Promise.reject(this.closedError);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

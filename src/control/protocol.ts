@@ -60,7 +60,8 @@ export type ControlResponse =
   /** One item of a streaming reply (monitor). */
   | { id: RequestId; event: unknown };
 
-export type ParsedRequest = { ok: true; request: ControlRequest } | { ok: false; id: RequestId; error: ControlError };
+export type ParsedRequest =
+  { ok: true; request: ControlRequest } | { ok: false; id: RequestId; error: ControlError };
 
 export function isMutating(method: MethodName): boolean {
   return METHODS[method].mutating;

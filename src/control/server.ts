@@ -207,7 +207,10 @@ export class ControlServer {
         sendError(request.id, { code: err.code, message: err.message });
       } else {
         this.options.logger.error({ err, method: request.method }, 'control request failed');
-        sendError(request.id, { code: 'ERR_INTERNAL', message: `${request.method}: ${(err as Error).message}` });
+        sendError(request.id, {
+          code: 'ERR_INTERNAL',
+          message: `${request.method}: ${(err as Error).message}`,
+        });
       }
     }
   }

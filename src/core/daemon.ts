@@ -10,7 +10,13 @@ import { DevicePipeline } from '../devices/device-pipeline';
 import { listSysfsDevicePaths, readKernelSeqnum, DEFAULT_SYS_ROOT } from '../devices/sysfs';
 import { UEVENT_ACTIONS, type UeventAction } from '../devices/types';
 import { ueventEvents } from '../events/uevent-events';
-import { DEFAULT_UDEV_DB_DIR, readUdevDbRecord, udevDeviceId, udevEventDecision, withUdevDb } from '../devices/udev-db';
+import {
+  DEFAULT_UDEV_DB_DIR,
+  readUdevDbRecord,
+  udevDeviceId,
+  udevEventDecision,
+  withUdevDb,
+} from '../devices/udev-db';
 import { Manager } from './manager';
 import { explainDeviceUnit } from './why';
 import { ControlRequestError, ControlServer, STREAMING, type ControlHandlers } from '../control/server';
@@ -87,7 +93,10 @@ export class Daemon {
     this.subscriptions.push(
       // Coldplug plugs every device at once: one summary line then, a line per change after.
       this.manager.unitChanges$.subscribe((c) =>
-        logger[this.coldplugged ? 'info' : 'debug']({ unit: c.unit, from: c.from, to: c.to }, `${c.unit} ${c.to}`),
+        logger[this.coldplugged ? 'info' : 'debug'](
+          { unit: c.unit, from: c.from, to: c.to },
+          `${c.unit} ${c.to}`,
+        ),
       ),
     );
     // Open first, read later: events during the scan wait in the socket buffer.
@@ -103,7 +112,12 @@ export class Daemon {
     const cold = this.pipeline.coldplug();
     this.coldplugged = true;
     logger.info(
-      { devices: cold.devices, units: this.manager.unitCount(), ms: Math.round(cold.ms * 10) / 10, mode: this.mode },
+      {
+        devices: cold.devices,
+        units: this.manager.unitCount(),
+        ms: Math.round(cold.ms * 10) / 10,
+        mode: this.mode,
+      },
       'coldplug done',
     );
     this.control = new ControlServer({
@@ -117,7 +131,12 @@ export class Daemon {
     this.gcTimer = setInterval(() => this.manager.collectGarbage(), 30_000);
     this.gcTimer.unref();
     logger.info(
-      { socket: this.options.controlSocket, pid: process.pid, unitFiles: this.unitFiles.length, ruleFiles: this.ruleFiles.length },
+      {
+        socket: this.options.controlSocket,
+        pid: process.pid,
+        unitFiles: this.unitFiles.length,
+        ruleFiles: this.ruleFiles.length,
+      },
       'triggerd ready',
     );
   }
@@ -132,7 +151,10 @@ export class Daemon {
   /** SIGHUP and `triggerctl reload`: re-read configuration from scratch and swap it in. */
   reload(): { unitFiles: number; ruleFiles: number } {
     this.loadConfiguration();
-    this.options.logger.info({ unitFiles: this.unitFiles.length, ruleFiles: this.ruleFiles.length }, 'reloaded');
+    this.options.logger.info(
+      { unitFiles: this.unitFiles.length, ruleFiles: this.ruleFiles.length },
+      'reloaded',
+    );
     return { unitFiles: this.unitFiles.length, ruleFiles: this.ruleFiles.length };
   }
 
@@ -144,8 +166,7 @@ export class Daemon {
       let lastBatches = this.pipeline.batches;
       const check = (): void => {
         const seqnum = this.pipeline.registry.lastSeqnum;
-        const done = (settled: boolean): void =>
-          resolve({ settled, seqnum, target, ms: Date.now() - t0 });
+        const done = (settled: boolean): void => resolve({ settled, seqnum, target, ms: Date.now() - t0 });
         if (seqnum >= target) return done(true);
         // Seqnums are global but events for other network namespaces never reach us: a socket
         // that stayed quiet for a whole interval holds nothing older than this request.
@@ -160,7 +181,10 @@ export class Daemon {
   }
 
   private loadConfiguration(): void {
-    this.unitFiles = listFiles(this.options.unitPaths, /\.(service|socket|path|timer|mount|automount|device|target)$/);
+    this.unitFiles = listFiles(
+      this.options.unitPaths,
+      /\.(service|socket|path|timer|mount|automount|device|target)$/,
+    );
     this.ruleFiles = listFiles(this.options.rulesPaths, /\.rules$/);
   }
 
@@ -184,7 +208,8 @@ export class Daemon {
       devices: (params) => {
         const subsystem = params.subsystem as string | undefined;
         const out = [];
-        for (const r of pipeline.registry.all()) if (subsystem === undefined || r.subsystem === subsystem) out.push(deviceJson(r));
+        for (const r of pipeline.registry.all())
+          if (subsystem === undefined || r.subsystem === subsystem) out.push(deviceJson(r));
         out.sort((a, b) => (a.devpath < b.devpath ? -1 : 1));
         return out;
       },
@@ -227,7 +252,12 @@ export class Daemon {
         }
         return result;
       },
-      trigger: (params) => this.trigger(params.subsystems as string[] | undefined, params.action as string | undefined, params.dryRun === true),
+      trigger: (params) =>
+        this.trigger(
+          params.subsystems as string[] | undefined,
+          params.action as string | undefined,
+          params.dryRun === true,
+        ),
       reload: () => this.reload(),
     };
   }
@@ -236,7 +266,10 @@ export class Daemon {
   private trigger(subsystems: string[] | undefined, action: string | undefined, dryRun: boolean): unknown {
     const act = action ?? 'change';
     if (!(UEVENT_ACTIONS as readonly string[]).includes(act) || act === 'move') {
-      throw new ControlRequestError('ERR_BAD_PARAMS', `trigger: action must be one of add, remove, change, online, offline, bind, unbind (got ${JSON.stringify(act)})`);
+      throw new ControlRequestError(
+        'ERR_BAD_PARAMS',
+        `trigger: action must be one of add, remove, change, online, offline, bind, unbind (got ${JSON.stringify(act)})`,
+      );
     }
     const wanted = subsystems === undefined || subsystems.length === 0 ? undefined : new Set(subsystems);
     const devpaths: string[] = [];

@@ -78,12 +78,12 @@ export class Manager {
 
   /** Route one device change to the device units whose names it carries or carried. */
   applyDeviceChange(change: DeviceChange): void {
-    const before = change.previous !== undefined && isDeviceUnitCandidate(change.previous)
-      ? deviceUnitNames(change.previous)
-      : [];
-    const after = change.kind !== 'removed' && isDeviceUnitCandidate(change.record)
-      ? deviceUnitNames(change.record)
-      : [];
+    const before =
+      change.previous !== undefined && isDeviceUnitCandidate(change.previous)
+        ? deviceUnitNames(change.previous)
+        : [];
+    const after =
+      change.kind !== 'removed' && isDeviceUnitCandidate(change.record) ? deviceUnitNames(change.record) : [];
     const devpathBefore = change.previous?.devpath;
     for (const name of before) {
       if (after.includes(name) && devpathBefore === change.record.devpath) continue;

@@ -4,13 +4,7 @@ import type { DeviceRegistry } from '../devices/device-registry';
 import type { DeviceRecord } from '../devices/types';
 import { unescapePath } from '../units/unit-name';
 
-export type WhyReason =
-  | 'plugged'
-  | 'not-a-device-unit'
-  | 'no-device'
-  | 'not-tagged'
-  | 'not-ready'
-  | 'queued';
+export type WhyReason = 'plugged' | 'not-a-device-unit' | 'no-device' | 'not-tagged' | 'not-ready' | 'queued';
 
 export interface WhyAnswer {
   unit: string;
@@ -39,7 +33,11 @@ export function explainDeviceUnit(input: WhyInput): WhyAnswer {
   try {
     target = unescapePath(name.slice(0, -'.device'.length));
   } catch (err) {
-    return { unit: name, reason: 'not-a-device-unit', message: `${name} is not a valid device unit name: ${(err as Error).message}` };
+    return {
+      unit: name,
+      reason: 'not-a-device-unit',
+      message: `${name} is not a valid device unit name: ${(err as Error).message}`,
+    };
   }
   const record: DeviceRecord | undefined = target.startsWith('/sys/')
     ? registry.get(target.slice(4))
@@ -54,7 +52,11 @@ export function explainDeviceUnit(input: WhyInput): WhyAnswer {
       };
     }
     if (record.properties.get('SYSTEMD_READY') === '0') {
-      return { ...base, reason: 'not-ready', message: `device ${record.devpath} has SYSTEMD_READY=0: present but not ready` };
+      return {
+        ...base,
+        reason: 'not-ready',
+        message: `device ${record.devpath} has SYSTEMD_READY=0: present but not ready`,
+      };
     }
     return { ...base, reason: 'plugged', message: `plugged: ${record.devpath}` };
   }

@@ -107,7 +107,10 @@ export class DevicePipeline {
           try {
             this.applyEvent(event);
           } catch (err) {
-            this.logger.error({ err, devpath: event.devpath, seqnum: event.seqnum }, 'failed to apply uevent');
+            this.logger.error(
+              { err, devpath: event.devpath, seqnum: event.seqnum },
+              'failed to apply uevent',
+            );
           }
         }
         this.stats.received += item.events.length;
@@ -120,7 +123,10 @@ export class DevicePipeline {
         this.resync();
         return;
       case 'error':
-        this.logger.error({ code: item.error.code, errno: item.error.errno }, `uevent socket: ${item.error.message}`);
+        this.logger.error(
+          { code: item.error.code, errno: item.error.errno },
+          `uevent socket: ${item.error.message}`,
+        );
         return;
     }
   }

@@ -97,7 +97,11 @@ export class DeviceRegistry {
   }
 }
 
-function recordFromEvent(event: Uevent, decision: DeviceDecision, existing: DeviceRecord | undefined): DeviceRecord {
+function recordFromEvent(
+  event: Uevent,
+  decision: DeviceDecision,
+  existing: DeviceRecord | undefined,
+): DeviceRecord {
   const record: DeviceRecord = {
     devpath: event.devpath,
     subsystem: event.subsystem,

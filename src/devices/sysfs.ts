@@ -51,7 +51,11 @@ export function parseUeventFile(text: string): Map<string, string> {
 }
 
 /** Read one device; `devpath` is the path below the sysfs root ('/devices/...'). */
-export function readSysfsDevice(devpath: string, sysRoot = DEFAULT_SYS_ROOT, subsystemHint?: string): SysfsDevice {
+export function readSysfsDevice(
+  devpath: string,
+  sysRoot = DEFAULT_SYS_ROOT,
+  subsystemHint?: string,
+): SysfsDevice {
   const dir = sysRoot + devpath;
   const text = fs.readFileSync(path.join(dir, 'uevent'), 'latin1');
   const subsystem = subsystemHint ?? readLinkBase(path.join(dir, 'subsystem')) ?? '';

@@ -1,6 +1,15 @@
 // What a device event and a device are, independent of where they came from.
 
-export const UEVENT_ACTIONS = ['add', 'remove', 'change', 'move', 'online', 'offline', 'bind', 'unbind'] as const;
+export const UEVENT_ACTIONS = [
+  'add',
+  'remove',
+  'change',
+  'move',
+  'online',
+  'offline',
+  'bind',
+  'unbind',
+] as const;
 export type UeventAction = (typeof UEVENT_ACTIONS)[number];
 
 /** Where an event came from: the kernel (group 1), udevd (group 2), or a rescan of /sys. */

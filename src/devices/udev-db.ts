@@ -22,7 +22,9 @@ export interface UdevDbRecord {
 }
 
 /** The database key of a device, as libudev forms it. */
-export function udevDeviceId(event: Pick<Uevent, 'subsystem' | 'devpath' | 'major' | 'minor' | 'properties'>): string {
+export function udevDeviceId(
+  event: Pick<Uevent, 'subsystem' | 'devpath' | 'major' | 'minor' | 'properties'>,
+): string {
   if (event.major !== undefined && event.minor !== undefined && (event.major !== 0 || event.minor !== 0)) {
     return `${event.subsystem === 'block' ? 'b' : 'c'}${event.major}:${event.minor}`;
   }
@@ -32,7 +34,12 @@ export function udevDeviceId(event: Pick<Uevent, 'subsystem' | 'devpath' | 'majo
 }
 
 export function parseUdevDbRecord(text: string): UdevDbRecord {
-  const record: UdevDbRecord = { devlinks: [], properties: new Map(), tags: new Set(), currentTags: new Set() };
+  const record: UdevDbRecord = {
+    devlinks: [],
+    properties: new Map(),
+    tags: new Set(),
+    currentTags: new Set(),
+  };
   for (const line of text.split('\n')) {
     if (line.length < 3 || line[1] !== ':') continue;
     const value = line.slice(2);
@@ -80,7 +87,9 @@ export function withUdevDb(event: Uevent, record: UdevDbRecord): Uevent {
 
 /** Tags and symlinks as udevd decided them, read from its event's TAGS and DEVLINKS. */
 export function udevEventDecision(event: Uevent): DeviceDecision {
-  const tags = new Set((event.properties.get('CURRENT_TAGS') ?? event.properties.get('TAGS') ?? '').split(':').filter(Boolean));
+  const tags = new Set(
+    (event.properties.get('CURRENT_TAGS') ?? event.properties.get('TAGS') ?? '').split(':').filter(Boolean),
+  );
   const devlinks = (event.properties.get('DEVLINKS') ?? '').split(' ').filter((l) => l.startsWith('/dev/'));
   return { tags, devlinks };
 }

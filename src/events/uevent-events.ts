@@ -31,7 +31,10 @@ export type UeventSourceItem =
   | { kind: 'overflow'; reason: 'ENOBUFS' | 'MSG_TRUNC' }
   | { kind: 'error'; error: NativeSystemError };
 
-export function ueventEvents(native: NativeNetlink, options: UeventSourceOptions): Observable<UeventSourceItem> {
+export function ueventEvents(
+  native: NativeNetlink,
+  options: UeventSourceOptions,
+): Observable<UeventSourceItem> {
   return new Observable<UeventSourceItem>((subscriber) => {
     const groups = options.expect === 'kernel' ? UEVENT_GROUP_KERNEL : UEVENT_GROUP_UDEV;
     let socket: UeventSocket;

@@ -19,7 +19,10 @@ export interface RunningDaemon {
   client(): Promise<ControlClient>;
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number | null>;
-  waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLog(
+    match: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   stop(): Promise<number | null>;
 }
 
@@ -54,7 +57,10 @@ export async function startDaemon(extraArgs: string[] = []): Promise<RunningDaem
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const logs: Record<string, unknown>[] = [];
-  const waiters: { match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  const waiters: {
+    match: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }[] = [];
   let buf = '';
   proc.stdout?.on('data', (chunk: Buffer) => {
     buf += chunk.toString();
@@ -78,11 +84,17 @@ export async function startDaemon(extraArgs: string[] = []): Promise<RunningDaem
   let stderr = '';
   proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const waitForLog = (match: (l: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> => {
+  const waitForLog = (
+    match: (l: Record<string, unknown>) => boolean,
+    timeoutMs = 10_000,
+  ): Promise<Record<string, unknown>> => {
     const found = logs.find(match);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`log line not seen in ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`log line not seen in ${timeoutMs} ms; stderr: ${stderr}`)),
+        timeoutMs,
+      );
       waiters.push({
         match,
         resolve: (l) => {
@@ -128,7 +140,11 @@ export async function startDaemon(extraArgs: string[] = []): Promise<RunningDaem
 }
 
 /** Run a command, resolve with its output; reject on non-zero exit. */
-export function run(cmd: string, args: string[], opts: { allowFail?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { allowFail?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
     let stdout = '';
@@ -137,14 +153,19 @@ export function run(cmd: string, args: string[], opts: { allowFail?: boolean; en
     p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     p.on('error', reject);
     p.on('close', (code) => {
-      if (code !== 0 && !opts.allowFail) reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr}`));
+      if (code !== 0 && !opts.allowFail)
+        reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr}`));
       else resolve({ code, stdout, stderr });
     });
   });
 }
 
 /** Poll until `check` returns a value (not undefined), or fail after timeoutMs. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+): Promise<T> {
   const t0 = Date.now();
   for (;;) {
     const v = await check();

@@ -19,11 +19,16 @@ export function uevent(
     ['SEQNUM', String(seqnum)],
   ]);
   const e: Uevent = { source, action, devpath, subsystem, seqnum, properties };
-  if (extra.DEVNAME !== undefined) e.devname = extra.DEVNAME.startsWith('/') ? extra.DEVNAME : `/dev/${extra.DEVNAME}`;
+  if (extra.DEVNAME !== undefined)
+    e.devname = extra.DEVNAME.startsWith('/') ? extra.DEVNAME : `/dev/${extra.DEVNAME}`;
   if (extra.DEVTYPE !== undefined) e.devtype = extra.DEVTYPE;
   if (extra.MAJOR !== undefined) e.major = Number(extra.MAJOR);
   if (extra.MINOR !== undefined) e.minor = Number(extra.MINOR);
   return e;
 }
 
-export const LOOP0 = ['/devices/virtual/block/loop0', 'block', { DEVNAME: 'loop0', DEVTYPE: 'disk', MAJOR: '7', MINOR: '0' }] as const;
+export const LOOP0 = [
+  '/devices/virtual/block/loop0',
+  'block',
+  { DEVNAME: 'loop0', DEVTYPE: 'disk', MAJOR: '7', MINOR: '0' },
+] as const;

@@ -29,9 +29,17 @@ export class FakeSysfs {
   add(d: FakeDevice): void {
     const dir = path.join(this.root, d.devpath);
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'uevent'), Object.entries(d.uevent).map(([k, v]) => `${k}=${v}\n`).join(''));
+    fs.writeFileSync(
+      path.join(dir, 'uevent'),
+      Object.entries(d.uevent)
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join(''),
+    );
     const kind = d.kind ?? 'class';
-    const subsysDir = kind === 'class' ? path.join(this.root, 'class', d.subsystem) : path.join(this.root, 'bus', d.subsystem);
+    const subsysDir =
+      kind === 'class'
+        ? path.join(this.root, 'class', d.subsystem)
+        : path.join(this.root, 'bus', d.subsystem);
     const linkDir = kind === 'class' ? subsysDir : path.join(subsysDir, 'devices');
     fs.mkdirSync(linkDir, { recursive: true });
     const link = path.join(linkDir, path.basename(d.devpath));
@@ -50,7 +58,9 @@ export class FakeSysfs {
   remove(d: Pick<FakeDevice, 'devpath' | 'subsystem' | 'kind'>): void {
     const kind = d.kind ?? 'class';
     const linkDir =
-      kind === 'class' ? path.join(this.root, 'class', d.subsystem) : path.join(this.root, 'bus', d.subsystem, 'devices');
+      kind === 'class'
+        ? path.join(this.root, 'class', d.subsystem)
+        : path.join(this.root, 'bus', d.subsystem, 'devices');
     fs.rmSync(path.join(linkDir, path.basename(d.devpath)), { force: true });
     fs.rmSync(path.join(this.root, d.devpath), { recursive: true, force: true });
   }

@@ -12,7 +12,8 @@ import { encodeLibudevMessage } from '../../src/devices/libudev-encode';
 import { readKernelSeqnum } from '../../src/devices/sysfs';
 import { REPO_ROOT, run, skipUnlessRoot, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
 
-const skip = skipUnlessRoot() ?? (fs.existsSync('/sys/devices/virtual/block/loop1') ? undefined : 'needs /dev/loop1');
+const skip =
+  skipUnlessRoot() ?? (fs.existsSync('/sys/devices/virtual/block/loop1') ? undefined : 'needs /dev/loop1');
 
 async function unit(client: ControlClient, name: string): Promise<UnitSummary | undefined> {
   return ((await client.request('list-units')) as UnitSummary[]).find((u) => u.name === name);
@@ -47,7 +48,10 @@ describe('companion mode', { skip }, () => {
   const db = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-udevdb-'));
 
   before(async () => {
-    fs.writeFileSync(path.join(db, 'b7:0'), 'S:disk/by-label/tdcompanion0\nE:ID_FS_TYPE=ext4\nG:systemd\nQ:systemd\nV:1\n');
+    fs.writeFileSync(
+      path.join(db, 'b7:0'),
+      'S:disk/by-label/tdcompanion0\nE:ID_FS_TYPE=ext4\nG:systemd\nQ:systemd\nV:1\n',
+    );
     d = await startDaemon(['--mode', 'companion', '--udev-db-dir', db]);
     client = await d.client();
   });
@@ -57,7 +61,7 @@ describe('companion mode', { skip }, () => {
     fs.rmSync(db, { recursive: true, force: true });
   });
 
-  test('coldplug takes tags and links from udevd\'s database; untagged devices get no unit', async () => {
+  test("coldplug takes tags and links from udevd's database; untagged devices get no unit", async () => {
     const status = (await client.request('status')) as { mode: string };
     assert.equal(status.mode, 'companion');
     assert.equal((await unit(client, 'dev-disk-by\\x2dlabel-tdcompanion0.device'))?.sub, 'plugged');
@@ -66,9 +70,14 @@ describe('companion mode', { skip }, () => {
     assert.equal(await unit(client, 'dev-loop1.device'), undefined);
   });
 
-  test('udevd\'s events from root are applied; the same message from a non-root sender is dropped', async () => {
+  test("udevd's events from root are applied; the same message from a non-root sender is dropped", async () => {
     const status = (await client.request('status')) as { uevents: { port: number } };
-    const msg = udevMessage('change', '/devices/virtual/block/loop1', ['/dev/disk/by-label/tdcompanion1'], readKernelSeqnum() + 1);
+    const msg = udevMessage(
+      'change',
+      '/devices/virtual/block/loop1',
+      ['/dev/disk/by-label/tdcompanion1'],
+      readKernelSeqnum() + 1,
+    );
     const script = `
       const { loadNative } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist/src/native/addon'))});
       const s = loadNative().openUeventSocket({ groups: 0, receiveBufferBytes: 65536 }, () => {}, () => {});
@@ -77,7 +86,14 @@ describe('companion mode', { skip }, () => {
       s.close();`;
     const args = [process.execPath, '-e', script, msg.toString('base64'), String(status.uevents.port)];
     // A non-root sender with CAP_NET_ADMIN (enough to reach the socket): dropped, nothing changes.
-    const forged = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=+net_admin', '--ambient-caps=+net_admin', ...args]);
+    const forged = await run('setpriv', [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      '--inh-caps=+net_admin',
+      '--ambient-caps=+net_admin',
+      ...args,
+    ]);
     assert.equal(forged.stdout.trim(), 'sent');
     await waitFor('rejection counted', async () => {
       const s = (await client.request('status')) as { uevents: { rejected: Record<string, number> } };
@@ -86,11 +102,13 @@ describe('companion mode', { skip }, () => {
     assert.equal(await unit(client, 'dev-disk-by\\x2dlabel-tdcompanion1.device'), undefined);
     // From root, as udevd sends it: applied.
     assert.equal((await run(args[0] as string, args.slice(1))).stdout.trim(), 'sent');
-    await waitFor('unit from udevd\'s link', async () =>
+    await waitFor("unit from udevd's link", async () =>
       (await unit(client, 'dev-disk-by\\x2dlabel-tdcompanion1.device'))?.sub === 'plugged' ? true : undefined,
     );
     assert.equal((await unit(client, 'dev-loop1.device'))?.sub, 'plugged');
-    const why = (await client.request('why', { name: 'dev-disk-by\\x2dlabel-tdcompanion1.device' })) as { reason: string };
+    const why = (await client.request('why', { name: 'dev-disk-by\\x2dlabel-tdcompanion1.device' })) as {
+      reason: string;
+    };
     assert.equal(why.reason, 'plugged');
   });
 });

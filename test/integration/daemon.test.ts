@@ -10,7 +10,15 @@ import { listSysfsDevicePaths } from '../../src/devices/sysfs';
 import type { ControlClient } from '../../src/control/client';
 import type { DeviceJson, UeventJson } from '../../src/control/views';
 import type { UnitSummary } from '../../src/units/unit-type';
-import { REPO_ROOT, TRIGGERCTL, run, skipUnlessRoot, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
+import {
+  REPO_ROOT,
+  TRIGGERCTL,
+  run,
+  skipUnlessRoot,
+  startDaemon,
+  waitFor,
+  type RunningDaemon,
+} from '../helpers/daemon';
 
 const skip = skipUnlessRoot();
 
@@ -33,7 +41,12 @@ async function monitor(d: RunningDaemon): Promise<{ events: UeventJson[]; close:
 }
 
 /** Send raw bytes on a fresh connection, read replies until `replies` lines or the peer closes. */
-function rawExchange(socketPath: string, payloads: (string | Buffer)[], replies: number, hangUp = false): Promise<string[]> {
+function rawExchange(
+  socketPath: string,
+  payloads: (string | Buffer)[],
+  replies: number,
+  hangUp = false,
+): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const c = net.connect(socketPath);
     let buf = '';
@@ -128,11 +141,17 @@ describe('triggerd on the real kernel', { skip }, () => {
     t.after(() => run('ip', ['link', 'del', a], { allowFail: true }));
     await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
     for (const n of [a, b]) {
-      await waitFor(`${n} plugged`, async () => ((await units(client)).get(`sys-devices-virtual-net-${n}.device`)?.sub === 'plugged' ? true : undefined));
+      await waitFor(`${n} plugged`, async () =>
+        (await units(client)).get(`sys-devices-virtual-net-${n}.device`)?.sub === 'plugged'
+          ? true
+          : undefined,
+      );
     }
     await run('ip', ['link', 'del', a]);
     for (const n of [a, b]) {
-      await waitFor(`${n} dead`, async () => ((await units(client)).get(`sys-devices-virtual-net-${n}.device`)?.sub === 'dead' ? true : undefined));
+      await waitFor(`${n} dead`, async () =>
+        (await units(client)).get(`sys-devices-virtual-net-${n}.device`)?.sub === 'dead' ? true : undefined,
+      );
     }
     const devices = (await client.request('devices', { subsystem: 'net' })) as DeviceJson[];
     assert.ok(!devices.some((x) => x.devpath.endsWith(`/${a}`)), 'the removed device left the registry');
@@ -149,14 +168,25 @@ describe('triggerd on the real kernel', { skip }, () => {
       try { s.send(Buffer.from(process.argv[1], 'base64'), Number(process.argv[2]), 0); console.log('sent'); }
       catch (e) { console.log(e.code); }
       s.close();`;
-    const args = [process.execPath, '-e', script, Buffer.from(payload, 'latin1').toString('base64'), String(before.uevents.port)];
+    const args = [
+      process.execPath,
+      '-e',
+      script,
+      Buffer.from(payload, 'latin1').toString('base64'),
+      String(before.uevents.port),
+    ];
     const nobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
     // Plain nobody: the kernel itself refuses a unicast on this protocol (EPERM); if it ever
     // let one through, the daemon must still drop it.
     const plain = (await run('setpriv', [...nobody, ...args])).stdout.trim();
     assert.ok(plain === 'EPERM' || plain === 'sent', plain);
     // nobody with CAP_NET_ADMIN gets it to the daemon, as does root from a port that is not the kernel's.
-    assert.equal((await run('setpriv', [...nobody, '--inh-caps=+net_admin', '--ambient-caps=+net_admin', ...args])).stdout.trim(), 'sent');
+    assert.equal(
+      (
+        await run('setpriv', [...nobody, '--inh-caps=+net_admin', '--ambient-caps=+net_admin', ...args])
+      ).stdout.trim(),
+      'sent',
+    );
     assert.equal((await run(args[0] as string, args.slice(1))).stdout.trim(), 'sent');
     const expected = (before.uevents.rejected.ERR_UEVENT_UNTRUSTED_SENDER ?? 0) + (plain === 'sent' ? 3 : 2);
     const after = await waitFor('rejections counted', async () => {
@@ -172,13 +202,23 @@ describe('triggerd on the real kernel', { skip }, () => {
   });
 
   test('reads are open to everyone; a mutating request from nobody is refused', async () => {
-    const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, TRIGGERCTL, '--socket', d.socket];
+    const asNobody = [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      process.execPath,
+      TRIGGERCTL,
+      '--socket',
+      d.socket,
+    ];
     const read = await run('setpriv', [...asNobody, 'list-units', '--json']);
     assert.ok(Array.isArray(JSON.parse(read.stdout)));
     const reload = await run('setpriv', [...asNobody, 'reload'], { allowFail: true });
     assert.equal(reload.code, 1);
     assert.match(reload.stderr, /permission denied for uid 65534.*ERR_PERMISSION/);
-    const trig = await run('setpriv', [...asNobody, 'trigger', '--subsystem-match', 'mem'], { allowFail: true });
+    const trig = await run('setpriv', [...asNobody, 'trigger', '--subsystem-match', 'mem'], {
+      allowFail: true,
+    });
     assert.equal(trig.code, 1);
     assert.match(trig.stderr, /ERR_PERMISSION/);
     const asRoot = await run(process.execPath, [TRIGGERCTL, '--socket', d.socket, 'reload']);
@@ -198,13 +238,25 @@ describe('triggerd on the real kernel', { skip }, () => {
       ],
       6,
     );
-    const codes = replies.map((l) => (JSON.parse(l) as { ok: boolean; error?: { code: string } }).error?.code ?? 'ok');
-    assert.deepEqual(codes, ['ERR_BAD_JSON', 'ERR_UNKNOWN_METHOD', 'ERR_BAD_PARAMS', 'ERR_BAD_PARAMS', 'ERR_NO_SUCH_UNIT', 'ok']);
+    const codes = replies.map(
+      (l) => (JSON.parse(l) as { ok: boolean; error?: { code: string } }).error?.code ?? 'ok',
+    );
+    assert.deepEqual(codes, [
+      'ERR_BAD_JSON',
+      'ERR_UNKNOWN_METHOD',
+      'ERR_BAD_PARAMS',
+      'ERR_BAD_PARAMS',
+      'ERR_NO_SUCH_UNIT',
+      'ok',
+    ]);
 
     // A 10 MB line: one error, then the same connection still answers.
     const big = Buffer.alloc(10 * 1024 * 1024, 0x61);
     const afterBig = await rawExchange(d.socket, [big, '\n{"id":7,"method":"ping"}\n'], 2);
-    assert.equal((JSON.parse(afterBig[0] ?? '{}') as { error: { code: string } }).error.code, 'ERR_LINE_TOO_LONG');
+    assert.equal(
+      (JSON.parse(afterBig[0] ?? '{}') as { error: { code: string } }).error.code,
+      'ERR_LINE_TOO_LONG',
+    );
     assert.equal((JSON.parse(afterBig[1] ?? '{}') as { id: number; ok: boolean }).ok, true);
 
     // Half a line, then hang up: nothing to answer, nothing held.
@@ -214,15 +266,33 @@ describe('triggerd on the real kernel', { skip }, () => {
   });
 
   test('settle, trigger and why', async () => {
-    const settle = await run(process.execPath, [TRIGGERCTL, '--socket', d.socket, 'settle', '--timeout', '10', '--json']);
+    const settle = await run(process.execPath, [
+      TRIGGERCTL,
+      '--socket',
+      d.socket,
+      'settle',
+      '--timeout',
+      '10',
+      '--json',
+    ]);
     assert.equal((JSON.parse(settle.stdout) as { settled: boolean }).settled, true);
     const mon = await monitor(d);
     try {
-      const trig = await run(process.execPath, [TRIGGERCTL, '--socket', d.socket, '--json', 'trigger', '--subsystem-match', 'mem']);
+      const trig = await run(process.execPath, [
+        TRIGGERCTL,
+        '--socket',
+        d.socket,
+        '--json',
+        'trigger',
+        '--subsystem-match',
+        'mem',
+      ]);
       const result = JSON.parse(trig.stdout) as { devices: string[] };
       await run(process.execPath, [TRIGGERCTL, '--socket', d.socket, 'settle']);
       assert.ok(result.devices.includes('/devices/virtual/mem/null'));
-      await waitFor('triggered change for mem/null', () => mon.events.find((e) => e.devpath === '/devices/virtual/mem/null' && e.action === 'change'));
+      await waitFor('triggered change for mem/null', () =>
+        mon.events.find((e) => e.devpath === '/devices/virtual/mem/null' && e.action === 'change'),
+      );
     } finally {
       mon.close();
     }
@@ -236,7 +306,9 @@ describe('triggerd on the real kernel', { skip }, () => {
   test('SIGHUP reloads and the daemon keeps answering', async () => {
     const seen = d.logs.filter((l) => l.msg === 'reloaded').length;
     process.kill(d.pid, 'SIGHUP');
-    await waitFor('reload log line', () => (d.logs.filter((l) => l.msg === 'reloaded').length > seen ? true : undefined));
+    await waitFor('reload log line', () =>
+      d.logs.filter((l) => l.msg === 'reloaded').length > seen ? true : undefined,
+    );
     assert.deepEqual(await client.request('ping').then((r) => (r as { pid: number }).pid), d.pid);
   });
 });

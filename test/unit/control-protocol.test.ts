@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LineDecoder, METHODS, parseRequest, MAX_REQUEST_BYTES, type ErrorCode } from '../../src/control/protocol';
+import {
+  LineDecoder,
+  METHODS,
+  parseRequest,
+  MAX_REQUEST_BYTES,
+  type ErrorCode,
+} from '../../src/control/protocol';
 import { Prng } from '../helpers/prng';
 
 test('parseRequest: table of good and bad requests', () => {
@@ -90,7 +96,22 @@ test('fuzz: 100,000 generated inputs through LineDecoder and parseRequest never 
       for (let k = 0; k < edits; k++) {
         const at = rng.int(chars.length + 1);
         const op = rng.int(3);
-        const junk = rng.pick(['{', '}', '"', ':', ',', '[', ']', 'null', '1e999', '\\u0000', '\n', 'x', '-1', 'true']);
+        const junk = rng.pick([
+          '{',
+          '}',
+          '"',
+          ':',
+          ',',
+          '[',
+          ']',
+          'null',
+          '1e999',
+          '\\u0000',
+          '\n',
+          'x',
+          '-1',
+          'true',
+        ]);
         if (op === 0) chars.splice(at, 1);
         else if (op === 1) chars.splice(at, 0, junk);
         else chars[at] = junk;

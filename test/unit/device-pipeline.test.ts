@@ -10,23 +10,36 @@ import { FakeSysfs } from '../helpers/fake-sysfs';
 import { recordingLogger, silentLogger } from '../helpers/logger';
 import type { Logger } from '../../src/util/logger';
 
-function rig(sys: FakeSysfs, logger: Logger = silentLogger()): { native: FakeNativeNetlink; pipeline: DevicePipeline; manager: Manager; stop: () => void } {
+function rig(
+  sys: FakeSysfs,
+  logger: Logger = silentLogger(),
+): { native: FakeNativeNetlink; pipeline: DevicePipeline; manager: Manager; stop: () => void } {
   const native = new FakeNativeNetlink();
   const pipeline = new DevicePipeline({ logger, sysRoot: sys.root });
   const manager = new Manager({ logger });
   pipeline.changes$.subscribe((c) => manager.applyDeviceChange(c));
-  const sub = ueventEvents(native, { expect: 'kernel', receiveBufferBytes: 1 << 20 }).subscribe((i) => pipeline.handle(i));
+  const sub = ueventEvents(native, { expect: 'kernel', receiveBufferBytes: 1 << 20 }).subscribe((i) =>
+    pipeline.handle(i),
+  );
   pipeline.coldplug();
   return { native, pipeline, manager, stop: () => sub.unsubscribe() };
 }
 
-const LOOP = { devpath: '/devices/virtual/block/loop0', subsystem: 'block', uevent: { MAJOR: '7', MINOR: '0', DEVNAME: 'loop0', DEVTYPE: 'disk' } };
+const LOOP = {
+  devpath: '/devices/virtual/block/loop0',
+  subsystem: 'block',
+  uevent: { MAJOR: '7', MINOR: '0', DEVNAME: 'loop0', DEVTYPE: 'disk' },
+};
 
 test('coldplug fills the registry and units before any event', (t) => {
   const sys = new FakeSysfs();
   t.after(() => sys.cleanup());
   sys.add(LOOP);
-  sys.add({ devpath: '/devices/virtual/mem/null', subsystem: 'mem', uevent: { MAJOR: '1', MINOR: '3', DEVNAME: 'null' } });
+  sys.add({
+    devpath: '/devices/virtual/mem/null',
+    subsystem: 'mem',
+    uevent: { MAJOR: '1', MINOR: '3', DEVNAME: 'null' },
+  });
   sys.setSeqnum(41);
   const { pipeline, manager, stop } = rig(sys);
   t.after(stop);
@@ -43,7 +56,11 @@ test('kernel events update the registry; forged and malformed messages are count
   const { native, pipeline, manager, stop } = rig(sys, logger);
   t.after(stop);
   const veth = (action: string, seq: number, fields: Partial<Parameters<typeof fakeMessage>[1]> = {}) => {
-    const m = fakeKernelMessage(action, '/devices/virtual/net/veth0', { SUBSYSTEM: 'net', INTERFACE: 'veth0', SEQNUM: String(seq) });
+    const m = fakeKernelMessage(action, '/devices/virtual/net/veth0', {
+      SUBSYSTEM: 'net',
+      INTERFACE: 'veth0',
+      SEQNUM: String(seq),
+    });
     return { ...m, ...fields };
   };
   native.deliver([
@@ -80,7 +97,10 @@ test('a flood of forged messages costs a few log lines, not one per message', (t
   const { logger, lines } = recordingLogger();
   const { native, pipeline, stop } = rig(sys, logger);
   t.after(stop);
-  const forged = { ...fakeKernelMessage('add', '/devices/virtual/net/evil', { SUBSYSTEM: 'net', SEQNUM: '1' }), senderPort: 99 };
+  const forged = {
+    ...fakeKernelMessage('add', '/devices/virtual/net/evil', { SUBSYSTEM: 'net', SEQNUM: '1' }),
+    senderPort: 99,
+  };
   for (let i = 0; i < 10; i++) native.deliver(Array.from({ length: 1000 }, () => forged));
   assert.equal(pipeline.stats.rejected.ERR_UEVENT_UNTRUSTED_SENDER, 10_000);
   assert.ok(lines.filter((l) => l.level === 40).length <= 5);

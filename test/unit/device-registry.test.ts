@@ -36,7 +36,10 @@ test('move re-keys the device from DEVPATH_OLD', () => {
   const reg = new DeviceRegistry();
   const add = uevent('add', '/devices/virtual/net/a', 'net', { INTERFACE: 'a' });
   reg.apply(add, defaultDecision(add));
-  const move = uevent('move', '/devices/virtual/net/b', 'net', { INTERFACE: 'b', DEVPATH_OLD: '/devices/virtual/net/a' });
+  const move = uevent('move', '/devices/virtual/net/b', 'net', {
+    INTERFACE: 'b',
+    DEVPATH_OLD: '/devices/virtual/net/a',
+  });
   const c = reg.apply(move, defaultDecision(move));
   assert.equal(c?.kind, 'changed');
   assert.equal(c?.previous?.devpath, '/devices/virtual/net/a');

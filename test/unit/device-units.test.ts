@@ -6,7 +6,12 @@ import type { Uevent } from '../../src/devices/types';
 import { uevent, LOOP0 } from '../helpers/events';
 import { silentLogger } from '../helpers/logger';
 
-function rig(now = () => 0): { reg: DeviceRegistry; manager: Manager; apply: (e: Uevent) => void; changes: UnitStateChange[] } {
+function rig(now = () => 0): {
+  reg: DeviceRegistry;
+  manager: Manager;
+  apply: (e: Uevent) => void;
+  changes: UnitStateChange[];
+} {
   const reg = new DeviceRegistry();
   const manager = new Manager({ logger: silentLogger(), deadDeviceGcMs: 1000, now });
   const changes: UnitStateChange[] = [];
@@ -22,7 +27,10 @@ test('a block device becomes plugged units under its sysfs path and /dev node', 
   const { manager, apply } = rig();
   apply(uevent('add', ...LOOP0));
   const names = manager.listUnits().map((u) => `${u.name} ${u.active} ${u.sub}`);
-  assert.deepEqual(names, ['dev-loop0.device active plugged', 'sys-devices-virtual-block-loop0.device active plugged']);
+  assert.deepEqual(names, [
+    'dev-loop0.device active plugged',
+    'sys-devices-virtual-block-loop0.device active plugged',
+  ]);
 });
 
 test('a veth pair appears plugged and goes dead on remove', () => {
@@ -33,7 +41,10 @@ test('a veth pair appears plugged and goes dead on remove', () => {
   assert.equal(manager.getUnit('sys-devices-virtual-net-veth0.device')?.state, 'dead');
   assert.deepEqual(
     changes.map((c) => `${c.unit}:${c.from}->${c.to}`),
-    ['sys-devices-virtual-net-veth0.device:dead->plugged', 'sys-devices-virtual-net-veth0.device:plugged->dead'],
+    [
+      'sys-devices-virtual-net-veth0.device:dead->plugged',
+      'sys-devices-virtual-net-veth0.device:plugged->dead',
+    ],
   );
 });
 
@@ -65,7 +76,10 @@ test('dead device units are collected after the grace period, live ones never', 
   assert.equal(manager.collectGarbage(), 0);
   t = 1500;
   assert.equal(manager.collectGarbage(), 1);
-  assert.deepEqual(manager.listUnits().map((u) => u.name), ['sys-devices-virtual-net-v2.device']);
+  assert.deepEqual(
+    manager.listUnits().map((u) => u.name),
+    ['sys-devices-virtual-net-v2.device'],
+  );
 });
 
 test('a unit name shared by two devices stays plugged until both are gone', () => {

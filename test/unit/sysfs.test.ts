@@ -6,21 +6,38 @@ import { FakeSysfs } from '../helpers/fake-sysfs';
 
 test('parseUeventFile reads KEY=VALUE lines and makes DEVNAME absolute', () => {
   const p = parseUeventFile('MAJOR=7\nMINOR=0\nDEVNAME=loop0\nDEVTYPE=disk\nDISKSEQ=9\n\njunk\n');
-  assert.deepEqual([...p], [
-    ['MAJOR', '7'],
-    ['MINOR', '0'],
-    ['DEVNAME', '/dev/loop0'],
-    ['DEVTYPE', 'disk'],
-    ['DISKSEQ', '9'],
-  ]);
+  assert.deepEqual(
+    [...p],
+    [
+      ['MAJOR', '7'],
+      ['MINOR', '0'],
+      ['DEVNAME', '/dev/loop0'],
+      ['DEVTYPE', 'disk'],
+      ['DISKSEQ', '9'],
+    ],
+  );
 });
 
 test('scanSysfs follows bus and class links, reads subsystem and driver', (t) => {
   const sys = new FakeSysfs();
   t.after(() => sys.cleanup());
-  sys.add({ devpath: '/devices/virtual/block/loop0', subsystem: 'block', uevent: { MAJOR: '7', MINOR: '0', DEVNAME: 'loop0', DEVTYPE: 'disk' } });
-  sys.add({ devpath: '/devices/pci0000:00/0000:00:01.0', subsystem: 'pci', kind: 'bus', driver: 'virtio-pci', uevent: { PCI_ID: '1AF4:1000' } });
-  sys.add({ devpath: '/devices/virtual/net/lo', subsystem: 'net', uevent: { INTERFACE: 'lo', IFINDEX: '1' } });
+  sys.add({
+    devpath: '/devices/virtual/block/loop0',
+    subsystem: 'block',
+    uevent: { MAJOR: '7', MINOR: '0', DEVNAME: 'loop0', DEVTYPE: 'disk' },
+  });
+  sys.add({
+    devpath: '/devices/pci0000:00/0000:00:01.0',
+    subsystem: 'pci',
+    kind: 'bus',
+    driver: 'virtio-pci',
+    uevent: { PCI_ID: '1AF4:1000' },
+  });
+  sys.add({
+    devpath: '/devices/virtual/net/lo',
+    subsystem: 'net',
+    uevent: { INTERFACE: 'lo', IFINDEX: '1' },
+  });
   const scan = scanSysfs(sys.root);
   assert.deepEqual([...scan.devices.keys()].sort(), [
     '/devices/pci0000:00/0000:00:01.0',

@@ -23,13 +23,17 @@ test('encodeLibudevMessage reproduces the recorded udevd message byte for byte',
   if (!parsed.ok) return;
   const e = parsed.event;
   // The parser makes DEVNAME absolute; udevd sends it absolute too, so properties round-trip.
-  const again = encodeLibudevMessage({ subsystem: e.subsystem, devtype: e.devtype, tags: ['systemd'], properties: e.properties });
+  const again = encodeLibudevMessage({
+    subsystem: e.subsystem,
+    devtype: e.devtype,
+    tags: ['systemd'],
+    properties: e.properties,
+  });
   assert.deepEqual(again, recorded);
 });
 
 test('udev database record: links, properties, tags; and the decision from an event', () => {
-  const text = fs
-    .readFileSync(path.resolve(__dirname, '../../../test/fixtures/udev/db-b7:0'), 'utf8');
+  const text = fs.readFileSync(path.resolve(__dirname, '../../../test/fixtures/udev/db-b7:0'), 'utf8');
   const rec = parseUdevDbRecord(text);
   assert.deepEqual(rec.devlinks, [
     '/dev/disk/by-diskseq/3167',
@@ -46,7 +50,13 @@ test('udev database record: links, properties, tags; and the decision from an ev
 
 test('udevDeviceId forms libudev database keys', () => {
   assert.equal(udevDeviceId(uevent('add', ...LOOP0)), 'b7:0');
-  assert.equal(udevDeviceId(uevent('add', '/devices/virtual/mem/null', 'mem', { MAJOR: '1', MINOR: '3' })), 'c1:3');
+  assert.equal(
+    udevDeviceId(uevent('add', '/devices/virtual/mem/null', 'mem', { MAJOR: '1', MINOR: '3' })),
+    'c1:3',
+  );
   assert.equal(udevDeviceId(uevent('add', '/devices/virtual/net/lo', 'net', { IFINDEX: '1' })), 'n1');
-  assert.equal(udevDeviceId(uevent('add', '/devices/platform/serial8250', 'platform')), '+platform:serial8250');
+  assert.equal(
+    udevDeviceId(uevent('add', '/devices/platform/serial8250', 'platform')),
+    '+platform:serial8250',
+  );
 });

@@ -13,14 +13,35 @@ function registryWith(...events: ReturnType<typeof uevent>[]): DeviceRegistry {
 test('why: a table of device-unit explanations', () => {
   const loop = uevent('add', ...LOOP0);
   const nul = uevent('add', '/devices/virtual/mem/null', 'mem', { DEVNAME: 'null' });
-  const notReady = uevent('add', '/devices/virtual/block/loop1', 'block', { DEVNAME: 'loop1', SYSTEMD_READY: '0' });
+  const notReady = uevent('add', '/devices/virtual/block/loop1', 'block', {
+    DEVNAME: 'loop1',
+    SYSTEMD_READY: '0',
+  });
   const reg = registryWith(loop, nul, notReady);
   const kernel = reg.lastSeqnum;
   const cases: { name: string; settled: boolean; kernelSeqnum: number; reason: string; says: RegExp }[] = [
     { name: 'dev-loop0.device', settled: true, kernelSeqnum: kernel, reason: 'plugged', says: /plugged/ },
-    { name: 'sys-devices-virtual-block-loop0.device', settled: true, kernelSeqnum: kernel, reason: 'plugged', says: /loop0/ },
-    { name: 'dev-null.device', settled: true, kernelSeqnum: kernel, reason: 'not-tagged', says: /not tagged systemd/ },
-    { name: 'dev-loop1.device', settled: true, kernelSeqnum: kernel, reason: 'not-ready', says: /SYSTEMD_READY=0/ },
+    {
+      name: 'sys-devices-virtual-block-loop0.device',
+      settled: true,
+      kernelSeqnum: kernel,
+      reason: 'plugged',
+      says: /loop0/,
+    },
+    {
+      name: 'dev-null.device',
+      settled: true,
+      kernelSeqnum: kernel,
+      reason: 'not-tagged',
+      says: /not tagged systemd/,
+    },
+    {
+      name: 'dev-loop1.device',
+      settled: true,
+      kernelSeqnum: kernel,
+      reason: 'not-ready',
+      says: /SYSTEMD_READY=0/,
+    },
     {
       name: 'dev-disk-by\\x2duuid-0a0b.device',
       settled: true,
@@ -35,11 +56,28 @@ test('why: a table of device-unit explanations', () => {
       reason: 'queued',
       says: new RegExp(`event seqnum ${kernel + 1} still queued`),
     },
-    { name: 'foo.service', settled: true, kernelSeqnum: kernel, reason: 'not-a-device-unit', says: /not a .device unit/ },
-    { name: 'bad\\xZZ.device', settled: true, kernelSeqnum: kernel, reason: 'not-a-device-unit', says: /not a valid/ },
+    {
+      name: 'foo.service',
+      settled: true,
+      kernelSeqnum: kernel,
+      reason: 'not-a-device-unit',
+      says: /not a .device unit/,
+    },
+    {
+      name: 'bad\\xZZ.device',
+      settled: true,
+      kernelSeqnum: kernel,
+      reason: 'not-a-device-unit',
+      says: /not a valid/,
+    },
   ];
   for (const c of cases) {
-    const answer = explainDeviceUnit({ name: c.name, registry: reg, kernelSeqnum: c.kernelSeqnum, settled: c.settled });
+    const answer = explainDeviceUnit({
+      name: c.name,
+      registry: reg,
+      kernelSeqnum: c.kernelSeqnum,
+      settled: c.settled,
+    });
     assert.equal(answer.reason, c.reason, c.name);
     assert.match(answer.message, c.says, c.name);
   }
