@@ -49,7 +49,8 @@ export const UEVENT_PARSE_ERROR_CODES = [
  * - EMPTY: zero bytes. TOO_LARGE: more than UEVENT_MAX_BYTES. NOT_TERMINATED: last byte is not NUL.
  * - NO_HEADER: kernel format without an `ACTION@DEVPATH` first string.
  * - BAD_ACTION: action not in UEVENT_ACTIONS. BAD_DEVPATH: DEVPATH not absolute or has a `..` part.
- * - BAD_PROPERTY: a field without '=', with an empty key or a key outside [A-Za-z0-9_], a bad DEVNAME.
+ * - BAD_PROPERTY: a field without '=', with an empty key or a key outside [A-Za-z0-9_] (libudev:
+ *   printable ASCII but '='), a bad DEVNAME.
  * - BINARY: control bytes (< 0x20 other than the NUL separators, 0x7f) or invalid UTF-8.
  * - MISSING_KEY: ACTION, DEVPATH, SUBSYSTEM or SEQNUM absent. HEADER_MISMATCH: header disagrees
  *   with ACTION/DEVPATH. DUPLICATE_KEY: a key given twice. BAD_NUMBER: SEQNUM/MAJOR/MINOR not decimal.
@@ -86,6 +87,14 @@ for (let c = 0; c < 256; c++) {
   const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f;
   KEY_BYTE[c] = ok ? 1 : 0;
 }
+
+/**
+ * udev rules may set any property name (`IMPORT{cmdline}="net.ifnames"` stores one with a dot),
+ * and udevd sends them all; rejecting such a key would drop udevd's whole event. So libudev
+ * messages allow printable ASCII except '=' in keys.
+ */
+const UDEV_KEY_BYTE = new Uint8Array(256);
+for (let c = 0x21; c <= 0x7e; c++) UDEV_KEY_BYTE[c] = c === 0x3d ? 0 : 1;
 
 const LIBUDEV_PREFIX = Buffer.from('libudev\0', 'latin1');
 const HOST_LITTLE_ENDIAN = endianness() === 'LE';
@@ -133,7 +142,7 @@ export function parseKernelUevent(input: Uint8Array): UeventParseResult {
   }
 
   const properties = new Map<string, string>();
-  const failed = parseProperties(buf, text, headerEnd + 1, len, properties);
+  const failed = parseProperties(buf, text, headerEnd + 1, len, properties, KEY_BYTE);
   if (failed !== undefined) return failed;
 
   const action = properties.get('ACTION');
@@ -187,7 +196,7 @@ export function parseLibudevMessage(input: Uint8Array): UeventParseResult {
 
   const text = buf.toString('latin1', 0, len);
   const properties = new Map<string, string>();
-  const failed = parseProperties(buf, text, propertiesOff, len, properties);
+  const failed = parseProperties(buf, text, propertiesOff, len, properties, UDEV_KEY_BYTE);
   if (failed !== undefined) return failed;
   return buildEvent(properties, 'udev');
 }
@@ -244,12 +253,13 @@ function parseProperties(
   start: number,
   end: number,
   out: Map<string, string>,
+  keyBytes: Uint8Array,
 ): UeventParseResult | undefined {
   let p = start;
   while (p < end) {
     const keyStart = p;
     let c = buf[p];
-    while (KEY_BYTE[c] === 1) c = buf[++p];
+    while (keyBytes[c] === 1) c = buf[++p];
     if (c !== EQUALS || p === keyStart) {
       if (c === NUL)
         return fail('ERR_UEVENT_BAD_PROPERTY', p === keyStart ? 'empty field' : "field without '='", p);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeLibudevMessage, murmurHash2, tagBloom64 } from '../../src/devices/libudev-encode';
-import { parseLibudevMessage } from '../../src/devices/uevent-parse';
+import { parseKernelUevent, parseLibudevMessage } from '../../src/devices/uevent-parse';
 import { parseUdevDbRecord, udevDeviceId, udevEventDecision, withUdevDb } from '../../src/devices/udev-db';
 import { uevent, LOOP0 } from '../helpers/events';
 
@@ -59,4 +59,21 @@ test('udevDeviceId forms libudev database keys', () => {
     udevDeviceId(uevent('add', '/devices/platform/serial8250', 'platform')),
     '+platform:serial8250',
   );
+});
+
+test('libudev messages may carry property names udev rules allow (a dot), the kernel format may not', () => {
+  const props: [string, string][] = [
+    ['ACTION', 'change'],
+    ['DEVPATH', '/devices/virtual/net/lo'],
+    ['SUBSYSTEM', 'net'],
+    ['SEQNUM', '7'],
+    ['net.ifnames', '0'],
+  ];
+  const udev = parseLibudevMessage(encodeLibudevMessage({ subsystem: 'net', tags: [], properties: props }));
+  assert.ok(udev.ok);
+  if (udev.ok) assert.equal(udev.event.properties.get('net.ifnames'), '0');
+  const kernel = Buffer.from(`change@/devices/virtual/net/lo\0${props.map(([k, v]) => `${k}=${v}\0`).join('')}`, 'latin1');
+  const k = parseKernelUevent(kernel);
+  assert.equal(k.ok, false);
+  if (!k.ok) assert.equal(k.error.code, 'ERR_UEVENT_BAD_PROPERTY');
 });

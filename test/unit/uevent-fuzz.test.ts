@@ -236,6 +236,8 @@ function generate(): Buffer {
 const CODES: ReadonlySet<string> = new Set(UEVENT_PARSE_ERROR_CODES);
 const ACTIONS: ReadonlySet<string> = new Set(UEVENT_ACTIONS);
 const KEY_RE = /^[A-Za-z0-9_]+$/;
+/** libudev keys: whatever a udev rule may name, printable ASCII but '='. */
+const UDEV_KEY_RE = /^[\x21-\x3c\x3e-\x7e]+$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL_RE = /[\x00-\x1f\x7f]/;
 
@@ -263,7 +265,7 @@ function check(result: UeventParseResult, source: UeventSource): string | undefi
   if (e.devname !== undefined && !e.devname.startsWith('/')) return `devname ${e.devname}`;
   if (e.devtype !== p.get('DEVTYPE')) return 'DEVTYPE property';
   for (const [k, v] of p) {
-    if (!KEY_RE.test(k)) return `key ${JSON.stringify(k)}`;
+    if (!(source === 'udev' ? UDEV_KEY_RE : KEY_RE).test(k)) return `key ${JSON.stringify(k)}`;
     if (CONTROL_RE.test(v)) return `control char in ${k}`;
   }
   return undefined;
