@@ -120,7 +120,15 @@ function buildStream(devices: readonly SysfsDevice[], firstSeqnum: number): Stre
   }
   const batches: NetlinkMessage[][] = [];
   for (let i = 0; i < messages.length; i += BATCH_SIZE) batches.push(messages.slice(i, i + BATCH_SIZE));
-  return { batches, datagrams: messages.length, bytes, changes, netAdds, netRemoves, realDevices: devices.length };
+  return {
+    batches,
+    datagrams: messages.length,
+    bytes,
+    changes,
+    netAdds,
+    netRemoves,
+    realDevices: devices.length,
+  };
 }
 
 /** The smallest NativeNetlink that lets the benchmark play the addon's role: one onBatch per wake-up. */
@@ -133,7 +141,6 @@ class StubNative implements NativeNetlink {
     _onError: (error: NativeSystemError) => void,
   ): UeventSocket {
     this.onBatch = onBatch;
-    const stub = this;
     return {
       portId: 4242,
       receiveBufferBytes: options.receiveBufferBytes,
@@ -141,7 +148,7 @@ class StubNative implements NativeNetlink {
       resume: () => undefined,
       send: (buffer: Buffer) => buffer.length,
       close: () => {
-        stub.onBatch = undefined;
+        this.onBatch = undefined;
       },
       unref: () => undefined,
       ref: () => undefined,
@@ -198,22 +205,51 @@ function runSynthetic(stream: Stream): SyntheticRun {
 // ---------------------------------------------------------------------------------------------
 // 2. triggerd on the real kernel socket
 
+/** Wraps the real addon to sum the time spent in onBatch: parse + pipeline + manager, all of JS. */
+class BusyTimedNative implements NativeNetlink {
+  busyMs = 0;
+
+  constructor(private readonly inner: NativeNetlink) {}
+
+  openUeventSocket(
+    options: UeventSocketOptions,
+    onBatch: (batch: NetlinkItem[]) => void,
+    onError: (error: NativeSystemError) => void,
+  ): UeventSocket {
+    const timed = (batch: NetlinkItem[]): void => {
+      const t0 = performance.now();
+      try {
+        onBatch(batch);
+      } finally {
+        this.busyMs += performance.now() - t0;
+      }
+    };
+    return this.inner.openUeventSocket(options, timed, onError);
+  }
+
+  peerCredentials(fd: number): ReturnType<NativeNetlink['peerCredentials']> {
+    return this.inner.peerCredentials(fd);
+  }
+}
+
 /** The daemon's uevent path on the real addon, with a counter of one workload's events. */
 class TriggerdListener {
   readonly counter: WorkloadCounter;
   readonly pipeline = new DevicePipeline({ logger: silent });
   private readonly manager = new Manager({ logger: silent });
   private readonly subs: Subscription[] = [];
+  readonly native: BusyTimedNative;
   /** The source failed (socket could not open); reported instead of thrown from a callback. */
   sourceError: string | undefined;
 
   constructor(native: NativeNetlink, loops: LoopDevices) {
     this.counter = new WorkloadCounter(loops.devpaths);
+    this.native = new BusyTimedNative(native);
     this.subs.push(this.pipeline.changes$.subscribe((c) => this.manager.applyDeviceChange(c)));
     this.subs.push(this.pipeline.events$.subscribe((e) => this.counter.observe(e)));
     // Open before coldplug, as the daemon does.
     this.subs.push(
-      ueventEvents(native, { expect: 'kernel', receiveBufferBytes: RECEIVE_BUFFER_BYTES }).subscribe({
+      ueventEvents(this.native, { expect: 'kernel', receiveBufferBytes: RECEIVE_BUFFER_BYTES }).subscribe({
         next: (item) => this.pipeline.handle(item),
         error: (err: unknown) => {
           this.sourceError = err instanceof Error ? err.message : String(err);
@@ -237,14 +273,28 @@ interface BurstFigures {
   /** First write → last event processed (triggerd) or `udevadm settle` returned (udevd). */
   ms: number;
   eventsPerSec: number;
+  /** Kernel events during the measurement that were not the workload's (see WorkloadCounter). */
+  foreignKernelEvents: number;
 }
 
-async function triggerdBurst(listener: TriggerdListener, loops: LoopDevices, writes: number): Promise<BurstFigures> {
+interface TriggerdBurstFigures extends BurstFigures {
+  /** Time inside onBatch (parse + pipeline + manager) during the burst: triggerd's share of the CPU. */
+  jsBusyMs: number;
+  eventsPerJsBusySec: number;
+}
+
+async function triggerdBurst(
+  listener: TriggerdListener,
+  loops: LoopDevices,
+  writes: number,
+): Promise<TriggerdBurstFigures> {
   const { counter } = listener;
   counter.mark();
+  const busy0 = listener.native.busyMs;
   const burst = await writeChangeBurst(loops.ueventFiles, writes);
   await counter.waitFor(writes - burst.errors, 3000, 60_000);
   const ms = counter.lastAt - burst.startedAt;
+  const busyMs = listener.native.busyMs - busy0;
   return {
     writes,
     writeErrors: burst.errors,
@@ -253,6 +303,9 @@ async function triggerdBurst(listener: TriggerdListener, loops: LoopDevices, wri
     writeMs: round(burst.writeMs),
     ms: round(ms),
     eventsPerSec: Math.round((counter.counted / ms) * 1000),
+    foreignKernelEvents: counter.foreignKernelEvents(),
+    jsBusyMs: round(busyMs),
+    eventsPerJsBusySec: Math.round((counter.counted / busyMs) * 1000),
   };
 }
 
@@ -269,11 +322,14 @@ interface RoundsFigures {
   ms: number;
   eventsPerSec: number;
   failures: number;
+  foreignKernelEvents: number;
 }
 
 /** How many devices one trigger round touches, by udevadm's own enumeration. */
 async function devicesPerRound(tools: UdevTools): Promise<number> {
-  const r = await runCommand(tools.udevadm, [...TRIGGER_ARGS, '--dry-run', '--verbose'], { timeoutMs: 30_000 });
+  const r = await runCommand(tools.udevadm, [...TRIGGER_ARGS, '--dry-run', '--verbose'], {
+    timeoutMs: 30_000,
+  });
   return r.stdout.split('\n').filter((l) => l.startsWith('/sys/')).length;
 }
 
@@ -312,11 +368,15 @@ async function triggerRounds(
     ms: round(ms),
     eventsPerSec: Math.round((events / ms) * 1000),
     failures,
+    foreignKernelEvents: counter.foreignKernelEvents(),
   };
 }
 
 /** udevd's processed events as libudev consumers see them (netlink group 2), counted. */
-function openUdevMonitor(native: NativeNetlink, counter: WorkloadCounter): { close(): void; overflows(): number } {
+function openUdevMonitor(
+  native: NativeNetlink,
+  counter: WorkloadCounter,
+): { close(): void; overflows(): number } {
   let overflows = 0;
   const socket = native.openUeventSocket(
     { groups: 2, receiveBufferBytes: RECEIVE_BUFFER_BYTES },
@@ -375,6 +435,7 @@ async function measureUdevd(
     const rounds = await triggerRounds(tools, perRound, counter, 'udevadm', sample);
     await sleep(100); // let the monitor socket drain into the counter
     const roundsReceived = counter.counted;
+    const roundsForeign = counter.foreignKernelEvents();
     counter.mark();
     const burstStart = performance.now();
     const burst = await writeChangeBurst(loops.ueventFiles, BURST_WRITES);
@@ -391,13 +452,14 @@ async function measureUdevd(
       writeMs: round(burst.writeMs),
       ms: round(burstMs),
       eventsPerSec: Math.round((counter.counted / burstMs) * 1000),
+      foreignKernelEvents: counter.foreignKernelEvents(),
       settleExit: settle.code,
     };
     return {
       ...base,
       startMs: round(startMs),
       idle: { rssMB: kibToMb(idle.rssKiB), pssMB: kibToMb(idle.pssKiB), processes: idle.processes },
-      triggerRounds: { ...rounds, received: roundsReceived },
+      triggerRounds: { ...rounds, received: roundsReceived, foreignKernelEvents: roundsForeign },
       burst: burstFigures,
       peak: {
         rssMB: kibToMb(peakRss),
@@ -444,7 +506,8 @@ async function main(): Promise<object> {
   let realKernel: object;
   let listener: TriggerdListener | undefined;
   if (native === undefined) realKernel = { skipped: `native addon not available: ${nativeError}` };
-  else if (loops.names.length === 0) realKernel = { skipped: 'no loop block devices in /sys/devices/virtual/block' };
+  else if (loops.names.length === 0)
+    realKernel = { skipped: 'no loop block devices in /sys/devices/virtual/block' };
   else if (process.getuid?.() !== 0) realKernel = { skipped: 'writing uevent files needs root' };
   else {
     listener = new TriggerdListener(native, loops);
@@ -455,9 +518,12 @@ async function main(): Promise<object> {
       ...burst,
       overflows: listener.pipeline.stats.overflows,
       resyncs: listener.pipeline.stats.resyncs,
-      otherEvents: listener.counter.other,
       receiveBufferBytes: listener.pipeline.stats.receiveBufferBytes,
-      what: 'change written to /sys/devices/virtual/block/loopN/uevent in this process (chunks of 250, yielding between) → kernel → addon → ueventEvents → DevicePipeline → Manager; ms = first write → last event processed',
+      what:
+        'change written to /sys/devices/virtual/block/loopN/uevent by this same process (chunks of 250, ' +
+        'yielding between) → kernel → addon → ueventEvents → DevicePipeline → Manager; ms = first write → ' +
+        'last event processed, so the writer (the kernel building each uevent) shares the CPU time; ' +
+        'jsBusyMs = time in onBatch alone',
     };
   }
 
@@ -487,12 +553,15 @@ async function main(): Promise<object> {
       try {
         peer = await measureUdevd(avail.tools, native, loops, perRound);
       } catch (err) {
-        peer = { name: 'systemd-udevd', skipped: `could not run: ${err instanceof Error ? err.message : String(err)}` };
+        peer = {
+          name: 'systemd-udevd',
+          skipped: `could not run: ${err instanceof Error ? err.message : String(err)}`,
+        };
       }
     }
     comparison = {
       workloads: {
-        triggerRounds: `${TRIGGER_ROUNDS} × (udevadm ${TRIGGER_ARGS.slice(1).join(' ')}; then wait) over the existing loop devices; udevd waits with udevadm settle, triggerd until the pipeline processed the round`,
+        triggerRounds: `${TRIGGER_ROUNDS} × (udevadm ${TRIGGER_ARGS.join(' ')}; then wait) over the existing loop devices; udevd waits with udevadm settle, triggerd until the pipeline processed the round`,
         burst: `${BURST_WRITES} change writes to the loop devices' uevent files, chunks of 250; udevd then udevadm settle; ms from first write to done`,
       },
       triggerd,

@@ -40,8 +40,13 @@ function install(): void {
   if (installed) return;
   installed = true;
   process.on('exit', runCleanups);
+  let interrupted = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
+    // `on`, not `once`: a second signal (terminal plus run-all forwarding it) must not find the
+    // default action back in place and kill us halfway through the cleanup.
+    process.on(signal, () => {
+      if (interrupted) return;
+      interrupted = true;
       process.stderr.write(`benchmark interrupted by ${signal}; cleaning up\n`);
       runCleanups();
       process.exit(signal === 'SIGINT' ? 130 : 143);

@@ -23,6 +23,15 @@ export class WorkloadCounter {
     this.lastAt = 0;
   }
 
+  /**
+   * Kernel uevents emitted since `mark()` that are not this workload's: other activity on the
+   * machine (other tests), which a peer that handles every event also pays for. Includes events of
+   * other network namespaces, which share the seqnum counter but never reach this namespace.
+   */
+  foreignKernelEvents(): number {
+    return Math.max(0, readKernelSeqnum() - this.minSeqnum - this.counted);
+  }
+
   observe(event: Uevent): void {
     if (event.action === 'change' && event.seqnum > this.minSeqnum && this.devpaths.has(event.devpath)) {
       this.counted++;

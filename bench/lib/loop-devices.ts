@@ -12,7 +12,7 @@ export interface LoopDevices {
 }
 
 export function existingLoopDevices(): LoopDevices {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = fs.readdirSync(VIRTUAL_BLOCK).filter((n) => /^loop\d+$/.test(n));
   } catch {
@@ -38,7 +38,11 @@ export interface BurstResult {
  * Write `change` `writes` times round-robin over the devices, yielding to the event loop every
  * `chunk` writes so an in-process listener drains its socket while the burst goes on.
  */
-export async function writeChangeBurst(files: readonly string[], writes: number, chunk = 250): Promise<BurstResult> {
+export async function writeChangeBurst(
+  files: readonly string[],
+  writes: number,
+  chunk = 250,
+): Promise<BurstResult> {
   let errors = 0;
   const startedAt = performance.now();
   for (let i = 0; i < writes; i++) {

@@ -67,7 +67,8 @@ export async function ensureUdev(allowInstall: boolean): Promise<UdevAvailabilit
     const failure = await installUdev();
     if (failure !== undefined) return { ok: false, reason: failure };
     found = findTools();
-    if (found === undefined) return { ok: false, reason: 'apt-get install udev succeeded but udevd/udevadm are missing' };
+    if (found === undefined)
+      return { ok: false, reason: 'apt-get install udev succeeded but udevd/udevadm are missing' };
     origin = 'installed-now';
   }
   const v = await runCommand(found.udevadm, ['--version'], { timeoutMs: 10_000 });
@@ -148,11 +149,13 @@ export async function startUdevd(tools: UdevTools): Promise<RunningUdevd> {
 
   // Everything below is undone by this one step, on every path out.
   const undo = (): void => {
-    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) killPid(child.pid, 'SIGKILL');
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null)
+      killPid(child.pid, 'SIGKILL');
     for (const w of workersSeen) if (UDEVD_COMMS.includes(commOf(w) ?? '')) killPid(w, 'SIGKILL');
     mask.restore();
     // /run/udev is udevd's runtime state; remove it only if it is ours (did not exist before).
-    if (!runUdevExisted && pidsByComm(UDEVD_COMMS).length === 0) fs.rmSync(RUN_UDEV, { recursive: true, force: true });
+    if (!runUdevExisted && pidsByComm(UDEVD_COMMS).length === 0)
+      fs.rmSync(RUN_UDEV, { recursive: true, force: true });
   };
   const dispose = onCleanup('stop udevd and restore the rules mask', undo);
 
@@ -169,7 +172,9 @@ export async function startUdevd(tools: UdevTools): Promise<RunningUdevd> {
     const deadline = performance.now() + 15_000;
     while (!answering && !exited() && performance.now() < deadline) {
       if (fs.existsSync(`${RUN_UDEV}/control`)) {
-        const ping = await runCommand(tools.udevadm, ['control', '--ping', '--timeout=1'], { timeoutMs: 5000 });
+        const ping = await runCommand(tools.udevadm, ['control', '--ping', '--timeout=1'], {
+          timeoutMs: 5000,
+        });
         answering = ping.code === 0;
       }
       if (!answering) await sleep(50);

@@ -72,7 +72,10 @@ test('libudev messages may carry property names udev rules allow (a dot), the ke
   const udev = parseLibudevMessage(encodeLibudevMessage({ subsystem: 'net', tags: [], properties: props }));
   assert.ok(udev.ok);
   if (udev.ok) assert.equal(udev.event.properties.get('net.ifnames'), '0');
-  const kernel = Buffer.from(`change@/devices/virtual/net/lo\0${props.map(([k, v]) => `${k}=${v}\0`).join('')}`, 'latin1');
+  const kernel = Buffer.from(
+    `change@/devices/virtual/net/lo\0${props.map(([k, v]) => `${k}=${v}\0`).join('')}`,
+    'latin1',
+  );
   const k = parseKernelUevent(kernel);
   assert.equal(k.ok, false);
   if (!k.ok) assert.equal(k.error.code, 'ERR_UEVENT_BAD_PROPERTY');
