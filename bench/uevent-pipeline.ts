@@ -484,6 +484,8 @@ async function main(): Promise<object> {
   const devices = [...scan.devices.values()];
   if (devices.length === 0) throw new Error('scanSysfs() found no devices; cannot model a stream');
   const stream = buildStream(devices, readKernelSeqnum() + 1);
+  gc?.();
+  const rssWithStreamBytes = process.memoryUsage.rss();
   for (let i = 0; i < WARMUP_RUNS; i++) runSynthetic(stream);
   const runs: SyntheticRun[] = [];
   for (let i = 0; i < TIMED_RUNS; i++) runs.push(runSynthetic(stream));
@@ -591,7 +593,10 @@ async function main(): Promise<object> {
       rejected: last.rejected,
       registryAfter: last.devices,
       unitsAfter: last.units,
+      rssBeforeRunsMB: bytesToMb(rssWithStreamBytes),
       peakRssMB: kibToMb(peakRssAfterSyntheticKiB),
+      peakRssNote:
+        'whole process (maxRSS) after the synthetic runs: Node itself, the generated stream, 6 runs',
       heapUsedAfterMB: bytesToMb(mem.heapUsed),
       arrayBuffersAfterMB: bytesToMb(mem.arrayBuffers),
       heapNote: `after a forced GC${gc === undefined ? ' (unavailable: figure is without GC)' : ''}, with the stream (${bytesToMb(stream.bytes)} MB of Buffers) still held`,
