@@ -419,7 +419,7 @@ async function measureUdevd(
   const udevd = await startUdevd(tools);
   const startMs = performance.now() - tStart;
   const counter = new WorkloadCounter(loops.devpaths);
-  const monitor = openUdevMonitor(native, counter);
+  let monitor: ReturnType<typeof openUdevMonitor> | undefined;
   let peakRss = 0;
   let peakPss = 0;
   let peakProcesses = 0;
@@ -430,6 +430,7 @@ async function measureUdevd(
     peakProcesses = Math.max(peakProcesses, m.processes);
   };
   try {
+    monitor = openUdevMonitor(native, counter);
     await sleep(1000);
     const idle = udevd.memory();
     const rounds = await triggerRounds(tools, perRound, counter, 'udevadm', sample);
@@ -470,7 +471,7 @@ async function measureUdevd(
       monitorOverflows: monitor.overflows(),
     };
   } finally {
-    monitor.close();
+    monitor?.close();
     const stopped = await udevd.stop();
     if (stopped.forced) process.stderr.write('systemd-udevd ignored SIGTERM for 5 s and was killed\n');
   }

@@ -2,6 +2,7 @@
 // child we started by its pid (never by name).
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import { onCleanup } from './cleanup';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -31,7 +32,13 @@ const OUTPUT_LIMIT = 4 * 1024 * 1024;
 export function runCommand(
   command: string,
   args: readonly string[],
-  options: { timeoutMs: number; env?: NodeJS.ProcessEnv; cwd?: string },
+  options: {
+    timeoutMs: number;
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    /** Kill it if the benchmark is interrupted (default); not for apt-get, which must not die midway. */
+    killOnCleanup?: boolean;
+  },
 ): Promise<CommandResult> {
   return new Promise((resolve) => {
     const t0 = performance.now();
@@ -42,6 +49,14 @@ export function runCommand(
       resolve({ code: null, signal: null, stdout: '', stderr: String(err), ms: 0, timedOut: false });
       return;
     }
+    const dispose =
+      options.killOnCleanup === false
+        ? () => undefined
+        : onCleanup(`kill ${command}`, () => {
+            if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+              killPid(child.pid, 'SIGKILL');
+            }
+          });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outBytes = 0;
@@ -62,6 +77,7 @@ export function runCommand(
     child.on('error', (e) => err.push(Buffer.from(String(e))));
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      dispose();
       resolve({
         code,
         signal,
@@ -136,6 +152,27 @@ export function pssKiB(pid: number): number | undefined {
   }
 }
 
+/** Whether a pid exists and has not exited (a zombie has exited: it only waits to be reaped). */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Block (no event loop: usable in exit handlers) until none of the pids is alive, at most `ms`. */
+export function waitGoneSync(pids: readonly number[], ms: number): boolean {
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = performance.now() + ms;
+  for (;;) {
+    if (pids.every((p) => !isAlive(p))) return true;
+    if (performance.now() >= deadline) return false;
+    Atomics.wait(cell, 0, 0, 10);
+  }
+}
+
 /** The command name of a pid, or undefined when it is gone. */
 export function commOf(pid: number): string | undefined {
   try {
@@ -168,11 +205,11 @@ export function childPids(pid: number): number[] {
   return allPids().filter((p) => parentOf(p) === pid);
 }
 
-/** Pids whose command name is one of `names` (to see whether a peer already runs; never to kill). */
+/** Live pids whose command name is one of `names` (to see whether a peer already runs; never to kill). */
 export function pidsByComm(names: readonly string[]): number[] {
   return allPids().filter((p) => {
     const comm = commOf(p);
-    return comm !== undefined && names.includes(comm);
+    return comm !== undefined && names.includes(comm) && isAlive(p);
   });
 }
 

@@ -5,7 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { onCleanup } from './cleanup';
 import {
+  childPids,
   commOf,
+  isAlive,
   killPid,
   pidsByComm,
   runCommand,
@@ -13,6 +15,7 @@ import {
   stopChild,
   treeMemory,
   waitFor,
+  waitGoneSync,
   type StopResult,
   type TreeMemory,
 } from './proc';
@@ -88,6 +91,7 @@ async function installUdev(): Promise<string | undefined> {
     const result = await runCommand('apt-get', ['install', '-y', 'udev'], {
       timeoutMs: 600_000,
       env,
+      killOnCleanup: false,
     });
     if (result.code !== 0) {
       const tail = result.stderr.trim().split('\n').slice(-3).join(' | ');
@@ -149,9 +153,15 @@ export async function startUdevd(tools: UdevTools): Promise<RunningUdevd> {
 
   // Everything below is undone by this one step, on every path out.
   const undo = (): void => {
-    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null)
-      killPid(child.pid, 'SIGKILL');
-    for (const w of workersSeen) if (UDEVD_COMMS.includes(commOf(w) ?? '')) killPid(w, 'SIGKILL');
+    const victims: number[] = [];
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      victims.push(child.pid);
+      for (const w of childPids(child.pid)) workersSeen.add(w); // workers not sampled yet
+    }
+    for (const w of workersSeen) if (isAlive(w) && UDEVD_COMMS.includes(commOf(w) ?? '')) victims.push(w);
+    for (const v of victims) killPid(v, 'SIGKILL');
+    // Synchronous: this also runs from exit and signal handlers, where no event loop turns.
+    waitGoneSync(victims, 2000);
     mask.restore();
     // /run/udev is udevd's runtime state; remove it only if it is ours (did not exist before).
     if (!runUdevExisted && pidsByComm(UDEVD_COMMS).length === 0)
@@ -203,7 +213,10 @@ export async function startUdevd(tools: UdevTools): Promise<RunningUdevd> {
       for (const c of treeMemory(pid).children) workersSeen.add(c);
       const result = await stopChild(running, 5000);
       // Workers die with udevd (it kills them on exit; PDEATHSIG otherwise); give them a moment.
-      await waitFor(() => [...workersSeen].every((w) => !UDEVD_COMMS.includes(commOf(w) ?? '')), 2000);
+      await waitFor(
+        () => [...workersSeen].every((w) => !isAlive(w) || !UDEVD_COMMS.includes(commOf(w) ?? '')),
+        2000,
+      );
       dispose();
       return result;
     },
