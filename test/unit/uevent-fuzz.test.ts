@@ -16,22 +16,13 @@ import {
 } from '../../src/devices/uevent-parse';
 import { encodeKernelUevent } from '../../src/devices/uevent-encode';
 import { UEVENT_ACTIONS, type UeventSource } from '../../src/devices/types';
+import { mulberry32 } from '../helpers/prng';
 
 const SEED = 0x7269_6767; // change to explore; failures print the seed and the input
 const ITERATIONS = 100_000;
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/uevents');
 
-/** mulberry32: small, fast, good enough to drive mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 const random = prng(SEED);
 const int = (n: number): number => Math.floor(random() * n);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { deviceUnitName, escapePath, unescapePath, UnitNameError } from '../../src/units/unit-name';
+import { mulberry32 } from '../helpers/prng';
 
 const SYSTEMD_ESCAPE = '/usr/bin/systemd-escape';
 const skipNoBinary = fs.existsSync(SYSTEMD_ESCAPE) ? false : `${SYSTEMD_ESCAPE} is not installed`;
@@ -121,16 +122,7 @@ function longPath(n: number): string {
 
 // ---- generated paths against the real binary ---------------------------------------------------
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 const random = prng(0x5d_e5ca_9e);
 const int = (n: number): number => Math.floor(random() * n);
 const pick = <T>(list: readonly T[]): T => list[int(list.length)];
