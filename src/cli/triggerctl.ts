@@ -36,6 +36,22 @@ function out(text: string): void {
   process.stdout.write(text);
 }
 
+/** A list as JSON for scripts, or as a table with a count line for people. */
+function printList<T>(
+  json: boolean,
+  items: T[],
+  headers: string[],
+  row: (item: T) => string[],
+  noun: string,
+): void {
+  if (json) {
+    out(JSON.stringify(items, null, 2) + '\n');
+    return;
+  }
+  out(table(headers, items.map(row)));
+  out(`\n${items.length} ${noun} listed.\n`);
+}
+
 function printEvent(e: UeventJson): void {
   const label = e.source === 'udev' ? 'UDEV' : e.source === 'synthetic' ? 'SYNTH' : 'KERNEL';
   let text = `${label}[${e.monotonic.toFixed(6)}] ${e.action.padEnd(8)} ${e.devpath} (${e.subsystem})\n`;
@@ -98,22 +114,13 @@ async function main(argv: string[]): Promise<number> {
           'devices',
           values.subsystem ? { subsystem: values.subsystem } : {},
         )) as DeviceJson[];
-        if (json) out(JSON.stringify(devices, null, 2) + '\n');
-        else {
-          out(
-            table(
-              ['DEVPATH', 'SUBSYSTEM', 'DEVNAME', 'DRIVER', 'TAGS'],
-              devices.map((d) => [
-                d.devpath,
-                d.subsystem,
-                d.devname ?? '-',
-                d.driver ?? '-',
-                d.tags.join(',') || '-',
-              ]),
-            ),
-          );
-          out(`\n${devices.length} devices listed.\n`);
-        }
+        printList(
+          json,
+          devices,
+          ['DEVPATH', 'SUBSYSTEM', 'DEVNAME', 'DRIVER', 'TAGS'],
+          (d) => [d.devpath, d.subsystem, d.devname ?? '-', d.driver ?? '-', d.tags.join(',') || '-'],
+          'devices',
+        );
         return 0;
       }
       case 'list-units': {
@@ -121,16 +128,13 @@ async function main(argv: string[]): Promise<number> {
           'list-units',
           values.type ? { type: values.type } : {},
         )) as UnitSummary[];
-        if (json) out(JSON.stringify(units, null, 2) + '\n');
-        else {
-          out(
-            table(
-              ['UNIT', 'LOAD', 'ACTIVE', 'SUB', 'DESCRIPTION'],
-              units.map((u) => [u.name, u.load, u.active, u.sub, u.description]),
-            ),
-          );
-          out(`\n${units.length} units listed.\n`);
-        }
+        printList(
+          json,
+          units,
+          ['UNIT', 'LOAD', 'ACTIVE', 'SUB', 'DESCRIPTION'],
+          (u) => [u.name, u.load, u.active, u.sub, u.description],
+          'units',
+        );
         return 0;
       }
       case 'status': {
