@@ -100,11 +100,10 @@ export function parseRequest(line: string): ParsedRequest {
   }
   if (!isRecord(value)) return fail(null, 'ERR_BAD_REQUEST', 'request must be a JSON object');
   const rawId = value.id;
-  const id: RequestId =
-    typeof rawId === 'number' || typeof rawId === 'string' ? rawId : rawId === undefined ? null : null;
   if (rawId !== undefined && rawId !== null && typeof rawId !== 'number' && typeof rawId !== 'string') {
     return fail(null, 'ERR_BAD_REQUEST', '"id" must be a number or a string');
   }
+  const id: RequestId = rawId ?? null;
   const method = value.method;
   if (typeof method !== 'string') return fail(id, 'ERR_BAD_REQUEST', '"method" must be a string');
   if (!Object.prototype.hasOwnProperty.call(METHODS, method)) {
