@@ -9,30 +9,38 @@ const ADDON_FILE = 'triggerd_native.node';
 
 let cached: NativeNetlink | undefined;
 
-/** Where the addon may be: this file runs from src/native/ or, compiled, from dist/src/native/. */
-export function addonCandidates(): string[] {
+/** Where an addon may be: this file runs from src/native/ or, compiled, from dist/src/native/. */
+export function addonCandidates(fileName = ADDON_FILE): string[] {
   const roots = [path.resolve(__dirname, '..', '..'), path.resolve(__dirname, '..', '..', '..')];
   const candidates: string[] = [];
   for (const root of roots) {
     for (const flavour of ['Release', 'Debug'])
-      candidates.push(path.join(root, 'build', flavour, ADDON_FILE));
+      candidates.push(path.join(root, 'build', flavour, fileName));
   }
   return candidates;
+}
+
+/**
+ * Finds and requires one of the project's `.node` files (each addon has exactly one TypeScript
+ * module that calls this and declares its interface). Throws with a hint when it is not built.
+ */
+export function requireAddon(fileName: string): { loaded: unknown; file: string } {
+  const candidates = addonCandidates(fileName);
+  const found = candidates.find((candidate) => existsSync(candidate));
+  if (found === undefined) {
+    throw new Error(
+      `triggerd native addon ${fileName} is not built (looked in ${candidates.join(', ')}); ` +
+        'run "npm install" (it runs node-gyp rebuild)',
+    );
+  }
+  return { loaded: createRequire(__filename)(found), file: found };
 }
 
 /** Loads the addon once per process (loading a Node-API addon twice in one environment is not safe). */
 export function loadNative(): NativeNetlink {
   if (cached !== undefined) return cached;
-  const candidates = addonCandidates();
-  const found = candidates.find((candidate) => existsSync(candidate));
-  if (found === undefined) {
-    throw new Error(
-      `triggerd native addon ${ADDON_FILE} is not built (looked in ${candidates.join(', ')}); ` +
-        'run "npm install" (it runs node-gyp rebuild)',
-    );
-  }
-  const loaded: unknown = createRequire(__filename)(found);
-  cached = checkShape(loaded, found);
+  const { loaded, file } = requireAddon(ADDON_FILE);
+  cached = checkShape(loaded, file);
   return cached;
 }
 
