@@ -1,0 +1,940 @@
+// .service units: systemd's service state machine. Processes are started and signalled through
+// an injected ServiceHost (the native spawn layer in the daemon, a fake on virtual time in
+// tests); process exits, sd_notify messages and timer expiries come in as method calls. Every
+// transition goes through setState(), the one place that has side effects on the outside world
+// (timers, job completion, notifying the manager).
+import type { Logger } from '../util/logger';
+import type { ActiveState, LoadState } from './unit-type';
+import type { ConditionSpec, ExecCommand, LoadedUnitFile, NotifyAccess, ServiceSection } from './config-types';
+
+export type ServiceState =
+  | 'dead'
+  | 'condition'
+  | 'start-pre'
+  | 'start'
+  | 'start-post'
+  | 'running'
+  | 'exited'
+  | 'reload'
+  | 'reload-signal'
+  | 'reload-notify'
+  | 'stop'
+  | 'stop-watchdog'
+  | 'stop-sigterm'
+  | 'stop-sigkill'
+  | 'stop-post'
+  | 'final-sigterm'
+  | 'final-sigkill'
+  | 'failed'
+  | 'auto-restart';
+
+/** Why a service ended up where it is (systemd's Result=). */
+export type ServiceResult =
+  | 'success'
+  | 'protocol'
+  | 'timeout'
+  | 'exit-code'
+  | 'signal'
+  | 'core-dump'
+  | 'watchdog'
+  | 'start-limit-hit'
+  | 'resources';
+
+/** How a job on this unit ended, as the job engine understands it. */
+export type JobEnd = 'done' | 'failed' | 'timeout' | 'canceled' | 'skipped' | 'assert';
+
+/** What start/stop/reload say to the job engine right away. */
+export type JobOutcome = 'done' | 'pending' | { failed: JobEnd; reason: string };
+
+export interface ProcessExit {
+  pid: number;
+  code: 'exited' | 'killed' | 'dumped';
+  /** Exit status, or the signal number for killed/dumped. */
+  status: number;
+}
+
+export interface SpawnFailure {
+  /** Step of the exec plan that failed ('CHDIR', 'EXEC', 'USER', ...), or 'PLAN' when it could not be built. */
+  step: string;
+  code: string;
+  message: string;
+}
+
+export type SpawnResult = { ok: true; pid: number } | { ok: false; failure: SpawnFailure };
+
+/** The typed notify fields the service acts on (parsed and authorized before they get here). */
+export interface ServiceNotify {
+  senderPid: number;
+  ready?: boolean;
+  reloading?: boolean;
+  stopping?: boolean;
+  status?: string;
+  errno?: number;
+  mainPid?: number;
+  watchdog?: 'ping' | 'trigger';
+  watchdogUsec?: number;
+  extendTimeoutUsec?: number;
+  monotonicUsec?: number;
+}
+
+/** Everything a service needs from the world. */
+export interface ServiceHost {
+  spawn(command: ExecCommand, role: 'main' | 'control', extraEnv: Record<string, string>): SpawnResult;
+  /** Send a signal to one process (by pidfd where the host has one). */
+  signal(pid: number, signal: number): void;
+  /** Signal every process of the unit except `except`; returns how many were signalled. */
+  signalGroup(signal: number, except: ReadonlySet<number>): number;
+  /** Pids still in the unit's cgroup (or process group). */
+  groupPids(): number[];
+  readPidFile(path: string): number | undefined;
+  conditionHolds(condition: ConditionSpec): boolean;
+  setTimer(ms: number, fn: () => void): () => void;
+  /** Monotonic ms. */
+  now(): number;
+  /** The pending job on this unit is over. */
+  jobFinished(end: JobEnd): void;
+  /** The unit changed state (the manager logs, triggers OnFailure/OnSuccess, serializes). */
+  stateChanged(from: ServiceState, to: ServiceState, result: ServiceResult): void;
+  /** Restart= decided to start again: the manager enqueues a restart job. */
+  requestRestart(): void;
+  log: Logger;
+}
+
+const SIGKILL = 9;
+const SIGABRT = 6;
+const SIGHUP = 1;
+const SIGCONT = 18;
+
+const ACTIVE: Record<ServiceState, ActiveState> = {
+  dead: 'inactive',
+  condition: 'activating',
+  'start-pre': 'activating',
+  start: 'activating',
+  'start-post': 'activating',
+  running: 'active',
+  exited: 'active',
+  reload: 'reloading',
+  'reload-signal': 'reloading',
+  'reload-notify': 'reloading',
+  stop: 'deactivating',
+  'stop-watchdog': 'deactivating',
+  'stop-sigterm': 'deactivating',
+  'stop-sigkill': 'deactivating',
+  'stop-post': 'deactivating',
+  'final-sigterm': 'deactivating',
+  'final-sigkill': 'deactivating',
+  failed: 'failed',
+  'auto-restart': 'activating',
+};
+
+/** The phase whose commands run as control (or, for oneshot ExecStart, main) processes. */
+type Phase = 'condition' | 'start-pre' | 'start' | 'start-post' | 'reload' | 'stop' | 'stop-post';
+
+export class ServiceUnit {
+  state: ServiceState = 'dead';
+  result: ServiceResult = 'success';
+  reloadResult: ServiceResult = 'success';
+  mainPid: number | undefined;
+  controlPid: number | undefined;
+  statusText: string | undefined;
+  /** Exit of the main process, kept for `status` and Restart= decisions. */
+  mainExit: ProcessExit | undefined;
+  /** Wall-clock of the last state change. */
+  since: number;
+  nRestarts = 0;
+  readonly load: LoadState;
+  private pendingJob: 'start' | 'stop' | 'reload' | undefined;
+  private queue: ExecCommand[] = [];
+  private currentCommand: ExecCommand | undefined;
+  private phase: Phase | undefined;
+  private cancelTimer: (() => void) | undefined;
+  private cancelWatchdog: (() => void) | undefined;
+  private watchdogMs: number;
+  private startTimes: number[] = [];
+  /** Stop was asked for (job or STOPPING=1 + exit): no auto-restart. */
+  private stopRequested = false;
+  private ready = false;
+  private reloadStartedUsec = 0;
+  private warnedNoMonotonic = false;
+
+  constructor(
+    readonly name: string,
+    readonly file: LoadedUnitFile,
+    private readonly host: ServiceHost,
+  ) {
+    this.load = file.loadState;
+    this.since = Date.now();
+    this.watchdogMs = this.config.watchdogMs;
+  }
+
+  get config(): ServiceSection {
+    if (this.file.service === undefined) throw new Error(`${this.name}: no [Service] configuration`);
+    return this.file.service;
+  }
+
+  activeState(): ActiveState {
+    return ACTIVE[this.state];
+  }
+
+  /** NotifyAccess: explicit, or raised to 'main' by Type=notify/notify-reload, WatchdogSec=, an fd store. */
+  notifyAccess(): NotifyAccess {
+    const c = this.config;
+    if (c.notifyAccess !== undefined) return c.notifyAccess;
+    if (c.type === 'notify' || c.type === 'notify-reload' || c.watchdogMs > 0 || c.fileDescriptorStoreMax > 0) {
+      return 'main';
+    }
+    return 'none';
+  }
+
+  canReload(): boolean {
+    return this.config.execReload.length > 0 || this.config.type === 'notify-reload';
+  }
+
+  // ---- jobs -----------------------------------------------------------------------------------
+
+  start(): JobOutcome {
+    switch (this.state) {
+      case 'running':
+      case 'exited':
+        return 'done';
+      case 'condition':
+      case 'start-pre':
+      case 'start':
+      case 'start-post':
+      case 'auto-restart':
+        if (this.state === 'auto-restart') break;
+        this.pendingJob = 'start';
+        return 'pending';
+      case 'stop':
+      case 'stop-watchdog':
+      case 'stop-sigterm':
+      case 'stop-sigkill':
+      case 'stop-post':
+      case 'final-sigterm':
+      case 'final-sigkill':
+        // systemd waits for the stop to finish; the job engine retries after the stop job.
+        return { failed: 'failed', reason: `${this.name} is stopping` };
+      default:
+        break;
+    }
+    if (this.load !== 'loaded') return { failed: 'failed', reason: `${this.name} is ${this.load}` };
+    if (!this.checkStartLimit()) {
+      this.result = 'start-limit-hit';
+      this.setState('failed');
+      return { failed: 'failed', reason: `${this.name}: start request repeated too quickly (start-limit-hit)` };
+    }
+    const assertFailed = this.failedCondition('assert');
+    if (assertFailed !== undefined) return { failed: 'assert', reason: `assertion failed: ${assertFailed}` };
+    const conditionFailed = this.failedCondition('condition');
+    if (conditionFailed !== undefined) {
+      this.host.log.info({ unit: this.name }, `condition not met, skipping start: ${conditionFailed}`);
+      return 'done';
+    }
+    this.pendingJob = 'start';
+    this.result = 'success';
+    this.reloadResult = 'success';
+    this.mainExit = undefined;
+    this.stopRequested = false;
+    this.ready = false;
+    this.statusText = undefined;
+    return this.synchronously(() => this.runPhase('condition', this.config.execCondition));
+  }
+
+  stop(): JobOutcome {
+    this.stopRequested = true;
+    switch (this.state) {
+      case 'dead':
+      case 'failed':
+        return 'done';
+      case 'auto-restart':
+        this.setState('dead');
+        return 'done';
+      case 'stop':
+      case 'stop-watchdog':
+      case 'stop-sigterm':
+      case 'stop-sigkill':
+      case 'stop-post':
+      case 'final-sigterm':
+      case 'final-sigkill':
+        this.pendingJob = 'stop';
+        return 'pending';
+      default:
+        break;
+    }
+    // A start in progress is superseded by the stop.
+    if (this.pendingJob === 'start' || this.pendingJob === 'reload') this.finishJob('canceled');
+    this.pendingJob = 'stop';
+    return this.synchronously(() => this.enterStop());
+  }
+
+  reload(): JobOutcome {
+    if (this.state !== 'running' && this.state !== 'exited') {
+      return { failed: 'failed', reason: `${this.name} is not active, cannot reload` };
+    }
+    if (!this.canReload()) return { failed: 'failed', reason: `${this.name} has no ExecReload=` };
+    this.pendingJob = 'reload';
+    this.reloadResult = 'success';
+    if (this.config.type === 'notify-reload' && this.config.execReload.length === 0) {
+      if (this.mainPid === undefined) return { failed: 'failed', reason: 'no main process to signal' };
+      this.reloadStartedUsec = this.host.now() * 1000;
+      this.host.signal(this.mainPid, this.config.reloadSignal);
+      this.setState('reload-signal');
+      return 'pending';
+    }
+    return this.synchronously(() => this.runPhase('reload', this.config.execReload));
+  }
+
+  // ---- events from the outside -------------------------------------------------------------------
+
+  /** A process of this unit exited (main, control, or another one in its group). */
+  onExit(exit: ProcessExit): void {
+    if (exit.pid === this.controlPid) {
+      this.controlPid = undefined;
+      this.onControlExit(exit);
+    } else if (exit.pid === this.mainPid) {
+      this.mainPid = undefined;
+      this.mainExit = exit;
+      this.onMainExit(exit);
+    } else if (this.isStopping() && this.host.groupPids().length === 0) {
+      this.onGroupEmpty();
+    }
+  }
+
+  onNotify(n: ServiceNotify): void {
+    if (n.status !== undefined) this.statusText = n.status;
+    if (n.mainPid !== undefined && n.mainPid > 0 && n.mainPid !== this.mainPid) {
+      this.host.log.info({ unit: this.name, pid: n.mainPid }, 'main pid changed by MAINPID=');
+      this.mainPid = n.mainPid;
+    }
+    if (n.extendTimeoutUsec !== undefined && this.cancelTimer !== undefined) {
+      this.armTimer(Math.ceil(n.extendTimeoutUsec / 1000), () => this.onTimeout());
+    }
+    if (n.watchdogUsec !== undefined) {
+      this.watchdogMs = Math.ceil(n.watchdogUsec / 1000);
+      this.armWatchdog();
+    }
+    if (n.watchdog === 'ping') this.armWatchdog();
+    if (n.watchdog === 'trigger') this.onWatchdogTimeout();
+    // systemd's priority when several come together: STOPPING > READY > RELOADING.
+    if (n.stopping === true) {
+      this.stopRequested = true;
+      if (this.state === 'running' || this.state === 'reload-notify' || this.state === 'reload-signal') {
+        this.host.log.info({ unit: this.name }, 'service announced STOPPING=1');
+      }
+      return;
+    }
+    if (n.ready === true) {
+      this.ready = true;
+      if (this.state === 'start' && (this.config.type === 'notify' || this.config.type === 'notify-reload')) {
+        this.runPhase('start-post', this.config.execStartPost);
+      } else if (this.state === 'reload-notify' || this.state === 'reload-signal') {
+        this.setState('running');
+        this.finishJob('done');
+      }
+      return;
+    }
+    if (n.reloading === true) {
+      if (n.monotonicUsec === undefined && !this.warnedNoMonotonic) {
+        this.warnedNoMonotonic = true;
+        this.host.log.warn(
+          { unit: this.name },
+          'RELOADING=1 without MONOTONIC_USEC=: accepted, but a client should send both (sd_notify(3))',
+        );
+      }
+      if (this.state === 'reload-signal') {
+        if (n.monotonicUsec === undefined || n.monotonicUsec >= this.reloadStartedUsec) this.setState('reload-notify');
+      } else if (this.state === 'running') {
+        // A reload the service started on its own: wait for its READY=1.
+        this.setState('reload-notify');
+      }
+    }
+  }
+
+  // ---- the machine ------------------------------------------------------------------------------
+
+  private lastOutcome: JobOutcome = 'done';
+  /** Inside start/stop/reload: a job that ends right away is answered by the return value, not jobFinished. */
+  private inSyncCall = false;
+
+  private synchronously(fn: () => void): JobOutcome {
+    this.inSyncCall = true;
+    try {
+      fn();
+    } finally {
+      this.inSyncCall = false;
+    }
+    return this.pendingJob === undefined ? this.lastOutcome : 'pending';
+  }
+
+  private runPhase(phase: Phase, commands: readonly ExecCommand[]): void {
+    this.phase = phase;
+    this.queue = [...commands];
+    const state: ServiceState =
+      phase === 'stop-post'
+        ? 'stop-post'
+        : phase === 'reload'
+          ? 'reload'
+          : phase === 'stop'
+            ? 'stop'
+            : phase;
+    if (phase === 'start') return this.enterStart();
+    if (this.queue.length === 0) return this.phaseDone(phase);
+    this.setState(state);
+    this.runNextControl();
+  }
+
+  private runNextControl(): void {
+    const cmd = this.queue.shift();
+    if (cmd === undefined) return this.phaseDone(this.phase ?? 'start');
+    this.currentCommand = cmd;
+    const spawned = this.host.spawn(cmd, 'control', this.execEnv());
+    if (!spawned.ok) {
+      this.logSpawnFailure(cmd, spawned.failure);
+      return this.onControlExit({ pid: -1, code: 'exited', status: 203 });
+    }
+    this.controlPid = spawned.pid;
+  }
+
+  private enterStart(): void {
+    const c = this.config;
+    if (c.execStart.length === 0) {
+      // Type=oneshot with RemainAfterExit and no ExecStart is a valid "state-only" unit.
+      this.setState('start');
+      return this.phaseDone('start');
+    }
+    if (c.type === 'oneshot') {
+      this.queue = [...c.execStart];
+      this.setState('start');
+      this.armTimer(c.timeoutStartMs, () => this.onTimeout());
+      return this.runNextOneshot();
+    }
+    const cmd = c.execStart[0] as ExecCommand;
+    this.currentCommand = cmd;
+    const spawned = this.host.spawn(cmd, c.type === 'forking' ? 'control' : 'main', this.execEnv());
+    if (!spawned.ok) {
+      this.logSpawnFailure(cmd, spawned.failure);
+      this.result = 'exit-code';
+      this.mainExit = { pid: -1, code: 'exited', status: 203 };
+      return this.enterStopSigterm();
+    }
+    if (c.type === 'forking') this.controlPid = spawned.pid;
+    else this.mainPid = spawned.pid;
+    this.setState('start');
+    if (c.type === 'simple' || c.type === 'exec' || c.type === 'idle' || c.type === 'dbus') {
+      // With a vfork-style spawn, exec has succeeded when spawn returns: simple and exec agree.
+      return this.runPhase('start-post', c.execStartPost);
+    }
+    this.armTimer(c.timeoutStartMs, () => this.onTimeout());
+  }
+
+  private runNextOneshot(): void {
+    const cmd = this.queue.shift();
+    if (cmd === undefined) return this.phaseDone('start');
+    this.currentCommand = cmd;
+    const spawned = this.host.spawn(cmd, 'main', this.execEnv());
+    if (!spawned.ok) {
+      this.logSpawnFailure(cmd, spawned.failure);
+      return this.onMainExit({ pid: -1, code: 'exited', status: 203 });
+    }
+    this.mainPid = spawned.pid;
+  }
+
+  private phaseDone(phase: Phase): void {
+    this.currentCommand = undefined;
+    switch (phase) {
+      case 'condition':
+        return this.runPhase('start-pre', this.config.execStartPre);
+      case 'start-pre':
+        return this.runPhase('start', this.config.execStart);
+      case 'start':
+        if (this.config.type === 'oneshot') {
+          this.clearTimer();
+          if (this.config.execStartPost.length > 0) return this.runPhase('start-post', this.config.execStartPost);
+          return this.enterRunningOrExited();
+        }
+        return this.runPhase('start-post', this.config.execStartPost);
+      case 'start-post':
+        return this.enterRunningOrExited();
+      case 'reload':
+        this.setState(this.mainPid !== undefined || this.config.remainAfterExit ? this.runningState() : 'running');
+        return this.finishJob(this.reloadResult === 'success' ? 'done' : 'failed');
+      case 'stop':
+        return this.enterStopSigterm();
+      case 'stop-post':
+        return this.enterFinalSigterm();
+    }
+  }
+
+  private runningState(): ServiceState {
+    return this.mainPid !== undefined ? 'running' : 'exited';
+  }
+
+  private enterRunningOrExited(): void {
+    this.clearTimer();
+    const c = this.config;
+    if (this.mainPid !== undefined) {
+      this.setState('running');
+      this.armWatchdog();
+      return this.finishJob('done');
+    }
+    if (c.remainAfterExit) {
+      this.setState('exited');
+      return this.finishJob('done');
+    }
+    if (c.type === 'oneshot' || this.mainExit !== undefined) {
+      // Done and gone (oneshot without RemainAfterExit, or a main process that already exited).
+      this.finishJob('done');
+      return this.enterStop();
+    }
+    this.setState('running');
+    this.finishJob('done');
+  }
+
+  private onControlExit(exit: ProcessExit): void {
+    const cmd = this.currentCommand;
+    const ok = this.exitIsSuccess(exit) || cmd?.ignoreFailure === true;
+    if (!ok) this.logExit(cmd, exit, 'control');
+    switch (this.state) {
+      case 'condition':
+        if (exit.code === 'exited' && exit.status >= 1 && exit.status <= 254) {
+          this.host.log.info({ unit: this.name }, 'ExecCondition= exited non-zero: skipping start');
+          this.setState('dead');
+          return this.finishJob('skipped');
+        }
+        if (!ok) return this.failAndStop(exit);
+        return this.runNextControl();
+      case 'start-pre':
+      case 'start-post':
+        if (!ok) return this.failAndStop(exit);
+        return this.runNextControl();
+      case 'start':
+        // Type=forking: the parent exited; the daemon is its child.
+        if (!ok) return this.failAndStop(exit);
+        return this.forkingParentExited();
+      case 'reload':
+        if (!ok) this.reloadResult = resultOf(exit);
+        if (!ok) return this.phaseDone('reload');
+        return this.runNextControl();
+      case 'stop':
+        return this.runNextControl();
+      case 'stop-sigterm':
+      case 'stop-sigkill':
+        if (this.mainPid === undefined && this.host.groupPids().length === 0) return this.enterStopPost();
+        return;
+      case 'stop-post':
+        return this.runNextControl();
+      case 'final-sigterm':
+      case 'final-sigkill':
+        if (this.host.groupPids().length === 0) return this.enterDeadOrFailed();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private forkingParentExited(): void {
+    const c = this.config;
+    let pid: number | undefined;
+    if (c.pidFile !== undefined) pid = this.host.readPidFile(c.pidFile);
+    if (pid === undefined && c.guessMainPID) {
+      const left = this.host.groupPids();
+      if (left.length === 1) pid = left[0];
+    }
+    if (pid === undefined && c.pidFile !== undefined) {
+      this.host.log.error({ unit: this.name }, `PID file ${c.pidFile} not readable after start`);
+      this.result = 'protocol';
+      return this.enterStopSigterm();
+    }
+    this.mainPid = pid;
+    if (pid === undefined) this.host.log.warn({ unit: this.name }, 'could not determine the main pid; tracking the group');
+    this.runPhase('start-post', c.execStartPost);
+  }
+
+  private onMainExit(exit: ProcessExit): void {
+    const c = this.config;
+    const ok = this.exitIsSuccess(exit) || this.currentCommand?.ignoreFailure === true;
+    if (c.type === 'oneshot' && this.state === 'start') {
+      if (!ok) {
+        this.logExit(this.currentCommand, exit, 'main');
+        return this.failAndStop(exit);
+      }
+      return this.runNextOneshot();
+    }
+    if (!ok) {
+      this.logExit(this.currentCommand, exit, 'main');
+      if (this.result === 'success') this.result = resultOf(exit);
+    } else {
+      this.host.log.info({ unit: this.name, pid: exit.pid }, 'main process exited successfully');
+    }
+    switch (this.state) {
+      case 'start':
+        // notify: exited before READY=1.
+        if (ok && (c.type === 'notify' || c.type === 'notify-reload')) {
+          this.result = 'protocol';
+          this.host.log.error({ unit: this.name }, 'main process exited before sending READY=1');
+        }
+        return this.enterStopSigterm();
+      case 'start-post':
+      case 'reload':
+        // Let the control process finish; the unit ends up exited or stops afterwards.
+        return;
+      case 'running':
+      case 'reload-signal':
+      case 'reload-notify':
+        if (ok && c.remainAfterExit) {
+          this.setState('exited');
+          return;
+        }
+        return this.enterStop();
+      case 'stop':
+        return;
+      case 'stop-sigterm':
+      case 'stop-sigkill':
+      case 'stop-watchdog':
+        if (this.controlPid === undefined) return this.enterStopPost();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private failAndStop(exit: ProcessExit): void {
+    if (this.result === 'success') this.result = resultOf(exit);
+    this.enterStopSigterm();
+  }
+
+  /** Run ExecStop= (only while the main process runs, as systemd), then signal what is left. */
+  private enterStop(): void {
+    this.clearWatchdog();
+    const c = this.config;
+    if (this.mainPid !== undefined && c.execStop.length > 0) {
+      this.armTimer(c.timeoutStopMs, () => this.onTimeout());
+      return this.runPhase('stop', c.execStop);
+    }
+    if (c.execStop.length > 0 && (this.state === 'exited' || (this.state === 'running' && c.remainAfterExit))) {
+      this.armTimer(c.timeoutStopMs, () => this.onTimeout());
+      return this.runPhase('stop', c.execStop);
+    }
+    this.enterStopSigterm();
+  }
+
+  private enterStopSigterm(): void {
+    this.clearWatchdog();
+    const k = this.config.kill;
+    if (k.killMode === 'none') return this.enterStopPost();
+    const signalled = this.killProcesses(k.killSignal, k.killMode !== 'control-group');
+    if (signalled === 0) return this.enterStopPost();
+    this.setState('stop-sigterm');
+    this.armTimer(this.config.timeoutStopMs, () => this.onTimeout());
+  }
+
+  private enterStopSigkill(): void {
+    const signalled = this.killProcesses(this.config.kill.finalKillSignal, false);
+    if (signalled === 0) return this.enterStopPost();
+    this.setState('stop-sigkill');
+    // The kernel delivers SIGKILL; if something still lingers, give up waiting after a while.
+    this.armTimer(this.config.timeoutStopMs, () => this.enterStopPost());
+  }
+
+  private enterStopPost(): void {
+    this.clearTimer();
+    this.mainPid = undefined;
+    const c = this.config;
+    if (c.execStopPost.length > 0) {
+      this.armTimer(c.timeoutStopMs, () => this.onTimeout());
+      return this.runPhase('stop-post', c.execStopPost);
+    }
+    this.enterFinalSigterm();
+  }
+
+  private enterFinalSigterm(): void {
+    const k = this.config.kill;
+    if (k.killMode === 'control-group' || k.killMode === 'mixed') {
+      const n = this.host.signalGroup(k.killSignal, new Set());
+      if (n > 0) {
+        this.setState('final-sigterm');
+        this.armTimer(this.config.timeoutStopMs, () => {
+          if (k.sendSIGKILL && this.host.signalGroup(SIGKILL, new Set()) > 0) {
+            this.setState('final-sigkill');
+            this.armTimer(this.config.timeoutStopMs, () => this.enterDeadOrFailed());
+          } else this.enterDeadOrFailed();
+        });
+        return;
+      }
+    }
+    this.enterDeadOrFailed();
+  }
+
+  private onGroupEmpty(): void {
+    switch (this.state) {
+      case 'stop-sigterm':
+      case 'stop-sigkill':
+        if (this.mainPid === undefined && this.controlPid === undefined) this.enterStopPost();
+        return;
+      case 'final-sigterm':
+      case 'final-sigkill':
+        if (this.controlPid === undefined) this.enterDeadOrFailed();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private enterDeadOrFailed(): void {
+    this.clearTimer();
+    this.clearWatchdog();
+    this.controlPid = undefined;
+    this.mainPid = undefined;
+    const failed = this.result !== 'success';
+    const restart = !this.stopRequested && this.shouldRestart();
+    if (restart) {
+      this.setState('auto-restart');
+      this.finishJob(failed ? 'failed' : 'done');
+      this.armTimer(this.config.restartSecMs, () => {
+        this.nRestarts++;
+        this.host.log.info({ unit: this.name, restarts: this.nRestarts }, 'scheduled restart');
+        this.setState(failed ? 'failed' : 'dead');
+        this.host.requestRestart();
+      });
+      return;
+    }
+    this.setState(failed ? 'failed' : 'dead');
+    if (this.pendingJob === 'start') this.finishJob(failed ? 'failed' : 'done');
+    else this.finishJob('done');
+  }
+
+  private shouldRestart(): boolean {
+    const c = this.config;
+    const exit = this.mainExit;
+    if (exit !== undefined && exit.code === 'exited' && c.restartPreventExitStatus.codes.includes(exit.status)) return false;
+    if (exit !== undefined && exit.code !== 'exited' && c.restartPreventExitStatus.signals.includes(exit.status)) return false;
+    if (exit !== undefined && exit.code === 'exited' && c.restartForceExitStatus.codes.includes(exit.status)) return true;
+    const r = this.result;
+    const clean = r === 'success';
+    const uncleanSignal = r === 'signal' || r === 'core-dump';
+    switch (c.restart) {
+      case 'no':
+        return false;
+      case 'always':
+        return r !== 'start-limit-hit';
+      case 'on-success':
+        return clean;
+      case 'on-failure':
+        return !clean && r !== 'start-limit-hit';
+      case 'on-abnormal':
+        return uncleanSignal || r === 'timeout' || r === 'watchdog';
+      case 'on-watchdog':
+        return r === 'watchdog';
+      case 'on-abort':
+        return r === 'core-dump' || (exit !== undefined && exit.code === 'killed' && exit.status === SIGABRT);
+    }
+  }
+
+  private onTimeout(): void {
+    this.cancelTimer = undefined;
+    const k = this.config.kill;
+    switch (this.state) {
+      case 'start':
+      case 'start-pre':
+      case 'start-post':
+      case 'condition':
+        this.host.log.error({ unit: this.name }, `start operation timed out (${this.state}); terminating`);
+        this.result = 'timeout';
+        this.finishJob('timeout');
+        return this.enterStopSigterm();
+      case 'reload':
+      case 'reload-signal':
+      case 'reload-notify':
+        this.host.log.error({ unit: this.name }, 'reload timed out');
+        this.reloadResult = 'timeout';
+        this.setState(this.runningState());
+        return this.finishJob('timeout');
+      case 'stop':
+        this.host.log.error({ unit: this.name }, 'ExecStop= timed out; terminating');
+        this.result = this.result === 'success' ? 'timeout' : this.result;
+        return this.enterStopSigterm();
+      case 'stop-sigterm':
+      case 'stop-watchdog':
+        this.host.log.warn({ unit: this.name }, 'state stop-sigterm timed out; killing');
+        if (this.result === 'success') this.result = 'timeout';
+        return k.sendSIGKILL ? this.enterStopSigkill() : this.enterStopPost();
+      case 'stop-post':
+        this.host.log.error({ unit: this.name }, 'ExecStopPost= timed out');
+        if (this.result === 'success') this.result = 'timeout';
+        return this.enterFinalSigterm();
+      default:
+        return;
+    }
+  }
+
+  private onWatchdogTimeout(): void {
+    this.host.log.error({ unit: this.name, watchdogMs: this.watchdogMs }, 'watchdog timeout; terminating');
+    this.result = 'watchdog';
+    if (this.mainPid !== undefined) this.host.signal(this.mainPid, this.config.kill.watchdogSignal || SIGABRT);
+    this.setState('stop-watchdog');
+    this.armTimer(this.config.timeoutStopMs, () => this.onTimeout());
+  }
+
+  private killProcesses(signal: number, mainOnly: boolean): number {
+    let n = 0;
+    const except = new Set<number>();
+    if (this.mainPid !== undefined) {
+      this.host.signal(this.mainPid, signal);
+      if (this.config.kill.sendSIGHUP) this.host.signal(this.mainPid, SIGHUP);
+      this.host.signal(this.mainPid, SIGCONT);
+      except.add(this.mainPid);
+      n++;
+    }
+    if (this.controlPid !== undefined) {
+      this.host.signal(this.controlPid, signal);
+      except.add(this.controlPid);
+      n++;
+    }
+    if (!mainOnly) n += this.host.signalGroup(signal, except);
+    return n;
+  }
+
+  private exitIsSuccess(exit: ProcessExit): boolean {
+    const s = this.config.successExitStatus;
+    if (exit.code === 'exited') return exit.status === 0 || s.codes.includes(exit.status);
+    // SIGTERM and friends on stop count as clean, as in systemd.
+    if (this.isStopping() && exit.status === this.config.kill.killSignal) return true;
+    return s.signals.includes(exit.status) || ([1, 2, 13, 15] as number[]).includes(exit.status);
+  }
+
+  private isStopping(): boolean {
+    return ACTIVE[this.state] === 'deactivating';
+  }
+
+  /** The first Condition (or Assert) that fails, described; '|' ones need only one to hold. */
+  private failedCondition(kind: 'condition' | 'assert'): string | undefined {
+    const all = this.file.unit.conditions.filter((c) => c.kind === kind);
+    for (const c of all) {
+      if (!c.trigger && this.host.conditionHolds(c) === c.negate) return describeCondition(c);
+    }
+    const triggers = all.filter((c) => c.trigger);
+    if (triggers.length > 0 && !triggers.some((c) => this.host.conditionHolds(c) !== c.negate)) {
+      return `none of ${triggers.map(describeCondition).join(', ')}`;
+    }
+    return undefined;
+  }
+
+  private checkStartLimit(): boolean {
+    const interval = this.file.unit.startLimitIntervalMs ?? 10_000;
+    const burst = this.file.unit.startLimitBurst ?? 5;
+    if (interval <= 0 || burst <= 0) return true;
+    const now = this.host.now();
+    this.startTimes = this.startTimes.filter((t) => now - t < interval);
+    if (this.startTimes.length >= burst) return false;
+    this.startTimes.push(now);
+    return true;
+  }
+
+  /** Forget start-limit history (`triggerctl reset-failed`). */
+  resetFailed(): void {
+    this.startTimes = [];
+    if (this.state === 'failed') {
+      this.result = 'success';
+      this.setState('dead');
+    }
+  }
+
+  private execEnv(): Record<string, string> {
+    const env: Record<string, string> = {};
+    if (this.mainPid !== undefined) env.MAINPID = String(this.mainPid);
+    if (this.watchdogMs > 0 && Number.isFinite(this.watchdogMs)) env.WATCHDOG_USEC = String(this.watchdogMs * 1000);
+    env.SERVICE_RESULT = this.result;
+    if (this.mainExit !== undefined) {
+      env.EXIT_CODE = this.mainExit.code;
+      env.EXIT_STATUS = String(this.mainExit.status);
+    }
+    return env;
+  }
+
+  private armTimer(ms: number, fn: () => void): void {
+    this.clearTimer();
+    if (!Number.isFinite(ms) || ms <= 0) return;
+    this.cancelTimer = this.host.setTimer(ms, () => {
+      this.cancelTimer = undefined;
+      fn();
+    });
+  }
+
+  private clearTimer(): void {
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+  }
+
+  private armWatchdog(): void {
+    this.clearWatchdog();
+    if (this.watchdogMs <= 0 || !Number.isFinite(this.watchdogMs)) return;
+    if (this.state !== 'running' && this.state !== 'start' && this.state !== 'start-post') return;
+    this.cancelWatchdog = this.host.setTimer(this.watchdogMs, () => {
+      this.cancelWatchdog = undefined;
+      this.onWatchdogTimeout();
+    });
+  }
+
+  private clearWatchdog(): void {
+    this.cancelWatchdog?.();
+    this.cancelWatchdog = undefined;
+  }
+
+  private finishJob(end: JobEnd): void {
+    const job = this.pendingJob;
+    this.lastOutcome = end === 'done' || end === 'skipped' ? 'done' : { failed: end, reason: `${this.name}: ${this.result}` };
+    if (job === undefined) return;
+    this.pendingJob = undefined;
+    if (!this.inSyncCall) this.host.jobFinished(end);
+  }
+
+  private logSpawnFailure(cmd: ExecCommand, f: SpawnFailure): void {
+    this.host.log.error(
+      { unit: this.name, step: f.step, code: f.code, command: cmd.path, source: `${cmd.source.file}:${cmd.source.line}` },
+      `failed to run ${cmd.path}: failed at step ${f.step}: ${f.message}`,
+    );
+  }
+
+  private logExit(cmd: ExecCommand | undefined, exit: ProcessExit, role: 'main' | 'control'): void {
+    const how = exit.code === 'exited' ? `exited with status ${exit.status}` : `killed by signal ${exit.status}${exit.code === 'dumped' ? ' (core dumped)' : ''}`;
+    this.host.log.warn({ unit: this.name, pid: exit.pid, role, code: exit.code, status: exit.status }, `${role} process ${how}${cmd ? ` (${cmd.path})` : ''}`);
+  }
+
+  /** The one place the state changes. */
+  private setState(next: ServiceState): void {
+    const from = this.state;
+    if (from === next) return;
+    this.state = next;
+    this.since = Date.now();
+    if (ACTIVE[next] !== 'activating' && ACTIVE[next] !== 'reloading' && next !== 'running' && next !== 'exited' && ACTIVE[next] !== 'deactivating') {
+      this.clearTimer();
+    }
+    this.host.stateChanged(from, next, this.result);
+  }
+
+  /** What `show` prints. */
+  properties(): Record<string, unknown> {
+    return {
+      Type: this.config.type,
+      Restart: this.config.restart,
+      Result: this.result,
+      ReloadResult: this.reloadResult,
+      MainPID: this.mainPid ?? 0,
+      ControlPID: this.controlPid ?? 0,
+      StatusText: this.statusText ?? '',
+      NRestarts: this.nRestarts,
+      NotifyAccess: this.notifyAccess(),
+      ExecMainStatus: this.mainExit?.status ?? 0,
+      ExecMainCode: this.mainExit?.code ?? '',
+      Ready: this.ready,
+    };
+  }
+}
+
+function resultOf(exit: ProcessExit): ServiceResult {
+  return exit.code === 'exited' ? 'exit-code' : exit.code === 'dumped' ? 'core-dump' : 'signal';
+}
+
+function describeCondition(c: ConditionSpec): string {
+  return `${c.kind === 'assert' ? 'Assert' : 'Condition'}${c.name}=${c.trigger ? '|' : ''}${c.negate ? '!' : ''}${c.value} (${c.source.file}:${c.source.line})`;
+}
