@@ -9,21 +9,39 @@ export interface LoggerOptions {
   /** Force pretty or JSON output; defaults to pretty exactly when stdout is a TTY. */
   pretty?: boolean;
   destination?: NodeJS.WritableStream;
+  /** Called for every record that names a unit (a `unit` field or binding), e.g. to keep per-unit rings. */
+  onUnitRecord?: (record: { time: number; level: number; unit: string; msg: string; fields: Record<string, unknown> }) => void;
+}
+
+function unitHook(onUnitRecord: NonNullable<LoggerOptions['onUnitRecord']>): pino.LoggerOptions['hooks'] {
+  return {
+    logMethod(this: Logger, args: unknown[], method: (...a: unknown[]) => void, level: number) {
+      const first = args[0];
+      const fields = typeof first === 'object' && first !== null ? (first as Record<string, unknown>) : {};
+      const unit = fields.unit ?? (this.bindings() as Record<string, unknown>).unit;
+      if (typeof unit === 'string') {
+        const msg = typeof first === 'string' ? first : typeof args[1] === 'string' ? args[1] : '';
+        onUnitRecord({ time: Date.now(), level, unit, msg, fields });
+      }
+      method.apply(this, args);
+    },
+  };
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? 'info';
+  const hooks = options.onUnitRecord === undefined ? undefined : unitHook(options.onUnitRecord);
   const usePretty = options.pretty ?? process.stdout.isTTY === true;
   if (usePretty) {
     // Loaded only for a terminal: it costs a few MB of RSS a JSON-logging daemon does not need.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const pretty = require('pino-pretty') as typeof import('pino-pretty');
     return pino(
-      { level, base: undefined },
+      { level, base: undefined, hooks },
       pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', sync: true }),
     );
   }
-  return pino({ level, base: undefined }, options.destination ?? pino.destination({ fd: 1, sync: false }));
+  return pino({ level, base: undefined, hooks }, options.destination ?? pino.destination({ fd: 1, sync: false }));
 }
 
 /**

@@ -1,0 +1,56 @@
+// .target units: synchronization points with no processes of their own. Active while started;
+// everything they do happens through their dependencies in the job engine.
+import type { ActiveState, LoadState } from './unit-type';
+import type { LoadedUnitFile } from './config-types';
+import type { JobOutcome } from './service';
+
+export type TargetState = 'dead' | 'active';
+
+export class TargetUnit {
+  state: TargetState = 'dead';
+  since = Date.now();
+  readonly load: LoadState;
+
+  constructor(
+    readonly name: string,
+    readonly file: LoadedUnitFile,
+    private readonly onStateChange: (from: TargetState, to: TargetState) => void,
+  ) {
+    this.load = file.loadState;
+  }
+
+  activeState(): ActiveState {
+    return this.state === 'active' ? 'active' : 'inactive';
+  }
+
+  start(): JobOutcome {
+    if (this.load !== 'loaded') return { failed: 'failed', reason: `${this.name} is ${this.load}` };
+    this.setState('active');
+    return 'done';
+  }
+
+  stop(): JobOutcome {
+    this.setState('dead');
+    return 'done';
+  }
+
+  reload(): JobOutcome {
+    return { failed: 'failed', reason: `${this.name}: targets cannot be reloaded` };
+  }
+
+  canReload(): boolean {
+    return false;
+  }
+
+  properties(): Record<string, unknown> {
+    return {};
+  }
+
+  private setState(next: TargetState): void {
+    const from = this.state;
+    if (from === next) return;
+    this.state = next;
+    this.since = Date.now();
+    this.onStateChange(from, next);
+  }
+}
