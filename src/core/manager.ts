@@ -1,29 +1,17 @@
 // The manager: owns the unit table and routes events to units. Device changes arrive from the
-// device pipeline; each unit type's own module decides what its state becomes.
+// device pipeline; loaded unit files become units through the registry; the job engine drives
+// start/stop through the UnitInstance interface.
 import { Subject } from 'rxjs';
 import type { Logger } from '../util/logger';
 import type { DeviceChange } from '../devices/device-registry';
-import type { ActiveState, LoadState, UnitSummary, UnitType } from '../units/unit-type';
+import { summarizeUnit, type ActiveState, type UnitInstance, type UnitSummary } from '../units/unit-type';
 import {
-  deriveDeviceState,
+  DeviceUnit,
   deviceUnitNames,
-  deviceUnitType,
   findingFor,
   isDeviceUnitCandidate,
-  newDeviceUnitData,
-  type DeviceUnitData,
   type DeviceUnitState,
 } from '../units/device';
-
-export interface Unit<State extends string = string, Data = unknown> {
-  readonly name: string;
-  readonly type: UnitType<State, Data>;
-  state: State;
-  data: Data;
-  load: LoadState;
-  /** Wall-clock ms of the last state change. */
-  since: number;
-}
 
 export interface UnitStateChange {
   unit: string;
@@ -37,43 +25,68 @@ export interface ManagerOptions {
   /** Dead device units nothing refers to are forgotten after this long (ms). */
   deadDeviceGcMs?: number;
   now?: () => number;
+  /** A device unit a job waits for got plugged. */
+  onDevicePlugged?: (unit: DeviceUnit) => void;
 }
 
-type DeviceUnit = Unit<DeviceUnitState, DeviceUnitData>;
-
 export class Manager {
-  private readonly units = new Map<string, Unit>();
+  private readonly units = new Map<string, UnitInstance>();
   private readonly deviceUnits = new Map<string, DeviceUnit>();
   readonly unitChanges$ = new Subject<UnitStateChange>();
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly deadDeviceGcMs: number;
 
-  constructor(options: ManagerOptions) {
+  constructor(private readonly options: ManagerOptions) {
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
     this.deadDeviceGcMs = options.deadDeviceGcMs ?? 60_000;
   }
 
-  getUnit(name: string): Unit | undefined {
+  getUnit(name: string): UnitInstance | undefined {
     return this.units.get(name);
+  }
+
+  allUnits(): IterableIterator<UnitInstance> {
+    return this.units.values();
   }
 
   unitCount(): number {
     return this.units.size;
   }
 
+  /** Add or replace a unit (a reload swaps in freshly built units). */
+  addUnit(unit: UnitInstance): void {
+    this.units.set(unit.name, unit);
+  }
+
+  removeUnit(name: string): void {
+    this.units.delete(name);
+  }
+
+  /** Every unit type reports its transitions here. */
+  reportStateChange(unit: UnitInstance, from: string, to: string): void {
+    this.unitChanges$.next({ unit: unit.name, from, to, active: unit.activeState() });
+  }
+
   listUnits(): UnitSummary[] {
     const rows: UnitSummary[] = [];
-    for (const unit of this.units.values()) rows.push(summarize(unit));
+    for (const unit of this.units.values()) rows.push(summarizeUnit(unit));
     rows.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return rows;
   }
 
-  describeUnit(name: string): (UnitSummary & { since: number; data: unknown }) | undefined {
+  describeUnit(
+    name: string,
+  ): (UnitSummary & { since: number; properties: Record<string, unknown> }) | undefined {
     const unit = this.units.get(name);
     if (unit === undefined) return undefined;
-    return { ...summarize(unit), since: unit.since, data: unit.type.serialize(unit.data) };
+    return { ...summarizeUnit(unit), since: unit.since, properties: unit.properties() };
+  }
+
+  /** The device unit behind a name (for SYSTEMD_WANTS and `why`). */
+  deviceUnit(name: string): DeviceUnit | undefined {
+    return this.deviceUnits.get(name);
   }
 
   /** Route one device change to the device units whose names it carries or carried. */
@@ -90,25 +103,30 @@ export class Manager {
       const unit = this.deviceUnits.get(name);
       if (unit === undefined || devpathBefore === undefined) continue;
       unit.data.udev.delete(devpathBefore);
-      this.setDeviceState(unit, deriveDeviceState(unit.data));
+      unit.setState();
     }
     if (after.length === 0) return;
     const finding = findingFor(change.record);
     for (const name of after) {
       const unit = this.deviceUnits.get(name) ?? this.addDeviceUnit(name);
       unit.data.udev.set(change.record.devpath, finding);
-      this.setDeviceState(unit, deriveDeviceState(unit.data));
+      unit.setState();
     }
   }
 
+  /** A device unit a job waits for even though no device carries its name yet. */
+  ensureDeviceUnit(name: string): DeviceUnit {
+    return this.deviceUnits.get(name) ?? this.addDeviceUnit(name);
+  }
+
   /** Forget dead device units that have been dead long enough; returns how many went. */
-  collectGarbage(): number {
+  collectGarbage(keep: (name: string) => boolean = () => false): number {
     const cutoff = this.now() - this.deadDeviceGcMs;
     let n = 0;
     for (const [name, unit] of this.deviceUnits) {
-      if (unit.state === 'dead' && unit.data.udev.size === 0 && unit.since <= cutoff) {
+      if (unit.state === 'dead' && unit.data.udev.size === 0 && unit.since <= cutoff && !keep(name)) {
         this.deviceUnits.delete(name);
-        this.units.delete(name);
+        if (this.units.get(name) === unit) this.units.delete(name);
         n++;
       }
     }
@@ -116,36 +134,18 @@ export class Manager {
   }
 
   private addDeviceUnit(name: string): DeviceUnit {
-    const unit: DeviceUnit = {
+    const unit = new DeviceUnit(
       name,
-      type: deviceUnitType,
-      state: deviceUnitType.initialState,
-      data: newDeviceUnitData(),
-      load: 'loaded',
-      since: this.now(),
-    };
+      this.now,
+      (u: DeviceUnit, from: DeviceUnitState, to: DeviceUnitState) => {
+        this.logger.debug({ unit: u.name, from, to }, 'device unit state');
+        this.reportStateChange(u, from, to);
+      },
+      (u) => this.options.onDevicePlugged?.(u),
+    );
     this.deviceUnits.set(name, unit);
-    this.units.set(name, unit as unknown as Unit);
+    // A unit file of the same name (a .device file with dependencies) does not hide the device.
+    if (!this.units.has(name)) this.units.set(name, unit);
     return unit;
   }
-
-  /** The one place a device unit's state changes; logs and notifies. */
-  private setDeviceState(unit: DeviceUnit, next: DeviceUnitState): void {
-    const from = unit.state;
-    if (from === next) return;
-    unit.state = next;
-    unit.since = this.now();
-    this.logger.debug({ unit: unit.name, from, to: next }, 'device unit state');
-    this.unitChanges$.next({ unit: unit.name, from, to: next, active: unit.type.activeState(next) });
-  }
-}
-
-function summarize(unit: Unit): UnitSummary {
-  return {
-    name: unit.name,
-    load: unit.load,
-    active: unit.type.activeState(unit.state),
-    sub: unit.state,
-    description: unit.type.describe(unit.name, unit.data),
-  };
 }

@@ -14,8 +14,7 @@ export function addonCandidates(fileName = ADDON_FILE): string[] {
   const roots = [path.resolve(__dirname, '..', '..'), path.resolve(__dirname, '..', '..', '..')];
   const candidates: string[] = [];
   for (const root of roots) {
-    for (const flavour of ['Release', 'Debug'])
-      candidates.push(path.join(root, 'build', flavour, fileName));
+    for (const flavour of ['Release', 'Debug']) candidates.push(path.join(root, 'build', flavour, fileName));
   }
   return candidates;
 }

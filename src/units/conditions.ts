@@ -97,7 +97,9 @@ export function conditionHolds(c: ConditionSpec, env: ConditionEnv = {}): boolea
     case 'KernelCommandLine':
       try {
         const words = fs.readFileSync('/proc/cmdline', 'utf8').trim().split(/\s+/);
-        return c.value.includes('=') ? words.includes(c.value) : words.some((w) => w === c.value || w.startsWith(`${c.value}=`));
+        return c.value.includes('=')
+          ? words.includes(c.value)
+          : words.some((w) => w === c.value || w.startsWith(`${c.value}=`));
       } catch {
         return false;
       }
@@ -114,7 +116,9 @@ export function conditionHolds(c: ConditionSpec, env: ConditionEnv = {}): boolea
     case 'ACPower':
       return true;
     default:
-      env.warn?.(`Condition${c.name}= is not supported by triggerd; treated as holding (${c.source.file}:${c.source.line})`);
+      env.warn?.(
+        `Condition${c.name}= is not supported by triggerd; treated as holding (${c.source.file}:${c.source.line})`,
+      );
       return true;
   }
 }
@@ -140,7 +144,9 @@ function detectVirt(): Virt {
   if (fs.existsSync('/.dockerenv')) container = 'docker';
   else if (fs.existsSync('/run/.containerenv')) container = 'podman';
   else {
-    const env = read('/proc/1/environ').split('\0').find((e) => e.startsWith('container='));
+    const env = read('/proc/1/environ')
+      .split('\0')
+      .find((e) => e.startsWith('container='));
     if (env !== undefined) container = env.slice('container='.length);
   }
   const dmi = `${read('/sys/class/dmi/id/sys_vendor')} ${read('/sys/class/dmi/id/product_name')}`;

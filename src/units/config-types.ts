@@ -36,7 +36,14 @@ export const DEPENDENCY_KINDS = [
 ] as const;
 export type DependencyKind = (typeof DEPENDENCY_KINDS)[number];
 
-export type JobModeSetting = 'fail' | 'replace' | 'replace-irreversibly' | 'isolate' | 'flush' | 'ignore-dependencies' | 'ignore-requirements';
+export type JobModeSetting =
+  | 'fail'
+  | 'replace'
+  | 'replace-irreversibly'
+  | 'isolate'
+  | 'flush'
+  | 'ignore-dependencies'
+  | 'ignore-requirements';
 
 export type CollectMode = 'inactive' | 'inactive-or-failed';
 
@@ -107,7 +114,12 @@ export interface ExecCommand {
   source: SourceRef;
 }
 
-export type StandardInput = { kind: 'null' } | { kind: 'tty'; path: string } | { kind: 'socket' } | { kind: 'file'; path: string } | { kind: 'data'; data: Buffer };
+export type StandardInput =
+  | { kind: 'null' }
+  | { kind: 'tty'; path: string }
+  | { kind: 'socket' }
+  | { kind: 'file'; path: string }
+  | { kind: 'data'; data: Buffer };
 
 export type StandardOutput =
   | { kind: 'inherit' }
@@ -177,9 +189,11 @@ export interface ExecContext {
   timerSlackNsec?: number;
 }
 
-export type ServiceType = 'simple' | 'exec' | 'forking' | 'oneshot' | 'dbus' | 'notify' | 'notify-reload' | 'idle';
+export type ServiceType =
+  'simple' | 'exec' | 'forking' | 'oneshot' | 'dbus' | 'notify' | 'notify-reload' | 'idle';
 
-export type RestartPolicy = 'no' | 'on-success' | 'on-failure' | 'on-abnormal' | 'on-watchdog' | 'on-abort' | 'always';
+export type RestartPolicy =
+  'no' | 'on-success' | 'on-failure' | 'on-abnormal' | 'on-watchdog' | 'on-abort' | 'always';
 
 export type NotifyAccess = 'none' | 'main' | 'exec' | 'all';
 

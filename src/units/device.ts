@@ -2,7 +2,7 @@
 // each /dev symlink (systemd's naming). A unit's state is derived from the devices that currently
 // carry its name, never stored separately, so it follows the hardware.
 import type { DeviceRecord } from '../devices/types';
-import type { ActiveState, UnitType } from './unit-type';
+import type { ActiveState, JobOutcome, UnitInstance } from './unit-type';
 import { deviceUnitName } from './unit-name';
 
 export type DeviceUnitState = 'dead' | 'tentative' | 'plugged';
@@ -34,27 +34,90 @@ const ACTIVE: Record<DeviceUnitState, ActiveState> = {
   plugged: 'active',
 };
 
-export const deviceUnitType: UnitType<DeviceUnitState, DeviceUnitData> = {
-  suffix: '.device',
-  initialState: 'dead',
-  activeState: (state) => ACTIVE[state],
-  describe(name, data) {
-    for (const finding of data.udev.values()) return finding.model ?? finding.sysfsPath;
-    return name;
-  },
-  serialize(data) {
-    return { udev: [...data.udev.values()], foundElsewhere: data.foundElsewhere };
-  },
-  deserialize(value) {
-    const v = value as { udev?: DeviceFinding[]; foundElsewhere?: boolean };
-    const udev = new Map<string, DeviceFinding>();
-    for (const f of v.udev ?? []) udev.set(f.devpath, f);
-    return { udev, foundElsewhere: v.foundElsewhere === true };
-  },
-};
+/**
+ * One device unit name. Its state is derived from `data` in setState() only; starting it waits
+ * for the device (the job engine's timeout applies), stopping it does nothing, as in systemd.
+ */
+export class DeviceUnit implements UnitInstance {
+  readonly suffix = '.device';
+  readonly load = 'loaded' as const;
+  readonly file = undefined;
+  state: DeviceUnitState = 'dead';
+  since: number;
+  readonly data: DeviceUnitData = { udev: new Map(), foundElsewhere: false };
+  private waiting = false;
 
-export function newDeviceUnitData(): DeviceUnitData {
-  return { udev: new Map(), foundElsewhere: false };
+  constructor(
+    readonly name: string,
+    private readonly now: () => number,
+    private readonly onStateChange: (unit: DeviceUnit, from: DeviceUnitState, to: DeviceUnitState) => void,
+    private readonly onPluggedWhileWaiting: (unit: DeviceUnit) => void = () => undefined,
+  ) {
+    this.since = now();
+  }
+
+  activeState(): ActiveState {
+    return ACTIVE[this.state];
+  }
+
+  subState(): string {
+    return this.state;
+  }
+
+  description(): string {
+    for (const finding of this.data.udev.values()) return finding.model ?? finding.sysfsPath;
+    return this.name;
+  }
+
+  start(): JobOutcome {
+    if (this.state === 'plugged') return 'done';
+    this.waiting = true;
+    return 'pending';
+  }
+
+  stop(): JobOutcome {
+    this.waiting = false;
+    return 'done';
+  }
+
+  reload(): JobOutcome {
+    return { failed: 'failed', reason: `${this.name}: devices cannot be reloaded` };
+  }
+
+  canReload(): boolean {
+    return false;
+  }
+
+  /** Units the plugged devices ask for (SYSTEMD_WANTS). */
+  wants(): string[] {
+    const out = new Set<string>();
+    for (const f of this.data.udev.values()) for (const w of f.wants) out.add(w);
+    return [...out];
+  }
+
+  properties(): Record<string, unknown> {
+    const first = this.data.udev.values().next();
+    return {
+      SysFSPath: first.done ? '' : first.value.sysfsPath,
+      Devices: [...this.data.udev.keys()],
+      Wants: this.wants(),
+      FoundElsewhere: this.data.foundElsewhere,
+    };
+  }
+
+  /** Re-derive the state from what udev and others report; the one place it changes. */
+  setState(): void {
+    const next = deriveDeviceState(this.data);
+    const from = this.state;
+    if (from === next) return;
+    this.state = next;
+    this.since = this.now();
+    this.onStateChange(this, from, next);
+    if (next === 'plugged' && this.waiting) {
+      this.waiting = false;
+      this.onPluggedWhileWaiting(this);
+    }
+  }
 }
 
 /** The state the data implies: plugged when a ready device carries the name. */

@@ -4,8 +4,14 @@
 // transition goes through setState(), the one place that has side effects on the outside world
 // (timers, job completion, notifying the manager).
 import type { Logger } from '../util/logger';
-import type { ActiveState, LoadState } from './unit-type';
-import type { ConditionSpec, ExecCommand, LoadedUnitFile, NotifyAccess, ServiceSection } from './config-types';
+import type { ActiveState, JobEnd, JobOutcome, LoadState, UnitInstance } from './unit-type';
+import type {
+  ConditionSpec,
+  ExecCommand,
+  LoadedUnitFile,
+  NotifyAccess,
+  ServiceSection,
+} from './config-types';
 
 export type ServiceState =
   | 'dead'
@@ -40,11 +46,7 @@ export type ServiceResult =
   | 'start-limit-hit'
   | 'resources';
 
-/** How a job on this unit ended, as the job engine understands it. */
-export type JobEnd = 'done' | 'failed' | 'timeout' | 'canceled' | 'skipped' | 'assert';
-
-/** What start/stop/reload say to the job engine right away. */
-export type JobOutcome = 'done' | 'pending' | { failed: JobEnd; reason: string };
+export type { JobEnd, JobOutcome };
 
 export interface ProcessExit {
   pid: number;
@@ -130,7 +132,8 @@ const ACTIVE: Record<ServiceState, ActiveState> = {
 /** The phase whose commands run as control (or, for oneshot ExecStart, main) processes. */
 type Phase = 'condition' | 'start-pre' | 'start' | 'start-post' | 'reload' | 'stop' | 'stop-post';
 
-export class ServiceUnit {
+export class ServiceUnit implements UnitInstance {
+  readonly suffix = '.service';
   state: ServiceState = 'dead';
   result: ServiceResult = 'success';
   reloadResult: ServiceResult = 'success';
@@ -176,11 +179,24 @@ export class ServiceUnit {
     return ACTIVE[this.state];
   }
 
+  subState(): string {
+    return this.state;
+  }
+
+  description(): string {
+    return this.file.unit.description ?? this.name;
+  }
+
   /** NotifyAccess: explicit, or raised to 'main' by Type=notify/notify-reload, WatchdogSec=, an fd store. */
   notifyAccess(): NotifyAccess {
     const c = this.config;
     if (c.notifyAccess !== undefined) return c.notifyAccess;
-    if (c.type === 'notify' || c.type === 'notify-reload' || c.watchdogMs > 0 || c.fileDescriptorStoreMax > 0) {
+    if (
+      c.type === 'notify' ||
+      c.type === 'notify-reload' ||
+      c.watchdogMs > 0 ||
+      c.fileDescriptorStoreMax > 0
+    ) {
       return 'main';
     }
     return 'none';
@@ -221,7 +237,10 @@ export class ServiceUnit {
     if (!this.checkStartLimit()) {
       this.result = 'start-limit-hit';
       this.setState('failed');
-      return { failed: 'failed', reason: `${this.name}: start request repeated too quickly (start-limit-hit)` };
+      return {
+        failed: 'failed',
+        reason: `${this.name}: start request repeated too quickly (start-limit-hit)`,
+      };
     }
     const assertFailed = this.failedCondition('assert');
     if (assertFailed !== undefined) return { failed: 'assert', reason: `assertion failed: ${assertFailed}` };
@@ -342,7 +361,8 @@ export class ServiceUnit {
         );
       }
       if (this.state === 'reload-signal') {
-        if (n.monotonicUsec === undefined || n.monotonicUsec >= this.reloadStartedUsec) this.setState('reload-notify');
+        if (n.monotonicUsec === undefined || n.monotonicUsec >= this.reloadStartedUsec)
+          this.setState('reload-notify');
       } else if (this.state === 'running') {
         // A reload the service started on its own: wait for its READY=1.
         this.setState('reload-notify');
@@ -370,13 +390,7 @@ export class ServiceUnit {
     this.phase = phase;
     this.queue = [...commands];
     const state: ServiceState =
-      phase === 'stop-post'
-        ? 'stop-post'
-        : phase === 'reload'
-          ? 'reload'
-          : phase === 'stop'
-            ? 'stop'
-            : phase;
+      phase === 'stop-post' ? 'stop-post' : phase === 'reload' ? 'reload' : phase === 'stop' ? 'stop' : phase;
     if (phase === 'start') return this.enterStart();
     if (this.queue.length === 0) return this.phaseDone(phase);
     this.setState(state);
@@ -449,14 +463,17 @@ export class ServiceUnit {
       case 'start':
         if (this.config.type === 'oneshot') {
           this.clearTimer();
-          if (this.config.execStartPost.length > 0) return this.runPhase('start-post', this.config.execStartPost);
+          if (this.config.execStartPost.length > 0)
+            return this.runPhase('start-post', this.config.execStartPost);
           return this.enterRunningOrExited();
         }
         return this.runPhase('start-post', this.config.execStartPost);
       case 'start-post':
         return this.enterRunningOrExited();
       case 'reload':
-        this.setState(this.mainPid !== undefined || this.config.remainAfterExit ? this.runningState() : 'running');
+        this.setState(
+          this.mainPid !== undefined || this.config.remainAfterExit ? this.runningState() : 'running',
+        );
         return this.finishJob(this.reloadResult === 'success' ? 'done' : 'failed');
       case 'stop':
         return this.enterStopSigterm();
@@ -546,7 +563,8 @@ export class ServiceUnit {
       return this.enterStopSigterm();
     }
     this.mainPid = pid;
-    if (pid === undefined) this.host.log.warn({ unit: this.name }, 'could not determine the main pid; tracking the group');
+    if (pid === undefined)
+      this.host.log.warn({ unit: this.name }, 'could not determine the main pid; tracking the group');
     this.runPhase('start-post', c.execStartPost);
   }
 
@@ -611,7 +629,10 @@ export class ServiceUnit {
       this.armTimer(c.timeoutStopMs, () => this.onTimeout());
       return this.runPhase('stop', c.execStop);
     }
-    if (c.execStop.length > 0 && (this.state === 'exited' || (this.state === 'running' && c.remainAfterExit))) {
+    if (
+      c.execStop.length > 0 &&
+      (this.state === 'exited' || (this.state === 'running' && c.remainAfterExit))
+    ) {
       this.armTimer(c.timeoutStopMs, () => this.onTimeout());
       return this.runPhase('stop', c.execStop);
     }
@@ -706,9 +727,20 @@ export class ServiceUnit {
   private shouldRestart(): boolean {
     const c = this.config;
     const exit = this.mainExit;
-    if (exit !== undefined && exit.code === 'exited' && c.restartPreventExitStatus.codes.includes(exit.status)) return false;
-    if (exit !== undefined && exit.code !== 'exited' && c.restartPreventExitStatus.signals.includes(exit.status)) return false;
-    if (exit !== undefined && exit.code === 'exited' && c.restartForceExitStatus.codes.includes(exit.status)) return true;
+    if (
+      exit !== undefined &&
+      exit.code === 'exited' &&
+      c.restartPreventExitStatus.codes.includes(exit.status)
+    )
+      return false;
+    if (
+      exit !== undefined &&
+      exit.code !== 'exited' &&
+      c.restartPreventExitStatus.signals.includes(exit.status)
+    )
+      return false;
+    if (exit !== undefined && exit.code === 'exited' && c.restartForceExitStatus.codes.includes(exit.status))
+      return true;
     const r = this.result;
     const clean = r === 'success';
     const uncleanSignal = r === 'signal' || r === 'core-dump';
@@ -770,7 +802,8 @@ export class ServiceUnit {
   private onWatchdogTimeout(): void {
     this.host.log.error({ unit: this.name, watchdogMs: this.watchdogMs }, 'watchdog timeout; terminating');
     this.result = 'watchdog';
-    if (this.mainPid !== undefined) this.host.signal(this.mainPid, this.config.kill.watchdogSignal || SIGABRT);
+    if (this.mainPid !== undefined)
+      this.host.signal(this.mainPid, this.config.kill.watchdogSignal || SIGABRT);
     this.setState('stop-watchdog');
     this.armTimer(this.config.timeoutStopMs, () => this.onTimeout());
   }
@@ -842,7 +875,8 @@ export class ServiceUnit {
   private execEnv(): Record<string, string> {
     const env: Record<string, string> = {};
     if (this.mainPid !== undefined) env.MAINPID = String(this.mainPid);
-    if (this.watchdogMs > 0 && Number.isFinite(this.watchdogMs)) env.WATCHDOG_USEC = String(this.watchdogMs * 1000);
+    if (this.watchdogMs > 0 && Number.isFinite(this.watchdogMs))
+      env.WATCHDOG_USEC = String(this.watchdogMs * 1000);
     env.SERVICE_RESULT = this.result;
     if (this.mainExit !== undefined) {
       env.EXIT_CODE = this.mainExit.code;
@@ -882,7 +916,8 @@ export class ServiceUnit {
 
   private finishJob(end: JobEnd): void {
     const job = this.pendingJob;
-    this.lastOutcome = end === 'done' || end === 'skipped' ? 'done' : { failed: end, reason: `${this.name}: ${this.result}` };
+    this.lastOutcome =
+      end === 'done' || end === 'skipped' ? 'done' : { failed: end, reason: `${this.name}: ${this.result}` };
     if (job === undefined) return;
     this.pendingJob = undefined;
     if (!this.inSyncCall) this.host.jobFinished(end);
@@ -890,14 +925,26 @@ export class ServiceUnit {
 
   private logSpawnFailure(cmd: ExecCommand, f: SpawnFailure): void {
     this.host.log.error(
-      { unit: this.name, step: f.step, code: f.code, command: cmd.path, source: `${cmd.source.file}:${cmd.source.line}` },
+      {
+        unit: this.name,
+        step: f.step,
+        code: f.code,
+        command: cmd.path,
+        source: `${cmd.source.file}:${cmd.source.line}`,
+      },
       `failed to run ${cmd.path}: failed at step ${f.step}: ${f.message}`,
     );
   }
 
   private logExit(cmd: ExecCommand | undefined, exit: ProcessExit, role: 'main' | 'control'): void {
-    const how = exit.code === 'exited' ? `exited with status ${exit.status}` : `killed by signal ${exit.status}${exit.code === 'dumped' ? ' (core dumped)' : ''}`;
-    this.host.log.warn({ unit: this.name, pid: exit.pid, role, code: exit.code, status: exit.status }, `${role} process ${how}${cmd ? ` (${cmd.path})` : ''}`);
+    const how =
+      exit.code === 'exited'
+        ? `exited with status ${exit.status}`
+        : `killed by signal ${exit.status}${exit.code === 'dumped' ? ' (core dumped)' : ''}`;
+    this.host.log.warn(
+      { unit: this.name, pid: exit.pid, role, code: exit.code, status: exit.status },
+      `${role} process ${how}${cmd ? ` (${cmd.path})` : ''}`,
+    );
   }
 
   /** The one place the state changes. */
@@ -906,7 +953,13 @@ export class ServiceUnit {
     if (from === next) return;
     this.state = next;
     this.since = Date.now();
-    if (ACTIVE[next] !== 'activating' && ACTIVE[next] !== 'reloading' && next !== 'running' && next !== 'exited' && ACTIVE[next] !== 'deactivating') {
+    if (
+      ACTIVE[next] !== 'activating' &&
+      ACTIVE[next] !== 'reloading' &&
+      next !== 'running' &&
+      next !== 'exited' &&
+      ACTIVE[next] !== 'deactivating'
+    ) {
       this.clearTimer();
     }
     this.host.stateChanged(from, next, this.result);

@@ -1,12 +1,12 @@
 // .target units: synchronization points with no processes of their own. Active while started;
 // everything they do happens through their dependencies in the job engine.
-import type { ActiveState, LoadState } from './unit-type';
+import type { ActiveState, JobOutcome, LoadState, UnitInstance } from './unit-type';
 import type { LoadedUnitFile } from './config-types';
-import type { JobOutcome } from './service';
 
 export type TargetState = 'dead' | 'active';
 
-export class TargetUnit {
+export class TargetUnit implements UnitInstance {
+  readonly suffix = '.target';
   state: TargetState = 'dead';
   since = Date.now();
   readonly load: LoadState;
@@ -21,6 +21,14 @@ export class TargetUnit {
 
   activeState(): ActiveState {
     return this.state === 'active' ? 'active' : 'inactive';
+  }
+
+  subState(): string {
+    return this.state;
+  }
+
+  description(): string {
+    return this.file.unit.description ?? this.name;
   }
 
   start(): JobOutcome {

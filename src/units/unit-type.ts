@@ -1,5 +1,7 @@
-// The one shape every unit type has. The manager and the control layer talk to units only through
-// this interface and the registry in ./registry.ts; nothing outside switches on a unit's kind.
+// The one shape every unit is seen through. The manager, the job engine and the control layer
+// talk to units only through UnitInstance; which class stands behind a name is decided once, by
+// the registry in ./registry.ts, from the name's suffix. Nothing outside switches on a unit's kind.
+import type { LoadedUnitFile } from './config-types';
 
 /** systemd's generic active state, derived from each type's own sub-state. */
 export type ActiveState = 'inactive' | 'activating' | 'active' | 'deactivating' | 'reloading' | 'failed';
@@ -7,17 +9,31 @@ export type ActiveState = 'inactive' | 'activating' | 'active' | 'deactivating' 
 /** Whether a unit's configuration was found and read. Device units synthesised from udev are 'loaded'. */
 export type LoadState = 'loaded' | 'not-found' | 'bad-setting' | 'error' | 'masked';
 
-export interface UnitType<State extends string, Data> {
-  /** File suffix including the dot: '.device'. */
+/** How a job on a unit ended, as the job engine understands it. */
+export type JobEnd = 'done' | 'failed' | 'timeout' | 'canceled' | 'skipped' | 'assert';
+
+/** What start/stop/reload answer right away: finished, finishing later (the unit calls back), or refused. */
+export type JobOutcome = 'done' | 'pending' | { failed: JobEnd; reason: string };
+
+export interface UnitInstance {
+  readonly name: string;
+  /** File suffix including the dot: '.service'. */
   readonly suffix: string;
-  /** The sub-state a new unit starts in. */
-  readonly initialState: State;
-  /** Map the type's own state onto the generic active state. */
-  activeState(state: State): ActiveState;
-  /** A one-line description when the unit file gives none. */
-  describe(name: string, data: Data): string;
-  serialize(data: Data): unknown;
-  deserialize(value: unknown): Data;
+  readonly load: LoadState;
+  /** Wall-clock ms of the last state change. */
+  readonly since: number;
+  /** The parsed unit file, when there is one (device units from udev have none). */
+  readonly file: LoadedUnitFile | undefined;
+  activeState(): ActiveState;
+  /** The type's own state: 'running', 'plugged', 'exited', ... */
+  subState(): string;
+  description(): string;
+  start(): JobOutcome;
+  stop(): JobOutcome;
+  reload(): JobOutcome;
+  canReload(): boolean;
+  /** Type-specific properties for `show`. */
+  properties(): Record<string, unknown>;
 }
 
 /** The row `list-units` prints for one unit. */
@@ -27,4 +43,14 @@ export interface UnitSummary {
   active: ActiveState;
   sub: string;
   description: string;
+}
+
+export function summarizeUnit(unit: UnitInstance): UnitSummary {
+  return {
+    name: unit.name,
+    load: unit.load,
+    active: unit.activeState(),
+    sub: unit.subState(),
+    description: unit.description(),
+  };
 }

@@ -10,7 +10,13 @@ export interface LoggerOptions {
   pretty?: boolean;
   destination?: NodeJS.WritableStream;
   /** Called for every record that names a unit (a `unit` field or binding), e.g. to keep per-unit rings. */
-  onUnitRecord?: (record: { time: number; level: number; unit: string; msg: string; fields: Record<string, unknown> }) => void;
+  onUnitRecord?: (record: {
+    time: number;
+    level: number;
+    unit: string;
+    msg: string;
+    fields: Record<string, unknown>;
+  }) => void;
 }
 
 function unitHook(onUnitRecord: NonNullable<LoggerOptions['onUnitRecord']>): pino.LoggerOptions['hooks'] {
@@ -30,18 +36,20 @@ function unitHook(onUnitRecord: NonNullable<LoggerOptions['onUnitRecord']>): pin
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? 'info';
-  const hooks = options.onUnitRecord === undefined ? undefined : unitHook(options.onUnitRecord);
+  // pino refuses `hooks: undefined`; leave the key out when there is no hook.
+  const base: pino.LoggerOptions = { level, base: undefined };
+  if (options.onUnitRecord !== undefined) base.hooks = unitHook(options.onUnitRecord);
   const usePretty = options.pretty ?? process.stdout.isTTY === true;
   if (usePretty) {
     // Loaded only for a terminal: it costs a few MB of RSS a JSON-logging daemon does not need.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const pretty = require('pino-pretty') as typeof import('pino-pretty');
     return pino(
-      { level, base: undefined, hooks },
+      base,
       pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', sync: true }),
     );
   }
-  return pino({ level, base: undefined, hooks }, options.destination ?? pino.destination({ fd: 1, sync: false }));
+  return pino(base, options.destination ?? pino.destination({ fd: 1, sync: false }));
 }
 
 /**

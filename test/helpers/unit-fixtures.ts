@@ -106,7 +106,10 @@ export function serviceSection(over: Partial<ServiceSection> = {}): ServiceSecti
 }
 
 export function unitSection(over: Partial<UnitSection> = {}): UnitSection {
-  const dependencies = Object.fromEntries(DEPENDENCY_KINDS.map((k) => [k, [] as string[]])) as Record<DependencyKind, string[]>;
+  const dependencies = Object.fromEntries(DEPENDENCY_KINDS.map((k) => [k, [] as string[]])) as Record<
+    DependencyKind,
+    string[]
+  >;
   return {
     documentation: [],
     dependencies,
@@ -128,7 +131,11 @@ export function unitSection(over: Partial<UnitSection> = {}): UnitSection {
   };
 }
 
-export function serviceFile(name: string, service: Partial<ServiceSection> = {}, unit: Partial<UnitSection> = {}): LoadedUnitFile {
+export function serviceFile(
+  name: string,
+  service: Partial<ServiceSection> = {},
+  unit: Partial<UnitSection> = {},
+): LoadedUnitFile {
   return {
     name,
     aliases: [],

@@ -17,7 +17,8 @@ export class VirtualClock {
     const end = this.t + ms;
     for (;;) {
       let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const entry of this.timers) if (entry[1].at <= end && (next === undefined || entry[1].at < next[1].at)) next = entry;
+      for (const entry of this.timers)
+        if (entry[1].at <= end && (next === undefined || entry[1].at < next[1].at)) next = entry;
       if (next === undefined) break;
       this.timers.delete(next[0]);
       this.t = next[1].at;

@@ -7,7 +7,14 @@ import { conditionHolds } from '../../src/units/conditions';
 import type { ConditionSpec } from '../../src/units/config-types';
 
 function cond(name: string, value: string): ConditionSpec {
-  return { kind: 'condition', name, value, negate: false, trigger: false, source: { file: 'x.service', line: 2 } };
+  return {
+    kind: 'condition',
+    name,
+    value,
+    negate: false,
+    trigger: false,
+    source: { file: 'x.service', line: 2 },
+  };
 }
 
 test('path conditions on a temporary tree', (t) => {

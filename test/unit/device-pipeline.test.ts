@@ -45,7 +45,7 @@ test('coldplug fills the registry and units before any event', (t) => {
   t.after(stop);
   assert.equal(pipeline.registry.size, 2);
   assert.equal(pipeline.registry.lastSeqnum, 41);
-  assert.equal(manager.getUnit('dev-loop0.device')?.state, 'plugged');
+  assert.equal(manager.getUnit('dev-loop0.device')?.subState(), 'plugged');
   assert.equal(manager.getUnit('dev-null.device'), undefined);
 });
 
@@ -84,9 +84,9 @@ test('kernel events update the registry; forged and malformed messages are count
   assert.ok(warnings.every((w) => typeof w.senderPort === 'number' && typeof w.code === 'string'));
 
   native.deliver([veth('add', 52)]);
-  assert.equal(manager.getUnit('sys-devices-virtual-net-veth0.device')?.state, 'plugged');
+  assert.equal(manager.getUnit('sys-devices-virtual-net-veth0.device')?.subState(), 'plugged');
   native.deliver([veth('remove', 53)]);
-  assert.equal(manager.getUnit('sys-devices-virtual-net-veth0.device')?.state, 'dead');
+  assert.equal(manager.getUnit('sys-devices-virtual-net-veth0.device')?.subState(), 'dead');
   assert.equal(pipeline.stats.received, 2);
   assert.equal(pipeline.registry.lastSeqnum, 53);
 });
@@ -130,8 +130,8 @@ test('overflow: a rescan emits synthetic add/remove/change for what was missed',
   assert.equal(pipeline.stats.overflows, 1);
   assert.equal(pipeline.stats.resyncs, 1);
   assert.equal(pipeline.registry.lastSeqnum, 500);
-  assert.equal(manager.getUnit('sys-devices-virtual-net-gone.device')?.state, 'dead');
-  assert.equal(manager.getUnit('sys-devices-virtual-net-new.device')?.state, 'plugged');
+  assert.equal(manager.getUnit('sys-devices-virtual-net-gone.device')?.subState(), 'dead');
+  assert.equal(manager.getUnit('sys-devices-virtual-net-new.device')?.subState(), 'plugged');
   assert.equal(pipeline.registry.get('/devices/virtual/block/loop0')?.properties.get('DISKSEQ'), '9');
 });
 

@@ -2,7 +2,13 @@
 // it signals, when jobs finish, and where it ends up, for each Type= and Restart= policy.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ServiceUnit, type JobEnd, type ServiceHost, type ServiceState, type SpawnResult } from '../../src/units/service';
+import {
+  ServiceUnit,
+  type JobEnd,
+  type ServiceHost,
+  type ServiceState,
+  type SpawnResult,
+} from '../../src/units/service';
 import type { ConditionSpec, ExecCommand, ServiceSection, UnitSection } from '../../src/units/config-types';
 import { command, serviceFile } from '../helpers/unit-fixtures';
 import { VirtualClock } from '../helpers/virtual-clock';
@@ -63,10 +69,11 @@ function rig(
     },
     signalGroup(signal, except) {
       let n = 0;
-      for (const p of r.group) if (!except.has(p)) {
-        r.signals.push(`${p}:${signal}`);
-        n++;
-      }
+      for (const p of r.group)
+        if (!except.has(p)) {
+          r.signals.push(`${p}:${signal}`);
+          n++;
+        }
       return n;
     },
     groupPids: () => [...r.group],
@@ -115,7 +122,11 @@ test('stop escalates to SIGKILL after TimeoutStopSec, on virtual time', () => {
 });
 
 test('Type=oneshot runs each ExecStart in turn; RemainAfterExit keeps it exited', () => {
-  const r = rig({ type: 'oneshot', remainAfterExit: true, execStart: [command('/bin/a'), command('/bin/b')] });
+  const r = rig({
+    type: 'oneshot',
+    remainAfterExit: true,
+    execStart: [command('/bin/a'), command('/bin/b')],
+  });
   assert.equal(r.unit.start(), 'pending');
   assert.equal(r.spawned.length, 1);
   r.exit(0);
@@ -232,7 +243,11 @@ test('Restart=on-failure restarts after RestartSec, not after a clean exit', () 
 });
 
 test('Restart= policies: a table of exits', () => {
-  const cases: { restart: ServiceSection['restart']; exit: ['exited' | 'killed', number]; restarts: boolean }[] = [
+  const cases: {
+    restart: ServiceSection['restart'];
+    exit: ['exited' | 'killed', number];
+    restarts: boolean;
+  }[] = [
     { restart: 'no', exit: ['exited', 1], restarts: false },
     { restart: 'always', exit: ['exited', 0], restarts: true },
     { restart: 'always', exit: ['killed', 9], restarts: true },
@@ -285,7 +300,10 @@ test('start limit: the sixth start within 10 s is refused with start-limit-hit',
     r.exit(0);
   }
   const sixth = r.unit.start();
-  assert.deepEqual(sixth, { failed: 'failed', reason: 't.service: start request repeated too quickly (start-limit-hit)' });
+  assert.deepEqual(sixth, {
+    failed: 'failed',
+    reason: 't.service: start request repeated too quickly (start-limit-hit)',
+  });
   assert.equal(r.unit.state, 'failed');
   assert.equal(r.unit.result, 'start-limit-hit');
   r.clock.advance(10_000);
@@ -354,7 +372,14 @@ test('a spawn failure fails the start and names the step', () => {
 });
 
 test('conditions skip the start; asserts fail it', () => {
-  const cond: ConditionSpec = { kind: 'condition', name: 'PathExists', negate: false, trigger: false, value: '/nope', source: { file: 't', line: 3 } };
+  const cond: ConditionSpec = {
+    kind: 'condition',
+    name: 'PathExists',
+    negate: false,
+    trigger: false,
+    value: '/nope',
+    source: { file: 't', line: 3 },
+  };
   const skipped = rig({}, { conditions: [cond] }, { conditions: () => false });
   assert.equal(skipped.unit.start(), 'done');
   assert.equal(skipped.unit.state, 'dead');
