@@ -158,7 +158,6 @@ export class ServiceUnit implements UnitInstance {
   private stopRequested = false;
   private ready = false;
   private reloadStartedUsec = 0;
-  private warnedNoMonotonic = false;
 
   constructor(
     readonly name: string,
@@ -353,13 +352,7 @@ export class ServiceUnit implements UnitInstance {
       return;
     }
     if (n.reloading === true) {
-      if (n.monotonicUsec === undefined && !this.warnedNoMonotonic) {
-        this.warnedNoMonotonic = true;
-        this.host.log.warn(
-          { unit: this.name },
-          'RELOADING=1 without MONOTONIC_USEC=: accepted, but a client should send both (sd_notify(3))',
-        );
-      }
+      // RELOADING=1 without MONOTONIC_USEC= is accepted; the notify router warns once per unit.
       if (this.state === 'reload-signal') {
         if (n.monotonicUsec === undefined || n.monotonicUsec >= this.reloadStartedUsec)
           this.setState('reload-notify');

@@ -1,0 +1,69 @@
+#include "notify_fd.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace triggerd {
+
+namespace {
+
+int Fail(int fd, const char* syscall, const char** failed_syscall, const char* bound_path) {
+  int err = errno;
+  close(fd);
+  if (bound_path != nullptr) unlink(bound_path);
+  *failed_syscall = syscall;
+  return err;
+}
+
+}  // namespace
+
+int OpenNotifyFd(const UnixAddress& address, NotifyFd* out, const char** failed_syscall) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *failed_syscall = "socket";
+    return errno;
+  }
+
+  int on = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) != 0) {
+    return Fail(fd, "setsockopt", failed_syscall, nullptr);
+  }
+  // Older kernels say ENOPROTOOPT (or EINVAL); then senders are identified by pid alone.
+  bool pass_pidfd = setsockopt(fd, SOL_SOCKET, SO_PASSPIDFD, &on, sizeof(on)) == 0;
+  if (!pass_pidfd && errno != ENOPROTOOPT && errno != EINVAL) {
+    return Fail(fd, "setsockopt", failed_syscall, nullptr);
+  }
+
+  // SO_RCVBUFFORCE ignores rmem_max but needs CAP_NET_ADMIN; without it take what rmem_max allows.
+  int wanted = kNotifyReceiveBufferBytes;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &wanted, sizeof(wanted)) != 0) {
+    if (errno != EPERM || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &wanted, sizeof(wanted)) != 0) {
+      return Fail(fd, "setsockopt", failed_syscall, nullptr);
+    }
+  }
+
+  if (bind(fd, reinterpret_cast<const struct sockaddr*>(&address.address), address.length) != 0) {
+    return Fail(fd, "bind", failed_syscall, nullptr);
+  }
+  const char* bound_path = address.abstract ? nullptr : address.address.sun_path;
+  // bind() created the inode with the process umask applied; sending needs write permission.
+  if (bound_path != nullptr && chmod(bound_path, 0666) != 0) {
+    return Fail(fd, "chmod", failed_syscall, bound_path);
+  }
+
+  int granted = 0;
+  socklen_t granted_length = sizeof(granted);
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &granted_length) != 0) {
+    return Fail(fd, "getsockopt", failed_syscall, bound_path);
+  }
+
+  out->fd = fd;
+  out->receive_buffer_bytes = granted;
+  out->pass_pidfd = pass_pidfd;
+  return 0;
+}
+
+}  // namespace triggerd

@@ -1,0 +1,467 @@
+#include "notify_socket.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <utility>
+
+#include "addon.h"
+#include "../netlink/system_error.h"
+
+namespace triggerd {
+
+namespace {
+
+// Property names made once per batch instead of once per item.
+struct ItemKeys {
+  explicit ItemKeys(Napi::Env env)
+      : kind(Napi::String::New(env, "kind")),
+        datagram(Napi::String::New(env, "datagram")),
+        buffer(Napi::String::New(env, "buffer")),
+        length(Napi::String::New(env, "length")),
+        pid(Napi::String::New(env, "pid")),
+        uid(Napi::String::New(env, "uid")),
+        gid(Napi::String::New(env, "gid")),
+        pidfd(Napi::String::New(env, "pidfd")),
+        fds(Napi::String::New(env, "fds")),
+        truncated(Napi::String::New(env, "truncated")) {}
+  Napi::String kind, datagram, buffer, length, pid, uid, gid, pidfd, fds, truncated;
+};
+
+// Defined (not assigned) properties, so setters on Object.prototype never run.
+Napi::PropertyDescriptor Field(const Napi::String& key, napi_value value) {
+  return Napi::PropertyDescriptor::Value(static_cast<napi_value>(key), value,
+                                         napi_default_jsproperty);
+}
+
+Napi::Object DatagramItem(Napi::Env env, const ItemKeys& keys, const ReceivedDatagram& received) {
+  Napi::Array fds = Napi::Array::New(env, received.fds.size());
+  for (size_t i = 0; i < received.fds.size(); i++) {
+    fds.Set(static_cast<uint32_t>(i), Napi::Number::New(env, received.fds[i]));
+  }
+  Napi::Object item = Napi::Object::New(env);
+  item.DefineProperties({
+      Field(keys.kind, keys.datagram),
+      Field(keys.buffer, Napi::Buffer<uint8_t>::Copy(env, received.payload.data(),
+                                                     received.payload.size())),
+      Field(keys.length, Napi::Number::New(env, static_cast<double>(received.length))),
+      Field(keys.pid, Napi::Number::New(env, received.pid)),
+      Field(keys.uid, Napi::Number::New(env, received.uid)),
+      Field(keys.gid, Napi::Number::New(env, received.gid)),
+      Field(keys.pidfd, Napi::Number::New(env, received.pidfd)),
+      Field(keys.fds, fds),
+      Field(keys.truncated, Napi::Boolean::New(env, received.truncated)),
+  });
+  return item;
+}
+
+// False once the environment is shutting down (a worker being terminated): then calls that may
+// run JavaScript fail with napi_pending_exception although no exception is pending. Node-API has
+// no direct query in version 8; an empty napi_define_properties goes through the same check.
+bool CanCallIntoJs(napi_env env) {
+  napi_value probe = nullptr;
+  if (napi_create_object(env, &probe) != napi_ok) return false;
+  return napi_define_properties(env, probe, 0, nullptr) == napi_ok;
+}
+
+// An exception thrown by onBatch/onError has no JavaScript caller to go to: raise it as an
+// uncaught exception, as Node does for a throwing event listener. During shutdown the "exception"
+// is the termination itself and there is nobody left to tell.
+void RaiseUncaught(Napi::Env env, const Napi::Error& error) {
+  napi_value value = error.Value();
+  if (value != nullptr && CanCallIntoJs(env)) napi_fatal_exception(env, value);
+}
+
+// Anything else that escaped (std::bad_alloc) goes the same way, as an Error.
+void RaiseUncaught(Napi::Env env, const std::exception& exception) {
+  if (!CanCallIntoJs(env)) return;
+  napi_value error = nullptr;
+  napi_value message = nullptr;
+  if (napi_create_string_utf8(env, exception.what(), NAPI_AUTO_LENGTH, &message) == napi_ok &&
+      napi_create_error(env, nullptr, message, &error) == napi_ok) {
+    napi_fatal_exception(env, error);
+  }
+}
+
+// Closes the fds of a batch unless released: whatever happens between recvmsg() and the moment
+// JavaScript has the batch, no received fd may leak.
+class BatchGuard {
+ public:
+  explicit BatchGuard(std::vector<ReceivedDatagram>* batch) : batch_(batch) {}
+  ~BatchGuard() {
+    if (batch_ != nullptr) CloseReceivedFds(batch_);
+  }
+  BatchGuard(const BatchGuard&) = delete;
+  BatchGuard& operator=(const BatchGuard&) = delete;
+  void Release() { batch_ = nullptr; }
+
+ private:
+  std::vector<ReceivedDatagram>* batch_;
+};
+
+}  // namespace
+
+void CloseReceivedFds(std::vector<ReceivedDatagram>* batch) {
+  for (ReceivedDatagram& received : *batch) {
+    for (int fd : received.fds) close(fd);
+    received.fds.clear();
+    if (received.pidfd >= 0) close(received.pidfd);
+    received.pidfd = -1;
+  }
+}
+
+Napi::Function NotifySocket::DefineClass(Napi::Env env) {
+  return ObjectWrap<NotifySocket>::DefineClass(
+      env, "NotifySocket",
+      {
+          InstanceAccessor<&NotifySocket::GetReceiveBufferBytes>("receiveBufferBytes"),
+          InstanceAccessor<&NotifySocket::GetPassPidfd>("passPidfd"),
+          InstanceMethod<&NotifySocket::Pause>("pause"),
+          InstanceMethod<&NotifySocket::Resume>("resume"),
+          InstanceMethod<&NotifySocket::Close>("close"),
+          InstanceMethod<&NotifySocket::RefLoop>("ref"),
+          InstanceMethod<&NotifySocket::UnrefLoop>("unref"),
+      });
+}
+
+Napi::Object NotifySocket::Create(Napi::Env env, NotifyAddon* addon,
+                                  const Napi::FunctionReference& socket_class, NotifyFd* opened,
+                                  Napi::Function on_batch, Napi::Function on_error) {
+  Napi::Object object;
+  addon->SetPendingFd(opened);
+  try {
+    object = socket_class.New({on_batch, on_error});
+  } catch (...) {
+    // The constructor takes the fd (setting it to -1) only once nothing else can fail there.
+    addon->SetPendingFd(nullptr);
+    if (opened->fd >= 0) close(opened->fd);
+    opened->fd = -1;
+    throw;
+  }
+  addon->SetPendingFd(nullptr);
+  NotifySocket* socket = Unwrap(object);
+  socket->Start(env);
+  return object;
+}
+
+NotifySocket::NotifySocket(const Napi::CallbackInfo& info) : ObjectWrap<NotifySocket>(info) {
+  Napi::Env env = info.Env();
+  NotifyAddon* addon = env.GetInstanceData<NotifyAddon>();
+  NotifyFd* opened = addon != nullptr ? addon->TakePendingFd() : nullptr;
+  if (opened == nullptr || info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {
+    throw MakeArgumentError(env, "NotifySocket is created by openNotifySocket()",
+                            "ERR_ILLEGAL_CONSTRUCTOR");
+  }
+
+  // Everything that can throw happens before the fd is taken.
+  on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
+  on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
+  async_context_ = std::make_unique<Napi::AsyncContext>(env, "triggerd:NotifySocket",
+                                                        info.This().As<Napi::Object>());
+  payload_buffer_ = std::make_unique<uint8_t[]>(kPayloadBytes);
+  control_bytes_ = CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int)) +
+                   CMSG_SPACE(sizeof(int) * kMaxFdsPerDatagram);
+  control_buffer_ = std::make_unique<uint64_t[]>((control_bytes_ + 7) / 8);
+  fd_scratch_ = std::make_unique<int[]>(kMaxFdsPerDatagram);
+
+  fd_ = opened->fd;
+  receive_buffer_bytes_ = opened->receive_buffer_bytes;
+  pass_pidfd_ = opened->pass_pidfd;
+  opened->fd = -1;
+}
+
+NotifySocket::~NotifySocket() { CloseNative(); }
+
+void NotifySocket::Start(Napi::Env env) {
+  const char* failed = nullptr;
+  int rc = 0;
+  uv_loop_t* loop = nullptr;
+  auto poll = std::make_unique<PollHandle>();
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    failed = "napi_get_uv_event_loop";
+    rc = UV_EINVAL;
+  } else if ((rc = uv_poll_init(loop, &poll->handle, fd_)) != 0) {
+    failed = "uv_poll_init";  // a failed init leaves nothing to uv_close
+  } else {
+    poll->owner = this;
+    poll->handle.data = poll.get();
+    poll_ = poll.release();
+    if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, poll_, &poll_->cleanup_hook) !=
+        napi_ok) {
+      poll_->cleanup_hook = nullptr;
+      failed = "napi_add_async_cleanup_hook";
+      rc = UV_EINVAL;
+    } else if ((rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll)) != 0) {
+      failed = "uv_poll_start";
+    }
+  }
+  if (failed != nullptr) {
+    CloseNative();
+    ReleaseCallbacks();
+    throw MakeSystemError(env, -rc, failed);
+  }
+  UpdateStrongReference();
+}
+
+void NotifySocket::CloseNative() {
+  if (poll_ != nullptr) {
+    uv_poll_stop(&poll_->handle);
+    poll_->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), OnPollClosed);
+    poll_ = nullptr;
+  }
+  if (fd_ >= 0) {
+    // Datagrams still queued die with the socket, and the kernel closes the fds they carry.
+    close(fd_);
+    fd_ = -1;
+  }
+}
+
+void NotifySocket::OnPollClosed(uv_handle_t* handle) {
+  auto* poll = static_cast<PollHandle*>(handle->data);
+  // Only now may a teardown that is waiting for us go on (and unload this library).
+  if (poll->cleanup_hook != nullptr) napi_remove_async_cleanup_hook(poll->cleanup_hook);
+  delete poll;
+}
+
+void NotifySocket::OnEnvironmentTeardown(napi_async_cleanup_hook_handle /*hook*/, void* data) {
+  auto* poll = static_cast<PollHandle*>(data);
+  // Still open: close it now. Otherwise uv_close already ran and OnPollClosed will finish.
+  if (poll->owner != nullptr) poll->owner->CloseNative();
+}
+
+void NotifySocket::OnPoll(uv_poll_t* handle, int status, int /*events*/) {
+  auto* poll = static_cast<PollHandle*>(handle->data);
+  if (poll->owner != nullptr) poll->owner->HandleWakeUp(status);
+}
+
+void NotifySocket::HandleWakeUp(int status) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  // The local handle keeps the object (and so `this`) alive whatever the callbacks do.
+  Napi::Object self = Value();
+  // Shutting down: leave the datagrams in the kernel; they and their fds go with the socket.
+  if (self.IsEmpty() || !CanCallIntoJs(env)) return;
+
+  in_callback_ = true;
+  int recv_error = 0;
+  try {
+    std::vector<ReceivedDatagram> received;
+    BatchGuard guard(&received);
+    recv_error = Drain(&received);
+    if (!received.empty()) {
+      ItemKeys keys(env);
+      Napi::Array batch = Napi::Array::New(env, received.size());
+      for (size_t i = 0; i < received.size(); i++) {
+        batch.Set(static_cast<uint32_t>(i), DatagramItem(env, keys, received[i]));
+      }
+      // From here the fds belong to JavaScript, also when onBatch throws.
+      guard.Release();
+      if (!CallBack(on_batch_, batch)) CloseReceivedFds(&received);
+    }
+  } catch (const Napi::Error& error) {
+    RaiseUncaught(env, error);
+  } catch (const std::exception& exception) {
+    RaiseUncaught(env, exception);
+  }
+  if (recv_error != 0 && fd_ >= 0) {
+    try {
+      CallBack(on_error_, MakeSystemError(env, recv_error, "recvmsg").Value());
+    } catch (const Napi::Error& error) {
+      RaiseUncaught(env, error);
+    } catch (const std::exception& exception) {
+      RaiseUncaught(env, exception);
+    }
+  }
+  in_callback_ = false;
+
+  // libuv stops a poll handle whose fd reports POLLERR (status < 0). A datagram socket has no
+  // pending error to clear, so watch again unless the fd itself is gone.
+  if (status < 0 && fd_ >= 0 && !paused_ && recv_error != EBADF && recv_error != ENOTSOCK) {
+    int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+    if (rc != 0) {
+      paused_ = true;
+      try {
+        CallBack(on_error_, MakeSystemError(env, -rc, "uv_poll_start").Value());
+      } catch (const Napi::Error& error) {
+        RaiseUncaught(env, error);
+      } catch (const std::exception& exception) {
+        RaiseUncaught(env, exception);
+      }
+    }
+  }
+  if (fd_ < 0) {
+    async_context_.reset();  // close() ran inside a callback and left this for us
+  } else {
+    UpdateStrongReference();
+  }
+}
+
+int NotifySocket::Drain(std::vector<ReceivedDatagram>* batch) {
+  size_t fd_count = 0;
+  while (batch->size() < kMaxBatchDatagrams && fd_count < kMaxBatchFds) {
+    struct iovec iov = {payload_buffer_.get(), kPayloadBytes};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control_buffer_.get();
+    msg.msg_controllen = control_bytes_;
+
+    // MSG_TRUNC: the return value is the datagram's real length, so an oversized one is told
+    // apart and its size can be logged. MSG_CMSG_CLOEXEC: no received fd leaks into a child.
+    ssize_t received = recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+    if (received < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) return 0;
+      return err;
+    }
+
+    // The fds are ours from here, whatever else is wrong with the datagram. Collecting them
+    // allocates nothing, so nothing can throw between recvmsg() and knowing every one of them.
+    Control control;
+    CollectControl(&msg, &control);
+    bool added = false;
+    try {
+      batch->emplace_back();
+      added = true;
+      ReceivedDatagram& out = batch->back();
+      out.pid = control.pid;
+      out.uid = control.uid;
+      out.gid = control.gid;
+      out.pidfd = control.pidfd;
+      out.fds.assign(fd_scratch_.get(), fd_scratch_.get() + control.fd_count);
+      out.length = static_cast<size_t>(received);
+      out.truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+      size_t copied = std::min(out.length, kPayloadBytes);
+      out.payload.assign(payload_buffer_.get(), payload_buffer_.get() + copied);
+    } catch (...) {
+      // Out of memory. The caller's guard closes the batch so far; this datagram's fds are
+      // closed here from the scratch copy, so it leaves the batch first (no double close).
+      if (added) batch->pop_back();
+      for (size_t i = 0; i < control.fd_count; i++) close(fd_scratch_[i]);
+      if (control.pidfd >= 0) close(control.pidfd);
+      throw;
+    }
+    fd_count += control.fd_count;
+  }
+  return 0;
+}
+
+void NotifySocket::CollectControl(struct msghdr* msg, Control* out) {
+  const unsigned char* control = reinterpret_cast<const unsigned char*>(msg->msg_control);
+  const unsigned char* control_end =
+      control + std::min<size_t>(msg->msg_controllen, control_bytes_);
+  for (struct cmsghdr* header = CMSG_FIRSTHDR(msg); header != nullptr;
+       header = CMSG_NXTHDR(msg, header)) {
+    if (header->cmsg_level != SOL_SOCKET) continue;
+    const unsigned char* data = CMSG_DATA(header);
+    if (header->cmsg_len < CMSG_LEN(0) || data > control_end) continue;
+    size_t data_bytes = std::min<size_t>(header->cmsg_len - CMSG_LEN(0),
+                                         static_cast<size_t>(control_end - data));
+    if (header->cmsg_type == SCM_CREDENTIALS) {
+      if (data_bytes >= sizeof(struct ucred)) {
+        struct ucred cred;
+        std::memcpy(&cred, data, sizeof(cred));
+        out->pid = cred.pid;
+        out->uid = cred.uid;
+        out->gid = cred.gid;
+      }
+    } else if (header->cmsg_type == SCM_RIGHTS) {
+      for (size_t offset = 0; offset + sizeof(int) <= data_bytes; offset += sizeof(int)) {
+        int fd;
+        std::memcpy(&fd, data + offset, sizeof(fd));
+        if (fd < 0) continue;
+        // The control buffer holds at most kMaxFdsPerDatagram, so this never closes one; it
+        // only keeps a malformed header from writing past the scratch array.
+        if (out->fd_count < kMaxFdsPerDatagram) {
+          fd_scratch_[out->fd_count++] = fd;
+        } else {
+          close(fd);
+        }
+      }
+    } else if (header->cmsg_type == SCM_PIDFD) {
+      if (data_bytes >= sizeof(int)) {
+        int pidfd;
+        std::memcpy(&pidfd, data, sizeof(pidfd));
+        // The kernel puts a negative errno here when it could not make one (6.5–6.15 for a
+        // sender that already exited). A second one cannot happen; never leak it if it did.
+        if (pidfd >= 0 && out->pidfd >= 0) {
+          close(pidfd);
+        } else if (pidfd >= 0) {
+          out->pidfd = pidfd;
+        }
+      }
+    }
+  }
+}
+
+bool NotifySocket::CallBack(Napi::FunctionReference& callback, napi_value argument) {
+  // close() from an earlier callback of this wake-up releases the callbacks.
+  if (callback.IsEmpty() || async_context_ == nullptr) return false;
+  // MakeCallback (not Call) so process.nextTick and promise jobs queued by the callback run
+  // when it returns, and async_hooks see one async resource per socket.
+  callback.MakeCallback(Value(), {argument}, *async_context_);
+  return true;
+}
+
+void NotifySocket::UpdateStrongReference() {
+  bool want = fd_ >= 0 && !paused_;
+  if (want && !strong_reference_) {
+    ObjectWrap<NotifySocket>::Ref();
+    strong_reference_ = true;
+  } else if (!want && strong_reference_) {
+    ObjectWrap<NotifySocket>::Unref();
+    strong_reference_ = false;
+  }
+}
+
+void NotifySocket::ReleaseCallbacks() {
+  on_batch_.Reset();
+  on_error_.Reset();
+  // MakeCallback is still using the context when close() runs inside a callback.
+  if (!in_callback_) async_context_.reset();
+  UpdateStrongReference();
+}
+
+Napi::Value NotifySocket::GetReceiveBufferBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), receive_buffer_bytes_);
+}
+
+Napi::Value NotifySocket::GetPassPidfd(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), pass_pidfd_);
+}
+
+void NotifySocket::Pause(const Napi::CallbackInfo& /*info*/) {
+  if (fd_ < 0 || paused_) return;
+  uv_poll_stop(&poll_->handle);
+  paused_ = true;
+  UpdateStrongReference();
+}
+
+void NotifySocket::Resume(const Napi::CallbackInfo& info) {
+  if (fd_ < 0 || !paused_) return;
+  int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+  if (rc != 0) throw MakeSystemError(info.Env(), -rc, "uv_poll_start");
+  paused_ = false;
+  UpdateStrongReference();
+}
+
+void NotifySocket::Close(const Napi::CallbackInfo& /*info*/) {
+  CloseNative();
+  ReleaseCallbacks();
+}
+
+void NotifySocket::RefLoop(const Napi::CallbackInfo& /*info*/) {
+  if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+}
+
+void NotifySocket::UnrefLoop(const Napi::CallbackInfo& /*info*/) {
+  if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+}
+
+}  // namespace triggerd
