@@ -1,6 +1,415 @@
-// Placeholder entry point of triggerd_spawn.node; replaced by the real addon.
-#include <napi.h>
+// Entry point of triggerd_spawn.node: spawn(), the child-exit watcher and the small process
+// and fd calls around them (see src/native/spawn-addon.ts for the JavaScript contract).
+#include "addon.h"
 
-static Napi::Object Init(Napi::Env env, Napi::Object exports) { return exports; }
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
 
-NODE_API_MODULE(triggerd_spawn, Init)
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../netlink/system_error.h"
+#include "child_watcher.h"
+#include "spawn_plan.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+#if defined(__x86_64__) && !defined(SYS_pidfd_send_signal)
+#define SYS_pidfd_send_signal 424
+#endif
+
+namespace triggerd {
+
+namespace {
+
+class FdGuard {
+ public:
+  explicit FdGuard(int fd = -1) : fd_(fd) {}
+  ~FdGuard() {
+    if (fd_ >= 0) close(fd_);
+  }
+  FdGuard(const FdGuard&) = delete;
+  FdGuard& operator=(const FdGuard&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// "failed at step CHDIR: No such file or directory", with Node's code/errno/syscall, the step
+// and, where one applies, the path.
+Napi::Error MakeStepError(Napi::Env env, int step, int err, const char* syscall,
+                          const std::string& path) {
+  char name[64];
+  char text[256];
+  uv_err_name_r(-err, name, sizeof(name));
+  const char* description = strerror_r(err, text, sizeof(text));
+  std::string message = std::string("failed at step ") + kExecStepNames[step] + ": " + description;
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("errno", Napi::Number::New(env, -err));
+  error.Set("code", Napi::String::New(env, name));
+  error.Set("syscall", Napi::String::New(env, syscall));
+  error.Set("step", Napi::String::New(env, kExecStepNames[step]));
+  if (!path.empty()) error.Set("path", Napi::String::New(env, path));
+  return error;
+}
+
+// The highest capability this kernel knows (CAP_LAST_CAP), without reading /proc.
+int ProbeLastCapability() {
+  int cap = 0;
+  while (cap < 63 && prctl(PR_CAPBSET_READ, cap + 1, 0, 0, 0) >= 0) cap++;
+  return cap;
+}
+
+// The child's copy of a failed spawn is a zombie by now or about to be: reap it here, so no
+// exit is reported for a spawn that threw.
+void ReapFailedChild(pid_t pid, int pidfd) {
+  siginfo_t info;
+  int rc;
+  do {
+    rc = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0 && errno == EINVAL) {  // no P_PIDFD (before Linux 5.4)
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+}  // namespace
+
+SpawnAddon::SpawnAddon(Napi::Env env, Napi::Object exports) {
+  last_cap_ = ProbeLastCapability();
+  Napi::Array steps = Napi::Array::New(env, kStepCount);
+  for (uint32_t i = 0; i < kStepCount; i++) steps.Set(i, Napi::String::New(env, kExecStepNames[i]));
+  DefineAddon(exports,
+              {
+                  InstanceMethod<&SpawnAddon::Spawn>("spawn", napi_enumerable),
+                  InstanceMethod<&SpawnAddon::SetSubreaper>("setSubreaper", napi_enumerable),
+                  InstanceMethod<&SpawnAddon::IsSubreaper>("isSubreaper", napi_enumerable),
+                  InstanceMethod<&SpawnAddon::WatchChildren>("watchChildren", napi_enumerable),
+                  InstanceMethod<&SpawnAddon::PidfdSendSignal>("pidfdSendSignal",
+                                                               napi_enumerable),
+                  InstanceMethod<&SpawnAddon::Kill>("kill", napi_enumerable),
+                  InstanceMethod<&SpawnAddon::CloseFd>("closeFd", napi_enumerable),
+                  InstanceMethod<&SpawnAddon::Pipe>("pipe", napi_enumerable),
+                  InstanceMethod<&SpawnAddon::SetCloneMethodForTesting>(
+                      "setCloneMethodForTesting", napi_enumerable),
+                  InstanceValue("execSteps", steps, napi_enumerable),
+              });
+}
+
+SpawnAddon::~SpawnAddon() {
+  // The environment is gone: the watcher (closed by its teardown hook before this runs) must not
+  // call back, and pidfds nobody can use any more are closed.
+  if (watcher_ != nullptr) watcher_->Close();
+  for (const auto& child : children_) {
+    if (child.second >= 0) close(child.second);
+  }
+}
+
+bool SpawnAddon::ForgetChild(pid_t pid) {
+  auto found = children_.find(pid);
+  if (found == children_.end()) return false;
+  if (watcher_ != nullptr) watcher_->UnwatchPidfd(pid);
+  if (found->second >= 0) close(found->second);
+  children_.erase(found);
+  return true;
+}
+
+void SpawnAddon::WatcherClosing(ChildWatcher* watcher) {
+  if (watcher_ == watcher) watcher_ = nullptr;
+}
+
+ChildWatcher* SpawnAddon::WatcherById(uint64_t id) const {
+  return watcher_ != nullptr && watcher_->id() == id ? watcher_ : nullptr;
+}
+
+Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PlanSpec spec = ReadPlan(env, info[0]);
+
+  // Everything the child reads is built here, before the clone: it must not allocate.
+  std::vector<char*> argv;
+  argv.reserve(spec.argv.size() + 1);
+  for (std::string& arg : spec.argv) argv.push_back(&arg[0]);
+  argv.push_back(nullptr);
+
+  static const char kListenPid[] = "LISTEN_PID=";
+  std::string listen_pid_slot;
+  std::vector<char*> envp;
+  envp.reserve(spec.env.size() + 2);
+  for (std::string& entry : spec.env) {
+    if (spec.set_listen_pid && entry.compare(0, sizeof(kListenPid) - 1, kListenPid) == 0) continue;
+    envp.push_back(&entry[0]);
+  }
+  if (spec.set_listen_pid) {
+    listen_pid_slot = std::string(kListenPid) + std::string(24, '\0');
+    envp.push_back(&listen_pid_slot[0]);
+  }
+  envp.push_back(nullptr);
+
+  std::vector<ChildMount> mounts;
+  mounts.reserve(spec.mounts.size());
+  for (const MountSpec& mount : spec.mounts) {
+    mounts.push_back({mount.kind, mount.source.c_str(), mount.target.c_str(), mount.data.c_str(),
+                      mount.read_only, mount.recursive, mount.optional});
+  }
+  std::vector<const char*> submounts;
+  for (const std::string& path : spec.sysfs_submounts) submounts.push_back(path.c_str());
+  std::vector<int> submount_scratch(submounts.size(), -1);
+
+  std::string oom_text;
+  if (spec.has_oom_score_adjust) oom_text = std::to_string(spec.oom_score_adjust);
+
+  bool needs_null = std::any_of(spec.fds.begin(), spec.fds.end(),
+                                [](const FdSpec& fd) { return fd.parent_fd < 0; });
+  FdGuard null_fd(needs_null ? open("/dev/null", O_RDWR | O_CLOEXEC) : -1);
+  if (needs_null && null_fd.get() < 0) {
+    Napi::Error error = MakeSystemError(env, errno, "open");
+    error.Set("path", Napi::String::New(env, "/dev/null"));
+    throw error;
+  }
+  FdGuard cgroup_fd(spec.has_cgroup ? open(spec.cgroup.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)
+                                    : -1);
+  if (spec.has_cgroup && cgroup_fd.get() < 0) {
+    throw MakeStepError(env, kStepCgroup, errno, "open", spec.cgroup);
+  }
+
+  int max_child_fd = 2;
+  int dup_base = std::max(null_fd.get(), cgroup_fd.get());
+  std::vector<FdSpec> fds = spec.fds;
+  for (FdSpec& fd : fds) {
+    if (fd.parent_fd < 0) fd.parent_fd = null_fd.get();
+    max_child_fd = std::max(max_child_fd, fd.child_fd);
+    dup_base = std::max(dup_base, fd.parent_fd);
+  }
+  dup_base = std::max(dup_base, max_child_fd) + 1;
+  std::vector<int> fd_scratch(fds.size(), -1);
+  std::vector<int> gap_fds;
+  {
+    std::vector<bool> mapped(max_child_fd + 1, false);
+    for (const FdSpec& fd : fds) mapped[fd.child_fd] = true;
+    for (int fd = 0; fd <= max_child_fd; fd++) {
+      if (!mapped[fd]) gap_fds.push_back(fd);
+    }
+  }
+  struct rlimit nofile = {};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  unsigned close_limit = nofile.rlim_cur == RLIM_INFINITY || nofile.rlim_cur > (1U << 20)
+                             ? (1U << 20)
+                             : static_cast<unsigned>(nofile.rlim_cur);
+
+  int err = stack_.Ensure();
+  if (err != 0) throw MakeSystemError(env, err, "mmap");
+
+  ChildReport report = {-1, 0, 0, -1};
+  ChildPlan plan = {};
+  plan.path = spec.path.c_str();
+  plan.argv = argv.data();
+  plan.envp = envp.data();
+  plan.cwd = spec.has_cwd ? spec.cwd.c_str() : nullptr;
+  plan.cwd_optional = spec.cwd_optional;
+  plan.set_uid = spec.has_uid;
+  plan.uid = spec.uid;
+  plan.set_gid = spec.has_gid;
+  plan.gid = spec.gid;
+  plan.set_groups = spec.has_groups;
+  plan.groups = spec.groups.data();
+  plan.group_count = spec.groups.size();
+  plan.set_umask = spec.has_umask;
+  plan.umask = spec.umask;
+  plan.set_nice = spec.has_nice;
+  plan.nice = spec.nice;
+  plan.oom_text = spec.has_oom_score_adjust ? oom_text.c_str() : nullptr;
+  plan.oom_length = oom_text.size();
+  plan.rlimits = spec.rlimits.data();
+  plan.rlimit_count = spec.rlimits.size();
+  plan.fds = fds.data();
+  plan.fd_count = fds.size();
+  plan.fd_scratch = fd_scratch.data();
+  plan.gap_fds = gap_fds.data();
+  plan.gap_count = gap_fds.size();
+  plan.max_child_fd = max_child_fd;
+  plan.dup_base = dup_base;
+  plan.close_limit = close_limit;
+  plan.new_session = spec.new_session;
+  plan.no_new_privileges = spec.no_new_privileges;
+  plan.set_bounding_set = spec.has_bounding_set;
+  plan.bounding_set = spec.bounding_set;
+  plan.last_cap = last_cap_;
+  plan.set_ambient = spec.has_ambient;
+  plan.ambient = spec.ambient;
+  plan.mount_namespace = !spec.mounts.empty() || spec.private_sysfs;
+  plan.mounts = mounts.data();
+  plan.mount_count = mounts.size();
+  plan.inaccessible_directory =
+      spec.has_inaccessible_sources ? spec.inaccessible_directory.c_str() : nullptr;
+  plan.inaccessible_file = spec.has_inaccessible_sources ? spec.inaccessible_file.c_str() : nullptr;
+  plan.private_network = spec.private_network;
+  plan.private_sysfs = spec.private_sysfs;
+  plan.sysfs_submounts = submounts.data();
+  plan.sysfs_submount_count = submounts.size();
+  plan.submount_scratch = submount_scratch.data();
+  plan.cgroup_procs_fd = -1;
+  plan.listen_pid_digits = spec.set_listen_pid ? &listen_pid_slot[sizeof(kListenPid) - 1] : nullptr;
+  plan.report = &report;
+
+  LaunchResult launched = LaunchChild(&plan, stack_, cgroup_fd.get(), clone_method_, &clone3_missing_);
+  if (launched.err != 0) {
+    if (launched.cgroup_step) {
+      throw MakeStepError(env, kStepCgroup, launched.err, launched.syscall, spec.cgroup);
+    }
+    throw MakeSystemError(env, launched.err, launched.syscall);
+  }
+
+  if (report.step >= 0) {
+    ReapFailedChild(launched.pid, launched.pidfd);
+    close(launched.pidfd);
+    int step = report.step < kStepCount ? report.step : kStepExec;
+    const char* syscall =
+        report.syscall > 0 && report.syscall < kSysCount ? kSyscallNames[report.syscall] : "exec";
+    std::string path;
+    if (step == kStepMountNamespace && report.detail >= 0 &&
+        static_cast<size_t>(report.detail) < spec.mounts.size()) {
+      path = spec.mounts[report.detail].target;
+    } else if (step == kStepChdir) {
+      path = spec.cwd;
+    } else if (step == kStepExec) {
+      path = spec.path;
+    } else if (step == kStepCgroup) {
+      path = spec.cgroup;
+    }
+    throw MakeStepError(env, step, report.err, syscall, path);
+  }
+
+  children_[launched.pid] = launched.pidfd;
+  if (watcher_ != nullptr) watcher_->WatchPidfd(launched.pid, launched.pidfd);
+
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("pid", Napi::Number::New(env, launched.pid));
+  result.Set("pidfd", Napi::Number::New(env, launched.pidfd));
+  return result;
+}
+
+void SpawnAddon::SetSubreaper(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBoolean()) throw MakeArgumentError(env, "The \"on\" argument must be a boolean");
+  unsigned long on = info[0].As<Napi::Boolean>().Value() ? 1 : 0;
+  if (prctl(PR_SET_CHILD_SUBREAPER, on, 0, 0, 0) != 0) throw MakeSystemError(env, errno, "prctl");
+}
+
+Napi::Value SpawnAddon::IsSubreaper(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int value = 0;
+  if (prctl(PR_GET_CHILD_SUBREAPER, &value, 0, 0, 0) != 0) throw MakeSystemError(env, errno, "prctl");
+  return Napi::Boolean::New(env, value != 0);
+}
+
+Napi::Value SpawnAddon::WatchChildren(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) {
+    throw MakeArgumentError(env, "The \"onExits\" argument must be a function");
+  }
+  uint64_t id = next_watcher_id_++;
+  // Built before the watcher starts, so nothing can fail once it runs.
+  Napi::Object handle = Napi::Object::New(env);
+  handle.Set("close", Napi::Function::New(env, [this, id](const Napi::CallbackInfo&) {
+               if (ChildWatcher* watcher = WatcherById(id)) watcher->Close();
+             }));
+  handle.Set("ref", Napi::Function::New(env, [this, id](const Napi::CallbackInfo&) {
+               if (ChildWatcher* watcher = WatcherById(id)) watcher->SetReferenced(true);
+             }));
+  handle.Set("unref", Napi::Function::New(env, [this, id](const Napi::CallbackInfo&) {
+               if (ChildWatcher* watcher = WatcherById(id)) watcher->SetReferenced(false);
+             }));
+  watcher_ = ChildWatcher::Start(env, this, info[0].As<Napi::Function>(), handle, id);
+  return handle;
+}
+
+void SpawnAddon::PidfdSendSignal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pidfd = static_cast<int>(IntegerArgument(env, info[0], "pidfd", 0, INT_MAX));
+  int signal = static_cast<int>(IntegerArgument(env, info[1], "signal", 0, 64));
+  if (syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0) != 0) {
+    throw MakeSystemError(env, errno, "pidfd_send_signal");
+  }
+}
+
+void SpawnAddon::Kill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pid = static_cast<int>(IntegerArgument(env, info[0], "pid", -INT_MAX, INT_MAX));
+  // 0 (our own process group) and -1 (every process we may signal) are never what a caller
+  // holding a pid meant; a negative pid below that is a process group.
+  if (pid == 0 || pid == -1) {
+    throw MakeArgumentError(env, "The \"pid\" argument must not be 0 or -1", "ERR_INVALID_ARG_VALUE");
+  }
+  int signal = static_cast<int>(IntegerArgument(env, info[1], "signal", 0, 64));
+  if (kill(pid, signal) != 0) throw MakeSystemError(env, errno, "kill");
+}
+
+void SpawnAddon::CloseFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(IntegerArgument(env, info[0], "fd", 0, INT_MAX));
+  // A pidfd of an own child: stop polling it first (SIGCHLD still reports the exit).
+  for (auto& child : children_) {
+    if (child.second != fd) continue;
+    if (watcher_ != nullptr) watcher_->UnwatchPidfd(child.first);
+    child.second = -1;
+    break;
+  }
+  if (close(fd) != 0 && errno != EINTR) throw MakeSystemError(env, errno, "close");
+}
+
+Napi::Value SpawnAddon::Pipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw MakeSystemError(env, errno, "pipe2");
+  // Only our end is non-blocking: the write end goes to a service that expects ordinary
+  // blocking writes (O_NONBLOCK belongs to the open file, which it would share).
+  int flags = fcntl(fds[0], F_GETFL);
+  if (flags < 0 || fcntl(fds[0], F_SETFL, flags | O_NONBLOCK) != 0) {
+    int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    throw MakeSystemError(env, err, "fcntl");
+  }
+  Napi::Array result = Napi::Array::New(env, 2);
+  result.Set(0u, Napi::Number::New(env, fds[0]));
+  result.Set(1u, Napi::Number::New(env, fds[1]));
+  return result;
+}
+
+void SpawnAddon::SetCloneMethodForTesting(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string method = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  if (method == "auto") {
+    clone_method_ = CloneMethod::kAuto;
+  } else if (method == "clone3") {
+    clone_method_ = CloneMethod::kClone3;
+  } else if (method == "clone") {
+    clone_method_ = CloneMethod::kClone;
+  } else {
+    throw MakeArgumentError(env, "The \"method\" argument must be 'auto', 'clone3' or 'clone'");
+  }
+}
+
+}  // namespace triggerd
+
+// The macro pastes the name into identifiers, so it takes an unqualified one.
+using triggerd::SpawnAddon;
+NODE_API_ADDON(SpawnAddon)

@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'ERR_NO_SUCH_UNIT'
   | 'ERR_NO_SUCH_DEVICE'
   | 'ERR_TIMEOUT'
+  | 'ERR_JOB_FAILED'
+  | 'ERR_JOB_REFUSED'
   | 'ERR_INTERNAL';
 
 export interface ControlError {
@@ -22,7 +24,7 @@ export interface ControlError {
   message: string;
 }
 
-type ParamKind = 'string' | 'string?' | 'number?' | 'boolean?' | 'string[]?';
+type ParamKind = 'string' | 'string?' | 'number?' | 'boolean?' | 'string[]' | 'string[]?';
 
 interface MethodSpec {
   /** Changes daemon or system state: root or the control group only. */
@@ -35,13 +37,28 @@ export const METHODS = {
   ping: { mutating: false, params: {} },
   status: { mutating: false, params: {} },
   devices: { mutating: false, params: { subsystem: 'string?' } },
-  'list-units': { mutating: false, params: { type: 'string?' } },
+  'list-units': { mutating: false, params: { type: 'string?', state: 'string?' } },
+  'list-unit-files': { mutating: false, params: {} },
+  'list-jobs': { mutating: false, params: {} },
   show: { mutating: false, params: { name: 'string' } },
+  'unit-status': { mutating: false, params: { name: 'string', lines: 'number?' } },
+  cat: { mutating: false, params: { name: 'string' } },
+  logs: { mutating: false, params: { name: 'string', lines: 'number?', follow: 'boolean?' } },
+  'is-active': { mutating: false, params: { names: 'string[]' } },
+  'is-failed': { mutating: false, params: { names: 'string[]' } },
   why: { mutating: false, params: { name: 'string' } },
   monitor: { mutating: false, params: {} },
   settle: { mutating: false, params: { timeoutMs: 'number?' } },
   trigger: { mutating: true, params: { subsystems: 'string[]?', action: 'string?', dryRun: 'boolean?' } },
-  reload: { mutating: true, params: {} },
+  start: { mutating: true, params: { names: 'string[]', mode: 'string?', noBlock: 'boolean?' } },
+  stop: { mutating: true, params: { names: 'string[]', mode: 'string?', noBlock: 'boolean?' } },
+  restart: { mutating: true, params: { names: 'string[]', mode: 'string?', noBlock: 'boolean?' } },
+  'try-restart': { mutating: true, params: { names: 'string[]', mode: 'string?', noBlock: 'boolean?' } },
+  reload: { mutating: true, params: { names: 'string[]', mode: 'string?', noBlock: 'boolean?' } },
+  'reset-failed': { mutating: true, params: { names: 'string[]?' } },
+  enable: { mutating: true, params: { names: 'string[]', now: 'boolean?' } },
+  disable: { mutating: true, params: { names: 'string[]', now: 'boolean?' } },
+  'daemon-reload': { mutating: true, params: {} },
 } as const satisfies Record<string, MethodSpec>;
 
 export type MethodName = keyof typeof METHODS;
@@ -85,8 +102,9 @@ function matches(kind: ParamKind, v: unknown): boolean {
       return typeof v === 'number' && Number.isFinite(v);
     case 'boolean?':
       return typeof v === 'boolean';
+    case 'string[]':
     case 'string[]?':
-      return Array.isArray(v) && v.every((s) => typeof s === 'string');
+      return Array.isArray(v) && v.length <= 4096 && v.every((s) => typeof s === 'string');
   }
 }
 

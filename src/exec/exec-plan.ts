@@ -11,7 +11,8 @@ export interface FdMapping {
 /** One mount-namespace step, applied in order after unshare(CLONE_NEWNS) and making / private. */
 export type MountStep =
   | { kind: 'bind'; source: string; target: string; readOnly: boolean; recursive: boolean; optional: boolean }
-  | { kind: 'tmpfs'; target: string; mode: number; options?: string }
+  /** Mounted nosuid,nodev; `options` are tmpfs's own (size=, nr_inodes=); `optional`: skip a missing target. */
+  | { kind: 'tmpfs'; target: string; mode: number; options?: string; optional?: boolean }
   | { kind: 'remount-read-only'; target: string; recursive: boolean; optional: boolean }
   /** An empty, mode-000 mount over the path (InaccessiblePaths=). */
   | { kind: 'inaccessible'; target: string; optional: boolean };
@@ -31,6 +32,8 @@ export interface ExecPlan {
   /** KEY=VALUE strings, the whole environment. */
   env: string[];
   cwd?: string;
+  /** WorkingDirectory=-…: a missing `cwd` is no error, the child starts in / instead. */
+  cwdOptional?: boolean;
   /** Set with setresuid/setresgid/setgroups; undefined = keep. */
   uid?: number;
   gid?: number;
@@ -54,6 +57,21 @@ export interface ExecPlan {
   mounts: MountStep[];
   /** cgroup v2 directory the child joins before exec (absolute path); undefined = none. */
   cgroup?: string;
+  /**
+   * With `privateNetwork`: mount a new sysfs on /sys inside the new network namespace (sysfs
+   * shows the devices of the namespace that mounted it, so /sys/class/net lists only `lo`), and
+   * carry these mounts below /sys over onto it (the top ones: /sys/fs/cgroup, /sys/kernel/debug…).
+   * Implies a mount namespace.
+   */
+  privateSysfs?: { submounts: string[] };
+  /**
+   * What 'inaccessible' mount steps bind over their target: an empty mode-000 directory and an
+   * empty mode-000 file prepared by the caller. Without it a directory gets an empty read-only
+   * mode-000 tmpfs and a non-directory cannot be made inaccessible (EOPNOTSUPP).
+   */
+  inaccessibleSources?: { directory: string; file: string };
+  /** Set LISTEN_PID=<the child's pid> in its environment (socket activation), replacing any. */
+  setListenPid?: boolean;
 }
 
 /** The step names the native layer reports a pre-exec failure at, as systemd's log names them. */
