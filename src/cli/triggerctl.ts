@@ -1,24 +1,36 @@
 #!/usr/bin/env node
-// triggerctl: talk to a running triggerd. Tables for people, --json for scripts; a failed request
-// exits 1 with the daemon's message, a usage error 2, no daemon 3.
+// triggerctl: talk to a running triggerd. Tables for people, --json for scripts. Exit codes follow
+// systemctl: 0 done; 1 the daemon refused or a job failed (its message is printed); 2 usage;
+// 3 a unit is not active (status, is-active); 4 no such unit (status); 5 no daemon at the socket.
 import { parseArgs } from 'node:util';
 import { ControlClient, DaemonError, defaultSocketPath } from '../control/client';
 import type { DeviceJson, UeventJson } from '../control/views';
 import type { UnitSummary } from '../units/unit-type';
+import type { UnitLogRecord } from '../core/unit-log';
+import { formatVerifyResults, verifyFailed, verifyUnitFiles } from '../units/verify';
 
 const USAGE = `usage: triggerctl [--socket PATH] [--json] COMMAND [ARGS]
-commands:
-  monitor                         print uevents as they are processed (like udevadm monitor --kernel --property)
-  devices [--subsystem S]         list every device the daemon knows
-  list-units [--type T]           list units
-  status [UNIT]                   daemon status, or one unit's
-  show UNIT                       all properties of a unit
-  why UNIT.device                 why a device unit is not plugged
+units:
+  list-units [--type T] [--state S]   list units
+  list-unit-files                     unit files and whether they are enabled
+  list-jobs                           queued and running jobs
+  status [UNIT]                       one unit's state, processes and last log lines (no UNIT: the daemon)
+  show UNIT [--property P]... [--value]
+  cat UNIT                            the unit file and its drop-ins
+  logs UNIT [-n N] [-f]               the unit's log lines (its processes' output included)
+  start|stop|restart|try-restart|reload UNIT... [--no-block] [--job-mode M]
+  is-active UNIT...  |  is-failed UNIT...
+  enable UNIT... [--now]  |  disable UNIT... [--now]
+  reset-failed [UNIT...]
+  daemon-reload                       re-read unit files and rules (like SIGHUP)
+  verify FILE...                      check unit files (no daemon needed)
+devices:
+  monitor                             uevents as they are processed (like udevadm monitor --kernel --property)
+  devices [--subsystem S]             every device the daemon knows
+  why UNIT.device                     why a device unit is not plugged
   trigger [--subsystem-match S]... [--action A] [--dry-run] [--settle] [--verbose]
-                                  make the kernel re-announce devices
-  settle [--timeout SECONDS]      wait until every queued uevent has been processed
-  reload                          re-read configuration (like SIGHUP)
-  ping                            check the daemon answers`;
+  settle [--timeout SECONDS]          wait until every queued uevent has been processed
+  ping                                check the daemon answers`;
 
 class UsageError extends Error {}
 
@@ -59,6 +71,52 @@ function printEvent(e: UeventJson): void {
   out(text + '\n');
 }
 
+function formatLog(r: UnitLogRecord): string {
+  const t = new Date(r.time);
+  const stamp = `${t.toISOString().slice(0, 10)} ${t.toTimeString().slice(0, 8)}`;
+  const who = r.pid !== undefined ? `${r.unit}[${r.pid}]` : r.unit;
+  return `${stamp} ${who}: ${r.msg}\n`;
+}
+
+interface UnitStatusJson extends UnitSummary {
+  since: number;
+  fragmentPath: string | null;
+  dropInPaths: string[];
+  diagnostics: { severity: string; message: string }[];
+  properties: Record<string, unknown>;
+  job: { id: number; type: string; state: string } | null;
+  logs: UnitLogRecord[];
+}
+
+function printStatus(s: UnitStatusJson): void {
+  const dot = s.active === 'active' ? '●' : s.active === 'failed' ? '×' : '○';
+  let text = `${dot} ${s.name} - ${s.description}\n`;
+  text += `     Loaded: ${s.load}${s.fragmentPath ? ` (${s.fragmentPath})` : ''}\n`;
+  if (s.dropInPaths.length > 0) text += `    Drop-In: ${s.dropInPaths.join(', ')}\n`;
+  const result = s.properties.Result;
+  text += `     Active: ${s.active} (${s.sub})${s.active === 'failed' && typeof result === 'string' ? ` (Result: ${result})` : ''} since ${new Date(s.since).toISOString()}\n`;
+  if (s.job !== null) text += `        Job: ${s.job.id} ${s.job.type} (${s.job.state})\n`;
+  const main = s.properties.MainPID;
+  if (typeof main === 'number' && main > 0) text += `   Main PID: ${main}\n`;
+  const status = s.properties.StatusText;
+  if (typeof status === 'string' && status !== '') text += `     Status: "${status}"\n`;
+  const pids = s.properties.Processes;
+  if (Array.isArray(pids) && pids.length > 0) {
+    const cg = s.properties.ControlGroup;
+    text += `     CGroup: ${typeof cg === 'string' && cg !== '' ? cg : '(session)'}\n`;
+    for (const p of pids as { pid: number; cmd: string }[]) text += `             └─${p.pid} ${p.cmd}\n`;
+  }
+  for (const d of s.diagnostics.filter((x) => x.severity === 'error')) text += `    Problem: ${d.message}\n`;
+  if (s.logs.length > 0) {
+    text += '\n';
+    for (const r of s.logs) text += formatLog(r);
+  }
+  out(text);
+}
+
+const JOB_COMMANDS = ['start', 'stop', 'restart', 'try-restart', 'reload'] as const;
+type JobCommand = (typeof JOB_COMMANDS)[number];
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -66,13 +124,22 @@ async function main(argv: string[]): Promise<number> {
       socket: { type: 'string' },
       json: { type: 'boolean', default: false },
       subsystem: { type: 'string' },
-      type: { type: 'string' },
+      type: { type: 'string', short: 't' },
+      state: { type: 'string' },
       'subsystem-match': { type: 'string', multiple: true },
       action: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       settle: { type: 'boolean', default: false },
       verbose: { type: 'boolean', short: 'v', default: false },
       timeout: { type: 'string' },
+      property: { type: 'string', short: 'p', multiple: true },
+      value: { type: 'boolean', default: false },
+      lines: { type: 'string', short: 'n' },
+      follow: { type: 'boolean', short: 'f', default: false },
+      'no-block': { type: 'boolean', default: false },
+      'job-mode': { type: 'string' },
+      now: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', short: 'q', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     allowPositionals: true,
@@ -84,15 +151,41 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined && !values.help ? 2 : 0;
   }
   const json = values.json;
+  if (command === 'verify') {
+    if (args.length === 0) throw new UsageError('verify needs unit files');
+    const results = verifyUnitFiles(args);
+    if (json) out(JSON.stringify(results, null, 2) + '\n');
+    else {
+      const text = formatVerifyResults(results);
+      if (text !== '') process.stderr.write(text.endsWith('\n') ? text : text + '\n');
+    }
+    return verifyFailed(results) ? 1 : 0;
+  }
   const socketPath = values.socket ?? defaultSocketPath();
   let client: ControlClient;
   try {
     client = await ControlClient.connect(socketPath);
   } catch (err) {
     process.stderr.write(`triggerctl: cannot reach triggerd at ${socketPath}: ${(err as Error).message}\n`);
-    return 3;
+    return 5;
   }
+  const needUnits = (what: string): string[] => {
+    if (args.length === 0) throw new UsageError(`${what} needs at least one unit name`);
+    return args;
+  };
+  const needUnit = (what: string): string => {
+    const name = args[0];
+    if (name === undefined) throw new UsageError(`${what} needs a unit name`);
+    return name;
+  };
   try {
+    if ((JOB_COMMANDS as readonly string[]).includes(command)) {
+      const params: Record<string, unknown> = { names: needUnits(command), noBlock: values['no-block'] };
+      if (values['job-mode'] !== undefined) params.mode = values['job-mode'];
+      const result = await client.request(command as JobCommand, params);
+      if (json) out(JSON.stringify(result, null, 2) + '\n');
+      return 0;
+    }
     switch (command) {
       case 'ping':
         out(JSON.stringify(await client.request('ping')) + '\n');
@@ -124,10 +217,10 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'list-units': {
-        const units = (await client.request(
-          'list-units',
-          values.type ? { type: values.type } : {},
-        )) as UnitSummary[];
+        const params: Record<string, unknown> = {};
+        if (values.type !== undefined) params.type = values.type;
+        if (values.state !== undefined) params.state = values.state;
+        const units = (await client.request('list-units', params)) as UnitSummary[];
         printList(
           json,
           units,
@@ -137,32 +230,125 @@ async function main(argv: string[]): Promise<number> {
         );
         return 0;
       }
+      case 'list-unit-files': {
+        const files = (await client.request('list-unit-files')) as {
+          name: string;
+          state: string;
+          path: string;
+        }[];
+        printList(
+          json,
+          files,
+          ['UNIT FILE', 'STATE', 'PATH'],
+          (f) => [f.name, f.state, f.path],
+          'unit files',
+        );
+        return 0;
+      }
+      case 'list-jobs': {
+        const jobs = (await client.request('list-jobs')) as {
+          id: number;
+          unit: string;
+          type: string;
+          state: string;
+        }[];
+        printList(
+          json,
+          jobs,
+          ['JOB', 'UNIT', 'TYPE', 'STATE'],
+          (j) => [String(j.id), j.unit, j.type, j.state],
+          'jobs',
+        );
+        return 0;
+      }
       case 'status': {
         const name = args[0];
-        const result =
-          name === undefined ? await client.request('status') : await client.request('show', { name });
-        if (json || name === undefined) out(JSON.stringify(result, null, 2) + '\n');
+        if (name === undefined) {
+          out(JSON.stringify(await client.request('status'), null, 2) + '\n');
+          return 0;
+        }
+        const lines = values.lines === undefined ? 10 : Number(values.lines);
+        let s: UnitStatusJson;
+        try {
+          s = (await client.request('unit-status', { name, lines })) as UnitStatusJson;
+        } catch (err) {
+          if (err instanceof DaemonError && err.code === 'ERR_NO_SUCH_UNIT') {
+            process.stderr.write(`Unit ${name} could not be found.\n`);
+            return 4;
+          }
+          throw err;
+        }
+        if (json) out(JSON.stringify(s, null, 2) + '\n');
+        else printStatus(s);
+        return s.active === 'active' || s.active === 'reloading' ? 0 : 3;
+      }
+      case 'show': {
+        const result = (await client.request('show', { name: needUnit('show') })) as Record<string, unknown>;
+        const wanted = values.property;
+        const entries = Object.entries(result).filter(([k]) => wanted === undefined || wanted.includes(k));
+        if (json) out(JSON.stringify(Object.fromEntries(entries), null, 2) + '\n');
         else {
-          const u = result as UnitSummary & { since: number };
-          out(
-            `● ${u.name} - ${u.description}\n     Loaded: ${u.load}\n     Active: ${u.active} (${u.sub}) since ${new Date(u.since).toISOString()}\n`,
-          );
+          for (const [k, v] of entries) {
+            const text = typeof v === 'string' ? v : Array.isArray(v) ? v.join(' ') : JSON.stringify(v);
+            out(values.value ? `${text}\n` : `${k}=${text}\n`);
+          }
         }
         return 0;
       }
-      case 'show': {
-        const name = args[0];
-        if (name === undefined) throw new UsageError('show needs a unit name');
-        const result = (await client.request('show', { name })) as Record<string, unknown>;
-        if (json) out(JSON.stringify(result, null, 2) + '\n');
-        else
-          for (const [k, v] of Object.entries(result))
-            out(`${k}=${typeof v === 'string' ? v : JSON.stringify(v)}\n`);
+      case 'cat': {
+        const parts = (await client.request('cat', { name: needUnit('cat') })) as {
+          path: string;
+          text: string;
+        }[];
+        if (json) out(JSON.stringify(parts, null, 2) + '\n');
+        else out(parts.map((p) => `# ${p.path}\n${p.text}${p.text.endsWith('\n') ? '' : '\n'}`).join('\n'));
         return 0;
       }
+      case 'logs': {
+        const name = needUnit('logs');
+        const lines = values.lines === undefined ? 50 : Number(values.lines);
+        if (!Number.isInteger(lines) || lines < 0) throw new UsageError('-n must be a number of lines');
+        const print = (r: UnitLogRecord): void => out(json ? JSON.stringify(r) + '\n' : formatLog(r));
+        const result = await client.request('logs', { name, lines, follow: values.follow }, (e) =>
+          print(e as UnitLogRecord),
+        );
+        if (Array.isArray(result)) for (const r of result as UnitLogRecord[]) print(r);
+        return 0;
+      }
+      case 'is-active':
+      case 'is-failed': {
+        const rows = (await client.request(command, { names: needUnits(command) })) as {
+          unit: string;
+          state: string;
+        }[];
+        if (!values.quiet) for (const r of rows) out(`${r.state}\n`);
+        if (command === 'is-active')
+          return rows.every((r) => r.state === 'active' || r.state === 'reloading') ? 0 : 3;
+        return rows.some((r) => r.state === 'failed') ? 0 : 1;
+      }
+      case 'enable':
+      case 'disable': {
+        const names = needUnits(command);
+        const result = (await client.request(command, { names })) as {
+          created?: string[];
+          removed?: string[];
+        };
+        if (json) out(JSON.stringify(result, null, 2) + '\n');
+        else {
+          for (const p of result.created ?? []) process.stderr.write(`Created symlink ${p}.\n`);
+          for (const p of result.removed ?? []) process.stderr.write(`Removed ${p}.\n`);
+        }
+        if (values.now) await client.request(command === 'enable' ? 'start' : 'stop', { names });
+        return 0;
+      }
+      case 'reset-failed':
+        await client.request('reset-failed', args.length > 0 ? { names: args } : {});
+        return 0;
+      case 'daemon-reload':
+        out(JSON.stringify(await client.request('daemon-reload')) + '\n');
+        return 0;
       case 'why': {
-        const name = args[0];
-        if (name === undefined) throw new UsageError('why needs a unit name');
+        const name = needUnit('why');
         const result = (await client.request('why', { name })) as { message: string };
         out(json ? JSON.stringify(result, null, 2) + '\n' : `${name}: ${result.message}\n`);
         return 0;
@@ -179,7 +365,7 @@ async function main(argv: string[]): Promise<number> {
         else if (values.verbose || values['dry-run']) for (const d of result.devices) out(`/sys${d}\n`);
         for (const e of result.errors)
           process.stderr.write(`triggerctl: /sys${e.devpath}/uevent: ${e.code}\n`);
-        if (values.settle) await settle(client, 120_000, json);
+        if (values.settle) await settle(client, 120_000, false);
         return result.errors.length > 0 ? 1 : 0;
       }
       case 'settle': {
@@ -189,9 +375,6 @@ async function main(argv: string[]): Promise<number> {
         await settle(client, seconds * 1000, json);
         return 0;
       }
-      case 'reload':
-        out(JSON.stringify(await client.request('reload')) + '\n');
-        return 0;
       default:
         throw new UsageError(`unknown command ${command}`);
     }

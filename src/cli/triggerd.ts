@@ -4,13 +4,17 @@ import { parseArgs } from 'node:util';
 import * as fs from 'node:fs';
 import { createLogger } from '../util/logger';
 import { loadNative } from '../native/addon';
+import { loadNativeSpawn } from '../native/spawn-addon';
+import { loadNotifyNative } from '../native/notify-addon';
+import { UnitLogRings } from '../core/unit-log';
 import { Daemon, type DaemonMode } from '../core/daemon';
 import { DEFAULT_CONTROL_SOCKET } from '../control/client';
 import type { LevelWithSilent } from 'pino';
 import { config as rxConfig } from 'rxjs';
 
 const USAGE = `usage: triggerd [options]
-  --unit-path DIRS        unit directories, ':'-separated (default /etc/triggerd/system)
+  --unit-path DIRS        unit directories, ':'-separated
+                          (default /etc/triggerd/units:/run/triggerd/units:/usr/lib/triggerd/units)
   --rules-path DIRS       rules directories, ':'-separated (default /etc/triggerd/rules.d)
   --runtime-dir DIR       runtime state (default /run/triggerd)
   --control-socket PATH   control socket (default $TRIGGERD_SOCKET or ${DEFAULT_CONTROL_SOCKET})
@@ -18,6 +22,7 @@ const USAGE = `usage: triggerd [options]
   --mode MODE             standalone | companion | auto (default auto: companion when udevd runs)
   --udev-db-dir DIR       udevd's database, read in companion mode (default /run/udev/data)
   --receive-buffer BYTES  uevent socket receive buffer (default 134217728)
+  --shutdown-timeout SEC  how long SIGTERM waits for units to stop before killing them (default 90)
   --log-level LEVEL       trace | debug | info | warn | error (default info)
   --log-format FORMAT     pretty | json (default: pretty on a terminal)`;
 
@@ -41,13 +46,17 @@ async function main(): Promise<void> {
   try {
     ({ values } = parseArgs({
       options: {
-        'unit-path': { type: 'string', default: '/etc/triggerd/system' },
+        'unit-path': {
+          type: 'string',
+          default: '/etc/triggerd/units:/run/triggerd/units:/usr/lib/triggerd/units',
+        },
         'rules-path': { type: 'string', default: '/etc/triggerd/rules.d' },
         'runtime-dir': { type: 'string', default: '/run/triggerd' },
         'control-socket': { type: 'string' },
         'control-group': { type: 'string' },
         mode: { type: 'string', default: 'auto' },
         'udev-db-dir': { type: 'string' },
+        'shutdown-timeout': { type: 'string', default: '90' },
         'receive-buffer': { type: 'string', default: String(128 * 1024 * 1024) },
         'log-level': { type: 'string', default: 'info' },
         'log-format': { type: 'string' },
@@ -67,18 +76,37 @@ async function main(): Promise<void> {
     fail(`--mode must be standalone, companion or auto`);
   const rcvbuf = Number(values['receive-buffer']);
   if (!Number.isInteger(rcvbuf) || rcvbuf < 4096) fail('--receive-buffer must be an integer ≥ 4096');
+  const shutdownSeconds = Number(values['shutdown-timeout']);
+  if (!Number.isFinite(shutdownSeconds) || shutdownSeconds < 0)
+    fail('--shutdown-timeout must be a number of seconds');
   const level = values['log-level'] as LevelWithSilent;
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level))
     fail('--log-level: unknown level');
   const format = values['log-format'];
   if (format !== undefined && format !== 'pretty' && format !== 'json')
     fail('--log-format must be pretty or json');
-  const logger = createLogger({ level, pretty: format === undefined ? undefined : format === 'pretty' });
+  const rings = new UnitLogRings();
+  const logger = createLogger({
+    level,
+    pretty: format === undefined ? undefined : format === 'pretty',
+    onUnitRecord: (r) =>
+      rings.append({
+        time: r.time,
+        level: r.level,
+        unit: r.unit,
+        msg: r.msg,
+        stream: typeof r.fields.stream === 'string' ? r.fields.stream : undefined,
+        pid: typeof r.fields.pid === 'number' ? r.fields.pid : undefined,
+      }),
+  });
   // An exception in one subscriber is logged; it must not end a shared source or the daemon.
   rxConfig.onUnhandledError = (err: unknown) => logger.error({ err }, 'unhandled error in an event stream');
   const runtimeDir = values['runtime-dir'];
   const daemon = new Daemon({
     native: loadNative(),
+    spawn: loadNativeSpawn(),
+    notify: loadNotifyNative(),
+    rings,
     logger,
     unitPaths: values['unit-path'].split(':').filter(Boolean),
     rulesPaths: values['rules-path'].split(':').filter(Boolean),
@@ -87,6 +115,7 @@ async function main(): Promise<void> {
     mode,
     receiveBufferBytes: rcvbuf,
     udevDbDir: values['udev-db-dir'],
+    shutdownTimeoutMs: shutdownSeconds * 1000,
     controlGid: values['control-group'] === undefined ? undefined : groupId(values['control-group']),
   });
   let stopping = false;

@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import type { Subscription } from 'rxjs';
 import type { Logger } from '../util/logger';
 import type { NativeNetlink } from '../native/types';
+import type { NativeSpawn } from '../native/spawn-addon';
+import type { NativeNotify } from '../native/notify-addon';
 import { DevicePipeline } from '../devices/device-pipeline';
 import { listSysfsDevicePaths, readKernelSeqnum, DEFAULT_SYS_ROOT } from '../devices/sysfs';
 import { UEVENT_ACTIONS, type UeventAction } from '../devices/types';
@@ -18,6 +20,9 @@ import {
   withUdevDb,
 } from '../devices/udev-db';
 import { Manager } from './manager';
+import { UnitSystem } from './unit-system';
+import { UnitLogRings } from './unit-log';
+import { unitHandlers } from '../control/unit-handlers';
 import { explainDeviceUnit } from './why';
 import { ControlRequestError, ControlServer, STREAMING, type ControlHandlers } from '../control/server';
 import { deviceJson, ueventJson } from '../control/views';
@@ -26,7 +31,15 @@ export type DaemonMode = 'standalone' | 'companion' | 'auto';
 
 export interface DaemonOptions {
   native: NativeNetlink;
+  spawn: NativeSpawn;
+  notify: NativeNotify;
   logger: Logger;
+  /** Where per-unit log lines are kept for `triggerctl logs` (the logger feeds it). */
+  rings?: UnitLogRings;
+  /** cgroup v2 base directory the daemon owns. */
+  cgroupBase?: string;
+  /** How long SIGTERM waits for units to stop before killing them (ms). */
+  shutdownTimeoutMs?: number;
   unitPaths: string[];
   rulesPaths: string[];
   runtimeDir: string;
@@ -52,6 +65,8 @@ export const VERSION = '0.1.0';
 export class Daemon {
   readonly pipeline: DevicePipeline;
   readonly manager: Manager;
+  readonly units: UnitSystem;
+  readonly rings: UnitLogRings;
   private control: ControlServer | undefined;
   private readonly subscriptions: Subscription[] = [];
   private gcTimer: NodeJS.Timeout | undefined;
@@ -78,7 +93,21 @@ export class Daemon {
           }
         : { logger: options.logger, sysRoot: options.sysRoot },
     );
-    this.manager = new Manager({ logger: options.logger });
+    this.manager = new Manager({
+      logger: options.logger,
+      onDevicePlugged: (u) => this.units.engine.devicePlugged(u),
+      onDeviceStateChange: (u, from, to) => this.units.engine.unitStateChanged(u, from, to),
+    });
+    this.rings = options.rings ?? new UnitLogRings();
+    this.units = new UnitSystem({
+      logger: options.logger,
+      manager: this.manager,
+      unitPaths: options.unitPaths,
+      runtimeDir: options.runtimeDir,
+      spawn: options.spawn,
+      notify: options.notify,
+      cgroupBase: options.cgroupBase,
+    });
   }
 
   private get sysRoot(): string {
@@ -111,6 +140,8 @@ export class Daemon {
     );
     const cold = this.pipeline.coldplug();
     this.coldplugged = true;
+    // Devices first, then units: a unit that needs a device finds it plugged.
+    this.units.start();
     logger.info(
       {
         devices: cold.devices,
@@ -143,6 +174,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     if (this.gcTimer !== undefined) clearInterval(this.gcTimer);
+    await this.units.shutdown(this.options.shutdownTimeoutMs ?? 90_000);
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
     await this.control?.close();
     this.options.logger.info('triggerd stopped');
@@ -213,17 +245,6 @@ export class Daemon {
         out.sort((a, b) => (a.devpath < b.devpath ? -1 : 1));
         return out;
       },
-      'list-units': (params) => {
-        const type = params.type as string | undefined;
-        const rows = manager.listUnits();
-        return type === undefined ? rows : rows.filter((r) => r.name.endsWith(`.${type}`));
-      },
-      show: (params) => {
-        const name = params.name as string;
-        const unit = manager.describeUnit(name);
-        if (unit === undefined) throw new ControlRequestError('ERR_NO_SUCH_UNIT', `unit ${name} not found`);
-        return unit;
-      },
       why: async (params) => {
         const name = params.name as string;
         const unit = manager.describeUnit(name);
@@ -258,7 +279,15 @@ export class Daemon {
           params.action as string | undefined,
           params.dryRun === true,
         ),
-      reload: () => this.reload(),
+      'list-unit-files': () => this.units.loader.listUnitFiles(),
+      ...unitHandlers({
+        manager,
+        engine: this.units.engine,
+        rings: this.rings,
+        reload: () => this.reload(),
+        enable: (names) => this.units.enable(names),
+        disable: (names) => this.units.disable(names),
+      }),
     };
   }
 

@@ -27,6 +27,8 @@ export interface ManagerOptions {
   now?: () => number;
   /** A device unit a job waits for got plugged. */
   onDevicePlugged?: (unit: DeviceUnit) => void;
+  /** Every device unit transition (the unit engine hears them as it hears every other unit's). */
+  onDeviceStateChange?: (unit: DeviceUnit, from: DeviceUnitState, to: DeviceUnitState) => void;
 }
 
 export class Manager {
@@ -139,7 +141,8 @@ export class Manager {
       this.now,
       (u: DeviceUnit, from: DeviceUnitState, to: DeviceUnitState) => {
         this.logger.debug({ unit: u.name, from, to }, 'device unit state');
-        this.reportStateChange(u, from, to);
+        if (this.options.onDeviceStateChange !== undefined) this.options.onDeviceStateChange(u, from, to);
+        else this.reportStateChange(u, from, to);
       },
       (u) => this.options.onDevicePlugged?.(u),
     );

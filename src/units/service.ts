@@ -3,6 +3,7 @@
 // tests); process exits, sd_notify messages and timer expiries come in as method calls. Every
 // transition goes through setState(), the one place that has side effects on the outside world
 // (timers, job completion, notifying the manager).
+import { readFileSync } from 'node:fs';
 import type { Logger } from '../util/logger';
 import type { ActiveState, JobEnd, JobOutcome, LoadState, UnitInstance } from './unit-type';
 import type {
@@ -88,6 +89,8 @@ export interface ServiceHost {
   signalGroup(signal: number, except: ReadonlySet<number>): number;
   /** Pids still in the unit's cgroup (or process group). */
   groupPids(): number[];
+  /** The unit's cgroup directory, for `status`; undefined when processes are tracked by session. */
+  controlGroup(): string | undefined;
   readPidFile(path: string): number | undefined;
   conditionHolds(condition: ConditionSpec): boolean;
   setTimer(ms: number, fn: () => void): () => void;
@@ -205,6 +208,11 @@ export class ServiceUnit implements UnitInstance {
     return this.config.execReload.length > 0 || this.config.type === 'notify-reload';
   }
 
+  /** The processes that count as this unit's, for NotifyAccess=all and MAINPID= checks. */
+  cgroupPids(): ReadonlySet<number> {
+    return new Set(this.host.groupPids());
+  }
+
   // ---- jobs -----------------------------------------------------------------------------------
 
   start(): JobOutcome {
@@ -245,7 +253,7 @@ export class ServiceUnit implements UnitInstance {
     if (assertFailed !== undefined) return { failed: 'assert', reason: `assertion failed: ${assertFailed}` };
     const conditionFailed = this.failedCondition('condition');
     if (conditionFailed !== undefined) {
-      this.host.log.info({ unit: this.name }, `condition not met, skipping start: ${conditionFailed}`);
+      this.host.log.info(`condition not met, skipping start: ${conditionFailed}`);
       return 'done';
     }
     this.pendingJob = 'start';
@@ -321,7 +329,7 @@ export class ServiceUnit implements UnitInstance {
   onNotify(n: ServiceNotify): void {
     if (n.status !== undefined) this.statusText = n.status;
     if (n.mainPid !== undefined && n.mainPid > 0 && n.mainPid !== this.mainPid) {
-      this.host.log.info({ unit: this.name, pid: n.mainPid }, 'main pid changed by MAINPID=');
+      this.host.log.info({ pid: n.mainPid }, 'main pid changed by MAINPID=');
       this.mainPid = n.mainPid;
     }
     if (n.extendTimeoutUsec !== undefined && this.cancelTimer !== undefined) {
@@ -337,7 +345,7 @@ export class ServiceUnit implements UnitInstance {
     if (n.stopping === true) {
       this.stopRequested = true;
       if (this.state === 'running' || this.state === 'reload-notify' || this.state === 'reload-signal') {
-        this.host.log.info({ unit: this.name }, 'service announced STOPPING=1');
+        this.host.log.info('service announced STOPPING=1');
       }
       return;
     }
@@ -507,7 +515,7 @@ export class ServiceUnit implements UnitInstance {
     switch (this.state) {
       case 'condition':
         if (exit.code === 'exited' && exit.status >= 1 && exit.status <= 254) {
-          this.host.log.info({ unit: this.name }, 'ExecCondition= exited non-zero: skipping start');
+          this.host.log.info('ExecCondition= exited non-zero: skipping start');
           this.setState('dead');
           return this.finishJob('skipped');
         }
@@ -551,13 +559,12 @@ export class ServiceUnit implements UnitInstance {
       if (left.length === 1) pid = left[0];
     }
     if (pid === undefined && c.pidFile !== undefined) {
-      this.host.log.error({ unit: this.name }, `PID file ${c.pidFile} not readable after start`);
+      this.host.log.error(`PID file ${c.pidFile} not readable after start`);
       this.result = 'protocol';
       return this.enterStopSigterm();
     }
     this.mainPid = pid;
-    if (pid === undefined)
-      this.host.log.warn({ unit: this.name }, 'could not determine the main pid; tracking the group');
+    if (pid === undefined) this.host.log.warn('could not determine the main pid; tracking the group');
     this.runPhase('start-post', c.execStartPost);
   }
 
@@ -575,14 +582,14 @@ export class ServiceUnit implements UnitInstance {
       this.logExit(this.currentCommand, exit, 'main');
       if (this.result === 'success') this.result = resultOf(exit);
     } else {
-      this.host.log.info({ unit: this.name, pid: exit.pid }, 'main process exited successfully');
+      this.host.log.info({ pid: exit.pid }, 'main process exited successfully');
     }
     switch (this.state) {
       case 'start':
         // notify: exited before READY=1.
         if (ok && (c.type === 'notify' || c.type === 'notify-reload')) {
           this.result = 'protocol';
-          this.host.log.error({ unit: this.name }, 'main process exited before sending READY=1');
+          this.host.log.error('main process exited before sending READY=1');
         }
         return this.enterStopSigterm();
       case 'start-post':
@@ -706,7 +713,7 @@ export class ServiceUnit implements UnitInstance {
       this.finishJob(failed ? 'failed' : 'done');
       this.armTimer(this.config.restartSecMs, () => {
         this.nRestarts++;
-        this.host.log.info({ unit: this.name, restarts: this.nRestarts }, 'scheduled restart');
+        this.host.log.info({ restarts: this.nRestarts }, 'scheduled restart');
         this.setState(failed ? 'failed' : 'dead');
         this.host.requestRestart();
       });
@@ -763,28 +770,28 @@ export class ServiceUnit implements UnitInstance {
       case 'start-pre':
       case 'start-post':
       case 'condition':
-        this.host.log.error({ unit: this.name }, `start operation timed out (${this.state}); terminating`);
+        this.host.log.error(`start operation timed out (${this.state}); terminating`);
         this.result = 'timeout';
         this.finishJob('timeout');
         return this.enterStopSigterm();
       case 'reload':
       case 'reload-signal':
       case 'reload-notify':
-        this.host.log.error({ unit: this.name }, 'reload timed out');
+        this.host.log.error('reload timed out');
         this.reloadResult = 'timeout';
         this.setState(this.runningState());
         return this.finishJob('timeout');
       case 'stop':
-        this.host.log.error({ unit: this.name }, 'ExecStop= timed out; terminating');
+        this.host.log.error('ExecStop= timed out; terminating');
         this.result = this.result === 'success' ? 'timeout' : this.result;
         return this.enterStopSigterm();
       case 'stop-sigterm':
       case 'stop-watchdog':
-        this.host.log.warn({ unit: this.name }, 'state stop-sigterm timed out; killing');
+        this.host.log.warn('state stop-sigterm timed out; killing');
         if (this.result === 'success') this.result = 'timeout';
         return k.sendSIGKILL ? this.enterStopSigkill() : this.enterStopPost();
       case 'stop-post':
-        this.host.log.error({ unit: this.name }, 'ExecStopPost= timed out');
+        this.host.log.error('ExecStopPost= timed out');
         if (this.result === 'success') this.result = 'timeout';
         return this.enterFinalSigterm();
       default:
@@ -793,7 +800,7 @@ export class ServiceUnit implements UnitInstance {
   }
 
   private onWatchdogTimeout(): void {
-    this.host.log.error({ unit: this.name, watchdogMs: this.watchdogMs }, 'watchdog timeout; terminating');
+    this.host.log.error({ watchdogMs: this.watchdogMs }, 'watchdog timeout; terminating');
     this.result = 'watchdog';
     if (this.mainPid !== undefined)
       this.host.signal(this.mainPid, this.config.kill.watchdogSignal || SIGABRT);
@@ -919,7 +926,6 @@ export class ServiceUnit implements UnitInstance {
   private logSpawnFailure(cmd: ExecCommand, f: SpawnFailure): void {
     this.host.log.error(
       {
-        unit: this.name,
         step: f.step,
         code: f.code,
         command: cmd.path,
@@ -935,7 +941,7 @@ export class ServiceUnit implements UnitInstance {
         ? `exited with status ${exit.status}`
         : `killed by signal ${exit.status}${exit.code === 'dumped' ? ' (core dumped)' : ''}`;
     this.host.log.warn(
-      { unit: this.name, pid: exit.pid, role, code: exit.code, status: exit.status },
+      { pid: exit.pid, role, code: exit.code, status: exit.status },
       `${role} process ${how}${cmd ? ` (${cmd.path})` : ''}`,
     );
   }
@@ -972,8 +978,18 @@ export class ServiceUnit implements UnitInstance {
       NotifyAccess: this.notifyAccess(),
       ExecMainStatus: this.mainExit?.status ?? 0,
       ExecMainCode: this.mainExit?.code ?? '',
+      ControlGroup: this.host.controlGroup() ?? '',
+      Processes: this.host.groupPids().map((pid) => ({ pid, cmd: commandLineOf(pid) })),
       Ready: this.ready,
     };
+  }
+}
+
+function commandLineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return '';
   }
 }
 

@@ -213,15 +213,15 @@ describe('triggerd on the real kernel', { skip }, () => {
     ];
     const read = await run('setpriv', [...asNobody, 'list-units', '--json']);
     assert.ok(Array.isArray(JSON.parse(read.stdout)));
-    const reload = await run('setpriv', [...asNobody, 'reload'], { allowFail: true });
+    const reload = await run('setpriv', [...asNobody, 'daemon-reload'], { allowFail: true });
     assert.equal(reload.code, 1);
-    assert.match(reload.stderr, /permission denied for uid 65534.*ERR_PERMISSION/);
+    assert.match(reload.stderr, /daemon-reload: permission denied for uid 65534.*ERR_PERMISSION/);
     const trig = await run('setpriv', [...asNobody, 'trigger', '--subsystem-match', 'mem'], {
       allowFail: true,
     });
     assert.equal(trig.code, 1);
     assert.match(trig.stderr, /ERR_PERMISSION/);
-    const asRoot = await run(process.execPath, [TRIGGERCTL, '--socket', d.socket, 'reload']);
+    const asRoot = await run(process.execPath, [TRIGGERCTL, '--socket', d.socket, 'daemon-reload']);
     assert.match(asRoot.stdout, /unitFiles/);
   });
 

@@ -48,7 +48,18 @@ test('every method in the table is reachable and mutating ones are marked', () =
       .filter(([, s]) => s.mutating)
       .map(([m]) => m)
       .sort(),
-    ['reload', 'trigger'],
+    [
+      'daemon-reload',
+      'disable',
+      'enable',
+      'reload',
+      'reset-failed',
+      'restart',
+      'start',
+      'stop',
+      'trigger',
+      'try-restart',
+    ],
   );
 });
 

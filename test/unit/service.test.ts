@@ -77,6 +77,7 @@ function rig(
       return n;
     },
     groupPids: () => [...r.group],
+    controlGroup: () => undefined,
     readPidFile: () => options.pidFile,
     conditionHolds: (c) => options.conditions?.(c) ?? true,
     setTimer: clock.setTimer,

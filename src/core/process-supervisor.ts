@@ -1,0 +1,309 @@
+// The process side of services: builds exec plans, spawns through the native layer into the
+// unit's cgroup (or its own session when no cgroup v2 is writable), turns output into log lines,
+// signals by pidfd, and routes child exits back to the unit that owns them. One per daemon; each
+// service gets a ServiceHost view of it.
+import * as fs from 'node:fs';
+import type { Logger } from '../util/logger';
+import type { NativeSpawn, SpawnError } from '../native/spawn-addon';
+import type { ChildExit } from '../native/spawn-addon';
+import { buildExecPlan, ExecPlanError } from '../exec/exec-context-plan';
+import { outputLines } from '../exec/output-lines';
+import type { CgroupTree } from '../exec/cgroups';
+import { conditionHolds } from '../units/conditions';
+import type { ExecCommand, StandardOutput } from '../units/config-types';
+import type { ServiceHost, ServiceUnit, SpawnResult } from '../units/service';
+
+export interface ProcessSupervisorOptions {
+  native: NativeSpawn;
+  logger: Logger;
+  runtimeDir: string;
+  /** undefined: no writable cgroup v2 hierarchy; processes are tracked by session instead. */
+  cgroups: CgroupTree | undefined;
+  /** $NOTIFY_SOCKET for services whose NotifyAccess is not none. */
+  notifySocket?: string;
+  /** The environment every job starts from (PATH, LANG, ...). */
+  baseEnv: Record<string, string>;
+}
+
+/** What the engine side offers each service's host. */
+export interface ServiceCallbacks {
+  jobFinished(unit: string, end: Parameters<ServiceHost['jobFinished']>[0]): void;
+  stateChanged(unit: ServiceUnit, from: string, to: string): void;
+  requestRestart(unit: string): void;
+}
+
+interface Owner {
+  unit: string;
+  pidfd: number;
+}
+
+export class ProcessSupervisor {
+  private readonly owners = new Map<number, Owner>();
+  private readonly services = new Map<string, ServiceUnit>();
+  /** Without cgroups: the session ids (pids of the processes we spawned with setsid) of each unit. */
+  private readonly sessions = new Map<string, Set<number>>();
+
+  constructor(private readonly options: ProcessSupervisorOptions) {}
+
+  register(service: ServiceUnit): void {
+    this.services.set(service.name, service);
+  }
+
+  /** The unit a pid belongs to: one we spawned, or one in a unit's cgroup. */
+  unitOfPid(pid: number): string | undefined {
+    const owner = this.owners.get(pid);
+    if (owner !== undefined) return owner.unit;
+    const tree = this.options.cgroups;
+    if (tree === undefined) return this.unitBySession(pid);
+    try {
+      const line = fs
+        .readFileSync(`/proc/${pid}/cgroup`, 'latin1')
+        .split('\n')
+        .find((l) => l.startsWith('0::'));
+      if (line === undefined) return undefined;
+      const rel = line.slice(3);
+      const slice = tree.slice.slice(tree.root.length);
+      if (!rel.startsWith(slice + '/')) return undefined;
+      return rel.slice(slice.length + 1).split('/')[0];
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Pids of a unit's processes: its cgroup, or its sessions. */
+  unitPids(unit: string): number[] {
+    const tree = this.options.cgroups;
+    if (tree !== undefined) return tree.listPids(tree.pathOf(unit));
+    const sids = this.sessions.get(unit);
+    if (sids === undefined || sids.size === 0) return [];
+    return scanSessions(sids);
+  }
+
+  /** Route a batch of reaped children. Orphans (double-forked daemons) go to whoever is waiting for its group to empty. */
+  onExits(exits: ChildExit[]): void {
+    for (const exit of exits) {
+      const owner = this.owners.get(exit.pid);
+      if (owner !== undefined) this.owners.delete(exit.pid);
+      const name = owner?.unit;
+      const targets = name !== undefined ? [this.services.get(name)] : [...this.services.values()];
+      for (const s of targets) s?.onExit({ pid: exit.pid, code: exit.code, status: exit.status });
+    }
+  }
+
+  hostFor(name: string, callbacks: ServiceCallbacks): ServiceHost {
+    const log = this.options.logger.child({ unit: name });
+    return {
+      spawn: (cmd, role, extraEnv) => this.spawn(name, cmd, role, extraEnv, log),
+      signal: (pid, signal) => this.signal(pid, signal),
+      signalGroup: (signal, except) => {
+        let n = 0;
+        for (const pid of this.unitPids(name)) {
+          if (except.has(pid) || pid === process.pid) continue;
+          if (this.signal(pid, signal)) n++;
+        }
+        return n;
+      },
+      groupPids: () => this.unitPids(name),
+      controlGroup: () => this.options.cgroups?.pathOf(name),
+      readPidFile: (path) => {
+        try {
+          const pid = Number(fs.readFileSync(path, 'latin1').trim());
+          return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      conditionHolds: (c) => conditionHolds(c, { warn: (m) => log.warn(m) }),
+      setTimer: (ms, fn) => {
+        const t = setTimeout(fn, Math.min(ms, 2_147_483_647));
+        return () => clearTimeout(t);
+      },
+      now: () => performance.now(),
+      jobFinished: (end) => callbacks.jobFinished(name, end),
+      stateChanged: (from, to) => {
+        const unit = this.services.get(name);
+        if (unit !== undefined) callbacks.stateChanged(unit, from, to);
+        if (to === 'dead' || to === 'failed') this.releaseGroup(name);
+      },
+      requestRestart: () => callbacks.requestRestart(name),
+      log,
+    };
+  }
+
+  private spawn(
+    unit: string,
+    cmd: ExecCommand,
+    role: 'main' | 'control',
+    extraEnv: Record<string, string>,
+    log: Logger,
+  ): SpawnResult {
+    const service = this.services.get(unit);
+    const ctx = service?.config.exec;
+    if (service === undefined || ctx === undefined) {
+      return { ok: false, failure: { step: 'PLAN', code: 'ERR_EXEC_INVALID', message: 'unknown service' } };
+    }
+    const { native } = this.options;
+    const extra: Record<string, string> = { ...extraEnv };
+    if (this.options.notifySocket !== undefined && service.notifyAccess() !== 'none') {
+      extra.NOTIFY_SOCKET = this.options.notifySocket;
+    }
+    const opened: number[] = [];
+    const readers: { fd: number; stream: 'stdout' | 'stderr' }[] = [];
+    const closeAll = (): void => {
+      for (const fd of opened) native.closeFd(fd);
+    };
+    try {
+      const stdout = this.outputFd(ctx.standardOutput, 'stdout', opened, readers);
+      const stderr =
+        ctx.standardError.kind === 'inherit-output' || ctx.standardError.kind === 'inherit'
+          ? stdout
+          : this.outputFd(ctx.standardError, 'stderr', opened, readers);
+      let cgroup: string | undefined;
+      if (this.options.cgroups !== undefined) cgroup = this.options.cgroups.create(unit);
+      const built = buildExecPlan(
+        ctx,
+        cmd,
+        { base: this.options.baseEnv, extra },
+        { unitName: unit, runtimeDir: this.options.runtimeDir, cgroup, stdio: { stdin: -1, stdout, stderr } },
+      );
+      for (const d of built.diagnostics) log.warn({ code: d.code }, d.message);
+      const child = native.spawn(built.plan);
+      closeAll();
+      this.owners.set(child.pid, { unit, pidfd: child.pidfd });
+      if (cgroup === undefined) {
+        const set = this.sessions.get(unit) ?? new Set<number>();
+        set.add(child.pid);
+        this.sessions.set(unit, set);
+      }
+      for (const r of readers) {
+        outputLines(r.fd).subscribe({
+          next: (line) => log.info({ stream: r.stream, pid: child.pid }, line.text),
+          error: () => undefined,
+        });
+      }
+      log.debug({ pid: child.pid, role, command: cmd.argv.join(' ') }, `started ${role} process`);
+      return { ok: true, pid: child.pid };
+    } catch (err) {
+      closeAll();
+      for (const r of readers) native.closeFd(r.fd);
+      if (err instanceof ExecPlanError) {
+        return { ok: false, failure: { step: err.step ?? 'PLAN', code: err.code, message: err.message } };
+      }
+      const e = err as SpawnError;
+      return {
+        ok: false,
+        failure: {
+          step: e.step ?? 'CLONE',
+          code: e.code ?? 'EIO',
+          message: (e.message ?? String(err)).replace(/^[A-Z]+: /, ''),
+        },
+      };
+    }
+  }
+
+  /** The parent's fd the child gets as stdout/stderr; pipes are read into the log. */
+  private outputFd(
+    out: StandardOutput,
+    stream: 'stdout' | 'stderr',
+    opened: number[],
+    readers: { fd: number; stream: 'stdout' | 'stderr' }[],
+  ): number {
+    switch (out.kind) {
+      case 'null':
+        return -1;
+      case 'file':
+      case 'append':
+      case 'truncate': {
+        const flags =
+          fs.constants.O_WRONLY |
+          fs.constants.O_CREAT |
+          (out.kind === 'append'
+            ? fs.constants.O_APPEND
+            : out.kind === 'truncate'
+              ? fs.constants.O_TRUNC
+              : 0);
+        const fd = fs.openSync(out.path, flags, 0o644);
+        opened.push(fd);
+        return fd;
+      }
+      default: {
+        // journal, inherit, kmsg, tty, socket: into the daemon's log.
+        const [readFd, writeFd] = this.options.native.pipe();
+        opened.push(writeFd);
+        readers.push({ fd: readFd, stream });
+        return writeFd;
+      }
+    }
+  }
+
+  /** pidfd_send_signal for processes we spawned, kill(2) for the rest. False when it is gone. */
+  private signal(pid: number, signal: number): boolean {
+    const owner = this.owners.get(pid);
+    try {
+      if (owner !== undefined) this.options.native.pidfdSendSignal(owner.pidfd, signal);
+      else this.options.native.kill(pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** SIGKILL everything of a unit (cgroup.kill where the kernel has it). */
+  killUnit(unit: string): void {
+    const tree = this.options.cgroups;
+    if (tree !== undefined) {
+      tree.kill(tree.pathOf(unit), 9, (pid, sig) => this.signal(pid, sig));
+    } else {
+      for (const pid of this.unitPids(unit)) if (pid !== process.pid) this.signal(pid, 9);
+    }
+  }
+
+  private releaseGroup(unit: string): void {
+    const tree = this.options.cgroups;
+    if (tree !== undefined) {
+      try {
+        const dir = tree.pathOf(unit);
+        if (tree.isEmpty(dir)) fs.rmdirSync(dir);
+      } catch {
+        // not there, or still populated: left for the next stop
+      }
+    } else {
+      const sids = this.sessions.get(unit);
+      if (sids !== undefined && scanSessions(sids).length === 0) this.sessions.delete(unit);
+    }
+  }
+
+  private unitBySession(pid: number): string | undefined {
+    const sid = sessionOf(pid);
+    if (sid === undefined) return undefined;
+    for (const [unit, sids] of this.sessions) if (sids.has(sid)) return unit;
+    return undefined;
+  }
+}
+
+function sessionOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[3]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids whose session is one of `sids` (the fallback without cgroups; a daemon that calls setsid again escapes it). */
+function scanSessions(sids: ReadonlySet<number>): number[] {
+  const out: number[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const sid = sessionOf(Number(e));
+    if (sid !== undefined && sids.has(sid)) out.push(Number(e));
+  }
+  return out;
+}

@@ -1,0 +1,228 @@
+// The unit engine: loaded unit files become unit instances (through the registry), their
+// dependencies a graph, and start/stop/reload requests jobs in the queue. Unit types report
+// their transitions here; the engine forwards them to the job queue (which decides what else
+// must happen) and to the manager (which logs and lists).
+import type { Logger } from '../util/logger';
+import type { LoadedUnitFile } from '../units/config-types';
+import type { ActiveState, JobEnd, UnitInstance } from '../units/unit-type';
+import { DependencyGraph, type DependencyEdge, type UnitDependencyRecord } from './dependency-graph';
+import { JobQueue, type EnqueueResult, type JobClock, type RunOutcome, type Scheduler } from './job-queue';
+import type { JobRequest, UnitView } from './transaction';
+import type { JobResult, JobType } from './job-types';
+import type { Manager } from './manager';
+import type { DeviceUnit } from '../units/device';
+
+/** Where unit files come from (the loader), seen from the engine. */
+export interface UnitSource {
+  /** Every unit name the unit path defines (files and aliases), for loading at start and reload. */
+  unitNames(): string[];
+  load(name: string): LoadedUnitFile;
+  /** Edges from .wants/.requires/.upholds directories (what `enable` made). */
+  installEdges(): DependencyEdge[];
+}
+
+/** Builds a unit instance for a loaded file; undefined for types this daemon does not run yet. */
+export type UnitFactory = (file: LoadedUnitFile, engine: UnitEngine) => UnitInstance | undefined;
+
+export interface UnitEngineOptions {
+  manager: Manager;
+  source: UnitSource;
+  create: UnitFactory;
+  logger: Logger;
+  scheduler?: Scheduler;
+  clock?: JobClock;
+}
+
+const JOB_END_RESULT: Record<JobEnd, JobResult> = {
+  done: 'done',
+  failed: 'failed',
+  timeout: 'timeout',
+  canceled: 'canceled',
+  skipped: 'skipped',
+  assert: 'assert',
+};
+
+export class UnitEngine {
+  readonly queue: JobQueue;
+  private graph: DependencyGraph = DependencyGraph.empty();
+  private readonly files = new Map<string, LoadedUnitFile>();
+  /** Last active state reported per unit, so the queue hears from→to. */
+  private readonly lastActive = new Map<string, ActiveState>();
+  /** The job a unit's pending step belongs to. */
+  private readonly runningJob = new Map<string, number>();
+  private readonly logger: Logger;
+
+  constructor(private readonly options: UnitEngineOptions) {
+    this.logger = options.logger;
+    this.queue = new JobQueue({
+      graph: this.graph,
+      units: (name) => this.view(name),
+      runner: {
+        start: (unit, job) => this.run(unit, job.id, (u) => u.start()),
+        stop: (unit, job) => this.run(unit, job.id, (u) => u.stop()),
+        reload: (unit, job) => this.run(unit, job.id, (u) => u.reload()),
+      },
+      scheduler: options.scheduler,
+      clock: options.clock,
+      onEvent: (e) => {
+        if (e.kind === 'finished' && e.result !== 'done') {
+          this.logger.warn(
+            { unit: e.job.unit, job: e.job.id, result: e.result },
+            `job ${e.job.type} ${e.job.unit} finished: ${e.result}${e.reason ? ` (${e.reason})` : ''}`,
+          );
+        } else if (e.kind === 'runner-error') {
+          this.logger.error(
+            { unit: e.job.unit, job: e.job.id, err: e.error },
+            'unit failed to run a job step',
+          );
+        } else if (e.kind === 'auto' && !e.result.ok) {
+          this.logger.warn({ unit: e.request.unit, by: e.by, reason: e.reason }, e.result.error.message);
+        }
+      },
+    });
+  }
+
+  /** Load every unit file; on reload, existing units keep their runtime state and take the new file. */
+  loadAll(): { loaded: number; errors: number } {
+    const { manager, source } = this.options;
+    const seen = new Set<string>();
+    let errors = 0;
+    for (const name of source.unitNames()) {
+      const file = source.load(name);
+      if (file.name !== name) continue; // an alias: its target is loaded under its own name
+      seen.add(name);
+      for (const d of file.diagnostics) {
+        const where = d.source ? `${d.source.file}:${d.source.line}: ` : '';
+        this.logger[d.severity === 'error' ? 'error' : 'warn'](
+          { unit: name, code: d.code },
+          `${where}${d.message}`,
+        );
+        if (d.severity === 'error') errors++;
+      }
+      this.files.set(name, file);
+      const existing = manager.getUnit(name);
+      if (existing !== undefined && existing.file !== undefined && isReplaceable(existing)) {
+        manager.removeUnit(name);
+      } else if (existing !== undefined && existing.file !== undefined) {
+        // Running: keep the instance; the new file applies from its next start.
+        (existing as { file: LoadedUnitFile }).file = file;
+        continue;
+      }
+      const unit = this.options.create(file, this);
+      if (unit !== undefined) manager.addUnit(unit);
+    }
+    for (const name of [...this.files.keys()]) {
+      if (!seen.has(name)) {
+        this.files.delete(name);
+        const u = manager.getUnit(name);
+        if (u !== undefined && u.file !== undefined && isReplaceable(u)) manager.removeUnit(name);
+      }
+    }
+    this.rebuildGraph();
+    return { loaded: seen.size, errors };
+  }
+
+  rebuildGraph(deviceWants: DependencyEdge[] = this.deviceEdges()): void {
+    const records: UnitDependencyRecord[] = [];
+    for (const file of this.files.values()) {
+      records.push({ name: file.name, aliases: file.aliases, dependencies: file.unit.dependencies });
+    }
+    this.graph = DependencyGraph.build(records, [...this.options.source.installEdges(), ...deviceWants]);
+    for (const d of this.graph.diagnostics) this.logger.warn({ unit: d.unit, code: d.code }, d.message);
+    this.queue.setGraph(this.graph);
+  }
+
+  file(name: string): LoadedUnitFile | undefined {
+    return this.files.get(this.graph.resolve(name) ?? name);
+  }
+
+  resolve(name: string): string {
+    return this.graph.resolve(name) ?? name;
+  }
+
+  enqueue(unit: string, type: JobType, mode: JobRequest['mode'] = 'replace', manual = true): EnqueueResult {
+    return this.queue.enqueue({ unit: this.resolve(unit), type, mode, manual });
+  }
+
+  /** Every unit type calls this from its setState(). */
+  unitStateChanged(unit: UnitInstance, from: string, to: string): void {
+    const prev = this.lastActive.get(unit.name) ?? 'inactive';
+    const now = unit.activeState();
+    this.lastActive.set(unit.name, now);
+    this.options.manager.reportStateChange(unit, from, to);
+    if (prev !== now) this.queue.unitChanged(unit.name, prev, now);
+  }
+
+  /** A unit's pending job step is over. */
+  jobFinished(unit: string, end: JobEnd): void {
+    const id = this.runningJob.get(unit);
+    this.runningJob.delete(unit);
+    this.queue.complete(unit, JOB_END_RESULT[end], id);
+  }
+
+  /** A device unit got plugged: re-read SYSTEMD_WANTS edges. */
+  devicePlugged(unit: DeviceUnit): void {
+    if (unit.wants().length > 0) this.rebuildGraph();
+    this.jobFinished(unit.name, 'done');
+  }
+
+  private deviceEdges(): DependencyEdge[] {
+    const edges: DependencyEdge[] = [];
+    for (const u of this.options.manager.allUnits()) {
+      if (u.suffix !== '.device') continue;
+      for (const w of (u as DeviceUnit).wants()) edges.push({ from: u.name, kind: 'Wants', to: w });
+    }
+    return edges;
+  }
+
+  private run(
+    name: string,
+    jobId: number,
+    step: (u: UnitInstance) => ReturnType<UnitInstance['start']>,
+  ): RunOutcome {
+    const unit = this.options.manager.getUnit(name) ?? this.deviceFor(name);
+    if (unit === undefined) return { failed: 'failed' };
+    this.runningJob.set(name, jobId);
+    const outcome = step(unit);
+    if (outcome === 'pending') return 'pending';
+    this.runningJob.delete(name);
+    if (outcome === 'done') return 'done';
+    this.logger.warn({ unit: name, job: jobId }, outcome.reason);
+    return { failed: JOB_END_RESULT[outcome.failed] };
+  }
+
+  /** A start job on a device nobody has plugged yet waits for it (systemd's device job). */
+  private deviceFor(name: string): UnitInstance | undefined {
+    return name.endsWith('.device') ? this.options.manager.ensureDeviceUnit(name) : undefined;
+  }
+
+  private view(name: string): UnitView | undefined {
+    const unit = this.options.manager.getUnit(name);
+    const file = this.files.get(name);
+    if (unit === undefined) {
+      if (name.endsWith('.device')) return { active: 'inactive', loadState: 'loaded', canStart: true };
+      if (file === undefined) return undefined;
+      return { active: 'inactive', loadState: file.loadState };
+    }
+    const u = file?.unit;
+    return {
+      active: unit.activeState(),
+      loadState: unit.load,
+      canReload: unit.canReload(),
+      refuseManualStart: u?.refuseManualStart,
+      refuseManualStop: u?.refuseManualStop,
+      allowIsolate: u?.allowIsolate,
+      ignoreOnIsolate: u?.ignoreOnIsolate,
+      stopWhenUnneeded: u?.stopWhenUnneeded,
+      onFailureJobMode: u?.onFailureJobMode,
+      jobTimeoutMs: u?.jobTimeoutMs,
+      jobRunningTimeoutMs: u?.jobRunningTimeoutMs,
+    };
+  }
+}
+
+/** A unit with nothing running can be rebuilt from its new file on reload. */
+function isReplaceable(unit: UnitInstance): boolean {
+  const a = unit.activeState();
+  return a === 'inactive' || a === 'failed';
+}

@@ -1,0 +1,45 @@
+// The unit type registry: which class stands behind a unit name, decided by its suffix. The only
+// place that knows the list of unit types; everything else goes through UnitInstance.
+import type { LoadedUnitFile } from './config-types';
+import type { UnitInstance } from './unit-type';
+import type { ServiceHost } from './service';
+import { ServiceUnit } from './service';
+import { TargetUnit } from './target';
+
+/** What the types need from the daemon to build an instance. */
+export interface UnitTypeDeps {
+  /** A ServiceHost for the named service (process side, job callbacks). */
+  serviceHost(name: string): ServiceHost;
+  /** Called after a service is built (the supervisor routes its exits and notify messages). */
+  serviceCreated(unit: ServiceUnit): void;
+  /** Every non-service type reports transitions here. */
+  stateChanged(unit: UnitInstance, from: string, to: string): void;
+}
+
+type Factory = (file: LoadedUnitFile, deps: UnitTypeDeps) => UnitInstance;
+
+const TYPES: Readonly<Record<string, Factory>> = {
+  '.service': (file, deps) => {
+    const unit = new ServiceUnit(file.name, file, deps.serviceHost(file.name));
+    deps.serviceCreated(unit);
+    return unit;
+  },
+  '.target': (file, deps) => {
+    const unit: TargetUnit = new TargetUnit(file.name, file, (from, to) => deps.stateChanged(unit, from, to));
+    return unit;
+  },
+};
+
+/** Suffixes whose units this daemon runs (others are loaded and listed by later issues' types). */
+export const SUPPORTED_SUFFIXES = Object.keys(TYPES);
+
+export function suffixOf(name: string): string {
+  const dot = name.lastIndexOf('.');
+  return dot < 0 ? '' : name.slice(dot);
+}
+
+/** A unit instance for a loaded file, or undefined when its type is not implemented yet. */
+export function createUnit(file: LoadedUnitFile, deps: UnitTypeDeps): UnitInstance | undefined {
+  const factory = TYPES[suffixOf(file.name)];
+  return factory === undefined ? undefined : factory(file, deps);
+}
