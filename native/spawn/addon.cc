@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -58,6 +59,9 @@ Napi::Error MakeStepError(Napi::Env env, int step, int err, const char* syscall,
   char name[64];
   char text[256];
   uv_err_name_r(-err, name, sizeof(name));
+  // libuv names only the errors it uses itself (not ENOEXEC, ENOTDIR is fine, ...); glibc knows all.
+  const char* glibc_name = strerrorname_np(err);
+  if (strncmp(name, "Unknown", 7) == 0 && glibc_name != nullptr) snprintf(name, sizeof(name), "%s", glibc_name);
   const char* description = strerror_r(err, text, sizeof(text));
   std::string message = std::string("failed at step ") + kExecStepNames[step] + ": " + description;
   Napi::Error error = Napi::Error::New(env, message);
@@ -191,14 +195,15 @@ Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
   }
 
   int max_child_fd = 2;
-  int dup_base = std::max(null_fd.get(), cgroup_fd.get());
   std::vector<FdSpec> fds = spec.fds;
   for (FdSpec& fd : fds) {
     if (fd.parent_fd < 0) fd.parent_fd = null_fd.get();
     max_child_fd = std::max(max_child_fd, fd.child_fd);
-    dup_base = std::max(dup_base, fd.parent_fd);
   }
-  dup_base = std::max(dup_base, max_child_fd) + 1;
+  // The child's temporary copies only have to stay clear of the targets (F_DUPFD never takes an
+  // open fd); parent fd numbers do not matter, and a bogus huge one must not push the base past
+  // RLIMIT_NOFILE.
+  int dup_base = max_child_fd + 1;
   std::vector<int> fd_scratch(fds.size(), -1);
   std::vector<int> gap_fds;
   {

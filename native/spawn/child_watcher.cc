@@ -1,0 +1,283 @@
+#include "child_watcher.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <exception>
+#include <vector>
+
+#include "../netlink/system_error.h"
+#include "addon.h"
+
+namespace triggerd {
+
+std::atomic<bool> ChildWatcher::process_has_watcher_{false};
+
+namespace {
+
+// False once the environment is shutting down (a worker being terminated): then calls that may
+// run JavaScript fail with napi_pending_exception although none is pending. An empty
+// napi_define_properties goes through the same check.
+bool CanCallIntoJs(napi_env env) {
+  napi_value probe = nullptr;
+  if (napi_create_object(env, &probe) != napi_ok) return false;
+  return napi_define_properties(env, probe, 0, nullptr) == napi_ok;
+}
+
+// An exception from onExits has no JavaScript caller: raise it as uncaught, as Node does for a
+// throwing event listener (not during shutdown, when the "exception" is the termination).
+void RaiseUncaught(Napi::Env env, napi_value error) {
+  if (error != nullptr && CanCallIntoJs(env)) napi_fatal_exception(env, error);
+}
+
+void RaiseUncaught(Napi::Env env, const std::exception& exception) {
+  if (!CanCallIntoJs(env)) return;
+  napi_value error = nullptr;
+  napi_value message = nullptr;
+  if (napi_create_string_utf8(env, exception.what(), NAPI_AUTO_LENGTH, &message) == napi_ok &&
+      napi_create_error(env, nullptr, message, &error) == napi_ok) {
+    napi_fatal_exception(env, error);
+  }
+}
+
+Napi::PropertyDescriptor Field(const Napi::String& key, napi_value value) {
+  return Napi::PropertyDescriptor::Value(static_cast<napi_value>(key), value,
+                                         napi_default_jsproperty);
+}
+
+}  // namespace
+
+ChildWatcher::ChildWatcher(napi_env env, SpawnAddon* addon, uint64_t id)
+    : env_(env), addon_(addon), id_(id) {}
+
+ChildWatcher::~ChildWatcher() = default;
+
+ChildWatcher* ChildWatcher::Start(Napi::Env env, SpawnAddon* addon, Napi::Function on_exits,
+                                  Napi::Object handle, uint64_t id) {
+  bool expected = false;
+  if (!process_has_watcher_.compare_exchange_strong(expected, true)) {
+    Napi::Error error = Napi::Error::New(
+        env, "this process already watches its children (one watcher per process: waitid(P_ALL) "
+             "reaps them all)");
+    error.Set("code", Napi::String::New(env, "ERR_WATCHER_ACTIVE"));
+    throw error;
+  }
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    process_has_watcher_ = false;
+    throw MakeSystemError(env, EINVAL, "napi_get_uv_event_loop");
+  }
+
+  auto* watcher = new ChildWatcher(env, addon, id);
+  try {
+    watcher->on_exits_ = Napi::Persistent(on_exits);
+    watcher->receiver_ = Napi::Persistent(handle);
+    watcher->async_context_ =
+        std::make_unique<Napi::AsyncContext>(env, "triggerd:ChildWatcher");
+  } catch (...) {
+    process_has_watcher_ = false;
+    delete watcher;
+    throw;
+  }
+  // From here on the handles are closed through Close(), which also deletes the watcher.
+  uv_signal_init(loop, &watcher->signal_);
+  watcher->signal_.data = watcher;
+  uv_timer_init(loop, &watcher->timer_);
+  watcher->timer_.data = watcher;
+  watcher->open_handles_ = 2;
+  if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, watcher, &watcher->cleanup_hook_) !=
+      napi_ok) {
+    watcher->cleanup_hook_ = nullptr;
+    watcher->Close();
+    throw MakeSystemError(env, EINVAL, "napi_add_async_cleanup_hook");
+  }
+  int rc = uv_signal_start(&watcher->signal_, OnSignal, SIGCHLD);
+  if (rc != 0) {
+    watcher->Close();
+    throw MakeSystemError(env, -rc, "uv_signal_start");
+  }
+  for (const auto& child : addon->children()) {
+    if (child.second >= 0) watcher->WatchPidfd(child.first, child.second);
+  }
+  // Children may have exited before anyone watched (their SIGCHLD is gone): look once, on the
+  // next turn of the loop rather than inside watchChildren().
+  uv_timer_start(&watcher->timer_, OnTimer, 0, 0);
+  return watcher;
+}
+
+void ChildWatcher::WatchPidfd(pid_t pid, int pidfd) {
+  if (closing_ || polls_.count(pid) != 0) return;
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env_, &loop) != napi_ok || loop == nullptr) return;
+  auto* poll = new PidfdPoll();
+  if (uv_poll_init(loop, &poll->handle, pidfd) != 0) {
+    delete poll;  // a failed init leaves nothing to close
+    return;
+  }
+  poll->owner = this;
+  poll->pid = pid;
+  poll->handle.data = poll;
+  open_handles_++;
+  polls_[pid] = poll;
+  if (!referenced_) uv_unref(reinterpret_cast<uv_handle_t*>(&poll->handle));
+  if (uv_poll_start(&poll->handle, UV_READABLE, OnPoll) != 0) UnwatchPidfd(pid);
+}
+
+void ChildWatcher::UnwatchPidfd(pid_t pid) {
+  auto found = polls_.find(pid);
+  if (found == polls_.end()) return;
+  PidfdPoll* poll = found->second;
+  polls_.erase(found);
+  // uv_poll_stop takes the fd out of epoll at once, so the caller may close it right after.
+  uv_poll_stop(&poll->handle);
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll->handle), OnPollClosed);
+}
+
+void ChildWatcher::Close() {
+  if (closing_) return;
+  closing_ = true;
+  if (addon_ != nullptr) addon_->WatcherClosing(this);
+  addon_ = nullptr;
+  process_has_watcher_ = false;
+  std::vector<pid_t> pids;
+  pids.reserve(polls_.size());
+  for (const auto& entry : polls_) pids.push_back(entry.first);
+  for (pid_t pid : pids) UnwatchPidfd(pid);
+  uv_signal_stop(&signal_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&signal_), OnHandleClosed);
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnHandleClosed);
+  if (!in_callback_ && !tearing_down_) ReleaseJs();
+}
+
+void ChildWatcher::ReleaseJs() {
+  on_exits_.Reset();
+  receiver_.Reset();
+  async_context_.reset();
+}
+
+void ChildWatcher::SetReferenced(bool referenced) {
+  if (closing_ || referenced == referenced_) return;
+  referenced_ = referenced;
+  auto apply = [referenced](uv_handle_t* handle) {
+    if (referenced) {
+      uv_ref(handle);
+    } else {
+      uv_unref(handle);
+    }
+  };
+  apply(reinterpret_cast<uv_handle_t*>(&signal_));
+  apply(reinterpret_cast<uv_handle_t*>(&timer_));
+  for (const auto& entry : polls_) apply(reinterpret_cast<uv_handle_t*>(&entry.second->handle));
+}
+
+void ChildWatcher::OnSignal(uv_signal_t* handle, int /*signum*/) {
+  static_cast<ChildWatcher*>(handle->data)->HandleWakeUp(-1);
+}
+
+void ChildWatcher::OnTimer(uv_timer_t* handle) {
+  static_cast<ChildWatcher*>(handle->data)->HandleWakeUp(-1);
+}
+
+void ChildWatcher::OnPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
+  auto* poll = static_cast<PidfdPoll*>(handle->data);
+  // Readable (exited) or an error: either way, reap what is there.
+  if (poll->owner != nullptr) poll->owner->HandleWakeUp(poll->pid);
+}
+
+void ChildWatcher::OnPollClosed(uv_handle_t* handle) {
+  auto* poll = static_cast<PidfdPoll*>(handle->data);
+  ChildWatcher* owner = poll->owner;
+  delete poll;
+  owner->HandleClosed();
+}
+
+void ChildWatcher::OnHandleClosed(uv_handle_t* handle) {
+  static_cast<ChildWatcher*>(handle->data)->HandleClosed();
+}
+
+void ChildWatcher::HandleClosed() {
+  if (--open_handles_ > 0 || !closing_) return;
+  // Every handle is closed: now a teardown that waits for us may go on (and unload us).
+  if (cleanup_hook_ != nullptr) napi_remove_async_cleanup_hook(cleanup_hook_);
+  if (tearing_down_) {
+    // The environment is going away and releases its references itself.
+    on_exits_.SuppressDestruct();
+    receiver_.SuppressDestruct();
+    async_context_.release();
+  }
+  delete this;
+}
+
+void ChildWatcher::OnEnvironmentTeardown(napi_async_cleanup_hook_handle /*hook*/, void* data) {
+  auto* watcher = static_cast<ChildWatcher*>(data);
+  watcher->tearing_down_ = true;
+  watcher->Close();
+}
+
+void ChildWatcher::HandleWakeUp(pid_t polled_pid) {
+  if (closing_ || addon_ == nullptr) return;
+  Napi::Env env(env_);
+  Napi::HandleScope scope(env);
+  // Shutting down: leave the zombies; the process is going away.
+  if (!CanCallIntoJs(env)) return;
+
+  in_callback_ = true;
+  try {
+    Napi::Array batch = Napi::Array::New(env);
+    uint32_t count = Drain(env, batch);
+    if (count == kMaxExitsPerBatch) {
+      uv_timer_start(&timer_, OnTimer, 0, 0);
+    } else if (polled_pid > 0 && addon_->children().count(polled_pid) != 0) {
+      // Its pidfd said "exited" but waitid found nothing of it: someone else reaped it (a
+      // waitpid() elsewhere in the process). It is gone; stop polling a pidfd that stays readable.
+      addon_->ForgetChild(polled_pid);
+    }
+    if (count > 0 && !on_exits_.IsEmpty() && async_context_ != nullptr) {
+      // MakeCallback, so process.nextTick and promise jobs queued by onExits run when it returns.
+      on_exits_.MakeCallback(receiver_.Value(), {batch}, *async_context_);
+    }
+  } catch (const Napi::Error& error) {
+    RaiseUncaught(env, error.Value());
+  } catch (const std::exception& exception) {
+    RaiseUncaught(env, exception);
+  }
+  in_callback_ = false;
+  if (closing_ && !tearing_down_) ReleaseJs();  // close() ran inside onExits
+}
+
+uint32_t ChildWatcher::Drain(Napi::Env env, Napi::Array batch) {
+  Napi::String pid_key = Napi::String::New(env, "pid");
+  Napi::String code_key = Napi::String::New(env, "code");
+  Napi::String status_key = Napi::String::New(env, "status");
+  Napi::String own_key = Napi::String::New(env, "ownChild");
+  Napi::String exited = Napi::String::New(env, "exited");
+  Napi::String killed = Napi::String::New(env, "killed");
+  Napi::String dumped = Napi::String::New(env, "dumped");
+
+  uint32_t count = 0;
+  while (count < kMaxExitsPerBatch) {
+    siginfo_t info = {};
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG) != 0) {
+      if (errno == EINTR) continue;
+      break;  // ECHILD: no children at all
+    }
+    if (info.si_pid == 0) break;  // children, none of them exited
+    bool own = addon_->ForgetChild(info.si_pid);
+    napi_value code = info.si_code == CLD_EXITED   ? static_cast<napi_value>(exited)
+                      : info.si_code == CLD_DUMPED ? static_cast<napi_value>(dumped)
+                                                   : static_cast<napi_value>(killed);
+    Napi::Object item = Napi::Object::New(env);
+    item.DefineProperties({
+        Field(pid_key, Napi::Number::New(env, info.si_pid)),
+        Field(code_key, code),
+        Field(status_key, Napi::Number::New(env, info.si_status)),
+        Field(own_key, Napi::Boolean::New(env, own)),
+    });
+    batch.Set(count++, item);
+  }
+  return count;
+}
+
+}  // namespace triggerd

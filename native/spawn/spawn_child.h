@@ -1,0 +1,157 @@
+// The child side of spawn(): a vfork-style clone (CLONE_VM | CLONE_VFORK) whose child runs on a
+// stack of its own, applies a ChildPlan with raw system calls only, and execs. The parent is
+// suspended until the child has exec'd or exited, so the plan's memory stays valid and the
+// child's failure report (written into shared memory) is complete when clone returns.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "spawn_plan.h"
+
+namespace triggerd {
+
+// Which system call a failure came from, for the error's `syscall` property.
+enum SyscallIndex : int {
+  kSysNone = 0,
+  kSysWrite,
+  kSysUnshare,
+  kSysMount,
+  kSysMountSetattr,
+  kSysStatx,
+  kSysSocket,
+  kSysIoctl,
+  kSysOpenTree,
+  kSysMoveMount,
+  kSysFcntl,
+  kSysDup3,
+  kSysClose,
+  kSysCloseRange,
+  kSysPrlimit,
+  kSysOpen,
+  kSysSetpriority,
+  kSysSetsid,
+  kSysSetgroups,
+  kSysSetresgid,
+  kSysSetresuid,
+  kSysPrctl,
+  kSysChdir,
+  kSysCapget,
+  kSysCapset,
+  kSysExecve,
+  kSysCount,
+};
+
+extern const char* const kSyscallNames[kSysCount];
+
+// Written by the child just before _exit(127); left at step -1 when exec succeeded.
+struct ChildReport {
+  int step;
+  int err;
+  int syscall;
+  int detail;  // mount step index, child fd, ...: says which item failed
+};
+
+struct ChildMount {
+  MountKind kind;
+  const char* source;
+  const char* target;
+  const char* data;
+  bool read_only;
+  bool recursive;
+  bool optional;
+};
+
+// Plain pointers and numbers into storage the parent owns. The child writes only to `report`,
+// `fd_scratch`, `submount_scratch` and the LISTEN_PID digits.
+struct ChildPlan {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  const char* cwd;  // nullptr: keep
+  bool cwd_optional;
+  bool set_uid;
+  uid_t uid;
+  bool set_gid;
+  gid_t gid;
+  bool set_groups;
+  const gid_t* groups;
+  size_t group_count;
+  bool set_umask;
+  mode_t umask;
+  bool set_nice;
+  int nice;
+  const char* oom_text;  // nullptr: keep
+  size_t oom_length;
+  const RlimitSpec* rlimits;
+  size_t rlimit_count;
+  const FdSpec* fds;  // parent_fd already resolved (the /dev/null fd instead of -1)
+  size_t fd_count;
+  int* fd_scratch;    // fd_count slots
+  const int* gap_fds;  // fds below max_child_fd that the child must not keep
+  size_t gap_count;
+  int max_child_fd;
+  int dup_base;       // above every child fd: where the temporary copies go
+  unsigned close_limit;  // upper bound for the close() loop when close_range is missing
+  bool new_session;
+  bool no_new_privileges;
+  bool set_bounding_set;
+  uint64_t bounding_set;
+  int last_cap;
+  bool set_ambient;
+  uint64_t ambient;
+  bool mount_namespace;
+  const ChildMount* mounts;
+  size_t mount_count;
+  const char* inaccessible_directory;  // nullptr: use a mode-000 tmpfs for directories
+  const char* inaccessible_file;       // nullptr: non-directories cannot be made inaccessible
+  bool private_network;
+  bool private_sysfs;
+  const char* const* sysfs_submounts;
+  size_t sysfs_submount_count;
+  int* submount_scratch;  // sysfs_submount_count slots
+  int cgroup_procs_fd;    // >= 0: the child joins the cgroup by writing "0" to it
+  char* listen_pid_digits;  // nullptr, or 24 writable bytes after "LISTEN_PID="
+  ChildReport* report;
+};
+
+enum class CloneMethod { kAuto, kClone3, kClone };
+
+// A reusable stack for the child (mmap'd once per environment, with a guard page).
+class ChildStack {
+ public:
+  ChildStack() = default;
+  ~ChildStack();
+  ChildStack(const ChildStack&) = delete;
+  ChildStack& operator=(const ChildStack&) = delete;
+  // Returns 0 or an errno from mmap/mprotect.
+  int Ensure();
+  void* base() const { return base_; }
+  size_t size() const { return size_; }
+
+ private:
+  void* mapping_ = nullptr;
+  size_t mapping_size_ = 0;
+  void* base_ = nullptr;
+  size_t size_ = 0;
+};
+
+struct LaunchResult {
+  int err = 0;                   // 0, or the errno of the parent's failed call
+  const char* syscall = nullptr;
+  bool cgroup_step = false;      // the parent's failure belongs to step CGROUP
+  pid_t pid = -1;
+  int pidfd = -1;
+  CloneMethod used = CloneMethod::kAuto;
+};
+
+// Clones the child with every signal blocked in the calling thread. With `cgroup_fd` >= 0 it
+// asks clone3 to start the child in that cgroup, and when that fails it tries again with the
+// child writing to cgroup.procs itself (ChildPlan::cgroup_procs_fd, opened here on demand).
+// `clone3_missing` is remembered by the caller across calls.
+LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd,
+                         CloneMethod method, bool* clone3_missing);
+
+}  // namespace triggerd

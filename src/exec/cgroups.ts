@@ -1,0 +1,243 @@
+// cgroup v2 bookkeeping for units: one group per unit under `<base>/triggerd.slice/`, where
+// `base` is a directory of the writable cgroup2 hierarchy the daemon owns (default
+// `<root>/triggerd`). On a system without a writable cgroup2 hierarchy (v1 only, read-only, no
+// delegation) openCgroupTree says why, and the caller falls back to process-group tracking.
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
+import * as path from 'node:path';
+import { parseMountInfo, readMountInfo } from './mount-info';
+
+/** statfs f_type of cgroup2 (linux/magic.h). */
+export const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+const SIGKILL = 9;
+/** Rounds of "list, signal" when signalling pid by pid: new forks can appear while we do it. */
+const MAX_SIGNAL_ROUNDS = 16;
+
+export type CgroupLayout = 'unified' | 'hybrid' | 'other';
+
+export type CgroupHierarchy =
+  { ok: true; root: string; layout: CgroupLayout } | { ok: false; reason: string };
+
+function isCgroup2(dir: string): boolean {
+  try {
+    return statfsSync(dir).type === CGROUP2_SUPER_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The cgroup2 hierarchy: /sys/fs/cgroup when it is cgroup2 (unified), else /sys/fs/cgroup/unified
+ * (systemd's hybrid layout), else any cgroup2 mount in /proc/self/mountinfo.
+ */
+export function findCgroupHierarchy(mountInfo?: string): CgroupHierarchy {
+  if (isCgroup2('/sys/fs/cgroup')) return { ok: true, root: '/sys/fs/cgroup', layout: 'unified' };
+  if (isCgroup2('/sys/fs/cgroup/unified'))
+    return { ok: true, root: '/sys/fs/cgroup/unified', layout: 'hybrid' };
+  let text = mountInfo;
+  if (text === undefined) {
+    try {
+      text = readMountInfo();
+    } catch {
+      text = '';
+    }
+  }
+  const mount = parseMountInfo(text).find((m) => m.fsType === 'cgroup2' && m.root === '/');
+  if (mount !== undefined) return { ok: true, root: mount.mountPoint, layout: 'other' };
+  return { ok: false, reason: 'no cgroup2 file system is mounted (cgroup v1 only)' };
+}
+
+export interface CgroupTreeOptions {
+  /** The cgroup2 mount; default: findCgroupHierarchy(). */
+  root?: string;
+  /** The directory the daemon owns; default `<root>/triggerd`. */
+  base?: string;
+  /** Default 'triggerd.slice'. */
+  slice?: string;
+}
+
+export type CgroupSetup = { ok: true; tree: CgroupTree } | { ok: false; reason: string };
+
+/** Finds the hierarchy and creates `<base>/<slice>`; says why when that is not possible. */
+export function openCgroupTree(opts: CgroupTreeOptions = {}): CgroupSetup {
+  let root = opts.root;
+  if (root === undefined) {
+    const found = findCgroupHierarchy();
+    if (!found.ok) return found;
+    root = found.root;
+  } else if (!isCgroup2(root)) {
+    return { ok: false, reason: `${root} is not a cgroup2 file system` };
+  }
+  const base = opts.base ?? path.join(root, 'triggerd');
+  if (!isPathBelow(base, root) && base !== root) {
+    return { ok: false, reason: `${base} is not inside the cgroup2 hierarchy at ${root}` };
+  }
+  const slice = path.join(base, opts.slice ?? 'triggerd.slice');
+  try {
+    mkdirSync(slice, { recursive: true });
+    accessSync(path.join(slice, 'cgroup.procs'), constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    return {
+      ok: false,
+      reason: `cannot create or write ${slice} (${code}): the cgroup2 hierarchy is not writable here`,
+    };
+  }
+  return { ok: true, tree: new CgroupTree(root, base, slice) };
+}
+
+function isPathBelow(p: string, parent: string): boolean {
+  return p.startsWith(parent.endsWith('/') ? parent : parent + '/');
+}
+
+function readIfExists(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENODEV') return undefined;
+    throw err;
+  }
+}
+
+function childGroups(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => path.join(dir, d.name));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+export interface KillResult {
+  /** 'cgroup.kill' (SIGKILL to the whole subtree by the kernel) or 'signal' (pid by pid). */
+  method: 'cgroup.kill' | 'signal';
+  /** Pids signalled one by one (0 with cgroup.kill). */
+  signalled: number;
+}
+
+export class CgroupTree {
+  constructor(
+    /** The cgroup2 mount point. */
+    readonly root: string,
+    /** The directory the daemon owns. */
+    readonly base: string,
+    /** Where unit groups go: `<base>/triggerd.slice`. */
+    readonly slice: string,
+  ) {}
+
+  /** The group of a unit. Unit names cannot contain '/'; cgroup's own file names are refused too. */
+  pathOf(unitName: string): string {
+    if (
+      unitName === '' ||
+      unitName === '.' ||
+      unitName === '..' ||
+      unitName.includes('/') ||
+      unitName.includes('\n') ||
+      unitName.startsWith('cgroup.')
+    ) {
+      throw new Error(`"${unitName}" cannot name a cgroup`);
+    }
+    return path.join(this.slice, unitName);
+  }
+
+  /** Creates the unit's group (fine when it exists) and returns its path. */
+  create(unitName: string): string {
+    const dir = this.pathOf(unitName);
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  /** Pids in the group (cgroup.procs) and, with `recursive`, in the groups below it. */
+  listPids(dir: string, recursive = true): number[] {
+    const pids: number[] = [];
+    const text = readIfExists(path.join(dir, 'cgroup.procs'));
+    if (text !== undefined) {
+      for (const line of text.split('\n')) if (line !== '') pids.push(Number(line));
+    }
+    if (recursive) for (const child of childGroups(dir)) pids.push(...this.listPids(child, true));
+    return pids;
+  }
+
+  /** cgroup.events says `populated 0` (no process in the group or below). A missing group is empty. */
+  isEmpty(dir: string): boolean {
+    const events = readIfExists(path.join(dir, 'cgroup.events'));
+    if (events === undefined) return this.listPids(dir).length === 0;
+    return /^populated 0$/m.test(events);
+  }
+
+  /**
+   * Sends `signal` to every process in the group and below. SIGKILL goes through cgroup.kill
+   * (Linux 5.14+) when it exists: the kernel kills the subtree, forks included. Other signals
+   * (and SIGKILL on older kernels) go pid by pid, repeated while new pids show up.
+   */
+  kill(
+    dir: string,
+    signal: number,
+    signalPid: (pid: number, signal: number) => void = defaultSignal,
+  ): KillResult {
+    if (signal === SIGKILL) {
+      try {
+        writeFileSync(path.join(dir, 'cgroup.kill'), '1');
+        return { method: 'cgroup.kill', signalled: 0 };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    const done = new Set<number>();
+    for (let round = 0; round < MAX_SIGNAL_ROUNDS; round++) {
+      const fresh = this.listPids(dir).filter((pid) => !done.has(pid));
+      if (fresh.length === 0) break;
+      for (const pid of fresh) {
+        done.add(pid);
+        try {
+          signalPid(pid, signal);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+        }
+      }
+    }
+    return { method: 'signal', signalled: done.size };
+  }
+
+  /**
+   * Removes the group and the groups below it (deepest first). Returns false when a group still
+   * has processes (EBUSY): call again once isEmpty() says so. A missing group counts as removed.
+   */
+  remove(dir: string): boolean {
+    if (dir !== this.base && !isPathBelow(dir, this.base))
+      throw new Error(`${dir} is not ${this.base} or below it`);
+    for (const child of childGroups(dir)) if (!this.remove(child)) return false;
+    try {
+      rmdirSync(dir);
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return true;
+      if (code === 'EBUSY') return false;
+      throw err;
+    }
+  }
+
+  /** The cgroup2 directory a process is in (from /proc/<pid>/cgroup), or undefined when gone. */
+  cgroupOfPid(pid: number): string | undefined {
+    const text = readIfExists(`/proc/${pid}/cgroup`);
+    const line = text?.split('\n').find((l) => l.startsWith('0::'));
+    return line === undefined ? undefined : path.join(this.root, line.slice(3));
+  }
+}
+
+function defaultSignal(pid: number, signal: number): void {
+  process.kill(pid, signal);
+}

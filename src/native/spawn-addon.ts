@@ -1,0 +1,119 @@
+// The one module that loads triggerd_spawn.node and declares its interface. Everything else takes
+// a `NativeSpawn`, so pure tests can pass test/helpers/fake-spawn instead.
+import { EXEC_STEPS, type ExecPlan, type ExecStep } from '../exec/exec-plan';
+import { requireAddon } from './addon';
+import type { NativeSystemError } from './types';
+
+export interface SpawnedChild {
+  pid: number;
+  /**
+   * Owned by the addon: valid until the exit batch that reports this pid has been delivered
+   * (the watcher closes it after reaping). Do not use it after that; `closeFd` it to give it up
+   * earlier (the exit is still reported, through SIGCHLD).
+   */
+  pidfd: number;
+}
+
+/** `CLD_EXITED` / `CLD_KILLED` / `CLD_DUMPED` of waitid(2). */
+export type ChildExitCode = 'exited' | 'killed' | 'dumped';
+
+export interface ChildExit {
+  pid: number;
+  code: ChildExitCode;
+  /** The exit status for 'exited', the signal number for 'killed' and 'dumped'. */
+  status: number;
+  /** Spawned by this environment's spawn(); false for orphans reparented to us (subreaper). */
+  ownChild: boolean;
+}
+
+/** The handle watchChildren() returns; `this` inside onExits. */
+export interface ChildWatcher {
+  /** Stop watching (idempotent); zombies stay until the next watcher reaps them. */
+  close(): void;
+  /** Let the process exit while watching (uv_unref), like `server.unref()`. */
+  unref(): void;
+  ref(): void;
+}
+
+/** A pre-exec failure: "failed at step CHDIR: No such file or directory". */
+export interface SpawnError extends NativeSystemError {
+  /** Absent when the clone itself failed (EAGAIN, ENOMEM). */
+  step?: ExecStep;
+}
+
+export type CloneMethod = 'auto' | 'clone3' | 'clone';
+
+export interface NativeSpawn {
+  /** The step names in the native order; the loader checks them against EXEC_STEPS. */
+  readonly execSteps: readonly string[];
+  /**
+   * vfork-style clone (clone3 with CLONE_VM|CLONE_VFORK|CLONE_PIDFD, CLONE_INTO_CGROUP when
+   * `plan.cgroup` is set) and exec of the plan. Returns once the child has exec'd. Throws a
+   * TypeError for a malformed plan and a SpawnError for a failure before exec (the failed child is
+   * reaped before it throws, so no exit is reported for it).
+   */
+  spawn(plan: ExecPlan): SpawnedChild;
+  /** PR_SET_CHILD_SUBREAPER: orphans of our descendants are reparented to us. */
+  setSubreaper(on: boolean): void;
+  isSubreaper(): boolean;
+  /**
+   * Reaps every child of the process (own children via their pidfds, orphans via SIGCHLD) and
+   * calls `onExits` once per wake-up with at most 1024 exits. One watcher per process (throws
+   * ERR_WATCHER_ACTIVE otherwise); do not use node:child_process while it runs, its children
+   * would be reaped here.
+   */
+  watchChildren(onExits: (this: ChildWatcher, exits: ChildExit[]) => void): ChildWatcher;
+  /** pidfd_send_signal(2); ESRCH once the process has exited. */
+  pidfdSendSignal(pidfd: number, signal: number): void;
+  /** kill(2): a pid, or a process group as -pgid (0 and -1 are refused); ESRCH as a system error. */
+  kill(pid: number, signal: number): void;
+  closeFd(fd: number): void;
+  /**
+   * pipe2(O_CLOEXEC): [readFd, writeFd]. The read end is O_NONBLOCK (hand it to
+   * `new net.Socket({ fd })`); the write end stays blocking, as a service expects its stdout.
+   */
+  pipe(): [number, number];
+  /** Tests only: force the glibc clone() fallback (no CLONE_INTO_CGROUP) or clone3. */
+  setCloneMethodForTesting(method: CloneMethod): void;
+}
+
+const ADDON_FILE = 'triggerd_spawn.node';
+const METHODS = [
+  'spawn',
+  'setSubreaper',
+  'isSubreaper',
+  'watchChildren',
+  'pidfdSendSignal',
+  'kill',
+  'closeFd',
+  'pipe',
+  'setCloneMethodForTesting',
+] as const;
+
+let cached: NativeSpawn | undefined;
+
+/** Loads the addon once per process (loading a Node-API addon twice in one environment is not safe). */
+export function loadNativeSpawn(): NativeSpawn {
+  if (cached !== undefined) return cached;
+  const { loaded, file } = requireAddon(ADDON_FILE);
+  cached = checkShape(loaded, file);
+  return cached;
+}
+
+function checkShape(loaded: unknown, file: string): NativeSpawn {
+  if (typeof loaded !== 'object' || loaded === null) {
+    throw new Error(`${file} is not triggerd's spawn addon; rebuild it`);
+  }
+  const missing = METHODS.filter((name) => typeof Reflect.get(loaded, name) !== 'function');
+  if (missing.length > 0) {
+    throw new Error(`${file} is not triggerd's spawn addon (${missing.join(', ')} missing); rebuild it`);
+  }
+  const steps: unknown = Reflect.get(loaded, 'execSteps');
+  if (!Array.isArray(steps) || steps.join(',') !== EXEC_STEPS.join(',')) {
+    throw new Error(
+      `${file} reports exec steps ${JSON.stringify(steps)}, expected ${JSON.stringify(EXEC_STEPS)}; rebuild it`,
+    );
+  }
+  // The shape is checked above; the signatures are the C++ side's contract with this interface.
+  return loaded as NativeSpawn;
+}

@@ -1,0 +1,994 @@
+// The spawn addon against the real kernel: exits and signals, pre-exec failures with their step,
+// credentials, the fd map, the environment, a subreaper catching a double-forking daemon's
+// orphan, cgroups (CLONE_INTO_CGROUP, cgroup.kill), the sandbox (ProtectSystem=strict,
+// PrivateTmp=, PrivateNetwork=, NoNewPrivileges=, capabilities), abuse and fd leaks. Plus one
+// contract suite run against both the fake (test/helpers/fake-spawn) and the real addon.
+//
+// This file never uses node:child_process while a watcher runs (the watcher reaps every child of
+// the process). Every test kills what it started by pid and removes what it made, pass or fail.
+import { after, before, describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { firstValueFrom, toArray } from 'rxjs';
+import type { ExecCommand, ExecContext } from '../../src/units/config-types';
+import type { ExecPlan } from '../../src/exec/exec-plan';
+import { buildExecPlan, type ExecPlanOptions } from '../../src/exec/exec-context-plan';
+import { findCgroupHierarchy, openCgroupTree, type CgroupTree } from '../../src/exec/cgroups';
+import { childExitEvents } from '../../src/exec/child-exit-events';
+import { outputLines } from '../../src/exec/output-lines';
+import { removeUnitRuntime } from '../../src/exec/sandbox-mounts';
+import {
+  loadNativeSpawn,
+  type ChildExit,
+  type ChildWatcher,
+  type NativeSpawn,
+  type SpawnError,
+  type SpawnedChild,
+} from '../../src/native/spawn-addon';
+import { FakeNativeSpawn } from '../helpers/fake-spawn';
+
+const uid = process.getuid?.() ?? -1;
+const needsRoot = uid === 0 ? false : `needs root (running as uid ${uid})`;
+const cgroupHierarchy = findCgroupHierarchy();
+const needsCgroup =
+  needsRoot !== false
+    ? needsRoot
+    : cgroupHierarchy.ok
+      ? false
+      : `no cgroup2 hierarchy: ${cgroupHierarchy.reason}`;
+
+const SIGKILL = 9;
+const SIGTERM = 15;
+const PATH_ENV = 'PATH=/usr/sbin:/usr/bin:/sbin:/bin';
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function basicPlan(argv: string[], overrides: Partial<ExecPlan> = {}): ExecPlan {
+  return {
+    path: argv[0],
+    argv,
+    env: [PATH_ENV],
+    cwd: '/',
+    rlimits: [],
+    fds: [
+      { childFd: 0, parentFd: -1 },
+      { childFd: 1, parentFd: -1 },
+      { childFd: 2, parentFd: -1 },
+    ],
+    newSession: true,
+    noNewPrivileges: false,
+    privateNetwork: false,
+    mounts: [],
+    ...overrides,
+  };
+}
+
+function openFdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+function isSpawnError(step: string, code: string, message?: string): (err: unknown) => boolean {
+  return (err) => {
+    assert.ok(err instanceof Error, 'an Error');
+    const e = err as SpawnError;
+    assert.equal(e.step, step);
+    assert.equal(e.code, code);
+    assert.ok(typeof e.errno === 'number' && e.errno < 0, `errno ${String(e.errno)}`);
+    assert.equal(typeof e.syscall, 'string');
+    if (message !== undefined) assert.equal(e.message, message);
+    return true;
+  };
+}
+
+function isSystemError(code: string, syscall: string): (err: unknown) => boolean {
+  return (err) => {
+    assert.ok(err instanceof Error);
+    const e = err as SpawnError;
+    assert.equal(e.code, code);
+    assert.equal(e.syscall, syscall);
+    assert.ok(e.errno < 0);
+    return true;
+  };
+}
+
+/** Reads a pipe's read end to EOF through Node (net.Socket takes the fd and closes it). */
+function readAll(fd: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = new net.Socket({ fd, readable: true, writable: false });
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.on('error', reject);
+  });
+}
+
+// --- one contract, two implementations -------------------------------------------------------
+
+const implementations: { name: string; make: () => NativeSpawn }[] = [
+  { name: 'fake', make: () => new FakeNativeSpawn() },
+  { name: 'real addon', make: loadNativeSpawn },
+];
+
+for (const implementation of implementations) {
+  describe(`spawn contract: ${implementation.name}`, () => {
+    /** Spawns, watches and ends one child the way each implementation can (the fake is told to). */
+    async function runToExit(
+      native: NativeSpawn,
+      t: TestContext,
+      argv: string[],
+      end: (child: SpawnedChild) => void,
+    ): Promise<{ pid: number; batches: ChildExit[][]; sync: boolean }> {
+      const batches: ChildExit[][] = [];
+      let inSpawn = true;
+      let sync = false;
+      let resolveExit: () => void = () => undefined;
+      const exited = new Promise<void>((resolve) => (resolveExit = resolve));
+      const watcher = native.watchChildren((batch) => {
+        if (inSpawn) sync = true;
+        batches.push(batch);
+        resolveExit();
+      });
+      t.after(() => watcher.close());
+      const child = native.spawn(basicPlan(argv));
+      inSpawn = false;
+      t.after(() => {
+        try {
+          native.kill(child.pid, SIGKILL);
+        } catch {
+          // already reaped
+        }
+      });
+      end(child);
+      await exited;
+      return { pid: child.pid, batches, sync };
+    }
+
+    it('exposes the exec steps in EXEC_STEPS order', () => {
+      const native = implementation.make();
+      assert.equal(native.execSteps[0], 'CGROUP');
+      assert.equal(native.execSteps.at(-1), 'EXEC');
+      assert.equal(native.execSteps.length, 18);
+    });
+
+    it('reports an own child exit in a later batch, with its pidfd closed afterwards', async (t) => {
+      const native = implementation.make();
+      const fake = native instanceof FakeNativeSpawn ? native : undefined;
+      let pidfd = -1;
+      const { pid, batches, sync } = await runToExit(native, t, ['/bin/sh', '-c', 'exit 3'], (child) => {
+        pidfd = child.pidfd;
+        fake?.exit(child.pid, 'exited', 3);
+      });
+      assert.equal(sync, false, 'never inside spawn()');
+      const exit = batches.flat().find((e) => e.pid === pid);
+      assert.deepEqual(exit, { pid, code: 'exited', status: 3, ownChild: true });
+      assert.throws(() => native.kill(pid, 0), isSystemError('ESRCH', 'kill'));
+      // The pidfd went with the exit (the real one may already be reused, so only the fake can tell).
+      if (fake !== undefined) assert.equal(fake.openFds.has(pidfd), false);
+      else assert.ok(pidfd >= 0);
+    });
+
+    it('a signal through the pidfd kills the child', async (t) => {
+      const native = implementation.make();
+      const { pid, batches } = await runToExit(native, t, ['/bin/sleep', '30'], (child) =>
+        native.pidfdSendSignal(child.pidfd, SIGTERM),
+      );
+      assert.deepEqual(
+        batches.flat().find((e) => e.pid === pid),
+        { pid, code: 'killed', status: SIGTERM, ownChild: true },
+      );
+    });
+
+    it('allows one watcher per process', (t) => {
+      const native = implementation.make();
+      const first = native.watchChildren(() => undefined);
+      t.after(() => first.close());
+      assert.throws(() => native.watchChildren(() => undefined), { code: 'ERR_WATCHER_ACTIVE' });
+      first.close();
+      const second = native.watchChildren(() => undefined);
+      second.close();
+    });
+
+    it('rejects malformed plans and arguments with TypeErrors', () => {
+      const native = implementation.make();
+      const bad: unknown[] = [
+        null,
+        'plan',
+        { ...basicPlan(['/bin/true']), path: 42 },
+        { ...basicPlan(['/bin/true']), argv: [] },
+        { ...basicPlan(['/bin/true']), env: ['NOEQUALS'] },
+        { ...basicPlan(['/bin/true']), fds: [{ childFd: 0, parentFd: -1 }] },
+        {
+          ...basicPlan(['/bin/true']),
+          fds: [
+            { childFd: 0, parentFd: -1 },
+            { childFd: 1, parentFd: -1 },
+            { childFd: 2, parentFd: -1 },
+            { childFd: 1, parentFd: 2 },
+          ],
+        },
+      ];
+      for (const plan of bad)
+        assert.throws(() => native.spawn(plan as ExecPlan), TypeError, JSON.stringify(plan));
+      assert.throws(() => native.kill(1.5, 0), TypeError);
+      assert.throws(() => native.kill(0, 0), TypeError);
+      assert.throws(() => native.kill(-1, 9), TypeError);
+      assert.throws(() => native.pidfdSendSignal(3, 65), TypeError);
+      assert.throws(() => native.closeFd(-1), TypeError);
+      assert.throws(() => native.setSubreaper('yes' as unknown as boolean), TypeError);
+      assert.throws(() => native.watchChildren('x' as unknown as () => void), TypeError);
+    });
+
+    it('closeFd: EBADF for an fd that is not open', () => {
+      const native = implementation.make();
+      const [r, w] = native.pipe();
+      native.closeFd(r);
+      native.closeFd(w);
+      assert.throws(() => native.closeFd(r), isSystemError('EBADF', 'close'));
+    });
+  });
+}
+
+// --- the real kernel -------------------------------------------------------------------------
+
+describe('spawn: real kernel', () => {
+  const native = loadNativeSpawn();
+  /** Exits by pid, including those nobody waited for yet. */
+  const exits = new Map<number, ChildExit>();
+  const waiters = new Map<number, (exit: ChildExit) => void>();
+  let watcher: ChildWatcher;
+  let runtimeRoot: string;
+
+  before(() => {
+    watcher = native.watchChildren((batch) => {
+      for (const exit of batch) {
+        exits.set(exit.pid, exit);
+        waiters.get(exit.pid)?.(exit);
+        waiters.delete(exit.pid);
+      }
+    });
+    // Sandboxed runs need their runtime dir outside /tmp (PrivateTmp= covers /tmp).
+    const base = existsSync('/run') ? '/run' : tmpdir();
+    runtimeRoot = mkdtempSync(path.join(base, 'triggerd-spawn-test-'));
+  });
+
+  after(() => {
+    watcher.close();
+    rmSync(runtimeRoot, { recursive: true, force: true });
+  });
+
+  function waitExit(pid: number, timeoutMs = 10_000): Promise<ChildExit> {
+    const known = exits.get(pid);
+    if (known !== undefined) return Promise.resolve(known);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`pid ${pid} did not exit in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      waiters.set(pid, (exit) => {
+        clearTimeout(timer);
+        resolve(exit);
+      });
+    });
+  }
+
+  /** Kill `pid` when the test ends unless it has been reaped. */
+  function killLater(t: TestContext, pid: number): void {
+    t.after(() => {
+      if (exits.has(pid)) return;
+      try {
+        native.kill(pid, SIGKILL);
+      } catch {
+        // gone
+      }
+    });
+  }
+
+  interface Run {
+    pid: number;
+    exit: Promise<ChildExit>;
+    stdout: Promise<string>;
+  }
+
+  /** Spawns with stdout (and stderr, unless `stderr` says otherwise) into a pipe read in TS. */
+  function run(t: TestContext, plan: ExecPlan, stderr: 'pipe' | 'null' = 'pipe'): Run {
+    const [readFd, writeFd] = native.pipe();
+    const fds = [
+      { childFd: 0, parentFd: -1 },
+      { childFd: 1, parentFd: writeFd },
+      { childFd: 2, parentFd: stderr === 'pipe' ? writeFd : -1 },
+      ...plan.fds.filter((f) => f.childFd > 2),
+    ];
+    let pid: number;
+    try {
+      pid = native.spawn({ ...plan, fds }).pid;
+    } finally {
+      native.closeFd(writeFd);
+    }
+    killLater(t, pid);
+    const stdout = readAll(readFd);
+    return { pid, exit: waitExit(pid), stdout };
+  }
+
+  function context(overrides: Partial<ExecContext> = {}): ExecContext {
+    return {
+      supplementaryGroups: [],
+      workingDirectoryOptional: false,
+      umask: 0o022,
+      environment: [],
+      environmentFiles: [],
+      unsetEnvironment: [],
+      passEnvironment: [],
+      limits: [],
+      standardInput: { kind: 'null' },
+      standardOutput: { kind: 'inherit' },
+      standardError: { kind: 'inherit' },
+      noNewPrivileges: false,
+      privateTmp: false,
+      privateNetwork: false,
+      privateDevices: false,
+      protectSystem: 'no',
+      protectHome: 'no',
+      readOnlyPaths: [],
+      readWritePaths: [],
+      inaccessiblePaths: [],
+      ambientCapabilities: 0n,
+      runtimeDirectory: [],
+      stateDirectory: [],
+      cacheDirectory: [],
+      logsDirectory: [],
+      configurationDirectory: [],
+      runtimeDirectoryMode: 0o755,
+      runtimeDirectoryPreserve: 'no',
+      ...overrides,
+    };
+  }
+
+  /** A plan from unit-file settings, as the unit engine will build it; its private dirs go with the test. */
+  function planFor(
+    t: TestContext,
+    ctx: Partial<ExecContext>,
+    argv: string[],
+    unitName: string,
+    opts: Partial<ExecPlanOptions> = {},
+  ): ExecPlan {
+    const cmd: ExecCommand = {
+      path: argv[0],
+      argv,
+      ignoreFailure: false,
+      noEnvExpand: false,
+      fullPrivileges: false,
+      noSetuidDrop: false,
+      ambientFallback: false,
+      source: { file: unitName, line: 1 },
+    };
+    t.after(() => removeUnitRuntime(runtimeRoot, unitName));
+    return buildExecPlan(
+      context(ctx),
+      cmd,
+      { base: { PATH: PATH_ENV.slice(5) }, pass: {} },
+      {
+        unitName,
+        runtimeDir: runtimeRoot,
+        stdio: { stdin: -1, stdout: -1, stderr: -1 },
+        ...opts,
+      },
+    ).plan;
+  }
+
+  describe('exits and signals', () => {
+    it('/bin/true exits 0', async (t) => {
+      const { pid, exit } = run(t, basicPlan(['/bin/true']));
+      assert.deepEqual(await exit, { pid, code: 'exited', status: 0, ownChild: true });
+    });
+
+    it('reports exit codes', async (t) => {
+      for (const code of [1, 7, 255]) {
+        const { exit } = run(t, basicPlan(['/bin/sh', '-c', `exit ${code}`]));
+        assert.equal((await exit).status, code);
+      }
+    });
+
+    it('reports death by signal: its own, kill(), pidfdSendSignal()', async (t) => {
+      const self = run(t, basicPlan(['/bin/sh', '-c', 'kill -TERM $$']));
+      assert.deepEqual(await self.exit, { pid: self.pid, code: 'killed', status: SIGTERM, ownChild: true });
+
+      const killed = run(t, basicPlan(['/bin/sleep', '30']));
+      native.kill(killed.pid, SIGKILL);
+      assert.equal((await killed.exit).code, 'killed');
+      assert.equal((await killed.exit).status, SIGKILL);
+
+      const plan = basicPlan(['/bin/sleep', '30']);
+      const child = native.spawn(plan);
+      killLater(t, child.pid);
+      native.pidfdSendSignal(child.pidfd, SIGTERM);
+      assert.deepEqual(await waitExit(child.pid), {
+        pid: child.pid,
+        code: 'killed',
+        status: SIGTERM,
+        ownChild: true,
+      });
+      // Reaped and reported: the pid is gone.
+      assert.throws(() => native.kill(child.pid, 0), isSystemError('ESRCH', 'kill'));
+    });
+
+    it('reports a core dump as dumped', async (t) => {
+      const { exit } = run(
+        t,
+        basicPlan(['/bin/sh', '-c', 'ulimit -c unlimited 2>/dev/null; kill -QUIT $$'], {
+          cwd: runtimeRoot,
+          rlimits: [{ resource: 4, soft: -1, hard: -1 }],
+        }),
+      );
+      const e = await exit;
+      assert.equal(e.status, 3);
+      // Whether a core is written depends on core_pattern; the kernel says 'dumped' only if it was.
+      assert.ok(e.code === 'dumped' || e.code === 'killed', e.code);
+    });
+  });
+
+  describe('pre-exec failures', () => {
+    it('a missing WorkingDirectory fails at step CHDIR, and no exit is reported for it', async () => {
+      const before = new Set(exits.keys());
+      assert.throws(
+        () => native.spawn(basicPlan(['/bin/true'], { cwd: '/nonexistent/dir' })),
+        (err: unknown) => {
+          isSpawnError('CHDIR', 'ENOENT', 'failed at step CHDIR: No such file or directory')(err);
+          const e = err as SpawnError;
+          assert.equal(e.errno, -2);
+          assert.equal(e.syscall, 'chdir');
+          assert.equal(e.path, '/nonexistent/dir');
+          return true;
+        },
+      );
+      await delay(50);
+      assert.deepEqual(
+        [...exits.keys()].filter((p) => !before.has(p)),
+        [],
+      );
+    });
+
+    it('an optional WorkingDirectory that is missing starts in /', async (t) => {
+      const { stdout, exit } = run(
+        t,
+        basicPlan(['/bin/pwd'], { cwd: '/nonexistent/dir', cwdOptional: true }),
+      );
+      assert.equal(await stdout, '/\n');
+      assert.equal((await exit).status, 0);
+    });
+
+    it('a missing binary fails at step EXEC with ENOENT, a file that is not executable with EACCES', () => {
+      assert.throws(
+        () => native.spawn(basicPlan(['/nonexistent/binary'])),
+        isSpawnError('EXEC', 'ENOENT', 'failed at step EXEC: No such file or directory'),
+      );
+      const dir = mkdtempSync(path.join(tmpdir(), 'triggerd-noexec-'));
+      try {
+        writeFileSync(path.join(dir, 'data'), 'not a program\n', { mode: 0o644 });
+        assert.throws(
+          () => native.spawn(basicPlan([path.join(dir, 'data')])),
+          isSpawnError('EXEC', 'EACCES'),
+        );
+        // Executable but no known format: ENOEXEC, which libuv has no name for.
+        writeFileSync(path.join(dir, 'garbage'), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 0, 0]), {
+          mode: 0o755,
+        });
+        assert.throws(
+          () => native.spawn(basicPlan([path.join(dir, 'garbage')])),
+          isSpawnError('EXEC', 'ENOEXEC'),
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('a closed parent fd fails at the step of its child fd', () => {
+      const plan = basicPlan(['/bin/true']);
+      const bad = (childFd: number) => ({
+        ...plan,
+        fds: plan.fds.map((f) => (f.childFd === childFd ? { childFd, parentFd: 987_654 } : f)),
+      });
+      assert.throws(() => native.spawn(bad(0)), isSpawnError('STDIN', 'EBADF'));
+      assert.throws(() => native.spawn(bad(1)), isSpawnError('STDOUT', 'EBADF'));
+      assert.throws(() => native.spawn(bad(2)), isSpawnError('STDERR', 'EBADF'));
+      assert.throws(
+        () => native.spawn({ ...plan, fds: [...plan.fds, { childFd: 7, parentFd: 987_654 }] }),
+        isSpawnError('FDS', 'EBADF'),
+      );
+    });
+
+    it('a bad limit fails at LIMITS', () => {
+      assert.throws(
+        () => native.spawn(basicPlan(['/bin/true'], { rlimits: [{ resource: 7, soft: 10, hard: 5 }] })),
+        isSpawnError('LIMITS', 'EINVAL', 'failed at step LIMITS: Invalid argument'),
+      );
+    });
+  });
+
+  describe('credentials, fds, environment', () => {
+    it('runs as nobody, without the daemon groups', { skip: needsRoot }, async (t) => {
+      const { stdout, exit } = run(
+        t,
+        basicPlan(['/bin/sh', '-c', 'id -u; id -g; id -G'], { uid: 65534, gid: 65534, groups: [] }),
+      );
+      assert.equal(await stdout, '65534\n65534\n65534\n');
+      assert.equal((await exit).status, 0);
+    });
+
+    it('maps fds: stdout and fd 5 to pipes read in TS; nothing else stays open', async (t) => {
+      const [readFive, writeFive] = native.pipe();
+      t.after(() => {
+        try {
+          native.closeFd(writeFive);
+        } catch {
+          // closed below
+        }
+      });
+      const plan = basicPlan(
+        ['/bin/sh', '-c', 'echo to-five >&5; echo fds: $(ls /proc/$$/fd | sort -n | tr "\\n" " ")'],
+        {
+          fds: [{ childFd: 5, parentFd: writeFive }],
+        },
+      );
+      const { stdout, exit } = run(t, plan);
+      native.closeFd(writeFive);
+      assert.equal(await readAll(readFive), 'to-five\n');
+      // The shell's own fds: 0-2 and 5 from the map, plus whatever the $(...) pipe took (3 or 4).
+      const listed = (await stdout)
+        .trim()
+        .replace(/^fds: /, '')
+        .split(' ')
+        .map(Number);
+      assert.deepEqual(
+        listed.filter((fd) => fd !== 3 && fd !== 4 && fd !== 10),
+        [0, 1, 2, 5],
+        `open fds in the child: ${listed.join(' ')}`,
+      );
+      assert.equal((await exit).status, 0);
+    });
+
+    it('swaps fds without clobbering (child 1 <- parent fd A, child 2 <- parent fd B)', async (t) => {
+      const [readA, writeA] = native.pipe();
+      const [readB, writeB] = native.pipe();
+      const child = native.spawn(
+        basicPlan(['/bin/sh', '-c', 'echo out; echo err >&2'], {
+          fds: [
+            { childFd: 0, parentFd: -1 },
+            { childFd: 2, parentFd: writeA },
+            { childFd: 1, parentFd: writeB },
+          ],
+        }),
+      );
+      native.closeFd(writeA);
+      native.closeFd(writeB);
+      killLater(t, child.pid);
+      assert.equal(await readAll(readA), 'err\n');
+      assert.equal(await readAll(readB), 'out\n');
+      await waitExit(child.pid);
+    });
+
+    it('passes the environment exactly', async (t) => {
+      const env = ['A=1', 'B=two words', 'EMPTY=', 'UNICODE=grüße'];
+      const { stdout } = run(t, basicPlan(['/usr/bin/env'], { env }));
+      assert.equal(await stdout, env.join('\n') + '\n');
+    });
+
+    it('sets LISTEN_PID to the child pid', async (t) => {
+      const { pid, stdout } = run(
+        t,
+        basicPlan(['/bin/sh', '-c', 'echo $LISTEN_PID $$'], {
+          env: ['LISTEN_PID=1', PATH_ENV],
+          setListenPid: true,
+        }),
+      );
+      assert.equal(await stdout, `${pid} ${pid}\n`);
+    });
+
+    it('applies umask, nice, oom_score_adj, rlimits and a new session', async (t) => {
+      const script =
+        'umask; cut -d" " -f19 /proc/self/stat; cat /proc/self/oom_score_adj; ulimit -n; ' +
+        'ps -o sid= -p $$ | tr -d " "';
+      const { pid, stdout } = run(
+        t,
+        basicPlan(['/bin/sh', '-c', script], {
+          umask: 0o027,
+          nice: 7,
+          oomScoreAdjust: 300,
+          rlimits: [{ resource: 7, soft: 123, hard: 456 }],
+        }),
+      );
+      const [umask, nice, oom, nofile, sid] = (await stdout).trim().split('\n');
+      assert.equal(umask, '0027');
+      assert.equal(nice, '7');
+      assert.equal(oom, '300');
+      assert.equal(nofile, '123');
+      assert.equal(sid, String(pid));
+    });
+
+    it('turns output into lines (outputLines)', async (t) => {
+      const [readFd, writeFd] = native.pipe();
+      const child = native.spawn(
+        basicPlan(['/bin/sh', '-c', 'printf "one\\ntwo\\n"; printf "%0100d\\n" 0; printf tail'], {
+          fds: [
+            { childFd: 0, parentFd: -1 },
+            { childFd: 1, parentFd: writeFd },
+            { childFd: 2, parentFd: -1 },
+          ],
+        }),
+      );
+      native.closeFd(writeFd);
+      killLater(t, child.pid);
+      const lines = await firstValueFrom(outputLines(readFd, { maxLineBytes: 64 }).pipe(toArray()));
+      assert.deepEqual(lines, [
+        { text: 'one', truncated: false },
+        { text: 'two', truncated: false },
+        { text: '0'.repeat(64), truncated: true },
+        { text: '0'.repeat(36), truncated: false },
+        { text: 'tail', truncated: true },
+      ]);
+      await waitExit(child.pid);
+    });
+  });
+
+  describe('subreaper', () => {
+    it("catches a double-forking daemon's grandchild as an orphan exit", { skip: needsRoot }, async (t) => {
+      native.setSubreaper(true);
+      t.after(() => native.setSubreaper(false));
+      assert.equal(native.isSubreaper(), true);
+      const { pid, stdout, exit } = run(
+        t,
+        basicPlan(['/bin/sh', '-c', '(sleep 30 </dev/null >/dev/null 2>&1 & echo $!) ; exit 0']),
+      );
+      const orphan = Number((await stdout).trim());
+      assert.ok(orphan > 0);
+      killLater(t, orphan);
+      assert.deepEqual(await exit, { pid, code: 'exited', status: 0, ownChild: true });
+      const stat = readFileSync(`/proc/${orphan}/stat`, 'latin1');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      assert.equal(ppid, process.pid, 'reparented to us');
+      native.kill(orphan, SIGKILL);
+      assert.deepEqual(await waitExit(orphan), {
+        pid: orphan,
+        code: 'killed',
+        status: SIGKILL,
+        ownChild: false,
+      });
+    });
+  });
+
+  describe('cgroups', () => {
+    let tree: CgroupTree;
+    let testBase: string;
+
+    before(() => {
+      if (needsCgroup !== false || !cgroupHierarchy.ok) return;
+      testBase = path.join(cgroupHierarchy.root, `triggerd-test-${process.pid}`);
+      const setup = openCgroupTree({ base: testBase });
+      assert.ok(setup.ok, setup.ok ? '' : setup.reason);
+      tree = setup.tree;
+    });
+
+    after(() => {
+      if (tree === undefined) return;
+      // Whatever a failed test left: kill it, then remove the groups deepest first.
+      for (const pid of tree.listPids(testBase)) {
+        try {
+          native.kill(pid, SIGKILL);
+        } catch {
+          // gone
+        }
+      }
+      for (let i = 0; i < 50 && !tree.isEmpty(testBase); i++)
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      tree.remove(testBase);
+    });
+
+    it(
+      'starts a service in its own cgroup, lists all its processes and kills them with cgroup.kill',
+      { skip: needsCgroup },
+      async (t) => {
+        const dir = tree.create('spawn-test.service');
+        const { pid, stdout, exit } = run(
+          t,
+          basicPlan(
+            [
+              '/bin/sh',
+              '-c',
+              'sleep 30 </dev/null >/dev/null 2>&1 & sleep 30 </dev/null >/dev/null 2>&1 & echo ready; exec >/dev/null 2>&1; wait',
+            ],
+            { cgroup: dir },
+          ),
+        );
+        assert.equal(await stdout, 'ready\n');
+        assert.equal(tree.cgroupOfPid(pid), dir, 'placed by CLONE_INTO_CGROUP before exec');
+        const pids = tree.listPids(dir);
+        assert.equal(pids.length, 3, `pids ${pids.join(' ')}`);
+        assert.ok(pids.includes(pid));
+        for (const p of pids) killLater(t, p);
+        assert.equal(tree.isEmpty(dir), false);
+        assert.deepEqual(tree.kill(dir, SIGKILL), { method: 'cgroup.kill', signalled: 0 });
+        assert.deepEqual(await exit, { pid, code: 'killed', status: SIGKILL, ownChild: true });
+        for (let i = 0; i < 100 && !tree.isEmpty(dir); i++) await delay(10);
+        assert.equal(tree.isEmpty(dir), true);
+        assert.equal(tree.remove(dir), true);
+      },
+    );
+
+    it('signals pid by pid for other signals', { skip: needsCgroup }, async (t) => {
+      const dir = tree.create('spawn-term.service');
+      t.after(() => tree.remove(dir));
+      const { pid, stdout, exit } = run(
+        t,
+        basicPlan(['/bin/sh', '-c', 'echo ready; exec sleep 30 >/dev/null 2>&1'], { cgroup: dir }),
+      );
+      assert.equal(await stdout, 'ready\n');
+      const sent: [number, number][] = [];
+      const result = tree.kill(dir, SIGTERM, (p, s) => {
+        sent.push([p, s]);
+        native.kill(p, s);
+      });
+      assert.deepEqual(result, { method: 'signal', signalled: 1 });
+      assert.deepEqual(sent, [[pid, SIGTERM]]);
+      assert.equal((await exit).status, SIGTERM);
+    });
+
+    it(
+      'joins the cgroup through cgroup.procs with the clone() fallback',
+      { skip: needsCgroup },
+      async (t) => {
+        const dir = tree.create('spawn-fallback.service');
+        t.after(() => tree.remove(dir));
+        native.setCloneMethodForTesting('clone');
+        t.after(() => native.setCloneMethodForTesting('auto'));
+        const { pid, stdout, exit } = run(
+          t,
+          basicPlan(['/bin/sh', '-c', 'cat /proc/self/cgroup | grep ^0::'], { cgroup: dir }),
+        );
+        assert.equal(
+          path.join(cgroupHierarchy.ok ? cgroupHierarchy.root : '', (await stdout).trim().slice(3)),
+          dir,
+        );
+        assert.equal((await exit).status, 0);
+        assert.ok(pid > 0);
+      },
+    );
+
+    it('a missing cgroup fails at step CGROUP', { skip: needsCgroup }, () => {
+      assert.throws(
+        () => native.spawn(basicPlan(['/bin/true'], { cgroup: path.join(testBase, 'no-such-group') })),
+        (err: unknown) => {
+          isSpawnError('CGROUP', 'ENOENT')(err);
+          assert.equal((err as SpawnError).path, path.join(testBase, 'no-such-group'));
+          return true;
+        },
+      );
+    });
+  });
+
+  describe('sandbox', () => {
+    it(
+      'ProtectSystem=strict + ReadWritePaths=: /etc and /usr are read-only, the allowed dir is not',
+      { skip: needsRoot },
+      async (t) => {
+        const allowed = mkdtempSync(path.join(tmpdir(), 'triggerd-rw-'));
+        const probes = ['/etc/triggerd-strict-probe', '/usr/triggerd-strict-probe'];
+        t.after(() => {
+          rmSync(allowed, { recursive: true, force: true });
+          for (const p of probes) rmSync(p, { force: true });
+        });
+        const script =
+          'touch /etc/triggerd-strict-probe 2>/dev/null && echo etc-writable; ' +
+          'touch /usr/triggerd-strict-probe 2>/dev/null && echo usr-writable; ' +
+          'touch /var/triggerd-strict-probe 2>/dev/null && echo var-writable; ' +
+          'touch "$DIR/ok" && echo dir-ok; touch /dev/null && echo dev-ok';
+        const plan = planFor(
+          t,
+          { protectSystem: 'strict', readWritePaths: [allowed], environment: [['DIR', allowed]] },
+          ['/bin/sh', '-c', script],
+          'strict.service',
+        );
+        const { stdout, exit } = run(t, plan, 'null');
+        assert.equal(await stdout, 'dir-ok\ndev-ok\n');
+        assert.equal((await exit).status, 0);
+        assert.ok(existsSync(path.join(allowed, 'ok')));
+        // The daemon's own view is untouched.
+        writeFileSync('/etc/triggerd-strict-probe', 'x');
+        rmSync('/etc/triggerd-strict-probe');
+      },
+    );
+
+    it(
+      'PrivateTmp=: /tmp is private and writable, the host /tmp untouched',
+      { skip: needsRoot },
+      async (t) => {
+        const hostFile = path.join('/tmp', `triggerd-host-${process.pid}`);
+        writeFileSync(hostFile, 'host');
+        t.after(() => rmSync(hostFile, { force: true }));
+        const inside = `triggerd-inside-${process.pid}`;
+        t.after(() => rmSync(path.join('/tmp', inside), { force: true }));
+        const plan = planFor(
+          t,
+          { privateTmp: true },
+          ['/bin/sh', '-c', `ls -A /tmp; echo x > /tmp/${inside} && echo written; stat -c %a /tmp`],
+          'private-tmp.service',
+        );
+        const { stdout } = run(t, plan);
+        assert.equal(await stdout, 'written\n1777\n');
+        assert.equal(existsSync(path.join('/tmp', inside)), false);
+        assert.ok(existsSync(path.join(runtimeRoot, 'private-tmp', 'private-tmp.service', 'tmp', inside)));
+      },
+    );
+
+    it(
+      'PrivateNetwork=: only lo, up, in /sys/class/net; /sys/fs/cgroup still there',
+      { skip: needsRoot },
+      async (t) => {
+        const plan = planFor(
+          t,
+          { privateNetwork: true },
+          [
+            '/bin/sh',
+            '-c',
+            'ls /sys/class/net; cat /sys/class/net/lo/flags; ls /sys/fs/cgroup | head -1; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "',
+          ],
+          'private-net.service',
+        );
+        const { stdout, exit } = run(t, plan);
+        const [listing, flags, cgroupEntry, procNet] = (await stdout).trim().split('\n');
+        assert.equal(listing, 'lo');
+        assert.equal(Number(flags) & 1, 1, `IFF_UP in ${flags}`);
+        assert.ok(cgroupEntry !== undefined && cgroupEntry.length > 0, 'submounts carried over');
+        assert.equal(procNet, 'lo');
+        assert.equal((await exit).status, 0);
+      },
+    );
+
+    it('InaccessiblePaths= and PrivateDevices=', { skip: needsRoot }, async (t) => {
+      const secret = mkdtempSync(path.join(runtimeRoot, 'secret-'));
+      writeFileSync(path.join(secret, 'key'), 'k');
+      const secretFile = path.join(runtimeRoot, 'secret-file');
+      writeFileSync(secretFile, 'data');
+      const plan = planFor(
+        t,
+        { inaccessiblePaths: [secret, secretFile, '-/nonexistent/path'], privateDevices: true },
+        [
+          '/bin/sh',
+          '-c',
+          `ls -A ${secret}; stat -c %a ${secret}; wc -c < ${secretFile}; ls /dev | tr "\\n" " "; echo; echo hi > /dev/null && echo null-ok; touch /dev/new 2>/dev/null || echo dev-ro`,
+        ],
+        'inaccessible.service',
+      );
+      const { stdout, exit } = run(t, plan, 'null');
+      const [mode, size, devices, nullOk, devRo] = (await stdout).trim().split('\n');
+      assert.equal(mode, '0');
+      assert.equal(size, '0');
+      assert.deepEqual(devices.trim().split(' ').sort(), [
+        'fd',
+        'full',
+        'null',
+        'ptmx',
+        'pts',
+        'random',
+        'shm',
+        'stderr',
+        'stdin',
+        'stdout',
+        'tty',
+        'urandom',
+        'zero',
+      ]);
+      assert.equal(nullOk, 'null-ok');
+      assert.equal(devRo, 'dev-ro');
+      assert.equal((await exit).status, 0);
+      assert.equal(readFileSync(path.join(secret, 'key'), 'utf8'), 'k', 'host copy untouched');
+    });
+
+    it('NoNewPrivileges= shows in /proc/self/status', async (t) => {
+      const { stdout } = run(
+        t,
+        basicPlan(['/bin/grep', '^NoNewPrivs:', '/proc/self/status'], { noNewPrivileges: true }),
+      );
+      assert.equal(await stdout, 'NoNewPrivs:\t1\n');
+    });
+
+    it('CapabilityBoundingSet= shows as CapBnd', { skip: needsRoot }, async (t) => {
+      const { stdout } = run(
+        t,
+        basicPlan(['/bin/grep', '^Cap\\(Bnd\\|Eff\\):', '/proc/self/status'], {
+          capabilityBoundingSet: 1n << 10n,
+        }),
+      );
+      assert.equal(await stdout, 'CapEff:\t0000000000000400\nCapBnd:\t0000000000000400\n');
+    });
+
+    it('AmbientCapabilities= survive the change to nobody', { skip: needsRoot }, async (t) => {
+      const { stdout } = run(
+        t,
+        basicPlan(['/bin/grep', '^Cap\\(Eff\\|Amb\\):', '/proc/self/status'], {
+          uid: 65534,
+          gid: 65534,
+          groups: [],
+          ambientCapabilities: 1n << 10n,
+        }),
+      );
+      assert.equal(await stdout, 'CapEff:\t0000000000000400\nCapAmb:\t0000000000000400\n');
+    });
+  });
+
+  describe('abuse and leaks', () => {
+    it('bad fds are system errors', () => {
+      assert.throws(() => native.closeFd(987_654), isSystemError('EBADF', 'close'));
+      assert.throws(() => native.pidfdSendSignal(987_654, 0), isSystemError('EBADF', 'pidfd_send_signal'));
+      const [r, w] = native.pipe();
+      try {
+        // A pipe is not a pidfd.
+        assert.throws(() => native.pidfdSendSignal(r, 0), isSystemError('EBADF', 'pidfd_send_signal'));
+      } finally {
+        native.closeFd(r);
+        native.closeFd(w);
+      }
+      assert.throws(() => native.kill(2_000_000_000, 0), isSystemError('ESRCH', 'kill'));
+    });
+
+    it('spawns 1,000 short-lived children (16 in flight, some failing) without leaking an fd', async (t) => {
+      // Earlier tests' sockets close on later turns of the loop: let them settle first.
+      await delay(100);
+      const baseline = openFdCount();
+      const total = 1000;
+      let started = 0;
+      let failed = 0;
+      const inFlight = new Set<Promise<ChildExit>>();
+      while (started < total) {
+        while (inFlight.size < 16 && started < total) {
+          started++;
+          if (started % 50 === 0) {
+            assert.throws(() => native.spawn(basicPlan(['/nonexistent/x'])), isSpawnError('EXEC', 'ENOENT'));
+            failed++;
+            continue;
+          }
+          const { pid } = native.spawn(basicPlan(['/bin/true']));
+          killLater(t, pid);
+          const done = waitExit(pid).then((e) => {
+            inFlight.delete(done);
+            return e;
+          });
+          inFlight.add(done);
+        }
+        const exit = await Promise.race(inFlight);
+        assert.equal(exit.status, 0);
+      }
+      await Promise.all(inFlight);
+      assert.equal(failed, 20);
+      await delay(20);
+      assert.equal(openFdCount(), baseline, 'fds before and after');
+    });
+
+    it('childExitEvents: a cold Observable over the one watcher', async (t) => {
+      // The file-wide watcher is running, so a second one is refused: the Observable errors.
+      const error = await firstValueFrom(childExitEvents(native)).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      assert.equal((error as { code?: string }).code, 'ERR_WATCHER_ACTIVE');
+      // With the fake: batches in, teardown closes the watcher.
+      const fake = new FakeNativeSpawn();
+      const seen: ChildExit[][] = [];
+      const subscription = childExitEvents(fake).subscribe((batch) => seen.push(batch));
+      t.after(() => subscription.unsubscribe());
+      const { pid } = fake.spawn(basicPlan(['/bin/true']));
+      fake.exit(pid, 'exited', 0);
+      fake.orphanExit(77, 'killed', 9);
+      await delay(5);
+      assert.deepEqual(seen, [
+        [
+          { pid, code: 'exited', status: 0, ownChild: true },
+          { pid: 77, code: 'killed', status: 9, ownChild: false },
+        ],
+      ]);
+      subscription.unsubscribe();
+      assert.equal(fake.watching?.closed, true);
+    });
+  });
+});
