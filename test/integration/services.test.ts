@@ -1,0 +1,231 @@
+// Services on the real kernel through a private daemon: Type=notify with Debian's systemd-notify,
+// a double-forking daemon tracked and killed with its children, restart policies with real exits,
+// a sandboxed service, a service running as nobody, broken unit files that disturb nothing else.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { ControlClient } from '../../src/control/client';
+import { TRIGGERCTL, run, skipUnlessRoot, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
+
+const skip =
+  skipUnlessRoot() ??
+  (fs.existsSync('/usr/bin/systemd-notify') ? undefined : 'needs /usr/bin/systemd-notify (package systemd)');
+
+interface Status {
+  name: string;
+  active: string;
+  sub: string;
+  properties: Record<string, unknown>;
+  diagnostics: { severity: string; message: string }[];
+  logs: { msg: string; pid?: number }[];
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('services on the real kernel', { skip }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-units-'));
+  // Not below /tmp: PrivateTmp= hides /tmp from the sandboxed service, as in systemd.
+  const scratch = fs.mkdtempSync('/run/triggerd-scratch-');
+  let d: RunningDaemon;
+  let client: ControlClient;
+  const ctl = (...args: string[]) =>
+    run(process.execPath, [TRIGGERCTL, '--socket', d.socket, ...args], { allowFail: true });
+  const status = (name: string) => client.request('unit-status', { name, lines: 50 }) as Promise<Status>;
+  const unit = (name: string, text: string): void => fs.writeFileSync(path.join(dir, name), text);
+
+  before(async () => {
+    fs.chmodSync(scratch, 0o777);
+    unit(
+      'notify.service',
+      `[Service]\nType=notify\nExecStart=/bin/sh -c 'sleep 0.2; systemd-notify --ready --status="all set"; exec sleep 300'\nTimeoutStartSec=10s\n`,
+    );
+    unit(
+      'forker.service',
+      `[Service]\nType=forking\nPIDFile=${scratch}/forker.pid\n` +
+        `ExecStart=/bin/sh -c '(sleep 301 & sleep 302 & echo $$! > /dev/null; exec sleep 303) & echo $$! > ${scratch}/forker.pid'\n`,
+    );
+    unit(
+      'flaky.service',
+      `[Unit]\nStartLimitIntervalSec=60s\nStartLimitBurst=3\n[Service]\nExecStart=/bin/sh -c 'echo failing; exit 3'\nRestart=on-failure\nRestartSec=100ms\n`,
+    );
+    unit(
+      'clean-exit.service',
+      `[Service]\nExecStart=/bin/sh -c 'exit 0'\nRestart=on-failure\nRestartSec=100ms\n`,
+    );
+    unit(
+      'sandboxed.service',
+      `[Service]\nType=oneshot\nRemainAfterExit=yes\nProtectSystem=strict\nReadWritePaths=${scratch}\nPrivateTmp=yes\n` +
+        `ExecStart=/bin/sh -c 'touch /etc/triggerd-sandbox-test 2>/dev/null && echo etc-writable || echo etc-readonly; touch /usr/triggerd-sandbox-test 2>/dev/null && echo usr-writable || echo usr-readonly; touch ${scratch}/allowed && echo scratch-writable; ls /tmp | wc -l'\n`,
+    );
+    unit(
+      'as-nobody.service',
+      `[Service]\nType=oneshot\nRemainAfterExit=yes\nUser=nobody\nExecStart=/bin/sh -c 'echo uid=$$(id -u) gid=$$(id -g)'\n`,
+    );
+    unit('broken-syntax.service', `[Service\nExecStart=/bin/true\n`);
+    unit(
+      'bad-values.service',
+      `[Service]\nType=simple\nExecStart=/bin/sleep 300\nRestartSec=soon\nTimeoutStopSec=-5\nFrobnicate=yes\n`,
+    );
+    unit('missing-exe.service', `[Service]\nExecStart=/nonexistent/triggerd-daemon\n`);
+    unit('unknown-user.service', `[Service]\nUser=no-such-user-triggerd\nExecStart=/bin/true\n`);
+    unit(
+      'chdir-fail.service',
+      `[Service]\nWorkingDirectory=/nonexistent-dir-triggerd\nExecStart=/bin/true\n`,
+    );
+    unit(
+      'needs-missing.service',
+      `[Unit]\nRequires=does-not-exist.service\nAfter=does-not-exist.service\n[Service]\nExecStart=/bin/sleep 300\n`,
+    );
+    d = await startDaemon(['--unit-path', dir, '--shutdown-timeout', '5']);
+    client = await d.client();
+  });
+  after(async () => {
+    client?.close();
+    const code = await d?.stop();
+    assert.equal(code, 0);
+    for (const f of ['/etc/triggerd-sandbox-test', '/usr/triggerd-sandbox-test'])
+      fs.rmSync(f, { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(scratch, { recursive: true, force: true });
+  });
+
+  test('Type=notify with systemd-notify --ready: active only after READY=1, with its status text', async () => {
+    const r = await ctl('start', 'notify.service');
+    assert.equal(r.code, 0, r.stderr);
+    const s = await status('notify.service');
+    assert.equal(s.sub, 'running');
+    assert.equal(s.properties.StatusText, 'all set');
+    const shown = await ctl('show', 'notify.service', '--property', 'MainPID', '--value');
+    assert.match(shown.stdout, /^\d+\n$/);
+    assert.equal((await ctl('is-active', 'notify.service')).code, 0);
+    assert.equal((await ctl('stop', 'notify.service')).code, 0);
+    assert.equal((await ctl('is-active', 'notify.service')).code, 3);
+  });
+
+  test('a double-forking daemon: main pid from PIDFile, every process killed on stop', async () => {
+    assert.equal((await ctl('start', 'forker.service')).code, 0);
+    const s = await status('forker.service');
+    assert.equal(s.sub, 'running');
+    const procs = (s.properties.Processes as { pid: number; cmd: string }[]).map((p) => p.pid);
+    assert.ok(procs.length >= 3, `tracked ${JSON.stringify(s.properties.Processes)}`);
+    assert.ok(procs.includes(s.properties.MainPID as number));
+    assert.equal((await ctl('stop', 'forker.service')).code, 0);
+    await waitFor('all forker processes gone', () => (procs.every((p) => !alive(p)) ? true : undefined));
+  });
+
+  test('Restart=on-failure restarts real exits until the start limit, then fails', async () => {
+    await ctl('start', 'flaky.service');
+    const s = await waitFor('flaky.service failed', async () => {
+      const st = await status('flaky.service');
+      return st.active === 'failed' && st.properties.Result === 'start-limit-hit' ? st : undefined;
+    });
+    assert.ok((s.properties.NRestarts as number) >= 2, `NRestarts ${s.properties.NRestarts}`);
+    assert.ok(s.logs.some((l) => l.msg === 'failing'));
+    assert.equal((await ctl('is-failed', 'flaky.service')).code, 0);
+    // A clean exit is not a failure: no restart.
+    assert.equal((await ctl('start', 'clean-exit.service')).code, 0);
+    const clean = await waitFor('clean-exit dead', async () => {
+      const st = await status('clean-exit.service');
+      return st.sub === 'dead' ? st : undefined;
+    });
+    assert.equal(clean.properties.NRestarts, 0);
+  });
+
+  test('ProtectSystem=strict with ReadWritePaths: only the allowed directory is writable; PrivateTmp is empty', async () => {
+    assert.equal((await ctl('start', 'sandboxed.service')).code, 0);
+    const s = await waitFor('sandbox output', async () => {
+      const st = await status('sandboxed.service');
+      return st.logs.some((l) => l.msg === 'scratch-writable') ? st : undefined;
+    });
+    const lines = s.logs.map((l) => l.msg);
+    assert.ok(lines.includes('etc-readonly'), lines.join(' | '));
+    assert.ok(lines.includes('usr-readonly'), lines.join(' | '));
+    assert.ok(fs.existsSync(path.join(scratch, 'allowed')));
+    assert.ok(!fs.existsSync('/etc/triggerd-sandbox-test'));
+    assert.ok(lines.includes('0'), 'private /tmp starts empty');
+  });
+
+  test('User=nobody runs as nobody', async () => {
+    assert.equal((await ctl('start', 'as-nobody.service')).code, 0);
+    const s = await waitFor('nobody output', async () => {
+      const st = await status('as-nobody.service');
+      return st.logs.some((l) => l.msg.startsWith('uid=')) ? st : undefined;
+    });
+    assert.ok(
+      s.logs.some((l) => l.msg.startsWith('uid=65534 ')),
+      JSON.stringify(s.logs),
+    );
+  });
+
+  test('broken unit files: each says why with file:line, and nothing else is disturbed', async () => {
+    const broken = await status('broken-syntax.service').catch((e: Error) => e);
+    // A file systemd would refuse loads as bad-setting/error, with its reason.
+    if (!(broken instanceof Error)) {
+      assert.notEqual(broken.active, 'active');
+      assert.ok(
+        broken.diagnostics.some((x) => /broken-syntax\.service:\d+/.test(x.message)),
+        JSON.stringify(broken.diagnostics),
+      );
+    }
+    const bad = await status('bad-values.service');
+    assert.ok(
+      bad.diagnostics.some((x) => /bad-values\.service:4/.test(x.message)),
+      JSON.stringify(bad.diagnostics),
+    );
+    assert.equal(
+      (await ctl('start', 'bad-values.service')).code,
+      0,
+      'bad values keep defaults; the unit still runs',
+    );
+    await ctl('stop', 'bad-values.service');
+
+    const missing = await ctl('start', 'missing-exe.service');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /Job for missing-exe\.service failed/);
+    const ms = await status('missing-exe.service');
+    assert.equal(ms.active, 'failed');
+    assert.ok(
+      ms.logs.some((l) => /failed at step EXEC: .*No such file or directory/.test(l.msg)),
+      JSON.stringify(ms.logs),
+    );
+
+    assert.equal((await ctl('start', 'unknown-user.service')).code, 1);
+    const uu = await status('unknown-user.service');
+    assert.ok(
+      uu.logs.some((l) => /no-such-user-triggerd/.test(l.msg)),
+      JSON.stringify(uu.logs),
+    );
+
+    assert.equal((await ctl('start', 'chdir-fail.service')).code, 1);
+    const cd = await status('chdir-fail.service');
+    assert.ok(
+      cd.logs.some((l) => /failed at step CHDIR: No such file or directory/.test(l.msg)),
+      JSON.stringify(cd.logs),
+    );
+
+    const dep = await ctl('start', 'needs-missing.service');
+    assert.equal(dep.code, 1);
+    assert.match(dep.stderr, /does-not-exist\.service/);
+
+    // Everything else still answers and runs.
+    assert.equal((await ctl('start', 'notify.service')).code, 0);
+    assert.equal((await status('notify.service')).sub, 'running');
+    await ctl('stop', 'notify.service');
+  });
+
+  test('status exit codes and unknown units', async () => {
+    assert.equal((await ctl('status', 'no-such.service')).code, 4);
+    assert.equal((await ctl('status', 'clean-exit.service')).code, 3);
+    const cat = await ctl('cat', 'notify.service');
+    assert.match(cat.stdout, /^# .*notify\.service\n\[Service\]/);
+  });
+});
