@@ -7,6 +7,7 @@ import { loadNative } from '../native/addon';
 import { loadNativeSpawn } from '../native/spawn-addon';
 import { loadNotifyNative } from '../native/notify-addon';
 import { UnitLogRings } from '../core/unit-log';
+import { defaultRuntimeDir, isRoot } from '../util/paths';
 import { Daemon, type DaemonMode } from '../core/daemon';
 import { DEFAULT_CONTROL_SOCKET } from '../control/client';
 import type { LevelWithSilent } from 'pino';
@@ -16,7 +17,7 @@ const USAGE = `usage: triggerd [options]
   --unit-path DIRS        unit directories, ':'-separated
                           (default /etc/triggerd/units:/run/triggerd/units:/usr/lib/triggerd/units)
   --rules-path DIRS       rules directories, ':'-separated (default /etc/triggerd/rules.d)
-  --runtime-dir DIR       runtime state (default /run/triggerd)
+  --runtime-dir DIR       runtime state (default /run/triggerd; for other users $XDG_RUNTIME_DIR/triggerd)
   --control-socket PATH   control socket (default $TRIGGERD_SOCKET or ${DEFAULT_CONTROL_SOCKET})
   --control-group GROUP   group (name or gid) allowed to make changes besides root
   --mode MODE             standalone | companion | auto (default auto: companion when udevd runs)
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
           default: '/etc/triggerd/units:/run/triggerd/units:/usr/lib/triggerd/units',
         },
         'rules-path': { type: 'string', default: '/etc/triggerd/rules.d' },
-        'runtime-dir': { type: 'string', default: '/run/triggerd' },
+        'runtime-dir': { type: 'string', default: defaultRuntimeDir() },
         'control-socket': { type: 'string' },
         'control-group': { type: 'string' },
         mode: { type: 'string', default: 'auto' },
@@ -118,6 +119,14 @@ async function main(): Promise<void> {
     shutdownTimeoutMs: shutdownSeconds * 1000,
     controlGid: values['control-group'] === undefined ? undefined : groupId(values['control-group']),
   });
+  if (!isRoot()) {
+    logger.warn(
+      { uid: process.getuid?.() },
+      'running as an ordinary user: cgroup v2 groups, User=/Group=, sandboxing (ProtectSystem=, PrivateTmp=, ...) ' +
+        'and a forced uevent receive buffer need root and are skipped or fail per unit with the reason; ' +
+        'services run as this user',
+    );
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

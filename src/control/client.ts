@@ -1,12 +1,14 @@
 // A control-socket client: one connection, requests answered in order, streaming items delivered
 // to a callback. Used by triggerctl and by the tests.
 import * as net from 'node:net';
+import { defaultControlSocket } from '../util/paths';
 import { LineDecoder, type ControlError, type ControlResponse, type MethodName } from './protocol';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/triggerd/control.sock';
 
+/** $TRIGGERD_SOCKET, else the daemon's default for this user (root: /run/triggerd/control.sock). */
 export function defaultSocketPath(): string {
-  return process.env.TRIGGERD_SOCKET ?? DEFAULT_CONTROL_SOCKET;
+  return process.env.TRIGGERD_SOCKET ?? defaultControlSocket();
 }
 
 /** The daemon answered with an error. */

@@ -66,7 +66,8 @@ export class UnitEngine {
       clock: options.clock,
       onEvent: (e) => {
         if (e.kind === 'finished' && e.result !== 'done') {
-          this.logger.warn(
+          // A job replaced by another (a stop replacing a start) is routine, not a warning.
+          this.logger[e.result === 'canceled' ? 'info' : 'warn'](
             { unit: e.job.unit, job: e.job.id, result: e.result },
             `job ${e.job.type} ${e.job.unit} finished: ${e.result}${e.reason ? ` (${e.reason})` : ''}`,
           );
