@@ -11,7 +11,7 @@ import { outputLines } from '../exec/output-lines';
 import type { CgroupTree } from '../exec/cgroups';
 import { conditionHolds } from '../units/conditions';
 import type { ExecCommand, StandardOutput } from '../units/config-types';
-import type { ServiceHost, ServiceUnit, SpawnResult } from '../units/service';
+import type { ServiceHost, ServiceUnit, SpawnResult, StoredFd } from '../units/service';
 
 export interface ProcessSupervisorOptions {
   native: NativeSpawn;
@@ -93,7 +93,14 @@ export class ProcessSupervisor {
   hostFor(name: string, callbacks: ServiceCallbacks): ServiceHost {
     const log = this.options.logger.child({ unit: name });
     return {
-      spawn: (cmd, role, extraEnv) => this.spawn(name, cmd, role, extraEnv, log),
+      spawn: (cmd, role, extraEnv, passFds) => this.spawn(name, cmd, role, extraEnv, log, passFds ?? []),
+      closeFd: (fd) => {
+        try {
+          this.options.native.closeFd(fd);
+        } catch {
+          // already closed
+        }
+      },
       signal: (pid, signal) => this.signal(pid, signal),
       signalGroup: (signal, except) => {
         let n = 0;
@@ -136,6 +143,7 @@ export class ProcessSupervisor {
     role: 'main' | 'control',
     extraEnv: Record<string, string>,
     log: Logger,
+    passFds: readonly StoredFd[],
   ): SpawnResult {
     const service = this.services.get(unit);
     const ctx = service?.config.exec;
@@ -146,6 +154,11 @@ export class ProcessSupervisor {
     const extra: Record<string, string> = { ...extraEnv };
     if (this.options.notifySocket !== undefined && service.notifyAccess() !== 'none') {
       extra.NOTIFY_SOCKET = this.options.notifySocket;
+    }
+    if (passFds.length > 0) {
+      // The fd store comes back as LISTEN_FDS (sd_listen_fds(3)), after any socket fds.
+      extra.LISTEN_FDS = String(passFds.length);
+      extra.LISTEN_FDNAMES = passFds.map((f) => f.name).join(':');
     }
     const opened: number[] = [];
     const readers: { fd: number; stream: 'stdout' | 'stderr' }[] = [];
@@ -164,7 +177,14 @@ export class ProcessSupervisor {
         ctx,
         cmd,
         { base: this.options.baseEnv, extra },
-        { unitName: unit, runtimeDir: this.options.runtimeDir, cgroup, stdio: { stdin: -1, stdout, stderr } },
+        {
+          unitName: unit,
+          runtimeDir: this.options.runtimeDir,
+          cgroup,
+          stdio: { stdin: -1, stdout, stderr },
+          extraFds: passFds.map((f) => f.fd),
+          setListenPid: passFds.length > 0,
+        },
       );
       for (const d of built.diagnostics) log.warn({ code: d.code }, d.message);
       const child = native.spawn(built.plan);

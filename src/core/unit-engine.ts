@@ -59,7 +59,7 @@ export class UnitEngine {
       units: (name) => this.view(name),
       runner: {
         start: (unit, job) => this.run(unit, job.id, (u) => u.start()),
-        stop: (unit, job) => this.run(unit, job.id, (u) => u.stop()),
+        stop: (unit, job) => this.run(unit, job.id, (u) => u.stop({ restart: job.type === 'restart' })),
         reload: (unit, job) => this.run(unit, job.id, (u) => u.reload()),
       },
       scheduler: options.scheduler,

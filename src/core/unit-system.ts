@@ -135,6 +135,9 @@ export class UnitSystem {
           watchdogUsec: f.watchdogUsec,
           extendTimeoutUsec: f.extendTimeoutUsec,
           monotonicUsec: f.monotonicUsec,
+          storeFds: f.fdStore && service.config.fileDescriptorStoreMax > 0 ? event.fds.take() : undefined,
+          fdStoreRemove: f.fdStoreRemove || undefined,
+          fdName: f.fdName,
         });
       },
       closeFd: (fd) => notify.closeFd(fd),

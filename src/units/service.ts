@@ -78,11 +78,29 @@ export interface ServiceNotify {
   watchdogUsec?: number;
   extendTimeoutUsec?: number;
   monotonicUsec?: number;
+  /** FDSTORE=1: the fds sent along, already taken from the datagram (this unit owns them now). */
+  storeFds?: number[];
+  /** FDSTOREREMOVE=1 */
+  fdStoreRemove?: boolean;
+  fdName?: string;
+}
+
+/** One fd kept for the service across restarts (sd_notify FDSTORE=1). */
+export interface StoredFd {
+  fd: number;
+  name: string;
 }
 
 /** Everything a service needs from the world. */
 export interface ServiceHost {
-  spawn(command: ExecCommand, role: 'main' | 'control', extraEnv: Record<string, string>): SpawnResult;
+  /** `passFds` become fds 3, 4, ... of the child with LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID. */
+  spawn(
+    command: ExecCommand,
+    role: 'main' | 'control',
+    extraEnv: Record<string, string>,
+    passFds?: readonly StoredFd[],
+  ): SpawnResult;
+  closeFd(fd: number): void;
   /** Send a signal to one process (by pidfd where the host has one). */
   signal(pid: number, signal: number): void;
   /** Signal every process of the unit except `except`; returns how many were signalled. */
@@ -161,6 +179,10 @@ export class ServiceUnit implements UnitInstance {
   private stopRequested = false;
   private ready = false;
   private reloadStartedUsec = 0;
+  /** The fd store (FileDescriptorStoreMax=): kept across restarts, flushed on a real stop. */
+  readonly fdStore: StoredFd[] = [];
+  /** The current stop is half of a restart (job or Restart=): keep the fd store. */
+  private restarting = false;
 
   constructor(
     readonly name: string,
@@ -266,8 +288,9 @@ export class ServiceUnit implements UnitInstance {
     return this.synchronously(() => this.runPhase('condition', this.config.execCondition));
   }
 
-  stop(): JobOutcome {
+  stop(options: { restart?: boolean } = {}): JobOutcome {
     this.stopRequested = true;
+    this.restarting = options.restart === true;
     switch (this.state) {
       case 'dead':
       case 'failed':
@@ -327,6 +350,8 @@ export class ServiceUnit implements UnitInstance {
   }
 
   onNotify(n: ServiceNotify): void {
+    if (n.storeFds !== undefined && n.storeFds.length > 0) this.storeFds(n.storeFds, n.fdName ?? 'stored');
+    if (n.fdStoreRemove === true && n.fdName !== undefined) this.removeStoredFds(n.fdName);
     if (n.status !== undefined) this.statusText = n.status;
     if (n.mainPid !== undefined && n.mainPid > 0 && n.mainPid !== this.mainPid) {
       this.host.log.info({ pid: n.mainPid }, 'main pid changed by MAINPID=');
@@ -425,7 +450,12 @@ export class ServiceUnit implements UnitInstance {
     }
     const cmd = c.execStart[0] as ExecCommand;
     this.currentCommand = cmd;
-    const spawned = this.host.spawn(cmd, c.type === 'forking' ? 'control' : 'main', this.execEnv());
+    const spawned = this.host.spawn(
+      cmd,
+      c.type === 'forking' ? 'control' : 'main',
+      this.execEnv(),
+      this.fdStore,
+    );
     if (!spawned.ok) {
       this.logSpawnFailure(cmd, spawned.failure);
       this.result = 'exit-code';
@@ -719,6 +749,9 @@ export class ServiceUnit implements UnitInstance {
       });
       return;
     }
+    const keep = this.restarting || this.config.fileDescriptorStorePreserve === 'yes';
+    this.restarting = false;
+    if (!keep) this.flushFdStore();
     this.setState(failed ? 'failed' : 'dead');
     if (this.pendingJob === 'start') this.finishJob(failed ? 'failed' : 'done');
     else this.finishJob('done');
@@ -863,6 +896,35 @@ export class ServiceUnit implements UnitInstance {
     return true;
   }
 
+  private storeFds(fds: number[], name: string): void {
+    const max = this.config.fileDescriptorStoreMax;
+    for (const fd of fds) {
+      if (this.fdStore.length >= max) {
+        this.host.log.warn(
+          { fd, max },
+          `fd store full (FileDescriptorStoreMax=${max}); closing fd named ${name}`,
+        );
+        this.host.closeFd(fd);
+        continue;
+      }
+      this.fdStore.push({ fd, name });
+    }
+  }
+
+  private removeStoredFds(name: string): void {
+    for (let i = this.fdStore.length - 1; i >= 0; i--) {
+      const entry = this.fdStore[i] as StoredFd;
+      if (entry.name !== name) continue;
+      this.host.closeFd(entry.fd);
+      this.fdStore.splice(i, 1);
+    }
+  }
+
+  /** Close every stored fd (the service stopped for real, FileDescriptorStorePreserve=no). */
+  flushFdStore(): void {
+    for (const entry of this.fdStore.splice(0)) this.host.closeFd(entry.fd);
+  }
+
   /** Forget start-limit history (`triggerctl reset-failed`). */
   resetFailed(): void {
     this.startTimes = [];
@@ -978,6 +1040,7 @@ export class ServiceUnit implements UnitInstance {
       NotifyAccess: this.notifyAccess(),
       ExecMainStatus: this.mainExit?.status ?? 0,
       ExecMainCode: this.mainExit?.code ?? '',
+      FileDescriptorStore: this.fdStore.map((e) => e.name),
       ControlGroup: this.host.controlGroup() ?? '',
       Processes: this.host.groupPids().map((pid) => ({ pid, cmd: commandLineOf(pid) })),
       Ready: this.ready,

@@ -29,7 +29,8 @@ export interface UnitInstance {
   subState(): string;
   description(): string;
   start(): JobOutcome;
-  stop(): JobOutcome;
+  /** `restart`: this stop is the first half of a restart (state meant to survive it is kept). */
+  stop(options?: { restart?: boolean }): JobOutcome;
   reload(): JobOutcome;
   canReload(): boolean;
   /** Type-specific properties for `show`. */

@@ -85,6 +85,31 @@ describe('services on the real kernel', { skip }, () => {
       'needs-missing.service',
       `[Unit]\nRequires=does-not-exist.service\nAfter=does-not-exist.service\n[Service]\nExecStart=/bin/sleep 300\n`,
     );
+    fs.writeFileSync(
+      path.join(scratch, 'fdstore.py'),
+      [
+        'import os, socket, time',
+        "addr = os.environ['NOTIFY_SOCKET']",
+        "if os.environ.get('LISTEN_PID') == str(os.getpid()) and int(os.environ.get('LISTEN_FDS', '0')) >= 1:",
+        "    print('restored:', os.read(3, 100).decode(), os.environ.get('LISTEN_FDNAMES'))",
+        'else:',
+        '    r, w = os.pipe()',
+        "    os.write(w, b'hello from the first run')",
+        '    os.close(w)',
+        '    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+        // Python 3.11's send_fds ignores its address argument: connect first.
+        '    s.connect(addr)',
+        "    socket.send_fds(s, [b'FDSTORE=1\\nFDNAME=state'], [r])",
+        "    print('stored')",
+        "socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', addr)",
+        'while True: time.sleep(60)',
+        '',
+      ].join('\n'),
+    );
+    unit(
+      'fdstore.service',
+      `[Service]\nType=notify\nFileDescriptorStoreMax=4\nExecStart=/usr/bin/python3 -u ${scratch}/fdstore.py\n`,
+    );
     d = await startDaemon(['--unit-path', dir, '--shutdown-timeout', '5']);
     client = await d.client();
   });
@@ -220,6 +245,29 @@ describe('services on the real kernel', { skip }, () => {
     assert.equal((await ctl('start', 'notify.service')).code, 0);
     assert.equal((await status('notify.service')).sub, 'running');
     await ctl('stop', 'notify.service');
+  });
+
+  test('the fd store survives a restart: the fd comes back as LISTEN_FDS with its name', async () => {
+    assert.equal((await ctl('start', 'fdstore.service')).code, 0);
+    await waitFor('fd stored', async () =>
+      (await status('fdstore.service')).logs.some((l) => l.msg === 'stored') ? true : undefined,
+    );
+    assert.deepEqual((await status('fdstore.service')).properties.FileDescriptorStore, ['state']);
+    assert.equal((await ctl('restart', 'fdstore.service')).code, 0);
+    const s = await waitFor('fd restored', async () => {
+      const st = await status('fdstore.service');
+      return st.logs.some((l) => l.msg.startsWith('restored:')) ? st : undefined;
+    });
+    assert.ok(
+      s.logs.some((l) => l.msg === 'restored: hello from the first run state'),
+      JSON.stringify(s.logs),
+    );
+    assert.equal((await ctl('stop', 'fdstore.service')).code, 0);
+    assert.deepEqual(
+      (await status('fdstore.service')).properties.FileDescriptorStore,
+      [],
+      'a real stop flushes the store',
+    );
   });
 
   test('status exit codes and unknown units', async () => {

@@ -23,6 +23,8 @@ interface Rig {
   states: string[];
   restarts: number;
   group: Set<number>;
+  closed: number[];
+  passed: number[][];
   /** The most recently spawned pid exits. */
   exit(status?: number, pid?: number): void;
   kill(signal: number, pid?: number): void;
@@ -43,6 +45,8 @@ function rig(
     states: [],
     restarts: 0,
     group: new Set<number>(),
+    closed: [],
+    passed: [],
     exit: (status = 0, pid) => {
       const p = pid ?? (r.spawned.at(-1)?.pid as number);
       r.group.delete(p);
@@ -55,7 +59,8 @@ function rig(
     },
   };
   const host: ServiceHost = {
-    spawn(cmd: ExecCommand, role): SpawnResult {
+    spawn(cmd: ExecCommand, role, _env, passFds): SpawnResult {
+      r.passed.push((passFds ?? []).map((f) => f.fd));
       if (options.failSpawn !== undefined && cmd.path === options.failSpawn) {
         return { ok: false, failure: { step: 'EXEC', code: 'ENOENT', message: 'No such file or directory' } };
       }
@@ -78,6 +83,7 @@ function rig(
     },
     groupPids: () => [...r.group],
     controlGroup: () => undefined,
+    closeFd: (fd) => r.closed.push(fd),
     readPidFile: () => options.pidFile,
     conditionHolds: (c) => options.conditions?.(c) ?? true,
     setTimer: clock.setTimer,
@@ -399,4 +405,22 @@ test('ExecCondition exit 1..254 skips the start cleanly', () => {
   r.exit(1);
   assert.equal(r.unit.state, 'dead');
   assert.deepEqual(r.jobs, ['skipped']);
+});
+
+test('fd store: kept across a restart and handed back, flushed on a real stop, bounded by FileDescriptorStoreMax', () => {
+  const r = rig({ type: 'notify', fileDescriptorStoreMax: 2 });
+  r.unit.start();
+  r.unit.onNotify({ senderPid: 100, ready: true, storeFds: [40, 41, 42], fdName: 'state' });
+  assert.deepEqual(r.closed, [42], 'the third fd is over the limit');
+  r.unit.stop({ restart: true });
+  r.kill(15);
+  r.unit.start();
+  assert.deepEqual(r.passed.at(-1), [40, 41]);
+  r.unit.onNotify({ senderPid: 101, ready: true, fdStoreRemove: true, fdName: 'state' });
+  assert.deepEqual(r.closed, [42, 41, 40]);
+  r.unit.onNotify({ senderPid: 101, storeFds: [50], fdName: 'x' });
+  r.unit.stop();
+  r.kill(15);
+  assert.deepEqual(r.closed, [42, 41, 40, 50]);
+  assert.equal(r.unit.fdStore.length, 0);
 });
