@@ -80,7 +80,10 @@ async function compileC(dir: string): Promise<string> {
 }
 
 async function runC(binary: string, concurrency: number): Promise<Measurement> {
-  const result = await runCommand(binary, [String(SPAWNS), String(concurrency)], { timeoutMs: 120_000, env: {} });
+  const result = await runCommand(binary, [String(SPAWNS), String(concurrency)], {
+    timeoutMs: 120_000,
+    env: {},
+  });
   if (result.code !== 0) throw new Error(`C loop failed (${result.code}): ${result.stderr.slice(0, 2000)}`);
   const parsed = JSON.parse(result.stdout) as { ms: number; failures: number };
   return { ms: parsed.ms, failures: parsed.failures };

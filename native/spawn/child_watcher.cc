@@ -200,13 +200,10 @@ void ChildWatcher::OnHandleClosed(uv_handle_t* handle) {
 void ChildWatcher::HandleClosed() {
   if (--open_handles_ > 0 || !closing_) return;
   // Every handle is closed: now a teardown that waits for us may go on (and unload us).
+  // Even in a teardown the environment is alive until the hook is removed, and it does not free
+  // references we made: release them (the destructor does) before we let it go on.
+  ReleaseJs();
   if (cleanup_hook_ != nullptr) napi_remove_async_cleanup_hook(cleanup_hook_);
-  if (tearing_down_) {
-    // The environment is going away and releases its references itself.
-    on_exits_.SuppressDestruct();
-    receiver_.SuppressDestruct();
-    async_context_.release();
-  }
   delete this;
 }
 

@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { firstValueFrom, toArray } from 'rxjs';
 import type { ExecCommand, ExecContext } from '../../src/units/config-types';
 import type { ExecPlan } from '../../src/exec/exec-plan';
@@ -230,6 +231,54 @@ for (const implementation of implementations) {
     });
   });
 }
+
+// --- lifetime: a worker's environment going away ----------------------------------------------
+
+describe('spawn: worker lifetime', () => {
+  it('a terminated worker closes its watcher; its child is left to the process', async (t) => {
+    const addonModule = path.resolve(__dirname, '..', '..', 'src', 'native', 'spawn-addon.js');
+    const source = `
+      const { parentPort } = require('node:worker_threads');
+      const native = require(${JSON.stringify(addonModule)}).loadNativeSpawn();
+      native.watchChildren(() => {});
+      const fds = [0, 1, 2].map((childFd) => ({ childFd, parentFd: -1 }));
+      const child = native.spawn({ path: '/bin/sleep', argv: ['sleep', '30'], env: [], rlimits: [], fds,
+        newSession: true, noNewPrivileges: false, privateNetwork: false, mounts: [] });
+      parentPort.postMessage(child.pid);
+      setInterval(() => {}, 1000);
+    `;
+    const worker = new Worker(source, { eval: true });
+    const pid = await new Promise<number>((resolve, reject) => {
+      worker.once('message', (m: number) => resolve(m));
+      worker.once('error', reject);
+    });
+    const native = loadNativeSpawn();
+    t.after(() => {
+      try {
+        native.kill(pid, SIGKILL);
+      } catch {
+        // reaped below
+      }
+    });
+    assert.equal(await worker.terminate(), 1);
+    // The worker's watcher is gone (the process-wide slot is free again) and its thread's child
+    // now belongs to another thread of the process: this environment reaps it, not as its own.
+    const exits: ChildExit[] = [];
+    let resolveExit: () => void = () => undefined;
+    const exited = new Promise<void>((resolve) => (resolveExit = resolve));
+    const watcher = native.watchChildren((batch) => {
+      exits.push(...batch);
+      if (batch.some((e) => e.pid === pid)) resolveExit();
+    });
+    t.after(() => watcher.close());
+    native.kill(pid, SIGKILL);
+    await exited;
+    assert.deepEqual(
+      exits.find((e) => e.pid === pid),
+      { pid, code: 'killed', status: SIGKILL, ownChild: false },
+    );
+  });
+});
 
 // --- the real kernel -------------------------------------------------------------------------
 
