@@ -10,7 +10,7 @@ import { JobQueue, type EnqueueResult, type JobClock, type RunOutcome, type Sche
 import type { JobRequest, UnitView } from './transaction';
 import type { JobResult, JobType } from './job-types';
 import type { Manager } from './manager';
-import type { DeviceUnit } from '../units/device';
+import { deviceWants, type DeviceUnit } from '../units/device';
 
 /** Where unit files come from (the loader), seen from the engine. */
 export interface UnitSource {
@@ -150,6 +150,9 @@ export class UnitEngine {
     const prev = this.lastActive.get(unit.name) ?? 'inactive';
     const now = unit.activeState();
     this.lastActive.set(unit.name, now);
+    // A device that shows up asking for units (SYSTEMD_WANTS): its edges must be in the graph
+    // before the queue reacts to it becoming active.
+    if (now === 'active' && prev !== 'active' && deviceWants(unit).length > 0) this.rebuildGraph();
     this.options.manager.reportStateChange(unit, from, to);
     if (prev !== now) this.queue.unitChanged(unit.name, prev, now);
   }
@@ -161,17 +164,15 @@ export class UnitEngine {
     this.queue.complete(unit, JOB_END_RESULT[end], id);
   }
 
-  /** A device unit got plugged: re-read SYSTEMD_WANTS edges. */
+  /** A device unit a start job waited for got plugged. */
   devicePlugged(unit: DeviceUnit): void {
-    if (unit.wants().length > 0) this.rebuildGraph();
     this.jobFinished(unit.name, 'done');
   }
 
   private deviceEdges(): DependencyEdge[] {
     const edges: DependencyEdge[] = [];
     for (const u of this.options.manager.allUnits()) {
-      if (u.suffix !== '.device') continue;
-      for (const w of (u as DeviceUnit).wants()) edges.push({ from: u.name, kind: 'Wants', to: w });
+      for (const w of deviceWants(u)) edges.push({ from: u.name, kind: 'Wants', to: w });
     }
     return edges;
   }

@@ -164,3 +164,8 @@ export function findingFor(record: DeviceRecord): DeviceFinding {
   if (model !== undefined) finding.model = model;
   return finding;
 }
+
+/** SYSTEMD_WANTS of a device unit; [] for any other unit. */
+export function deviceWants(unit: UnitInstance): string[] {
+  return unit instanceof DeviceUnit ? unit.wants() : [];
+}

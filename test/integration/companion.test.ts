@@ -19,7 +19,13 @@ async function unit(client: ControlClient, name: string): Promise<UnitSummary | 
   return ((await client.request('list-units')) as UnitSummary[]).find((u) => u.name === name);
 }
 
-function udevMessage(action: string, devpath: string, links: string[], seqnum: number): Buffer {
+function udevMessage(
+  action: string,
+  devpath: string,
+  links: string[],
+  seqnum: number,
+  extra: [string, string][] = [],
+): Buffer {
   const name = path.basename(devpath);
   return encodeLibudevMessage({
     subsystem: 'block',
@@ -38,6 +44,7 @@ function udevMessage(action: string, devpath: string, links: string[], seqnum: n
       ['TAGS', ':systemd:'],
       ['DEVLINKS', links.join(' ')],
       ['CURRENT_TAGS', ':systemd:'],
+      ...extra,
     ],
   });
 }
@@ -46,19 +53,25 @@ describe('companion mode', { skip }, () => {
   let d: RunningDaemon;
   let client: ControlClient;
   const db = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-udevdb-'));
+  const units = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-units-'));
 
   before(async () => {
     fs.writeFileSync(
       path.join(db, 'b7:0'),
       'S:disk/by-label/tdcompanion0\nE:ID_FS_TYPE=ext4\nG:systemd\nQ:systemd\nV:1\n',
     );
-    d = await startDaemon(['--mode', 'companion', '--udev-db-dir', db]);
+    fs.writeFileSync(
+      path.join(units, 'tdwants.service'),
+      '[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n',
+    );
+    d = await startDaemon(['--mode', 'companion', '--udev-db-dir', db, '--unit-path', units]);
     client = await d.client();
   });
   after(async () => {
     client?.close();
     await d?.stop();
     fs.rmSync(db, { recursive: true, force: true });
+    fs.rmSync(units, { recursive: true, force: true });
   });
 
   test("coldplug takes tags and links from udevd's database; untagged devices get no unit", async () => {
@@ -110,5 +123,26 @@ describe('companion mode', { skip }, () => {
       reason: string;
     };
     assert.equal(why.reason, 'plugged');
+  });
+
+  test('a device with SYSTEMD_WANTS starts the unit it wants', async () => {
+    if (!fs.existsSync('/sys/devices/virtual/block/loop2')) return;
+    const status = (await client.request('status')) as { uevents: { port: number } };
+    const msg = udevMessage(
+      'change',
+      '/devices/virtual/block/loop2',
+      ['/dev/disk/by-label/tdcompanion2'],
+      readKernelSeqnum() + 1,
+      [['SYSTEMD_WANTS', 'tdwants.service']],
+    );
+    const script = `
+      const { loadNative } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist/src/native/addon'))});
+      const s = loadNative().openUeventSocket({ groups: 0, receiveBufferBytes: 65536 }, () => {}, () => {});
+      s.send(Buffer.from(process.argv[1], 'base64'), Number(process.argv[2]), 0);
+      s.close();`;
+    await run(process.execPath, ['-e', script, msg.toString('base64'), String(status.uevents.port)]);
+    await waitFor('tdwants.service started by the device', async () =>
+      (await unit(client, 'tdwants.service'))?.sub === 'exited' ? true : undefined,
+    );
   });
 });
