@@ -8,6 +8,7 @@ import type { NativeSpawn, SpawnError } from '../native/spawn-addon';
 import type { ChildExit } from '../native/spawn-addon';
 import { buildExecPlan, ExecPlanError } from '../exec/exec-context-plan';
 import { outputLines } from '../exec/output-lines';
+import { removeUnitRuntime } from '../exec/sandbox-mounts';
 import type { CgroupTree } from '../exec/cgroups';
 import { conditionHolds } from '../units/conditions';
 import type { ExecCommand, StandardOutput } from '../units/config-types';
@@ -279,6 +280,12 @@ export class ProcessSupervisor {
   }
 
   private releaseGroup(unit: string): void {
+    // The private /tmp and /dev of a stopped unit go with it (systemd's PrivateTmp= semantics).
+    try {
+      removeUnitRuntime(this.options.runtimeDir, unit);
+    } catch (err) {
+      this.options.logger.warn({ unit, err }, 'could not remove the unit runtime directory');
+    }
     const tree = this.options.cgroups;
     if (tree !== undefined) {
       try {

@@ -299,7 +299,7 @@ describe('spawn: real kernel', () => {
       }
     });
     // Sandboxed runs need their runtime dir outside /tmp (PrivateTmp= covers /tmp).
-    const base = existsSync('/run') ? '/run' : tmpdir();
+    const base = uid === 0 && existsSync('/run') ? '/run' : tmpdir();
     runtimeRoot = mkdtempSync(path.join(base, 'triggerd-spawn-test-'));
   });
 
