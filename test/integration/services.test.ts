@@ -110,6 +110,10 @@ describe('services on the real kernel', { skip }, () => {
       'fdstore.service',
       `[Service]\nType=notify\nFileDescriptorStoreMax=4\nExecStart=/usr/bin/python3 -u ${scratch}/fdstore.py\n`,
     );
+    unit(
+      'installable.service',
+      `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\nAlias=installable-alias.service\n`,
+    );
     d = await startDaemon(['--unit-path', dir, '--shutdown-timeout', '5']);
     client = await d.client();
   });
@@ -275,5 +279,35 @@ describe('services on the real kernel', { skip }, () => {
     assert.equal((await ctl('status', 'clean-exit.service')).code, 3);
     const cat = await ctl('cat', 'notify.service');
     assert.match(cat.stdout, /^# .*notify\.service\n\[Service\]/);
+  });
+
+  test('enable/disable make and remove the [Install] links; verify checks files without the daemon', async () => {
+    const en = await ctl('enable', 'installable.service', '--now');
+    assert.equal(en.code, 0, en.stderr);
+    assert.match(en.stderr, /Created symlink .*multi-user\.target\.wants\/installable\.service/);
+    assert.equal(
+      fs.readlinkSync(path.join(dir, 'multi-user.target.wants', 'installable.service')),
+      path.join(dir, 'installable.service'),
+    );
+    assert.equal((await status('installable.service')).sub, 'exited');
+    const files = JSON.parse((await ctl('--json', 'list-unit-files')).stdout) as {
+      name: string;
+      state: string;
+    }[];
+    assert.equal(files.find((f) => f.name === 'installable.service')?.state, 'enabled');
+    assert.equal(
+      (await status('installable-alias.service')).name,
+      'installable.service',
+      'the alias resolves to the unit',
+    );
+    const dis = await ctl('disable', 'installable.service');
+    assert.equal(dis.code, 0, dis.stderr);
+    assert.ok(!fs.existsSync(path.join(dir, 'multi-user.target.wants', 'installable.service')));
+
+    const good = await ctl('verify', path.join(dir, 'notify.service'));
+    assert.equal(good.code, 0, good.stderr);
+    const bad = await ctl('verify', path.join(dir, 'broken-syntax.service'));
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /broken-syntax\.service:1/);
   });
 });
