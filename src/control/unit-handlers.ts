@@ -7,6 +7,7 @@ import type { UnitEngine } from '../core/unit-engine';
 import type { UnitLogRings, UnitLogRecord } from '../core/unit-log';
 import type { JobType } from '../core/job-types';
 import type { JobModeSetting } from '../units/config-types';
+import { JOB_MODES } from '../units/unit-keys';
 import { summarizeUnit, type UnitInstance } from '../units/unit-type';
 import { ControlRequestError, STREAMING, type ControlHandlers } from './server';
 
@@ -38,16 +39,6 @@ type UnitHandlerNames =
   | 'enable'
   | 'disable'
   | 'daemon-reload';
-
-const JOB_MODES: readonly JobModeSetting[] = [
-  'fail',
-  'replace',
-  'replace-irreversibly',
-  'isolate',
-  'flush',
-  'ignore-dependencies',
-  'ignore-requirements',
-];
 
 export interface JobOutcomeJson {
   unit: string;

@@ -235,7 +235,7 @@ export class Daemon {
         ruleFiles: this.ruleFiles,
         uevents: pipeline.stats,
         control: this.control?.stats,
-        rssBytes: process.memoryUsage.rss(),
+        memory: process.memoryUsage(),
       }),
       devices: (params) => {
         const subsystem = params.subsystem as string | undefined;

@@ -439,7 +439,7 @@ function conditionRow(kind: 'condition' | 'assert', name: string): KeyRow {
   );
 }
 
-const JOB_MODES: readonly JobModeSetting[] = [
+export const JOB_MODES: readonly JobModeSetting[] = [
   'fail',
   'replace',
   'replace-irreversibly',

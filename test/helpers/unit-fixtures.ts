@@ -8,7 +8,12 @@ import type {
   ServiceSection,
   UnitSection,
 } from '../../src/units/config-types';
-import { DEPENDENCY_KINDS, type DependencyKind } from '../../src/units/config-types';
+import {
+  defaultExecContext,
+  defaultKillContext,
+  defaultServiceSection,
+  defaultUnitSection,
+} from '../../src/units/unit-keys';
 
 export function command(line: string, prefixes: Partial<ExecCommand> = {}): ExecCommand {
   const argv = line.split(' ');
@@ -25,110 +30,21 @@ export function command(line: string, prefixes: Partial<ExecCommand> = {}): Exec
   };
 }
 
+// systemd's defaults, as the unit-file loader applies them, with the fields a test cares about.
 export function execContext(over: Partial<ExecContext> = {}): ExecContext {
-  return {
-    supplementaryGroups: [],
-    workingDirectoryOptional: false,
-    umask: 0o022,
-    environment: [],
-    environmentFiles: [],
-    unsetEnvironment: [],
-    passEnvironment: [],
-    limits: [],
-    standardInput: { kind: 'null' },
-    standardOutput: { kind: 'journal' },
-    standardError: { kind: 'inherit-output' },
-    noNewPrivileges: false,
-    privateTmp: false,
-    privateNetwork: false,
-    privateDevices: false,
-    protectSystem: 'no',
-    protectHome: 'no',
-    readOnlyPaths: [],
-    readWritePaths: [],
-    inaccessiblePaths: [],
-    ambientCapabilities: 0n,
-    runtimeDirectory: [],
-    stateDirectory: [],
-    cacheDirectory: [],
-    logsDirectory: [],
-    configurationDirectory: [],
-    runtimeDirectoryMode: 0o755,
-    runtimeDirectoryPreserve: 'no',
-    ...over,
-  };
+  return { ...defaultExecContext(), ...over };
 }
 
 export function killContext(over: Partial<KillContext> = {}): KillContext {
-  return {
-    killMode: 'control-group',
-    killSignal: 15,
-    finalKillSignal: 9,
-    watchdogSignal: 6,
-    sendSIGKILL: true,
-    sendSIGHUP: false,
-    ...over,
-  };
+  return { ...defaultKillContext(), ...over };
 }
 
 export function serviceSection(over: Partial<ServiceSection> = {}): ServiceSection {
-  return {
-    type: 'simple',
-    remainAfterExit: false,
-    guessMainPID: true,
-    execCondition: [],
-    execStartPre: [],
-    execStart: [command('/bin/daemon')],
-    execStartPost: [],
-    execReload: [],
-    execStop: [],
-    execStopPost: [],
-    restart: 'no',
-    restartSecMs: 100,
-    restartSteps: 0,
-    restartMaxDelaySecMs: Infinity,
-    timeoutStartMs: 90_000,
-    timeoutStopMs: 90_000,
-    runtimeMaxMs: Infinity,
-    watchdogMs: 0,
-    successExitStatus: { codes: [], signals: [] },
-    restartPreventExitStatus: { codes: [], signals: [] },
-    restartForceExitStatus: { codes: [], signals: [] },
-    reloadSignal: 1,
-    fileDescriptorStoreMax: 0,
-    fileDescriptorStorePreserve: 'no',
-    sockets: [],
-    nonBlocking: false,
-    exec: execContext(),
-    kill: killContext(),
-    ...over,
-  };
+  return { ...defaultServiceSection(), execStart: [command('/bin/daemon')], ...over };
 }
 
 export function unitSection(over: Partial<UnitSection> = {}): UnitSection {
-  const dependencies = Object.fromEntries(DEPENDENCY_KINDS.map((k) => [k, [] as string[]])) as Record<
-    DependencyKind,
-    string[]
-  >;
-  return {
-    documentation: [],
-    dependencies,
-    requiresMountsFor: [],
-    defaultDependencies: true,
-    stopWhenUnneeded: false,
-    refuseManualStart: false,
-    refuseManualStop: false,
-    allowIsolate: false,
-    ignoreOnIsolate: false,
-    onFailureJobMode: 'replace',
-    jobTimeoutMs: Infinity,
-    jobRunningTimeoutMs: Infinity,
-    startLimitIntervalMs: 10_000,
-    startLimitBurst: 5,
-    collectMode: 'inactive',
-    conditions: [],
-    ...over,
-  };
+  return { ...defaultUnitSection('.service'), ...over };
 }
 
 export function serviceFile(
