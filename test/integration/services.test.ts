@@ -114,6 +114,14 @@ describe('services on the real kernel', { skip }, () => {
       'installable.service',
       `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\nAlias=installable-alias.service\n`,
     );
+    unit(
+      'watchdogged.service',
+      `[Service]\nType=notify\nWatchdogSec=1s\nExecStart=/bin/sh -c 'systemd-notify --ready; exec sleep 300'\n`,
+    );
+    unit(
+      'pinger.service',
+      `[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c 'systemd-notify --ready; while :; do systemd-notify "STATUS=tick $$(date +%%s%%N)"; sleep 0.2; done'\n`,
+    );
     d = await startDaemon(['--unit-path', dir, '--shutdown-timeout', '5']);
     client = await d.client();
   });
@@ -309,5 +317,56 @@ describe('services on the real kernel', { skip }, () => {
     const bad = await ctl('verify', path.join(dir, 'broken-syntax.service'));
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /broken-syntax\.service:1/);
+  });
+
+  test('WatchdogSec: a service that stops pinging is killed with SIGABRT and fails with Result=watchdog', async () => {
+    assert.equal((await ctl('start', 'watchdogged.service')).code, 0);
+    const s = await waitFor(
+      'watchdog failure',
+      async () => {
+        const st = await status('watchdogged.service');
+        return st.active === 'failed' ? st : undefined;
+      },
+      15_000,
+    );
+    assert.equal(s.properties.Result, 'watchdog');
+    assert.ok(
+      ['killed', 'dumped'].includes(s.properties.ExecMainCode as string),
+      String(s.properties.ExecMainCode),
+    );
+    assert.equal(s.properties.ExecMainStatus, 6);
+  });
+
+  test('the notify socket survives 100,000 junk datagrams while a watched service keeps answering', async () => {
+    assert.equal((await ctl('start', 'pinger.service')).code, 0);
+    const sock = path.join(d.dir, 'notify');
+    // Zero-length, oversized, binary junk, forged MAINPID, and fds that must be closed, in a bounded loop.
+    const script = [
+      'import os, socket, sys',
+      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+      's.connect(sys.argv[1])',
+      'junk = [b"", b"\\x00\\xff" * 100, b"A" * 65000, b"MAINPID=1", b"READY=1\\nMAINPID=999999", b"BARRIER=1", os.urandom(512)]',
+      'r, w = os.pipe()',
+      'for i in range(100000):',
+      '    m = junk[i % len(junk)]',
+      '    try:',
+      '        if i % 1000 == 0: socket.send_fds(s, [b"FDSTORE=1"], [r, w])',
+      '        else: s.send(m)',
+      '    except OSError: pass',
+      'print("sent")',
+    ].join('\n');
+    const fdsBefore = fs.readdirSync(`/proc/${d.pid}/fd`).length;
+    const sent = await run('/usr/bin/python3', ['-c', script, sock]);
+    assert.equal(sent.stdout.trim(), 'sent');
+    const before = (await status('pinger.service')).properties.StatusText;
+    const after = await waitFor('a fresh status from the service', async () => {
+      const st = await status('pinger.service');
+      return st.properties.StatusText !== before ? st : undefined;
+    });
+    assert.equal(after.sub, 'running');
+    assert.equal(d.proc.exitCode, null, 'the daemon is still running');
+    const fdsAfter = fs.readdirSync(`/proc/${d.pid}/fd`).length;
+    assert.ok(fdsAfter <= fdsBefore + 8, `fds ${fdsBefore} → ${fdsAfter}: passed fds are closed, not leaked`);
+    await ctl('stop', 'pinger.service');
   });
 });
