@@ -27,6 +27,7 @@ units:
 devices:
   monitor                             uevents as they are processed (like udevadm monitor --kernel --property)
   devices [--subsystem S]             every device the daemon knows
+  device-info DEVNODE|SYSPATH         one device's properties, tags and links (like udevadm info)
   why UNIT.device                     why a device unit is not plugged
   trigger [--subsystem-match S]... [--action A] [--dry-run] [--settle] [--verbose]
   settle [--timeout SECONDS]          wait until every queued uevent has been processed
@@ -214,6 +215,20 @@ async function main(argv: string[]): Promise<number> {
           (d) => [d.devpath, d.subsystem, d.devname ?? '-', d.driver ?? '-', d.tags.join(',') || '-'],
           'devices',
         );
+        return 0;
+      }
+      case 'device-info': {
+        const d = (await client.request('device-info', { name: needUnit('device-info') })) as DeviceJson;
+        if (json) out(JSON.stringify(d, null, 2) + '\n');
+        else {
+          // udevadm info's layout: P: path, N: node, S: links, G: tags, E: properties.
+          let text = `P: ${d.devpath}\n`;
+          if (d.devname !== null) text += `N: ${d.devname.replace(/^\/dev\//, '')}\n`;
+          for (const l of d.devlinks) text += `S: ${l.replace(/^\/dev\//, '')}\n`;
+          for (const t of d.tags) text += `G: ${t}\n`;
+          for (const [k, v] of Object.entries(d.properties)) text += `E: ${k}=${v}\n`;
+          out(text);
+        }
         return 0;
       }
       case 'list-units': {

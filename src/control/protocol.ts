@@ -37,6 +37,7 @@ export const METHODS = {
   ping: { mutating: false, params: {} },
   status: { mutating: false, params: {} },
   devices: { mutating: false, params: { subsystem: 'string?' } },
+  'device-info': { mutating: false, params: { name: 'string' } },
   'list-units': { mutating: false, params: { type: 'string?', state: 'string?' } },
   'list-unit-files': { mutating: false, params: {} },
   'list-jobs': { mutating: false, params: {} },

@@ -245,6 +245,20 @@ export class Daemon {
         out.sort((a, b) => (a.devpath < b.devpath ? -1 : 1));
         return out;
       },
+      'device-info': (params) => {
+        const name = params.name as string;
+        const devpath = name.startsWith('/sys/')
+          ? name.slice(4)
+          : name.startsWith('/devices/')
+            ? name
+            : undefined;
+        const record =
+          devpath !== undefined
+            ? pipeline.registry.get(devpath)
+            : pipeline.registry.findByNode(name.startsWith('/') ? name : `/dev/${name}`);
+        if (record === undefined) throw new ControlRequestError('ERR_NO_SUCH_DEVICE', `no device ${name}`);
+        return deviceJson(record);
+      },
       why: async (params) => {
         const name = params.name as string;
         const unit = manager.describeUnit(name);

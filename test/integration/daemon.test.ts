@@ -105,6 +105,16 @@ describe('triggerd on the real kernel', { skip }, () => {
     const table = await run(process.execPath, [TRIGGERCTL, '--socket', d.socket, 'devices']);
     assert.match(table.stdout, /^DEVPATH\s+SUBSYSTEM\s+DEVNAME/);
     assert.match(table.stdout, /\/devices\/virtual\/mem\/null\s+mem\s+\/dev\/null/);
+    const info = await run(process.execPath, [TRIGGERCTL, '--socket', d.socket, 'device-info', '/dev/null']);
+    assert.match(info.stdout, /^P: \/devices\/virtual\/mem\/null\nN: null\n/);
+    assert.match(info.stdout, /^E: SUBSYSTEM=mem$/m);
+    const none = await run(
+      process.execPath,
+      [TRIGGERCTL, '--socket', d.socket, 'device-info', '/dev/nonexistent'],
+      { allowFail: true },
+    );
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /ERR_NO_SUCH_DEVICE/);
   });
 
   test('attaching a loop device: its change event arrives and dev-loopN.device is plugged', async (t) => {
