@@ -1,0 +1,519 @@
+// Writing udev's runtime state under /run/udev as systemd-udevd 252 does, so libudev clients and
+// `udevadm info` see triggerd's devices: the database record data/<id>, the tag index
+// tags/<tag>/<id>, and the symlink claim ("stack") directories links/<escaped link>/<id> that
+// dev-links.ts arbitrates with. Never creates udevd's control socket.
+//
+// Formats checked against /work/shared/reference/udev (db-b7:0-attached.txt, links-loop0.txt,
+// run-udev-layout.txt) and sd-device's device_update_db().
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { RulesResult } from './rules/rules-result';
+import type { Uevent } from './types';
+import { parseUdevDbRecord, type UdevDbRecord } from './udev-db';
+
+export const DEFAULT_UDEV_RUN_DIR = '/run/udev';
+
+/**
+ * Properties the kernel or udevd itself owns (sd-device's device_property_can_set() refuses them):
+ * never stored as `E:` lines, and never taken from the rules' result over the kernel's value.
+ */
+export const UDEV_READONLY_PROPERTIES: ReadonlySet<string> = new Set([
+  'ACTION',
+  'SEQNUM',
+  'SYNTH_UUID',
+  'DEVPATH',
+  'DEVPATH_OLD',
+  'SUBSYSTEM',
+  'DEVTYPE',
+  'DRIVER',
+  'MODALIAS',
+  'DEVNAME',
+  'DEVMODE',
+  'DEVUID',
+  'DEVGID',
+  'MAJOR',
+  'MINOR',
+  'DISKSEQ',
+  'PARTN',
+  'IFINDEX',
+  'INTERFACE',
+  'INTERFACE_OLD',
+  'DEVLINKS',
+  'TAGS',
+  'CURRENT_TAGS',
+  'USEC_INITIALIZED',
+  'UDEV_DATABASE_VERSION',
+]);
+
+export function isReadonlyProperty(key: string): boolean {
+  return UDEV_READONLY_PROPERTIES.has(key) || key.startsWith('SYNTH_ARG_');
+}
+
+/** udev(7): properties whose name starts with '.' are neither stored nor exported. */
+export function isHiddenProperty(key: string): boolean {
+  return key.startsWith('.');
+}
+
+export interface SplitProperties {
+  /** The kernel's properties in the kernel's order, with values the rules changed. */
+  kernel: [string, string][];
+  /** What the rules added (not hidden, not read-only), in the rules' order. */
+  added: [string, string][];
+  /** What udevd keeps in the database (`E:`): changed kernel values and everything added. */
+  db: [string, string][];
+}
+
+/**
+ * Separates the kernel's properties from the ones the rules set. `result.properties` may hold the
+ * whole set (kernel keys included: then a missing writable kernel key was unset by the rules) or
+ * only what the rules added; either works.
+ */
+export function splitProperties(
+  event: Pick<Uevent, 'properties'>,
+  result: Pick<RulesResult, 'properties'>,
+): SplitProperties {
+  const full = result.properties.has('DEVPATH');
+  const kernel: [string, string][] = [];
+  const changed: [string, string][] = [];
+  for (const [key, value] of event.properties) {
+    if (isReadonlyProperty(key)) {
+      kernel.push([key, value]);
+      continue;
+    }
+    const ruled = result.properties.get(key);
+    if (ruled === undefined) {
+      if (!full) kernel.push([key, value]);
+      continue;
+    }
+    kernel.push([key, ruled]);
+    if (ruled !== value && !isHiddenProperty(key)) changed.push([key, ruled]);
+  }
+  const added: [string, string][] = [];
+  for (const [key, value] of result.properties) {
+    if (event.properties.has(key) || isHiddenProperty(key) || isReadonlyProperty(key)) continue;
+    added.push([key, value]);
+  }
+  return { kernel, added, db: [...changed, ...added] };
+}
+
+/** Everything one `data/<id>` record holds. */
+export interface UdevDbEntry {
+  /** `b7:0`, `c10:232`, `n3`, `+subsystem:sysname` (udevDeviceId). */
+  id: string;
+  /** Has a device number (major > 0): only then are S:/L:/W: written, as udevd does. */
+  hasDevnum: boolean;
+  /** Has an interface index (network devices keep a record even without info). */
+  hasIfindex: boolean;
+  /** Paths relative to /dev, in order. */
+  devlinks: readonly string[];
+  linkPriority: number;
+  /** inotify watch handle; udevd 252 keeps it in /run/udev/watch instead and writes no W:. */
+  watchHandle?: number;
+  /** CLOCK_MONOTONIC µs of the first event that initialized the device; 0/undefined: none. */
+  usecInitialized?: bigint;
+  /** `E:` lines, in order. */
+  properties: readonly (readonly [string, string])[];
+  /** All tags ever set (`G:`). */
+  tags: Iterable<string>;
+  /** Tags the last event set (`Q:`). */
+  currentTags: Iterable<string>;
+  /** OPTIONS+="db_persist": mode 01644 (kept across the initrd → root switch). */
+  dbPersist?: boolean;
+}
+
+function hasInfo(entry: UdevDbEntry): boolean {
+  return (
+    entry.devlinks.length > 0 ||
+    entry.linkPriority !== 0 ||
+    entry.properties.length > 0 ||
+    [...entry.tags].length > 0 ||
+    [...entry.currentTags].length > 0
+  );
+}
+
+/** The record's bytes, in device_update_db()'s order. Empty when the device has no info. */
+export function formatUdevDbRecord(entry: UdevDbEntry): string {
+  if (!hasInfo(entry)) return '';
+  let out = '';
+  if (entry.hasDevnum) {
+    for (const link of entry.devlinks) out += `S:${link}\n`;
+    if (entry.linkPriority !== 0) out += `L:${entry.linkPriority}\n`;
+    if (entry.watchHandle !== undefined && entry.watchHandle >= 0) out += `W:${entry.watchHandle}\n`;
+  }
+  if (entry.usecInitialized !== undefined && entry.usecInitialized > 0n)
+    out += `I:${entry.usecInitialized}\n`;
+  for (const [key, value] of entry.properties) out += `E:${key}=${value}\n`;
+  for (const tag of entry.tags) out += `G:${tag}\n`;
+  for (const tag of entry.currentTags) out += `Q:${tag}\n`;
+  out += 'V:1\n';
+  return out;
+}
+
+/** CLOCK_MONOTONIC in µs, the clock udevd stamps USEC_INITIALIZED with (Node's hrtime is monotonic). */
+export function monotonicUsec(): bigint {
+  return process.hrtime.bigint() / 1000n;
+}
+
+export interface UdevDbEntryOptions {
+  id: string;
+  /** The previous record of this device, if any: USEC_INITIALIZED and all-tags carry over. */
+  previous?: UdevDbRecord;
+  /** Defaults to the previous record's, else now. */
+  usecInitialized?: bigint;
+  watchHandle?: number;
+}
+
+/** The record udevd would write after running the rules on `event`. */
+export function udevDbEntryFor(event: Uevent, result: RulesResult, opts: UdevDbEntryOptions): UdevDbEntry {
+  const previousUsec = opts.previous?.usecInitialized;
+  const usec =
+    opts.usecInitialized ??
+    (previousUsec !== undefined && /^[0-9]+$/.test(previousUsec) ? BigInt(previousUsec) : monotonicUsec());
+  const tags = new Set<string>(opts.previous?.tags ?? []);
+  for (const tag of result.tags) tags.add(tag);
+  return {
+    id: opts.id,
+    hasDevnum: (event.major ?? 0) > 0,
+    hasIfindex: event.properties.has('IFINDEX'),
+    devlinks: result.devlinks,
+    linkPriority: result.linkPriority,
+    watchHandle: opts.watchHandle,
+    usecInitialized: usec,
+    properties: splitProperties(event, result).db,
+    tags,
+    currentTags: result.tags,
+    dbPersist: result.options.has('db_persist'),
+  };
+}
+
+/** A device's claim on a /dev symlink name, as udevd 252 stores it (symlink `<id> -> "<prio>:<devnode>"`). */
+export interface LinkClaim {
+  id: string;
+  priority: number;
+  /** Absolute device node ('/dev/loop0'). */
+  devnode: string;
+}
+
+export type UdevDbErrorCode = 'ERR_UDEV_DB_BAD_ID' | 'ERR_UDEV_DB_BAD_LINK' | 'ERR_UDEV_DB_WRITE';
+
+export class UdevDbError extends Error {
+  constructor(
+    readonly code: UdevDbErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UdevDbError';
+  }
+}
+
+const NAME_MAX = 255;
+// UDEV_NODE_HASH_KEY of udev-node.c, for link names too long to escape into one file name.
+const LINK_HASH_KEY = Buffer.from('b96af1ce4031441a9e19ec8baef3e32f', 'hex');
+const URLSAFE_BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * The claim directory name of a link (relative to /dev): '/' → `\x2f`, '\' → `\x5c`
+ * (udev_node_escape_path). A name that would not fit NAME_MAX keeps its first 244 bytes and ends
+ * in 11 characters of a SipHash-2-4 of the path, as udev does.
+ */
+export function escapeLinkName(link: string): string {
+  const src = Buffer.from(link, 'utf8');
+  const out: number[] = [];
+  const limit = NAME_MAX + 1 - 12 + 1; // udev: j + n >= size - 12 + 1 is too long
+  for (const byte of src) {
+    const escaped = byte === 0x2f ? '\\x2f' : byte === 0x5c ? '\\x5c' : undefined;
+    const add = escaped === undefined ? [byte] : [...Buffer.from(escaped, 'latin1')];
+    if (out.length + add.length >= limit) return hashedLinkName(src, out);
+    out.push(...add);
+  }
+  return Buffer.from(out).toString('utf8');
+}
+
+function hashedLinkName(src: Buffer, prefix: number[]): string {
+  // udev leaves bytes between the escaped prefix and position 244 unset when an escape did not fit;
+  // we pad with the escaped text's next bytes instead (only reachable with 241+ byte names).
+  const dest = Buffer.alloc(NAME_MAX, 0x5f);
+  Buffer.from(prefix.slice(0, NAME_MAX - 11)).copy(dest, 0);
+  const h = siphash24(src, LINK_HASH_KEY);
+  for (let k = 0; k <= 10; k++) {
+    dest[NAME_MAX - k - 1] = URLSAFE_BASE64.charCodeAt(Number((h >> BigInt(k * 6)) & 63n));
+  }
+  return dest.toString('utf8'); // a multi-byte character cut at byte 244 cannot be kept exactly
+}
+
+const MASK64 = (1n << 64n) - 1n;
+function rotl(x: bigint, b: bigint): bigint {
+  return ((x << b) | (x >> (64n - b))) & MASK64;
+}
+
+/** SipHash-2-4 with a 16-byte key, 64-bit result. */
+export function siphash24(data: Uint8Array, key: Uint8Array): bigint {
+  const k = Buffer.from(key);
+  const k0 = k.readBigUInt64LE(0);
+  const k1 = k.readBigUInt64LE(8);
+  let v0 = k0 ^ 0x736f6d6570736575n;
+  let v1 = k1 ^ 0x646f72616e646f6dn;
+  let v2 = k0 ^ 0x6c7967656e657261n;
+  let v3 = k1 ^ 0x7465646279746573n;
+  const round = (): void => {
+    v0 = (v0 + v1) & MASK64;
+    v1 = rotl(v1, 13n) ^ v0;
+    v0 = rotl(v0, 32n);
+    v2 = (v2 + v3) & MASK64;
+    v3 = rotl(v3, 16n) ^ v2;
+    v0 = (v0 + v3) & MASK64;
+    v3 = rotl(v3, 21n) ^ v0;
+    v2 = (v2 + v1) & MASK64;
+    v1 = rotl(v1, 17n) ^ v2;
+    v2 = rotl(v2, 32n);
+  };
+  const buf = Buffer.from(data);
+  const whole = buf.length - (buf.length % 8);
+  for (let i = 0; i < whole; i += 8) {
+    const m = buf.readBigUInt64LE(i);
+    v3 ^= m;
+    round();
+    round();
+    v0 ^= m;
+  }
+  let last = BigInt(buf.length & 0xff) << 56n;
+  for (let i = whole; i < buf.length; i++) last |= BigInt(buf[i] as number) << BigInt((i - whole) * 8);
+  v3 ^= last;
+  round();
+  round();
+  v0 ^= last;
+  v2 ^= 0xffn;
+  round();
+  round();
+  round();
+  round();
+  return (v0 ^ v1 ^ v2 ^ v3) & MASK64;
+}
+
+export interface UdevDbWriterOptions {
+  /** Default /run/udev. */
+  root?: string;
+}
+
+function checkId(id: string): void {
+  if (
+    id.length === 0 ||
+    id.length > NAME_MAX ||
+    id.includes('/') ||
+    id === '.' ||
+    id === '..' ||
+    id.startsWith('.')
+  ) {
+    throw new UdevDbError('ERR_UDEV_DB_BAD_ID', `not a udev device id: ${JSON.stringify(id)}`);
+  }
+}
+
+function checkTag(tag: string): void {
+  if (tag.length === 0 || tag.includes('/') || tag === '.' || tag === '..') {
+    throw new UdevDbError('ERR_UDEV_DB_BAD_ID', `not a udev tag: ${JSON.stringify(tag)}`);
+  }
+}
+
+function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
+}
+
+function tempName(dir: string, base: string): string {
+  // udevd's fopen_temporary() names its temp files ".#<name><random>"; readers skip dot files.
+  return path.join(dir, `.#${base}${randomBytes(6).toString('hex')}`);
+}
+
+/** The /run/udev side of the device database. All state lives on disk, so a restart loses nothing. */
+export class UdevDbWriter {
+  readonly root: string;
+
+  constructor(opts: UdevDbWriterOptions = {}) {
+    this.root = opts.root ?? DEFAULT_UDEV_RUN_DIR;
+  }
+
+  dataPath(id: string): string {
+    return path.join(this.root, 'data', id);
+  }
+
+  readRecord(id: string): UdevDbRecord | undefined {
+    checkId(id);
+    try {
+      return parseUdevDbRecord(fs.readFileSync(this.dataPath(id), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Writes data/<id> atomically (temp file + rename, mode 0644) and brings the tag index in line:
+   * a tag file for every tag, stale ones (in the previous record, not in this one) removed.
+   */
+  writeDevice(entry: UdevDbEntry): void {
+    checkId(entry.id);
+    const previous = this.readRecord(entry.id);
+    const tags = [...entry.tags];
+    tags.forEach(checkTag);
+    if (previous !== undefined) {
+      for (const tag of previous.tags) if (!tags.includes(tag)) this.untag(tag, entry.id);
+    }
+    const text = formatUdevDbRecord(entry);
+    const dir = path.join(this.root, 'data');
+    if (text === '' && !entry.hasDevnum && !entry.hasIfindex) {
+      // Nothing worth keeping (udevd unlinks the record of such a device).
+      this.unlinkQuiet(this.dataPath(entry.id));
+    } else {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+      const tmp = tempName(dir, entry.id);
+      const mode = entry.dbPersist === true ? 0o1644 : 0o644;
+      try {
+        const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
+        try {
+          fs.writeSync(fd, text);
+          fs.fchmodSync(fd, mode); // the umask must not narrow it
+        } finally {
+          fs.closeSync(fd);
+        }
+        fs.renameSync(tmp, this.dataPath(entry.id));
+      } catch (err) {
+        this.unlinkQuiet(tmp);
+        throw new UdevDbError('ERR_UDEV_DB_WRITE', `cannot write ${this.dataPath(entry.id)}: ${String(err)}`);
+      }
+    }
+    for (const tag of tags) this.tag(tag, entry.id);
+  }
+
+  /** On `remove`: the record and every tag file of the device (tags read from the record when not given). */
+  removeDeviceDb(id: string, tags?: Iterable<string>): void {
+    checkId(id);
+    const all = new Set<string>(tags ?? []);
+    for (const tag of this.readRecord(id)?.tags ?? []) all.add(tag);
+    for (const tag of all) this.untag(tag, id);
+    this.unlinkQuiet(this.dataPath(id));
+  }
+
+  private tag(tag: string, id: string): void {
+    const dir = path.join(this.root, 'tags', tag);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const file = path.join(dir, id);
+    try {
+      fs.closeSync(
+        fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o444),
+      );
+      fs.chmodSync(file, 0o444);
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+    }
+  }
+
+  private untag(tag: string, id: string): void {
+    if (tag.length === 0 || tag.includes('/') || tag === '.' || tag === '..') return;
+    const dir = path.join(this.root, 'tags', tag);
+    this.unlinkQuiet(path.join(dir, id));
+    this.rmdirQuiet(dir);
+  }
+
+  linkDir(link: string): string {
+    const name = normalizeLink(link);
+    return path.join(this.root, 'links', escapeLinkName(name));
+  }
+
+  /** Records (or updates) `id`'s claim on `link` (relative to /dev): a symlink to "<prio>:<devnode>". */
+  writeLinkClaim(link: string, claim: LinkClaim): void {
+    checkId(claim.id);
+    const dir = this.linkDir(link);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const data = `${claim.priority}:${claim.devnode}`;
+    const file = path.join(dir, claim.id);
+    try {
+      if (fs.readlinkSync(file) === data) return;
+    } catch {
+      // absent or not a symlink: (re)create
+    }
+    const tmp = tempName(dir, claim.id);
+    fs.symlinkSync(data, tmp);
+    try {
+      fs.renameSync(tmp, file);
+    } catch (err) {
+      this.unlinkQuiet(tmp);
+      throw err;
+    }
+  }
+
+  /** Drops `id`'s claim; the directory goes once no claim is left. */
+  removeLinkClaim(link: string, id: string): void {
+    checkId(id);
+    const dir = this.linkDir(link);
+    this.unlinkQuiet(path.join(dir, id));
+    this.removeLinkDirIfUnclaimed(dir);
+  }
+
+  /** Every claim on `link`, sorted by id (udevd reads them in readdir order). Unreadable entries are skipped. */
+  readLinkClaims(link: string): LinkClaim[] {
+    const dir = this.linkDir(link);
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      return [];
+    }
+    const claims: LinkClaim[] = [];
+    for (const id of names.sort()) {
+      if (id.startsWith('.')) continue; // .lock, temp files
+      let data: string;
+      try {
+        data = fs.readlinkSync(path.join(dir, id));
+      } catch {
+        continue; // the pre-v250 format (an empty file) needs the device's db; not supported
+      }
+      const colon = data.indexOf(':');
+      if (colon <= 0) continue;
+      const priority = Number(data.slice(0, colon));
+      if (!Number.isInteger(priority)) continue;
+      claims.push({ id, priority, devnode: data.slice(colon + 1) });
+    }
+    return claims;
+  }
+
+  private removeLinkDirIfUnclaimed(dir: string): void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      return;
+    }
+    if (names.some((n) => !n.startsWith('.'))) return;
+    // udevd 252's own empty .lock may be there; nothing holds it while we run (never beside udevd).
+    if (names.includes('.lock')) this.unlinkQuiet(path.join(dir, '.lock'));
+    this.rmdirQuiet(dir);
+  }
+
+  private unlinkQuiet(file: string): void {
+    try {
+      fs.unlinkSync(file);
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+  }
+
+  private rmdirQuiet(dir: string): void {
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      // not empty or gone
+    }
+  }
+}
+
+/** A link relative to /dev, normalized; '/dev/x' is accepted too. Throws for '..' or empty names. */
+export function normalizeLink(link: string): string {
+  let rel = link.startsWith('/dev/') ? link.slice(5) : link;
+  rel = rel
+    .split('/')
+    .filter((p) => p !== '' && p !== '.')
+    .join('/');
+  if (rel === '' || rel.split('/').includes('..') || (link.startsWith('/') && !link.startsWith('/dev/'))) {
+    throw new UdevDbError('ERR_UDEV_DB_BAD_LINK', `not a link below /dev: ${JSON.stringify(link)}`);
+  }
+  return rel;
+}
