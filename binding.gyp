@@ -81,5 +81,31 @@
         }],
       ],
     },
+    {
+      'target_name': 'triggerd_blkid',
+      # Every .cc file in native/blkid/.
+      'sources': [
+        '<!@(node -p "require(\'fs\').readdirSync(\'native/blkid\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/blkid/\' + f).join(\' \')")',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        # While a worker is terminated, a failing call must become a C++ exception we can drop,
+        # not a fatal error inside node-addon-api's Error constructor.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      # libblkid.so.1 is dlopen()ed at run time (its headers may be missing); -ldl for glibc < 2.34.
+      'libraries': ['-ldl'],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'conditions': [
+        ["sanitize!=''", {
+          'cflags_cc': ['-fsanitize=<(sanitize)', '-fno-omit-frame-pointer', '-g', '-O1'],
+          'ldflags': ['-fsanitize=<(sanitize)'],
+        }],
+      ],
+    },
   ],
 }
