@@ -34,5 +34,11 @@ export interface RulesResult {
   /** OPTIONS: watch (inotify on the node), db_persist, static_node..., string_escape etc. */
   options: Set<string>;
   /** Problems met while executing (a PROGRAM that timed out, a bad substitution): file:line each. */
-  diagnostics: { severity: 'error' | 'warning'; message: string; source?: SourceRef }[];
+  diagnostics: {
+    severity: 'error' | 'warning';
+    message: string;
+    source?: SourceRef;
+    /** Added (optional): a stable code such as ERR_RULE_PROGRAM, so callers can filter without parsing text. */
+    code?: string;
+  }[];
 }
