@@ -24,6 +24,7 @@ const USAGE = `usage: triggerd [options]
   --control-group GROUP   group (name or gid) allowed to make changes besides root
   --mode MODE             standalone | companion | auto (default auto: companion when udevd runs)
   --udev-db-dir DIR       udevd's database, read in companion mode (default /run/udev/data)
+  --udev-run-dir DIR      where standalone mode writes the database libudev reads (default /run/udev)
   --receive-buffer BYTES  uevent socket receive buffer (default 134217728)
   --shutdown-timeout SEC  how long SIGTERM waits for units to stop before killing them (default 90)
   --log-level LEVEL       trace | debug | info | warn | error (default info)
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
         'control-group': { type: 'string' },
         mode: { type: 'string', default: 'auto' },
         'udev-db-dir': { type: 'string' },
+        'udev-run-dir': { type: 'string' },
         'shutdown-timeout': { type: 'string', default: '90' },
         'receive-buffer': { type: 'string', default: String(128 * 1024 * 1024) },
         'log-level': { type: 'string', default: 'info' },
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
     mode,
     receiveBufferBytes: rcvbuf,
     udevDbDir: values['udev-db-dir'],
+    udevRunDir: values['udev-run-dir'],
     shutdownTimeoutMs: shutdownSeconds * 1000,
     controlGid: values['control-group'] === undefined ? undefined : groupId(values['control-group']),
   });

@@ -20,6 +20,13 @@ import {
   withUdevDb,
 } from '../devices/udev-db';
 import { Manager } from './manager';
+import { RulesStage } from '../devices/rules-stage';
+import { createRulesHost } from '../devices/rules-host';
+import { loadRules, rulesFiles, type CompiledRules } from '../devices/rules/rules-compiler';
+import { createSysfsHost } from '../devices/builtins/sysfs-host';
+import { loadNativeBlkid } from '../native/blkid-addon';
+import { NativeProgramRunner } from '../devices/run-programs';
+import { Rebroadcaster } from '../devices/rebroadcast';
 import { UnitSystem } from './unit-system';
 import { UnitLogRings } from './unit-log';
 import { unitHandlers } from '../control/unit-handlers';
@@ -50,6 +57,8 @@ export interface DaemonOptions {
   sysRoot?: string;
   /** udevd's database, read in companion mode (default /run/udev/data). */
   udevDbDir?: string;
+  /** Where standalone mode writes the udev database libudev reads (default /run/udev). */
+  udevRunDir?: string;
 }
 
 export interface SettleResult {
@@ -91,7 +100,7 @@ export class Daemon {
               return record === undefined ? e : withUdevDb(e, record);
             },
           }
-        : { logger: options.logger, sysRoot: options.sysRoot },
+        : { logger: options.logger, sysRoot: options.sysRoot, rules: this.createRulesStage() },
     );
     this.manager = new Manager({
       logger: options.logger,
@@ -108,6 +117,58 @@ export class Daemon {
       notify: options.notify,
       cgroupBase: options.cgroupBase,
     });
+  }
+
+  /** Standalone mode with rule files: the udev-compatible device manager. */
+  private rulesStage: RulesStage | undefined;
+  private programRunner: NativeProgramRunner | undefined;
+
+  private createRulesStage(): RulesStage | undefined {
+    const files = rulesFiles(this.options.rulesPaths);
+    if (files.length === 0) return undefined;
+    const compiled = this.compileRules();
+    const runner = new NativeProgramRunner(this.options.spawn);
+    this.programRunner = runner;
+    const builtins = createSysfsHost({
+      sysRoot: this.options.sysRoot,
+      probeBlkid: (devnode, opts) => loadNativeBlkid().probe(devnode, opts),
+    });
+    // The host reads the registry lazily: the pipeline that owns it is built with this stage.
+    const host = createRulesHost({
+      lookup: (devpath) => this.pipeline.registry.get(devpath),
+      builtins,
+      runner,
+      logger: this.options.logger,
+      sysRoot: this.options.sysRoot,
+    });
+    this.rulesStage = new RulesStage({
+      rules: compiled,
+      host,
+      runner,
+      logger: this.options.logger,
+      udevRunDir: this.options.udevRunDir,
+      rebroadcaster: new Rebroadcaster(
+        (buf) => this.pipeline.sendToLibudev(buf),
+        (code, err) => this.options.logger.warn({ code, err }, 'rebroadcast to libudev listeners failed'),
+      ),
+    });
+    return this.rulesStage;
+  }
+
+  private compileRules(): CompiledRules {
+    const compiled = loadRules(this.options.rulesPaths);
+    const errors = compiled.diagnostics.filter((d) => d.severity === 'error');
+    for (const d of compiled.diagnostics.slice(0, 50)) {
+      this.options.logger[d.severity === 'error' ? 'error' : 'warn'](
+        { code: d.code },
+        `${d.source.file}:${d.source.line}:${d.source.column}: ${d.message}`,
+      );
+    }
+    this.options.logger.info(
+      { files: compiled.files.length, rules: compiled.lines.length, errors: errors.length },
+      'rules compiled',
+    );
+    return compiled;
   }
 
   private get sysRoot(): string {
@@ -138,7 +199,9 @@ export class Daemon {
         error: (err: Error) => logger.fatal({ err }, 'uevent source failed'),
       }),
     );
-    const cold = this.pipeline.coldplug();
+    this.units.supervisor.otherOwners.push((exit) => this.programRunner?.notifyExit(exit) === true);
+    const cold =
+      this.rulesStage !== undefined ? await this.pipeline.coldplugWithRules() : this.pipeline.coldplug();
     this.coldplugged = true;
     // Devices first, then units: a unit that needs a device finds it plugged.
     this.units.start();
@@ -199,10 +262,11 @@ export class Daemon {
       const check = (): void => {
         const seqnum = this.pipeline.registry.lastSeqnum;
         const done = (settled: boolean): void => resolve({ settled, seqnum, target, ms: Date.now() - t0 });
-        if (seqnum >= target) return done(true);
+        const busy = this.pipeline.pending() > 0;
+        if (seqnum >= target && !busy) return done(true);
         // Seqnums are global but events for other network namespaces never reach us: a socket
         // that stayed quiet for a whole interval holds nothing older than this request.
-        if (this.pipeline.batches === lastBatches && Date.now() - t0 >= 10) return done(true);
+        if (this.pipeline.batches === lastBatches && !busy && Date.now() - t0 >= 10) return done(true);
         if (Date.now() - t0 >= timeoutMs) return done(false);
         lastBatches = this.pipeline.batches;
         onProgress?.(seqnum, target);

@@ -80,9 +80,13 @@ export class ProcessSupervisor {
     return scanSessions(sids);
   }
 
+  /** Another owner of spawned children (the udev program runner): offered each exit first. */
+  otherOwners: ((exit: ChildExit) => boolean)[] = [];
+
   /** Route a batch of reaped children. Orphans (double-forked daemons) go to whoever is waiting for its group to empty. */
   onExits(exits: ChildExit[]): void {
     for (const exit of exits) {
+      if (!this.owners.has(exit.pid) && this.otherOwners.some((claim) => claim(exit))) continue;
       const owner = this.owners.get(exit.pid);
       if (owner !== undefined) this.owners.delete(exit.pid);
       const name = owner?.unit;

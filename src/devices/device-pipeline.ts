@@ -8,6 +8,9 @@ import type { Uevent } from './types';
 import { DeviceRegistry, defaultDecision, type DeviceChange, type DeviceDecision } from './device-registry';
 import { readKernelSeqnum, scanSysfs, syntheticUevent, DEFAULT_SYS_ROOT, type SysfsDevice } from './sysfs';
 import type { UeventSourceItem, UeventRejection } from '../events/uevent-events';
+import type { UeventSocket } from '../native/types';
+import type { RulesStage } from './rules-stage';
+import { DeviceEventQueue } from './event-queue';
 
 export interface DevicePipelineStats {
   /** Events accepted from the socket. */
@@ -33,6 +36,8 @@ export interface DevicePipelineOptions {
   decide?: (event: Uevent) => DeviceDecision;
   /** Adds what sysfs cannot tell to events made from a scan (companion mode: udevd's database). */
   enrichSynthetic?: (event: Uevent) => Uevent;
+  /** Standalone device manager: run the rules (and apply their effects) before the registry. */
+  rules?: RulesStage;
 }
 
 export interface ColdplugResult {
@@ -65,12 +70,74 @@ export class DevicePipeline {
   private readonly decide: (event: Uevent) => DeviceDecision;
   private readonly enrichSynthetic: (event: Uevent) => Uevent;
   private readonly rejectLog = new RateLimitedLog(10_000, 5);
+  private readonly rules: RulesStage | undefined;
+  /** With rules: events wait here in kernel order per device family; bounded, with backpressure. */
+  private readonly queue: DeviceEventQueue<Uevent> | undefined;
+  private socket: UeventSocket | undefined;
 
   constructor(options: DevicePipelineOptions) {
     this.logger = options.logger;
     this.sysRoot = options.sysRoot ?? DEFAULT_SYS_ROOT;
     this.decide = options.decide ?? defaultDecision;
     this.enrichSynthetic = options.enrichSynthetic ?? ((e) => e);
+    this.rules = options.rules;
+    if (this.rules !== undefined) {
+      const rules = this.rules;
+      this.queue = new DeviceEventQueue<Uevent>({
+        process: async (event) => {
+          const processed = await rules.process(event, this.registry.get(event.devpath));
+          this.commit(processed.event, processed.decision);
+        },
+        // A full queue stops reading the socket; the kernel's buffer (and ENOBUFS → resync) takes over.
+        onPressure: (paused) => {
+          if (paused) this.socket?.pause();
+          else this.socket?.resume();
+          this.logger.warn(
+            { queued: this.queue?.queued },
+            paused ? 'event queue full: reading paused' : 'reading resumed',
+          );
+        },
+        onError: (event, err) =>
+          this.logger.error(
+            { err, devpath: event.devpath, seqnum: event.seqnum },
+            'failed to process uevent',
+          ),
+      });
+    }
+  }
+
+  /** Send a processed event to libudev listeners (netlink group 2) through the uevent socket. */
+  sendToLibudev(buffer: Buffer): void {
+    if (this.socket === undefined) throw new Error('uevent socket not open');
+    this.socket.send(buffer, 0, 2);
+  }
+
+  /** Events received but not fully processed yet (rules still running), for settle. */
+  pending(): number {
+    return this.queue === undefined ? 0 : this.queue.queued + this.queue.active;
+  }
+
+  /** Resolves when every queued event has been processed. */
+  idle(): Promise<void> {
+    return this.queue?.idle() ?? Promise.resolve();
+  }
+
+  /**
+   * Coldplug through the rules: every device as a synthetic 'add', processed like udevadm
+   * trigger at boot (links, database, tags). Resolves when all are done.
+   */
+  async coldplugWithRules(): Promise<ColdplugResult> {
+    const t0 = performance.now();
+    const seqnum = readKernelSeqnum(this.sysRoot);
+    const scan = scanSysfs(this.sysRoot);
+    for (const device of scan.devices.values()) this.applyEvent(syntheticUevent(device, 'add'));
+    await this.idle();
+    if (seqnum > this.registry.lastSeqnum) this.registry.lastSeqnum = seqnum;
+    this.stats.lastSeqnum = this.registry.lastSeqnum;
+    this.reportScanErrors(scan.errors);
+    const ms = performance.now() - t0;
+    this.stats.coldplugMs = ms;
+    return { devices: scan.devices.size, errors: scan.errors.length, ms };
   }
 
   /** Fill the registry from /sys. Call before subscribing to the source's events. */
@@ -92,6 +159,7 @@ export class DevicePipeline {
   handle(item: UeventSourceItem): void {
     switch (item.kind) {
       case 'open':
+        this.socket = item.socket;
         this.stats.port = item.socket.portId;
         this.stats.receiveBufferBytes = item.socket.receiveBufferBytes;
         this.logger.info(
@@ -177,13 +245,26 @@ export class DevicePipeline {
 
   private applySynthetic(device: SysfsDevice, action: 'add' | 'change', announce: boolean): void {
     const event = this.enrichSynthetic(syntheticUevent(device, action));
+    if (this.queue !== undefined) {
+      this.queue.push(event);
+      return;
+    }
     const change = this.registry.apply(event, this.decide(event));
     if (change !== undefined) this.changes$.next(change);
     if (announce) this.events$.next(event);
   }
 
   private applyEvent(event: Uevent): void {
-    const change = this.registry.apply(event, this.decide(event));
+    if (this.queue !== undefined) {
+      this.queue.push(event);
+      return;
+    }
+    this.commit(event, this.decide(event));
+  }
+
+  /** The event, as the rules (or the defaults) decided it, into the registry and out to listeners. */
+  private commit(event: Uevent, decision: DeviceDecision): void {
+    const change = this.registry.apply(event, decision);
     if (change !== undefined) this.changes$.next(change);
     this.events$.next(event);
   }

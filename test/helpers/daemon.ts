@@ -52,6 +52,9 @@ export async function startDaemon(extraArgs: string[] = []): Promise<RunningDaem
       'json',
       '--log-level',
       'debug',
+      // The udev database goes to a private place; /dev links are real (the tests check them).
+      '--udev-run-dir',
+      path.join(dir, 'udev'),
       ...extraArgs,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },

@@ -1,0 +1,131 @@
+// Standalone mode's device manager step for one event: run the rules, then apply what they
+// decided — /dev symlinks (link_priority arbitration), node permissions, the udev database that
+// libudev reads, the rebroadcast on netlink group 2, and RUN programs — and hand the event, with
+// its new properties, tags and links, back to the registry.
+import type { Logger } from '../util/logger';
+import { RateLimitedLog } from '../util/logger';
+import type { DeviceDecision } from './device-registry';
+import type { DeviceRecord, Uevent } from './types';
+import type { CompiledRules } from './rules/rules-compiler';
+import { runRules, type RulesHost } from './rules/rules-executor';
+import type { RulesResult } from './rules/rules-result';
+import { udevDeviceId } from './udev-db';
+import { UdevDbWriter, monotonicUsec, udevDbEntryFor } from './udev-db-writer';
+import { DevLinks } from './dev-links';
+import { applyNodePermissions, resolveNodePermissions } from './node-permissions';
+import type { Rebroadcaster } from './rebroadcast';
+import { executeRunList, type ProgramRunner } from './run-programs';
+
+export interface RulesStageOptions {
+  rules: CompiledRules;
+  host: RulesHost;
+  runner: ProgramRunner;
+  logger: Logger;
+  /** Default /run/udev. */
+  udevRunDir?: string;
+  /** Default /dev. */
+  devRoot?: string;
+  rebroadcaster?: Rebroadcaster;
+  programTimeoutMs?: number;
+}
+
+export interface ProcessedDeviceEvent {
+  event: Uevent;
+  decision: DeviceDecision;
+  result: RulesResult;
+}
+
+export class RulesStage {
+  private rules: CompiledRules;
+  readonly db: UdevDbWriter;
+  private readonly links: DevLinks;
+  private readonly problemLog = new RateLimitedLog(10_000, 20);
+  private readonly logger: Logger;
+
+  constructor(private readonly options: RulesStageOptions) {
+    this.rules = options.rules;
+    this.logger = options.logger;
+    this.db = new UdevDbWriter({ root: options.udevRunDir });
+    this.links = new DevLinks({ db: this.db, devRoot: options.devRoot });
+  }
+
+  /** A reload compiles from scratch and swaps the result in. */
+  setRules(rules: CompiledRules): void {
+    this.rules = rules;
+  }
+
+  get compiled(): CompiledRules {
+    return this.rules;
+  }
+
+  async process(
+    event: Uevent,
+    previous: DeviceRecord | undefined,
+    effects = true,
+  ): Promise<ProcessedDeviceEvent> {
+    const result = await runRules(this.rules, event, previous, this.options.host, {
+      programTimeoutMs: this.options.programTimeoutMs,
+    });
+    for (const d of result.diagnostics) this.report(d.message, event.devpath, d.source);
+    const properties = new Map(event.properties);
+    for (const [k, v] of result.properties) properties.set(k, v);
+    const processed: Uevent = { ...event, properties };
+    const decision: DeviceDecision = { tags: result.tags, devlinks: result.devlinks.map((l) => `/dev/${l}`) };
+    if (effects) await this.apply(processed, previous, result);
+    return { event: processed, decision, result };
+  }
+
+  private async apply(event: Uevent, previous: DeviceRecord | undefined, result: RulesResult): Promise<void> {
+    const id = udevDeviceId(event);
+    const owner = { id, devnode: event.devname ?? '', priority: result.linkPriority };
+    const oldLinks = (previous?.devlinks ?? []).map((l) => l.replace(/^\/dev\//, ''));
+    let usecInitialized = monotonicUsec();
+    try {
+      if (event.action === 'remove') {
+        if (event.devname !== undefined)
+          this.links.remove(owner, [...new Set([...oldLinks, ...result.devlinks])]);
+        this.db.removeDeviceDb(id, previous?.tags);
+      } else {
+        if (event.devname !== undefined) {
+          for (const o of this.links.update(owner, result.devlinks, oldLinks)) {
+            if (o.action === 'error')
+              this.report(`symlink /dev/${o.link}: ${o.error.message}`, event.devpath);
+            else if (o.action === 'conflict')
+              this.report(`/dev/${o.link} exists and is not a symlink; left alone`, event.devpath);
+          }
+          try {
+            const perms = resolveNodePermissions(event, result);
+            applyNodePermissions(event.devname, perms, { devRoot: this.options.devRoot });
+          } catch (err) {
+            this.report((err as Error).message, event.devpath);
+          }
+        }
+        const entry = udevDbEntryFor(event, result, { id, previous: this.db.readRecord(id) });
+        usecInitialized = entry.usecInitialized ?? usecInitialized;
+        this.db.writeDevice(entry);
+      }
+    } catch (err) {
+      this.report(`device database: ${(err as Error).message}`, event.devpath);
+    }
+    this.options.rebroadcaster?.rebroadcast({ event, result, usecInitialized });
+    if (result.run.length > 0) {
+      await executeRunList(result.run, {
+        runner: this.options.runner,
+        env: event.properties,
+        timeoutMs: this.options.programTimeoutMs,
+        onOutput: (stream, line) => this.logger.info({ devpath: event.devpath, stream }, line),
+        onResult: (entry, r) => {
+          if (!r.ok)
+            this.report(`RUN ${entry.command}: ${r.error?.message ?? 'failed'}`, event.devpath, entry.source);
+        },
+      });
+    }
+  }
+
+  private report(message: string, devpath: string, source?: { file: string; line: number }): void {
+    const suppressed = this.problemLog.admit();
+    if (suppressed < 0) return;
+    const where = source === undefined ? '' : `${source.file}:${source.line}: `;
+    this.logger.warn({ devpath, suppressed }, `${where}${message}`);
+  }
+}
