@@ -8,6 +8,7 @@ import type { DeviceJson, UeventJson } from '../control/views';
 import type { UnitSummary } from '../units/unit-type';
 import type { UnitLogRecord } from '../core/unit-log';
 import { formatVerifyResults, verifyFailed, verifyUnitFiles } from '../units/verify';
+import { verifyRules } from '../devices/rules/verify-rules';
 
 const USAGE = `usage: triggerctl [--socket PATH] [--json] COMMAND [ARGS]
 units:
@@ -28,6 +29,8 @@ devices:
   monitor                             uevents as they are processed (like udevadm monitor --kernel --property)
   devices [--subsystem S]             every device the daemon knows
   device-info DEVNODE|SYSPATH         one device's properties, tags and links (like udevadm info)
+  test-rules SYSPATH [--action A]     what the rules would do to a device, without doing it (like udevadm test)
+  verify-rules [FILE...]              check rule files (no daemon needed; default: the rules path)
   why UNIT.device                     why a device unit is not plugged
   trigger [--subsystem-match S]... [--action A] [--dry-run] [--settle] [--verbose]
   settle [--timeout SECONDS]          wait until every queued uevent has been processed
@@ -141,6 +144,7 @@ async function main(argv: string[]): Promise<number> {
       'job-mode': { type: 'string' },
       now: { type: 'boolean', default: false },
       quiet: { type: 'boolean', short: 'q', default: false },
+      'rules-path': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     allowPositionals: true,
@@ -152,6 +156,15 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined && !values.help ? 2 : 0;
   }
   const json = values.json;
+  if (command === 'verify-rules') {
+    const report = verifyRules(
+      args,
+      values['rules-path'] === undefined ? undefined : values['rules-path'].split(':'),
+    );
+    if (json) out(JSON.stringify(report.diagnostics, null, 2) + '\n');
+    else for (const l of report.lines) process.stderr.write(l + '\n');
+    return report.hasErrors ? 1 : 0;
+  }
   if (command === 'verify') {
     if (args.length === 0) throw new UsageError('verify needs unit files');
     const results = verifyUnitFiles(args);
@@ -227,6 +240,33 @@ async function main(argv: string[]): Promise<number> {
           for (const l of d.devlinks) text += `S: ${l.replace(/^\/dev\//, '')}\n`;
           for (const t of d.tags) text += `G: ${t}\n`;
           for (const [k, v] of Object.entries(d.properties)) text += `E: ${k}=${v}\n`;
+          out(text);
+        }
+        return 0;
+      }
+      case 'test-rules': {
+        const params: Record<string, unknown> = { name: needUnit('test-rules') };
+        if (values.action !== undefined) params.action = values.action;
+        const r = (await client.request('test-rules', params)) as {
+          properties: Record<string, string>;
+          tags: string[];
+          devlinks: string[];
+          owner: string | null;
+          group: string | null;
+          mode: string | null;
+          run: { command: string; source: string }[];
+          diagnostics: { message: string }[];
+        };
+        if (json) out(JSON.stringify(r, null, 2) + '\n');
+        else {
+          let text = '';
+          for (const [k, v] of Object.entries(r.properties)) text += `${k}=${v}\n`;
+          for (const t of r.tags) text += `TAG: ${t}\n`;
+          for (const l of r.devlinks) text += `SYMLINK: ${l}\n`;
+          if (r.owner !== null || r.group !== null || r.mode !== null)
+            text += `NODE: owner=${r.owner ?? '-'} group=${r.group ?? '-'} mode=${r.mode ?? '-'}\n`;
+          for (const x of r.run) text += `RUN: ${x.command} (${x.source})\n`;
+          for (const d of r.diagnostics) text += `PROBLEM: ${d.message}\n`;
           out(text);
         }
         return 0;

@@ -26,6 +26,7 @@ const USAGE = `usage: triggerd [options]
   --udev-db-dir DIR       udevd's database, read in companion mode (default /run/udev/data)
   --udev-run-dir DIR      where standalone mode writes the database libudev reads (default /run/udev)
   --receive-buffer BYTES  uevent socket receive buffer (default 134217728)
+  --program-timeout SEC   how long a rule's PROGRAM/IMPORT{program}/RUN may take before it is killed (default 180)
   --shutdown-timeout SEC  how long SIGTERM waits for units to stop before killing them (default 90)
   --log-level LEVEL       trace | debug | info | warn | error (default info)
   --log-format FORMAT     pretty | json (default: pretty on a terminal)`;
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
         'udev-db-dir': { type: 'string' },
         'udev-run-dir': { type: 'string' },
         'shutdown-timeout': { type: 'string', default: '90' },
+        'program-timeout': { type: 'string', default: '180' },
         'receive-buffer': { type: 'string', default: String(128 * 1024 * 1024) },
         'log-level': { type: 'string', default: 'info' },
         'log-format': { type: 'string' },
@@ -84,6 +86,9 @@ async function main(): Promise<void> {
   const shutdownSeconds = Number(values['shutdown-timeout']);
   if (!Number.isFinite(shutdownSeconds) || shutdownSeconds < 0)
     fail('--shutdown-timeout must be a number of seconds');
+  const programSeconds = Number(values['program-timeout']);
+  if (!Number.isFinite(programSeconds) || programSeconds <= 0)
+    fail('--program-timeout must be a positive number of seconds');
   const level = values['log-level'] as LevelWithSilent;
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level))
     fail('--log-level: unknown level');
@@ -122,6 +127,7 @@ async function main(): Promise<void> {
     udevDbDir: values['udev-db-dir'],
     udevRunDir: values['udev-run-dir'],
     shutdownTimeoutMs: shutdownSeconds * 1000,
+    programTimeoutMs: programSeconds * 1000,
     controlGid: values['control-group'] === undefined ? undefined : groupId(values['control-group']),
   });
   if (!isRoot()) {

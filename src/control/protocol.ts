@@ -38,6 +38,7 @@ export const METHODS = {
   status: { mutating: false, params: {} },
   devices: { mutating: false, params: { subsystem: 'string?' } },
   'device-info': { mutating: false, params: { name: 'string' } },
+  'test-rules': { mutating: false, params: { name: 'string', action: 'string?' } },
   'list-units': { mutating: false, params: { type: 'string?', state: 'string?' } },
   'list-unit-files': { mutating: false, params: {} },
   'list-jobs': { mutating: false, params: {} },

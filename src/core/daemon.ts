@@ -9,7 +9,13 @@ import type { NativeNetlink } from '../native/types';
 import type { NativeSpawn } from '../native/spawn-addon';
 import type { NativeNotify } from '../native/notify-addon';
 import { DevicePipeline } from '../devices/device-pipeline';
-import { listSysfsDevicePaths, readKernelSeqnum, DEFAULT_SYS_ROOT } from '../devices/sysfs';
+import {
+  listSysfsDevicePaths,
+  readKernelSeqnum,
+  readSysfsDevice,
+  syntheticUevent,
+  DEFAULT_SYS_ROOT,
+} from '../devices/sysfs';
 import { UEVENT_ACTIONS, type UeventAction } from '../devices/types';
 import { ueventEvents } from '../events/uevent-events';
 import {
@@ -20,6 +26,7 @@ import {
   withUdevDb,
 } from '../devices/udev-db';
 import { Manager } from './manager';
+import { isRoot } from '../util/paths';
 import { RulesStage } from '../devices/rules-stage';
 import { createRulesHost } from '../devices/rules-host';
 import { loadRules, rulesFiles, type CompiledRules } from '../devices/rules/rules-compiler';
@@ -47,6 +54,8 @@ export interface DaemonOptions {
   cgroupBase?: string;
   /** How long SIGTERM waits for units to stop before killing them (ms). */
   shutdownTimeoutMs?: number;
+  /** Rules' programs (PROGRAM, IMPORT{program}, RUN) are killed after this long (ms). */
+  programTimeoutMs?: number;
   unitPaths: string[];
   rulesPaths: string[];
   runtimeDir: string;
@@ -127,6 +136,12 @@ export class Daemon {
     const files = rulesFiles(this.options.rulesPaths);
     if (files.length === 0) return undefined;
     const compiled = this.compileRules();
+    if (!isRoot()) {
+      this.options.logger.warn(
+        'not root: the rules run and their results show in devices and units, but /dev links, node permissions, ' +
+          'the udev database and the libudev rebroadcast need root and are skipped',
+      );
+    }
     const runner = new NativeProgramRunner(this.options.spawn);
     this.programRunner = runner;
     const builtins = createSysfsHost({
@@ -147,6 +162,8 @@ export class Daemon {
       runner,
       logger: this.options.logger,
       udevRunDir: this.options.udevRunDir,
+      applyEffects: isRoot(),
+      programTimeoutMs: this.options.programTimeoutMs,
       rebroadcaster: new Rebroadcaster(
         (buf) => this.pipeline.sendToLibudev(buf),
         (code, err) => this.options.logger.warn({ code, err }, 'rebroadcast to libudev listeners failed'),
@@ -308,6 +325,47 @@ export class Daemon {
           if (subsystem === undefined || r.subsystem === subsystem) out.push(deviceJson(r));
         out.sort((a, b) => (a.devpath < b.devpath ? -1 : 1));
         return out;
+      },
+      'test-rules': async (params) => {
+        const name = params.name as string;
+        const stage = this.rulesStage;
+        if (stage === undefined)
+          throw new ControlRequestError(
+            'ERR_BAD_REQUEST',
+            'no rules are loaded (companion mode, or no rule files)',
+          );
+        const devpath = name.startsWith('/sys/') ? name.slice(4) : name;
+        let device;
+        try {
+          device = readSysfsDevice(devpath, this.sysRoot);
+        } catch {
+          throw new ControlRequestError('ERR_NO_SUCH_DEVICE', `no device at /sys${devpath}`);
+        }
+        const action = (params.action as string | undefined) ?? 'add';
+        if (!(UEVENT_ACTIONS as readonly string[]).includes(action)) {
+          throw new ControlRequestError('ERR_BAD_PARAMS', `unknown action ${JSON.stringify(action)}`);
+        }
+        const event = syntheticUevent(device, action as 'add');
+        const processed = await stage.process(event, pipeline.registry.get(devpath), false);
+        const r = processed.result;
+        return {
+          devpath,
+          action,
+          properties: Object.fromEntries(r.properties),
+          tags: [...r.tags],
+          devlinks: r.devlinks.map((l) => `/dev/${l}`),
+          linkPriority: r.linkPriority,
+          owner: r.owner ?? null,
+          group: r.group ?? null,
+          mode: r.mode === undefined ? null : r.mode.toString(8).padStart(4, '0'),
+          run: r.run.map((x) => ({
+            kind: x.kind,
+            command: x.command,
+            source: `${x.source.file}:${x.source.line}`,
+          })),
+          attrWrites: r.attrWrites.map((w) => ({ path: w.path, value: w.value })),
+          diagnostics: r.diagnostics,
+        };
       },
       'device-info': (params) => {
         const name = params.name as string;

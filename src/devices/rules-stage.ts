@@ -2,6 +2,8 @@
 // decided — /dev symlinks (link_priority arbitration), node permissions, the udev database that
 // libudev reads, the rebroadcast on netlink group 2, and RUN programs — and hand the event, with
 // its new properties, tags and links, back to the registry.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Logger } from '../util/logger';
 import { RateLimitedLog } from '../util/logger';
 import type { DeviceDecision } from './device-registry';
@@ -27,6 +29,11 @@ export interface RulesStageOptions {
   devRoot?: string;
   rebroadcaster?: Rebroadcaster;
   programTimeoutMs?: number;
+  /**
+   * false: run the rules and keep their result in the registry, but touch nothing outside
+   * (an ordinary user cannot write /dev or /run/udev; `test-rules` shows without doing).
+   */
+  applyEffects?: boolean;
 }
 
 export interface ProcessedDeviceEvent {
@@ -71,7 +78,9 @@ export class RulesStage {
     for (const [k, v] of result.properties) properties.set(k, v);
     const processed: Uevent = { ...event, properties };
     const decision: DeviceDecision = { tags: result.tags, devlinks: result.devlinks.map((l) => `/dev/${l}`) };
-    if (effects) await this.apply(processed, previous, result);
+    // The effects get the kernel's event as it came: the database and the rebroadcast tell the
+    // kernel's properties apart from what the rules added by comparing the two.
+    if (effects && this.options.applyEffects !== false) await this.apply(event, previous, result);
     return { event: processed, decision, result };
   }
 
@@ -103,6 +112,7 @@ export class RulesStage {
         const entry = udevDbEntryFor(event, result, { id, previous: this.db.readRecord(id) });
         usecInitialized = entry.usecInitialized ?? usecInitialized;
         this.db.writeDevice(entry);
+        this.writeAttributes(event, result);
       }
     } catch (err) {
       this.report(`device database: ${(err as Error).message}`, event.devpath);
@@ -111,14 +121,42 @@ export class RulesStage {
     if (result.run.length > 0) {
       await executeRunList(result.run, {
         runner: this.options.runner,
-        env: event.properties,
+        env: result.properties,
         timeoutMs: this.options.programTimeoutMs,
+        // RUN programs see the properties as the rules left them.
         onOutput: (stream, line) => this.logger.info({ devpath: event.devpath, stream }, line),
         onResult: (entry, r) => {
           if (!r.ok)
             this.report(`RUN ${entry.command}: ${r.error?.message ?? 'failed'}`, event.devpath, entry.source);
         },
       });
+    }
+  }
+
+  /** ATTR{file}="value" and SYSCTL{key}="value", after the node and links are in place, as udevd does. */
+  private writeAttributes(event: Uevent, result: RulesResult): void {
+    for (const w of result.attrWrites) {
+      try {
+        fs.writeFileSync(w.path, w.value);
+      } catch (err) {
+        this.report(
+          `ATTR write ${w.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          event.devpath,
+          w.source,
+        );
+      }
+    }
+    for (const w of result.sysctlWrites) {
+      const file = path.join('/proc/sys', w.key.replace(/\./g, '/'));
+      try {
+        fs.writeFileSync(file, w.value);
+      } catch (err) {
+        this.report(
+          `SYSCTL write ${w.key}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          event.devpath,
+          w.source,
+        );
+      }
     }
   }
 
