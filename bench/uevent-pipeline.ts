@@ -133,6 +133,8 @@ function buildStream(devices: readonly SysfsDevice[], firstSeqnum: number): Stre
 
 /** The smallest NativeNetlink that lets the benchmark play the addon's role: one onBatch per wake-up. */
 class StubNative implements NativeNetlink {
+  releaseMemory(): void {}
+
   private onBatch: ((batch: NetlinkItem[]) => void) | undefined;
 
   openUeventSocket(
@@ -207,6 +209,8 @@ function runSynthetic(stream: Stream): SyntheticRun {
 
 /** Wraps the real addon to sum the time spent in onBatch: parse + pipeline + manager, all of JS. */
 class BusyTimedNative implements NativeNetlink {
+  releaseMemory(): void {}
+
   busyMs = 0;
 
   constructor(private readonly inner: NativeNetlink) {}

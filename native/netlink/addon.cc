@@ -1,6 +1,8 @@
 // Entry point of triggerd_native.node: openUeventSocket() and peerCredentials().
 #include "addon.h"
 
+#include <v8.h>
+
 #include <climits>
 #include <cstdint>
 
@@ -19,6 +21,8 @@ NetlinkAddon::NetlinkAddon(Napi::Env env, Napi::Object exports) {
                                                                   napi_enumerable),
                   InstanceMethod<&NetlinkAddon::PeerCredentials>("peerCredentials",
                                                                  napi_enumerable),
+                  InstanceMethod<&NetlinkAddon::ReleaseMemory>("releaseMemory",
+                                                               napi_enumerable),
               });
 }
 
@@ -45,6 +49,15 @@ Napi::Value NetlinkAddon::OpenUeventSocket(const Napi::CallbackInfo& info) {
   if (err != 0) throw MakeSystemError(env, err, failed_syscall);
   return UeventSocket::Create(env, this, uevent_socket_class_, &opened,
                               info[1].As<Napi::Function>(), info[2].As<Napi::Function>());
+}
+
+// V8 keeps the heap pages a burst of allocation grew (start-up, a coldplug through the rules)
+// and gives them back only under memory pressure. A daemon that goes idle after such a burst
+// asks for that once: full GCs with compaction, then the freed pages are returned to the OS.
+Napi::Value NetlinkAddon::ReleaseMemory(const Napi::CallbackInfo& info) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  if (isolate != nullptr) isolate->LowMemoryNotification();
+  return info.Env().Undefined();
 }
 
 Napi::Value NetlinkAddon::PeerCredentials(const Napi::CallbackInfo& info) {

@@ -27,6 +27,7 @@ class NetlinkAddon : public Napi::Addon<NetlinkAddon> {
  private:
   Napi::Value OpenUeventSocket(const Napi::CallbackInfo& info);
   Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
+  Napi::Value ReleaseMemory(const Napi::CallbackInfo& info);
 
   Napi::FunctionReference uevent_socket_class_;
   UeventFd* pending_fd_ = nullptr;

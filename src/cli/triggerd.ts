@@ -112,8 +112,9 @@ async function main(): Promise<void> {
   // An exception in one subscriber is logged; it must not end a shared source or the daemon.
   rxConfig.onUnhandledError = (err: unknown) => logger.error({ err }, 'unhandled error in an event stream');
   const runtimeDir = values['runtime-dir'];
+  const native = loadNative();
   const daemon = new Daemon({
-    native: loadNative(),
+    native,
     spawn: loadNativeSpawn(),
     notify: loadNotifyNative(),
     rings,
@@ -165,6 +166,9 @@ async function main(): Promise<void> {
   });
   try {
     await daemon.start();
+    // Start-up (coldplug through the rules, loading units) is the daemon's allocation peak;
+    // once it has settled, hand the heap pages it no longer needs back to the system.
+    setTimeout(() => native.releaseMemory(), 1000).unref();
   } catch (err) {
     logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
     logger.flush();

@@ -75,4 +75,6 @@ export interface NativeNetlink {
   ): UeventSocket;
   /** SO_PEERCRED of a connected unix stream socket fd. */
   peerCredentials(fd: number): PeerCredentials;
+  /** Ask V8 to collect fully and return freed heap pages to the OS (after a start-up burst). */
+  releaseMemory(): void;
 }

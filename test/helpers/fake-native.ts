@@ -189,6 +189,12 @@ export class FakeNativeNetlink implements NativeNetlink {
     return socket;
   }
 
+  releaseCount = 0;
+
+  releaseMemory(): void {
+    this.releaseCount++;
+  }
+
   peerCredentials(fd: number): PeerCredentials {
     checkInteger(fd, 'fd', 0, 0x7fffffff);
     const credentials = this.peerCredentialsByFd.get(fd);
