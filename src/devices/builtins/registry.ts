@@ -5,6 +5,7 @@ import type { Builtin } from './builtin-types';
 import { hwdb } from './hwdb';
 import { inputId } from './input-id';
 import { kmod } from './kmod';
+import { netId } from './net-id';
 import { pathId } from './path-id';
 import { usbId } from './usb-id';
 
@@ -13,6 +14,7 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
   ['hwdb', hwdb],
   ['input_id', inputId],
   ['kmod', kmod],
+  ['net_id', netId],
   ['path_id', pathId],
   ['usb_id', usbId],
 ]);
