@@ -64,11 +64,11 @@ function hotplugSlot(
 }
 
 export const netId: Builtin = (_argv, device, host) => {
-  const props = new Map<string, string>([['ID_NET_NAMING_SCHEME', NAMING_SCHEME]]);
+  // Link types without a naming prefix (loopback, tunnels, ...) get nothing at all, as in udev.
   const type = num(host.readAttr(device.syspath, 'type'));
-  if (type === undefined) return succeed(props);
-  const prefix = prefixOf(device, type);
-  if (prefix === undefined) return succeed(props);
+  const prefix = type === undefined ? undefined : prefixOf(device, type);
+  if (prefix === undefined) return succeed(new Map());
+  const props = new Map<string, string>([['ID_NET_NAMING_SCHEME', NAMING_SCHEME]]);
   // An interface whose parent is not a device (virtual ones) gets no hardware-based names.
   const iflink = num(host.readAttr(device.syspath, 'iflink'));
   const ifindex = num(host.readAttr(device.syspath, 'ifindex'));
