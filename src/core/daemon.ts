@@ -217,6 +217,7 @@ export class Daemon {
       }),
     );
     this.units.supervisor.otherOwners.push((exit) => this.programRunner?.notifyExit(exit) === true);
+    this.units.watchChildren();
     const cold =
       this.rulesStage !== undefined ? await this.pipeline.coldplugWithRules() : this.pipeline.coldplug();
     this.coldplugged = true;

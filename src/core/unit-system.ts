@@ -107,8 +107,14 @@ export class UnitSystem {
     });
   }
 
-  start(): void {
-    const { spawn, notify, logger } = this.options;
+  /**
+   * Reap children from the first moment anything may spawn one: the rules' programs run during
+   * coldplug, before any unit starts, and an exit nobody reaps would hold them until their timeout.
+   */
+  watchChildren(): void {
+    if (this.watchingChildren) return;
+    this.watchingChildren = true;
+    const { spawn, logger } = this.options;
     spawn.setSubreaper(true);
     this.subscriptions.push(
       childExitEvents(spawn).subscribe({
@@ -116,6 +122,13 @@ export class UnitSystem {
         error: (err: Error) => logger.error({ err }, 'child exit watcher failed'),
       }),
     );
+  }
+
+  private watchingChildren = false;
+
+  start(): void {
+    const { notify, logger } = this.options;
+    this.watchChildren();
     raiseDatagramQueue(logger);
     const router = new NotifyRouter({
       unitsForPid: (pid) => this.notifyUnitsFor(pid),

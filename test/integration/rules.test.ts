@@ -212,3 +212,25 @@ describe('bad rules and bad programs', { skip: skipUnlessRoot() }, () => {
     assert.equal(good.code, 0, good.stderr);
   });
 });
+
+test(
+  'programs the rules run during coldplug are reaped at once (no wait for their timeout)',
+  { skip: skipUnlessRoot() },
+  async (t) => {
+    const rulesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-coldrules-'));
+    fs.writeFileSync(
+      path.join(rulesDir, '50-program.rules'),
+      'SUBSYSTEM=="mem", KERNEL=="null", PROGRAM="/bin/echo hi", RESULT=="hi", ENV{TD_PROGRAM}="ran"\n',
+    );
+    // A 60 s program timeout: if exits went unreaped until then, the daemon would not be ready in
+    // startDaemon's 15 s and this test fails.
+    const d = await startDaemon(['--rules-path', rulesDir, '--program-timeout', '60']);
+    t.after(async () => {
+      assert.equal(await d.stop(), 0);
+      fs.rmSync(rulesDir, { recursive: true, force: true });
+    });
+    const info = (await run(process.execPath, [TRIGGERCTL, '--socket', d.socket, 'device-info', '/dev/null']))
+      .stdout;
+    assert.match(info, /^E: TD_PROGRAM=ran$/m);
+  },
+);
