@@ -277,22 +277,33 @@ export class Daemon {
     const target = readKernelSeqnum(this.sysRoot);
     return new Promise((resolve) => {
       let lastBatches = this.pipeline.batches;
+      let finished = false;
+      const done = (settled: boolean): void => {
+        if (finished) return;
+        finished = true;
+        clearInterval(timer);
+        progress.unsubscribe();
+        resolve({ settled, seqnum: this.pipeline.registry.lastSeqnum, target, ms: Date.now() - t0 });
+      };
+      // Answer as soon as the last event older than the request is processed (checked on every
+      // processed event), not on the next tick of a timer.
       const check = (): void => {
-        const seqnum = this.pipeline.registry.lastSeqnum;
-        const done = (settled: boolean): void => resolve({ settled, seqnum, target, ms: Date.now() - t0 });
+        if (this.pipeline.registry.lastSeqnum >= target && this.pipeline.pending() === 0) done(true);
+      };
+      const progress = this.pipeline.events$.subscribe(() => setImmediate(check));
+      // Seqnums are global but events for other network namespaces never reach us: a socket that
+      // stayed quiet for a whole interval, with nothing queued, holds nothing older than this request.
+      const timer = setInterval(() => {
         const busy = this.pipeline.pending() > 0;
-        if (seqnum >= target && !busy) return done(true);
-        // Seqnums are global but events for other network namespaces never reach us: a socket
-        // that stayed quiet for a whole interval holds nothing older than this request.
-        if (this.pipeline.batches === lastBatches && !busy && Date.now() - t0 >= 10) return done(true);
+        if (this.pipeline.batches === lastBatches && !busy) return done(true);
         if (Date.now() - t0 >= timeoutMs) return done(false);
         lastBatches = this.pipeline.batches;
-        onProgress?.(seqnum, target);
-        setTimeout(check, 10);
-      };
-      setTimeout(check, 10);
+        onProgress?.(this.pipeline.registry.lastSeqnum, target);
+      }, 10);
+      setImmediate(check);
     });
   }
+
 
   private loadConfiguration(): void {
     this.unitFiles = listFiles(

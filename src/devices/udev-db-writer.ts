@@ -349,6 +349,17 @@ export class UdevDbWriter {
    * Writes data/<id> atomically (temp file + rename, mode 0644) and brings the tag index in line:
    * a tag file for every tag, stale ones (in the previous record, not in this one) removed.
    */
+  /** The record on disk already says exactly this, with the same mode. */
+  private unchanged(entry: UdevDbEntry, text: string): boolean {
+    try {
+      const file = this.dataPath(entry.id);
+      const mode = entry.dbPersist === true ? 0o1644 : 0o644;
+      return (fs.statSync(file).mode & 0o7777) === mode && fs.readFileSync(file, 'utf8') === text;
+    } catch {
+      return false;
+    }
+  }
+
   writeDevice(entry: UdevDbEntry): void {
     checkId(entry.id);
     const previous = this.readRecord(entry.id);
@@ -362,6 +373,8 @@ export class UdevDbWriter {
     if (text === '' && !entry.hasDevnum && !entry.hasIfindex) {
       // Nothing worth keeping (udevd unlinks the record of such a device).
       this.unlinkQuiet(this.dataPath(entry.id));
+    } else if (this.unchanged(entry, text)) {
+      // A change event that decides the same as before (a storm of triggers): no write, no rename.
     } else {
       fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
       const tmp = tempName(dir, entry.id);
