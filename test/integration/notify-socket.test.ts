@@ -609,10 +609,7 @@ describe('real clients: Debian systemd-notify', { skip: needsRoot || noSystemdNo
     const exited = await shell.exited;
     assert.equal(exited.code, 0, exited.stderr);
     assert.equal(exited.stdout.trim(), 'rc=0', `systemd-notify failed: ${exited.stderr}`);
-    assert.ok(
-      exited.ms < 1000,
-      `systemd-notify --ready took ${exited.ms.toFixed(1)} ms (the barrier must not time out)`,
-    );
+    // Exit 0 is the barrier check: systemd-notify exits 1 (after 5 s) when its BARRIER fd stays open.
     t.diagnostic(`systemd-notify --ready: ${exited.ms.toFixed(1)} ms including the shell`);
     const ready = receiver.events.find((e) => e.fields.ready);
     assert.ok(ready !== undefined, 'READY=1 was delivered');
@@ -638,7 +635,6 @@ describe('real clients: Debian systemd-notify', { skip: needsRoot || noSystemdNo
     ]) {
       const exited = await run(t, SYSTEMD_NOTIFY, args, env);
       assert.equal(exited.code, 0, `${args.join(' ')}: ${exited.stderr}`);
-      assert.ok(exited.ms < 1000, `${args.join(' ')} took ${exited.ms} ms`);
     }
     const fields = receiver.events.map((e) => e.fields);
     assert.ok(fields.some((f) => f.status === 'Serving 3 clients'));
@@ -657,7 +653,6 @@ describe('real clients: Debian systemd-notify', { skip: needsRoot || noSystemdNo
     const receiver = startReceiver(t, to, () => [unit]);
     const exited = await run(t, SYSTEMD_NOTIFY, ['--ready'], { NOTIFY_SOCKET: to });
     assert.equal(exited.code, 0, exited.stderr);
-    assert.ok(exited.ms < 1000);
     await waitFor('READY=1', () => receiver.events.some((e) => e.fields.ready));
   });
 });
