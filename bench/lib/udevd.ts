@@ -146,7 +146,11 @@ export interface RunningUdevd {
 export async function startUdevd(tools: UdevTools): Promise<RunningUdevd> {
   const others = pidsByComm(UDEVD_COMMS);
   if (others.length > 0) throw new Error(`another udevd is already running (pids ${others.join(', ')})`);
+  // udevd starts from a clean /run/udev and leaves nothing there: what was there is put aside
+  // and brought back afterwards (a stale database would otherwise outlive the run).
+  const aside = `${RUN_UDEV}.bench-${process.pid}`;
   const runUdevExisted = fs.existsSync(RUN_UDEV);
+  if (runUdevExisted) fs.renameSync(RUN_UDEV, aside);
   const mask = maskNetSetupLink();
   const workersSeen = new Set<number>();
   let child: ChildProcess | undefined;
@@ -163,9 +167,11 @@ export async function startUdevd(tools: UdevTools): Promise<RunningUdevd> {
     // Synchronous: this also runs from exit and signal handlers, where no event loop turns.
     waitGoneSync(victims, 2000);
     mask.restore();
-    // /run/udev is udevd's runtime state; remove it only if it is ours (did not exist before).
-    if (!runUdevExisted && pidsByComm(UDEVD_COMMS).length === 0)
+    // /run/udev is now this udevd's runtime state: remove it and bring back what was there.
+    if (pidsByComm(UDEVD_COMMS).length === 0) {
       fs.rmSync(RUN_UDEV, { recursive: true, force: true });
+      if (runUdevExisted && fs.existsSync(aside)) fs.renameSync(aside, RUN_UDEV);
+    }
   };
   const dispose = onCleanup('stop udevd and restore the rules mask', undo);
 
