@@ -1,6 +1,6 @@
 // Parsers for the two netlink uevent wire formats: the kernel's (group 1) and libudev's (group 2).
 //
-// Everything here is pure and never throws: any Buffer gives either an event or an error with a
+// Everything here is pure and never throws: every Buffer gives either an event or an error with a
 // stable code. A message is validated completely before any of it is used (s6/mdevd habit), so a
 // consumer never sees a half-parsed event.
 //
