@@ -10,7 +10,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { onCleanup } from './lib/cleanup';
-import { byUuidLink, createImages, LoopSet, reformat, type Attachment, type Ext4Image } from './lib/ext4-loops';
+import {
+  byUuidLink,
+  createImages,
+  LoopSet,
+  reformat,
+  type Attachment,
+  type Ext4Image,
+} from './lib/ext4-loops';
 import { runCommand, sleep } from './lib/proc';
 import { hostInfo, runBenchmark } from './lib/report';
 import { median, round } from './lib/stats';
@@ -78,7 +85,8 @@ interface Rep {
 async function oneRep(loops: LoopSet, images: Ext4Image[], settle: () => Promise<boolean>): Promise<Rep> {
   const links = images.map(byUuidLink);
   const stale = links.filter(exists);
-  if (stale.length > 0) throw new Error(`by-uuid links exist before attaching fresh UUIDs: ${stale.slice(0, 3).join(', ')}`);
+  if (stale.length > 0)
+    throw new Error(`by-uuid links exist before attaching fresh UUIDs: ${stale.slice(0, 3).join(', ')}`);
 
   const attachments: Attachment[] = [];
   const t0 = performance.now();
@@ -173,13 +181,18 @@ async function measureTriggerd(
   }
 }
 
-async function measureUdevd(loops: LoopSet, images: Ext4Image[], tools: UdevTools): Promise<Record<string, unknown>> {
+async function measureUdevd(
+  loops: LoopSet,
+  images: Ext4Image[],
+  tools: UdevTools,
+): Promise<Record<string, unknown>> {
   const udevd = await startUdevd(tools);
   try {
     const reps = await runReps(
       loops,
       images,
-      async () => (await runCommand(tools.udevadm, ['settle', '--timeout=60'], { timeoutMs: 70_000 })).code === 0,
+      async () =>
+        (await runCommand(tools.udevadm, ['settle', '--timeout=60'], { timeoutMs: 70_000 })).code === 0,
     );
     const stale = loops.sweepStaleLinks().removed;
     return {

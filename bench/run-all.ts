@@ -6,7 +6,15 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 
 /** In order: uevent-pipeline may install udev, which the later ones then use as their peer. */
-const BENCHMARKS = ['uevent-pipeline', 'coldplug', 'daemon-idle-rss', 'spawn', 'load-units', 'storm', 'hotplug'];
+const BENCHMARKS = [
+  'uevent-pipeline',
+  'coldplug',
+  'daemon-idle-rss',
+  'spawn',
+  'load-units',
+  'storm',
+  'hotplug',
+];
 /** Generous bound per benchmark (the first may install a package); the child is killed after it. */
 const TIMEOUT_MS = 15 * 60 * 1000;
 

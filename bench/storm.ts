@@ -58,7 +58,9 @@ interface RoundsFigures {
 }
 
 async function countTriggerDevices(tools: UdevTools): Promise<number> {
-  const r = await runCommand(tools.udevadm, [...TRIGGER_ARGS, '--dry-run', '--verbose'], { timeoutMs: 30_000 });
+  const r = await runCommand(tools.udevadm, [...TRIGGER_ARGS, '--dry-run', '--verbose'], {
+    timeoutMs: 30_000,
+  });
   return r.stdout.split('\n').filter((l) => l.startsWith('/sys/')).length;
 }
 
@@ -108,7 +110,11 @@ async function triggerRounds(
 }
 
 /** How many by-uuid links point at the device holding that image. */
-function checkLinks(attachments: readonly Attachment[]): { ok: number; missing: number; wrongTarget: number } {
+function checkLinks(attachments: readonly Attachment[]): {
+  ok: number;
+  missing: number;
+  wrongTarget: number;
+} {
   let ok = 0;
   let missing = 0;
   let wrongTarget = 0;
@@ -135,14 +141,25 @@ interface Context {
   attachments: Attachment[];
 }
 
-async function measureTriggerd(ctx: Context, label: string, rulesPath: string): Promise<Record<string, unknown>> {
+async function measureTriggerd(
+  ctx: Context,
+  label: string,
+  rulesPath: string,
+): Promise<Record<string, unknown>> {
   const daemon = await startTriggerd(rulesPath);
   let stopped: Awaited<ReturnType<RunningTriggerd['stop']>> | undefined;
   try {
     const settle = async (): Promise<boolean> => (await daemon.settle(60_000)).settled;
     const idle = treeSample(daemon.pid, true);
     const linksAfterColdplug = checkLinks(ctx.attachments);
-    const warm = await triggerRounds(ctx.tools, WARMUP_ROUNDS, ctx.perRound, ctx.monitor, ctx.loopDevpaths, settle);
+    const warm = await triggerRounds(
+      ctx.tools,
+      WARMUP_ROUNDS,
+      ctx.perRound,
+      ctx.monitor,
+      ctx.loopDevpaths,
+      settle,
+    );
     const before: DaemonStatus = await daemon.status();
     const sampler = new PeakSampler(daemon.pid, SAMPLE_MS).start();
     const rounds = await triggerRounds(
@@ -201,7 +218,17 @@ async function cliRounds(daemon: RunningTriggerd): Promise<object> {
   for (let i = 0; i < CLI_ROUNDS; i++) {
     const r = await runCommand(
       process.execPath,
-      [TRIGGERCTL, '--socket', daemon.socket, 'trigger', '--subsystem-match', 'block', '--action', 'change', '--settle'],
+      [
+        TRIGGERCTL,
+        '--socket',
+        daemon.socket,
+        'trigger',
+        '--subsystem-match',
+        'block',
+        '--action',
+        'change',
+        '--settle',
+      ],
       { timeoutMs: 130_000 },
     );
     if (r.code !== 0) failures++;
@@ -221,7 +248,14 @@ async function measureUdevd(ctx: Context): Promise<Record<string, unknown>> {
     const settle = async (): Promise<boolean> =>
       (await runCommand(ctx.tools.udevadm, ['settle', '--timeout=60'], { timeoutMs: 70_000 })).code === 0;
     const idle = treeSample(udevd.pid, true);
-    const warm = await triggerRounds(ctx.tools, WARMUP_ROUNDS, ctx.perRound, ctx.monitor, ctx.loopDevpaths, settle);
+    const warm = await triggerRounds(
+      ctx.tools,
+      WARMUP_ROUNDS,
+      ctx.perRound,
+      ctx.monitor,
+      ctx.loopDevpaths,
+      settle,
+    );
     const sampler = new PeakSampler(udevd.pid, SAMPLE_MS).start();
     const rounds = await triggerRounds(
       ctx.tools,
@@ -332,7 +366,8 @@ async function main(): Promise<object> {
     triggerdOwnRules: results.triggerdOwnRules ?? { failed: errors.triggerdOwnRules },
     peer: peer ?? { name: 'systemd-udevd', skipped: `could not run: ${errors.udevd}` },
     staleLinksSwept: sweep.removed.length,
-    staleLinksNote: 'links of our images left after detaching with no daemon running (expected here), removed by the benchmark',
+    staleLinksNote:
+      'links of our images left after detaching with no daemon running (expected here), removed by the benchmark',
   };
 }
 

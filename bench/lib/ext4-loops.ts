@@ -56,7 +56,8 @@ export async function reformat(images: Ext4Image[]): Promise<void> {
       ['-q', '-F', '-O', '^has_journal', '-U', uuid, '-L', image.label, image.file],
       { timeoutMs: 30_000 },
     );
-    if (r.code !== 0) throw new Error(`mkfs.ext4 ${image.file} failed (${r.code}): ${r.stderr.trim().slice(0, 300)}`);
+    if (r.code !== 0)
+      throw new Error(`mkfs.ext4 ${image.file} failed (${r.code}): ${r.stderr.trim().slice(0, 300)}`);
     image.uuid = uuid;
   }
 }
@@ -107,7 +108,9 @@ export class LoopSet {
     const r = await runCommand('losetup', ['--find', '--show', image.file], { timeoutMs: 30_000 });
     const device = r.stdout.trim();
     if (r.code !== 0 || !/^\/dev\/loop\d+$/.test(device)) {
-      throw new Error(`losetup --find --show ${image.file} failed (${r.code}): ${r.stderr.trim().slice(0, 300)}`);
+      throw new Error(
+        `losetup --find --show ${image.file} failed (${r.code}): ${r.stderr.trim().slice(0, 300)}`,
+      );
     }
     const attachment = { image, device, diskseq: readDiskseq(device) };
     this.attached.set(device, attachment);
