@@ -102,6 +102,14 @@ export class DevLinks {
 
   private claim(owner: LinkOwner, rel: string): LinkOutcome {
     const target = this.currentTarget(rel);
+    // Already ours with the same claim (a change event that decided the same): nothing to
+    // arbitrate; other claimants' changes are arbitrated when they claim or release.
+    if (
+      target === owner.devnode &&
+      this.db.hasLinkClaim(rel, { id: owner.id, priority: owner.priority, devnode: owner.devnode })
+    ) {
+      return { link: rel, action: 'kept', target };
+    }
     const before = this.db.readLinkClaims(rel);
     this.db.writeLinkClaim(rel, { id: owner.id, priority: owner.priority, devnode: owner.devnode });
     const current =

@@ -15,6 +15,7 @@ import { udevDeviceId } from './udev-db';
 import { UdevDbWriter, monotonicUsec, udevDbEntryFor } from './udev-db-writer';
 import { DevLinks } from './dev-links';
 import { applyNodePermissions, resolveNodePermissions } from './node-permissions';
+import { readUserDatabase, type UserDatabase } from '../exec/user-database';
 import type { Rebroadcaster } from './rebroadcast';
 import { executeRunList, type ProgramRunner } from './run-programs';
 
@@ -56,9 +57,17 @@ export class RulesStage {
     this.links = new DevLinks({ db: this.db, devRoot: options.devRoot });
   }
 
-  /** A reload compiles from scratch and swaps the result in. */
+  /** A reload compiles from scratch and swaps the result in (and re-reads users and groups). */
   setRules(rules: CompiledRules): void {
     this.rules = rules;
+    this.userDb = undefined;
+  }
+
+  /** /etc/passwd and /etc/group, read once per (re)load rather than once per event. */
+  private userDb: UserDatabase | undefined;
+  private users(): UserDatabase {
+    this.userDb ??= readUserDatabase('/');
+    return this.userDb;
   }
 
   get compiled(): CompiledRules {
@@ -103,7 +112,7 @@ export class RulesStage {
               this.report(`/dev/${o.link} exists and is not a symlink; left alone`, event.devpath);
           }
           try {
-            const perms = resolveNodePermissions(event, result);
+            const perms = resolveNodePermissions(event, result, { users: this.users() });
             applyNodePermissions(event.devname, perms, { devRoot: this.options.devRoot });
           } catch (err) {
             this.report((err as Error).message, event.devpath);

@@ -432,6 +432,17 @@ export class UdevDbWriter {
   }
 
   /** Records (or updates) `id`'s claim on `link` (relative to /dev): a symlink to "<prio>:<devnode>". */
+  /** This exact claim is on disk. */
+  hasLinkClaim(link: string, claim: LinkClaim): boolean {
+    try {
+      return (
+        fs.readlinkSync(path.join(this.linkDir(link), claim.id)) === `${claim.priority}:${claim.devnode}`
+      );
+    } catch {
+      return false;
+    }
+  }
+
   writeLinkClaim(link: string, claim: LinkClaim): void {
     checkId(claim.id);
     const dir = this.linkDir(link);
