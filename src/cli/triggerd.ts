@@ -167,8 +167,16 @@ async function main(): Promise<void> {
   try {
     await daemon.start();
     // Start-up (coldplug through the rules, loading units) is the daemon's allocation peak;
-    // once it has settled, hand the heap pages it no longer needs back to the system.
-    setTimeout(() => native.releaseMemory(), 1000).unref();
+    // once it has settled, hand the heap pages it no longer needs back to the system. The full
+    // collections this takes pause the loop, so it waits for a quiet second without uevents.
+    let seenBatches = daemon.pipeline.batches;
+    const releaseWhenQuiet = (): void => {
+      const quiet = daemon.pipeline.batches === seenBatches && daemon.pipeline.pending() === 0;
+      seenBatches = daemon.pipeline.batches;
+      if (quiet) native.releaseMemory();
+      else setTimeout(releaseWhenQuiet, 1000).unref();
+    };
+    setTimeout(releaseWhenQuiet, 1000).unref();
   } catch (err) {
     logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
     logger.flush();
