@@ -30,6 +30,7 @@ import {
   type SpawnedChild,
 } from '../../src/native/spawn-addon';
 import { FakeNativeSpawn } from '../helpers/fake-spawn';
+import { execContext } from '../helpers/unit-fixtures';
 
 const uid = process.getuid?.() ?? -1;
 const needsRoot = uid === 0 ? false : `needs root (running as uid ${uid})`;
@@ -361,38 +362,13 @@ describe('spawn: real kernel', () => {
     return { pid, exit: waitExit(pid), stdout };
   }
 
+  /** systemd's defaults (the loader's), with output inherited so a test sees it. */
   function context(overrides: Partial<ExecContext> = {}): ExecContext {
-    return {
-      supplementaryGroups: [],
-      workingDirectoryOptional: false,
-      umask: 0o022,
-      environment: [],
-      environmentFiles: [],
-      unsetEnvironment: [],
-      passEnvironment: [],
-      limits: [],
-      standardInput: { kind: 'null' },
+    return execContext({
       standardOutput: { kind: 'inherit' },
       standardError: { kind: 'inherit' },
-      noNewPrivileges: false,
-      privateTmp: false,
-      privateNetwork: false,
-      privateDevices: false,
-      protectSystem: 'no',
-      protectHome: 'no',
-      readOnlyPaths: [],
-      readWritePaths: [],
-      inaccessiblePaths: [],
-      ambientCapabilities: 0n,
-      runtimeDirectory: [],
-      stateDirectory: [],
-      cacheDirectory: [],
-      logsDirectory: [],
-      configurationDirectory: [],
-      runtimeDirectoryMode: 0o755,
-      runtimeDirectoryPreserve: 'no',
       ...overrides,
-    };
+    });
   }
 
   /** A plan from unit-file settings, as the unit engine will build it; its private dirs go with the test. */

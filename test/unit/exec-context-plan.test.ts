@@ -16,6 +16,7 @@ import {
 } from '../../src/exec/exec-context-plan';
 import { expandArgv, parseEnvironmentFile, splitUnquote } from '../../src/exec/exec-environment';
 import { parseMountInfo, topMountsBelow } from '../../src/exec/mount-info';
+import { execContext } from '../helpers/unit-fixtures';
 
 const PASSWD = `root:x:0:0:root:/root:/bin/bash
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
@@ -80,38 +81,13 @@ after(() => {
   rmSync(fixture, { recursive: true, force: true });
 });
 
+/** systemd's defaults (the loader's), with output inherited so a test sees it. */
 function context(overrides: Partial<ExecContext> = {}): ExecContext {
-  return {
-    supplementaryGroups: [],
-    workingDirectoryOptional: false,
-    umask: 0o022,
-    environment: [],
-    environmentFiles: [],
-    unsetEnvironment: [],
-    passEnvironment: [],
-    limits: [],
-    standardInput: { kind: 'null' },
+  return execContext({
     standardOutput: { kind: 'inherit' },
     standardError: { kind: 'inherit' },
-    noNewPrivileges: false,
-    privateTmp: false,
-    privateNetwork: false,
-    privateDevices: false,
-    protectSystem: 'no',
-    protectHome: 'no',
-    readOnlyPaths: [],
-    readWritePaths: [],
-    inaccessiblePaths: [],
-    ambientCapabilities: 0n,
-    runtimeDirectory: [],
-    stateDirectory: [],
-    cacheDirectory: [],
-    logsDirectory: [],
-    configurationDirectory: [],
-    runtimeDirectoryMode: 0o755,
-    runtimeDirectoryPreserve: 'no',
     ...overrides,
-  };
+  });
 }
 
 function command(argv: string[], overrides: Partial<ExecCommand> = {}): ExecCommand {
