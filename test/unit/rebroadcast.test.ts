@@ -5,38 +5,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseKernelUevent, parseLibudevMessage } from '../../src/devices/uevent-parse';
-import type { RulesResult } from '../../src/devices/rules/rules-result';
 import type { Uevent } from '../../src/devices/types';
 import { encodeProcessedEvent, Rebroadcaster, udevEventProperties } from '../../src/devices/rebroadcast';
+import { loop0Result } from '../helpers/loop0-result';
 
 const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'uevents', 'raw-attach');
-
-function loop0Result(): RulesResult {
-  return {
-    properties: new Map([
-      ['ID_FS_LABEL', 'anchorfmt'],
-      ['ID_FS_LABEL_ENC', 'anchorfmt'],
-      ['ID_FS_UUID', '0a0b0c0d-1111-4222-8333-444455556666'],
-      ['ID_FS_UUID_ENC', '0a0b0c0d-1111-4222-8333-444455556666'],
-      ['ID_FS_VERSION', '1.0'],
-      ['ID_FS_TYPE', 'ext4'],
-      ['ID_FS_USAGE', 'filesystem'],
-    ]),
-    tags: new Set(['systemd']),
-    devlinks: [
-      'disk/by-diskseq/3167',
-      'disk/by-uuid/0a0b0c0d-1111-4222-8333-444455556666',
-      'disk/by-label/anchorfmt',
-    ],
-    linkPriority: 0,
-    seclabels: new Map(),
-    attrWrites: [],
-    sysctlWrites: [],
-    run: [],
-    options: new Set(),
-    diagnostics: [],
-  };
-}
 
 function kernelEvent(file: string): Uevent {
   const parsed = parseKernelUevent(fs.readFileSync(path.join(FIXTURES, file)));

@@ -6,7 +6,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseKernelUevent } from '../../src/devices/uevent-parse';
-import type { RulesResult } from '../../src/devices/rules/rules-result';
 import { udevDeviceId, parseUdevDbRecord } from '../../src/devices/udev-db';
 import {
   escapeLinkName,
@@ -15,36 +14,10 @@ import {
   udevDbEntryFor,
   UdevDbWriter,
 } from '../../src/devices/udev-db-writer';
+import { loop0Result } from '../helpers/loop0-result';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const RECORD = fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'udev', 'db-b7:0'), 'utf8');
-
-function loop0Result(): RulesResult {
-  return {
-    properties: new Map([
-      ['ID_FS_LABEL', 'anchorfmt'],
-      ['ID_FS_LABEL_ENC', 'anchorfmt'],
-      ['ID_FS_UUID', '0a0b0c0d-1111-4222-8333-444455556666'],
-      ['ID_FS_UUID_ENC', '0a0b0c0d-1111-4222-8333-444455556666'],
-      ['ID_FS_VERSION', '1.0'],
-      ['ID_FS_TYPE', 'ext4'],
-      ['ID_FS_USAGE', 'filesystem'],
-    ]),
-    tags: new Set(['systemd']),
-    devlinks: [
-      'disk/by-diskseq/3167',
-      'disk/by-uuid/0a0b0c0d-1111-4222-8333-444455556666',
-      'disk/by-label/anchorfmt',
-    ],
-    linkPriority: 0,
-    seclabels: new Map(),
-    attrWrites: [],
-    sysctlWrites: [],
-    run: [],
-    options: new Set(),
-    diagnostics: [],
-  };
-}
 
 function loop0Event() {
   const parsed = parseKernelUevent(
