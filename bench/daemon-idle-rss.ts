@@ -122,6 +122,9 @@ async function measureDaemon(): Promise<ChildRun[]> {
         'rules',
         '--runtime-dir',
         path.join(tmp, 'run'),
+        // The udev database of this run stays in its temp dir, never in the real /run/udev.
+        '--udev-run-dir',
+        path.join(tmp, 'udev'),
         '--control-socket',
         socket,
         '--mode',
