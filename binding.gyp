@@ -107,5 +107,53 @@
         }],
       ],
     },
+    {
+      'target_name': 'triggerd_inotify',
+      # Every .cc file in native/inotify/.
+      'sources': [
+        '<!@(node -p "require(\'fs\').readdirSync(\'native/inotify\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/inotify/\' + f).join(\' \')")',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        # While a worker is terminated, a failing call must become a C++ exception we can drop,
+        # not a fatal error inside node-addon-api's Error constructor.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'conditions': [
+        ["sanitize!=''", {
+          'cflags_cc': ['-fsanitize=<(sanitize)', '-fno-omit-frame-pointer', '-g', '-O1'],
+          'ldflags': ['-fsanitize=<(sanitize)'],
+        }],
+      ],
+    },
+    {
+      'target_name': 'triggerd_devnode',
+      # Every .cc file in native/devnode/: xattrs (SECLABEL) and the evdev EVIOCGABS ioctl.
+      'sources': [
+        '<!@(node -p "require(\'fs\').readdirSync(\'native/devnode\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/devnode/\' + f).join(\' \')")',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        # While a worker is terminated, a failing call must become a C++ exception we can drop,
+        # not a fatal error inside node-addon-api's Error constructor.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'conditions': [
+        ["sanitize!=''", {
+          'cflags_cc': ['-fsanitize=<(sanitize)', '-fno-omit-frame-pointer', '-g', '-O1'],
+          'ldflags': ['-fsanitize=<(sanitize)'],
+        }],
+      ],
+    },
   ],
 }

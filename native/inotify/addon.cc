@@ -1,0 +1,89 @@
+// Entry point of triggerd_inotify.node: openInotify() (an inotify instance watched on the
+// environment's loop) and rereadPartitionTable(), the one block-device ioctl that udev's
+// "synthesize change" for a whole disk needs.
+#include "addon.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "../netlink/system_error.h"
+#include "inotify_handle.h"
+
+namespace triggerd {
+
+std::string PathArgument(Napi::Env env, const Napi::Value& value) {
+  if (!value.IsString()) throw MakeArgumentError(env, "The \"path\" argument must be a string");
+  std::string path = value.As<Napi::String>().Utf8Value();
+  if (path.empty() || path.find('\0') != std::string::npos) {
+    throw MakeArgumentError(env, "The \"path\" argument must be a non-empty path without NUL bytes",
+                            "ERR_INVALID_ARG_VALUE");
+  }
+  return path;
+}
+
+Napi::Error SystemErrorWithPath(Napi::Env env, int err, const char* syscall,
+                                const std::string& path) {
+  Napi::Error error = MakeSystemError(env, err, syscall);
+  error.Set("path", Napi::String::New(env, path));
+  error.Set("message", Napi::String::New(
+                           env, error.Get("message").ToString().Utf8Value() + " '" + path + "'"));
+  return error;
+}
+
+InotifyAddon::InotifyAddon(Napi::Env env, Napi::Object exports) {
+  handle_class_ = Napi::Persistent(InotifyHandle::DefineClass(env));
+  DefineAddon(exports, {
+                           InstanceMethod<&InotifyAddon::OpenInotify>("openInotify",
+                                                                      napi_enumerable),
+                           InstanceMethod<&InotifyAddon::RereadPartitionTable>(
+                               "rereadPartitionTable", napi_enumerable),
+                       });
+}
+
+Napi::Value InotifyAddon::OpenInotify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) {
+    throw MakeArgumentError(env, "The \"onBatch\" argument must be a function");
+  }
+  if (!info[1].IsFunction()) {
+    throw MakeArgumentError(env, "The \"onError\" argument must be a function");
+  }
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) throw MakeSystemError(env, errno, "inotify_init1");
+  return InotifyHandle::Create(env, this, handle_class_, fd, info[0].As<Napi::Function>(),
+                               info[1].As<Napi::Function>());
+}
+
+// udevd's way: only when nobody holds the disk (LOCK_EX|LOCK_NB, as BLOCK_DEVICE_LOCKING asks
+// of partitioners), BLKRRPART; the kernel then sends change/remove/add for the table itself.
+Napi::Value InotifyAddon::RereadPartitionTable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = PathArgument(env, info[0]);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) throw SystemErrorWithPath(env, errno, "open", path);
+  const char* failed = nullptr;
+  int err = 0;
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    err = errno;
+    failed = "flock";
+  } else if (ioctl(fd, BLKRRPART, 0) != 0) {
+    err = errno;
+    failed = "ioctl";
+  }
+  close(fd);
+  if (failed != nullptr) throw SystemErrorWithPath(env, err, failed, path);
+  return env.Undefined();
+}
+
+}  // namespace triggerd
+
+// The macro pastes the name into identifiers, so it takes an unqualified one.
+using triggerd::InotifyAddon;
+NODE_API_ADDON(InotifyAddon)

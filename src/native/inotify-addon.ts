@@ -1,0 +1,94 @@
+// The one module that loads triggerd_inotify.node (native/inotify/) and declares its interface.
+// Everything else takes a `NativeInotify`, so pure tests can pass test/helpers/fake-inotify.
+// The records are parsed in TypeScript (src/events/inotify-events.ts: parseInotifyRecords).
+import { requireAddon } from './addon';
+import type { NativeSystemError } from './types';
+
+export type { NativeSystemError };
+
+const ADDON_FILE = 'triggerd_inotify.node';
+
+/** inotify(7) mask bits, from <sys/inotify.h>. */
+export const IN = {
+  ACCESS: 0x1,
+  MODIFY: 0x2,
+  ATTRIB: 0x4,
+  CLOSE_WRITE: 0x8,
+  CLOSE_NOWRITE: 0x10,
+  OPEN: 0x20,
+  MOVED_FROM: 0x40,
+  MOVED_TO: 0x80,
+  CREATE: 0x100,
+  DELETE: 0x200,
+  DELETE_SELF: 0x400,
+  MOVE_SELF: 0x800,
+  UNMOUNT: 0x2000,
+  Q_OVERFLOW: 0x4000,
+  IGNORED: 0x8000,
+  ONLYDIR: 0x1000000,
+  DONT_FOLLOW: 0x2000000,
+  EXCL_UNLINK: 0x4000000,
+  MASK_CREATE: 0x10000000,
+  MASK_ADD: 0x20000000,
+  ISDIR: 0x40000000,
+  ONESHOT: 0x80000000,
+} as const;
+
+export interface InotifyHandle {
+  /**
+   * inotify_add_watch(2): returns the watch descriptor. Watching an inode that is already watched
+   * returns the same wd (the mask is replaced unless IN_MASK_ADD). Throws a system error with
+   * `path` (ENOENT, EACCES, ENOSPC for max_user_watches, EBADF once closed).
+   */
+  addWatch(path: string, mask: number): number;
+  /** inotify_rm_watch(2); the kernel then queues IN_IGNORED for it. EINVAL for an unknown wd. */
+  removeWatch(wd: number): void;
+  /** Stop reading (records wait in the kernel's queue; beyond its bound, IN_Q_OVERFLOW). */
+  pause(): void;
+  resume(): void;
+  /** Stop watching and close the fd (the kernel drops every watch). Idempotent. */
+  close(): void;
+  /** Let the process exit even while this handle is watched (uv_unref). */
+  unref(): void;
+  ref(): void;
+  readonly closed: boolean;
+}
+
+export interface NativeInotify {
+  /**
+   * inotify_init1(IN_NONBLOCK | IN_CLOEXEC), watched with uv_poll on the calling environment's
+   * loop. Each wake-up reads to EAGAIN (at most 1 MiB) and calls `onBatch` once with the raw
+   * records, concatenated (whole records only; IN_Q_OVERFLOW is one of them, wd -1).
+   * `onError` gets read errors other than EAGAIN/EINTR; the handle stays open.
+   */
+  openInotify(onBatch: (bytes: Buffer) => void, onError: (error: NativeSystemError) => void): InotifyHandle;
+  /**
+   * udevd's re-read of a whole disk's partition table: open O_RDONLY|O_NONBLOCK, flock
+   * LOCK_EX|LOCK_NB (EWOULDBLOCK while someone holds the disk), ioctl BLKRRPART (EBUSY while a
+   * partition is in use, EINVAL where the driver has no partitions, e.g. loop without partscan).
+   */
+  rereadPartitionTable(devnode: string): void;
+}
+
+let cached: NativeInotify | undefined;
+
+/** Loads the addon once per process (loading a Node-API addon twice in one environment is not safe). */
+export function loadInotifyNative(): NativeInotify {
+  if (cached !== undefined) return cached;
+  const { loaded, file } = requireAddon(ADDON_FILE);
+  cached = checkShape(loaded, file);
+  return cached;
+}
+
+function checkShape(loaded: unknown, file: string): NativeInotify {
+  const names = ['openInotify', 'rereadPartitionTable'] as const;
+  if (
+    typeof loaded === 'object' &&
+    loaded !== null &&
+    names.every((name) => typeof Reflect.get(loaded, name) === 'function')
+  ) {
+    // The shape is checked above; the signatures are the C++ side's contract with this file.
+    return loaded as NativeInotify;
+  }
+  throw new Error(`${file} is not triggerd's inotify addon (${names.join('/')} missing); rebuild it`);
+}
