@@ -25,6 +25,7 @@ import { createRulesHost } from '../devices/rules-host';
 import { loadRules, rulesFiles, type CompiledRules } from '../devices/rules/rules-compiler';
 import { createSysfsHost } from '../devices/builtins/sysfs-host';
 import { loadNativeBlkid } from '../native/blkid-addon';
+import { loadNativeDevnode } from '../native/devnode-addon';
 import { NativeProgramRunner } from '../devices/run-programs';
 import { Rebroadcaster } from '../devices/rebroadcast';
 import { UnitSystem } from './unit-system';
@@ -32,6 +33,8 @@ import { UnitLogRings } from './unit-log';
 import { unitHandlers } from '../control/unit-handlers';
 import { deviceHandlers } from '../control/device-handlers';
 import { ControlServer, type ControlHandlers } from '../control/server';
+import { DeviceWatch } from '../devices/device-watch';
+import { loadInotifyNative } from '../native/inotify-addon';
 
 export type DaemonMode = 'standalone' | 'companion' | 'auto';
 
@@ -139,6 +142,7 @@ export class Daemon {
     const builtins = createSysfsHost({
       sysRoot: this.options.sysRoot,
       probeBlkid: (devnode, opts) => loadNativeBlkid().probe(devnode, opts),
+      readAbsInfo: (devnode, axis) => loadNativeDevnode().readAbsInfo(devnode, axis),
     });
     // The host reads the registry lazily: the pipeline that owns it is built with this stage.
     const host = createRulesHost({
@@ -155,6 +159,7 @@ export class Daemon {
       logger: this.options.logger,
       udevRunDir: this.options.udevRunDir,
       applyEffects: isRoot(),
+      deviceWatch: isRoot() ? this.openDeviceWatch() : undefined,
       programTimeoutMs: this.options.programTimeoutMs,
       rebroadcaster: new Rebroadcaster(
         (buf) => this.pipeline.sendToLibudev(buf),
@@ -162,6 +167,25 @@ export class Daemon {
       ),
     });
     return this.rulesStage;
+  }
+
+  /** OPTIONS+="watch" (re-probe a block device when a writer closes it); without it, a warning. */
+  private deviceWatch: DeviceWatch | undefined;
+  private openDeviceWatch(): DeviceWatch | undefined {
+    try {
+      this.deviceWatch = new DeviceWatch({
+        native: loadInotifyNative(),
+        logger: this.options.logger,
+        udevRunDir: this.options.udevRunDir,
+        sysRoot: this.options.sysRoot,
+      });
+    } catch (err) {
+      this.options.logger.warn(
+        { err },
+        'OPTIONS+="watch" is unavailable: devices are not re-probed when written',
+      );
+    }
+    return this.deviceWatch;
   }
 
   private compileRules(): CompiledRules {
@@ -249,6 +273,7 @@ export class Daemon {
     if (this.gcTimer !== undefined) clearInterval(this.gcTimer);
     await this.units.shutdown(this.options.shutdownTimeoutMs ?? 90_000);
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
+    this.deviceWatch?.close();
     await this.control?.close();
     this.options.logger.info('triggerd stopped');
   }

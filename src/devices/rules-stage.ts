@@ -12,12 +12,15 @@ import type { CompiledRules } from './rules/rules-compiler';
 import { runRules, type RulesHost } from './rules/rules-executor';
 import type { RulesResult } from './rules/rules-result';
 import { udevDeviceId } from './udev-db';
-import { UdevDbWriter, monotonicUsec, udevDbEntryFor } from './udev-db-writer';
+import { UdevDbWriter, monotonicUsec, splitProperties, udevDbEntryFor } from './udev-db-writer';
 import { DevLinks } from './dev-links';
 import { applyNodePermissions, resolveNodePermissions } from './node-permissions';
+import { labelDeviceNode } from './node-labels';
+import { applyStaticNodes } from './static-nodes';
 import { readUserDatabase, type UserDatabase } from '../exec/user-database';
 import type { Rebroadcaster } from './rebroadcast';
 import { executeRunList, type ProgramRunner } from './run-programs';
+import type { DeviceWatchHook } from './device-watch';
 
 export interface RulesStageOptions {
   rules: CompiledRules;
@@ -35,6 +38,8 @@ export interface RulesStageOptions {
    * (an ordinary user cannot write /dev or /run/udev; `test-rules` shows without doing).
    */
   applyEffects?: boolean;
+  /** OPTIONS+="watch": told when an event's processing starts and when its effects are applied. */
+  deviceWatch?: DeviceWatchHook;
 }
 
 export interface ProcessedDeviceEvent {
@@ -55,12 +60,21 @@ export class RulesStage {
     this.logger = options.logger;
     this.db = new UdevDbWriter({ root: options.udevRunDir });
     this.links = new DevLinks({ db: this.db, devRoot: options.devRoot });
+    this.applyStaticNodes();
   }
 
   /** A reload compiles from scratch and swaps the result in (and re-reads users and groups). */
   setRules(rules: CompiledRules): void {
     this.rules = rules;
     this.userDb = undefined;
+    this.applyStaticNodes();
+  }
+
+  /** OPTIONS+="static_node=": applied once per (re)load, as udevd does, not per event. */
+  private applyStaticNodes(): void {
+    if (this.options.applyEffects === false) return;
+    const { devRoot, udevRunDir } = this.options;
+    applyStaticNodes(this.rules, { users: this.users(), devRoot, udevRunDir, logger: this.logger });
   }
 
   /** /etc/passwd and /etc/group, read once per (re)load rather than once per event. */
@@ -79,6 +93,8 @@ export class RulesStage {
     previous: DeviceRecord | undefined,
     effects = true,
   ): Promise<ProcessedDeviceEvent> {
+    const watch = effects && this.options.applyEffects !== false ? this.options.deviceWatch : undefined;
+    watch?.begin(event);
     const result = await runRules(this.rules, event, previous, this.options.host, {
       programTimeoutMs: this.options.programTimeoutMs,
     });
@@ -90,6 +106,7 @@ export class RulesStage {
     // The effects get the kernel's event as it came: the database and the rebroadcast tell the
     // kernel's properties apart from what the rules added by comparing the two.
     if (effects && this.options.applyEffects !== false) await this.apply(event, previous, result);
+    watch?.update(event, result);
     return { event: processed, decision, result };
   }
 
@@ -98,6 +115,7 @@ export class RulesStage {
     const owner = { id, devnode: event.devname ?? '', priority: result.linkPriority };
     const oldLinks = (previous?.devlinks ?? []).map((l) => l.replace(/^\/dev\//, ''));
     let usecInitialized = monotonicUsec();
+    const split = splitProperties(event, result);
     try {
       if (event.action === 'remove') {
         if (event.devname !== undefined)
@@ -113,12 +131,13 @@ export class RulesStage {
           }
           try {
             const perms = resolveNodePermissions(event, result, { users: this.users() });
-            applyNodePermissions(event.devname, perms, { devRoot: this.options.devRoot });
+            const applied = applyNodePermissions(event.devname, perms, { devRoot: this.options.devRoot });
+            labelDeviceNode(event, result, applied, { devRoot: this.options.devRoot, logger: this.logger });
           } catch (err) {
             this.report((err as Error).message, event.devpath);
           }
         }
-        const entry = udevDbEntryFor(event, result, { id, previous: this.db.readRecord(id) });
+        const entry = udevDbEntryFor(event, result, { id, previous: this.db.readRecord(id), split });
         usecInitialized = entry.usecInitialized ?? usecInitialized;
         this.db.writeDevice(entry);
         this.writeAttributes(event, result);
@@ -126,7 +145,7 @@ export class RulesStage {
     } catch (err) {
       this.report(`device database: ${(err as Error).message}`, event.devpath);
     }
-    this.options.rebroadcaster?.rebroadcast({ event, result, usecInitialized });
+    this.options.rebroadcaster?.rebroadcast({ event, result, usecInitialized, split });
     if (result.run.length > 0) {
       await executeRunList(result.run, {
         runner: this.options.runner,
