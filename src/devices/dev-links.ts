@@ -82,14 +82,33 @@ export class DevLinks {
     return outcomes;
   }
 
-  /** Where the link at `rel` points now, as an absolute /dev path; undefined when there is none. */
-  currentTarget(rel: string): string | undefined {
+  /**
+   * Where the link at `rel` points now, as an absolute /dev path; undefined when there is none.
+   * `expected`: the node it most likely points at (checked without resolving paths).
+   */
+  currentTarget(rel: string, expected?: string): string | undefined {
+    let target: string;
     try {
-      const target = fs.readlinkSync(this.hostPath(rel));
-      return path.posix.resolve('/dev', path.posix.dirname(rel), target);
+      target = fs.readlinkSync(this.hostPath(rel));
     } catch {
       return undefined;
     }
+    if (expected !== undefined && target === this.relativeTarget(rel, expected)) return expected;
+    return path.posix.resolve('/dev', path.posix.dirname(rel), target);
+  }
+
+  private readonly relativeTargets = new Map<string, string>();
+  /** What a link at `rel` holds to point at `devnode` ('disk/by-uuid/x', '/dev/loop0' → '../../loop0'). */
+  private relativeTarget(rel: string, devnode: string): string {
+    const key = `${rel}\0${devnode}`;
+    let target = this.relativeTargets.get(key);
+    if (target === undefined) {
+      target = path.posix.relative(path.posix.dirname(path.posix.join('/dev', rel)), devnode);
+      // Every event of a device asks again for the same few links (a full map starts over).
+      if (this.relativeTargets.size >= 4096) this.relativeTargets.clear();
+      this.relativeTargets.set(key, target);
+    }
+    return target;
   }
 
   private guard(link: string, fn: () => LinkOutcome): LinkOutcome {
@@ -101,7 +120,7 @@ export class DevLinks {
   }
 
   private claim(owner: LinkOwner, rel: string): LinkOutcome {
-    const target = this.currentTarget(rel);
+    const target = this.currentTarget(rel, owner.devnode);
     // Already ours with the same claim (a change event that decided the same): nothing to
     // arbitrate; other claimants' changes are arbitrated when they claim or release.
     if (
@@ -160,16 +179,17 @@ export class DevLinks {
 
   private pointAt(rel: string, devnode: string, action: 'created' | 'repointed'): LinkOutcome {
     const link = this.hostPath(rel);
-    const before = this.currentTarget(rel);
+    const before = this.currentTarget(rel, devnode);
+    // A link that reads back as the node is a symlink already: nothing to check or do.
+    if (before === devnode) return { link: rel, action: 'kept', target: devnode };
     try {
       if (!fs.lstatSync(link).isSymbolicLink()) return { link: rel, action: 'conflict', target: devnode };
     } catch {
       // absent
     }
-    if (before === devnode) return { link: rel, action: 'kept', target: devnode };
     const dir = path.dirname(link);
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-    const relTarget = path.posix.relative(path.posix.dirname(path.posix.join('/dev', rel)), devnode);
+    const relTarget = this.relativeTarget(rel, devnode);
     const tmp = path.join(dir, `.#${path.basename(link)}${randomBytes(6).toString('hex')}`);
     fs.symlinkSync(relTarget, tmp);
     try {
@@ -204,7 +224,8 @@ export class DevLinks {
   /** '/dev/loop0' → '<devRoot>/loop0'; 'disk/by-x/y' → '<devRoot>/disk/by-x/y'. */
   private hostPath(relOrDevnode: string): string {
     const rel = relOrDevnode.startsWith('/dev/') ? relOrDevnode.slice(5) : relOrDevnode;
-    return path.join(this.devRoot, rel);
+    // Links and nodes are normalized already (normalizeLink, udev's devnode names).
+    return this.devRoot + '/' + rel;
   }
 
   private nodeExists(devnode: string): boolean {

@@ -9,6 +9,19 @@ const HEADER_BYTES = 40;
 
 /** MurmurHash2, 32-bit, seed 0, over the UTF-8 bytes: libudev's string hash. */
 export function murmurHash2(text: string): number {
+  // Every event hashes the same few subsystems, devtypes and tags again.
+  let h = hashCache.get(text);
+  if (h === undefined) {
+    h = computeMurmurHash2(text);
+    if (hashCache.size >= 1024) hashCache.clear();
+    hashCache.set(text, h);
+  }
+  return h;
+}
+
+const hashCache = new Map<string, number>();
+
+function computeMurmurHash2(text: string): number {
   const data = Buffer.from(text, 'utf8');
   const m = 0x5bd1e995;
   let len = data.length;
@@ -54,17 +67,20 @@ export interface LibudevMessageInput {
 export function encodeLibudevMessage(input: LibudevMessageInput): Buffer {
   let body = '';
   for (const [k, v] of input.properties) body += `${k}=${v}\0`;
-  const props = Buffer.from(body, 'utf8');
-  const header = Buffer.alloc(HEADER_BYTES);
+  const bodyBytes = Buffer.byteLength(body, 'utf8');
+  const message = Buffer.allocUnsafe(HEADER_BYTES + bodyBytes);
+  message.write(body, HEADER_BYTES, 'utf8');
+  const header = message.subarray(0, HEADER_BYTES);
+  header.fill(0);
   header.write(LIBUDEV_PREFIX, 0, 'latin1');
   header.writeUInt32BE(LIBUDEV_MAGIC, 8);
   header.writeUInt32LE(HEADER_BYTES, 12);
   header.writeUInt32LE(HEADER_BYTES, 16);
-  header.writeUInt32LE(props.length, 20);
+  header.writeUInt32LE(bodyBytes, 20);
   header.writeUInt32BE(murmurHash2(input.subsystem), 24);
   header.writeUInt32BE(input.devtype === undefined ? 0 : murmurHash2(input.devtype), 28);
   const bloom = tagBloom64(input.tags);
   header.writeUInt32BE(Number(bloom >> 32n), 32);
   header.writeUInt32BE(Number(bloom & 0xffffffffn), 36);
-  return Buffer.concat([header, props]);
+  return message;
 }

@@ -9,7 +9,7 @@
 import { encodeLibudevMessage } from './libudev-encode';
 import type { RulesResult } from './rules/rules-result';
 import type { Uevent } from './types';
-import { splitProperties } from './udev-db-writer';
+import { splitProperties, type SplitProperties } from './udev-db-writer';
 
 export interface ProcessedEvent {
   event: Uevent;
@@ -18,6 +18,8 @@ export interface ProcessedEvent {
   usecInitialized: bigint;
   /** All tags ever set (TAGS); defaults to the event's tags. CURRENT_TAGS is `result.tags`. */
   allTags?: Iterable<string>;
+  /** splitProperties(event, result), when the caller has it already. */
+  split?: SplitProperties;
 }
 
 function tagList(tags: Iterable<string>): string {
@@ -27,7 +29,7 @@ function tagList(tags: Iterable<string>): string {
 /** The properties of the libudev message, in udevd's order. */
 export function udevEventProperties(processed: ProcessedEvent): [string, string][] {
   const { event, result } = processed;
-  const { kernel, added } = splitProperties(event, result);
+  const { kernel, added } = processed.split ?? splitProperties(event, result);
   const out: [string, string][] = [['UDEV_DATABASE_VERSION', '1']];
   const devnum: [string, string][] = [];
   for (const [key, value] of kernel) {

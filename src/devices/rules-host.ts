@@ -110,12 +110,15 @@ export function createRulesHost(options: DaemonRulesHostOptions): RulesHost {
       }
     },
     testPath(p, mode) {
+      // TEST{} mostly asks for files that are not there: answer without a thrown error.
+      let st: fs.Stats | undefined;
       try {
-        const st = fs.statSync(p);
-        return mode === undefined ? true : (st.mode & mode) !== 0;
+        st = fs.statSync(p, { throwIfNoEntry: false });
       } catch {
         return false;
       }
+      if (st === undefined) return false;
+      return mode === undefined ? true : (st.mode & mode) !== 0;
     },
     constValue: (name) => (name === 'arch' ? archName() : 'none'),
   };

@@ -162,6 +162,8 @@ export interface UdevDbEntryOptions {
   /** Defaults to the previous record's, else now. */
   usecInitialized?: bigint;
   watchHandle?: number;
+  /** splitProperties(event, result), when the caller has it already (it also rebroadcasts). */
+  split?: SplitProperties;
 }
 
 /** The record udevd would write after running the rules on `event`. */
@@ -180,7 +182,7 @@ export function udevDbEntryFor(event: Uevent, result: RulesResult, opts: UdevDbE
     linkPriority: result.linkPriority,
     watchHandle: opts.watchHandle,
     usecInitialized: usec,
-    properties: splitProperties(event, result).db,
+    properties: (opts.split ?? splitProperties(event, result)).db,
     tags,
     currentTags: result.tags,
     dbPersist: result.options.has('db_persist'),
@@ -324,9 +326,26 @@ function tempName(dir: string, base: string): string {
   return path.join(dir, `.#${base}${randomBytes(6).toString('hex')}`);
 }
 
-/** The /run/udev side of the device database. All state lives on disk, so a restart loses nothing. */
+/** What this writer last put in data/<id> (or read there), so an unchanged event costs no I/O. */
+interface KnownRecord {
+  text: string;
+  mode: number;
+  record: UdevDbRecord | undefined;
+}
+
+/**
+ * The /run/udev side of the device database. All state lives on disk, so a restart loses nothing;
+ * what this process wrote is also remembered, because a trigger storm rewrites the same records
+ * and claims over and over (/run/udev is udevd's private state: nobody else edits it under us).
+ */
 export class UdevDbWriter {
   readonly root: string;
+  private readonly known = new Map<string, KnownRecord>();
+  /** `<tag>/<id>` files known to exist. */
+  private readonly tagged = new Set<string>();
+  /** `<claim dir>\0<id>` → the claim text known to be on disk. */
+  private readonly claims = new Map<string, string>();
+  private readonly linkDirs = new Map<string, string>();
 
   constructor(opts: UdevDbWriterOptions = {}) {
     this.root = opts.root ?? DEFAULT_UDEV_RUN_DIR;
@@ -338,8 +357,14 @@ export class UdevDbWriter {
 
   readRecord(id: string): UdevDbRecord | undefined {
     checkId(id);
+    const known = this.known.get(id);
+    if (known !== undefined) return known.record;
     try {
-      return parseUdevDbRecord(fs.readFileSync(this.dataPath(id), 'utf8'));
+      const file = this.dataPath(id);
+      const text = fs.readFileSync(file, 'utf8');
+      const record = parseUdevDbRecord(text);
+      this.known.set(id, { text, mode: fs.statSync(file).mode & 0o7777, record });
+      return record;
     } catch {
       return undefined;
     }
@@ -351,9 +376,11 @@ export class UdevDbWriter {
    */
   /** The record on disk already says exactly this, with the same mode. */
   private unchanged(entry: UdevDbEntry, text: string): boolean {
+    const mode = entry.dbPersist === true ? 0o1644 : 0o644;
+    const known = this.known.get(entry.id);
+    if (known !== undefined) return known.mode === mode && known.text === text;
     try {
       const file = this.dataPath(entry.id);
-      const mode = entry.dbPersist === true ? 0o1644 : 0o644;
       return (fs.statSync(file).mode & 0o7777) === mode && fs.readFileSync(file, 'utf8') === text;
     } catch {
       return false;
@@ -372,6 +399,7 @@ export class UdevDbWriter {
     const dir = path.join(this.root, 'data');
     if (text === '' && !entry.hasDevnum && !entry.hasIfindex) {
       // Nothing worth keeping (udevd unlinks the record of such a device).
+      this.known.delete(entry.id);
       this.unlinkQuiet(this.dataPath(entry.id));
     } else if (this.unchanged(entry, text)) {
       // A change event that decides the same as before (a storm of triggers): no write, no rename.
@@ -388,7 +416,9 @@ export class UdevDbWriter {
           fs.closeSync(fd);
         }
         fs.renameSync(tmp, this.dataPath(entry.id));
+        this.known.set(entry.id, { text, mode, record: parseUdevDbRecord(text) });
       } catch (err) {
+        this.known.delete(entry.id);
         this.unlinkQuiet(tmp);
         throw new UdevDbError('ERR_UDEV_DB_WRITE', `cannot write ${this.dataPath(entry.id)}: ${String(err)}`);
       }
@@ -402,10 +432,13 @@ export class UdevDbWriter {
     const all = new Set<string>(tags ?? []);
     for (const tag of this.readRecord(id)?.tags ?? []) all.add(tag);
     for (const tag of all) this.untag(tag, id);
+    this.known.delete(id);
     this.unlinkQuiet(this.dataPath(id));
   }
 
   private tag(tag: string, id: string): void {
+    const key = `${tag}/${id}`;
+    if (this.tagged.has(key)) return;
     const dir = path.join(this.root, 'tags', tag);
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     const file = path.join(dir, id);
@@ -417,27 +450,35 @@ export class UdevDbWriter {
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
     }
+    this.tagged.add(key);
   }
 
   private untag(tag: string, id: string): void {
     if (tag.length === 0 || tag.includes('/') || tag === '.' || tag === '..') return;
+    this.tagged.delete(`${tag}/${id}`);
     const dir = path.join(this.root, 'tags', tag);
     this.unlinkQuiet(path.join(dir, id));
     this.rmdirQuiet(dir);
   }
 
   linkDir(link: string): string {
-    const name = normalizeLink(link);
-    return path.join(this.root, 'links', escapeLinkName(name));
+    const known = this.linkDirs.get(link);
+    if (known !== undefined) return known;
+    const dir = path.join(this.root, 'links', escapeLinkName(normalizeLink(link)));
+    // The same few names come back with every event of a device (a full map starts over).
+    if (this.linkDirs.size >= 4096) this.linkDirs.clear();
+    this.linkDirs.set(link, dir);
+    return dir;
   }
 
   /** Records (or updates) `id`'s claim on `link` (relative to /dev): a symlink to "<prio>:<devnode>". */
   /** This exact claim is on disk. */
   hasLinkClaim(link: string, claim: LinkClaim): boolean {
+    const data = `${claim.priority}:${claim.devnode}`;
+    const known = this.claims.get(`${this.linkDir(link)}\0${claim.id}`);
+    if (known !== undefined) return known === data;
     try {
-      return (
-        fs.readlinkSync(path.join(this.linkDir(link), claim.id)) === `${claim.priority}:${claim.devnode}`
-      );
+      return fs.readlinkSync(path.join(this.linkDir(link), claim.id)) === data;
     } catch {
       return false;
     }
@@ -449,8 +490,13 @@ export class UdevDbWriter {
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     const data = `${claim.priority}:${claim.devnode}`;
     const file = path.join(dir, claim.id);
+    const key = `${dir}\0${claim.id}`;
+    this.claims.delete(key);
     try {
-      if (fs.readlinkSync(file) === data) return;
+      if (fs.readlinkSync(file) === data) {
+        this.claims.set(key, data);
+        return;
+      }
     } catch {
       // absent or not a symlink: (re)create
     }
@@ -462,12 +508,14 @@ export class UdevDbWriter {
       this.unlinkQuiet(tmp);
       throw err;
     }
+    this.claims.set(key, data);
   }
 
   /** Drops `id`'s claim; the directory goes once no claim is left. */
   removeLinkClaim(link: string, id: string): void {
     checkId(id);
     const dir = this.linkDir(link);
+    this.claims.delete(`${dir}\0${id}`);
     this.unlinkQuiet(path.join(dir, id));
     this.removeLinkDirIfUnclaimed(dir);
   }
@@ -529,8 +577,19 @@ export class UdevDbWriter {
   }
 }
 
+const DOT_COMPONENT = /(^|\/)\.\.?(\/|$)/;
+
 /** A link relative to /dev, normalized; '/dev/x' is accepted too. Throws for '..' or empty names. */
 export function normalizeLink(link: string): string {
+  // Links from the rules are normalized already: nothing to split and join again.
+  if (
+    link !== '' &&
+    link.charCodeAt(0) !== 0x2f &&
+    !link.endsWith('/') &&
+    !link.includes('//') &&
+    !DOT_COMPONENT.test(link)
+  )
+    return link;
   let rel = link.startsWith('/dev/') ? link.slice(5) : link;
   rel = rel
     .split('/')

@@ -98,8 +98,18 @@ export function unescapePath(name: string): string {
  * siphash24 of the name, '.device'.
  */
 export function deviceUnitName(path: string): string {
-  return unitNameFromPath(path, 'device');
+  const known = deviceNameCache.get(path);
+  if (known !== undefined) return known;
+  const name = unitNameFromPath(path, 'device');
+  // Every uevent names the same few paths again (node, links), twice (before and after):
+  // remember them rather than re-escape; a full cache starts over instead of tracking age.
+  if (deviceNameCache.size >= DEVICE_NAME_CACHE_MAX) deviceNameCache.clear();
+  deviceNameCache.set(path, name);
+  return name;
 }
+
+const DEVICE_NAME_CACHE_MAX = 4096;
+const deviceNameCache = new Map<string, string>();
 
 /** unit_name_from_path for any suffix (without the dot): 'mount', 'device', 'automount', ... */
 export function unitNameFromPath(path: string, suffix: string): string {

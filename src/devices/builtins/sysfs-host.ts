@@ -10,13 +10,20 @@ export interface SysfsHostOptions {
   /** Where sysfs is mounted; '/sys' by default. */
   sysRoot?: string;
   probeBlkid?: BuiltinHost['probeBlkid'];
+  readAbsInfo?: BuiltinHost['readAbsInfo'];
   runProgram?: (argv: readonly string[]) => Promise<ProgramExit>;
 }
 
 /** Sysfs attribute files are small; this bounds a read of a broken or special one. */
 const MAX_ATTR_BYTES = 64 * 1024 + 18;
 
-function readBounded(file: string): Buffer | undefined {
+/**
+ * One scratch buffer for every read: reads are synchronous, and a fresh 64 KiB buffer per
+ * attribute made a trigger storm mostly garbage.
+ */
+let scratch: Buffer | undefined;
+
+function readBoundedInto<T>(file: string, decode: (bytes: Buffer) => T): T | undefined {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -24,14 +31,15 @@ function readBounded(file: string): Buffer | undefined {
     return undefined;
   }
   try {
-    const buffer = Buffer.alloc(MAX_ATTR_BYTES);
+    scratch ??= Buffer.allocUnsafeSlow(MAX_ATTR_BYTES);
+    const buffer = scratch;
     let total = 0;
     while (total < buffer.length) {
       const n = fs.readSync(fd, buffer, total, buffer.length - total, null);
       if (n === 0) break;
       total += n;
     }
-    return buffer.subarray(0, total);
+    return decode(buffer.subarray(0, total));
   } catch {
     return undefined;
   } finally {
@@ -39,21 +47,41 @@ function readBounded(file: string): Buffer | undefined {
   }
 }
 
+function readBounded(file: string): Buffer | undefined {
+  return readBoundedInto(file, (bytes) => Buffer.from(bytes));
+}
+
+function readBoundedText(file: string): string | undefined {
+  return readBoundedInto(file, (bytes) => bytes.toString('utf8'));
+}
+
+/** lstat, undefined when missing; ENOENT answers without a thrown error (the common case). */
+function lstatQuiet(file: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(file, { throwIfNoEntry: false });
+  } catch {
+    return undefined; // ENOTDIR, EACCES, ...
+  }
+}
+
 /** Reads the device at `syspath` (symlinks resolved by the caller); undefined if it is none. */
 export function readBuiltinDevice(syspath: string, sysRoot = '/sys'): BuiltinDevice | undefined {
-  let uevent: string;
-  try {
-    uevent = fs.readFileSync(path.join(syspath, 'uevent'), 'utf8');
-  } catch {
-    return undefined;
-  }
+  // Most ancestors are plain directories: a missing file must not cost a thrown error.
+  const ueventFile = syspath + '/uevent';
+  if (lstatQuiet(ueventFile) === undefined) return undefined;
+  const uevent = readBoundedText(ueventFile);
+  if (uevent === undefined) return undefined;
   const properties = parseUeventFile(uevent);
   let subsystem = '';
-  try {
-    subsystem = path.basename(fs.readlinkSync(path.join(syspath, 'subsystem')));
-  } catch {
-    // Devices like /sys/devices/pci0000:00 have no subsystem; sd_device reports none.
+  const subsystemLink = syspath + '/subsystem';
+  if (lstatQuiet(subsystemLink)?.isSymbolicLink() === true) {
+    try {
+      subsystem = path.basename(fs.readlinkSync(subsystemLink));
+    } catch {
+      // gone meanwhile
+    }
   }
+  // Devices like /sys/devices/pci0000:00 have no subsystem; sd_device reports none.
   const device: BuiltinDevice = {
     syspath,
     devpath: syspath.startsWith(sysRoot) ? syspath.slice(sysRoot.length) : syspath,
@@ -74,14 +102,18 @@ export function createSysfsHost(options: SysfsHostOptions = {}): BuiltinHost {
   const host: BuiltinHost = {
     readAttr(syspath, name) {
       const file = path.join(syspath, name);
-      try {
-        if (fs.lstatSync(file).isSymbolicLink()) return path.basename(fs.readlinkSync(file));
-      } catch {
-        return undefined;
+      const st = lstatQuiet(file);
+      if (st === undefined) return undefined;
+      if (st.isSymbolicLink()) {
+        try {
+          return path.basename(fs.readlinkSync(file));
+        } catch {
+          return undefined;
+        }
       }
-      const bytes = readBounded(file);
-      if (bytes === undefined) return undefined;
-      return bytes.toString('utf8').replace(/[\n\r]+$/, '');
+      const text = readBoundedText(file);
+      if (text === undefined) return undefined;
+      return text.replace(/[\n\r]+$/, '');
     },
     readAttrBytes(syspath, name) {
       return readBounded(path.join(syspath, name));
@@ -126,6 +158,7 @@ export function createSysfsHost(options: SysfsHostOptions = {}): BuiltinHost {
     },
   };
   if (options.probeBlkid !== undefined) host.probeBlkid = options.probeBlkid;
+  if (options.readAbsInfo !== undefined) host.readAbsInfo = options.readAbsInfo;
   if (options.runProgram !== undefined) host.runProgram = options.runProgram;
   return host;
 }

@@ -9,6 +9,7 @@ import { compilePattern } from './rules-pattern';
 import {
   ALLOWED_CHARS_INPUT,
   replaceUnsafeChars,
+  hasSubstitution,
   substitute,
   type SubstituteOptions,
   type SubstitutionContext,
@@ -298,6 +299,7 @@ class EventRun {
 
   /** `[subsystem/sysname]attr` → that device's devpath and the attribute; undefined if not that form. */
   resolveSubsysAttr(name: string): { devpath: string | undefined; attr: string } | undefined {
+    if (name.charCodeAt(0) !== 0x5b) return undefined; // not '['
     const m = /^\[([^/\]]+)\/([^\]]+)\]\/?(.*)$/.exec(name);
     if (m === null) return undefined;
     const devpath = this.host.deviceBySubsystemSysname(m[1] as string, m[2] as string);
@@ -355,6 +357,17 @@ function formatWith(
   source: RuleSourceRef,
   opts?: SubstituteOptions,
 ): string {
+  // Most rule values are literals: no substitution, no result object, no closure.
+  return hasSubstitution(template) ? substituteWith(run, ctx, template, source, opts) : template;
+}
+
+function substituteWith(
+  run: EventRun,
+  ctx: SubstitutionContext,
+  template: string,
+  source: RuleSourceRef,
+  opts?: SubstituteOptions,
+): string {
   const r = run.guard(source, () => substitute(template, ctx, opts));
   if (r === undefined) return '';
   for (const p of r.problems) run.diag('warning', 'ERR_RULE_SUBSTITUTION', p.message, source);
@@ -368,8 +381,24 @@ function matchAttrValue(
 ): boolean {
   // udev: a missing attribute fails the key whatever the operator.
   if (value === undefined) return false;
-  const v = token.keepTrailingSpace ? value : value.replace(/\s+$/, '');
+  const v = token.keepTrailingSpace || !/\s$/.test(value) ? value : value.replace(/\s+$/, '');
   return token.pattern.test(v) !== token.negate;
+}
+
+// The matchers below run for most tokens of every event; the ones that need a closure (guard)
+// live in their own functions, so the common cases allocate no closure context per call.
+
+function parentAttrMatches(
+  run: EventRun,
+  ctx: SubstitutionContext,
+  t: Extract<RuleToken, { type: 'match-parent-attr' }>,
+  dev: RulesDeviceInfo,
+): boolean {
+  const name = formatWith(run, ctx, t.name, t.source);
+  return matchAttrValue(
+    run.guard(t.source, () => run.host.readAttr(dev.devpath, name)),
+    t,
+  );
 }
 
 function parentTokenMatches(
@@ -378,13 +407,7 @@ function parentTokenMatches(
   t: RuleToken,
   dev: RulesDeviceInfo,
 ): boolean {
-  if (t.type === 'match-parent-attr') {
-    const name = formatWith(run, ctx, t.name, t.source);
-    return matchAttrValue(
-      run.guard(t.source, () => run.host.readAttr(dev.devpath, name)),
-      t,
-    );
-  }
+  if (t.type === 'match-parent-attr') return parentAttrMatches(run, ctx, t, dev);
   if (t.type !== 'match-parent') return false;
   switch (t.key) {
     case 'KERNELS':
@@ -400,15 +423,26 @@ function parentTokenMatches(
   }
 }
 
-/** All parent tokens must match on the same device: the event's device first, then up. */
-function walkParents(run: EventRun, ctx: SubstitutionContext, tokens: readonly RuleToken[]): boolean {
+/**
+ * All parent tokens (tokens[from, to)) must match on the same device: the event's device first,
+ * then up.
+ */
+function walkParents(
+  run: EventRun,
+  ctx: SubstitutionContext,
+  tokens: readonly RuleToken[],
+  from: number,
+  to: number,
+): boolean {
   for (let k = 0; ; k++) {
     const dev = run.chainAt(k);
     if (dev === undefined) {
       run.matched = undefined;
       return false;
     }
-    if (tokens.every((t) => parentTokenMatches(run, ctx, t, dev))) {
+    let all = true;
+    for (let i = from; i < to && all; i++) all = parentTokenMatches(run, ctx, tokens[i]!, dev);
+    if (all) {
       run.matched = dev;
       return true;
     }
@@ -561,34 +595,59 @@ function matchToken(run: EventRun, ctx: SubstitutionContext, t: RuleToken): bool
     case 'match-env':
       return t.pattern.test(run.props.get(t.name)) !== t.negate;
     case 'match-const':
-      return t.pattern.test(run.guard(t.source, () => run.host.constValue(t.name))) !== t.negate;
-    case 'match-attr': {
-      const name = formatWith(run, ctx, t.name, t.source);
-      const sub = run.resolveSubsysAttr(name);
-      const value = run.guard(t.source, () =>
-        sub !== undefined
-          ? sub.devpath === undefined
-            ? undefined
-            : run.host.readAttr(sub.devpath, sub.attr)
-          : run.host.readAttr(run.devpath, name),
-      );
-      return matchAttrValue(value, t);
-    }
-    case 'match-sysctl': {
-      const key = formatWith(run, ctx, t.name, t.source);
-      const value = run.guard(t.source, () => run.host.sysctl(key));
-      if (value === undefined) return false;
-      return t.pattern.test(value.replace(/\s+$/, '')) !== t.negate;
-    }
-    case 'match-test': {
-      const p = attrPath(run, formatWith(run, ctx, t.path, t.source));
-      const exists =
-        p === undefined ? false : (run.guard(t.source, () => run.host.testPath(p, t.mode), false) ?? false);
-      return exists !== t.negate;
-    }
+      return matchConst(run, t);
+    case 'match-attr':
+      return matchAttr(run, ctx, t);
+    case 'match-sysctl':
+      return matchSysctl(run, ctx, t);
+    case 'match-test':
+      return matchTest(run, ctx, t);
     default:
       return true;
   }
+}
+
+function matchConst(run: EventRun, t: Extract<RuleToken, { type: 'match-const' }>): boolean {
+  return t.pattern.test(run.guard(t.source, () => run.host.constValue(t.name))) !== t.negate;
+}
+
+function matchAttr(
+  run: EventRun,
+  ctx: SubstitutionContext,
+  t: Extract<RuleToken, { type: 'match-attr' }>,
+): boolean {
+  const name = formatWith(run, ctx, t.name, t.source);
+  const sub = run.resolveSubsysAttr(name);
+  const value = run.guard(t.source, () =>
+    sub !== undefined
+      ? sub.devpath === undefined
+        ? undefined
+        : run.host.readAttr(sub.devpath, sub.attr)
+      : run.host.readAttr(run.devpath, name),
+  );
+  return matchAttrValue(value, t);
+}
+
+function matchSysctl(
+  run: EventRun,
+  ctx: SubstitutionContext,
+  t: Extract<RuleToken, { type: 'match-sysctl' }>,
+): boolean {
+  const key = formatWith(run, ctx, t.name, t.source);
+  const value = run.guard(t.source, () => run.host.sysctl(key));
+  if (value === undefined) return false;
+  return t.pattern.test(value.replace(/\s+$/, '')) !== t.negate;
+}
+
+function matchTest(
+  run: EventRun,
+  ctx: SubstitutionContext,
+  t: Extract<RuleToken, { type: 'match-test' }>,
+): boolean {
+  const p = attrPath(run, formatWith(run, ctx, t.path, t.source));
+  const exists =
+    p === undefined ? false : (run.guard(t.source, () => run.host.testPath(p, t.mode), false) ?? false);
+  return exists !== t.negate;
 }
 
 /** PROGRAM: run it, keep its sanitised output as $result. */
@@ -698,6 +757,7 @@ function assignToken(run: EventRun, ctx: SubstitutionContext, t: RuleToken): voi
     }
     case 'assign-seclabel':
       r.seclabels.set(t.name, formatWith(run, ctx, t.value, t.source));
+      (r.seclabelSources ??= new Map()).set(t.name, t.source);
       return;
     case 'assign-env': {
       if (t.value === '') {
@@ -789,7 +849,7 @@ export async function runRules(
       if (isParentToken(t)) {
         let end = k;
         while (end < tokens.length && isParentToken(tokens[end]!)) end++;
-        if (!walkParents(run, ctx, tokens.slice(k, end))) {
+        if (!walkParents(run, ctx, tokens, k, end)) {
           ok = false;
           break;
         }

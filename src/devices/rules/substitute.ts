@@ -201,6 +201,7 @@ const SAFE_PLAIN = /[A-Za-z0-9#+\-.:=@_]/;
  * everything else becomes '_'.
  */
 export function replaceUnsafeChars(value: string, allow: string): string {
+  if (isAllSafe(value, allow)) return value;
   let out = '';
   for (let i = 0; i < value.length; i++) {
     const c = value[i] as string;
@@ -217,6 +218,28 @@ export function replaceUnsafeChars(value: string, allow: string): string {
     }
   }
   return out;
+}
+
+/** Every character kept as it is (the usual case: no new string needed). */
+function isAllSafe(value: string, allow: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    const plain =
+      (code >= 0x30 && code <= 0x39) ||
+      (code >= 0x41 && code <= 0x5a) ||
+      (code >= 0x61 && code <= 0x7a) ||
+      code >= 0x80 ||
+      code === 0x23 || // #
+      code === 0x2b || // +
+      code === 0x2d || // -
+      code === 0x2e || // .
+      code === 0x3a || // :
+      code === 0x3d || // =
+      code === 0x40 || // @
+      code === 0x5f; // _
+    if (!plain && !allow.includes(value[i] as string)) return false;
+  }
+  return true;
 }
 
 /** Strip leading/trailing whitespace, squeeze inner runs to one '_' (udev_replace_whitespace). */
