@@ -27,6 +27,8 @@ export interface RulesResult {
   mode?: number;
   /** SECLABEL{module}="label". */
   seclabels: Map<string, string>;
+  /** Where each module's SECLABEL was last set (for the node labelling's log lines). */
+  seclabelSources?: Map<string, SourceRef>;
   /** ATTR{file}="value" and SYSCTL{key}="value" writes, in order. */
   attrWrites: { path: string; value: string; source: SourceRef }[];
   sysctlWrites: { key: string; value: string; source: SourceRef }[];
