@@ -46,6 +46,11 @@ export interface BuiltinHost {
   probeBlkid?(devnode: string, options: BlkidProbeOptions): Promise<BlkidRawProbe>;
   /** kmod: runs a program (argv[0] looked up in PATH) and waits for it; absent: no kmod. */
   runProgram?(argv: readonly string[]): Promise<ProgramExit>;
+  /**
+   * input_id: EVIOCGABS(axis) on an evdev node, the raw `struct input_absinfo` bytes
+   * (src/native/devnode-addon); throws when the node cannot be opened or asked. Absent: no sizes.
+   */
+  readAbsInfo?(devnode: string, axis: number): Buffer;
 }
 
 /**

@@ -1,7 +1,10 @@
 // IMPORT{builtin}="input_id": what kind of input device this is (ID_INPUT_KEYBOARD, _MOUSE,
 // _TOUCHPAD, ...), decided from the kernel's capability bitmasks in sysfs exactly as udev's
 // input_id builtin decides it. The bitmasks are read as the kernel prints them: space-separated
-// hex words, most significant first, each one C `long` (64 bits here) wide.
+// hex words, most significant first, each one C `long` (64 bits here) wide. For eventN nodes
+// it adds the size of the touch surface (ID_INPUT_WIDTH_MM/HEIGHT_MM) from the EVIOCGABS ioctl,
+// asked only of devices with absolute X/Y axes: for the others the kernel has no axis to report.
+import * as os from 'node:os';
 import { succeed } from './builtin-errors';
 import type { Builtin, BuiltinDevice, BuiltinHost, BuiltinResult } from './builtin-types';
 import { ancestorWith } from './device-chain';
@@ -204,6 +207,63 @@ function testKey(m: Masks, props: Map<string, string>): boolean {
   return found;
 }
 
+/** `struct input_absinfo` (<linux/input.h>): one absolute axis as EVIOCGABS reports it. */
+export interface AbsInfo {
+  value: number;
+  minimum: number;
+  maximum: number;
+  fuzz: number;
+  flat: number;
+  /** Units per mm for ABS_X/ABS_Y; 0 when the driver does not know. */
+  resolution: number;
+}
+
+const ABSINFO_FIELDS = ['value', 'minimum', 'maximum', 'fuzz', 'flat', 'resolution'] as const;
+const ABSINFO_BYTES = ABSINFO_FIELDS.length * 4;
+
+/** Decode the ioctl's bytes (six __s32 in host byte order); undefined if the size is wrong. */
+export function parseAbsInfo(bytes: Buffer, endianness: 'LE' | 'BE' = os.endianness()): AbsInfo | undefined {
+  if (bytes.length !== ABSINFO_BYTES) return undefined;
+  const read = (i: number): number =>
+    endianness === 'LE' ? bytes.readInt32LE(i * 4) : bytes.readInt32BE(i * 4);
+  return {
+    value: read(0),
+    minimum: read(1),
+    maximum: read(2),
+    fuzz: read(3),
+    flat: read(4),
+    resolution: read(5),
+  };
+}
+
+/** udev's abs_size_mm(): (maximum - minimum) / resolution in C `int` arithmetic (wraps, truncates). */
+export function absSizeMm(axis: Pick<AbsInfo, 'minimum' | 'maximum' | 'resolution'>): number {
+  return Math.trunc(((axis.maximum - axis.minimum) | 0) / axis.resolution);
+}
+
+/** udev's extract_info(): both sizes, or nothing when either axis has no resolution. */
+export function surfaceSizeProperties(x: AbsInfo, y: AbsInfo): Map<string, string> {
+  const props = new Map<string, string>();
+  if (x.resolution <= 0 || y.resolution <= 0) return props;
+  props.set('ID_INPUT_WIDTH_MM', String(absSizeMm(x)));
+  props.set('ID_INPUT_HEIGHT_MM', String(absSizeMm(y)));
+  return props;
+}
+
+/** Ask the event node for ABS_X and ABS_Y; any failure just leaves the sizes out, as in udev. */
+function readSurfaceSize(host: BuiltinHost, devnode: string | undefined): Map<string, string> {
+  if (devnode === undefined || host.readAbsInfo === undefined) return new Map();
+  let x: AbsInfo | undefined;
+  let y: AbsInfo | undefined;
+  try {
+    x = parseAbsInfo(host.readAbsInfo(devnode, ABS_X));
+    y = parseAbsInfo(host.readAbsInfo(devnode, ABS_Y));
+  } catch {
+    return new Map();
+  }
+  return x === undefined || y === undefined ? new Map() : surfaceSizeProperties(x, y);
+}
+
 export const inputId = ((
   _argv: readonly string[],
   device: BuiltinDevice,
@@ -231,7 +291,8 @@ export const inputId = ((
     props.set('ID_INPUT_KEY', '1');
   }
   if (masks.ev.test(EV_SW)) props.set('ID_INPUT_SWITCH', '1');
-  // udev also adds ID_INPUT_WIDTH_MM/HEIGHT_MM for eventN nodes from the EVIOCGABS ioctl; that
-  // needs an open device node and an ioctl, which no addon offers yet, so they are left out.
+  if (device.sysname.startsWith('event') && masks.abs.test(ABS_X) && masks.abs.test(ABS_Y)) {
+    for (const [k, v] of readSurfaceSize(host, device.devname)) props.set(k, v);
+  }
   return succeed(props);
 }) satisfies Builtin;
