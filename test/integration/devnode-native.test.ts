@@ -1,6 +1,7 @@
-// triggerd_devnode.node on the real kernel: xattr round trips on ext4 and tmpfs temp files, a
-// SECLABEL through the real addon (the kernel may refuse security.* without the LSM: reported,
-// never thrown), abuse of every export, and EVIOCGABS on a uinput touchpad when uinput exists.
+// triggerd_devnode.node on the real kernel: one contract suite for it and the fake
+// (test/helpers/fake-devnode), xattr round trips on ext4 and tmpfs temp files, a SECLABEL through
+// the real addon (the kernel may refuse security.* without the LSM: reported, never thrown), abuse
+// of every export, and EVIOCGABS on a uinput touchpad when uinput exists.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -11,6 +12,7 @@ import { inputId } from '../../src/devices/builtins/input-id';
 import { builtinDeviceAt, createSysfsHost } from '../../src/devices/builtins/sysfs-host';
 import { applyNodeLabels, planNodeLabels } from '../../src/devices/node-labels';
 import { INPUT_ABSINFO_BYTES, loadNativeDevnode } from '../../src/native/devnode-addon';
+import { FakeDevnode } from '../helpers/fake-devnode';
 import { recordingLogger } from '../helpers/logger';
 
 const uid = process.getuid?.() ?? -1;
@@ -41,6 +43,37 @@ function systemError(code: string, syscall: string, file?: string) {
     if (file !== undefined) assert.equal(e.path, file);
     return true;
   };
+}
+
+for (const [name, impl] of [
+  ['real addon', native],
+  ['fake', new FakeDevnode()],
+] as const) {
+  describe(`contract: ${name}`, () => {
+    it('set then get gives the same bytes; unset is ENODATA; missing file is ENOENT', () => {
+      const file = tempFile(os.tmpdir());
+      impl.setXattr(file, 'user.contract', Buffer.from('v\0'));
+      assert.deepEqual(impl.getXattr(file, 'user.contract'), Buffer.from('v\0'));
+      assert.throws(() => impl.getXattr(file, 'user.unset'), systemError('ENODATA', 'getxattr', file));
+      const missing = `${file}.missing`;
+      assert.throws(
+        () => impl.setXattr(missing, 'user.a', Buffer.from('x')),
+        systemError('ENOENT', 'setxattr', missing),
+      );
+      assert.throws(
+        () => impl.setXattr(file, 'plain', Buffer.from('x')),
+        systemError('ENOTSUP', 'setxattr', file),
+      );
+    });
+
+    it('readAbsInfo: ENOENT to open a missing node, ENOTTY on a non-evdev node, TypeErrors', () => {
+      const file = tempFile(os.tmpdir());
+      assert.throws(() => impl.readAbsInfo(`${file}.none`, 0), systemError('ENOENT', 'open', `${file}.none`));
+      assert.throws(() => impl.readAbsInfo(file, 0), systemError('ENOTTY', 'ioctl', file));
+      assert.throws(() => impl.readAbsInfo(file, 64), TypeError);
+      assert.throws(() => impl.setXattr('', 'user.a', Buffer.alloc(0)), TypeError);
+    });
+  });
 }
 
 describe('xattr round trip', () => {
