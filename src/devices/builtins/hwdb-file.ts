@@ -61,13 +61,15 @@ export interface PageCacheOptions {
 }
 
 /**
- * An open file read through a small page cache with pread (fs.readSync at a position). Pages are
- * evicted with the clock algorithm: one reference bit per slot, no per-access allocation.
+ * An open file read through a small page cache with pread (fs.readSync at a position). A page
+ * buffer is allocated the first time its slot is used, so the cache costs memory only as it
+ * fills. Pages are evicted with the clock algorithm: one reference bit per slot, no allocation
+ * per access.
  */
 export class PagedFile implements ByteSource {
   buffer: Buffer;
   private readonly pageSize: number;
-  private readonly slab: Buffer;
+  private readonly slots: Buffer[] = [];
   private readonly pageInSlot: Float64Array;
   private readonly referenced: Uint8Array;
   private readonly slotOfPage = new Map<number, number>();
@@ -83,19 +85,17 @@ export class PagedFile implements ByteSource {
   ) {
     this.pageSize = options.pageSize ?? 4096;
     const pages = Math.max(2, options.pages ?? 64);
-    // allocUnsafeSlow: the slab's memory is only touched (and counted in RSS) as pages fill.
-    this.slab = Buffer.allocUnsafeSlow(this.pageSize * pages);
     this.pageInSlot = new Float64Array(pages).fill(-1);
     this.referenced = new Uint8Array(pages);
-    this.buffer = this.slab;
+    this.buffer = this.scratch;
   }
 
   at(offset: number, length: number): number {
     const page = Math.floor(offset / this.pageSize);
     const within = offset - page * this.pageSize;
     if (within + length <= this.pageSize) {
-      this.buffer = this.slab;
-      return this.slotFor(page) * this.pageSize + within;
+      this.buffer = this.slots[this.slotFor(page)]!;
+      return within;
     }
     // A record across a page boundary: copy it together.
     if (this.scratch.length < length) this.scratch = Buffer.alloc(Math.max(length, 256));
@@ -105,8 +105,7 @@ export class PagedFile implements ByteSource {
       const p = Math.floor(here / this.pageSize);
       const from = here - p * this.pageSize;
       const n = Math.min(length - done, this.pageSize - from);
-      const base = this.slotFor(p) * this.pageSize;
-      this.slab.copy(this.scratch, done, base + from, base + from + n);
+      this.slots[this.slotFor(p)]!.copy(this.scratch, done, from, from + n);
       done += n;
     }
     this.buffer = this.scratch;
@@ -119,21 +118,22 @@ export class PagedFile implements ByteSource {
       this.referenced[cached] = 1;
       return cached;
     }
-    const slots = this.referenced.length;
+    const count = this.referenced.length;
     while (this.referenced[this.hand] === 1) {
       this.referenced[this.hand] = 0;
-      this.hand = (this.hand + 1) % slots;
+      this.hand = (this.hand + 1) % count;
     }
     const slot = this.hand;
-    this.hand = (this.hand + 1) % slots;
+    this.hand = (this.hand + 1) % count;
     const old = this.pageInSlot[slot]!;
     if (old >= 0) this.slotOfPage.delete(old);
     this.pageInSlot[slot] = -1;
+    const into = (this.slots[slot] ??= Buffer.allocUnsafeSlow(this.pageSize));
     const start = page * this.pageSize;
     const want = Math.min(this.pageSize, this.size - start);
     let got = 0;
     while (got < want) {
-      const n = fs.readSync(this.fd, this.slab, slot * this.pageSize + got, want - got, start + got);
+      const n = fs.readSync(this.fd, into, got, want - got, start + got);
       if (n === 0)
         throw new HwdbCorruptError(`file ends at ${start + got}, before its stated size ${this.size}`);
       got += n;

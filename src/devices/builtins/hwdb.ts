@@ -2,7 +2,8 @@
 // builtin (systemd 252) finds them: by an explicit key, or by the MODALIAS of the device or of
 // its first ancestor that has one (for a USB device without one, udev composes
 // "usb:vVVVVpPPPP*" from idVendor and idProduct). The database is opened on first use and kept
-// open; a changed or replaced file (other inode, size or mtime) is reopened on the next call.
+// open; a changed or replaced file (other inode, size or mtime) is reopened, the files being
+// looked at again at most once a second (udev looks when it reloads).
 import * as fs from 'node:fs';
 import { ERR_BUILTIN_UNAVAILABLE, fail, succeed } from './builtin-errors';
 import type { Builtin, BuiltinDevice, BuiltinHost, BuiltinResult } from './builtin-types';
@@ -31,6 +32,13 @@ export interface HwdbDatabase {
 export interface HwdbDatabaseOptions {
   paths?: readonly string[];
   cache?: PageCacheOptions;
+  /**
+   * How long a look at the files stays good (ms, default 1000): a burst of events (coldplug)
+   * stats the paths once, and a rebuilt database is still picked up within a second.
+   */
+  recheckMs?: number;
+  /** A monotonic clock in ms (tests pass a virtual one). */
+  now?: () => number;
 }
 
 /** What identifies one version of the file: a rebuilt hwdb.bin is a new inode or a new mtime. */
@@ -38,49 +46,61 @@ function identify(file: string, st: fs.BigIntStats): string {
   return `${file}\0${st.dev}\0${st.ino}\0${st.size}\0${st.mtimeNs}`;
 }
 
+/** The first of `paths` that exists, with its stat; undefined when none does. */
+function findDatabase(paths: readonly string[]): { file: string; st: fs.BigIntStats } | undefined {
+  for (const file of paths) {
+    let st: fs.BigIntStats | undefined;
+    try {
+      st = fs.statSync(file, { bigint: true, throwIfNoEntry: false });
+    } catch {
+      st = undefined;
+    }
+    if (st !== undefined) return { file, st };
+  }
+  return undefined;
+}
+
 /** Opens the first database file that exists, and reopens it when it changes. */
 export function createHwdbDatabase(options: HwdbDatabaseOptions = {}): HwdbDatabase {
   const paths = options.paths ?? HWDB_PATHS;
+  const recheckMs = options.recheckMs ?? 1000;
+  const now = options.now ?? (() => performance.now());
   let identity: string | undefined;
+  let checkedAt = -Infinity;
   let open: OpenHwdb | undefined;
-  // A file that failed to open is not retried until it changes.
+  // Why there is no trie: no file, or one that failed to open (not retried until it changes).
   let failure: HwdbError | undefined;
   const close = (): void => {
     open?.close();
     open = undefined;
     failure = undefined;
     identity = undefined;
+    checkedAt = -Infinity;
+  };
+  const refresh = (): void => {
+    const found = findDatabase(paths);
+    const id = found === undefined ? '' : identify(found.file, found.st);
+    if (id === identity) return;
+    close();
+    identity = id;
+    if (found === undefined) {
+      failure = {
+        ok: false,
+        code: ERR_BUILTIN_UNAVAILABLE,
+        message: `hwdb: no hardware database (none of ${paths.join(', ')} exists)`,
+      };
+      return;
+    }
+    const opened = openHwdbFile(found.file, options.cache);
+    if ('trie' in opened) open = opened;
+    else failure = opened;
   };
   return {
     current() {
-      let file: string | undefined;
-      let st: fs.BigIntStats | undefined;
-      for (const candidate of paths) {
-        try {
-          st = fs.statSync(candidate, { bigint: true, throwIfNoEntry: false });
-        } catch {
-          st = undefined;
-        }
-        if (st !== undefined) {
-          file = candidate;
-          break;
-        }
-      }
-      if (file === undefined || st === undefined) {
-        close();
-        return {
-          ok: false,
-          code: ERR_BUILTIN_UNAVAILABLE,
-          message: `hwdb: no hardware database (none of ${paths.join(', ')} exists)`,
-        };
-      }
-      const id = identify(file, st);
-      if (id !== identity) {
-        close();
-        identity = id;
-        const opened = openHwdbFile(file, options.cache);
-        if ('trie' in opened) open = opened;
-        else failure = opened;
+      const t = now();
+      if (t - checkedAt >= recheckMs) {
+        refresh();
+        checkedAt = t;
       }
       return open?.trie ?? failure!;
     },
