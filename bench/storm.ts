@@ -321,7 +321,13 @@ async function main(): Promise<object> {
 
   const results: Record<string, Record<string, unknown>> = {};
   const errors: Record<string, string> = {};
+  // TRIGGERD_STORM_ONLY=triggerdDebianRules,udevd measures only those (for iterating on one).
+  const only = process.env.TRIGGERD_STORM_ONLY?.split(',').filter((k) => k !== '');
   const attempt = async (key: string, run: () => Promise<Record<string, unknown>>): Promise<void> => {
+    if (only !== undefined && only.length > 0 && !only.includes(key)) {
+      errors[key] = 'not measured (TRIGGERD_STORM_ONLY)';
+      return;
+    }
     try {
       results[key] = await run();
     } catch (err) {

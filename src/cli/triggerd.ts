@@ -27,6 +27,7 @@ const USAGE = `usage: triggerd [options]
   --udev-run-dir DIR      where standalone mode writes the database libudev reads (default /run/udev)
   --receive-buffer BYTES  uevent socket receive buffer (default 134217728)
   --program-timeout SEC   how long a rule's PROGRAM/IMPORT{program}/RUN may take before it is killed (default 180)
+  --children-max N        device events processed at once in standalone mode (default 8 + 2 per CPU, as udevd)
   --shutdown-timeout SEC  how long SIGTERM waits for units to stop before killing them (default 90)
   --log-level LEVEL       trace | debug | info | warn | error (default info)
   --log-format FORMAT     pretty | json (default: pretty on a terminal)`;
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
         'udev-run-dir': { type: 'string' },
         'shutdown-timeout': { type: 'string', default: '90' },
         'program-timeout': { type: 'string', default: '180' },
+        'children-max': { type: 'string' },
         'receive-buffer': { type: 'string', default: String(128 * 1024 * 1024) },
         'log-level': { type: 'string', default: 'info' },
         'log-format': { type: 'string' },
@@ -89,6 +91,9 @@ async function main(): Promise<void> {
   const programSeconds = Number(values['program-timeout']);
   if (!Number.isFinite(programSeconds) || programSeconds <= 0)
     fail('--program-timeout must be a positive number of seconds');
+  const childrenMax = values['children-max'] === undefined ? undefined : Number(values['children-max']);
+  if (childrenMax !== undefined && (!Number.isInteger(childrenMax) || childrenMax < 1))
+    fail('--children-max must be a positive integer');
   const level = values['log-level'] as LevelWithSilent;
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level))
     fail('--log-level: unknown level');
@@ -129,6 +134,7 @@ async function main(): Promise<void> {
     udevRunDir: values['udev-run-dir'],
     shutdownTimeoutMs: shutdownSeconds * 1000,
     programTimeoutMs: programSeconds * 1000,
+    childrenMax,
     controlGid: values['control-group'] === undefined ? undefined : groupId(values['control-group']),
   });
   if (!isRoot()) {

@@ -51,6 +51,8 @@ export interface DaemonOptions {
   shutdownTimeoutMs?: number;
   /** Rules' programs (PROGRAM, IMPORT{program}, RUN) are killed after this long (ms). */
   programTimeoutMs?: number;
+  /** Device events processed at once in standalone mode (udevd's --children-max). */
+  childrenMax?: number;
   unitPaths: string[];
   rulesPaths: string[];
   runtimeDir: string;
@@ -104,7 +106,12 @@ export class Daemon {
               return record === undefined ? e : withUdevDb(e, record);
             },
           }
-        : { logger: options.logger, sysRoot: options.sysRoot, rules: this.createRulesStage() },
+        : {
+            logger: options.logger,
+            sysRoot: options.sysRoot,
+            rules: this.createRulesStage(),
+            childrenMax: options.childrenMax,
+          },
     );
     this.manager = new Manager({
       logger: options.logger,
