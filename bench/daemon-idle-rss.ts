@@ -19,7 +19,7 @@ const TARGET_RSS_MB = 60;
 const REPO = path.resolve(__dirname, '..', '..');
 const DAEMON = path.join(REPO, 'dist', 'src', 'cli', 'triggerd.js');
 /** The V8 flags the daemon's launchers use: a 1 MiB young generation keeps idle RSS down. */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'];
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc'];
 
 interface Sample {
   rssKiB: number;
@@ -192,7 +192,7 @@ async function main(): Promise<object> {
     benchmark: 'daemon-idle-rss',
     host: hostInfo(),
     command:
-      'node --max-semi-space-size=1 dist/src/cli/triggerd.js --unit-path examples --rules-path rules --runtime-dir <tmp> ' +
+      'node --max-semi-space-size=1 --single-threaded-gc dist/src/cli/triggerd.js --unit-path examples --rules-path rules --runtime-dir <tmp> ' +
       '--control-socket <tmp>/s.sock --mode standalone --log-format json --log-level warn',
     runs: RUNS,
     ...daemon,

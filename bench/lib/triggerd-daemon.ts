@@ -34,7 +34,7 @@ export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const DAEMON = path.join(REPO, 'dist', 'src', 'cli', 'triggerd.js');
 export const TRIGGERCTL = path.join(REPO, 'dist', 'src', 'cli', 'triggerctl.js');
 /** The V8 flags the daemon's launchers use. */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'];
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc'];
 /**
  * Generous: with Debian's rules, coldplug runs RUN programs (99-systemd.rules: systemd-sysctl for
  * each network interface), and a daemon that does not see their exits waits for the 180 s program
@@ -83,6 +83,8 @@ export async function startTriggerd(rulesPath: string): Promise<RunningTriggerd>
   const socket = path.join(tmp, 's.sock');
   const args = [
     ...DAEMON_NODE_FLAGS,
+    // Extra V8 flags for experiments (space-separated); the reported figures name them.
+    ...(process.env.TRIGGERD_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''),
     DAEMON,
     '--unit-path',
     units,

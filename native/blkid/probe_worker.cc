@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <vector>
 #include <utility>
 
 #include "../netlink/system_error.h"
@@ -39,6 +41,41 @@ class ProbeGuard {
 
 // libblkid often fails without setting errno; then the fallback says what kind of failure it was.
 int ErrnoOr(int fallback) { return errno != 0 ? errno : fallback; }
+
+// A block device's page cache is dropped when its last opener closes it, so every probe starts
+// cold and libblkid's ~50 small reads each wait for the driver in turn (through a loop device:
+// a kworker round trip per page). Asking for the pages libblkid's probers look at in one go
+// lets the driver fetch them together: on 4 MiB ext4 loop devices the probe's CPU across the
+// whole system went from ~0.70 to ~0.50 ms. Only a hint: a page not asked for is read as before.
+void PrefetchProbeAreas(int fd, off_t size, bool raid) {
+  constexpr off_t kPage = 4096;
+  std::vector<off_t> pages;
+  // From the start: the superblocks of most file systems, partition tables and LVM/md 1.1/1.2
+  // lie in the first 64 KiB; a few probers look at power-of-two offsets up to 2 MiB.
+  for (off_t o = 0; o < 64 * 1024; o += kPage) pages.push_back(o);
+  for (off_t o = 64 * 1024; o <= 2 * 1024 * 1024; o *= 2) pages.push_back(o);
+  // From the end: GPT's backup header, md 1.0, DDF and most firmware RAID labels sit in the last
+  // 32 KiB; md 0.90 64 KiB below the last 64 KiB boundary.
+  for (off_t o = kPage; o <= 32 * 1024; o += kPage) pages.push_back(size - o);
+  pages.push_back((size & ~static_cast<off_t>(64 * 1024 - 1)) - 64 * 1024);
+  if (raid) {
+    // Firmware RAID labels found by sector number from the end (Promise, HighPoint, ...).
+    static const off_t kSectorsFromEnd[] = {16, 63, 255, 256, 399, 591, 675, 735, 911, 951, 974, 991, 3087};
+    for (off_t sectors : kSectorsFromEnd) pages.push_back(size - sectors * 512);
+  }
+  std::vector<std::pair<off_t, off_t>> ranges;
+  for (off_t& p : pages) p &= ~(kPage - 1);
+  std::sort(pages.begin(), pages.end());
+  for (off_t p : pages) {
+    if (p < 0 || p >= size) continue;
+    if (!ranges.empty() && p <= ranges.back().second) {
+      ranges.back().second = std::max(ranges.back().second, p + kPage);
+    } else {
+      ranges.emplace_back(p, p + kPage);
+    }
+  }
+  for (const auto& r : ranges) posix_fadvise(fd, r.first, r.second - r.first, POSIX_FADV_WILLNEED);
+}
 
 }  // namespace
 
@@ -103,6 +140,7 @@ bool ProbeWorker::Probe(int fd) {
     Fail(errno, "fstat");
     return false;
   }
+  if (S_ISBLK(st.st_mode)) PrefetchProbeAreas(fd, static_cast<off_t>(lib.probe_get_size(probe)), !request_.noraid);
 
   lib.probe_enable_partitions(probe, 1);
   bool done = false;
