@@ -1,6 +1,7 @@
 // Entry point of triggerd_native.node: openUeventSocket() and peerCredentials().
 #include "addon.h"
 
+#include <malloc.h>
 #include <v8.h>
 
 #include <climits>
@@ -57,6 +58,11 @@ Napi::Value NetlinkAddon::OpenUeventSocket(const Napi::CallbackInfo& info) {
 Napi::Value NetlinkAddon::ReleaseMemory(const Napi::CallbackInfo& info) {
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   if (isolate != nullptr) isolate->LowMemoryNotification();
+#ifdef __GLIBC__
+  // The same for the C heap: parsing rules, units and sysfs at start-up leaves free chunks that
+  // glibc keeps; malloc_trim returns the whole free pages among them (every arena).
+  malloc_trim(0);
+#endif
   return info.Env().Undefined();
 }
 
