@@ -14,6 +14,8 @@
         'native/netlink/system_error.cc',
         'native/netlink/uevent_fd.cc',
         'native/netlink/uevent_socket.cc',
+        # The uv_poll watching every socket-like object shares.
+        'native/common/fd_poller.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
@@ -62,6 +64,8 @@
       # Every .cc file in native/notify/.
       'sources': [
         '<!@(node -p "require(\'fs\').readdirSync(\'native/notify\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/notify/\' + f).join(\' \')")',
+        # The uv_poll watching every socket-like object shares.
+        'native/common/fd_poller.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
@@ -112,6 +116,8 @@
       # Every .cc file in native/inotify/.
       'sources': [
         '<!@(node -p "require(\'fs\').readdirSync(\'native/inotify\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/inotify/\' + f).join(\' \')")',
+        # The uv_poll watching every socket-like object shares.
+        'native/common/fd_poller.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",

@@ -100,28 +100,8 @@ InotifyHandle::~InotifyHandle() { CloseNative(); }
 
 void InotifyHandle::Start(Napi::Env env) {
   const char* failed = nullptr;
-  int rc = 0;
-  uv_loop_t* loop = nullptr;
-  auto poll = std::make_unique<PollHandle>();
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-    failed = "napi_get_uv_event_loop";
-    rc = UV_EINVAL;
-  } else if ((rc = uv_poll_init(loop, &poll->handle, fd_)) != 0) {
-    failed = "uv_poll_init";  // a failed init leaves nothing to uv_close
-  } else {
-    poll->owner = this;
-    poll->handle.data = poll.get();
-    poll_ = poll.release();
-    if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, poll_, &poll_->cleanup_hook) !=
-        napi_ok) {
-      poll_->cleanup_hook = nullptr;
-      failed = "napi_add_async_cleanup_hook";
-      rc = UV_EINVAL;
-    } else if ((rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll)) != 0) {
-      failed = "uv_poll_start";
-    }
-  }
-  if (failed != nullptr) {
+  int rc = poller_.Start(env, fd_, this, &failed);
+  if (rc != 0) {
     CloseNative();
     ReleaseCallbacks();
     throw MakeSystemError(env, -rc, failed);
@@ -130,12 +110,7 @@ void InotifyHandle::Start(Napi::Env env) {
 }
 
 void InotifyHandle::CloseNative() {
-  if (poll_ != nullptr) {
-    uv_poll_stop(&poll_->handle);
-    poll_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), OnPollClosed);
-    poll_ = nullptr;
-  }
+  poller_.Close();
   if (fd_ >= 0) {
     // The kernel drops every watch of the instance with it.
     close(fd_);
@@ -143,21 +118,9 @@ void InotifyHandle::CloseNative() {
   }
 }
 
-void InotifyHandle::OnPollClosed(uv_handle_t* handle) {
-  auto* poll = static_cast<PollHandle*>(handle->data);
-  if (poll->cleanup_hook != nullptr) napi_remove_async_cleanup_hook(poll->cleanup_hook);
-  delete poll;
-}
+void InotifyHandle::OnEnvironmentTeardown() { CloseNative(); }
 
-void InotifyHandle::OnEnvironmentTeardown(napi_async_cleanup_hook_handle /*hook*/, void* data) {
-  auto* poll = static_cast<PollHandle*>(data);
-  if (poll->owner != nullptr) poll->owner->CloseNative();
-}
-
-void InotifyHandle::OnPoll(uv_poll_t* handle, int status, int /*events*/) {
-  auto* poll = static_cast<PollHandle*>(handle->data);
-  if (poll->owner != nullptr) poll->owner->HandleWakeUp(status);
-}
+void InotifyHandle::OnReadable(int status) { HandleWakeUp(status); }
 
 void InotifyHandle::HandleWakeUp(int status) {
   Napi::Env env = Env();
@@ -194,7 +157,7 @@ void InotifyHandle::HandleWakeUp(int status) {
   // libuv stops a poll handle whose fd reports an error (status < 0); an inotify fd has no error
   // state to clear, so watch again unless the fd itself is gone.
   if (status < 0 && fd_ >= 0 && !paused_ && read_error != EBADF) {
-    int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+    int rc = poller_.Resume();
     if (rc != 0) {
       paused_ = true;
       try {
@@ -276,14 +239,14 @@ void InotifyHandle::RemoveWatch(const Napi::CallbackInfo& info) {
 
 void InotifyHandle::Pause(const Napi::CallbackInfo& /*info*/) {
   if (fd_ < 0 || paused_) return;
-  uv_poll_stop(&poll_->handle);
+  poller_.Pause();
   paused_ = true;
   UpdateStrongReference();
 }
 
 void InotifyHandle::Resume(const Napi::CallbackInfo& info) {
   if (fd_ < 0 || !paused_) return;
-  int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+  int rc = poller_.Resume();
   if (rc != 0) throw MakeSystemError(info.Env(), -rc, "uv_poll_start");
   paused_ = false;
   UpdateStrongReference();
@@ -295,11 +258,11 @@ void InotifyHandle::Close(const Napi::CallbackInfo& /*info*/) {
 }
 
 void InotifyHandle::RefLoop(const Napi::CallbackInfo& /*info*/) {
-  if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+  poller_.Ref(true);
 }
 
 void InotifyHandle::UnrefLoop(const Napi::CallbackInfo& /*info*/) {
-  if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+  poller_.Ref(false);
 }
 
 Napi::Value InotifyHandle::GetClosed(const Napi::CallbackInfo& info) {

@@ -13,11 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "../common/fd_poller.h"
+
 namespace triggerd {
 
 class InotifyAddon;
 
-class InotifyHandle : public Napi::ObjectWrap<InotifyHandle> {
+class InotifyHandle : public Napi::ObjectWrap<InotifyHandle>, private FdPollerClient {
  public:
   // One read() gets at most this much; far above one record (16 + NAME_MAX + 1 bytes).
   static constexpr size_t kReadBytes = 64 * 1024;
@@ -41,17 +43,9 @@ class InotifyHandle : public Napi::ObjectWrap<InotifyHandle> {
   void CloseNative();
 
  private:
-  // libuv owns the handle from uv_close() until the close callback, which may come after this
-  // object is gone; the async cleanup hook makes a worker's teardown wait for that callback.
-  struct PollHandle {
-    uv_poll_t handle;
-    InotifyHandle* owner;  // nullptr once closing
-    napi_async_cleanup_hook_handle cleanup_hook;
-  };
-
-  static void OnPoll(uv_poll_t* handle, int status, int events);
-  static void OnPollClosed(uv_handle_t* handle);
-  static void OnEnvironmentTeardown(napi_async_cleanup_hook_handle hook, void* data);
+  // FdPollerClient
+  void OnReadable(int status) override;
+  void OnEnvironmentTeardown() override;
 
   void Start(Napi::Env env);
   void HandleWakeUp(int status);
@@ -71,7 +65,7 @@ class InotifyHandle : public Napi::ObjectWrap<InotifyHandle> {
   Napi::Value GetClosed(const Napi::CallbackInfo& info);
 
   int fd_ = -1;
-  PollHandle* poll_ = nullptr;
+  FdPoller poller_;
   bool paused_ = false;
   bool strong_reference_ = false;
   bool in_callback_ = false;

@@ -137,28 +137,8 @@ UeventSocket::~UeventSocket() { CloseNative(); }
 
 void UeventSocket::Start(Napi::Env env) {
   const char* failed = nullptr;
-  int rc = 0;
-  uv_loop_t* loop = nullptr;
-  auto poll = std::make_unique<PollHandle>();
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-    failed = "napi_get_uv_event_loop";
-    rc = UV_EINVAL;
-  } else if ((rc = uv_poll_init(loop, &poll->handle, fd_)) != 0) {
-    failed = "uv_poll_init";  // a failed init leaves nothing to uv_close
-  } else {
-    poll->owner = this;
-    poll->handle.data = poll.get();
-    poll_ = poll.release();
-    if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, poll_, &poll_->cleanup_hook) !=
-        napi_ok) {
-      poll_->cleanup_hook = nullptr;
-      failed = "napi_add_async_cleanup_hook";
-      rc = UV_EINVAL;
-    } else if ((rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll)) != 0) {
-      failed = "uv_poll_start";
-    }
-  }
-  if (failed != nullptr) {
+  int rc = poller_.Start(env, fd_, this, &failed);
+  if (rc != 0) {
     CloseNative();
     ReleaseCallbacks();
     throw MakeSystemError(env, -rc, failed);
@@ -167,35 +147,16 @@ void UeventSocket::Start(Napi::Env env) {
 }
 
 void UeventSocket::CloseNative() {
-  if (poll_ != nullptr) {
-    uv_poll_stop(&poll_->handle);
-    poll_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), OnPollClosed);
-    poll_ = nullptr;
-  }
+  poller_.Close();
   if (fd_ >= 0) {
     close(fd_);
     fd_ = -1;
   }
 }
 
-void UeventSocket::OnPollClosed(uv_handle_t* handle) {
-  auto* poll = static_cast<PollHandle*>(handle->data);
-  // Only now may a teardown that is waiting for us go on (and unload this library).
-  if (poll->cleanup_hook != nullptr) napi_remove_async_cleanup_hook(poll->cleanup_hook);
-  delete poll;
-}
+void UeventSocket::OnEnvironmentTeardown() { CloseNative(); }
 
-void UeventSocket::OnEnvironmentTeardown(napi_async_cleanup_hook_handle /*hook*/, void* data) {
-  auto* poll = static_cast<PollHandle*>(data);
-  // Still open: close it now. Otherwise uv_close already ran and OnPollClosed will finish.
-  if (poll->owner != nullptr) poll->owner->CloseNative();
-}
-
-void UeventSocket::OnPoll(uv_poll_t* handle, int status, int /*events*/) {
-  auto* poll = static_cast<PollHandle*>(handle->data);
-  if (poll->owner != nullptr) poll->owner->HandleWakeUp(status);
-}
+void UeventSocket::OnReadable(int status) { HandleWakeUp(status); }
 
 void UeventSocket::HandleWakeUp(int status) {
   Napi::Env env = Env();
@@ -231,7 +192,7 @@ void UeventSocket::HandleWakeUp(int status) {
   // does that when the kernel dropped messages; the drain above has read (and so cleared) the
   // ENOBUFS, so watch again unless the fd itself is gone.
   if (status < 0 && fd_ >= 0 && !paused_ && recv_error != EBADF && recv_error != ENOTSOCK) {
-    int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+    int rc = poller_.Resume();
     if (rc != 0) {
       paused_ = true;
       try {
@@ -361,14 +322,14 @@ Napi::Value UeventSocket::GetReceiveBufferBytes(const Napi::CallbackInfo& info) 
 
 void UeventSocket::Pause(const Napi::CallbackInfo& /*info*/) {
   if (fd_ < 0 || paused_) return;
-  uv_poll_stop(&poll_->handle);
+  poller_.Pause();
   paused_ = true;
   UpdateStrongReference();
 }
 
 void UeventSocket::Resume(const Napi::CallbackInfo& info) {
   if (fd_ < 0 || !paused_) return;
-  int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+  int rc = poller_.Resume();
   if (rc != 0) throw MakeSystemError(info.Env(), -rc, "uv_poll_start");
   paused_ = false;
   UpdateStrongReference();
@@ -405,11 +366,11 @@ void UeventSocket::Close(const Napi::CallbackInfo& /*info*/) {
 }
 
 void UeventSocket::RefLoop(const Napi::CallbackInfo& /*info*/) {
-  if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+  poller_.Ref(true);
 }
 
 void UeventSocket::UnrefLoop(const Napi::CallbackInfo& /*info*/) {
-  if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+  poller_.Ref(false);
 }
 
 }  // namespace triggerd

@@ -9,13 +9,14 @@
 #include <cstdint>
 #include <memory>
 
+#include "../common/fd_poller.h"
 #include "uevent_fd.h"
 
 namespace triggerd {
 
 class NetlinkAddon;
 
-class UeventSocket : public Napi::ObjectWrap<UeventSocket> {
+class UeventSocket : public Napi::ObjectWrap<UeventSocket>, private FdPollerClient {
  public:
   // One wake-up delivers at most this many items or (about) this many payload bytes; the rest
   // stays in the kernel's buffer and uv_poll, being level-triggered, wakes us again.
@@ -41,19 +42,9 @@ class UeventSocket : public Napi::ObjectWrap<UeventSocket> {
   void CloseNative();
 
  private:
-  // The uv handle lives on its own: libuv owns it from uv_close() until the close callback,
-  // which may come after this object is gone. Its async cleanup hook makes the environment's
-  // teardown (a worker ending) close it and wait for that close callback: otherwise the callback
-  // could run after Node has unloaded this library.
-  struct PollHandle {
-    uv_poll_t handle;
-    UeventSocket* owner;  // nullptr once closing
-    napi_async_cleanup_hook_handle cleanup_hook;
-  };
-
-  static void OnPoll(uv_poll_t* handle, int status, int events);
-  static void OnPollClosed(uv_handle_t* handle);
-  static void OnEnvironmentTeardown(napi_async_cleanup_hook_handle hook, void* data);
+  // FdPollerClient
+  void OnReadable(int status) override;
+  void OnEnvironmentTeardown() override;
 
   void Start(Napi::Env env);
   void HandleWakeUp(int status);
@@ -77,7 +68,7 @@ class UeventSocket : public Napi::ObjectWrap<UeventSocket> {
   int fd_ = -1;
   uint32_t port_id_ = 0;
   int receive_buffer_bytes_ = 0;
-  PollHandle* poll_ = nullptr;
+  FdPoller poller_;
   bool paused_ = false;
   bool strong_reference_ = false;
   bool in_callback_ = false;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "../common/fd_poller.h"
 #include "notify_fd.h"
 
 namespace triggerd {
@@ -29,7 +30,7 @@ struct ReceivedDatagram {
   bool truncated = false;        // MSG_TRUNC or MSG_CTRUNC
 };
 
-class NotifySocket : public Napi::ObjectWrap<NotifySocket> {
+class NotifySocket : public Napi::ObjectWrap<NotifySocket>, private FdPollerClient {
  public:
   // systemd's NOTIFY_BUFFER_MAX is PIPE_BUF (4096); one byte more tells an oversized datagram
   // from one that fits exactly, even where MSG_TRUNC would not be reported.
@@ -59,19 +60,9 @@ class NotifySocket : public Napi::ObjectWrap<NotifySocket> {
   void CloseNative();
 
  private:
-  // The uv handle lives on its own: libuv owns it from uv_close() until the close callback,
-  // which may come after this object is gone. Its async cleanup hook makes the environment's
-  // teardown (a worker ending) close it and wait for that close callback: otherwise the callback
-  // could run after Node has unloaded this library.
-  struct PollHandle {
-    uv_poll_t handle;
-    NotifySocket* owner;  // nullptr once closing
-    napi_async_cleanup_hook_handle cleanup_hook;
-  };
-
-  static void OnPoll(uv_poll_t* handle, int status, int events);
-  static void OnPollClosed(uv_handle_t* handle);
-  static void OnEnvironmentTeardown(napi_async_cleanup_hook_handle hook, void* data);
+  // FdPollerClient
+  void OnReadable(int status) override;
+  void OnEnvironmentTeardown() override;
 
   void Start(Napi::Env env);
   void HandleWakeUp(int status);
@@ -105,7 +96,7 @@ class NotifySocket : public Napi::ObjectWrap<NotifySocket> {
   int fd_ = -1;
   int receive_buffer_bytes_ = 0;
   bool pass_pidfd_ = false;
-  PollHandle* poll_ = nullptr;
+  FdPoller poller_;
   bool paused_ = false;
   bool strong_reference_ = false;
   bool in_callback_ = false;
