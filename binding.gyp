@@ -161,5 +161,31 @@
         }],
       ],
     },
+    {
+      'target_name': 'triggerd_socket',
+      # Every .cc file in native/socket/: the fds of .socket units, accept, readiness watches.
+      'sources': [
+        '<!@(node -p "require(\'fs\').readdirSync(\'native/socket\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/socket/\' + f).join(\' \')")',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        # While a worker is terminated, a failing call must become a C++ exception we can drop,
+        # not a fatal error inside node-addon-api's Error constructor.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      # mq_open lives in librt before glibc 2.34 (an empty stub after).
+      'libraries': ['-lrt'],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'conditions': [
+        ["sanitize!=''", {
+          'cflags_cc': ['-fsanitize=<(sanitize)', '-fno-omit-frame-pointer', '-g', '-O1'],
+          'ldflags': ['-fsanitize=<(sanitize)'],
+        }],
+      ],
+    },
   ],
 }

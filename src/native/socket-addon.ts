@@ -12,17 +12,36 @@ const ADDON_FILE = 'triggerd_socket.node';
 
 export type SocketKind = 'stream' | 'dgram' | 'seqpacket';
 
-/** Where a socket listens, already parsed from ListenStream= & co. (src/units/socket-address.ts). */
+/**
+ * Where a socket listens, already parsed from ListenStream= & co. (src/units/socket-address.ts).
+ * `host` is numeric (inet_pton/inet_ntop text). As reported by accept/localAddress, an IPv4 client
+ * of a dual-stack socket is inet6 with host `::ffff:a.b.c.d`; systemd names the instance (and sets
+ * REMOTE_ADDR) in dotted IPv4 form when both ends are IPv4-mapped, so that translation is the
+ * caller's (see systemd's instance_from_socket).
+ */
 export type SocketAddress =
   | { family: 'inet'; host: string; port: number }
+  /** `scopeId` is reported only when non-zero. */
   | { family: 'inet6'; host: string; port: number; scopeId?: number }
-  /** `path` absolute, or `@name` for the abstract namespace. */
+  /**
+   * `path` absolute, or `@name` for the abstract namespace. Reported: `''` for an unnamed socket
+   * (a client that never bound, the usual remote end).
+   */
   | { family: 'unix'; path: string }
   | { family: 'vsock'; cid: number; port: number }
-  /** ListenNetlink=: protocol number and multicast group. */
-  | { family: 'netlink'; protocol: number; group: number };
+  /**
+   * ListenNetlink=: protocol number and multicast group (bound as nl_groups, as systemd does).
+   * Reported addresses add `portId` (nl_pid, assigned by the kernel).
+   */
+  | { family: 'netlink'; protocol: number; group: number; portId?: number };
 
-/** The [Socket] options that become setsockopt calls; unset means the kernel's default. */
+/**
+ * The [Socket] options that become setsockopt calls; unset (and `false`) means the kernel's
+ * default. Options are applied as given, whatever the family: the kernel refuses what does not
+ * fit (NoDelay= on a unix socket is EOPNOTSUPP), which is a warning or an error, see `listen`.
+ * IPTOS=/IPTTL= on an inet6 socket set IPV6_TCLASS/IPV6_UNICAST_HOPS and, best effort, the IPv4
+ * option for IPv4-mapped traffic. SO_REUSEADDR is always set on inet stream sockets.
+ */
 export interface SocketOptions {
   backlog?: number;
   /** BindIPv6Only=: 'both' clears IPV6_V6ONLY, 'ipv6-only' sets it, 'default' leaves the sysctl. */
@@ -63,6 +82,8 @@ export interface AcceptedConnection {
   /** Unix peers: SO_PEERCRED (-1 when unknown). */
   peerPid: number;
   peerUid: number;
+  /** Unix peers: SO_PEERCRED's gid (-1 when unknown). Always set by the real addon. */
+  peerGid?: number;
 }
 
 export interface ReadinessWatch {
@@ -71,6 +92,19 @@ export interface ReadinessWatch {
   resume(): void;
   /** Stop watching; the fd stays open (it belongs to the socket unit). Idempotent. */
   close(): void;
+  /** Let the process exit while this is watched (uv_unref), like `server.unref()`. */
+  unref?(): void;
+  /** Undo `unref()`: an active watch keeps the process alive (the default). */
+  ref?(): void;
+  /** True after close(), or once the fd was found closed behind the watch's back. */
+  readonly closed?: boolean;
+  readonly paused?: boolean;
+}
+
+/** An option that could not be set (a setsockopt failure), as `listen` reports it. */
+export interface SocketOptionError extends NativeSystemError {
+  /** The SocketOptions key (`'noDelay'`, ...; `'reuseAddress'` for the implicit SO_REUSEADDR). */
+  option: string;
 }
 
 export interface NativeSocket {
@@ -78,24 +112,58 @@ export interface NativeSocket {
    * socket(2) + the options + bind(2) + listen(2) (stream/seqpacket), non-blocking and
    * close-on-exec (the spawn layer clears close-on-exec on the fds it passes). Unix paths:
    * parent directories created with `directoryMode`, a stale socket file replaced, then chmod/
-   * chown. Throws a NativeSystemError whose `syscall` names the failing step ('bind', ...).
+   * chown. Throws a NativeSystemError whose `syscall` names the failing step ('socket',
+   * 'setsockopt' (with `option`), 'mkdir'/'chmod' (with the directory's `path`), 'bind', 'chmod',
+   * 'chown', 'listen'); unix errors carry `path`, inet ones `address` and `port` as Node's net.
+   * `warnings`: when given, the options systemd only warns about (everything but bindIPv6Only,
+   * bindToDevice and SO_REUSEADDR) do not fail the call; their errors are pushed here instead,
+   * so a unit loads as it does under systemd. Without it every failing option throws.
+   * Netlink sockets are SOCK_RAW whatever `kind` says (systemd's choice); datagram and netlink
+   * sockets are not listen()ed.
    */
-  listen(kind: SocketKind, address: SocketAddress, options: SocketOptions): number;
-  /** ListenFIFO=: mkfifo (mode `socketMode`, parents with `directoryMode`), opened O_RDWR. */
+  listen(
+    kind: SocketKind,
+    address: SocketAddress,
+    options: SocketOptions,
+    warnings?: SocketOptionError[],
+  ): number;
+  /**
+   * ListenFIFO=: mkfifo (mode `socketMode` exactly, parents with `directoryMode`; an existing FIFO
+   * is reused), opened O_RDWR|O_NONBLOCK, chown uid/gid if set. Something else at the path is
+   * EEXIST ('mkfifo').
+   */
   openFifo(path: string, options: SocketOptions): number;
-  /** ListenSpecial=: an existing character device or file, opened O_RDWR (O_RDONLY if refused). */
+  /**
+   * ListenSpecial=: an existing character device or file, opened O_RDWR (O_RDONLY if refused),
+   * non-blocking, not following a final symlink. Anything else is EINVAL ('fstat').
+   */
   openSpecial(path: string): number;
-  /** ListenMessageQueue=: mq_open(O_CREAT|O_RDWR) with MessageQueueMaxMessages=/MessageSize=. */
+  /**
+   * ListenMessageQueue=: mq_open(O_CREAT|O_RDWR|O_NONBLOCK) with MessageQueueMaxMessages=/
+   * MessageSize= (used only when both are > 0, as systemd; else the kernel's defaults), then
+   * fchmod `mode` exactly. `name` is `/name`. Errors carry the name as `path`.
+   */
   openMessageQueue(name: string, mode: number, maxMessages?: number, messageSize?: number): number;
-  /** accept4 on a listening fd; undefined when nothing is pending (EAGAIN). */
+  /** RemoveOnStop= for ListenMessageQueue=: mq_unlink (Node cannot). ENOENT when gone. */
+  unlinkMessageQueue?(name: string): void;
+  /**
+   * accept4 on a listening fd; undefined when nothing is pending (EAGAIN). Other errors
+   * (ECONNABORTED, EMFILE, EBADF, EINVAL for a socket that does not listen, ...) throw with
+   * syscall 'accept4'; the listening socket stays usable.
+   */
   accept(fd: number): AcceptedConnection | undefined;
   /** getsockname of any socket fd. */
   localAddress(fd: number): SocketAddress;
   /**
    * Calls `onReadable` (once per wake-up, on the calling environment's loop) while a connection
    * or datagram is pending on `fd`; nothing is read or accepted by the watch itself.
+   * Level-triggered: what the callback leaves pending wakes it again; pause() to stop that.
+   * One watch per fd (a second is EEXIST); an fd that is not pollable (EBADF, EPERM for a
+   * regular file) throws with syscall 'uv_poll_init'. A throwing callback becomes an uncaught
+   * exception. Close the watch (or use `close(fd)` below) before anything else closes the fd.
    */
   watch(fd: number, onReadable: () => void): ReadinessWatch;
+  /** Closes a watch on `fd` first (libuv must not poll a number that gets reused), then the fd. */
   close(fd: number): void;
 }
 

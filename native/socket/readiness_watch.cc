@@ -1,0 +1,256 @@
+#include "readiness_watch.h"
+
+#include <fcntl.h>
+
+#include <exception>
+
+#include "../netlink/system_error.h"
+
+namespace triggerd {
+
+namespace {
+
+// False once the environment is shutting down (a worker being terminated): calls that may run
+// JavaScript then fail although no exception is pending. An empty define_properties probes it.
+bool CanCallIntoJs(napi_env env) {
+  napi_value probe = nullptr;
+  if (napi_create_object(env, &probe) != napi_ok) return false;
+  return napi_define_properties(env, probe, 0, nullptr) == napi_ok;
+}
+
+// An exception from onReadable has no JavaScript caller: raise it as uncaught, as Node does for
+// a throwing event listener. During shutdown there is nobody left to tell.
+void RaiseUncaught(Napi::Env env, const Napi::Error& error) {
+  napi_value value = error.Value();
+  if (value != nullptr && CanCallIntoJs(env)) napi_fatal_exception(env, value);
+}
+
+void RaiseUncaught(Napi::Env env, const std::exception& exception) {
+  if (!CanCallIntoJs(env)) return;
+  napi_value error = nullptr;
+  napi_value message = nullptr;
+  if (napi_create_string_utf8(env, exception.what(), NAPI_AUTO_LENGTH, &message) == napi_ok &&
+      napi_create_error(env, nullptr, message, &error) == napi_ok) {
+    napi_fatal_exception(env, error);
+  }
+}
+
+bool FdIsOpen(int fd) { return fd >= 0 && fcntl(fd, F_GETFD) != -1; }
+
+}  // namespace
+
+Napi::Function ReadinessWatch::DefineClass(Napi::Env env) {
+  return ObjectWrap<ReadinessWatch>::DefineClass(
+      env, "ReadinessWatch",
+      {
+          InstanceMethod<&ReadinessWatch::Pause>("pause"),
+          InstanceMethod<&ReadinessWatch::Resume>("resume"),
+          InstanceMethod<&ReadinessWatch::Close>("close"),
+          InstanceMethod<&ReadinessWatch::RefLoop>("ref"),
+          InstanceMethod<&ReadinessWatch::UnrefLoop>("unref"),
+          InstanceAccessor<&ReadinessWatch::GetFd>("fd"),
+          InstanceAccessor<&ReadinessWatch::GetClosed>("closed"),
+          InstanceAccessor<&ReadinessWatch::GetPaused>("paused"),
+      });
+}
+
+Napi::Object ReadinessWatch::Create(Napi::Env env, SocketAddon* addon,
+                                    const Napi::FunctionReference& watch_class, int fd,
+                                    Napi::Function on_readable) {
+  if (addon->registry()->by_fd.count(fd) != 0) {
+    // Two uv_poll handles on one fd make libuv misbehave; the caller has one watch per fd.
+    throw MakeSystemError(env, EEXIST, "uv_poll_init");
+  }
+  addon->SetPendingFd(fd);
+  Napi::Object object;
+  try {
+    object = watch_class.New({on_readable});
+  } catch (...) {
+    addon->TakePendingFd();
+    throw;
+  }
+  ReadinessWatch* watch = Unwrap(object);
+  watch->Start(env);
+  return object;
+}
+
+ReadinessWatch::ReadinessWatch(const Napi::CallbackInfo& info) : ObjectWrap<ReadinessWatch>(info) {
+  Napi::Env env = info.Env();
+  SocketAddon* addon = env.GetInstanceData<SocketAddon>();
+  if (addon == nullptr || info.Length() < 1 || !info[0].IsFunction()) {
+    throw MakeArgumentError(env, "ReadinessWatch is created by watch()", "ERR_ILLEGAL_CONSTRUCTOR");
+  }
+  // Everything that can throw happens before the fd is taken.
+  on_readable_ = Napi::Persistent(info[0].As<Napi::Function>());
+  async_context_ = std::make_unique<Napi::AsyncContext>(env, "triggerd:ReadinessWatch",
+                                                        info.This().As<Napi::Object>());
+  registry_ = addon->registry();
+  fd_ = addon->TakePendingFd();
+  if (fd_ < 0) {
+    throw MakeArgumentError(env, "ReadinessWatch is created by watch()", "ERR_ILLEGAL_CONSTRUCTOR");
+  }
+}
+
+ReadinessWatch::~ReadinessWatch() { CloseNative(); }
+
+void ReadinessWatch::Start(Napi::Env env) {
+  const char* failed = nullptr;
+  int rc = 0;
+  uv_loop_t* loop = nullptr;
+  auto poll = std::make_unique<PollHandle>();
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    failed = "napi_get_uv_event_loop";
+    rc = UV_EINVAL;
+  } else if ((rc = uv_poll_init(loop, &poll->handle, fd_)) != 0) {
+    failed = "uv_poll_init";  // a failed init (EBADF, EPERM for a regular file) leaves nothing
+  } else {
+    poll->owner = this;
+    poll->cleanup_hook = nullptr;
+    poll->handle.data = poll.get();
+    poll_ = poll.release();
+    registry_->by_fd[fd_] = this;
+    if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, poll_, &poll_->cleanup_hook) !=
+        napi_ok) {
+      poll_->cleanup_hook = nullptr;
+      failed = "napi_add_async_cleanup_hook";
+      rc = UV_EINVAL;
+    } else if ((rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll)) != 0) {
+      failed = "uv_poll_start";
+    }
+  }
+  if (failed != nullptr) {
+    CloseAndRelease();
+    throw MakeSystemError(env, -rc, failed);
+  }
+  UpdateStrongReference();
+}
+
+void ReadinessWatch::CloseNative() {
+  if (poll_ != nullptr) {
+    uv_poll_stop(&poll_->handle);
+    poll_->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), OnPollClosed);
+    poll_ = nullptr;
+  }
+  if (fd_ >= 0 && registry_ != nullptr) {
+    auto found = registry_->by_fd.find(fd_);
+    if (found != registry_->by_fd.end() && found->second == this) registry_->by_fd.erase(found);
+  }
+  fd_ = -1;
+}
+
+void ReadinessWatch::CloseAndRelease() {
+  CloseNative();
+  on_readable_.Reset();
+  // MakeCallback is still using the context when close() runs inside the callback.
+  if (!in_callback_) async_context_.reset();
+  UpdateStrongReference();
+}
+
+void ReadinessWatch::OnPollClosed(uv_handle_t* handle) {
+  auto* poll = static_cast<PollHandle*>(handle->data);
+  // Only now may a teardown that is waiting for us go on (and unload this library).
+  if (poll->cleanup_hook != nullptr) napi_remove_async_cleanup_hook(poll->cleanup_hook);
+  delete poll;
+}
+
+void ReadinessWatch::OnEnvironmentTeardown(napi_async_cleanup_hook_handle /*hook*/, void* data) {
+  auto* poll = static_cast<PollHandle*>(data);
+  // Still open: close it now. Otherwise uv_close already ran and OnPollClosed will finish.
+  if (poll->owner != nullptr) poll->owner->CloseNative();
+}
+
+void ReadinessWatch::OnPoll(uv_poll_t* handle, int status, int /*events*/) {
+  auto* poll = static_cast<PollHandle*>(handle->data);
+  if (poll->owner != nullptr) poll->owner->HandleWakeUp(status);
+}
+
+void ReadinessWatch::HandleWakeUp(int status) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  // The local handle keeps the object (and so `this`) alive whatever the callback does.
+  Napi::Object self = Value();
+  if (self.IsEmpty() || !CanCallIntoJs(env)) return;
+
+  // On POLLERR (status < 0) libuv has stopped the handle. The callback runs all the same: its
+  // accept()/read() is what reports (and for most sockets clears) the pending error.
+  if (!on_readable_.IsEmpty() && async_context_ != nullptr) {
+    in_callback_ = true;
+    try {
+      // MakeCallback so nextTick and promise jobs queued by the callback run when it returns.
+      on_readable_.MakeCallback(self, {}, *async_context_);
+    } catch (const Napi::Error& error) {
+      RaiseUncaught(env, error);
+    } catch (const std::exception& exception) {
+      RaiseUncaught(env, exception);
+    }
+    in_callback_ = false;
+  }
+
+  if (fd_ < 0) {
+    async_context_.reset();  // close() ran inside the callback and left this for us
+    return;
+  }
+  if (!FdIsOpen(fd_)) {
+    // Closed behind our back (not through the addon's close): stop before the number is reused.
+    CloseAndRelease();
+    return;
+  }
+  if (status < 0 && !paused_) {
+    int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+    if (rc != 0) paused_ = true;  // shows as `paused`; resume() then throws the reason
+  }
+  UpdateStrongReference();
+}
+
+void ReadinessWatch::UpdateStrongReference() {
+  // Watched, the JS object stays alive however the caller keeps it (onReadable must run);
+  // paused or closed, it may be collected, which stops the watch (never closes the fd).
+  bool want = fd_ >= 0 && !paused_;
+  if (want && !strong_reference_) {
+    ObjectWrap<ReadinessWatch>::Ref();
+    strong_reference_ = true;
+  } else if (!want && strong_reference_) {
+    ObjectWrap<ReadinessWatch>::Unref();
+    strong_reference_ = false;
+  }
+}
+
+void ReadinessWatch::Pause(const Napi::CallbackInfo& /*info*/) {
+  if (fd_ < 0 || paused_) return;
+  uv_poll_stop(&poll_->handle);
+  paused_ = true;
+  UpdateStrongReference();
+}
+
+void ReadinessWatch::Resume(const Napi::CallbackInfo& info) {
+  if (fd_ < 0 || !paused_) return;
+  int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+  if (rc != 0) throw MakeSystemError(info.Env(), -rc, "uv_poll_start");
+  paused_ = false;
+  UpdateStrongReference();
+}
+
+void ReadinessWatch::Close(const Napi::CallbackInfo& /*info*/) { CloseAndRelease(); }
+
+void ReadinessWatch::RefLoop(const Napi::CallbackInfo& /*info*/) {
+  if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+}
+
+void ReadinessWatch::UnrefLoop(const Napi::CallbackInfo& /*info*/) {
+  if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+}
+
+Napi::Value ReadinessWatch::GetFd(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), fd_);
+}
+
+Napi::Value ReadinessWatch::GetClosed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), fd_ < 0);
+}
+
+Napi::Value ReadinessWatch::GetPaused(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), paused_);
+}
+
+}  // namespace triggerd
