@@ -1,6 +1,7 @@
 // What a unit file says, after parsing: plain data, no behaviour. The loader (unit-file.ts,
 // unit-loader.ts, the key tables) produces these; the unit types, the job engine and the exec
 // layer consume them. Times are milliseconds (`Infinity` for "infinity"), sizes bytes.
+import type { SocketAddress } from '../native/socket-addon';
 
 /** Where a setting came from, for diagnostics: "file:line". */
 export interface SourceRef {
@@ -251,7 +252,82 @@ export interface ServiceSection {
   fileDescriptorStorePreserve: 'no' | 'yes' | 'restart';
   sockets: string[];
   nonBlocking: boolean;
+  /**
+   * StandardInput=/StandardOutput= left at their defaults: an Accept=yes connection instance then
+   * gets the connection as stdin and stdout (StandardInput=socket), as inetd services expect.
+   */
+  stdioDefaulted?: { input: boolean; output: boolean };
   /** StartLimit* accepted here as systemd's legacy aliases (with a diagnostic). */
+  exec: ExecContext;
+  kill: KillContext;
+}
+
+/** One Listen*= line of a .socket unit, parsed; `text` is the value as written, for `status`. */
+export type ListenEntry =
+  | {
+      kind: 'stream' | 'dgram' | 'seqpacket';
+      address: SocketAddress;
+      text: string;
+      source: SourceRef;
+    }
+  | { kind: 'netlink'; address: SocketAddress; text: string; source: SourceRef }
+  | { kind: 'fifo' | 'special' | 'mqueue'; path: string; text: string; source: SourceRef };
+
+export type BindIPv6Only = 'default' | 'both' | 'ipv6-only';
+
+/** [Socket] (systemd.socket(5)); times in ms, sizes in bytes, unset options stay the kernel's. */
+export interface SocketSection {
+  /** Every Listen*= line in file order (the order of the fds the service gets). */
+  listen: ListenEntry[];
+  bindIPv6Only: BindIPv6Only;
+  backlog: number;
+  bindToDevice?: string;
+  freeBind: boolean;
+  transparent: boolean;
+  reusePort: boolean;
+  broadcast: boolean;
+  keepAlive: boolean;
+  keepAliveTimeSec?: number;
+  keepAliveIntervalSec?: number;
+  keepAliveProbes?: number;
+  noDelay: boolean;
+  deferAcceptSec?: number;
+  priority?: number;
+  receiveBuffer?: number;
+  sendBuffer?: number;
+  ipTos?: number;
+  ipTtl?: number;
+  mark?: number;
+  passCredentials: boolean;
+  passSecurity: boolean;
+  socketUser?: string;
+  socketGroup?: string;
+  socketMode: number;
+  directoryMode: number;
+  messageQueueMaxMessages?: number;
+  messageQueueMessageSize?: number;
+  removeOnStop: boolean;
+  symlinks: string[];
+  fileDescriptorName?: string;
+  /** Service= (Accept=no only); undefined: the service of the socket's own name. */
+  service?: string;
+  accept: boolean;
+  /** Where Accept= was set, for load-time errors about it. */
+  acceptSource?: SourceRef;
+  maxConnections: number;
+  /** 0: no per-source limit. */
+  maxConnectionsPerSource: number;
+  /** undefined: systemd's defaults (2 s; 20 activations, 200 with Accept=yes). 0 disables. */
+  triggerLimitIntervalMs?: number;
+  triggerLimitBurst?: number;
+  /** undefined: systemd's defaults (2 s; 15 wake-ups, 150 with Accept=yes). 0 disables. */
+  pollLimitIntervalMs?: number;
+  pollLimitBurst?: number;
+  execStartPre: ExecCommand[];
+  execStartPost: ExecCommand[];
+  execStopPre: ExecCommand[];
+  execStopPost: ExecCommand[];
+  timeoutMs: number;
   exec: ExecContext;
   kill: KillContext;
 }
@@ -276,6 +352,7 @@ export interface LoadedUnitFile {
   install: InstallSection;
   /** The type-specific section, parsed by that type's key table; undefined when absent. */
   service?: ServiceSection;
+  socket?: SocketSection;
   triggerd: TriggerdSection;
   /** Sections and keys of other types, kept verbatim for the types that come later (socket, path, ...). */
   raw: Map<string, { key: string; value: string; source: SourceRef }[]>;

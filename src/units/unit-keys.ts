@@ -20,9 +20,11 @@ import type {
   ProtectHome,
   ProtectSystem,
   RestartPolicy,
+  ListenEntry,
   ServiceSection,
   ServiceType,
   Severity,
+  SocketSection,
   SourceRef,
   StandardInput,
   StandardOutput,
@@ -32,6 +34,9 @@ import type {
 import { DEPENDENCY_KINDS } from './config-types';
 import { expandSpecifiers, INSTALL_SPECIFIERS, parseUnitName, type SpecifierContext } from './specifiers';
 import type { SyntaxEntry } from './unit-syntax';
+import type { SocketKind } from '../native/socket-addon';
+import { addressPath, canAccept, parseNetlinkAddress, parseSocketAddress } from './socket-address';
+import { readFileSync } from 'node:fs';
 import {
   applyCapabilityAssignment,
   fail,
@@ -48,6 +53,7 @@ import {
   parsePathList,
   parseResourceLimit,
   parseSignal,
+  parseSize,
   parseTimeSpan,
   parseTimeSpanUsec,
   parseUnsigned,
@@ -77,6 +83,7 @@ export interface UnitConfig {
   unit: UnitSection;
   install: InstallSection;
   service: ServiceSection;
+  socket: SocketSection;
   triggerd: TriggerdSection;
   /** "Section.Key" of settings given explicitly (type-dependent defaults look at these). */
   explicit: Set<string>;
@@ -108,7 +115,7 @@ export interface LegacyInfo {
 }
 
 export interface KeyRow {
-  section: 'Unit' | 'Install' | 'Service';
+  section: 'Unit' | 'Install' | 'Service' | 'Socket';
   key: string;
   /** The value syntax, for documentation ("boolean", "timespan", "exec", ...). */
   type: string;
@@ -236,12 +243,44 @@ export function defaultServiceSection(): ServiceSection {
   };
 }
 
+export function defaultSocketSection(): SocketSection {
+  return {
+    listen: [],
+    bindIPv6Only: 'default',
+    // SOMAXCONN; the kernel caps it at net.core.somaxconn.
+    backlog: 4096,
+    freeBind: false,
+    transparent: false,
+    reusePort: false,
+    broadcast: false,
+    keepAlive: false,
+    noDelay: false,
+    passCredentials: false,
+    passSecurity: false,
+    socketMode: 0o666,
+    directoryMode: 0o755,
+    removeOnStop: false,
+    symlinks: [],
+    accept: false,
+    maxConnections: 64,
+    maxConnectionsPerSource: 0,
+    execStartPre: [],
+    execStartPost: [],
+    execStopPre: [],
+    execStopPost: [],
+    timeoutMs: 90 * SEC,
+    exec: defaultExecContext(),
+    kill: defaultKillContext(),
+  };
+}
+
 export function createUnitConfig(suffix: string): UnitConfig {
   return {
     suffix,
     unit: defaultUnitSection(suffix),
     install: defaultInstallSection(),
     service: defaultServiceSection(),
+    socket: defaultSocketSection(),
     triggerd: {},
     explicit: new Set(),
     badSetting: false,
@@ -356,8 +395,11 @@ function appendUnique(list: string[], items: string[]): void {
 }
 
 const svc = (c: UnitConfig): ServiceSection => c.service;
-const ex = (c: UnitConfig): ExecContext => c.service.exec;
-const kl = (c: UnitConfig): KillContext => c.service.kill;
+// The exec and kill settings are shared by every unit that runs processes; a .socket unit keeps
+// them in its [Socket] section.
+const ex = (c: UnitConfig): ExecContext => (c.suffix === 'socket' ? c.socket.exec : c.service.exec);
+const kl = (c: UnitConfig): KillContext => (c.suffix === 'socket' ? c.socket.kill : c.service.kill);
+const sock = (c: UnitConfig): SocketSection => c.socket;
 
 // ---------------------------------------------------------------------------------------------
 // [Unit]
@@ -1527,6 +1569,361 @@ function serviceRows(): KeyRow[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// [Socket] (systemd.socket(5)); the exec and kill settings come from the [Service] rows above.
+
+/** An interface name → index, for "[fe80::1]:80%eth0" (read only when a scope is named). */
+function interfaceIndex(name: string): number | undefined {
+  try {
+    const n = Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'latin1').trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const IPTOS_NAMES: Readonly<Record<string, number>> = {
+  'low-delay': 0x10,
+  throughput: 0x08,
+  reliability: 0x04,
+  'low-cost': 0x02,
+};
+
+const SOCKET_EXEC_KEYS = [
+  ['ExecStartPre', 'execStartPre'],
+  ['ExecStartPost', 'execStartPost'],
+  ['ExecStopPre', 'execStopPre'],
+  ['ExecStopPost', 'execStopPost'],
+] as const;
+
+/** The [Service] rows a [Socket] section shares: systemd.exec(5) and systemd.kill(5). */
+export const SHARED_EXEC_KEYS: ReadonlySet<string> = new Set(
+  [...execContextRows(), ...killRows()].map((r) => r.key),
+);
+
+function listenRow(
+  key: string,
+  kind: ListenEntry['kind'],
+  parse: (t: string) => ParseResult<ListenEntry | Omit<ListenEntry, 'source'>>,
+): KeyRow {
+  return row<Omit<ListenEntry, 'source'>>(
+    'Socket',
+    key,
+    kind === 'fifo' || kind === 'special' ? 'path' : kind === 'mqueue' ? 'mqueue-name' : 'socket-address',
+    (t) => parse(t),
+    (c, v, ctx) => sock(c).listen.push({ ...v, source: ctx.source } as ListenEntry),
+    // systemd.socket(5): an empty assignment to any Listen*= resets the whole list.
+    (c) => (sock(c).listen = []),
+    { expand: true, fatal: true },
+  );
+}
+
+function socketAddressRow(key: string, kind: SocketKind): KeyRow {
+  return listenRow(key, kind, (t) => {
+    const a = parseSocketAddress(t, kind, { interfaceIndex });
+    return a.ok ? ok({ kind, address: a.value, text: t }) : a;
+  });
+}
+
+function socketRows(): KeyRow[] {
+  const flag = (
+    key: string,
+    field:
+      | 'freeBind'
+      | 'transparent'
+      | 'reusePort'
+      | 'broadcast'
+      | 'keepAlive'
+      | 'noDelay'
+      | 'passCredentials'
+      | 'passSecurity'
+      | 'removeOnStop',
+  ): KeyRow =>
+    row(
+      'Socket',
+      key,
+      'boolean',
+      asBool,
+      (c, v) => (sock(c)[field] = v),
+      (c) => (sock(c)[field] = false),
+    );
+  const optionalNumber = (
+    key: string,
+    type: string,
+    parse: Parser<number>,
+    field:
+      | 'keepAliveTimeSec'
+      | 'keepAliveIntervalSec'
+      | 'keepAliveProbes'
+      | 'deferAcceptSec'
+      | 'priority'
+      | 'receiveBuffer'
+      | 'sendBuffer'
+      | 'ipTos'
+      | 'ipTtl'
+      | 'mark'
+      | 'messageQueueMaxMessages'
+      | 'messageQueueMessageSize'
+      | 'triggerLimitIntervalMs'
+      | 'triggerLimitBurst'
+      | 'pollLimitIntervalMs'
+      | 'pollLimitBurst',
+  ): KeyRow =>
+    row(
+      'Socket',
+      key,
+      type,
+      parse,
+      (c, v) => (sock(c)[field] = v),
+      (c) => (sock(c)[field] = undefined),
+    );
+  // Seconds for setsockopt, rounded up as systemd does (a non-zero span never becomes 0).
+  const seconds: Parser<number> = (t) => {
+    const r = parseTimeSpan(t);
+    return r.ok ? ok(Math.ceil(r.value / SEC)) : r;
+  };
+  const rows: KeyRow[] = [
+    socketAddressRow('ListenStream', 'stream'),
+    socketAddressRow('ListenDatagram', 'dgram'),
+    socketAddressRow('ListenSequentialPacket', 'seqpacket'),
+    listenRow('ListenNetlink', 'netlink', (t) => {
+      const a = parseNetlinkAddress(t);
+      return a.ok ? ok({ kind: 'netlink', address: a.value, text: t }) : a;
+    }),
+    listenRow('ListenFIFO', 'fifo', (t) => {
+      const p = absolutePath(t);
+      return p.ok ? ok({ kind: 'fifo', path: p.value, text: t }) : p;
+    }),
+    listenRow('ListenSpecial', 'special', (t) => {
+      const p = absolutePath(t);
+      return p.ok ? ok({ kind: 'special', path: p.value, text: t }) : p;
+    }),
+    listenRow('ListenMessageQueue', 'mqueue', (t) =>
+      /^\/[^/\0]{1,254}$/.test(t)
+        ? ok({ kind: 'mqueue', path: t, text: t })
+        : fail(`not a message queue name (one "/" followed by a name): ${JSON.stringify(t)}`),
+    ),
+    row(
+      'Socket',
+      'BindIPv6Only',
+      'enum',
+      asEnum(['default', 'both', 'ipv6-only'] as const),
+      (c, v) => (sock(c).bindIPv6Only = v),
+      (c) => (sock(c).bindIPv6Only = 'default'),
+    ),
+    row(
+      'Socket',
+      'Backlog',
+      'unsigned',
+      (t) => parseUnsigned(t, 0x7fffffff),
+      (c, v) => (sock(c).backlog = v),
+      (c) => (sock(c).backlog = 4096),
+    ),
+    row(
+      'Socket',
+      'BindToDevice',
+      'interface',
+      (t) =>
+        /^[A-Za-z0-9_.:-]{1,15}$/.test(t) && t !== '.' && t !== '..'
+          ? ok(t)
+          : fail(`not a network interface name: ${JSON.stringify(t)}`),
+      (c, v) => (sock(c).bindToDevice = v),
+      (c) => (sock(c).bindToDevice = undefined),
+      { expand: true },
+    ),
+    flag('FreeBind', 'freeBind'),
+    flag('Transparent', 'transparent'),
+    flag('ReusePort', 'reusePort'),
+    flag('Broadcast', 'broadcast'),
+    flag('KeepAlive', 'keepAlive'),
+    optionalNumber('KeepAliveTimeSec', 'timespan', seconds, 'keepAliveTimeSec'),
+    optionalNumber('KeepAliveIntervalSec', 'timespan', seconds, 'keepAliveIntervalSec'),
+    optionalNumber('KeepAliveProbes', 'unsigned', (t) => parseUnsigned(t, 0x7fffffff), 'keepAliveProbes'),
+    flag('NoDelay', 'noDelay'),
+    optionalNumber('DeferAcceptSec', 'timespan', seconds, 'deferAcceptSec'),
+    optionalNumber('Priority', 'integer', (t) => parseInteger(t, 0, 0x7fffffff), 'priority'),
+    optionalNumber('ReceiveBuffer', 'size', (t) => parseSize(t), 'receiveBuffer'),
+    optionalNumber('SendBuffer', 'size', (t) => parseSize(t), 'sendBuffer'),
+    optionalNumber(
+      'IPTOS',
+      'iptos',
+      (t) => (IPTOS_NAMES[t] !== undefined ? ok(IPTOS_NAMES[t] as number) : parseInteger(t, 0, 255)),
+      'ipTos',
+    ),
+    optionalNumber('IPTTL', 'integer', (t) => parseInteger(t, 1, 255), 'ipTtl'),
+    optionalNumber('Mark', 'integer', (t) => parseInteger(t, 0, 0x7fffffff), 'mark'),
+    flag('PassCredentials', 'passCredentials'),
+    flag('PassSecurity', 'passSecurity'),
+    row(
+      'Socket',
+      'SocketUser',
+      'user',
+      parseUserName,
+      (c, v) => (sock(c).socketUser = v),
+      (c) => (sock(c).socketUser = undefined),
+      { expand: true },
+    ),
+    row(
+      'Socket',
+      'SocketGroup',
+      'group',
+      parseUserName,
+      (c, v) => (sock(c).socketGroup = v),
+      (c) => (sock(c).socketGroup = undefined),
+      { expand: true },
+    ),
+    row(
+      'Socket',
+      'SocketMode',
+      'mode',
+      (t) => parseMode(t),
+      (c, v) => (sock(c).socketMode = v),
+      (c) => (sock(c).socketMode = 0o666),
+    ),
+    row(
+      'Socket',
+      'DirectoryMode',
+      'mode',
+      (t) => parseMode(t),
+      (c, v) => (sock(c).directoryMode = v),
+      (c) => (sock(c).directoryMode = 0o755),
+    ),
+    optionalNumber(
+      'MessageQueueMaxMessages',
+      'unsigned',
+      (t) => parseUnsigned(t, 0x7fffffff),
+      'messageQueueMaxMessages',
+    ),
+    optionalNumber(
+      'MessageQueueMessageSize',
+      'unsigned',
+      (t) => parseUnsigned(t, 0x7fffffff),
+      'messageQueueMessageSize',
+    ),
+    flag('RemoveOnStop', 'removeOnStop'),
+    row(
+      'Socket',
+      'Symlinks',
+      'path-list',
+      (t, _c, e) => parsePathList(t, {}, e),
+      (c, v) => appendUnique(sock(c).symlinks, v),
+      (c) => (sock(c).symlinks = []),
+    ),
+    row(
+      'Socket',
+      'FileDescriptorName',
+      'fdname',
+      // fdname_is_valid(): at most 255 printable ASCII characters, no ':'.
+      (t) =>
+        /^[\x20-\x39\x3b-\x7e]{1,255}$/.test(t)
+          ? ok(t)
+          : fail(
+              `not a valid file descriptor name (printable ASCII, no ":", at most 255): ${JSON.stringify(t)}`,
+            ),
+      (c, v) => (sock(c).fileDescriptorName = v),
+      (c) => (sock(c).fileDescriptorName = undefined),
+      { expand: true },
+    ),
+    row(
+      'Socket',
+      'Service',
+      'unit',
+      (t) => {
+        const p = parseUnitName(t);
+        if (p === undefined || p.suffix !== 'service')
+          return fail(`not a .service unit name: ${JSON.stringify(t)}`);
+        if (p.kind === 'template')
+          return fail(`Service= cannot be a template (${t}): name an instance or use Accept=yes`);
+        return ok(t);
+      },
+      (c, v) => (sock(c).service = v),
+      (c) => (sock(c).service = undefined),
+      { expand: true, fatal: true },
+    ),
+    row(
+      'Socket',
+      'Accept',
+      'boolean',
+      asBool,
+      (c, v, ctx) => {
+        sock(c).accept = v;
+        sock(c).acceptSource = ctx.source;
+      },
+      (c) => {
+        sock(c).accept = false;
+        sock(c).acceptSource = undefined;
+      },
+    ),
+    row(
+      'Socket',
+      'MaxConnections',
+      'unsigned',
+      (t) => parseUnsigned(t, 0x7fffffff),
+      (c, v) => (sock(c).maxConnections = v),
+      (c) => (sock(c).maxConnections = 64),
+    ),
+    row(
+      'Socket',
+      'MaxConnectionsPerSource',
+      'unsigned',
+      (t) => parseUnsigned(t, 0x7fffffff),
+      (c, v) => (sock(c).maxConnectionsPerSource = v),
+      (c) => (sock(c).maxConnectionsPerSource = 0),
+    ),
+    optionalNumber('TriggerLimitIntervalSec', 'timespan', asTime, 'triggerLimitIntervalMs'),
+    optionalNumber('TriggerLimitBurst', 'unsigned', (t) => parseUnsigned(t, 0x7fffffff), 'triggerLimitBurst'),
+    optionalNumber('PollLimitIntervalSec', 'timespan', asTime, 'pollLimitIntervalMs'),
+    optionalNumber('PollLimitBurst', 'unsigned', (t) => parseUnsigned(t, 0x7fffffff), 'pollLimitBurst'),
+    row(
+      'Socket',
+      'TimeoutSec',
+      'timespan',
+      asTimeout,
+      (c, v) => (sock(c).timeoutMs = v),
+      (c) => (sock(c).timeoutMs = 90 * SEC),
+    ),
+  ];
+  for (const [key, field] of SOCKET_EXEC_KEYS) {
+    rows.push(
+      row(
+        'Socket',
+        key,
+        'exec',
+        (t, _ctx, expandWord) => parseExecLine(t, expandWord),
+        (c, v, ctx) => {
+          for (const cmd of v) sock(c)[field].push({ ...cmd, source: ctx.source } satisfies ExecCommand);
+        },
+        (c) => (sock(c)[field] = []),
+        { fatal: true },
+      ),
+    );
+  }
+  return rows;
+}
+
+/** [Socket] keys systemd has and triggerd ignores (with a warning), besides the exec/kill ones. */
+export const UNSUPPORTED_SOCKET_KEYS: ReadonlySet<string> = new Set([
+  'ListenUSBFunction',
+  'SocketProtocol',
+  'Writable',
+  'FlushPending',
+  'PassPacketInfo',
+  'PassFileDescriptorsToExec',
+  'PassPIDFD',
+  'AcceptFileDescriptors',
+  'Timestamping',
+  'TCPCongestion',
+  'PipeSize',
+  'SmackLabel',
+  'SmackLabelIPIn',
+  'SmackLabelIPOut',
+  'SELinuxContextFromNet',
+  'DeferTrigger',
+  'DeferTriggerMaxSec',
+  'USBFunctionDescriptors',
+  'USBFunctionStrings',
+]);
+
+// ---------------------------------------------------------------------------------------------
 // Known but not implemented
 
 /** [Unit] keys systemd has and triggerd ignores (with a warning). */
@@ -1741,7 +2138,12 @@ export const UNSUPPORTED_SERVICE_KEYS: ReadonlySet<string> = new Set([
 // ---------------------------------------------------------------------------------------------
 // Lookup and application
 
-export const KEY_TABLE: readonly KeyRow[] = [...unitRows(), ...installRows(), ...serviceRows()];
+export const KEY_TABLE: readonly KeyRow[] = [
+  ...unitRows(),
+  ...installRows(),
+  ...serviceRows(),
+  ...socketRows(),
+];
 
 const ROWS = new Map<string, KeyRow>(KEY_TABLE.map((r) => [`${r.section}.${r.key}`, r]));
 
@@ -1787,7 +2189,12 @@ export function applySection(
     for (const e of entries) cfg.triggerd[e.key] = e.value;
     return true;
   }
-  if (section !== 'Unit' && section !== 'Install' && !(section === 'Service' && cfg.suffix === 'service'))
+  if (
+    section !== 'Unit' &&
+    section !== 'Install' &&
+    !(section === 'Service' && cfg.suffix === 'service') &&
+    !(section === 'Socket' && cfg.suffix === 'socket')
+  )
     return false;
   for (const e of entries) {
     const report = (severity: Severity, code: string, reason: string): void => {
@@ -1800,13 +2207,19 @@ export function applySection(
     };
     // systemd.unit(5): keys prefixed "X-" are for applications and ignored.
     if (e.key.startsWith('X-')) continue;
-    const r = findKeyRow(section, e.key);
+    const r =
+      findKeyRow(section, e.key) ??
+      (section === 'Socket' && SHARED_EXEC_KEYS.has(e.key) ? findKeyRow('Service', e.key) : undefined);
     const unsupported =
       section === 'Unit'
         ? UNSUPPORTED_UNIT_KEYS
         : section === 'Service'
           ? UNSUPPORTED_SERVICE_KEYS
-          : undefined;
+          : section === 'Socket'
+            ? UNSUPPORTED_SOCKET_KEYS.has(e.key)
+              ? UNSUPPORTED_SOCKET_KEYS
+              : UNSUPPORTED_SERVICE_KEYS
+            : undefined;
     if (r === undefined || r.unsupported === true) {
       if (r?.unsupported === true || unsupported?.has(e.key) === true) {
         env.diagnostics.push({
@@ -1874,9 +2287,19 @@ function unitDiag(cfg: UnitConfig, env: ApplyEnv, file: string | undefined, mess
  * ("bad-setting" in systemd.service(5)). Returns whether the unit is usable.
  */
 export function finalizeUnitConfig(cfg: UnitConfig, env: ApplyEnv, fragmentPath?: string): boolean {
+  if (cfg.suffix === 'socket') return finalizeSocketConfig(cfg, env, fragmentPath);
   if (cfg.suffix !== 'service') return !cfg.badSetting;
   const s = cfg.service;
   const e = s.exec;
+  s.stdioDefaulted = {
+    input: !cfg.explicit.has('Service.StandardInput') && cfg.stdinData.length === 0,
+    output: !cfg.explicit.has('Service.StandardOutput'),
+  };
+  // systemd.service(5): Sockets= implies Wants= and After= on those sockets.
+  for (const name of s.sockets) {
+    appendUnique(cfg.unit.dependencies.Wants, [name]);
+    appendUnique(cfg.unit.dependencies.After, [name]);
+  }
   if (!cfg.explicit.has('Service.Type')) {
     // systemd.service(5): dbus if BusName= is set, simple with an ExecStart=, oneshot otherwise.
     s.type = s.busName !== undefined ? 'dbus' : s.execStart.length > 0 ? 'simple' : 'oneshot';
@@ -1915,6 +2338,80 @@ export function finalizeUnitConfig(cfg: UnitConfig, env: ApplyEnv, fragmentPath?
     refuse(`Restart=${s.restart} is not allowed for Type=oneshot services, refusing`);
   }
   if (s.type === 'dbus' && s.busName === undefined) refuse('Type=dbus needs BusName=, refusing');
+  return !cfg.badSetting;
+}
+
+/** The service an Accept=no socket unit starts: Service=, or the one of its own name. */
+export function socketServiceName(socketName: string, section: SocketSection): string {
+  if (section.service !== undefined) return section.service;
+  return `${socketName.replace(/\.socket$/, '')}.service`;
+}
+
+/** The template an Accept=yes socket unit instantiates per connection: foo.socket → foo@.service. */
+export function socketTemplateName(socketName: string): string {
+  const stem = socketName.replace(/\.socket$/, '');
+  const at = stem.indexOf('@');
+  return `${at >= 0 ? stem.slice(0, at) : stem}@.service`;
+}
+
+function where(source: SourceRef): string {
+  return `${source.file}:${source.line}`;
+}
+
+/** systemd's socket_verify() checks, with messages that say where and what to do instead. */
+function finalizeSocketConfig(cfg: UnitConfig, env: ApplyEnv, fragmentPath?: string): boolean {
+  const s = cfg.socket;
+  const refuse = (message: string, source?: SourceRef): void => {
+    if (source !== undefined) {
+      env.diagnostics.push({
+        severity: 'error',
+        code: KEY_CODES.badSetting,
+        message: `${where(source)}: ${message}`,
+        source,
+      });
+    } else unitDiag(cfg, env, fragmentPath, message);
+    cfg.badSetting = true;
+  };
+  if (s.listen.length === 0) {
+    refuse(
+      'socket unit has no Listen setting (ListenStream=, ListenDatagram=, ListenSequentialPacket=, ListenFIFO=, ' +
+        'ListenSpecial=, ListenNetlink= or ListenMessageQueue=), refusing',
+    );
+  }
+  if (s.accept) {
+    for (const l of s.listen) {
+      const accepting = (l.kind === 'stream' || l.kind === 'seqpacket') && canAccept(l.kind, l.address);
+      if (!accepting) {
+        refuse(
+          `Accept=yes needs connection sockets (ListenStream= or ListenSequentialPacket=), but ${l.text} ` +
+            `(${where(l.source)}) cannot accept connections; set Accept=no to hand it to one service`,
+          s.acceptSource ?? l.source,
+        );
+        break;
+      }
+    }
+    if (s.service !== undefined) {
+      refuse(
+        `Service= cannot be combined with Accept=yes: every connection starts an instance of ` +
+          `${socketTemplateName(env.specifiers.unit.name)} (rename the service to that template, or set Accept=no)`,
+        s.acceptSource,
+      );
+    }
+    if (s.maxConnections === 0)
+      refuse('MaxConnections=0 would refuse every connection, refusing', s.acceptSource);
+  }
+  if (s.symlinks.length > 0) {
+    const nodes = s.listen.filter((l) =>
+      'path' in l ? l.kind === 'fifo' : addressPath(l.address) !== undefined,
+    );
+    if (nodes.length !== 1) {
+      refuse(
+        `Symlinks= needs exactly one socket or FIFO in the file system to point to (this unit has ${nodes.length}), refusing`,
+      );
+    }
+  }
+  // The socket orders itself before what it starts, so one transaction opens it first.
+  if (!s.accept) appendUnique(cfg.unit.dependencies.Before, [socketServiceName(env.specifiers.unit.name, s)]);
   return !cfg.badSetting;
 }
 

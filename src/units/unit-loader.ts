@@ -10,7 +10,7 @@
 // loading a whole tree costs one readdir per directory plus one read per file.
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import type { Diagnostic, LoadedUnitFile, SourceRef } from './config-types';
+import type { Diagnostic, LoadedUnitFile, SocketSection, SourceRef } from './config-types';
 import {
   defaultSpecifierHost,
   instanceName,
@@ -27,6 +27,8 @@ import {
   defaultUnitSection,
   finalizeUnitConfig,
   KEY_CODES,
+  socketServiceName,
+  socketTemplateName,
   TYPE_SECTIONS,
   type ApplyEnv,
 } from './unit-keys';
@@ -660,7 +662,57 @@ export class UnitLoader {
       if (!list.includes(dep.name)) list.push(dep.name);
     }
     if (readError) result.loadState = 'error';
+    if (result.socket !== undefined && result.loadState === 'loaded') this.checkSocketService(result);
     return result;
+  }
+
+  /**
+   * The service a socket unit starts must be loadable as what the socket needs: a template
+   * foo@.service for Accept=yes (systemd only fails at the first connection, with a cryptic
+   * error), a plain service for Accept=no.
+   */
+  private checkSocketService(unit: LoadedUnitFile): void {
+    const s = unit.socket as SocketSection;
+    const at = (source: SourceRef | undefined): string =>
+      source !== undefined ? `${source.file}:${source.line}: ` : '';
+    if (s.accept) {
+      const template = socketTemplateName(unit.name);
+      if (this.lookup(template).kind !== 'none') return;
+      const plain = socketServiceName(unit.name, { ...s, service: undefined });
+      const source =
+        s.acceptSource ??
+        (unit.fragmentPath !== undefined ? { file: unit.fragmentPath, line: 1 } : undefined);
+      const found = this.lookup(plain).kind !== 'none';
+      unit.diagnostics.push({
+        severity: 'error',
+        code: KEY_CODES.badSetting,
+        message:
+          `${at(source)}Accept=yes starts one instance of the template ${template} per connection, but ` +
+          (found
+            ? `${plain} is not a template: rename it to ${template} (and read the connection from stdin/stdout), or set Accept=no to hand the listening socket to ${plain}`
+            : `there is no ${template} in ${this.paths.join(':')}: create it, or set Accept=no`),
+        source,
+      });
+      unit.loadState = 'bad-setting';
+      return;
+    }
+    const service = socketServiceName(unit.name, s);
+    if (this.lookup(service).kind !== 'none') return;
+    const parts = parseUnitName(service);
+    if (parts !== undefined && parts.kind === 'instance' && this.lookup(templateOf(parts)).kind !== 'none')
+      return;
+    const template = socketTemplateName(unit.name);
+    const hasTemplate = s.service === undefined && this.lookup(template).kind !== 'none';
+    unit.diagnostics.push({
+      severity: 'warning',
+      code: KEY_CODES.badSetting,
+      message:
+        `${unit.fragmentPath ?? unit.name}: ${unit.name} hands its sockets to ${service}, which does not exist` +
+        (hasTemplate
+          ? ` (there is a template ${template}: set Accept=yes for one instance per connection)`
+          : ''),
+      source: unit.fragmentPath !== undefined ? { file: unit.fragmentPath, line: 1 } : undefined,
+    });
   }
 }
 
@@ -687,7 +739,7 @@ function assemble(
     diagnostics.push(...syntax.diagnostics);
     fatal ||= syntax.fatal;
     for (const section of syntax.sections) {
-      if (section.name === 'Service' && cfg.serviceSource === undefined && file === fragment) {
+      if (section.name === ownSection && cfg.serviceSource === undefined && file === fragment) {
         cfg.serviceSource = section.source;
       }
       if (applySection(cfg, section.name, section.entries, env)) continue;
@@ -715,6 +767,7 @@ function assemble(
     unit: cfg.unit,
     install: cfg.install,
     service: parts.suffix === 'service' ? cfg.service : undefined,
+    socket: parts.suffix === 'socket' ? cfg.socket : undefined,
     triggerd: cfg.triggerd,
     raw,
     diagnostics,

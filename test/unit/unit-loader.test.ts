@@ -372,7 +372,7 @@ describe('keys and sections triggerd does not handle', () => {
       [['A', '1']],
     );
   });
-  test('sections of other unit types are kept raw for later; in the wrong unit they warn', () => {
+  test('[Socket] is parsed for .socket units; sections of other types are kept raw; in the wrong unit they warn', () => {
     const sock = load(
       '[Unit]\nDescription=s\n[Socket]\nListenStream=80\nListenStream=81\n[Install]\nWantedBy=sockets.target\n',
       'web.socket',
@@ -380,12 +380,18 @@ describe('keys and sections triggerd does not handle', () => {
     assert.equal(sock.loadState, 'loaded');
     assert.equal(sock.service, undefined);
     assert.deepEqual(sock.diagnostics, []);
+    assert.equal(sock.raw.has('Socket'), false);
     assert.deepEqual(
-      sock.raw.get('Socket')?.map((e) => [e.key, e.value, e.source.line]),
+      sock.socket?.listen.map((l) => [l.kind, l.text, l.source.line]),
       [
-        ['ListenStream', '80', 4],
-        ['ListenStream', '81', 5],
+        ['stream', '80', 4],
+        ['stream', '81', 5],
       ],
+    );
+    const path = load('[Path]\nPathExists=/x\n', 'p.path');
+    assert.deepEqual(
+      path.raw.get('Path')?.map((e) => [e.key, e.value, e.source.line]),
+      [['PathExists', '/x', 2]],
     );
     assert.deepEqual(sock.install.wantedBy, ['sockets.target']);
     const wrong = load('[Service]\nExecStart=/bin/true\n[Socket]\nListenStream=80\n[Bogus]\nA=1\n');
@@ -718,15 +724,16 @@ describe('the unit search path (fixture tree)', () => {
     ]);
   });
 
-  test('.wants/ directories add Wants=; other types keep their section raw', () => {
+  test('.wants/ directories add Wants=; Accept=yes without a template service is refused at load', () => {
     const t = loader.load('multi-user.target');
     assert.deepEqual(t.unit.dependencies.Wants, ['simple.service', 'a-b-c.service']);
     assert.equal(t.unit.allowIsolate, true);
     const s = loader.load('foo.socket');
-    assert.deepEqual(s.diagnostics, []);
-    assert.deepEqual(
-      s.raw.get('Socket')?.map((e) => e.key),
-      ['ListenStream', 'Accept'],
+    assert.equal(s.loadState, 'bad-setting');
+    assert.deepEqual(diags(s), [['error', 'ERR_UNIT_BAD_SETTING', 6]]);
+    assert.match(
+      s.diagnostics[0]?.message ?? '',
+      /foo\.socket:6: Accept=yes starts one instance of the template foo@\.service per connection, but there is no foo@\.service/,
     );
   });
 
