@@ -14,6 +14,9 @@ const BENCHMARKS = [
   'load-units',
   'storm',
   'hotplug',
+  // Socket activation: loopback only; accept may install xinetd as its peer.
+  'accept',
+  'cold-start',
 ];
 /** Generous bound per benchmark (the first may install a package); the child is killed after it. */
 const TIMEOUT_MS = 15 * 60 * 1000;

@@ -1,12 +1,13 @@
 // triggerd as the benchmarks' child: standalone mode (it runs the rules, writes /dev links, its
 // udev database under a temporary --udev-run-dir, and rebroadcasts on netlink group 2), an empty
-// unit directory, a control socket in a temporary directory. Stopped by its pid; anything it forked
+// unit directory (or the caller's), a control socket in a temporary directory. Stopped by its pid; anything it forked
 // and left is killed by pid too.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ControlClient } from '../../src/control/client';
+import type { MethodName } from '../../src/control/protocol';
 import { onCleanup } from './cleanup';
 import { descendantsOf } from './process-tree';
 import { commOf, isAlive, killPid, stopChild, waitFor, waitGoneSync, type StopResult } from './proc';
@@ -60,6 +61,8 @@ export interface RunningTriggerd {
   settle(timeoutMs?: number): Promise<SettleResult>;
   /** What `triggerctl status --json` prints. */
   status(): Promise<DaemonStatus>;
+  /** Any control request (start, stop, is-active, ...) on the same persistent connection. */
+  request(method: MethodName, params?: Record<string, unknown>): Promise<unknown>;
   /** Log lines at --log-level warn so far (bounded), for the report. */
   logTail(): string[];
   logLines(): number;
@@ -74,12 +77,20 @@ export interface DaemonStatus {
   [k: string]: unknown;
 }
 
+export interface StartOptions {
+  /** --unit-path (':'-separated); default an empty directory in the daemon's temporary directory. */
+  unitPath?: string;
+}
+
 /** Start triggerd standalone with `rulesPath` (':'-separated) and wait until it settled its coldplug. */
-export async function startTriggerd(rulesPath: string): Promise<RunningTriggerd> {
+export async function startTriggerd(rulesPath: string, options: StartOptions = {}): Promise<RunningTriggerd> {
   if (!fs.existsSync(DAEMON)) throw new Error(`${DAEMON} is missing; build with npx tsc -p tsconfig.json`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-bench-daemon-'));
-  const units = path.join(tmp, 'units');
-  fs.mkdirSync(units);
+  let units = options.unitPath;
+  if (units === undefined) {
+    units = path.join(tmp, 'units');
+    fs.mkdirSync(units);
+  }
   const socket = path.join(tmp, 's.sock');
   const args = [
     ...DAEMON_NODE_FLAGS,
@@ -164,6 +175,7 @@ export async function startTriggerd(rulesPath: string): Promise<RunningTriggerd>
     readyMs,
     settle: async (timeoutMs = 120_000) => (await connected.request('settle', { timeoutMs })) as SettleResult,
     status: async () => (await connected.request('status')) as DaemonStatus,
+    request: (method, params = {}) => connected.request(method, params),
     logTail: () => [...tail],
     logLines: () => lines,
     stop: async () => {

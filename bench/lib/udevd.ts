@@ -3,6 +3,7 @@
 // service; running it masks the interface-renaming rules so no network interface changes name.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import { aptInstall, installAllowed } from './apt';
 import { onCleanup } from './cleanup';
 import {
   childPids,
@@ -22,7 +23,6 @@ import {
 
 const UDEVD_CANDIDATES = ['/lib/systemd/systemd-udevd', '/usr/lib/systemd/systemd-udevd'];
 const UDEVADM_CANDIDATES = ['/usr/bin/udevadm', '/bin/udevadm', '/sbin/udevadm', '/usr/sbin/udevadm'];
-const POLICY_RC_D = '/usr/sbin/policy-rc.d';
 const RULES_DIR = '/etc/udev/rules.d';
 const NET_SETUP_LINK_MASK = `${RULES_DIR}/80-net-setup-link.rules`;
 const SAVED_SUFFIX = '.triggerd-bench-saved';
@@ -39,10 +39,8 @@ export interface UdevTools {
 
 export type UdevAvailability = { ok: true; tools: UdevTools } | { ok: false; reason: string };
 
-/** Whether this run may install packages: only in CI or when asked explicitly. */
-export function installAllowed(): boolean {
-  return process.env.CI === 'true' || process.env.TRIGGERD_BENCH_INSTALL === '1';
-}
+/** Whether this run may install packages (bench/lib/apt; re-exported for udevd's users). */
+export { installAllowed };
 
 function firstExisting(paths: readonly string[]): string | undefined {
   return paths.find((p) => fs.existsSync(p));
@@ -78,29 +76,9 @@ export async function ensureUdev(allowInstall: boolean): Promise<UdevAvailabilit
   return { ok: true, tools: { ...found, version: v.stdout.trim(), origin } };
 }
 
-/** apt-get install udev with a policy-rc.d that forbids starting daemons; returns an error text. */
-async function installUdev(): Promise<string | undefined> {
-  let removePolicy: (() => void) | undefined;
-  if (!fs.existsSync(POLICY_RC_D)) {
-    fs.writeFileSync(POLICY_RC_D, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
-    fs.chmodSync(POLICY_RC_D, 0o755);
-    removePolicy = onCleanup('remove policy-rc.d', () => fs.rmSync(POLICY_RC_D, { force: true }));
-  }
-  try {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const result = await runCommand('apt-get', ['install', '-y', 'udev'], {
-      timeoutMs: 600_000,
-      env,
-      killOnCleanup: false,
-    });
-    if (result.code !== 0) {
-      const tail = result.stderr.trim().split('\n').slice(-3).join(' | ');
-      return `apt-get install -y udev failed (exit ${result.code}${result.timedOut ? ', timed out' : ''}): ${tail}`;
-    }
-    return undefined;
-  } finally {
-    removePolicy?.();
-  }
+/** apt-get install udev (daemons never started: see aptInstall); returns an error text. */
+function installUdev(): Promise<string | undefined> {
+  return aptInstall(['udev']);
 }
 
 /** What the rules mask replaced, so it can be put back exactly. */
