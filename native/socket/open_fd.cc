@@ -137,10 +137,11 @@ bool ApplyOptions(int fd, int family, int type, const OpenOptions& o,
   }
   if (o.no_delay) set.Set(IPPROTO_TCP, TCP_NODELAY, 1, "noDelay");
   if (o.defer_accept) set.Set(IPPROTO_TCP, TCP_DEFER_ACCEPT, *o.defer_accept, "deferAcceptSec");
+  // IP_TOS also sets sk_priority (rt_tos2priority), so an explicit Priority= comes after it.
+  if (o.ip_tos) set.SetIp(family, IP_TOS, IPV6_TCLASS, *o.ip_tos, "ipTos", true);
   if (o.priority) set.Set(SOL_SOCKET, SO_PRIORITY, *o.priority, "priority");
   if (o.receive_buffer) set.SetBuffer(SO_RCVBUFFORCE, SO_RCVBUF, *o.receive_buffer, "receiveBuffer");
   if (o.send_buffer) set.SetBuffer(SO_SNDBUFFORCE, SO_SNDBUF, *o.send_buffer, "sendBuffer");
-  if (o.ip_tos) set.SetIp(family, IP_TOS, IPV6_TCLASS, *o.ip_tos, "ipTos", true);
   if (o.ip_ttl) set.SetIp(family, IP_TTL, IPV6_UNICAST_HOPS, *o.ip_ttl, "ipTtl", true);
   if (o.mark) set.Set(SOL_SOCKET, SO_MARK, static_cast<int>(*o.mark), "mark");
   if (o.pass_credentials) set.Set(SOL_SOCKET, SO_PASSCRED, 1, "passCredentials");

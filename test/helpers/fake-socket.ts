@@ -36,7 +36,7 @@ const ERRNO: Record<string, number> = {
   EINVAL: 22,
   EMFILE: 24,
   ENOTSOCK: 88,
-  EOPNOTSUPP: 95,
+  ENOTSUP: 95,
   EADDRINUSE: 98,
   EADDRNOTAVAIL: 99,
   ECONNABORTED: 103,
@@ -123,15 +123,51 @@ function checkAddress(value: unknown): SocketAddress {
   }
 }
 
+const BOOLEAN_OPTIONS = new Set([
+  'freeBind',
+  'transparent',
+  'reusePort',
+  'keepAlive',
+  'noDelay',
+  'passCredentials',
+  'passSecurity',
+  'broadcast',
+]);
+
+const INTEGER_OPTIONS = new Set([
+  'backlog',
+  'keepAliveTimeSec',
+  'keepAliveIntervalSec',
+  'keepAliveProbes',
+  'deferAcceptSec',
+  'priority',
+  'receiveBuffer',
+  'sendBuffer',
+  'ipTos',
+  'ipTtl',
+  'mark',
+  'socketMode',
+  'uid',
+  'gid',
+  'directoryMode',
+]);
+
+/** Types checked as the real addon does; unknown keys are ignored by both. */
 function checkOptions(value: unknown): SocketOptions {
   if (value === undefined) return {};
   if (!isObject(value)) throw argumentError('The "options" argument must be a SocketOptions object');
   for (const [key, v] of Object.entries(value)) {
     if (v === undefined) continue;
-    if (key === 'bindIPv6Only' && v !== 'default' && v !== 'both' && v !== 'ipv6-only')
-      throw argumentError('The "options.bindIPv6Only" property is not valid', 'ERR_INVALID_ARG_VALUE');
-    if (key === 'bindToDevice' && typeof v !== 'string')
-      throw argumentError('The "options.bindToDevice" property must be a string');
+    if (key === 'bindIPv6Only') {
+      if (v !== 'default' && v !== 'both' && v !== 'ipv6-only')
+        throw argumentError('The "options.bindIPv6Only" property is not valid', 'ERR_INVALID_ARG_VALUE');
+    } else if (key === 'bindToDevice') {
+      if (typeof v !== 'string') throw argumentError('The "options.bindToDevice" property must be a string');
+    } else if (BOOLEAN_OPTIONS.has(key)) {
+      if (typeof v !== 'boolean') throw argumentError(`The "options.${key}" property must be a boolean`);
+    } else if (INTEGER_OPTIONS.has(key) && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) {
+      throw argumentError(`The "options.${key}" property must be a non-negative integer`);
+    }
   }
   return { ...value } as SocketOptions;
 }
@@ -335,7 +371,7 @@ export class FakeNativeSocket implements NativeSocket {
     this.maybeFail('accept');
     const file = this.open(f, 'accept4');
     if (file.type !== 'socket' || file.kind === 'dgram')
-      throw fakeSocketError(file.type === 'socket' ? 'EOPNOTSUPP' : 'EINVAL', 'accept4');
+      throw fakeSocketError(file.type === 'socket' ? 'ENOTSUP' : 'EINVAL', 'accept4');
     const next = file.pending.shift();
     if (next === undefined || file.address === undefined) return undefined;
     const local = file.address;
@@ -392,7 +428,7 @@ export class FakeNativeSocket implements NativeSocket {
    */
   connect(fd: number, client: Partial<FakePendingConnection> = {}): void {
     const file = this.open(fd, 'connect');
-    if (file.type !== 'socket' || file.kind === 'dgram') throw fakeSocketError('EOPNOTSUPP', 'connect');
+    if (file.type !== 'socket' || file.kind === 'dgram') throw fakeSocketError('ENOTSUP', 'connect');
     const family = file.address?.family;
     const remote: SocketAddress =
       client.remote ??
