@@ -166,6 +166,8 @@
       # Every .cc file in native/socket/: the fds of .socket units, accept, readiness watches.
       'sources': [
         '<!@(node -p "require(\'fs\').readdirSync(\'native/socket\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/socket/\' + f).join(\' \')")',
+        # The uv_poll watching every socket-like object shares.
+        'native/common/fd_poller.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",

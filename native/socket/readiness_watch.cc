@@ -94,31 +94,11 @@ ReadinessWatch::ReadinessWatch(const Napi::CallbackInfo& info) : ObjectWrap<Read
 ReadinessWatch::~ReadinessWatch() { CloseNative(); }
 
 void ReadinessWatch::Start(Napi::Env env) {
+  registry_->by_fd[fd_] = this;
   const char* failed = nullptr;
-  int rc = 0;
-  uv_loop_t* loop = nullptr;
-  auto poll = std::make_unique<PollHandle>();
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-    failed = "napi_get_uv_event_loop";
-    rc = UV_EINVAL;
-  } else if ((rc = uv_poll_init(loop, &poll->handle, fd_)) != 0) {
-    failed = "uv_poll_init";  // a failed init (EBADF, EPERM for a regular file) leaves nothing
-  } else {
-    poll->owner = this;
-    poll->cleanup_hook = nullptr;
-    poll->handle.data = poll.get();
-    poll_ = poll.release();
-    registry_->by_fd[fd_] = this;
-    if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, poll_, &poll_->cleanup_hook) !=
-        napi_ok) {
-      poll_->cleanup_hook = nullptr;
-      failed = "napi_add_async_cleanup_hook";
-      rc = UV_EINVAL;
-    } else if ((rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll)) != 0) {
-      failed = "uv_poll_start";
-    }
-  }
-  if (failed != nullptr) {
+  // A failed uv_poll_init (EBADF, EPERM for a regular file) leaves nothing to close.
+  int rc = poller_.Start(env, fd_, this, &failed);
+  if (rc != 0) {
     CloseAndRelease();
     throw MakeSystemError(env, -rc, failed);
   }
@@ -126,12 +106,7 @@ void ReadinessWatch::Start(Napi::Env env) {
 }
 
 void ReadinessWatch::CloseNative() {
-  if (poll_ != nullptr) {
-    uv_poll_stop(&poll_->handle);
-    poll_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), OnPollClosed);
-    poll_ = nullptr;
-  }
+  poller_.Close();
   if (fd_ >= 0 && registry_ != nullptr) {
     auto found = registry_->by_fd.find(fd_);
     if (found != registry_->by_fd.end() && found->second == this) registry_->by_fd.erase(found);
@@ -147,23 +122,9 @@ void ReadinessWatch::CloseAndRelease() {
   UpdateStrongReference();
 }
 
-void ReadinessWatch::OnPollClosed(uv_handle_t* handle) {
-  auto* poll = static_cast<PollHandle*>(handle->data);
-  // Only now may a teardown that is waiting for us go on (and unload this library).
-  if (poll->cleanup_hook != nullptr) napi_remove_async_cleanup_hook(poll->cleanup_hook);
-  delete poll;
-}
+void ReadinessWatch::OnEnvironmentTeardown() { CloseNative(); }
 
-void ReadinessWatch::OnEnvironmentTeardown(napi_async_cleanup_hook_handle /*hook*/, void* data) {
-  auto* poll = static_cast<PollHandle*>(data);
-  // Still open: close it now. Otherwise uv_close already ran and OnPollClosed will finish.
-  if (poll->owner != nullptr) poll->owner->CloseNative();
-}
-
-void ReadinessWatch::OnPoll(uv_poll_t* handle, int status, int /*events*/) {
-  auto* poll = static_cast<PollHandle*>(handle->data);
-  if (poll->owner != nullptr) poll->owner->HandleWakeUp(status);
-}
+void ReadinessWatch::OnReadable(int status) { HandleWakeUp(status); }
 
 void ReadinessWatch::HandleWakeUp(int status) {
   Napi::Env env = Env();
@@ -197,7 +158,7 @@ void ReadinessWatch::HandleWakeUp(int status) {
     return;
   }
   if (status < 0 && !paused_) {
-    int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+    int rc = poller_.Resume();
     if (rc != 0) paused_ = true;  // shows as `paused`; resume() then throws the reason
   }
   UpdateStrongReference();
@@ -218,14 +179,14 @@ void ReadinessWatch::UpdateStrongReference() {
 
 void ReadinessWatch::Pause(const Napi::CallbackInfo& /*info*/) {
   if (fd_ < 0 || paused_) return;
-  uv_poll_stop(&poll_->handle);
+  poller_.Pause();
   paused_ = true;
   UpdateStrongReference();
 }
 
 void ReadinessWatch::Resume(const Napi::CallbackInfo& info) {
   if (fd_ < 0 || !paused_) return;
-  int rc = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
+  int rc = poller_.Resume();
   if (rc != 0) throw MakeSystemError(info.Env(), -rc, "uv_poll_start");
   paused_ = false;
   UpdateStrongReference();
@@ -234,11 +195,11 @@ void ReadinessWatch::Resume(const Napi::CallbackInfo& info) {
 void ReadinessWatch::Close(const Napi::CallbackInfo& /*info*/) { CloseAndRelease(); }
 
 void ReadinessWatch::RefLoop(const Napi::CallbackInfo& /*info*/) {
-  if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+  poller_.Ref(true);
 }
 
 void ReadinessWatch::UnrefLoop(const Napi::CallbackInfo& /*info*/) {
-  if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&poll_->handle));
+  poller_.Ref(false);
 }
 
 Napi::Value ReadinessWatch::GetFd(const Napi::CallbackInfo& info) {

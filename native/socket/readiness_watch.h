@@ -10,11 +10,12 @@
 
 #include <memory>
 
+#include "../common/fd_poller.h"
 #include "addon.h"
 
 namespace triggerd {
 
-class ReadinessWatch : public Napi::ObjectWrap<ReadinessWatch> {
+class ReadinessWatch : public Napi::ObjectWrap<ReadinessWatch>, private FdPollerClient {
  public:
   static Napi::Function DefineClass(Napi::Env env);
   // Creates a watch on `fd` and starts it. One watch per fd: a second is EEXIST.
@@ -32,17 +33,9 @@ class ReadinessWatch : public Napi::ObjectWrap<ReadinessWatch> {
   void CloseAndRelease();
 
  private:
-  // libuv owns the handle from uv_close() until the close callback, which may come after this
-  // object is gone; the async cleanup hook makes a worker's teardown wait for that callback.
-  struct PollHandle {
-    uv_poll_t handle;
-    ReadinessWatch* owner;  // nullptr once closing
-    napi_async_cleanup_hook_handle cleanup_hook;
-  };
-
-  static void OnPoll(uv_poll_t* handle, int status, int events);
-  static void OnPollClosed(uv_handle_t* handle);
-  static void OnEnvironmentTeardown(napi_async_cleanup_hook_handle hook, void* data);
+  // FdPollerClient
+  void OnReadable(int status) override;
+  void OnEnvironmentTeardown() override;
 
   void Start(Napi::Env env);
   void HandleWakeUp(int status);
@@ -59,7 +52,7 @@ class ReadinessWatch : public Napi::ObjectWrap<ReadinessWatch> {
 
   int fd_ = -1;
   std::shared_ptr<WatchRegistry> registry_;
-  PollHandle* poll_ = nullptr;
+  FdPoller poller_;
   bool paused_ = false;
   bool strong_reference_ = false;
   bool in_callback_ = false;
