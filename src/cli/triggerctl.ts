@@ -9,6 +9,7 @@ import type { UnitSummary } from '../units/unit-type';
 import type { UnitLogRecord } from '../core/unit-log';
 import { formatVerifyResults, verifyFailed, verifyUnitFiles } from '../units/verify';
 import { verifyRules } from '../devices/rules/verify-rules';
+import { calendarCommand } from '../timers/calendar-command';
 
 const USAGE = `usage: triggerctl [--socket PATH] [--json] COMMAND [ARGS]
 units:
@@ -25,6 +26,10 @@ units:
   reset-failed [UNIT...]
   daemon-reload                       re-read unit files and rules (like SIGHUP)
   verify FILE...                      check unit files (no daemon needed)
+timers:
+  calendar [--iterations=N] [--base-time=TIME] [--strict-systemd] EXPR...
+                                      normalize calendar events and show their next elapses, in
+                                      systemd-analyze calendar's layout (no daemon needed)
 devices:
   monitor                             uevents as they are processed (like udevadm monitor --kernel --property)
   devices [--subsystem S]             every device the daemon knows
@@ -146,6 +151,9 @@ async function main(argv: string[]): Promise<number> {
       quiet: { type: 'boolean', short: 'q', default: false },
       'rules-path': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
+      iterations: { type: 'string' },
+      'base-time': { type: 'string' },
+      'strict-systemd': { type: 'boolean', default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -164,6 +172,18 @@ async function main(argv: string[]): Promise<number> {
     if (json) out(JSON.stringify(report.diagnostics, null, 2) + '\n');
     else for (const l of report.lines) process.stderr.write(l + '\n');
     return report.hasErrors ? 1 : 0;
+  }
+  if (command === 'calendar') {
+    if (args.length === 0) throw new UsageError('calendar needs at least one expression');
+    const result = calendarCommand(args, {
+      iterations: values.iterations,
+      baseTime: values['base-time'],
+      strictSystemd: values['strict-systemd'],
+      json,
+    });
+    out(result.stdout);
+    process.stderr.write(result.stderr);
+    return result.exitCode;
   }
   if (command === 'verify') {
     if (args.length === 0) throw new UsageError('verify needs unit files');

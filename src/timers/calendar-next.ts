@@ -17,7 +17,7 @@ import { MAX_YEAR, USEC_PER_SEC, type CalendarChain, type CalendarSpec } from '.
 import { loadTimeZone, localTimeZone, type TimeZone } from './time-zone';
 
 /** systemd's USEC_TIMESTAMP_FORMATTABLE_MAX (64-bit time_t): the last instant of year 9999, roughly. */
-export const USEC_TIMESTAMP_FORMATTABLE_MAX = 253402214399999999;
+export const USEC_TIMESTAMP_FORMATTABLE_MAX = 253402214399 * 1e6 + 999999;
 /** systemd's MAX_CALENDAR_ITERATIONS. */
 export const MAX_CALENDAR_ITERATIONS = 1000;
 

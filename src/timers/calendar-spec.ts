@@ -423,8 +423,10 @@ function invalidComponent(
   to: number,
   endOfMonth: boolean,
 ): Component | undefined {
-  if (endOfMonth) to -= 3;
   for (const k of chain ?? []) {
+    // systemd recurses down the list with the already-lowered bound, so with `~` each further
+    // element must lie another 3 days short of the month's end ("*~5,25" is valid, "*~5,27" not).
+    if (endOfMonth) to -= 3;
     if (k.start < from || k.start > to || k.repeat > to - from) return k;
     if (k.stop >= 0) {
       if (k.stop < from || k.stop > to || k.start + k.repeat > k.stop) return k;
