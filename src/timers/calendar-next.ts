@@ -29,6 +29,8 @@ export interface NextElapseOptions {
   /** glibc's per-process mktime guess for the local zone (strict mode). systemd computes an
    * expression with its own zone in a forked child of a UTC process, so those start from 0. */
   mktimeState?: MktimeState;
+  /** When given, counts the search steps taken (tests check the bound). */
+  stats?: { iterations: number };
 }
 
 export type NextElapseResult =
@@ -135,7 +137,13 @@ function matchesWeekday(bits: number, tm: Tm, clock: Clock): boolean {
 }
 
 /** systemd's find_next(): moves c (and the microseconds) to the next matching time. */
-function findNext(spec: CalendarSpec, c: Tm, usecIn: number, clock: Clock): NextElapseResult {
+function findNext(
+  spec: CalendarSpec,
+  c: Tm,
+  usecIn: number,
+  clock: Clock,
+  stats: { iterations: number } | undefined,
+): NextElapseResult {
   let us = usecIn;
   let r: number;
   let v: number;
@@ -150,6 +158,7 @@ function findNext(spec: CalendarSpec, c: Tm, usecIn: number, clock: Clock): Next
     }
   };
   for (let iteration = 0; iteration < MAX_CALENDAR_ITERATIONS; iteration++) {
+    if (stats !== undefined) stats.iterations++;
     clock.mktime(c);
     c.isdst = spec.dst;
 
@@ -221,12 +230,17 @@ function findNext(spec: CalendarSpec, c: Tm, usecIn: number, clock: Clock): Next
 }
 
 /** calendar_spec_next_usec_impl on a given clock. */
-function nextOnClock(spec: CalendarSpec, after: number, clock: Clock): NextElapseResult {
+function nextOnClock(
+  spec: CalendarSpec,
+  after: number,
+  clock: Clock,
+  stats?: { iterations: number },
+): NextElapseResult {
   if (after > USEC_TIMESTAMP_FORMATTABLE_MAX) return { error: 'EINVAL' };
   const usec = after + 1;
   const t = Math.floor(usec / USEC_PER_SEC);
   const tm = clock.breakDown(t);
-  const found = findNext(spec, tm, usec - t * USEC_PER_SEC, clock);
+  const found = findNext(spec, tm, usec - t * USEC_PER_SEC, clock, stats);
   if (found.error !== undefined) return found;
   const instant = clock.mktime(tm);
   if (failed(instant)) return { error: 'EINVAL' };
@@ -277,15 +291,15 @@ export function computeNextElapse(
   afterUsec: number,
   options: NextElapseOptions = {},
 ): NextElapseResult {
-  if (spec.utc) return nextOnClock(spec, afterUsec, UTC_CLOCK);
+  if (spec.utc) return nextOnClock(spec, afterUsec, UTC_CLOCK, options.stats);
   const zone = specZone(spec, options);
   if (zone === undefined) return { error: 'EINVAL' };
   if (options.strictSystemd || spec.dst >= 0) {
     const state = spec.timezone !== undefined ? { offset: 0 } : (options.mktimeState ?? { offset: 0 });
-    return nextOnClock(spec, afterUsec, zoneClock(zone, state));
+    return nextOnClock(spec, afterUsec, zoneClock(zone, state), options.stats);
   }
   if (afterUsec > USEC_TIMESTAMP_FORMATTABLE_MAX) return { error: 'EINVAL' };
-  const wall = nextOnClock(spec, firstWallAtOrAfter(afterUsec + 1, zone) - 1, UTC_CLOCK);
+  const wall = nextOnClock(spec, firstWallAtOrAfter(afterUsec + 1, zone) - 1, UTC_CLOCK, options.stats);
   if (wall.error !== undefined) return wall;
   return { usec: wallToInstant(wall.usec, zone) };
 }
