@@ -223,7 +223,7 @@ export class Daemon {
     this.subscriptions.push(
       // Coldplug plugs every device at once: one summary line then, a line per change after.
       this.manager.unitChanges$.subscribe((c) =>
-        logger[this.coldplugged ? 'info' : 'debug'](
+        logger[this.coldplugged && c.quiet !== true ? 'info' : 'debug'](
           { unit: c.unit, from: c.from, to: c.to },
           `${c.unit} ${c.to}`,
         ),
@@ -288,6 +288,9 @@ export class Daemon {
   /** SIGHUP and `triggerctl reload`: re-read configuration from scratch and swap it in. */
   reload(): { unitFiles: number; ruleFiles: number } {
     this.loadConfiguration();
+    // Unit files from scratch; running units (listening sockets with their fds) keep running.
+    const units = this.units.reload();
+    this.options.logger.info(units, 'unit files reloaded');
     this.options.logger.info(
       { unitFiles: this.unitFiles.length, ruleFiles: this.ruleFiles.length },
       'reloaded',

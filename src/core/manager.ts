@@ -18,6 +18,8 @@ export interface UnitStateChange {
   from: string;
   to: string;
   active: ActiveState;
+  /** The unit logs its routine transitions at debug (per-connection instances). */
+  quiet?: boolean;
 }
 
 export interface ManagerOptions {
@@ -68,7 +70,13 @@ export class Manager {
 
   /** Every unit type reports its transitions here. */
   reportStateChange(unit: UnitInstance, from: string, to: string): void {
-    this.unitChanges$.next({ unit: unit.name, from, to, active: unit.activeState() });
+    this.unitChanges$.next({
+      unit: unit.name,
+      from,
+      to,
+      active: unit.activeState(),
+      quiet: unit.logQuietly === true && to !== 'failed',
+    });
   }
 
   listUnits(): UnitSummary[] {

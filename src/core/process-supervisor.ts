@@ -9,10 +9,12 @@ import type { ChildExit } from '../native/spawn-addon';
 import { buildExecPlan, ExecPlanError } from '../exec/exec-context-plan';
 import { outputLines } from '../exec/output-lines';
 import { removeUnitRuntime } from '../exec/sandbox-mounts';
+import { readMountInfo } from '../exec/mount-info';
+import { readUserDatabase, type UserDatabase } from '../exec/user-database';
 import type { CgroupTree } from '../exec/cgroups';
 import { conditionHolds } from '../units/conditions';
-import type { ExecCommand, StandardOutput } from '../units/config-types';
-import type { ServiceHost, ServiceUnit, SpawnResult, StoredFd } from '../units/service';
+import type { ExecCommand, ExecContext, StandardOutput } from '../units/config-types';
+import type { ProcessExit, ServiceHost, ServiceUnit, SpawnResult, StoredFd } from '../units/service';
 
 export interface ProcessSupervisorOptions {
   native: NativeSpawn;
@@ -31,6 +33,8 @@ export interface ServiceCallbacks {
   jobFinished(unit: string, end: Parameters<ServiceHost['jobFinished']>[0]): void;
   stateChanged(unit: ServiceUnit, from: string, to: string): void;
   requestRestart(unit: string): void;
+  /** The socket fds a service's main process gets (LISTEN_FDS), see ServiceHost.socketFds. */
+  socketFds?(unit: string): StoredFd[];
 }
 
 interface Owner {
@@ -38,16 +42,73 @@ interface Owner {
   pidfd: number;
 }
 
+/** A unit other than a service that runs processes (a socket's ExecStartPre= & co.). */
+export interface ProcessOwner {
+  onExit(exit: ProcessExit): void;
+}
+
+/** The world as a unit with control processes (not a service) sees it. */
+export interface ControlProcessHost {
+  spawn(cmd: ExecCommand): SpawnResult;
+  signal(pid: number, signal: number): void;
+  signalGroup(signal: number, except: ReadonlySet<number>): number;
+  groupPids(): number[];
+}
+
 export class ProcessSupervisor {
   private readonly owners = new Map<number, Owner>();
   private readonly services = new Map<string, ServiceUnit>();
+  private readonly others = new Map<string, ProcessOwner>();
   /** Without cgroups: the session ids (pids of the processes we spawned with setsid) of each unit. */
   private readonly sessions = new Map<string, Set<number>>();
 
   constructor(private readonly options: ProcessSupervisorOptions) {}
 
+  /**
+   * /etc/passwd, /etc/group and mountinfo for Accept=yes instances, read at most once a second:
+   * one connection must not cost three file reads.
+   */
+  private planInputs: { at: number; userDatabase: UserDatabase; mountInfo: string } | undefined;
+
+  private connectionPlanInputs(): { userDatabase: UserDatabase; mountInfo: string } {
+    const now = performance.now();
+    if (this.planInputs === undefined || now - this.planInputs.at > 1000) {
+      this.planInputs = { at: now, userDatabase: readUserDatabase('/'), mountInfo: readMountInfo() };
+    }
+    return this.planInputs;
+  }
+
   register(service: ServiceUnit): void {
     this.services.set(service.name, service);
+  }
+
+  /** A non-service unit whose processes' exits come back to it (socket units). */
+  registerOwner(name: string, owner: ProcessOwner): void {
+    this.others.set(name, owner);
+  }
+
+  /** Forget a unit that is gone for good (a garbage-collected Accept=yes instance). */
+  unregister(name: string, unit?: ServiceUnit): void {
+    if (unit === undefined || this.services.get(name) === unit) this.services.delete(name);
+    this.sessions.delete(name);
+  }
+
+  /** Spawning and signalling for a unit with control processes run with `ctx` (a socket unit). */
+  controlHostFor(name: string, ctx: () => ExecContext): ControlProcessHost {
+    const log = this.options.logger.child({ unit: name });
+    return {
+      spawn: (cmd) => this.spawnWith(name, ctx(), false, undefined, cmd, 'control', {}, log, []),
+      signal: (pid, signal) => void this.signal(pid, signal),
+      signalGroup: (signal, except) => {
+        let n = 0;
+        for (const pid of this.unitPids(name)) {
+          if (except.has(pid) || pid === process.pid) continue;
+          if (this.signal(pid, signal)) n++;
+        }
+        return n;
+      },
+      groupPids: () => this.unitPids(name),
+    };
   }
 
   /** The unit a pid belongs to: one we spawned, or one in a unit's cgroup. */
@@ -90,8 +151,13 @@ export class ProcessSupervisor {
       const owner = this.owners.get(exit.pid);
       if (owner !== undefined) this.owners.delete(exit.pid);
       const name = owner?.unit;
-      const targets = name !== undefined ? [this.services.get(name)] : [...this.services.values()];
-      for (const s of targets) s?.onExit({ pid: exit.pid, code: exit.code, status: exit.status });
+      const e = { pid: exit.pid, code: exit.code, status: exit.status };
+      if (name !== undefined) {
+        (this.services.get(name) ?? this.others.get(name))?.onExit(e);
+        continue;
+      }
+      for (const s of this.services.values()) s.onExit(e);
+      for (const o of this.others.values()) o.onExit(e);
     }
   }
 
@@ -99,6 +165,7 @@ export class ProcessSupervisor {
     const log = this.options.logger.child({ unit: name });
     return {
       spawn: (cmd, role, extraEnv, passFds) => this.spawn(name, cmd, role, extraEnv, log, passFds ?? []),
+      socketFds: () => callbacks.socketFds?.(name) ?? [],
       closeFd: (fd) => {
         try {
           this.options.native.closeFd(fd);
@@ -155,9 +222,38 @@ export class ProcessSupervisor {
     if (service === undefined || ctx === undefined) {
       return { ok: false, failure: { step: 'PLAN', code: 'ERR_EXEC_INVALID', message: 'unknown service' } };
     }
+    // An Accept=yes connection goes to the main process only, as in systemd.
+    const conn =
+      role === 'main' && service.connection !== undefined && service.connection.fd >= 0
+        ? service.connection
+        : undefined;
+    return this.spawnWith(
+      unit,
+      ctx,
+      service.notifyAccess() !== 'none',
+      conn,
+      cmd,
+      role,
+      extraEnv,
+      log,
+      passFds,
+    );
+  }
+
+  private spawnWith(
+    unit: string,
+    ctx: ExecContext,
+    notify: boolean,
+    conn: { fd: number; env: Record<string, string> } | undefined,
+    cmd: ExecCommand,
+    role: 'main' | 'control',
+    extraEnv: Record<string, string>,
+    log: Logger,
+    passFds: readonly StoredFd[],
+  ): SpawnResult {
     const { native } = this.options;
-    const extra: Record<string, string> = { ...extraEnv };
-    if (this.options.notifySocket !== undefined && service.notifyAccess() !== 'none') {
+    const extra: Record<string, string> = conn !== undefined ? { ...conn.env, ...extraEnv } : { ...extraEnv };
+    if (this.options.notifySocket !== undefined && notify) {
       extra.NOTIFY_SOCKET = this.options.notifySocket;
     }
     if (passFds.length > 0) {
@@ -171,11 +267,21 @@ export class ProcessSupervisor {
       for (const fd of opened) native.closeFd(fd);
     };
     try {
-      const stdout = this.outputFd(ctx.standardOutput, 'stdout', opened, readers);
+      // StandardInput=socket: the connection is stdin, and stdout/stderr that inherit or say
+      // "socket" are the connection too (systemd.exec(5)).
+      const socketIn = conn !== undefined && ctx.standardInput.kind === 'socket';
+      const stdin = socketIn ? conn.fd : -1;
+      const stdout =
+        conn !== undefined &&
+        (ctx.standardOutput.kind === 'socket' || (socketIn && ctx.standardOutput.kind === 'inherit'))
+          ? conn.fd
+          : this.outputFd(ctx.standardOutput, 'stdout', opened, readers);
       const stderr =
         ctx.standardError.kind === 'inherit-output' || ctx.standardError.kind === 'inherit'
           ? stdout
-          : this.outputFd(ctx.standardError, 'stderr', opened, readers);
+          : conn !== undefined && ctx.standardError.kind === 'socket'
+            ? conn.fd
+            : this.outputFd(ctx.standardError, 'stderr', opened, readers);
       let cgroup: string | undefined;
       if (this.options.cgroups !== undefined) cgroup = this.options.cgroups.create(unit);
       const built = buildExecPlan(
@@ -186,9 +292,10 @@ export class ProcessSupervisor {
           unitName: unit,
           runtimeDir: this.options.runtimeDir,
           cgroup,
-          stdio: { stdin: -1, stdout, stderr },
+          stdio: { stdin, stdout, stderr },
           extraFds: passFds.map((f) => f.fd),
           setListenPid: passFds.length > 0,
+          ...(conn !== undefined ? this.connectionPlanInputs() : {}),
         },
       );
       for (const d of built.diagnostics) log.warn({ code: d.code }, d.message);
@@ -285,10 +392,15 @@ export class ProcessSupervisor {
 
   private releaseGroup(unit: string): void {
     // The private /tmp and /dev of a stopped unit go with it (systemd's PrivateTmp= semantics).
-    try {
-      removeUnitRuntime(this.options.runtimeDir, unit);
-    } catch (err) {
-      this.options.logger.warn({ unit, err }, 'could not remove the unit runtime directory');
+    // An Accept=yes instance (its configuration cannot change) without them has nothing to remove.
+    const service = this.services.get(unit);
+    const ctx = service?.connection !== undefined ? service.config.exec : undefined;
+    if (ctx === undefined || ctx.privateTmp || ctx.privateDevices) {
+      try {
+        removeUnitRuntime(this.options.runtimeDir, unit);
+      } catch (err) {
+        this.options.logger.warn({ unit, err }, 'could not remove the unit runtime directory');
+      }
     }
     const tree = this.options.cgroups;
     if (tree !== undefined) {

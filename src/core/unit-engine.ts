@@ -157,6 +157,12 @@ export class UnitEngine {
     if (prev !== now) this.queue.unitChanged(unit.name, prev, now);
   }
 
+  /** A unit that is gone for good (a collected Accept=yes instance): drop what is kept per name. */
+  forgetUnit(name: string): void {
+    this.lastActive.delete(name);
+    this.runningJob.delete(name);
+  }
+
   /** A unit's pending job step is over. */
   jobFinished(unit: string, end: JobEnd): void {
     const id = this.runningJob.get(unit);

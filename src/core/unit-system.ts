@@ -7,10 +7,15 @@ import type { Subscription } from 'rxjs';
 import type { Logger } from '../util/logger';
 import type { NativeSpawn } from '../native/spawn-addon';
 import type { NativeNotify } from '../native/notify-addon';
+import { loadNativeSocket, type AcceptedConnection, type NativeSocket } from '../native/socket-addon';
 import { UnitLoader, parseUnitText } from '../units/unit-loader';
 import type { LoadedUnitFile } from '../units/config-types';
 import { createUnit } from '../units/registry';
-import type { ServiceUnit } from '../units/service';
+import { ServiceUnit, type StoredFd } from '../units/service';
+import type { SocketHost, SocketUnit } from '../units/socket';
+import { remoteEnvironment } from '../units/socket-address';
+import type { UnitInstance } from '../units/unit-type';
+import { readUserDatabase, findGroup, findUser } from '../exec/user-database';
 import { childExitEvents } from '../exec/child-exit-events';
 import { openCgroupTree, type CgroupTree } from '../exec/cgroups';
 import { notifyEvents } from '../events/notify-events';
@@ -28,13 +33,20 @@ export interface UnitSystemOptions {
   notify: NativeNotify;
   /** cgroup v2 base directory the daemon owns (default <hierarchy>/triggerd). */
   cgroupBase?: string;
+  /** The socket layer (default: the triggerd_socket addon, loaded when a socket unit starts). */
+  socket?: NativeSocket;
 }
+
+/** Failed Accept=yes instances kept for `status` (the oldest goes first); dead ones go at once. */
+const KEEP_FAILED_INSTANCES = 64;
 
 /** Targets every setup has; made up when the unit path does not define them. */
 const IMPLICIT_UNITS: Record<string, string> = {
   'default.target':
     '[Unit]\nDescription=Default target (implicit)\nWants=multi-user.target\nAfter=multi-user.target\n',
-  'multi-user.target': '[Unit]\nDescription=Multi-user target (implicit)\n',
+  'multi-user.target':
+    '[Unit]\nDescription=Multi-user target (implicit)\nWants=sockets.target\nAfter=sockets.target\n',
+  'sockets.target': '[Unit]\nDescription=Sockets (implicit)\n',
 };
 
 export class UnitSystem {
@@ -44,6 +56,13 @@ export class UnitSystem {
   readonly cgroups: CgroupTree | undefined;
   readonly notifySocket: string;
   private readonly services = new Map<string, ServiceUnit>();
+  private readonly sockets = new Map<string, SocketUnit>();
+  /** Live Accept=yes instances: what to call when each is over. */
+  private readonly connectionEnds = new Map<string, () => void>();
+  /** Every Accept=yes instance still in memory (live, or kept failed). */
+  private readonly instances = new Set<string>();
+  private readonly failedInstances: string[] = [];
+  private collectQueue: ServiceUnit[] = [];
   private readonly subscriptions: Subscription[] = [];
   private readonly logger: Logger;
 
@@ -84,13 +103,14 @@ export class UnitSystem {
     const callbacks = {
       jobFinished: (unit: string, end: Parameters<UnitEngine['jobFinished']>[1]) =>
         this.engine.jobFinished(unit, end),
-      stateChanged: (unit: ServiceUnit, from: string, to: string) =>
-        this.engine.unitStateChanged(unit, from, to),
+      stateChanged: (unit: ServiceUnit, from: string, to: string) => this.unitChanged(unit, from, to),
       requestRestart: (unit: string) => {
         const r = this.engine.enqueue(unit, 'restart', 'replace', false);
         if (!r.ok) this.logger.error({ unit }, `automatic restart refused: ${r.error.message}`);
       },
+      socketFds: (unit: string) => this.socketFdsFor(unit),
     };
+    this.serviceCallbacks = callbacks;
     this.engine = new UnitEngine({
       manager: options.manager,
       source,
@@ -102,9 +122,221 @@ export class UnitSystem {
             this.services.set(unit.name, unit);
             this.supervisor.register(unit);
           },
-          stateChanged: (unit, from, to) => this.engine.unitStateChanged(unit, from, to),
+          socketHost: (name, unit) => this.socketHost(name, unit),
+          socketCreated: (unit) => {
+            this.sockets.set(unit.name, unit);
+            this.supervisor.registerOwner(unit.name, unit);
+          },
+          stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
         }),
     });
+  }
+
+  private readonly serviceCallbacks: Parameters<ProcessSupervisor['hostFor']>[1];
+
+  /** Every unit's transitions: to the engine, then to the sockets that trigger it. */
+  private unitChanged(unit: UnitInstance, from: string, to: string): void {
+    this.engine.unitStateChanged(unit, from, to);
+    if (this.instances.has(unit.name)) {
+      if (to === 'dead' || to === 'failed') this.instanceOver(unit as ServiceUnit, to);
+      return;
+    }
+    for (const s of this.sockets.values()) if (s.serviceName() === unit.name) s.onUnitChanged(unit.name);
+  }
+
+  private socketLayer: NativeSocket | undefined;
+
+  /** The native socket layer, loaded on first use (a build without it fails socket units, not the daemon). */
+  private nativeSocket(): NativeSocket {
+    if (this.socketLayer !== undefined) return this.socketLayer;
+    if (this.options.socket !== undefined) return (this.socketLayer = this.options.socket);
+    try {
+      return (this.socketLayer = loadNativeSocket());
+    } catch (err) {
+      const message = (err as Error).message;
+      const fail = (): never => {
+        throw Object.assign(new Error(message), { code: 'ERR_NO_SOCKET_ADDON', syscall: 'dlopen' });
+      };
+      return {
+        listen: fail,
+        openFifo: fail,
+        openSpecial: fail,
+        openMessageQueue: fail,
+        accept: fail,
+        localAddress: fail,
+        watch: fail,
+        close: fail,
+      };
+    }
+  }
+
+  private socketHost(name: string, unit: () => SocketUnit | undefined): SocketHost {
+    const log = this.logger.child({ unit: name });
+    const control = this.supervisor.controlHostFor(name, () => {
+      const exec = unit()?.file.socket?.exec;
+      if (exec === undefined) throw new Error(`${name}: no [Socket] configuration`);
+      return exec;
+    });
+    const nativeSocket = (): NativeSocket => this.nativeSocket();
+    return {
+      get native() {
+        return nativeSocket();
+      },
+      userId: (user) => {
+        if (/^[0-9]+$/.test(user)) return Number(user);
+        return findUser(readUserDatabase('/'), user)?.uid;
+      },
+      groupId: (group) => {
+        if (/^[0-9]+$/.test(group)) return Number(group);
+        return findGroup(readUserDatabase('/'), group)?.gid;
+      },
+      spawn: (cmd) => control.spawn(cmd),
+      signal: (pid, signal) => control.signal(pid, signal),
+      signalGroup: (signal, except) => control.signalGroup(signal, except),
+      unitStatus: (n) => {
+        const resolved = this.engine.resolve(n);
+        const u = this.options.manager.getUnit(resolved);
+        if (u === undefined) {
+          const f = this.engine.file(resolved);
+          if (f === undefined) return undefined;
+          return { active: 'inactive', load: f.loadState, sub: 'dead', hasJob: false };
+        }
+        return {
+          active: u.activeState(),
+          load: u.load,
+          sub: u.subState(),
+          hasJob: this.engine.queue.jobFor(u.name) !== undefined,
+          result: u instanceof ServiceUnit ? u.result : undefined,
+        };
+      },
+      startService: (n) => {
+        const r = this.engine.enqueue(n, 'start', 'replace', false);
+        if (!r.ok) return { ok: false, reason: r.error.message };
+        return { ok: true, done: this.engine.queue.whenFinished(r.jobId) ?? Promise.resolve('done') };
+      },
+      startConnection: (n, conn, ended) => this.startConnection(n, conn, ended),
+      symlink: (target, link) => {
+        fs.mkdirSync(path.dirname(link), { recursive: true });
+        try {
+          fs.unlinkSync(link);
+        } catch {
+          // not there
+        }
+        fs.symlinkSync(target, link);
+      },
+      unlink: (p) => fs.unlinkSync(p),
+      setTimer: (ms, fn) => {
+        const t = setTimeout(fn, Math.min(ms, 2_147_483_647));
+        return () => clearTimeout(t);
+      },
+      now: () => performance.now(),
+      jobFinished: (end) => this.engine.jobFinished(name, end),
+      stateChanged: (from, to) => {
+        const u = unit();
+        if (u !== undefined) this.unitChanged(u, from, to);
+      },
+      log,
+    };
+  }
+
+  /** LISTEN_FDS for a service: an instance's connection, or the listening fds of its sockets. */
+  private socketFdsFor(name: string): StoredFd[] {
+    const service = this.services.get(name);
+    const conn = service?.connection;
+    if (conn !== undefined) return conn.fd >= 0 ? [{ fd: conn.fd, name: 'connection' }] : [];
+    if (this.sockets.size === 0) return [];
+    const out: StoredFd[] = [];
+    const seen = new Set<string>();
+    const add = (s: SocketUnit | undefined): void => {
+      if (s === undefined || seen.has(s.name)) return;
+      seen.add(s.name);
+      out.push(...s.listenFds());
+    };
+    // Sockets= in its order, then the sockets whose Service= (or name) is this service.
+    for (const n of service?.file.service?.sockets ?? []) add(this.sockets.get(n));
+    const triggering = [...this.sockets.values()].filter((s) => s.serviceName() === name);
+    triggering.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const s of triggering) add(s);
+    return out;
+  }
+
+  /**
+   * Accept=yes: one instance for one connection, built from the template (read once per reload)
+   * and started directly, without a transaction: it has no dependencies of its own to resolve.
+   */
+  private startConnection(
+    name: string,
+    conn: AcceptedConnection,
+    ended: () => void,
+  ): { ok: true } | { ok: false; reason: string } {
+    const close = (): void => {
+      try {
+        this.nativeSocket().close(conn.fd);
+      } catch {
+        // gone
+      }
+    };
+    if (this.options.manager.getUnit(name) !== undefined) {
+      close();
+      return { ok: false, reason: `${name} exists already` };
+    }
+    const file = this.loader.load(name);
+    if (file.loadState !== 'loaded' || file.service === undefined) {
+      close();
+      const why = file.diagnostics.find((d) => d.severity === 'error')?.message ?? file.loadState;
+      return { ok: false, reason: `${name} cannot be loaded: ${why}` };
+    }
+    const svc = file.service;
+    // inetd style: the connection is stdin and stdout unless the unit says otherwise.
+    if (svc.stdioDefaulted?.input !== false) svc.exec.standardInput = { kind: 'socket' };
+    if (svc.stdioDefaulted?.output !== false && svc.exec.standardInput.kind === 'socket')
+      svc.exec.standardOutput = { kind: 'inherit' };
+    const unit = new ServiceUnit(name, file, this.supervisor.hostFor(name, this.serviceCallbacks));
+    unit.connection = { fd: conn.fd, env: remoteEnvironment(conn.remote) };
+    unit.logQuietly = true;
+    this.services.set(name, unit);
+    this.supervisor.register(unit);
+    this.options.manager.addUnit(unit);
+    this.connectionEnds.set(name, ended);
+    this.instances.add(name);
+    const outcome = unit.start();
+    if (typeof outcome === 'object') {
+      this.logger.warn({ unit: name }, `instance failed to start: ${outcome.reason}`);
+      if (unit.activeState() === 'inactive' || unit.activeState() === 'failed')
+        this.instanceOver(unit, unit.activeState() === 'failed' ? 'failed' : 'dead');
+    }
+    return { ok: true };
+  }
+
+  /** An instance is over: release its connection slot now, forget it after this turn. */
+  private instanceOver(unit: ServiceUnit, to: string): void {
+    const ended = this.connectionEnds.get(unit.name);
+    this.connectionEnds.delete(unit.name);
+    ended?.();
+    if (to === 'failed') {
+      this.failedInstances.push(unit.name);
+      while (this.failedInstances.length > KEEP_FAILED_INSTANCES) {
+        const old = this.failedInstances.shift() as string;
+        const u = this.services.get(old);
+        if (u !== undefined && u.activeState() === 'failed') this.collectQueue.push(u);
+      }
+    } else {
+      this.collectQueue.push(unit);
+    }
+    if (this.collectQueue.length === 1) setImmediate(() => this.collectInstances());
+  }
+
+  private collectInstances(): void {
+    for (const unit of this.collectQueue.splice(0)) {
+      const a = unit.activeState();
+      if (a !== 'inactive' && a !== 'failed') continue;
+      if (this.engine.queue.jobFor(unit.name) !== undefined) continue;
+      if (this.options.manager.getUnit(unit.name) === unit) this.options.manager.removeUnit(unit.name);
+      if (this.services.get(unit.name) === unit) this.services.delete(unit.name);
+      this.supervisor.unregister(unit.name, unit);
+      this.engine.forgetUnit(unit.name);
+      this.instances.delete(unit.name);
+    }
   }
 
   /**

@@ -5,6 +5,7 @@ import type { UnitInstance } from './unit-type';
 import type { ServiceHost } from './service';
 import { ServiceUnit } from './service';
 import { TargetUnit } from './target';
+import { SocketUnit, type SocketHost } from './socket';
 
 /** What the types need from the daemon to build an instance. */
 export interface UnitTypeDeps {
@@ -12,6 +13,10 @@ export interface UnitTypeDeps {
   serviceHost(name: string): ServiceHost;
   /** Called after a service is built (the supervisor routes its exits and notify messages). */
   serviceCreated(unit: ServiceUnit): void;
+  /** A SocketHost for the named socket unit (native sockets, control processes, jobs). */
+  socketHost(name: string, unit: () => SocketUnit | undefined): SocketHost;
+  /** Called after a socket unit is built (its control processes' exits are routed to it). */
+  socketCreated(unit: SocketUnit): void;
   /** Every non-service type reports transitions here. */
   stateChanged(unit: UnitInstance, from: string, to: string): void;
 }
@@ -22,6 +27,18 @@ const TYPES: Readonly<Record<string, Factory>> = {
   '.service': (file, deps) => {
     const unit = new ServiceUnit(file.name, file, deps.serviceHost(file.name));
     deps.serviceCreated(unit);
+    return unit;
+  },
+  '.socket': (file, deps) => {
+    // The host reaches back to its unit (its exec context, its transitions) once it exists.
+    const ref: { unit?: SocketUnit } = {};
+    const unit = new SocketUnit(
+      file.name,
+      file,
+      deps.socketHost(file.name, () => ref.unit),
+    );
+    ref.unit = unit;
+    deps.socketCreated(unit);
     return unit;
   },
   '.target': (file, deps) => {

@@ -101,6 +101,12 @@ export interface ServiceHost {
     passFds?: readonly StoredFd[],
   ): SpawnResult;
   closeFd(fd: number): void;
+  /**
+   * The socket fds the main process gets before the fd store (LISTEN_FDS): the listening fds of
+   * the socket units that trigger this service and of its Sockets=, or an Accept=yes instance's
+   * connection (named "connection").
+   */
+  socketFds?(): StoredFd[];
   /** Send a signal to one process (by pidfd where the host has one). */
   signal(pid: number, signal: number): void;
   /** Signal every process of the unit except `except`; returns how many were signalled. */
@@ -183,6 +189,13 @@ export class ServiceUnit implements UnitInstance {
   readonly fdStore: StoredFd[] = [];
   /** The current stop is half of a restart (job or Restart=): keep the fd store. */
   private restarting = false;
+  /**
+   * Accept=yes: the connection this instance serves (systemd's socket_fd), and REMOTE_ADDR/
+   * REMOTE_PORT. The main process gets it; the daemon's copy is closed right after that spawn.
+   */
+  connection: { fd: number; env: Record<string, string> } | undefined;
+  /** A per-connection instance: routine transitions log at debug, not info. */
+  logQuietly = false;
 
   constructor(
     readonly name: string,
@@ -450,12 +463,14 @@ export class ServiceUnit implements UnitInstance {
     }
     const cmd = c.execStart[0] as ExecCommand;
     this.currentCommand = cmd;
+    const socketFds = this.host.socketFds?.() ?? [];
     const spawned = this.host.spawn(
       cmd,
       c.type === 'forking' ? 'control' : 'main',
       this.execEnv(),
-      this.fdStore,
+      socketFds.length > 0 ? [...socketFds, ...this.fdStore] : this.fdStore,
     );
+    this.releaseConnection();
     if (!spawned.ok) {
       this.logSpawnFailure(cmd, spawned.failure);
       this.result = 'exit-code';
@@ -612,7 +627,10 @@ export class ServiceUnit implements UnitInstance {
       this.logExit(this.currentCommand, exit, 'main');
       if (this.result === 'success') this.result = resultOf(exit);
     } else {
-      this.host.log.info({ pid: exit.pid }, 'main process exited successfully');
+      this.host.log[this.logQuietly ? 'debug' : 'info'](
+        { pid: exit.pid },
+        'main process exited successfully',
+      );
     }
     switch (this.state) {
       case 'start':
@@ -734,6 +752,7 @@ export class ServiceUnit implements UnitInstance {
   private enterDeadOrFailed(): void {
     this.clearTimer();
     this.clearWatchdog();
+    this.releaseConnection();
     this.controlPid = undefined;
     this.mainPid = undefined;
     const failed = this.result !== 'success';
@@ -923,6 +942,14 @@ export class ServiceUnit implements UnitInstance {
   /** Close every stored fd (the service stopped for real, FileDescriptorStorePreserve=no). */
   flushFdStore(): void {
     for (const entry of this.fdStore.splice(0)) this.host.closeFd(entry.fd);
+  }
+
+  /** The daemon's copy of an Accept=yes connection: the process has its own once spawned. */
+  private releaseConnection(): void {
+    const conn = this.connection;
+    if (conn === undefined || conn.fd < 0) return;
+    this.host.closeFd(conn.fd);
+    conn.fd = -1;
   }
 
   /** Forget start-limit history (`triggerctl reset-failed`). */

@@ -6,8 +6,9 @@
 // every search directory, ordered by file name, a more specific or earlier file hiding a same-named
 // one. NAME.wants/, .requires/ and .upholds/ add dependencies.
 //
-// Directory listings are read once per loader (call refresh() after the files change), so
-// loading a whole tree costs one readdir per directory plus one read per file.
+// Directory listings and file contents are read once per loader (call refresh() after the files
+// change), so loading a whole tree costs one readdir per directory plus one read per file, and
+// loading another instance of a template costs no I/O.
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import type { Diagnostic, LoadedUnitFile, SocketSection, SourceRef } from './config-types';
@@ -75,6 +76,17 @@ class DirCache {
   private readonly listings = new Map<string, Map<string, EntryKind> | null>();
   private readonly links = new Map<string, string | null>();
   private readonly reals = new Map<string, string>();
+  /** Fragment and drop-in bytes, so template instances (Accept=yes: one per connection) cost no I/O. */
+  private readonly contents = new Map<string, Buffer>();
+
+  readFile(path: string): Buffer {
+    let b = this.contents.get(path);
+    if (b === undefined) {
+      b = fs.readFileSync(path);
+      this.contents.set(path, b);
+    }
+    return b;
+  }
 
   list(dir: string): Map<string, EntryKind> | null {
     let l = this.listings.get(dir);
@@ -623,7 +635,7 @@ export class UnitLoader {
     let readError = false;
     const read = (path: string): Buffer | undefined => {
       try {
-        return fs.readFileSync(path);
+        return this.cache.readFile(path);
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         diagnostics.push({
