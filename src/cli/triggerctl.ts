@@ -93,6 +93,8 @@ interface UnitStatusJson extends UnitSummary {
   dropInPaths: string[];
   diagnostics: { severity: string; message: string }[];
   properties: Record<string, unknown>;
+  /** Type-specific lines (a socket's listen addresses, counters, pause reason). */
+  statusLines?: string[];
   job: { id: number; type: string; state: string } | null;
   logs: UnitLogRecord[];
 }
@@ -105,6 +107,7 @@ function printStatus(s: UnitStatusJson): void {
   const result = s.properties.Result;
   text += `     Active: ${s.active} (${s.sub})${s.active === 'failed' && typeof result === 'string' ? ` (Result: ${result})` : ''} since ${new Date(s.since).toISOString()}\n`;
   if (s.job !== null) text += `        Job: ${s.job.id} ${s.job.type} (${s.job.state})\n`;
+  for (const line of s.statusLines ?? []) text += `${line}\n`;
   const main = s.properties.MainPID;
   if (typeof main === 'number' && main > 0) text += `   Main PID: ${main}\n`;
   const status = s.properties.StatusText;

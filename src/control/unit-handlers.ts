@@ -131,6 +131,7 @@ export function unitHandlers(deps: UnitHandlerDeps): Pick<ControlHandlers, UnitH
         dropInPaths: unit.file?.dropInPaths ?? [],
         diagnostics: unit.file?.diagnostics ?? [],
         properties: unit.properties(),
+        statusLines: unit.statusLines?.() ?? [],
         job: engine.queue.jobFor(unit.name) ?? null,
         logs: rings.tail(unit.name, Math.max(0, Math.min(lines, 1000))),
       };

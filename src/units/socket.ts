@@ -1024,6 +1024,49 @@ export class SocketUnit implements UnitInstance {
     this.host.stateChanged(from, next, this.result);
   }
 
+  /** `status` lines in systemd's layout, plus what triggerd adds (pause reason, last error). */
+  statusLines(): string[] {
+    const c = this.file.socket;
+    if (c === undefined) return [];
+    const label = (l: string): string => `${l.padStart(11)}: `;
+    const lines: string[] = [];
+    c.listen.forEach((l, i) => {
+      const kind = keyOf(l).slice('Listen'.length);
+      lines.push(`${i === 0 ? label('Listen') : ' '.repeat(13)}${describeEntry(l)} (${kind})`);
+    });
+    const triggers = c.accept
+      ? `${socketTemplateName(this.name)} (one instance per connection)`
+      : this.serviceName();
+    lines.push(`${label('Triggers')}${triggers ?? ''}`);
+    if (c.accept) {
+      lines.push(
+        `${label('Accepted')}${this.nAccepted}; Connected: ${this.nConnections} (MaxConnections=${c.maxConnections}` +
+          `${c.maxConnectionsPerSource > 0 ? `, per source ${c.maxConnectionsPerSource}` : ''}); Refused: ${this.nRefused}`,
+      );
+    } else if (this.lastActivation !== undefined) {
+      lines.push(
+        `${label('Activated')}${this.nTriggers} times; last ${new Date(this.lastActivation.at).toISOString()}: ${this.lastActivation.result}`,
+      );
+    }
+    lines.push(
+      `${label('Limits')}trigger ${this.trigger.enabled ? `${this.trigger.burst}/${formatMs(this.trigger.intervalMs)}` : 'off'}, ` +
+        `poll ${this.poll.enabled ? `${this.poll.burst}/${formatMs(this.poll.intervalMs)}` : 'off'}`,
+    );
+    if (this.pause !== undefined) {
+      const left = Math.max(0, this.pause.until - this.host.now());
+      lines.push(
+        `${label('Paused')}${this.pause.reason}; polling resumes at ${new Date(this.pause.untilWall).toISOString()} (in ${formatMs(left)})`,
+      );
+    }
+    if (this.lastError !== undefined) {
+      const e = this.lastError;
+      lines.push(
+        `${label('Error')}${e.listen !== '' ? `${e.listen}: ` : ''}${e.syscall}: ${e.message} (${e.code})`,
+      );
+    }
+    return lines;
+  }
+
   /** What `show` and `status` print. */
   properties(): Record<string, unknown> {
     const c = this.file.socket;

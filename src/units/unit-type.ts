@@ -35,6 +35,8 @@ export interface UnitInstance {
   canReload(): boolean;
   /** Type-specific properties for `show`. */
   properties(): Record<string, unknown>;
+  /** Type-specific lines for `status` ("Listen: ...", "Accepted: ..."), already formatted. */
+  statusLines?(): string[];
   /** Routine transitions are logged at debug, not info (Accept=yes instances: one per connection). */
   readonly logQuietly?: boolean;
 }
