@@ -6,20 +6,40 @@
 // MktimeState so callers decide whose process they are imitating.
 import { daysFromCivil, type TimeZone } from './time-zone';
 
-/** A broken-down time; `year` is the full year (glibc's tm_year + 1900), `mon` is 0..11. */
-export interface Tm {
-  year: number;
-  mon: number;
-  mday: number;
-  hour: number;
-  min: number;
-  sec: number;
+/** A broken-down time; `year` is the full year (glibc's tm_year + 1900), `mon` is 0..11.
+ * A class with one shape, filled in place, because the search makes several per step. */
+export class Tm {
+  year = 1970;
+  mon = 0;
+  mday = 1;
+  hour = 0;
+  min = 0;
+  sec = 0;
   /** -1 unknown, 0 standard, 1 daylight saving time. */
-  isdst: number;
-  wday: number;
-  yday: number;
-  gmtoff: number;
-  zone: string;
+  isdst = -1;
+  wday = 4;
+  yday = 0;
+  gmtoff = 0;
+  zone = '';
+
+  copyFrom(o: Tm): this {
+    this.year = o.year;
+    this.mon = o.mon;
+    this.mday = o.mday;
+    this.hour = o.hour;
+    this.min = o.min;
+    this.sec = o.sec;
+    this.isdst = o.isdst;
+    this.wday = o.wday;
+    this.yday = o.yday;
+    this.gmtoff = o.gmtoff;
+    this.zone = o.zone;
+    return this;
+  }
+
+  clone(): Tm {
+    return new Tm().copyFrom(this);
+  }
 }
 
 /** glibc's static localtime_offset: the UTC offset mktime found last time, its first guess. */
@@ -28,7 +48,7 @@ export interface MktimeState {
 }
 
 export function copyTm(t: Tm): Tm {
-  return { ...t };
+  return t.clone();
 }
 
 const MON_YDAY = [
@@ -36,8 +56,8 @@ const MON_YDAY = [
   [0, 31, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335, 366],
 ];
 
-/** Broken-down time of instant t (seconds) at a fixed offset. */
-export function breakDown(t: number, offset: number, isdst: number, zone: string): Tm {
+/** Fills `out` with the broken-down time of instant t (seconds) at a fixed offset. */
+export function breakDownInto(out: Tm, t: number, offset: number, isdst: number, zone: string): Tm {
   const local = t + offset;
   const days = Math.floor(local / 86400);
   const rem = local - days * 86400;
@@ -55,28 +75,35 @@ export function breakDown(t: number, offset: number, isdst: number, zone: string
   const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 1 : 0;
   const hour = Math.floor(rem / 3600);
   const min = Math.floor((rem - hour * 3600) / 60);
-  return {
-    year,
-    mon,
-    mday,
-    hour,
-    min,
-    sec: rem - hour * 3600 - min * 60,
-    isdst,
-    wday: (((days + 4) % 7) + 7) % 7,
-    yday: MON_YDAY[leap][mon] + mday - 1,
-    gmtoff: offset,
-    zone,
-  };
+  out.year = year;
+  out.mon = mon;
+  out.mday = mday;
+  out.hour = hour;
+  out.min = min;
+  out.sec = rem - hour * 3600 - min * 60;
+  out.isdst = isdst;
+  out.wday = (((days + 4) % 7) + 7) % 7;
+  out.yday = MON_YDAY[leap][mon] + mday - 1;
+  out.gmtoff = offset;
+  out.zone = zone;
+  return out;
+}
+
+export function breakDown(t: number, offset: number, isdst: number, zone: string): Tm {
+  return breakDownInto(new Tm(), t, offset, isdst, zone);
 }
 
 export function gmtime(t: number): Tm {
-  return breakDown(t, 0, 0, 'GMT');
+  return breakDownInto(new Tm(), t, 0, 0, 'GMT');
+}
+
+export function localtimeInto(out: Tm, t: number, zone: TimeZone): Tm {
+  const iv = zone.intervalAt(t);
+  return breakDownInto(out, t, iv.offset, iv.isdst ? 1 : 0, iv.abbr);
 }
 
 export function localtime(t: number, zone: TimeZone): Tm {
-  const iv = zone.intervalAt(t);
-  return breakDown(t, iv.offset, iv.isdst ? 1 : 0, iv.abbr);
+  return localtimeInto(new Tm(), t, zone);
 }
 
 /** timegm(): normalizes *tm in place and returns the instant. */
@@ -86,7 +113,7 @@ export function timegm(tm: Tm): number {
   const m = mon - Math.floor(mon / 12) * 12;
   const days = daysFromCivil(y, m + 1, 1) + tm.mday - 1;
   const t = days * 86400 + tm.hour * 3600 + tm.min * 60 + tm.sec;
-  Object.assign(tm, gmtime(t));
+  breakDownInto(tm, t, 0, 0, 'GMT');
   return t;
 }
 
@@ -124,8 +151,10 @@ function leapTmYear(year: number): boolean {
 
 /** mktime() in `zone`, modelled on glibc. Normalizes *tm in place; returns the instant, or
  * undefined where glibc returns -1 (EOVERFLOW). */
+const probe = new Tm();
+
 export function mktime(tm: Tm, zone: TimeZone, state: MktimeState): number | undefined {
-  const convert = (t: number): Tm => localtime(t, zone);
+  const convert = (t: number): Tm => localtimeInto(probe, t, zone);
   let sec = tm.sec;
   const { min, hour, mday, mon, isdst } = tm;
   const yearRequested = tm.year - 1900;
@@ -192,6 +221,6 @@ export function mktime(tm: Tm, zone: TimeZone, state: MktimeState): number | und
     t += adjust;
     r = convert(t);
   }
-  Object.assign(tm, r);
+  tm.copyFrom(r);
   return t;
 }

@@ -1,6 +1,6 @@
 // What `triggerctl calendar` prints: the layout of `systemd-analyze calendar` (v252) line for line,
 // so the two can be diffed. Pure: the current time, the local zone and the output are parameters.
-import { localtime, mktime, type MktimeState, type Tm } from './broken-down-time';
+import { localtime, mktime, Tm, type MktimeState } from './broken-down-time';
 import { computeNextElapse } from './calendar-next';
 import { ERRNO_TEXT, formatCalendarSpec, parseCalendarSpec, USEC_PER_SEC } from './calendar-spec';
 import { daysFromCivil, loadTimeZone, type TimeZone } from './time-zone';
@@ -193,19 +193,13 @@ export function parseTimestamp(
   if (utc) {
     seconds = daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
   } else {
-    const tm: Tm = {
-      year: y,
-      mon: mo - 1,
-      mday: d,
-      hour: h,
-      min: mi,
-      sec,
-      isdst: -1,
-      wday: 0,
-      yday: 0,
-      gmtoff: 0,
-      zone: '',
-    };
+    const tm = new Tm();
+    tm.year = y;
+    tm.mon = mo - 1;
+    tm.mday = d;
+    tm.hour = h;
+    tm.min = mi;
+    tm.sec = sec;
     const r = mktime(tm, zone, zone === localZone ? state : { offset: 0 });
     if (r === undefined) return undefined;
     seconds = r;

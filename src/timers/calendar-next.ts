@@ -12,7 +12,7 @@
 //
 // Expressions naming the local zone's abbreviation ("12:00 CEST") are computed the strict way in
 // both modes: the abbreviation pins the offset, so there is no wall-clock reading to improve on.
-import { copyTm, gmtime, localtime, mktime, timegm, type MktimeState, type Tm } from './broken-down-time';
+import { gmtime, localtime, mktime, timegm, Tm, type MktimeState } from './broken-down-time';
 import { MAX_YEAR, USEC_PER_SEC, type CalendarChain, type CalendarSpec } from './calendar-spec';
 import { loadTimeZone, localTimeZone, type TimeZone } from './time-zone';
 
@@ -38,24 +38,30 @@ export type NextElapseResult =
 
 /** How systemd's code sees time: gmtime/timegm for UTC, localtime/mktime in a zone. */
 interface Clock {
-  utc: boolean;
   mktime(tm: Tm): number | undefined;
   breakDown(t: number): Tm;
 }
 
 const UTC_CLOCK: Clock = {
-  utc: true,
   mktime: timegm,
   breakDown: gmtime,
 };
 
-function zoneClock(zone: TimeZone, state: MktimeState): Clock {
-  return {
-    utc: false,
-    mktime: (tm) => mktime(tm, zone, state),
-    breakDown: (t) => localtime(t, zone),
-  };
+class ZoneClock implements Clock {
+  constructor(
+    private readonly zone: TimeZone,
+    private readonly state: MktimeState,
+  ) {}
+  mktime(tm: Tm): number | undefined {
+    return mktime(tm, this.zone, this.state);
+  }
+  breakDown(t: number): Tm {
+    return localtime(t, this.zone);
+  }
 }
+
+/** Scratch copies for the checks that normalize a copy of the candidate (never nested). */
+const scratch = new Tm();
 
 /** mktime_or_timegm() < 0 */
 function failed(t: number | undefined): boolean {
@@ -63,23 +69,21 @@ function failed(t: number | undefined): boolean {
 }
 
 function findEndOfMonth(tm: Tm, clock: Clock, day: number): number {
-  const t = copyTm(tm);
+  const t = scratch.copyFrom(tm);
   t.mon++;
   t.mday = 1 - day;
   if (failed(clock.mktime(t)) || t.mon !== tm.mon) return -1;
   return t.mday;
 }
 
-/** find_matching_component: the earliest value >= val in the chain. Returns [r, value] with r -1
+/** The value findMatching settled on (a module variable: the search allocates nothing per step). */
+let matched = 0;
+
+/** find_matching_component: the earliest value >= val in the chain, left in `matched`. Returns -1
  * (none), 0 (val matches) or 1 (moved forward). */
-function findMatching(
-  chain: CalendarChain,
-  endOfMonth: boolean,
-  tm: Tm,
-  val: number,
-  clock: Clock,
-): [number, number] {
-  if (chain === null) return [0, val];
+function findMatching(chain: CalendarChain, endOfMonth: boolean, tm: Tm, val: number, clock: Clock): number {
+  matched = val;
+  if (chain === null) return 0;
   let d = -1;
   let dSet = false;
   for (const c of chain) {
@@ -103,8 +107,9 @@ function findMatching(
       }
     }
   }
-  if (!dSet) return [-1, val];
-  return [val !== d ? 1 : 0, d];
+  if (!dSet) return -1;
+  matched = d;
+  return val !== d ? 1 : 0;
 }
 
 const ERANGE = -34;
@@ -114,7 +119,7 @@ const EOVERFLOW = -75;
 /** tm_within_bounds: 1 in bounds; 0 normalized forward (*tm updated); < 0 out of range/backwards. */
 function withinBounds(tm: Tm, clock: Clock): number {
   if (tm.year > MAX_YEAR) return ERANGE;
-  const t = copyTm(tm);
+  const t = scratch.copyFrom(tm);
   if (failed(clock.mktime(t))) return EOVERFLOW;
   let cmp: number;
   if ((cmp = Math.sign(t.year - tm.year)) !== 0) t.mon = 0;
@@ -124,16 +129,27 @@ function withinBounds(tm: Tm, clock: Clock): number {
   else if ((cmp = Math.sign(t.min - tm.min)) !== 0) t.sec = 0;
   else cmp = Math.sign(t.sec - tm.sec);
   if (cmp < 0) return EDEADLK;
-  if (cmp > 0) Object.assign(tm, t);
+  if (cmp > 0) tm.copyFrom(t);
   return cmp === 0 ? 1 : 0;
 }
 
 function matchesWeekday(bits: number, tm: Tm, clock: Clock): boolean {
   if (bits < 0 || bits >= 127) return true;
-  const t = copyTm(tm);
+  const t = scratch.copyFrom(tm);
   if (failed(clock.mktime(t))) return false;
   const k = t.wday === 0 ? 6 : t.wday - 1;
   return (bits & (1 << k)) !== 0;
+}
+
+/** Resets the fields below `level` (1 month, 2 day, 3 hour, 4 minute, 5 second); returns the
+ * microseconds, which every reset clears. */
+function resetFrom(c: Tm, level: number): number {
+  if (level <= 1) c.mon = 0;
+  if (level <= 2) c.mday = 1;
+  if (level <= 3) c.hour = 0;
+  if (level <= 4) c.min = 0;
+  c.sec = 0;
+  return 0;
 }
 
 /** systemd's find_next(): moves c (and the microseconds) to the next matching time. */
@@ -146,80 +162,69 @@ function findNext(
 ): NextElapseResult {
   let us = usecIn;
   let r: number;
-  let v: number;
-  const resetFrom = (level: number): void => {
-    if (level <= 1) c.mon = 0;
-    if (level <= 2) c.mday = 1;
-    if (level <= 3) c.hour = 0;
-    if (level <= 4) c.min = 0;
-    if (level <= 5) {
-      c.sec = 0;
-      us = 0;
-    }
-  };
   for (let iteration = 0; iteration < MAX_CALENDAR_ITERATIONS; iteration++) {
     if (stats !== undefined) stats.iterations++;
     clock.mktime(c);
     c.isdst = spec.dst;
 
-    [r, v] = findMatching(spec.year, false, c, c.year, clock);
-    c.year = v;
-    if (r > 0) resetFrom(1);
+    r = findMatching(spec.year, false, c, c.year, clock);
+    c.year = matched;
+    if (r > 0) us = resetFrom(c, 1);
     if (r < 0) return { error: 'ENOENT' };
     if (withinBounds(c, clock) <= 0) return { error: 'ENOENT' };
 
-    [r, v] = findMatching(spec.month, false, c, c.mon + 1, clock);
-    c.mon = v - 1;
-    if (r > 0) resetFrom(2);
+    r = findMatching(spec.month, false, c, c.mon + 1, clock);
+    c.mon = matched - 1;
+    if (r > 0) us = resetFrom(c, 2);
     if (r < 0 || (r = withinBounds(c, clock)) < 0) {
       c.year++;
-      resetFrom(1);
+      us = resetFrom(c, 1);
       continue;
     }
     if (r === 0) continue;
 
-    [r, v] = findMatching(spec.day, spec.endOfMonth, c, c.mday, clock);
-    c.mday = v;
-    if (r > 0) resetFrom(3);
+    r = findMatching(spec.day, spec.endOfMonth, c, c.mday, clock);
+    c.mday = matched;
+    if (r > 0) us = resetFrom(c, 3);
     if (r < 0 || (r = withinBounds(c, clock)) < 0) {
       c.mon++;
-      resetFrom(2);
+      us = resetFrom(c, 2);
       continue;
     }
     if (r === 0) continue;
 
     if (!matchesWeekday(spec.weekdays, c, clock)) {
       c.mday++;
-      resetFrom(3);
+      us = resetFrom(c, 3);
       continue;
     }
 
-    [r, v] = findMatching(spec.hour, false, c, c.hour, clock);
-    c.hour = v;
-    if (r > 0) resetFrom(4);
+    r = findMatching(spec.hour, false, c, c.hour, clock);
+    c.hour = matched;
+    if (r > 0) us = resetFrom(c, 4);
     if (r < 0 || (r = withinBounds(c, clock)) < 0) {
       c.mday++;
-      resetFrom(3);
+      us = resetFrom(c, 3);
       continue;
     }
     if (r === 0) continue;
 
-    [r, v] = findMatching(spec.minute, false, c, c.min, clock);
-    c.min = v;
-    if (r > 0) resetFrom(5);
+    r = findMatching(spec.minute, false, c, c.min, clock);
+    c.min = matched;
+    if (r > 0) us = resetFrom(c, 5);
     if (r < 0 || (r = withinBounds(c, clock)) < 0) {
       c.hour++;
-      resetFrom(4);
+      us = resetFrom(c, 4);
       continue;
     }
     if (r === 0) continue;
 
-    [r, v] = findMatching(spec.second, false, c, c.sec * USEC_PER_SEC + us, clock);
-    us = v % USEC_PER_SEC;
-    c.sec = Math.floor(v / USEC_PER_SEC);
+    r = findMatching(spec.second, false, c, c.sec * USEC_PER_SEC + us, clock);
+    us = matched % USEC_PER_SEC;
+    c.sec = Math.floor(matched / USEC_PER_SEC);
     if (r < 0 || (r = withinBounds(c, clock)) < 0) {
       c.min++;
-      resetFrom(5);
+      us = resetFrom(c, 5);
       continue;
     }
     if (r === 0) continue;
@@ -285,18 +290,50 @@ function firstWallAtOrAfter(a: number, zone: TimeZone): number {
   return wall;
 }
 
+const impossibleDates = new WeakMap<CalendarSpec, number>();
+
+/** For an expression whose month and day never meet (`*-02-30`, `*-04,06-31`): how many search
+ * steps one year costs at most; 0 when some month has one of its days. */
+function impossibleDateCost(spec: CalendarSpec): number {
+  let cost = impossibleDates.get(spec);
+  if (cost !== undefined) return cost;
+  cost = 0;
+  if (spec.day !== null && !spec.endOfMonth) {
+    let firstDay = 32;
+    for (const c of spec.day) firstDay = Math.min(firstDay, c.start);
+    const months: number[] = [];
+    if (spec.month === null) for (let m = 1; m <= 12; m++) months.push(m);
+    else
+      for (const c of spec.month) {
+        const last = c.stop >= 0 ? c.stop : c.repeat > 0 ? 12 : c.start;
+        for (let m = c.start; m <= last && m <= 12; m += c.repeat > 0 ? c.repeat : 13) months.push(m);
+      }
+    const longest = Math.max(...months.map((m) => (m === 2 ? 29 : [4, 6, 9, 11].includes(m) ? 30 : 31)));
+    if (firstDay > longest) cost = 2 * months.length + 2;
+  }
+  impossibleDates.set(spec, cost);
+  return cost;
+}
+
 /** The next elapse after `afterUsec` (µs since the epoch, exclusive), or an errno-like reason. */
 export function computeNextElapse(
   spec: CalendarSpec,
   afterUsec: number,
   options: NextElapseOptions = {},
 ): NextElapseResult {
+  // A date that exists in no year: systemd searches year after year until 2199 and says "never";
+  // say it at once where that search would end the same way (within its 1000 steps).
+  const perYear = impossibleDateCost(spec);
+  if (perYear > 0 && afterUsec <= USEC_TIMESTAMP_FORMATTABLE_MAX) {
+    const year = new Date(Math.min(afterUsec / 1000, 8.64e15)).getUTCFullYear();
+    if ((MAX_YEAR - year + 3) * perYear < MAX_CALENDAR_ITERATIONS) return { error: 'ENOENT' };
+  }
   if (spec.utc) return nextOnClock(spec, afterUsec, UTC_CLOCK, options.stats);
   const zone = specZone(spec, options);
   if (zone === undefined) return { error: 'EINVAL' };
   if (options.strictSystemd || spec.dst >= 0) {
     const state = spec.timezone !== undefined ? { offset: 0 } : (options.mktimeState ?? { offset: 0 });
-    return nextOnClock(spec, afterUsec, zoneClock(zone, state), options.stats);
+    return nextOnClock(spec, afterUsec, new ZoneClock(zone, state), options.stats);
   }
   if (afterUsec > USEC_TIMESTAMP_FORMATTABLE_MAX) return { error: 'EINVAL' };
   const wall = nextOnClock(spec, firstWallAtOrAfter(afterUsec + 1, zone) - 1, UTC_CLOCK, options.stats);

@@ -3,7 +3,7 @@
 // Europe/Berlin and America/New_York. Values worked out by hand from the zones' rules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nextElapse } from '../../src/timers/calendar-next';
+import { computeNextElapse, nextElapse } from '../../src/timers/calendar-next';
 import { parseCalendarSpec, type CalendarSpec } from '../../src/timers/calendar-spec';
 import { loadTimeZone, UTC_ZONE } from '../../src/timers/time-zone';
 
@@ -163,4 +163,32 @@ test('the zone data agrees with Intl (ICU) on the 2024 transitions', () => {
       assert.equal(z.intervalAt(t).offset, intlOffset, `${zone} at ${at}`);
     }
   }
+});
+
+test('impossible dates never elapse, at once; a month list that does have the day still elapses', () => {
+  const base = usec('2024-01-01T00:00:00Z');
+  for (const expr of ['*-02-30', '*-02-30 Europe/Berlin', 'Mon *-02-31 12:00']) {
+    for (const strictSystemd of [false, true]) {
+      const stats = { iterations: 0 };
+      assert.equal(
+        nextElapse(spec(expr), base, { strictSystemd, localZone: UTC_ZONE, stats }),
+        undefined,
+        expr,
+      );
+      assert.equal(stats.iterations, 0, expr);
+    }
+  }
+  // Four months without a 31st: systemd's search settles it in under 1000 steps, so does ours.
+  assert.equal(
+    nextElapse(spec('*-04,06,09,11-31'), base, { strictSystemd: true, localZone: UTC_ZONE }),
+    undefined,
+  );
+  assert.equal(iso(nextElapse(spec('*-02/2-31 UTC'), base)), '2024-08-31T00:00:00.000Z');
+  assert.equal(iso(nextElapse(spec('*-02..12/2-31 UTC'), base)), '2024-08-31T00:00:00.000Z');
+  assert.equal(iso(nextElapse(spec('*-02,12-31 UTC'), base)), '2024-12-31T00:00:00.000Z');
+  // From 1970 the search would take systemd more than its 1000 steps for six months: it reports
+  // EDEADLK, and so do we (no shortcut there).
+  const far = usec('1970-01-02T00:00:00Z');
+  const r = computeNextElapse(spec('*-02,04,06,09,11-31 UTC'), far, { strictSystemd: true });
+  assert.equal(r.error, 'EDEADLK');
 });
