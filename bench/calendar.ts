@@ -57,10 +57,9 @@ function parseAll(): CalendarSpec[] {
 function measure(specs: CalendarSpec[], strictSystemd: boolean): { perSec: number; computations: number } {
   const bases = specs.map(() => BASE_USEC);
   const options = { strictSystemd, localZone: UTC_ZONE };
-  let computations = 0;
   // Warm-up, then the timed run.
   for (let round = 0; round < 2; round++) {
-    computations = 0;
+    let computations = 0;
     const t0 = performance.now();
     const until = t0 + (round === 0 ? 300 : RUN_MS);
     let now = t0;
