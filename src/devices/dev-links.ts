@@ -7,10 +7,18 @@
 //   highest priority whose node exists (ties: the lowest device id; udevd takes readdir order,
 //   which is not defined), or is removed with its empty parent directories.
 // Links are relative ('../../loop0') and replaced atomically (symlink to a temp name + rename).
+// The /dev side is done at once (devtmpfs is fast); the claim writes under the run dir are queued
+// (UdevDbWriter's write-behind), and arbitration sees queued claims as if they were written.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { normalizeLink, type LinkClaim, type UdevDbWriter } from './udev-db-writer';
+import {
+  normalizeLink,
+  NO_WRITES,
+  type LinkClaim,
+  type RunDirWriteResult,
+  type UdevDbWriter,
+} from './udev-db-writer';
 
 export const DEFAULT_DEV_ROOT = '/dev';
 
@@ -36,6 +44,32 @@ export type LinkOutcome =
   | { link: string; action: 'conflict'; target?: string }
   | { link: string; action: 'error'; error: Error };
 
+/** What update() and remove() did: /dev at once, the run dir's claims once `written` settles. */
+export interface LinkChanges {
+  /** The /dev links, already as they will stay. */
+  outcomes: LinkOutcome[];
+  /** Settles (never rejects) when the claim writes are done: an 'error' outcome for each that failed. */
+  written: Promise<LinkOutcome[]>;
+}
+
+const NO_CLAIM_WRITES: Promise<LinkOutcome[]> = Promise.resolve([]);
+
+/** Collects the claim writes of one update() or remove(). */
+class ClaimWrites {
+  private readonly writes: Promise<LinkOutcome[]>[] = [];
+
+  add(link: string, write: RunDirWriteResult): void {
+    if (write === NO_WRITES) return;
+    this.writes.push(write.then((errors) => errors.map((error) => ({ link, action: 'error', error }))));
+  }
+
+  all(): Promise<LinkOutcome[]> {
+    // A change event that decided the same as before queued nothing: no promise to make.
+    if (this.writes.length === 0) return NO_CLAIM_WRITES;
+    return Promise.all(this.writes).then((lists) => lists.flat());
+  }
+}
+
 export class DevLinks {
   private readonly db: UdevDbWriter;
   readonly devRoot: string;
@@ -49,26 +83,28 @@ export class DevLinks {
    * After an add/change: releases the links the device had before but no longer has, claims its
    * current ones, and keeps /dev/{block,char}/MAJ:MIN pointing at the node (udev_node_update).
    */
-  update(owner: LinkOwner, links: readonly string[], oldLinks: readonly string[] = []): LinkOutcome[] {
+  update(owner: LinkOwner, links: readonly string[], oldLinks: readonly string[] = []): LinkChanges {
     const current = new Set(links.map(normalizeLink));
     const outcomes: LinkOutcome[] = [];
+    const writes = new ClaimWrites();
     for (const old of oldLinks) {
       const rel = normalizeLink(old);
-      if (!current.has(rel)) outcomes.push(this.guard(rel, () => this.release(owner, rel)));
+      if (!current.has(rel)) outcomes.push(this.guard(rel, () => this.release(owner, rel, writes)));
     }
-    for (const rel of current) outcomes.push(this.guard(rel, () => this.claim(owner, rel)));
+    for (const rel of current) outcomes.push(this.guard(rel, () => this.claim(owner, rel, writes)));
     const devnum = devnumLink(owner.id);
     if (devnum !== undefined) {
       outcomes.push(this.guard(devnum, () => this.pointAt(devnum, owner.devnode, 'created')));
     }
-    return outcomes;
+    return { outcomes, written: writes.all() };
   }
 
   /** On remove: releases every link of the device and its /dev/{block,char} link. */
-  remove(owner: LinkOwner, links: readonly string[]): LinkOutcome[] {
+  remove(owner: LinkOwner, links: readonly string[]): LinkChanges {
+    const writes = new ClaimWrites();
     const outcomes = links.map((l) => {
       const rel = normalizeLink(l);
-      return this.guard(rel, () => this.release(owner, rel));
+      return this.guard(rel, () => this.release(owner, rel, writes));
     });
     const devnum = devnumLink(owner.id);
     if (devnum !== undefined) {
@@ -79,7 +115,7 @@ export class DevLinks {
         }),
       );
     }
-    return outcomes;
+    return { outcomes, written: writes.all() };
   }
 
   /**
@@ -119,7 +155,7 @@ export class DevLinks {
     }
   }
 
-  private claim(owner: LinkOwner, rel: string): LinkOutcome {
+  private claim(owner: LinkOwner, rel: string, writes: ClaimWrites): LinkOutcome {
     const target = this.currentTarget(rel, owner.devnode);
     // Already ours with the same claim (a change event that decided the same): nothing to
     // arbitrate; other claimants' changes are arbitrated when they claim or release.
@@ -130,7 +166,10 @@ export class DevLinks {
       return { link: rel, action: 'kept', target };
     }
     const before = this.db.readLinkClaims(rel);
-    this.db.writeLinkClaim(rel, { id: owner.id, priority: owner.priority, devnode: owner.devnode });
+    writes.add(
+      rel,
+      this.db.writeLinkClaim(rel, { id: owner.id, priority: owner.priority, devnode: owner.devnode }),
+    );
     const current =
       target === undefined || !this.nodeExists(target) ? undefined : before.find((c) => c.devnode === target);
     // No live owner (no link, a dangling one, or an unclaimed node): the best claimant takes it.
@@ -145,8 +184,8 @@ export class DevLinks {
     return this.pointAt(rel, owner.devnode, 'repointed');
   }
 
-  private release(owner: LinkOwner, rel: string): LinkOutcome {
-    this.db.removeLinkClaim(rel, owner.id);
+  private release(owner: LinkOwner, rel: string, writes: ClaimWrites): LinkOutcome {
+    writes.add(rel, this.db.removeLinkClaim(rel, owner.id));
     const target = this.currentTarget(rel);
     if (
       target !== undefined &&

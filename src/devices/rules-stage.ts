@@ -12,8 +12,15 @@ import type { CompiledRules } from './rules/rules-compiler';
 import { runRules, type RulesHost } from './rules/rules-executor';
 import type { RulesResult } from './rules/rules-result';
 import { udevDeviceId } from './udev-db';
-import { UdevDbWriter, monotonicUsec, splitProperties, udevDbEntryFor } from './udev-db-writer';
-import { DevLinks } from './dev-links';
+import {
+  UdevDbWriter,
+  monotonicUsec,
+  splitProperties,
+  udevDbEntryFor,
+  type RunDirWriteResult,
+} from './udev-db-writer';
+import { DevLinks, type LinkOutcome } from './dev-links';
+import type { RunDirFs } from './run-dir-writes';
 import { applyNodePermissions, resolveNodePermissions } from './node-permissions';
 import { labelDeviceNode } from './node-labels';
 import { applyStaticNodes } from './static-nodes';
@@ -31,7 +38,7 @@ export interface RulesStageOptions {
   udevRunDir?: string;
   /** Default /dev. */
   devRoot?: string;
-  rebroadcaster?: Rebroadcaster;
+  rebroadcaster?: Pick<Rebroadcaster, 'rebroadcast'>;
   programTimeoutMs?: number;
   /**
    * false: run the rules and keep their result in the registry, but touch nothing outside
@@ -40,6 +47,8 @@ export interface RulesStageOptions {
   applyEffects?: boolean;
   /** OPTIONS+="watch": told when an event's processing starts and when its effects are applied. */
   deviceWatch?: DeviceWatchHook;
+  /** The fs calls of the run-dir write-behind (default: runDirFsFor(udevRunDir)); tests slow them down. */
+  runDirFs?: RunDirFs;
 }
 
 export interface ProcessedDeviceEvent {
@@ -58,7 +67,7 @@ export class RulesStage {
   constructor(private readonly options: RulesStageOptions) {
     this.rules = options.rules;
     this.logger = options.logger;
-    this.db = new UdevDbWriter({ root: options.udevRunDir });
+    this.db = new UdevDbWriter({ root: options.udevRunDir, fs: options.runDirFs });
     this.links = new DevLinks({ db: this.db, devRoot: options.devRoot });
     this.applyStaticNodes();
   }
@@ -116,19 +125,21 @@ export class RulesStage {
     const oldLinks = (previous?.devlinks ?? []).map((l) => l.replace(/^\/dev\//, ''));
     let usecInitialized = monotonicUsec();
     const split = splitProperties(event, result);
+    // The run-dir writes (claims, record, tags) run on the threadpool meanwhile; waited for below.
+    let claimWrites: Promise<LinkOutcome[]> | undefined;
+    let dbWrites: RunDirWriteResult | undefined;
     try {
       if (event.action === 'remove') {
-        if (event.devname !== undefined)
-          this.links.remove(owner, [...new Set([...oldLinks, ...result.devlinks])]);
-        this.db.removeDeviceDb(id, previous?.tags);
+        if (event.devname !== undefined) {
+          const links = this.links.remove(owner, [...new Set([...oldLinks, ...result.devlinks])]);
+          claimWrites = links.written.then(() => []); // releases were never reported; awaited all the same
+        }
+        dbWrites = this.db.removeDeviceDb(id, previous?.tags);
       } else {
         if (event.devname !== undefined) {
-          for (const o of this.links.update(owner, result.devlinks, oldLinks)) {
-            if (o.action === 'error')
-              this.report(`symlink /dev/${o.link}: ${o.error.message}`, event.devpath);
-            else if (o.action === 'conflict')
-              this.report(`/dev/${o.link} exists and is not a symlink; left alone`, event.devpath);
-          }
+          const links = this.links.update(owner, result.devlinks, oldLinks);
+          for (const o of links.outcomes) this.reportLink(o, event.devpath);
+          claimWrites = links.written;
           try {
             const perms = resolveNodePermissions(event, result, { users: this.users() });
             const applied = applyNodePermissions(event.devname, perms, { devRoot: this.options.devRoot });
@@ -139,12 +150,15 @@ export class RulesStage {
         }
         const entry = udevDbEntryFor(event, result, { id, previous: this.db.readRecord(id), split });
         usecInitialized = entry.usecInitialized ?? usecInitialized;
-        this.db.writeDevice(entry);
+        dbWrites = this.db.writeDevice(entry);
         this.writeAttributes(event, result);
       }
     } catch (err) {
       this.report(`device database: ${(err as Error).message}`, event.devpath);
     }
+    // As udevd: the claims and the record are on disk before libudev listeners hear of the event.
+    for (const o of (await claimWrites) ?? []) this.reportLink(o, event.devpath);
+    for (const err of (await dbWrites) ?? []) this.report(`device database: ${err.message}`, event.devpath);
     this.options.rebroadcaster?.rebroadcast({ event, result, usecInitialized, split });
     if (result.run.length > 0) {
       await executeRunList(result.run, {
@@ -159,6 +173,12 @@ export class RulesStage {
         },
       });
     }
+  }
+
+  private reportLink(o: LinkOutcome, devpath: string): void {
+    if (o.action === 'error') this.report(`symlink /dev/${o.link}: ${o.error.message}`, devpath);
+    else if (o.action === 'conflict')
+      this.report(`/dev/${o.link} exists and is not a symlink; left alone`, devpath);
   }
 
   /** ATTR{file}="value" and SYSCTL{key}="value", after the node and links are in place, as udevd does. */

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { RulesResult } from './rules/rules-result';
 import type { Uevent } from './types';
 import { parseUdevDbRecord, type UdevDbRecord } from './udev-db';
+import { runDirFsFor, RunDirWrites, type RunDirFs } from './run-dir-writes';
 
 export const DEFAULT_UDEV_RUN_DIR = '/run/udev';
 
@@ -296,7 +297,18 @@ export function siphash24(data: Uint8Array, key: Uint8Array): bigint {
 export interface UdevDbWriterOptions {
   /** Default /run/udev. */
   root?: string;
+  /** The fs calls of the write-behind (tests pass slow or failing ones). */
+  fs?: RunDirFs;
 }
+
+/**
+ * What one call's writes come to, once they have all run: the errors, empty when every write
+ * succeeded. Never rejects, so a caller that does not wait cannot leave a rejection unhandled.
+ */
+export type RunDirWriteResult = Promise<Error[]>;
+
+/** Nothing queued: shared, so callers can tell (and an unchanged event allocates no promises). */
+export const NO_WRITES: RunDirWriteResult = Promise.resolve([]);
 
 function checkId(id: string): void {
   if (
@@ -311,10 +323,12 @@ function checkId(id: string): void {
   }
 }
 
+function isTag(tag: string): boolean {
+  return tag.length > 0 && !tag.includes('/') && tag !== '.' && tag !== '..';
+}
+
 function checkTag(tag: string): void {
-  if (tag.length === 0 || tag.includes('/') || tag === '.' || tag === '..') {
-    throw new UdevDbError('ERR_UDEV_DB_BAD_ID', `not a udev tag: ${JSON.stringify(tag)}`);
-  }
+  if (!isTag(tag)) throw new UdevDbError('ERR_UDEV_DB_BAD_ID', `not a udev tag: ${JSON.stringify(tag)}`);
 }
 
 function isErrno(err: unknown, code: string): boolean {
@@ -326,33 +340,101 @@ function tempName(dir: string, base: string): string {
   return path.join(dir, `.#${base}${randomBytes(6).toString('hex')}`);
 }
 
-/** What this writer last put in data/<id> (or read there), so an unchanged event costs no I/O. */
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** What data/<id> holds once the writes queued so far have run (or what was read there). */
 interface KnownRecord {
   text: string;
   mode: number;
   record: UdevDbRecord | undefined;
+  /** Its removal is queued: readers must not look at the file still on disk. */
+  removed?: true;
+}
+
+/** One device's claim in a claim directory, as this writer knows it. */
+export interface ClaimState {
+  /** "<prio>:<devnode>"; undefined: being removed. */
+  data: string | undefined;
+  /** Queued and not written yet: the disk does not say this yet. */
+  pending: boolean;
+}
+
+/** The `<prio>:<devnode>` text of a claim symlink, parsed; undefined for anything else. */
+export function parseClaimData(id: string, data: string): LinkClaim | undefined {
+  const colon = data.indexOf(':');
+  if (colon <= 0) return undefined;
+  const priority = Number(data.slice(0, colon));
+  if (!Number.isInteger(priority)) return undefined;
+  return { id, priority, devnode: data.slice(colon + 1) };
+}
+
+/**
+ * The claims a directory holds once the queued writes have run: what is on disk, with the pending
+ * writes laid over it (a pending claim added or replaced, a pending removal dropped). Sorted by id.
+ */
+export function overlayClaims(
+  onDisk: readonly LinkClaim[],
+  states: ReadonlyMap<string, ClaimState> | undefined,
+): LinkClaim[] {
+  if (states === undefined) return [...onDisk];
+  const byId = new Map(onDisk.map((c) => [c.id, c]));
+  for (const [id, state] of states) {
+    if (!state.pending) continue;
+    const claim = state.data === undefined ? undefined : parseClaimData(id, state.data);
+    if (claim === undefined) byId.delete(id);
+    else byId.set(id, claim);
+  }
+  return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** Whether a claim directory may be empty: no claim known in it, written or queued. */
+export function claimDirMayBeEmpty(states: ReadonlyMap<string, ClaimState> | undefined): boolean {
+  if (states === undefined) return true;
+  for (const state of states.values()) if (state.data !== undefined) return false;
+  return true;
 }
 
 /**
  * The /run/udev side of the device database. All state lives on disk, so a restart loses nothing;
  * what this process wrote is also remembered, because a trigger storm rewrites the same records
  * and claims over and over (/run/udev is udevd's private state: nobody else edits it under us).
+ *
+ * Writes are write-behind (RunDirWrites): the in-memory knowledge says what the disk will hold once
+ * the queued writes have run, so decisions made meanwhile see them. A write that fails drops the
+ * knowledge of its path, so the next event looks at the disk again and retries.
  */
 export class UdevDbWriter {
   readonly root: string;
+  private readonly fs: RunDirFs;
+  private readonly writes = new RunDirWrites();
   private readonly known = new Map<string, KnownRecord>();
-  /** `<tag>/<id>` files known to exist. */
-  private readonly tagged = new Set<string>();
-  /** `<claim dir>\0<id>` → the claim text known to be on disk. */
-  private readonly claims = new Map<string, string>();
+  /** tag → ids whose tags/<tag>/<id> exists or is queued. */
+  private readonly tagged = new Map<string, Set<string>>();
+  /** claim dir → id → its claim, written or queued. */
+  private readonly claims = new Map<string, Map<string, ClaimState>>();
   private readonly linkDirs = new Map<string, string>();
+  /** Directories this writer made or saw exist, so a write into one costs no mkdir. */
+  private readonly madeDirs = new Set<string>();
 
   constructor(opts: UdevDbWriterOptions = {}) {
     this.root = opts.root ?? DEFAULT_UDEV_RUN_DIR;
+    this.fs = opts.fs ?? runDirFsFor(this.root);
   }
 
   dataPath(id: string): string {
     return path.join(this.root, 'data', id);
+  }
+
+  /** Writes queued and not finished yet. */
+  get pendingWrites(): number {
+    return this.writes.pending;
+  }
+
+  /** Settles once every write queued so far has run. */
+  idle(): Promise<void> {
+    return this.writes.idle();
   }
 
   readRecord(id: string): UdevDbRecord | undefined {
@@ -370,15 +452,11 @@ export class UdevDbWriter {
     }
   }
 
-  /**
-   * Writes data/<id> atomically (temp file + rename, mode 0644) and brings the tag index in line:
-   * a tag file for every tag, stale ones (in the previous record, not in this one) removed.
-   */
-  /** The record on disk already says exactly this, with the same mode. */
+  /** The record on disk (or queued) already says exactly this, with the same mode. */
   private unchanged(entry: UdevDbEntry, text: string): boolean {
     const mode = entry.dbPersist === true ? 0o1644 : 0o644;
     const known = this.known.get(entry.id);
-    if (known !== undefined) return known.mode === mode && known.text === text;
+    if (known !== undefined) return known.removed !== true && known.mode === mode && known.text === text;
     try {
       const file = this.dataPath(entry.id);
       return (fs.statSync(file).mode & 0o7777) === mode && fs.readFileSync(file, 'utf8') === text;
@@ -387,78 +465,117 @@ export class UdevDbWriter {
     }
   }
 
-  writeDevice(entry: UdevDbEntry): void {
+  /**
+   * Queues data/<id> (temp file + rename, mode 0644) and brings the tag index in line: a tag file
+   * for every tag, stale ones (in the previous record, not in this one) removed. readRecord()
+   * returns the new record at once.
+   */
+  writeDevice(entry: UdevDbEntry): RunDirWriteResult {
     checkId(entry.id);
     const previous = this.readRecord(entry.id);
     const tags = [...entry.tags];
     tags.forEach(checkTag);
+    const writes: RunDirWriteResult[] = [];
     if (previous !== undefined) {
-      for (const tag of previous.tags) if (!tags.includes(tag)) this.untag(tag, entry.id);
+      for (const tag of previous.tags) if (!tags.includes(tag)) writes.push(this.untag(tag, entry.id));
     }
     const text = formatUdevDbRecord(entry);
-    const dir = path.join(this.root, 'data');
     if (text === '' && !entry.hasDevnum && !entry.hasIfindex) {
       // Nothing worth keeping (udevd unlinks the record of such a device).
-      this.known.delete(entry.id);
-      this.unlinkQuiet(this.dataPath(entry.id));
+      writes.push(this.removeRecord(entry.id));
     } else if (this.unchanged(entry, text)) {
       // A change event that decides the same as before (a storm of triggers): no write, no rename.
     } else {
-      fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-      const tmp = tempName(dir, entry.id);
-      const mode = entry.dbPersist === true ? 0o1644 : 0o644;
-      try {
-        const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
-        try {
-          fs.writeSync(fd, text);
-          fs.fchmodSync(fd, mode); // the umask must not narrow it
-        } finally {
-          fs.closeSync(fd);
-        }
-        fs.renameSync(tmp, this.dataPath(entry.id));
-        this.known.set(entry.id, { text, mode, record: parseUdevDbRecord(text) });
-      } catch (err) {
-        this.known.delete(entry.id);
-        this.unlinkQuiet(tmp);
-        throw new UdevDbError('ERR_UDEV_DB_WRITE', `cannot write ${this.dataPath(entry.id)}: ${String(err)}`);
-      }
+      writes.push(this.writeRecord(entry.id, text, entry.dbPersist === true ? 0o1644 : 0o644));
     }
-    for (const tag of tags) this.tag(tag, entry.id);
+    for (const tag of tags) writes.push(this.tag(tag, entry.id));
+    return allErrors(writes);
   }
 
   /** On `remove`: the record and every tag file of the device (tags read from the record when not given). */
-  removeDeviceDb(id: string, tags?: Iterable<string>): void {
+  removeDeviceDb(id: string, tags?: Iterable<string>): RunDirWriteResult {
     checkId(id);
     const all = new Set<string>(tags ?? []);
     for (const tag of this.readRecord(id)?.tags ?? []) all.add(tag);
-    for (const tag of all) this.untag(tag, id);
-    this.known.delete(id);
-    this.unlinkQuiet(this.dataPath(id));
+    const writes = [...all].map((tag) => this.untag(tag, id));
+    writes.push(this.removeRecord(id));
+    return allErrors(writes);
   }
 
-  private tag(tag: string, id: string): void {
-    const key = `${tag}/${id}`;
-    if (this.tagged.has(key)) return;
+  private writeRecord(id: string, text: string, mode: number): RunDirWriteResult {
+    const dir = path.join(this.root, 'data');
+    const file = this.dataPath(id);
+    const known: KnownRecord = { text, mode, record: parseUdevDbRecord(text) };
+    this.known.set(id, known);
+    const write = this.writes.entry(dir, file, async () => {
+      await this.ensureDir(dir);
+      const tmp = tempName(dir, id);
+      try {
+        await this.fs.createFile(tmp, text, mode);
+        await this.fs.rename(tmp, file);
+      } catch (err) {
+        await this.unlinkQuiet(tmp).catch(() => undefined);
+        throw err;
+      }
+    });
+    return outcome(write, {
+      onError: (err) => {
+        this.madeDirs.delete(dir);
+        if (this.known.get(id) === known) this.known.delete(id);
+        return new UdevDbError('ERR_UDEV_DB_WRITE', `cannot write ${file}: ${String(err)}`);
+      },
+    });
+  }
+
+  private removeRecord(id: string): RunDirWriteResult {
+    const removed: KnownRecord = { text: '', mode: 0, record: undefined, removed: true };
+    this.known.set(id, removed);
+    const file = this.dataPath(id);
+    const write = this.writes.entry(path.join(this.root, 'data'), file, () => this.unlinkQuiet(file));
+    // Done or failed, the disk is what to read next (unless a newer write is queued).
+    const forget = (): void => {
+      if (this.known.get(id) === removed) this.known.delete(id);
+    };
+    return outcome(write, { onDone: forget, onError: (err) => (forget(), asError(err)) });
+  }
+
+  private tag(tag: string, id: string): RunDirWriteResult {
+    let ids = this.tagged.get(tag);
+    if (ids?.has(id) === true) return NO_WRITES;
+    if (ids === undefined) this.tagged.set(tag, (ids = new Set()));
+    ids.add(id);
     const dir = path.join(this.root, 'tags', tag);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     const file = path.join(dir, id);
-    try {
-      fs.closeSync(
-        fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o444),
-      );
-      fs.chmodSync(file, 0o444);
-    } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err;
-    }
-    this.tagged.add(key);
+    const write = this.writes.entry(dir, file, async () => {
+      await this.ensureDir(dir);
+      try {
+        await this.fs.createFile(file, '', 0o444);
+      } catch (err) {
+        if (!isErrno(err, 'EEXIST')) throw err;
+      }
+    });
+    return outcome(write, {
+      onError: (err) => {
+        this.madeDirs.delete(dir);
+        this.tagged.get(tag)?.delete(id);
+        return asError(err);
+      },
+    });
   }
 
-  private untag(tag: string, id: string): void {
-    if (tag.length === 0 || tag.includes('/') || tag === '.' || tag === '..') return;
-    this.tagged.delete(`${tag}/${id}`);
+  private untag(tag: string, id: string): RunDirWriteResult {
+    if (!isTag(tag)) return NO_WRITES;
+    const ids = this.tagged.get(tag);
+    ids?.delete(id);
     const dir = path.join(this.root, 'tags', tag);
-    this.unlinkQuiet(path.join(dir, id));
-    this.rmdirQuiet(dir);
+    const file = path.join(dir, id);
+    const writes = [outcome(this.writes.entry(dir, file, () => this.unlinkQuiet(file)))];
+    // Another device's tag file is known to be there: rmdir would fail anyway.
+    if (ids === undefined || ids.size === 0) {
+      this.tagged.delete(tag);
+      writes.push(outcome(this.writes.dir(dir, () => this.rmdirQuiet(dir))));
+    }
+    return allErrors(writes);
   }
 
   linkDir(link: string): string {
@@ -471,66 +588,101 @@ export class UdevDbWriter {
     return dir;
   }
 
-  /** Records (or updates) `id`'s claim on `link` (relative to /dev): a symlink to "<prio>:<devnode>". */
-  /** This exact claim is on disk. */
+  /** This exact claim is on disk, or queued to be. */
   hasLinkClaim(link: string, claim: LinkClaim): boolean {
     const data = `${claim.priority}:${claim.devnode}`;
-    const known = this.claims.get(`${this.linkDir(link)}\0${claim.id}`);
-    if (known !== undefined) return known === data;
+    const dir = this.linkDir(link);
+    const state = this.claims.get(dir)?.get(claim.id);
+    if (state !== undefined) return state.data === data;
     try {
-      return fs.readlinkSync(path.join(this.linkDir(link), claim.id)) === data;
+      if (fs.readlinkSync(path.join(dir, claim.id)) !== data) return false;
     } catch {
       return false;
     }
+    this.setClaim(dir, claim.id, { data, pending: false });
+    return true;
   }
 
-  writeLinkClaim(link: string, claim: LinkClaim): void {
+  /**
+   * Queues `id`'s claim on `link` (relative to /dev): a symlink to "<prio>:<devnode>". The next
+   * readLinkClaims() includes it.
+   */
+  writeLinkClaim(link: string, claim: LinkClaim): RunDirWriteResult {
     checkId(claim.id);
+    if (this.hasLinkClaim(link, claim)) return NO_WRITES;
     const dir = this.linkDir(link);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     const data = `${claim.priority}:${claim.devnode}`;
     const file = path.join(dir, claim.id);
-    const key = `${dir}\0${claim.id}`;
-    this.claims.delete(key);
-    try {
-      if (fs.readlinkSync(file) === data) {
-        this.claims.set(key, data);
+    const state: ClaimState = { data, pending: true };
+    this.setClaim(dir, claim.id, state);
+    const write = this.writes.entry(dir, file, async () => {
+      await this.ensureDir(dir);
+      try {
+        // A new claim (the common case) needs one symlink; udevd makes it in place too.
+        await this.fs.symlink(data, file);
         return;
+      } catch (err) {
+        if (!isErrno(err, 'EEXIST')) throw err;
       }
-    } catch {
-      // absent or not a symlink: (re)create
-    }
-    const tmp = tempName(dir, claim.id);
-    fs.symlinkSync(data, tmp);
-    try {
-      fs.renameSync(tmp, file);
-    } catch (err) {
-      this.unlinkQuiet(tmp);
-      throw err;
-    }
-    this.claims.set(key, data);
+      // Replacing one: never a moment without it.
+      const tmp = tempName(dir, claim.id);
+      await this.fs.symlink(data, tmp);
+      try {
+        await this.fs.rename(tmp, file);
+      } catch (err) {
+        await this.unlinkQuiet(tmp).catch(() => undefined);
+        throw err;
+      }
+    });
+    return outcome(write, {
+      onDone: () => {
+        if (this.claims.get(dir)?.get(claim.id) === state) state.pending = false;
+      },
+      onError: (err) => {
+        this.madeDirs.delete(dir);
+        if (this.claims.get(dir)?.get(claim.id) === state) this.dropClaim(dir, claim.id);
+        return asError(err);
+      },
+    });
   }
 
-  /** Drops `id`'s claim; the directory goes once no claim is left. */
-  removeLinkClaim(link: string, id: string): void {
+  /** Queues the removal of `id`'s claim; the directory goes once no claim is left. */
+  removeLinkClaim(link: string, id: string): RunDirWriteResult {
     checkId(id);
     const dir = this.linkDir(link);
-    this.claims.delete(`${dir}\0${id}`);
-    this.unlinkQuiet(path.join(dir, id));
-    this.removeLinkDirIfUnclaimed(dir);
+    const file = path.join(dir, id);
+    const state: ClaimState = { data: undefined, pending: true };
+    this.setClaim(dir, id, state);
+    // Done or failed, the disk is what to read next (unless a newer write is queued).
+    const forget = (): void => {
+      if (this.claims.get(dir)?.get(id) === state) this.dropClaim(dir, id);
+    };
+    const writes = [
+      outcome(
+        this.writes.entry(dir, file, () => this.unlinkQuiet(file)),
+        { onDone: forget, onError: (err) => (forget(), asError(err)) },
+      ),
+    ];
+    if (claimDirMayBeEmpty(this.claims.get(dir))) {
+      writes.push(outcome(this.writes.dir(dir, () => this.removeLinkDirIfUnclaimed(dir))));
+    }
+    return allErrors(writes);
   }
 
-  /** Every claim on `link`, sorted by id (udevd reads them in readdir order). Unreadable entries are skipped. */
+  /**
+   * Every claim on `link`, sorted by id (udevd reads them in readdir order), queued ones included
+   * and ones being removed left out. Unreadable entries are skipped.
+   */
   readLinkClaims(link: string): LinkClaim[] {
     const dir = this.linkDir(link);
     let names: string[];
     try {
       names = fs.readdirSync(dir);
     } catch {
-      return [];
+      names = [];
     }
-    const claims: LinkClaim[] = [];
-    for (const id of names.sort()) {
+    const onDisk: LinkClaim[] = [];
+    for (const id of names) {
       if (id.startsWith('.')) continue; // .lock, temp files
       let data: string;
       try {
@@ -538,43 +690,90 @@ export class UdevDbWriter {
       } catch {
         continue; // the pre-v250 format (an empty file) needs the device's db; not supported
       }
-      const colon = data.indexOf(':');
-      if (colon <= 0) continue;
-      const priority = Number(data.slice(0, colon));
-      if (!Number.isInteger(priority)) continue;
-      claims.push({ id, priority, devnode: data.slice(colon + 1) });
+      const claim = parseClaimData(id, data);
+      if (claim !== undefined) onDisk.push(claim);
     }
-    return claims;
+    return overlayClaims(onDisk, this.claims.get(dir));
   }
 
-  private removeLinkDirIfUnclaimed(dir: string): void {
+  private setClaim(dir: string, id: string, state: ClaimState): void {
+    let states = this.claims.get(dir);
+    if (states === undefined) this.claims.set(dir, (states = new Map()));
+    states.set(id, state);
+  }
+
+  private dropClaim(dir: string, id: string): void {
+    const states = this.claims.get(dir);
+    states?.delete(id);
+    if (states?.size === 0) this.claims.delete(dir);
+  }
+
+  /** Runs with nothing else in flight in `dir` (RunDirWrites.dir), so the listing is the truth. */
+  private async removeLinkDirIfUnclaimed(dir: string): Promise<void> {
+    try {
+      await this.fs.rmdir(dir);
+      this.madeDirs.delete(dir);
+      return;
+    } catch (err) {
+      if (!isErrno(err, 'ENOTEMPTY') && !isErrno(err, 'EEXIST')) return; // gone already
+    }
     let names: string[];
     try {
-      names = fs.readdirSync(dir);
+      names = await this.fs.readdir(dir);
     } catch {
       return;
     }
-    if (names.some((n) => !n.startsWith('.'))) return;
+    if (names.some((n) => !n.startsWith('.')) || !names.includes('.lock')) return;
     // udevd 252's own empty .lock may be there; nothing holds it while we run (never beside udevd).
-    if (names.includes('.lock')) this.unlinkQuiet(path.join(dir, '.lock'));
-    this.rmdirQuiet(dir);
+    await this.unlinkQuiet(path.join(dir, '.lock'));
+    await this.rmdirQuiet(dir);
   }
 
-  private unlinkQuiet(file: string): void {
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await this.fs.mkdir(dir);
+    // One per claim directory ever seen: a full set starts over (a miss costs one mkdir).
+    if (this.madeDirs.size >= 4096) this.madeDirs.clear();
+    this.madeDirs.add(dir);
+  }
+
+  private async unlinkQuiet(file: string): Promise<void> {
     try {
-      fs.unlinkSync(file);
+      await this.fs.unlink(file);
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
     }
   }
 
-  private rmdirQuiet(dir: string): void {
+  private async rmdirQuiet(dir: string): Promise<void> {
     try {
-      fs.rmdirSync(dir);
+      await this.fs.rmdir(dir);
+      this.madeDirs.delete(dir);
     } catch {
       // not empty or gone
     }
   }
+}
+
+/** One write's result: its error (after `onError` dropped the knowledge it invalidates) or none. */
+function outcome(
+  write: Promise<void>,
+  handlers: { onDone?: () => void; onError?: (err: unknown) => Error } = {},
+): RunDirWriteResult {
+  return write.then(
+    () => {
+      handlers.onDone?.();
+      return [];
+    },
+    (err: unknown) => [handlers.onError === undefined ? asError(err) : handlers.onError(err)],
+  );
+}
+
+function allErrors(writes: readonly RunDirWriteResult[]): RunDirWriteResult {
+  const queued = writes.filter((w) => w !== NO_WRITES);
+  if (queued.length === 0) return NO_WRITES;
+  if (queued.length === 1) return queued[0] as RunDirWriteResult;
+  return Promise.all(queued).then((lists) => lists.flat());
 }
 
 const DOT_COMPONENT = /(^|\/)\.\.?(\/|$)/;

@@ -66,7 +66,7 @@ function skipReason(): string | undefined {
 
 const reason = skipReason();
 
-test('udevadm info reads our record, links and tags from /run/udev', { skip: reason ?? false }, (t) => {
+test('udevadm info reads our record, links and tags from /run/udev', { skip: reason ?? false }, async (t) => {
   const loop = pickLoop();
   assert.ok(loop);
   const id = `b${loop.major}:${loop.minor}`;
@@ -91,7 +91,7 @@ test('udevadm info reads our record, links and tags from /run/udev', { skip: rea
 
   const writer = new UdevDbWriter({ root });
   const links = [`disk/by-label/triggerd-${loop.name}`, `disk/by-id/triggerd-test-${loop.name}`];
-  writer.writeDevice({
+  const written = await writer.writeDevice({
     id,
     hasDevnum: true,
     hasIfindex: false,
@@ -105,6 +105,7 @@ test('udevadm info reads our record, links and tags from /run/udev', { skip: rea
     tags: [TAG],
     currentTags: [TAG],
   });
+  assert.deepEqual(written, [], 'the writes resolve once done, with no errors');
 
   const props = execFileSync('udevadm', ['info', '--query=property', `--name=/dev/${loop.name}`], {
     encoding: 'utf8',
@@ -126,7 +127,7 @@ test('udevadm info reads our record, links and tags from /run/udev', { skip: rea
   for (const l of links) assert.match(all, new RegExp(`^S: ${l}$`, 'm'));
 
   // remove: udevadm falls back to what the kernel says.
-  writer.removeDeviceDb(id);
+  assert.deepEqual(await writer.removeDeviceDb(id), []);
   assert.equal(fs.existsSync(path.join(root, 'tags', TAG, id)), false);
   const after = execFileSync('udevadm', ['info', '--query=property', `--name=/dev/${loop.name}`], {
     encoding: 'utf8',

@@ -66,7 +66,7 @@ test('L: for a non-zero priority, W: only when a watch handle is given, S: only 
   assert.equal(formatUdevDbRecord({ ...base, devlinks: [], linkPriority: 0, properties: [], tags: [] }), '');
 });
 
-test('writeDevice: mode 0644 record, tag files, stale tags removed, previous USEC_INITIALIZED kept', (t) => {
+test('writeDevice: mode 0644 record, tag files, stale tags removed, previous USEC_INITIALIZED kept', async (t) => {
   const root = tempRoot(t);
   const writer = new UdevDbWriter({ root });
   const event = loop0Event();
@@ -74,7 +74,10 @@ test('writeDevice: mode 0644 record, tag files, stale tags removed, previous USE
   result.tags.add('seat');
   const old = process.umask(0o077);
   try {
-    writer.writeDevice(udevDbEntryFor(event, result, { id: 'b7:0', usecInitialized: 42n }));
+    assert.deepEqual(
+      await writer.writeDevice(udevDbEntryFor(event, result, { id: 'b7:0', usecInitialized: 42n })),
+      [],
+    );
   } finally {
     process.umask(old);
   }
@@ -89,7 +92,7 @@ test('writeDevice: mode 0644 record, tag files, stale tags removed, previous USE
   assert.equal(next.usecInitialized, 42n);
   assert.deepEqual([...next.tags], ['systemd', 'seat']);
   assert.deepEqual([...next.currentTags], ['systemd']);
-  writer.writeDevice({ ...next, tags: ['systemd'] });
+  assert.deepEqual(await writer.writeDevice({ ...next, tags: ['systemd'] }), []);
   assert.equal(
     fs.existsSync(path.join(root, 'tags', 'seat')),
     false,
@@ -100,13 +103,13 @@ test('writeDevice: mode 0644 record, tag files, stale tags removed, previous USE
   assert.deepEqual(fs.readdirSync(path.join(root, 'data')), ['b7:0']);
 });
 
-test('writeDevice replaces atomically: a reader never sees a partial record', (t) => {
+test('writeDevice replaces atomically: a reader never sees a partial record', async (t) => {
   const root = tempRoot(t);
   const writer = new UdevDbWriter({ root });
   const event = loop0Event();
-  writer.writeDevice(udevDbEntryFor(event, loop0Result(), { id: 'b7:0', usecInitialized: 1n }));
+  await writer.writeDevice(udevDbEntryFor(event, loop0Result(), { id: 'b7:0', usecInitialized: 1n }));
   const inode = fs.statSync(path.join(root, 'data', 'b7:0')).ino;
-  writer.writeDevice(udevDbEntryFor(event, loop0Result(), { id: 'b7:0', usecInitialized: 2n }));
+  await writer.writeDevice(udevDbEntryFor(event, loop0Result(), { id: 'b7:0', usecInitialized: 2n }));
   // rename() over the old file: a new inode, so an open reader keeps the whole old text.
   assert.notEqual(fs.statSync(path.join(root, 'data', 'b7:0')).ino, inode);
   assert.equal(
@@ -115,43 +118,47 @@ test('writeDevice replaces atomically: a reader never sees a partial record', (t
   );
 });
 
-test('db_persist gives mode 01644', (t) => {
+test('db_persist gives mode 01644', async (t) => {
   const root = tempRoot(t);
   const result = loop0Result();
   result.options.add('db_persist');
-  new UdevDbWriter({ root }).writeDevice(
+  await new UdevDbWriter({ root }).writeDevice(
     udevDbEntryFor(loop0Event(), result, { id: 'b7:0', usecInitialized: 1n }),
   );
   assert.equal(fs.statSync(path.join(root, 'data', 'b7:0')).mode & 0o7777, 0o1644);
 });
 
-test('removeDeviceDb removes the record and every tag file', (t) => {
+test('removeDeviceDb removes the record and every tag file', async (t) => {
   const root = tempRoot(t);
   const writer = new UdevDbWriter({ root });
-  writer.writeDevice(udevDbEntryFor(loop0Event(), loop0Result(), { id: 'b7:0', usecInitialized: 1n }));
-  writer.removeDeviceDb('b7:0');
+  await writer.writeDevice(udevDbEntryFor(loop0Event(), loop0Result(), { id: 'b7:0', usecInitialized: 1n }));
+  assert.deepEqual(await writer.removeDeviceDb('b7:0'), []);
   assert.equal(fs.existsSync(path.join(root, 'data', 'b7:0')), false);
   assert.equal(fs.existsSync(path.join(root, 'tags', 'systemd')), false);
-  writer.removeDeviceDb('b7:0'); // idempotent
+  assert.deepEqual(await writer.removeDeviceDb('b7:0'), []); // idempotent
   assert.throws(() => writer.removeDeviceDb('../x'), { code: 'ERR_UDEV_DB_BAD_ID' });
 });
 
-test('link claims: escaped directory name, "<prio>:<devnode>" symlink as in links-loop0.txt', (t) => {
+test('link claims: escaped directory name, "<prio>:<devnode>" symlink as in links-loop0.txt', async (t) => {
   const root = tempRoot(t);
   const writer = new UdevDbWriter({ root });
   assert.equal(escapeLinkName('disk/by-label/anchorfmt'), 'disk\\x2fby-label\\x2fanchorfmt');
   assert.equal(escapeLinkName('a\\b'), 'a\\x5cb');
-  writer.writeLinkClaim('disk/by-label/anchorfmt', { id: 'b7:0', priority: 0, devnode: '/dev/loop0' });
+  await writer.writeLinkClaim('disk/by-label/anchorfmt', { id: 'b7:0', priority: 0, devnode: '/dev/loop0' });
   const dir = path.join(root, 'links', 'disk\\x2fby-label\\x2fanchorfmt');
   assert.equal(fs.readlinkSync(path.join(dir, 'b7:0')), '0:/dev/loop0');
   fs.writeFileSync(path.join(dir, '.lock'), ''); // udevd 252's lock file is ignored
-  writer.writeLinkClaim('/dev/disk/by-label/anchorfmt', { id: 'b7:1', priority: -5, devnode: '/dev/loop1' });
+  await writer.writeLinkClaim('/dev/disk/by-label/anchorfmt', {
+    id: 'b7:1',
+    priority: -5,
+    devnode: '/dev/loop1',
+  });
   assert.deepEqual(writer.readLinkClaims('disk/by-label/anchorfmt'), [
     { id: 'b7:0', priority: 0, devnode: '/dev/loop0' },
     { id: 'b7:1', priority: -5, devnode: '/dev/loop1' },
   ]);
-  writer.removeLinkClaim('disk/by-label/anchorfmt', 'b7:0');
-  writer.removeLinkClaim('disk/by-label/anchorfmt', 'b7:1');
+  await writer.removeLinkClaim('disk/by-label/anchorfmt', 'b7:0');
+  await writer.removeLinkClaim('disk/by-label/anchorfmt', 'b7:1');
   assert.equal(fs.existsSync(dir), false, 'an unclaimed directory goes');
   assert.throws(() => writer.writeLinkClaim('../etc/x', { id: 'b7:0', priority: 0, devnode: '/dev/loop0' }), {
     code: 'ERR_UDEV_DB_BAD_LINK',
