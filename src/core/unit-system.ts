@@ -124,6 +124,8 @@ export class UnitSystem {
           },
           socketHost: (name, unit) => this.socketHost(name, unit),
           socketCreated: (unit) => {
+            const previous = this.sockets.get(unit.name);
+            if (previous !== undefined && previous !== unit) unit.carryOver(previous);
             this.sockets.set(unit.name, unit);
             this.supervisor.registerOwner(unit.name, unit);
           },
@@ -205,7 +207,8 @@ export class UnitSystem {
           active: u.activeState(),
           load: u.load,
           sub: u.subState(),
-          hasJob: this.engine.queue.jobFor(u.name) !== undefined,
+          // A start or restart on its way; a stop job means the service is going away for good.
+          hasJob: (this.engine.queue.jobFor(u.name)?.type ?? 'stop') !== 'stop',
           result: u instanceof ServiceUnit ? u.result : undefined,
         };
       },

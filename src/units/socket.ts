@@ -83,7 +83,7 @@ export interface UnitStatusView {
   active: ActiveState;
   load: LoadState;
   sub: string;
-  /** The unit has a job installed (a start or restart on its way). */
+  /** A start (or restart) job is installed for the unit: it is about to take the sockets. */
   hasJob: boolean;
   /** ServiceUnit.result, when the unit is a service. */
   result?: string;
@@ -335,6 +335,24 @@ export class SocketUnit implements UnitInstance {
     }
     this.pendingJob = 'stop';
     return this.synchronously(() => this.runPhase('stop-pre', this.config.execStopPre));
+  }
+
+  /**
+   * daemon-reload rebuilds an inactive unit from its new file: keep what `status` shows of the
+   * old one (a failure and its errno, the counters). Nothing is open in dead/failed, so nothing
+   * else needs to move over.
+   */
+  carryOver(previous: SocketUnit): void {
+    if (this.state !== 'dead' || (previous.state !== 'dead' && previous.state !== 'failed')) return;
+    this.state = previous.state;
+    this.since = previous.since;
+    this.result = previous.result;
+    this.lastError = previous.lastError;
+    this.lastActivation = previous.lastActivation;
+    this.nAccepted = previous.nAccepted;
+    this.nRefused = previous.nRefused;
+    this.nTriggers = previous.nTriggers;
+    this.startTimes = previous.startTimes;
   }
 
   /** Forget start-limit history (`triggerctl reset-failed`). */
