@@ -70,12 +70,14 @@ export class ProcessSupervisor {
    */
   private planInputs: { at: number; userDatabase: UserDatabase; mountInfo: string } | undefined;
 
-  private connectionPlanInputs(): { userDatabase: UserDatabase; mountInfo: string } {
+  private connectionPlanInputs(ctx: ExecContext): { userDatabase: UserDatabase; mountInfo: string } {
     const now = performance.now();
     if (this.planInputs === undefined || now - this.planInputs.at > 1000) {
       this.planInputs = { at: now, userDatabase: readUserDatabase('/'), mountInfo: readMountInfo() };
     }
-    return this.planInputs;
+    // The mount table only matters to a sandbox; without one, do not even parse it.
+    const { userDatabase, mountInfo } = this.planInputs;
+    return { userDatabase, mountInfo: hasSandbox(ctx) ? mountInfo : '' };
   }
 
   register(service: ServiceUnit): void {
@@ -295,7 +297,7 @@ export class ProcessSupervisor {
           stdio: { stdin, stdout, stderr },
           extraFds: passFds.map((f) => f.fd),
           setListenPid: passFds.length > 0,
-          ...(conn !== undefined ? this.connectionPlanInputs() : {}),
+          ...(conn !== undefined ? this.connectionPlanInputs(ctx) : {}),
         },
       );
       for (const d of built.diagnostics) log.warn({ code: d.code }, d.message);
@@ -422,6 +424,25 @@ export class ProcessSupervisor {
     for (const [unit, sids] of this.sessions) if (sids.has(sid)) return unit;
     return undefined;
   }
+}
+
+/** Whether the exec context asks for any mount-namespace step (sandbox-mounts.ts reads mountinfo for those). */
+function hasSandbox(ctx: ExecContext): boolean {
+  return (
+    ctx.privateTmp ||
+    ctx.privateDevices ||
+    ctx.privateNetwork ||
+    ctx.protectSystem !== 'no' ||
+    ctx.protectHome !== 'no' ||
+    ctx.readOnlyPaths.length > 0 ||
+    ctx.readWritePaths.length > 0 ||
+    ctx.inaccessiblePaths.length > 0 ||
+    ctx.runtimeDirectory.length > 0 ||
+    ctx.stateDirectory.length > 0 ||
+    ctx.cacheDirectory.length > 0 ||
+    ctx.logsDirectory.length > 0 ||
+    ctx.configurationDirectory.length > 0
+  );
 }
 
 function sessionOf(pid: number): number | undefined {

@@ -177,6 +177,8 @@ export interface PauseInfo {
 }
 
 const MAX_BACKOFF_MS = 60_000;
+/** Connections accepted per wake-up (systemd takes one). */
+const ACCEPT_PER_WAKEUP = 2;
 const SIGKILL = 9;
 const SIGCONT = 18;
 
@@ -783,11 +785,15 @@ export class SocketUnit implements UnitInstance {
     );
   }
 
-  /** Accept=yes: take connections off the backlog until it is empty (or a limit says stop). */
+  /**
+   * Accept=yes: take a few connections off the backlog per wake-up (the watch is level-triggered,
+   * so the rest wake it again). Few, so that the exits of the instances that ended meanwhile are
+   * handled in between: a long accept loop would count them as live and refuse for nothing.
+   */
   private acceptConnections(port: Port): void {
     const c = this.config;
     const { native } = this.host;
-    for (let i = 0; i < 1024 && this.state === 'listening'; i++) {
+    for (let i = 0; i < ACCEPT_PER_WAKEUP && this.state === 'listening'; i++) {
       let conn: AcceptedConnection | undefined;
       try {
         conn = native.accept(port.fd);
