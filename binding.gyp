@@ -189,5 +189,83 @@
         }],
       ],
     },
+    {
+      'target_name': 'triggerd_fanotify',
+      # Every .cc file in native/fanotify/: fanotify groups, marks, permission answers, handles.
+      'sources': [
+        '<!@(node -p "require(\'fs\').readdirSync(\'native/fanotify\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/fanotify/\' + f).join(\' \')")',
+        # The uv_poll watching every socket-like object shares.
+        'native/common/fd_poller.cc',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        # While a worker is terminated, a failing call must become a C++ exception we can drop,
+        # not a fatal error inside node-addon-api's Error constructor.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'conditions': [
+        ["sanitize!=''", {
+          'cflags_cc': ['-fsanitize=<(sanitize)', '-fno-omit-frame-pointer', '-g', '-O1'],
+          'ldflags': ['-fsanitize=<(sanitize)'],
+        }],
+      ],
+    },
+    {
+      'target_name': 'triggerd_mounts',
+      # Every .cc file in native/mounts/: the POLLPRI watch on /proc/self/mountinfo.
+      'sources': [
+        '<!@(node -p "require(\'fs\').readdirSync(\'native/mounts\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/mounts/\' + f).join(\' \')")',
+        # The uv_poll watching every socket-like object shares.
+        'native/common/fd_poller.cc',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'conditions': [
+        ["sanitize!=''", {
+          'cflags_cc': ['-fsanitize=<(sanitize)', '-fno-omit-frame-pointer', '-g', '-O1'],
+          'ldflags': ['-fsanitize=<(sanitize)'],
+        }],
+      ],
+    },
+    {
+      'target_name': 'triggerd_autofs',
+      # Every .cc file in native/autofs/: autofs mounts, their packet pipes, /dev/autofs ioctls.
+      'sources': [
+        '<!@(node -p "require(\'fs\').readdirSync(\'native/autofs\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/autofs/\' + f).join(\' \')")',
+        # The uv_poll watching every socket-like object shares.
+        'native/common/fd_poller.cc',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        # While a worker is terminated, a failing call must become a C++ exception we can drop,
+        # not a fatal error inside node-addon-api's Error constructor.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      # The expire runs on a thread of its own (std::thread).
+      'libraries': ['-lpthread'],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter', '-pthread'],
+      'conditions': [
+        ["sanitize!=''", {
+          'cflags_cc': ['-fsanitize=<(sanitize)', '-fno-omit-frame-pointer', '-g', '-O1'],
+          'ldflags': ['-fsanitize=<(sanitize)'],
+        }],
+      ],
+    },
   ],
 }

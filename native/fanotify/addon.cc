@@ -1,0 +1,69 @@
+// Entry point of triggerd_fanotify.node: openFanotify(), a fanotify group watched on the
+// environment's loop. Flags and masks are the kernel's numbers, passed through (TypeScript names
+// them in src/native/fanotify-addon.ts); the records are parsed in TypeScript.
+#include "addon.h"
+
+#include <fcntl.h>
+#include <sys/fanotify.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "../netlink/system_error.h"
+#include "fanotify_handle.h"
+
+namespace triggerd {
+
+std::string FanotifyPathArgument(Napi::Env env, const Napi::Value& value) {
+  if (!value.IsString()) throw MakeArgumentError(env, "The \"path\" argument must be a string");
+  std::string path = value.As<Napi::String>().Utf8Value();
+  if (path.empty() || path.find('\0') != std::string::npos) {
+    throw MakeArgumentError(env, "The \"path\" argument must be a non-empty path without NUL bytes",
+                            "ERR_INVALID_ARG_VALUE");
+  }
+  return path;
+}
+
+Napi::Error FanotifyErrorWithPath(Napi::Env env, int err, const char* syscall,
+                                  const std::string& path) {
+  Napi::Error error = MakeSystemError(env, err, syscall);
+  error.Set("path", Napi::String::New(env, path));
+  error.Set("message", Napi::String::New(
+                           env, error.Get("message").ToString().Utf8Value() + " '" + path + "'"));
+  return error;
+}
+
+FanotifyAddon::FanotifyAddon(Napi::Env env, Napi::Object exports) {
+  handle_class_ = Napi::Persistent(FanotifyHandle::DefineClass(env));
+  DefineAddon(exports, {
+                           InstanceMethod<&FanotifyAddon::OpenFanotify>("openFanotify",
+                                                                        napi_enumerable),
+                       });
+}
+
+// openFanotify(initFlags, eventFlags, onBatch, onError)
+Napi::Value FanotifyAddon::OpenFanotify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t flags = static_cast<uint32_t>(IntegerArgument(env, info[0], "flags", 0, UINT32_MAX));
+  uint32_t event_flags =
+      static_cast<uint32_t>(IntegerArgument(env, info[1], "eventFlags", 0, UINT32_MAX));
+  if (!info[2].IsFunction()) {
+    throw MakeArgumentError(env, "The \"onBatch\" argument must be a function");
+  }
+  if (!info[3].IsFunction()) {
+    throw MakeArgumentError(env, "The \"onError\" argument must be a function");
+  }
+  // Always non-blocking (uv_poll drains to EAGAIN) and close-on-exec, the group fd and the event
+  // fds alike: neither may leak into a job.
+  int fd = fanotify_init(flags | FAN_CLOEXEC | FAN_NONBLOCK, event_flags | O_CLOEXEC);
+  if (fd < 0) throw MakeSystemError(env, errno, "fanotify_init");
+  return FanotifyHandle::Create(env, this, handle_class_, fd, info[2].As<Napi::Function>(),
+                                info[3].As<Napi::Function>());
+}
+
+}  // namespace triggerd
+
+// The macro pastes the name into identifiers, so it takes an unqualified one.
+using triggerd::FanotifyAddon;
+NODE_API_ADDON(FanotifyAddon)

@@ -1,0 +1,421 @@
+#include "fanotify_handle.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+
+#include "../netlink/system_error.h"
+#include "addon.h"
+
+namespace triggerd {
+
+namespace {
+
+// struct fanotify_event_metadata: event_len u32 @0, vers u8 @4, reserved u8 @5,
+// metadata_len u16 @6, mask u64 @8, fd s32 @16, pid s32 @20.
+constexpr size_t kMetadataBytes = 24;
+constexpr size_t kFdOffset = 16;
+
+// False once the environment is shutting down (a worker being terminated): calls that may run
+// JavaScript then fail although no exception is pending. An empty define_properties probes it.
+bool CanCallIntoJs(napi_env env) {
+  napi_value probe = nullptr;
+  if (napi_create_object(env, &probe) != napi_ok) return false;
+  return napi_define_properties(env, probe, 0, nullptr) == napi_ok;
+}
+
+// An exception from onBatch/onError has no JavaScript caller: raise it as uncaught, as Node does
+// for a throwing event listener. During shutdown there is nobody left to tell.
+void RaiseUncaught(Napi::Env env, const Napi::Error& error) {
+  napi_value value = error.Value();
+  if (value != nullptr && CanCallIntoJs(env)) napi_fatal_exception(env, value);
+}
+
+void RaiseUncaught(Napi::Env env, const std::exception& exception) {
+  if (!CanCallIntoJs(env)) return;
+  napi_value error = nullptr;
+  napi_value message = nullptr;
+  if (napi_create_string_utf8(env, exception.what(), NAPI_AUTO_LENGTH, &message) == napi_ok &&
+      napi_create_error(env, nullptr, message, &error) == napi_ok) {
+    napi_fatal_exception(env, error);
+  }
+}
+
+uint32_t ReadU32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+int32_t ReadS32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+}  // namespace
+
+Napi::Function FanotifyHandle::DefineClass(Napi::Env env) {
+  return ObjectWrap<FanotifyHandle>::DefineClass(
+      env, "FanotifyHandle",
+      {
+          InstanceMethod<&FanotifyHandle::Mark>("mark"),
+          InstanceMethod<&FanotifyHandle::Respond>("respond"),
+          InstanceMethod<&FanotifyHandle::CloseEventFd>("closeEventFd"),
+          InstanceMethod<&FanotifyHandle::OpenMount>("openMount"),
+          InstanceMethod<&FanotifyHandle::CloseMount>("closeMount"),
+          InstanceMethod<&FanotifyHandle::ResolveFileHandle>("resolveFileHandle"),
+          InstanceMethod<&FanotifyHandle::Pause>("pause"),
+          InstanceMethod<&FanotifyHandle::Resume>("resume"),
+          InstanceMethod<&FanotifyHandle::Close>("close"),
+          InstanceMethod<&FanotifyHandle::RefLoop>("ref"),
+          InstanceMethod<&FanotifyHandle::UnrefLoop>("unref"),
+          InstanceAccessor<&FanotifyHandle::GetClosed>("closed"),
+          InstanceAccessor<&FanotifyHandle::GetOwnedEventFds>("ownedEventFds"),
+          InstanceAccessor<&FanotifyHandle::GetThrottled>("throttled"),
+      });
+}
+
+Napi::Object FanotifyHandle::Create(Napi::Env env, FanotifyAddon* addon,
+                                    const Napi::FunctionReference& handle_class, int fd,
+                                    Napi::Function on_batch, Napi::Function on_error) {
+  Napi::Object object;
+  addon->SetPendingFd(fd);
+  try {
+    object = handle_class.New({on_batch, on_error});
+  } catch (...) {
+    // The constructor takes the fd only once nothing else can fail there.
+    int left = addon->TakePendingFd();
+    if (left >= 0) close(left);
+    throw;
+  }
+  FanotifyHandle* handle = Unwrap(object);
+  handle->Start(env);
+  return object;
+}
+
+FanotifyHandle::FanotifyHandle(const Napi::CallbackInfo& info)
+    : ObjectWrap<FanotifyHandle>(info) {
+  Napi::Env env = info.Env();
+  FanotifyAddon* addon = env.GetInstanceData<FanotifyAddon>();
+  bool pending = addon != nullptr && info.Length() >= 2 && info[0].IsFunction() &&
+                 info[1].IsFunction();
+  if (!pending) {
+    throw MakeArgumentError(env, "FanotifyHandle is created by openFanotify()",
+                            "ERR_ILLEGAL_CONSTRUCTOR");
+  }
+  // Everything that can throw happens before the fd is taken.
+  on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
+  on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
+  async_context_ = std::make_unique<Napi::AsyncContext>(env, "triggerd:FanotifyHandle",
+                                                        info.This().As<Napi::Object>());
+  read_buffer_ = std::make_unique<uint8_t[]>(kReadBytes);
+  fd_ = addon->TakePendingFd();
+  if (fd_ < 0) {
+    throw MakeArgumentError(env, "FanotifyHandle is created by openFanotify()",
+                            "ERR_ILLEGAL_CONSTRUCTOR");
+  }
+}
+
+FanotifyHandle::~FanotifyHandle() { CloseNative(); }
+
+void FanotifyHandle::Start(Napi::Env env) {
+  const char* failed = nullptr;
+  int rc = poller_.Start(env, fd_, this, &failed);
+  if (rc != 0) {
+    CloseNative();
+    ReleaseCallbacks();
+    throw MakeSystemError(env, -rc, failed);
+  }
+  polling_ = true;
+  UpdateStrongReference();
+}
+
+void FanotifyHandle::CloseNative() {
+  poller_.Close();
+  polling_ = false;
+  if (fd_ >= 0) {
+    // The group goes first: the kernel answers FAN_ALLOW to every permission event that is
+    // still waiting (read or not) and drops every mark with it.
+    close(fd_);
+    fd_ = -1;
+  }
+  for (int fd : event_fds_) close(fd);
+  event_fds_.clear();
+  for (int fd : mount_fds_) close(fd);
+  mount_fds_.clear();
+}
+
+void FanotifyHandle::OnEnvironmentTeardown() { CloseNative(); }
+
+void FanotifyHandle::OnReadable(int status) { HandleWakeUp(status); }
+
+void FanotifyHandle::HandleWakeUp(int status) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  // The local handle keeps the object (and so `this`) alive whatever the callbacks do.
+  Napi::Object self = Value();
+  // Shutting down: leave the events in the kernel; they go with the fd.
+  if (self.IsEmpty() || !CanCallIntoJs(env)) return;
+
+  // libuv stops a poll handle whose fd reports an error (status < 0).
+  if (status < 0) polling_ = false;
+  in_callback_ = true;
+  int read_error = 0;
+  try {
+    std::vector<uint8_t> bytes;
+    read_error = Drain(&bytes);
+    if (!bytes.empty()) {
+      CallBack(on_batch_, Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size()));
+    }
+  } catch (const Napi::Error& error) {
+    RaiseUncaught(env, error);
+  } catch (const std::exception& exception) {
+    RaiseUncaught(env, exception);
+  }
+  if (read_error != 0 && fd_ >= 0) CallError(env, read_error, "read");
+  in_callback_ = false;
+
+  if (fd_ >= 0 && read_error != EBADF) {
+    int rc = UpdateThrottle();
+    if (rc != 0) CallError(env, -rc, "uv_poll_start");
+  }
+  if (fd_ < 0) {
+    async_context_.reset();  // close() ran inside a callback and left this for us
+  } else {
+    UpdateStrongReference();
+  }
+}
+
+int FanotifyHandle::Drain(std::vector<uint8_t>* out) {
+  while (out->size() < kMaxBatchBytes && fd_ >= 0) {
+    if (event_fds_.size() >= kMaxOwnedEventFds) {
+      throttled_ = true;
+      return 0;
+    }
+    // Whole events only: consecutive reads concatenate into one valid record stream.
+    ssize_t got = read(fd_, read_buffer_.get(), kReadBytes);
+    if (got < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) return 0;
+      return err;
+    }
+    if (got == 0) return 0;
+    TakeEventFds(read_buffer_.get(), static_cast<size_t>(got));
+    out->insert(out->end(), read_buffer_.get(), read_buffer_.get() + got);
+  }
+  return 0;
+}
+
+void FanotifyHandle::TakeEventFds(const uint8_t* data, size_t size) {
+  size_t offset = 0;
+  while (size - offset >= kMetadataBytes) {
+    uint32_t event_len = ReadU32(data + offset);
+    if (event_len < kMetadataBytes || event_len > size - offset) break;  // never from a kernel
+    int32_t fd = ReadS32(data + offset + kFdOffset);
+    if (fd >= 0) event_fds_.insert(fd);
+    offset += event_len;
+  }
+}
+
+int FanotifyHandle::UpdateThrottle() {
+  if (throttled_ && event_fds_.size() < kMaxOwnedEventFds / 2) throttled_ = false;
+  bool want = fd_ >= 0 && !paused_ && !throttled_;
+  if (want && !polling_) {
+    int rc = poller_.Resume();
+    if (rc != 0) {
+      paused_ = true;  // stays stopped until resume() succeeds
+      return rc;
+    }
+    polling_ = true;
+  } else if (!want && polling_) {
+    poller_.Pause();
+    polling_ = false;
+  }
+  return 0;
+}
+
+void FanotifyHandle::CallError(Napi::Env env, int err, const char* syscall) {
+  try {
+    CallBack(on_error_, MakeSystemError(env, err, syscall).Value());
+  } catch (const Napi::Error& error) {
+    RaiseUncaught(env, error);
+  } catch (const std::exception& exception) {
+    RaiseUncaught(env, exception);
+  }
+}
+
+bool FanotifyHandle::CallBack(Napi::FunctionReference& callback, napi_value argument) {
+  if (callback.IsEmpty() || async_context_ == nullptr) return false;
+  // MakeCallback so nextTick and promise jobs queued by the callback run when it returns.
+  callback.MakeCallback(Value(), {argument}, *async_context_);
+  return true;
+}
+
+void FanotifyHandle::UpdateStrongReference() {
+  bool want = fd_ >= 0 && !paused_;
+  if (want && !strong_reference_) {
+    ObjectWrap<FanotifyHandle>::Ref();
+    strong_reference_ = true;
+  } else if (!want && strong_reference_) {
+    ObjectWrap<FanotifyHandle>::Unref();
+    strong_reference_ = false;
+  }
+}
+
+void FanotifyHandle::ReleaseCallbacks() {
+  on_batch_.Reset();
+  on_error_.Reset();
+  // MakeCallback is still using the context when close() runs inside a callback.
+  if (!in_callback_) async_context_.reset();
+  UpdateStrongReference();
+}
+
+int FanotifyHandle::OwnedEventFd(Napi::Env env, const Napi::Value& value, const char* syscall) {
+  int fd = static_cast<int>(IntegerArgument(env, value, "fd", 0, INT32_MAX));
+  // Only fds this handle read: anything else may be one of Node's own.
+  if (event_fds_.count(fd) == 0) throw MakeSystemError(env, EBADF, syscall);
+  return fd;
+}
+
+Napi::Value FanotifyHandle::Mark(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t flags = static_cast<uint32_t>(IntegerArgument(env, info[0], "flags", 0, UINT32_MAX));
+  uint64_t mask = static_cast<uint64_t>(
+      IntegerArgument(env, info[1], "mask", 0, (int64_t{1} << 53) - 1));
+  std::string path = FanotifyPathArgument(env, info[2]);
+  if (fd_ < 0) throw FanotifyErrorWithPath(env, EBADF, "fanotify_mark", path);
+  if (fanotify_mark(fd_, flags, mask, AT_FDCWD, path.c_str()) != 0) {
+    throw FanotifyErrorWithPath(env, errno, "fanotify_mark", path);
+  }
+  return env.Undefined();
+}
+
+void FanotifyHandle::Respond(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = OwnedEventFd(env, info[0], "write");
+  uint32_t response =
+      static_cast<uint32_t>(IntegerArgument(env, info[1], "response", 1, UINT32_MAX));
+  if (fd_ < 0) throw MakeSystemError(env, EBADF, "write");
+  struct fanotify_response answer;
+  answer.fd = fd;
+  answer.response = response;
+  ssize_t wrote;
+  do {
+    wrote = write(fd_, &answer, sizeof(answer));
+  } while (wrote < 0 && errno == EINTR);
+  // ENOENT: not a permission event waiting for an answer (answered already, or a notification).
+  if (wrote < 0) throw MakeSystemError(env, errno, "write");
+  if (static_cast<size_t>(wrote) != sizeof(answer)) throw MakeSystemError(env, EIO, "write");
+}
+
+void FanotifyHandle::CloseEventFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = OwnedEventFd(env, info[0], "close");
+  event_fds_.erase(fd);
+  close(fd);
+  if (throttled_ && !in_callback_) {
+    int rc = UpdateThrottle();
+    if (rc != 0) throw MakeSystemError(env, -rc, "uv_poll_start");
+  }
+}
+
+Napi::Value FanotifyHandle::OpenMount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = FanotifyPathArgument(env, info[0]);
+  if (fd_ < 0) throw FanotifyErrorWithPath(env, EBADF, "open", path);
+  // O_PATH: no open event, no permission event, nothing read.
+  int fd = open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw FanotifyErrorWithPath(env, errno, "open", path);
+  mount_fds_.insert(fd);
+  return Napi::Number::New(env, fd);
+}
+
+void FanotifyHandle::CloseMount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(IntegerArgument(env, info[0], "mount", 0, INT32_MAX));
+  if (mount_fds_.erase(fd) == 0) throw MakeSystemError(env, EBADF, "close");
+  close(fd);
+}
+
+Napi::Value FanotifyHandle::ResolveFileHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int mount = static_cast<int>(IntegerArgument(env, info[0], "mount", 0, INT32_MAX));
+  if (!info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw MakeArgumentError(env, "The \"handle\" argument must be a Buffer or Uint8Array");
+  }
+  Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
+  size_t length = bytes.ByteLength();
+  // struct file_handle: handle_bytes u32, handle_type s32, f_handle[handle_bytes].
+  uint32_t handle_bytes = length >= 8 ? ReadU32(bytes.Data()) : 0;
+  if (length < 8 || handle_bytes == 0 || handle_bytes > MAX_HANDLE_SZ ||
+      handle_bytes > length - 8) {
+    throw MakeArgumentError(env,
+                            "The \"handle\" argument must be a struct file_handle (8 bytes, then "
+                            "handle_bytes <= 128 bytes)",
+                            "ERR_INVALID_ARG_VALUE");
+  }
+  if (fd_ < 0 || mount_fds_.count(mount) == 0) {
+    throw MakeSystemError(env, EBADF, "open_by_handle_at");
+  }
+  std::vector<uint8_t> storage(sizeof(struct file_handle) + handle_bytes);
+  auto* handle = reinterpret_cast<struct file_handle*>(storage.data());
+  std::memcpy(storage.data(), bytes.Data(), 8 + handle_bytes);
+  int fd = open_by_handle_at(mount, handle, O_PATH | O_CLOEXEC);
+  if (fd < 0) throw MakeSystemError(env, errno, "open_by_handle_at");
+  char link[64];
+  snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+  char target[PATH_MAX];
+  ssize_t got = readlink(link, target, sizeof(target));
+  int err = errno;
+  close(fd);
+  if (got < 0) throw MakeSystemError(env, err, "readlink");
+  if (static_cast<size_t>(got) >= sizeof(target)) throw MakeSystemError(env, ENAMETOOLONG, "readlink");
+  return Napi::String::New(env, target, static_cast<size_t>(got));
+}
+
+void FanotifyHandle::Pause(const Napi::CallbackInfo& /*info*/) {
+  if (fd_ < 0 || paused_) return;
+  paused_ = true;
+  UpdateThrottle();  // only stops
+  UpdateStrongReference();
+}
+
+void FanotifyHandle::Resume(const Napi::CallbackInfo& info) {
+  if (fd_ < 0 || !paused_) return;
+  paused_ = false;
+  int rc = UpdateThrottle();
+  UpdateStrongReference();
+  if (rc != 0) throw MakeSystemError(info.Env(), -rc, "uv_poll_start");
+}
+
+void FanotifyHandle::Close(const Napi::CallbackInfo& /*info*/) {
+  CloseNative();
+  ReleaseCallbacks();
+}
+
+void FanotifyHandle::RefLoop(const Napi::CallbackInfo& /*info*/) { poller_.Ref(true); }
+
+void FanotifyHandle::UnrefLoop(const Napi::CallbackInfo& /*info*/) { poller_.Ref(false); }
+
+Napi::Value FanotifyHandle::GetClosed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), fd_ < 0);
+}
+
+Napi::Value FanotifyHandle::GetOwnedEventFds(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(event_fds_.size()));
+}
+
+Napi::Value FanotifyHandle::GetThrottled(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), throttled_);
+}
+
+}  // namespace triggerd
