@@ -93,6 +93,7 @@ export class ProcessSupervisor {
   unregister(name: string, unit?: ServiceUnit): void {
     if (unit === undefined || this.services.get(name) === unit) this.services.delete(name);
     this.sessions.delete(name);
+    this.emptyGroups.delete(name);
   }
 
   /** Spawning and signalling for a unit with control processes run with `ctx` (a socket unit). */
@@ -134,10 +135,22 @@ export class ProcessSupervisor {
     }
   }
 
+  /**
+   * Units whose cgroup was found empty since we last spawned into it. Only we put processes into
+   * a unit's cgroup (CLONE_INTO_CGROUP), and an empty group has nobody left to fork, so it stays
+   * empty until our next spawn: the stop path need not read cgroup.procs twice per instance.
+   */
+  private readonly emptyGroups = new Set<string>();
+
   /** Pids of a unit's processes: its cgroup, or its sessions. */
   unitPids(unit: string): number[] {
     const tree = this.options.cgroups;
-    if (tree !== undefined) return tree.listPids(tree.pathOf(unit));
+    if (tree !== undefined) {
+      if (this.emptyGroups.has(unit)) return [];
+      const pids = tree.listPids(tree.pathOf(unit));
+      if (pids.length === 0) this.emptyGroups.add(unit);
+      return pids;
+    }
     const sids = this.sessions.get(unit);
     if (sids === undefined || sids.size === 0) return [];
     return scanSessions(sids);
@@ -285,6 +298,7 @@ export class ProcessSupervisor {
             ? conn.fd
             : this.outputFd(ctx.standardError, 'stderr', opened, readers);
       let cgroup: string | undefined;
+      this.emptyGroups.delete(unit);
       if (this.options.cgroups !== undefined) cgroup = this.options.cgroups.create(unit);
       const built = buildExecPlan(
         ctx,
@@ -407,8 +421,8 @@ export class ProcessSupervisor {
     const tree = this.options.cgroups;
     if (tree !== undefined) {
       try {
-        const dir = tree.pathOf(unit);
-        if (tree.isEmpty(dir)) fs.rmdirSync(dir);
+        // rmdir refuses (EBUSY) while processes or child groups remain: no need to look first.
+        fs.rmdirSync(tree.pathOf(unit));
       } catch {
         // not there, or still populated: left for the next stop
       }

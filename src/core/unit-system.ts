@@ -63,6 +63,8 @@ export class UnitSystem {
   private readonly instances = new Set<string>();
   private readonly failedInstances: string[] = [];
   private collectQueue: ServiceUnit[] = [];
+  /** Accept=yes templates without specifiers, parsed once per (re)load and shared by their instances. */
+  private readonly instanceFiles = new Map<string, LoadedUnitFile>();
   private readonly subscriptions: Subscription[] = [];
   private readonly logger: Logger;
 
@@ -283,17 +285,28 @@ export class UnitSystem {
       close();
       return { ok: false, reason: `${name} exists already` };
     }
-    const file = this.loader.load(name);
-    if (file.loadState !== 'loaded' || file.service === undefined) {
-      close();
-      const why = file.diagnostics.find((d) => d.severity === 'error')?.message ?? file.loadState;
-      return { ok: false, reason: `${name} cannot be loaded: ${why}` };
+    const at = name.indexOf('@');
+    const template = `${name.slice(0, at)}@.service`;
+    const instance = name.slice(at + 1, -'.service'.length);
+    const shared = this.instanceFiles.get(template);
+    let file: LoadedUnitFile;
+    if (shared !== undefined) {
+      file = { ...shared, name, instance };
+    } else {
+      file = this.loader.load(name);
+      if (file.loadState !== 'loaded' || file.service === undefined) {
+        close();
+        const why = file.diagnostics.find((d) => d.severity === 'error')?.message ?? file.loadState;
+        return { ok: false, reason: `${name} cannot be loaded: ${why}` };
+      }
+      const svc = file.service;
+      // inetd style: the connection is stdin and stdout unless the unit says otherwise.
+      if (svc.stdioDefaulted?.input !== false) svc.exec.standardInput = { kind: 'socket' };
+      if (svc.stdioDefaulted?.output !== false && svc.exec.standardInput.kind === 'socket')
+        svc.exec.standardOutput = { kind: 'inherit' };
+      if (file.aliases.length === 0 && !this.loader.mentionsSpecifiers(file))
+        this.instanceFiles.set(template, file);
     }
-    const svc = file.service;
-    // inetd style: the connection is stdin and stdout unless the unit says otherwise.
-    if (svc.stdioDefaulted?.input !== false) svc.exec.standardInput = { kind: 'socket' };
-    if (svc.stdioDefaulted?.output !== false && svc.exec.standardInput.kind === 'socket')
-      svc.exec.standardOutput = { kind: 'inherit' };
     const unit = new ServiceUnit(name, file, this.supervisor.hostFor(name, this.serviceCallbacks));
     unit.connection = { fd: conn.fd, env: remoteEnvironment(conn.remote) };
     unit.logQuietly = true;
@@ -448,6 +461,7 @@ export class UnitSystem {
 
   /** daemon-reload: re-read every unit file; running units keep running. */
   reload(): { loaded: number; errors: number } {
+    this.instanceFiles.clear();
     return this.engine.loadAll();
   }
 

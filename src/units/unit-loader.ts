@@ -298,6 +298,21 @@ export class UnitLoader {
     return r;
   }
 
+  /**
+   * Whether any of a loaded unit's files contains a '%' (a specifier, or an escaped one). Without
+   * one, every instance of a template parses to the same settings, and one parse can serve all.
+   */
+  mentionsSpecifiers(unit: LoadedUnitFile): boolean {
+    const files = [...(unit.fragmentPath !== undefined ? [unit.fragmentPath] : []), ...unit.dropInPaths];
+    return files.some((f) => {
+      try {
+        return this.cache.readFile(f).includes(0x25);
+      } catch {
+        return true;
+      }
+    });
+  }
+
   /** Load every unit file in the path (not templates, not alias names). */
   loadAll(): LoadedUnitFile[] {
     const out: LoadedUnitFile[] = [];

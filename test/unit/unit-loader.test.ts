@@ -388,10 +388,10 @@ describe('keys and sections triggerd does not handle', () => {
         ['stream', '81', 5],
       ],
     );
-    const path = load('[Path]\nPathExists=/x\n', 'p.path');
+    const swap = load('[Swap]\nWhat=/dev/x\n', 'dev-x.swap');
     assert.deepEqual(
-      path.raw.get('Path')?.map((e) => [e.key, e.value, e.source.line]),
-      [['PathExists', '/x', 2]],
+      swap.raw.get('Swap')?.map((e) => [e.key, e.value, e.source.line]),
+      [['What', '/dev/x', 2]],
     );
     assert.deepEqual(sock.install.wantedBy, ['sockets.target']);
     const wrong = load('[Service]\nExecStart=/bin/true\n[Socket]\nListenStream=80\n[Bogus]\nA=1\n');
