@@ -331,8 +331,9 @@ Napi::Value FanotifyHandle::OpenMount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = FanotifyPathArgument(env, info[0]);
   if (fd_ < 0) throw FanotifyErrorWithPath(env, EBADF, "open", path);
-  // O_PATH: no open event, no permission event, nothing read.
-  int fd = open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  // Not O_PATH: open_by_handle_at refuses O_PATH fds (EBADF). A directory opened for reading
+  // raises FAN_OPEN (and FAN_OPEN_PERM) once, here, and nothing later.
+  int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw FanotifyErrorWithPath(env, errno, "open", path);
   mount_fds_.insert(fd);
   return Napi::Number::New(env, fd);
