@@ -4,7 +4,8 @@
 
 namespace triggerd {
 
-int FdPoller::Start(napi_env env, int fd, FdPollerClient* client, const char** failed) {
+int FdPoller::Start(napi_env env, int fd, FdPollerClient* client, const char** failed,
+                    int events) {
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
     *failed = "napi_get_uv_event_loop";
@@ -17,6 +18,7 @@ int FdPoller::Start(napi_env env, int fd, FdPollerClient* client, const char** f
     return rc;
   }
   handle->client = client;
+  handle->events = events;
   handle->cleanup_hook = nullptr;
   handle->poll.data = handle.get();
   handle_ = handle.release();
@@ -26,7 +28,7 @@ int FdPoller::Start(napi_env env, int fd, FdPollerClient* client, const char** f
     Close();
     return UV_EINVAL;
   }
-  rc = uv_poll_start(&handle_->poll, UV_READABLE, OnPoll);
+  rc = uv_poll_start(&handle_->poll, events, OnPoll);
   if (rc != 0) {
     *failed = "uv_poll_start";
     Close();
@@ -40,7 +42,7 @@ void FdPoller::Pause() {
 
 int FdPoller::Resume() {
   if (handle_ == nullptr) return UV_EBADF;
-  return uv_poll_start(&handle_->poll, UV_READABLE, OnPoll);
+  return uv_poll_start(&handle_->poll, handle_->events, OnPoll);
 }
 
 void FdPoller::Ref(bool keep_loop_alive) {

@@ -28,8 +28,11 @@ class FdPoller {
   ~FdPoller() { Close(); }
 
   // Starts watching `fd` for `client`. Returns 0, or a libuv error (negative) with `*failed`
-  // naming the step; on failure nothing is left open (the fd stays the caller's).
-  int Start(napi_env env, int fd, FdPollerClient* client, const char** failed);
+  // naming the step; on failure nothing is left open (the fd stays the caller's). `events` is
+  // uv_poll's mask (UV_READABLE by default; UV_PRIORITIZED for POLLPRI, as /proc/self/mountinfo
+  // signals changes); Resume() watches the same events again.
+  int Start(napi_env env, int fd, FdPollerClient* client, const char** failed,
+            int events = UV_READABLE);
   // uv_poll_stop / uv_poll_start again; Resume returns 0 or a libuv error.
   void Pause();
   int Resume();
@@ -47,6 +50,7 @@ class FdPoller {
   struct Handle {
     uv_poll_t poll;
     FdPollerClient* client;  // nullptr once closing
+    int events;              // the uv_poll mask Start() was given
     napi_async_cleanup_hook_handle cleanup_hook;
   };
 
