@@ -65,8 +65,9 @@ function execProblem(path: string): string | undefined {
   }
 }
 
-/** Where the last assignment of [Service] `key` is, across the unit's files. */
+/** Where the last assignment of `key` in the unit's own section is, across the unit's files. */
 function lastAssignment(unit: LoadedUnitFile, key: string): SourceRef | undefined {
+  const section = unit.socket !== undefined ? 'Socket' : 'Service';
   let found: SourceRef | undefined;
   const files = [...(unit.fragmentPath !== undefined ? [unit.fragmentPath] : []), ...unit.dropInPaths];
   for (const f of files) {
@@ -77,7 +78,7 @@ function lastAssignment(unit: LoadedUnitFile, key: string): SourceRef | undefine
       continue;
     }
     for (const s of parseUnitSyntax(bytes, f).sections) {
-      if (s.name !== 'Service') continue;
+      if (s.name !== section) continue;
       for (const e of s.entries) if (e.key === key) found = e.value === '' ? undefined : e.source;
     }
   }
@@ -90,16 +91,21 @@ function at(source: SourceRef | undefined, text: string): string {
 
 function checkExec(unit: LoadedUnitFile, options: VerifyOptions, out: Diagnostic[]): void {
   const s = unit.service;
-  if (s === undefined) return;
-  const lists: ExecCommand[][] = [
-    s.execCondition,
-    s.execStartPre,
-    s.execStart,
-    s.execStartPost,
-    s.execReload,
-    s.execStop,
-    s.execStopPost,
-  ];
+  const k = unit.socket;
+  const lists: ExecCommand[][] =
+    s !== undefined
+      ? [
+          s.execCondition,
+          s.execStartPre,
+          s.execStart,
+          s.execStartPost,
+          s.execReload,
+          s.execStop,
+          s.execStopPost,
+        ]
+      : k !== undefined
+        ? [k.execStartPre, k.execStartPost, k.execStopPre, k.execStopPost]
+        : [];
   const severity = options.strict === true ? 'error' : 'warning';
   const searchPath = options.execSearchPath ?? EXEC_SEARCH_PATH;
   for (const cmd of lists.flat()) {
@@ -124,12 +130,17 @@ function checkExec(unit: LoadedUnitFile, options: VerifyOptions, out: Diagnostic
 }
 
 function checkAccounts(unit: LoadedUnitFile, options: VerifyOptions, out: Diagnostic[]): void {
-  const e = unit.service?.exec;
+  const e = unit.service?.exec ?? unit.socket?.exec;
   if (e === undefined) return;
   const checks: [string, string | undefined, string][] = [
     ['User', e.user, options.passwdFile ?? '/etc/passwd'],
     ['Group', e.group, options.groupFile ?? '/etc/group'],
   ];
+  // The socket file's owner (SocketUser=/SocketGroup=): a missing account fails the start.
+  if (unit.socket !== undefined) {
+    checks.push(['SocketUser', unit.socket.socketUser, options.passwdFile ?? '/etc/passwd']);
+    checks.push(['SocketGroup', unit.socket.socketGroup, options.groupFile ?? '/etc/group']);
+  }
   for (const [key, value, file] of checks) {
     if (value === undefined || /^[0-9]+$/.test(value)) continue;
     const names = accountNames(file);
@@ -138,7 +149,7 @@ function checkAccounts(unit: LoadedUnitFile, options: VerifyOptions, out: Diagno
     out.push({
       severity: 'warning',
       code: VERIFY_CODES.userMissing,
-      message: at(source, `${key}=${value}: no such ${key === 'User' ? 'user' : 'group'} in ${file}`),
+      message: at(source, `${key}=${value}: no such ${key.endsWith('User') ? 'user' : 'group'} in ${file}`),
       source,
     });
   }

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { LoadedUnitFile } from '../../src/units/config-types';
 import { parseUnitText, UnitLoader } from '../../src/units/unit-loader';
+import { verifyFailed, verifyUnitFiles } from '../../src/units/verify';
 
 function load(text: string, name = 'web.socket'): LoadedUnitFile {
   return parseUnitText(name, text, `/units/${name}`);
@@ -275,6 +276,24 @@ describe('the service a socket starts, checked at load time', () => {
     assert.match(
       u.diagnostics[0]?.message ?? '',
       /lost\.service, which does not exist \(there is a template lost@\.service: set Accept=yes/,
+    );
+  });
+  test("verify checks a socket's Exec*= commands and SocketUser=/SocketGroup= accounts", () => {
+    write(
+      'checked.socket',
+      '[Socket]\nListenStream=12\nSocketUser=no-such-user-x\nExecStartPre=/nonexistent/pre\n',
+    );
+    write('checked.service', '[Service]\nExecStart=/bin/true\n');
+    const results = verifyUnitFiles([path.join(dir, 'checked.socket')], { unitPaths: [], strict: true });
+    assert.ok(verifyFailed(results));
+    const messages = results[0]?.diagnostics.map((d) => d.message) ?? [];
+    assert.ok(
+      messages.some((m) => /checked\.socket:4: command \/nonexistent\/pre does not exist/.test(m)),
+      messages.join('\n'),
+    );
+    assert.ok(
+      messages.some((m) => /checked\.socket:3: SocketUser=no-such-user-x: no such user/.test(m)),
+      messages.join('\n'),
     );
   });
   test('Sockets= on a service wants and orders after its sockets', () => {
