@@ -23,6 +23,7 @@ import { NotifyRouter, type NotifyUnit } from './notify-router';
 import { ProcessSupervisor } from './process-supervisor';
 import { UnitEngine, type UnitSource } from './unit-engine';
 import type { Manager } from './manager';
+import { AutomountUnits } from './automount-units';
 
 export interface UnitSystemOptions {
   logger: Logger;
@@ -113,6 +114,14 @@ export class UnitSystem {
       socketFds: (unit: string) => this.socketFdsFor(unit),
     };
     this.serviceCallbacks = callbacks;
+    this.automounts = new AutomountUnits({
+      logger: options.logger,
+      manager: options.manager,
+      engine: () => this.engine,
+      spawn: options.spawn,
+      supervisor: this.supervisor,
+      stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
+    });
     this.engine = new UnitEngine({
       manager: options.manager,
       source,
@@ -131,10 +140,15 @@ export class UnitSystem {
             this.sockets.set(unit.name, unit);
             this.supervisor.registerOwner(unit.name, unit);
           },
+          automountHost: (name, unit) => this.automounts.host(name, unit),
+          automountCreated: (unit) => this.automounts.created(unit),
           stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
         }),
     });
   }
+
+  /** Automount units: autofs mounts and the mount starter they share. */
+  readonly automounts: AutomountUnits;
 
   private readonly serviceCallbacks: Parameters<ProcessSupervisor['hostFor']>[1];
 
@@ -146,6 +160,7 @@ export class UnitSystem {
       return;
     }
     for (const s of this.sockets.values()) if (s.serviceName() === unit.name) s.onUnitChanged(unit.name);
+    this.automounts.unitChanged(unit.name, unit.activeState());
   }
 
   private socketLayer: NativeSocket | undefined;
@@ -457,6 +472,7 @@ export class UnitSystem {
       }
     }
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
+    this.automounts.close();
   }
 
   /** daemon-reload: re-read every unit file; running units keep running. */

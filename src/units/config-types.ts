@@ -2,6 +2,7 @@
 // unit-loader.ts, the key tables) produces these; the unit types, the job engine and the exec
 // layer consume them. Times are milliseconds (`Infinity` for "infinity"), sizes bytes.
 import type { SocketAddress } from '../native/socket-addon';
+import type { AutomountSection } from './automount-config';
 
 /** Where a setting came from, for diagnostics: "file:line". */
 export interface SourceRef {
@@ -353,6 +354,8 @@ export interface LoadedUnitFile {
   /** The type-specific section, parsed by that type's key table; undefined when absent. */
   service?: ServiceSection;
   socket?: SocketSection;
+  /** [Automount], parsed by automount-config.ts. */
+  automount?: AutomountSection;
   triggerd: TriggerdSection;
   /** Sections and keys of other types, kept verbatim for the types that come later (socket, path, ...). */
   raw: Map<string, { key: string; value: string; source: SourceRef }[]>;

@@ -6,6 +6,7 @@ import type { ServiceHost } from './service';
 import { ServiceUnit } from './service';
 import { TargetUnit } from './target';
 import { SocketUnit, type SocketHost } from './socket';
+import { AutomountUnit, type AutomountHost } from './automount';
 
 /** What the types need from the daemon to build an instance. */
 export interface UnitTypeDeps {
@@ -17,6 +18,10 @@ export interface UnitTypeDeps {
   socketHost(name: string, unit: () => SocketUnit | undefined): SocketHost;
   /** Called after a socket unit is built (its control processes' exits are routed to it). */
   socketCreated(unit: SocketUnit): void;
+  /** An AutomountHost for the named automount unit (autofs, the mount starter, timers). */
+  automountHost(name: string, unit: () => AutomountUnit | undefined): AutomountHost;
+  /** Called after an automount unit is built (it hears its mount unit's transitions). */
+  automountCreated(unit: AutomountUnit): void;
   /** Every non-service type reports transitions here. */
   stateChanged(unit: UnitInstance, from: string, to: string): void;
 }
@@ -39,6 +44,13 @@ const TYPES: Readonly<Record<string, Factory>> = {
     );
     ref.unit = unit;
     deps.socketCreated(unit);
+    return unit;
+  },
+  '.automount': (file, deps) => {
+    const ref: { unit?: AutomountUnit } = {};
+    const unit = new AutomountUnit(file.name, file, deps.automountHost(file.name, () => ref.unit));
+    ref.unit = unit;
+    deps.automountCreated(unit);
     return unit;
   },
   '.target': (file, deps) => {

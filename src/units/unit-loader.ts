@@ -11,6 +11,7 @@
 // loading another instance of a template costs no I/O.
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
+import { parseAutomountConfig } from './automount-config';
 import type { Diagnostic, LoadedUnitFile, SocketSection, SourceRef } from './config-types';
 import {
   defaultSpecifierHost,
@@ -781,9 +782,21 @@ function assemble(
     }
   }
   const usable = finalizeUnitConfig(cfg, env, fragment?.path);
+  const automount =
+    parts.suffix === 'automount'
+      ? parseAutomountConfig({
+          name: parts.name,
+          entries: raw.get('Automount') ?? [],
+          triggerd: cfg.triggerd,
+          specifiers: env.specifiers,
+          unit: cfg.unit,
+          fragmentPath: fragment?.path,
+          diagnostics,
+        })
+      : undefined;
   let loadState: LoadedUnitFile['loadState'] = 'loaded';
   if (fatal) loadState = 'error';
-  else if (!usable) loadState = 'bad-setting';
+  else if (!usable || automount?.usable === false) loadState = 'bad-setting';
   return {
     name: parts.name,
     aliases: [],
@@ -795,6 +808,7 @@ function assemble(
     install: cfg.install,
     service: parts.suffix === 'service' ? cfg.service : undefined,
     socket: parts.suffix === 'socket' ? cfg.socket : undefined,
+    automount: automount?.section,
     triggerd: cfg.triggerd,
     raw,
     diagnostics,

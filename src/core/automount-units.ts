@@ -1,0 +1,146 @@
+// Automount units in the daemon: the autofs layer (loaded on first use), an AutomountHost per
+// unit, the MountStarter they share (the job engine once .mount units run, mount(8) from the
+// .mount file until then), and routing of the mount units' transitions back to the automounts
+// that triggered them. UnitSystem owns one of these.
+import * as fs from 'node:fs';
+import type { Logger } from '../util/logger';
+import { loadAutofsNative, type NativeAutofs } from '../native/autofs-addon';
+import type { NativeSpawn } from '../native/spawn-addon';
+import { NativeProgramRunner } from '../devices/run-programs';
+import { AutomountUnit, lstatMountPoint, type AutomountHost, type MountStarter } from '../units/automount';
+import { directMountStarter, engineMountStarter } from '../units/automount-starter';
+import { SUPPORTED_SUFFIXES } from '../units/registry';
+import type { UnitEngine } from './unit-engine';
+import type { Manager } from './manager';
+import type { ProcessSupervisor } from './process-supervisor';
+
+export interface AutomountUnitsOptions {
+  logger: Logger;
+  manager: Manager;
+  engine: () => UnitEngine;
+  spawn: NativeSpawn;
+  supervisor: ProcessSupervisor;
+  /** The autofs layer (default: the triggerd_autofs addon, loaded when an automount starts). */
+  autofs?: NativeAutofs;
+  /** Override the MountStarter (tests). */
+  mounts?: MountStarter;
+  stateChanged(unit: AutomountUnit, from: string, to: string): void;
+}
+
+const ACTIVE_STATES = new Set(['active', 'activating', 'reloading', 'deactivating']);
+
+export class AutomountUnits {
+  private readonly units = new Map<string, AutomountUnit>();
+  private layer: NativeAutofs | undefined;
+  private starter: MountStarter | undefined;
+  private runner: NativeProgramRunner | undefined;
+
+  constructor(private readonly options: AutomountUnitsOptions) {}
+
+  private native(): NativeAutofs {
+    if (this.layer === undefined) this.layer = this.options.autofs ?? loadAutofsNative();
+    return this.layer;
+  }
+
+  /** The starter every automount shares, chosen when the first one needs it. */
+  private mountStarter(): MountStarter {
+    if (this.starter !== undefined) return this.starter;
+    if (this.options.mounts !== undefined) return (this.starter = this.options.mounts);
+    const { manager, engine } = this.options;
+    if (SUPPORTED_SUFFIXES.includes('.mount')) {
+      this.starter = engineMountStarter({
+        enqueue: (unit, type) => {
+          const e = engine();
+          const r = e.enqueue(unit, type, 'replace', false);
+          if (!r.ok) return { ok: false, reason: r.error.message };
+          return { ok: true, done: e.queue.whenFinished(r.jobId) ?? Promise.resolve('done') };
+        },
+        explain: (unit) => {
+          const u = manager.getUnit(engine().resolve(unit));
+          const props = u?.properties();
+          const result = props?.Result;
+          return typeof result === 'string' && result !== 'success' ? result : undefined;
+        },
+      });
+    } else {
+      const runner = new NativeProgramRunner(this.options.spawn);
+      this.runner = runner;
+      this.options.supervisor.otherOwners.push((exit) => runner.notifyExit(exit));
+      this.starter = directMountStarter({
+        runner,
+        load: (unit) => engine().file(unit),
+        log: (unit) => this.options.logger.child({ unit }),
+      });
+    }
+    return this.starter;
+  }
+
+  host(name: string, unit: () => AutomountUnit | undefined): AutomountHost {
+    const log = this.options.logger.child({ unit: name });
+    const { manager } = this.options;
+    const native = (): NativeAutofs => this.native();
+    const mounts = (): MountStarter => this.mountStarter();
+    return {
+      get native() {
+        return native();
+      },
+      get mounts() {
+        return mounts();
+      },
+      makeDirectory: (p, mode) => {
+        fs.mkdirSync(p, { recursive: true, mode });
+        fs.chmodSync(p, mode);
+      },
+      lstat: (p) => lstatMountPoint(p),
+      processName: (pid) => {
+        try {
+          return fs.readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
+        } catch {
+          return undefined;
+        }
+      },
+      unitsRequiringMount: (where) => {
+        const out: string[] = [];
+        for (const u of manager.allUnits()) {
+          if (!ACTIVE_STATES.has(u.activeState())) continue;
+          const paths = u.file?.unit.requiresMountsFor ?? [];
+          if (paths.some((p) => p === where || p.startsWith(`${where}/`))) out.push(u.name);
+        }
+        return out;
+      },
+      setTimer: (ms, fn) => {
+        const t = setTimeout(fn, Math.min(ms, 2_147_483_647));
+        return () => clearTimeout(t);
+      },
+      now: () => performance.now(),
+      jobFinished: (end) => this.options.engine().jobFinished(name, end),
+      stateChanged: (from, to) => {
+        const u = unit();
+        if (u !== undefined) this.options.stateChanged(u, from, to);
+      },
+      log,
+    };
+  }
+
+  created(unit: AutomountUnit): void {
+    const previous = this.units.get(unit.name);
+    if (previous !== undefined && previous !== unit) unit.carryOver(previous);
+    this.units.set(unit.name, unit);
+  }
+
+  /** A unit changed state: a mount unit one of ours triggers tells it. */
+  unitChanged(name: string, active: string): void {
+    if (!name.endsWith('.mount')) return;
+    for (const a of this.units.values()) {
+      if (a.mountName() === name) a.onMountChanged(active === 'active');
+    }
+  }
+
+  /** Daemon exit: units not stopped by their jobs still must not leave a trap behind. */
+  close(): void {
+    for (const a of this.units.values()) {
+      if (a.activeState() === 'active') a.stop();
+    }
+    void this.runner;
+  }
+}
