@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "../netlink/system_error.h"
@@ -25,9 +26,25 @@ std::string FanotifyPathArgument(Napi::Env env, const Napi::Value& value) {
   return path;
 }
 
+Napi::Error FanotifyError(Napi::Env env, int err, const char* syscall) {
+  Napi::Error error = MakeSystemError(env, err, syscall);
+  // libuv has no name for a few errnos this addon meets (ESTALE from open_by_handle_at): use
+  // glibc's, so `code` is still the errno's name.
+  std::string code = error.Get("code").ToString().Utf8Value();
+  if (code.rfind("Unknown", 0) == 0) {
+    const char* name = strerrorname_np(err);
+    if (name != nullptr) {
+      error.Set("code", Napi::String::New(env, name));
+      error.Set("message",
+                Napi::String::New(env, std::string(name) + ": " + strerror(err) + ", " + syscall));
+    }
+  }
+  return error;
+}
+
 Napi::Error FanotifyErrorWithPath(Napi::Env env, int err, const char* syscall,
                                   const std::string& path) {
-  Napi::Error error = MakeSystemError(env, err, syscall);
+  Napi::Error error = FanotifyError(env, err, syscall);
   error.Set("path", Napi::String::New(env, path));
   error.Set("message", Napi::String::New(
                            env, error.Get("message").ToString().Utf8Value() + " '" + path + "'"));
@@ -57,7 +74,7 @@ Napi::Value FanotifyAddon::OpenFanotify(const Napi::CallbackInfo& info) {
   // Always non-blocking (uv_poll drains to EAGAIN) and close-on-exec, the group fd and the event
   // fds alike: neither may leak into a job.
   int fd = fanotify_init(flags | FAN_CLOEXEC | FAN_NONBLOCK, event_flags | O_CLOEXEC);
-  if (fd < 0) throw MakeSystemError(env, errno, "fanotify_init");
+  if (fd < 0) throw FanotifyError(env, errno, "fanotify_init");
   return FanotifyHandle::Create(env, this, handle_class_, fd, info[2].As<Napi::Function>(),
                                 info[3].As<Napi::Function>());
 }

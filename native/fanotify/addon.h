@@ -34,6 +34,9 @@ class FanotifyAddon : public Napi::Addon<FanotifyAddon> {
 // The "path" argument of every entry point: a non-empty string without NUL bytes.
 std::string FanotifyPathArgument(Napi::Env env, const Napi::Value& value);
 
+// MakeSystemError, with glibc's errno name where libuv has none (ESTALE).
+Napi::Error FanotifyError(Napi::Env env, int err, const char* syscall);
+
 // A system error that also names the path, as Node's fs errors do.
 Napi::Error FanotifyErrorWithPath(Napi::Env env, int err, const char* syscall,
                                   const std::string& path);

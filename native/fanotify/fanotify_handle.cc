@@ -131,7 +131,7 @@ void FanotifyHandle::Start(Napi::Env env) {
   if (rc != 0) {
     CloseNative();
     ReleaseCallbacks();
-    throw MakeSystemError(env, -rc, failed);
+    throw FanotifyError(env, -rc, failed);
   }
   polling_ = true;
   UpdateStrongReference();
@@ -244,7 +244,7 @@ int FanotifyHandle::UpdateThrottle() {
 
 void FanotifyHandle::CallError(Napi::Env env, int err, const char* syscall) {
   try {
-    CallBack(on_error_, MakeSystemError(env, err, syscall).Value());
+    CallBack(on_error_, FanotifyError(env, err, syscall).Value());
   } catch (const Napi::Error& error) {
     RaiseUncaught(env, error);
   } catch (const std::exception& exception) {
@@ -281,7 +281,7 @@ void FanotifyHandle::ReleaseCallbacks() {
 int FanotifyHandle::OwnedEventFd(Napi::Env env, const Napi::Value& value, const char* syscall) {
   int fd = static_cast<int>(IntegerArgument(env, value, "fd", 0, INT32_MAX));
   // Only fds this handle read: anything else may be one of Node's own.
-  if (event_fds_.count(fd) == 0) throw MakeSystemError(env, EBADF, syscall);
+  if (event_fds_.count(fd) == 0) throw FanotifyError(env, EBADF, syscall);
   return fd;
 }
 
@@ -300,10 +300,11 @@ Napi::Value FanotifyHandle::Mark(const Napi::CallbackInfo& info) {
 
 void FanotifyHandle::Respond(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = OwnedEventFd(env, info[0], "write");
+  IntegerArgument(env, info[0], "fd", 0, INT32_MAX);  // every argument is checked first
   uint32_t response =
       static_cast<uint32_t>(IntegerArgument(env, info[1], "response", 1, UINT32_MAX));
-  if (fd_ < 0) throw MakeSystemError(env, EBADF, "write");
+  int fd = OwnedEventFd(env, info[0], "write");
+  if (fd_ < 0) throw FanotifyError(env, EBADF, "write");
   struct fanotify_response answer;
   answer.fd = fd;
   answer.response = response;
@@ -312,8 +313,8 @@ void FanotifyHandle::Respond(const Napi::CallbackInfo& info) {
     wrote = write(fd_, &answer, sizeof(answer));
   } while (wrote < 0 && errno == EINTR);
   // ENOENT: not a permission event waiting for an answer (answered already, or a notification).
-  if (wrote < 0) throw MakeSystemError(env, errno, "write");
-  if (static_cast<size_t>(wrote) != sizeof(answer)) throw MakeSystemError(env, EIO, "write");
+  if (wrote < 0) throw FanotifyError(env, errno, "write");
+  if (static_cast<size_t>(wrote) != sizeof(answer)) throw FanotifyError(env, EIO, "write");
 }
 
 void FanotifyHandle::CloseEventFd(const Napi::CallbackInfo& info) {
@@ -323,7 +324,7 @@ void FanotifyHandle::CloseEventFd(const Napi::CallbackInfo& info) {
   close(fd);
   if (throttled_ && !in_callback_) {
     int rc = UpdateThrottle();
-    if (rc != 0) throw MakeSystemError(env, -rc, "uv_poll_start");
+    if (rc != 0) throw FanotifyError(env, -rc, "uv_poll_start");
   }
 }
 
@@ -342,7 +343,7 @@ Napi::Value FanotifyHandle::OpenMount(const Napi::CallbackInfo& info) {
 void FanotifyHandle::CloseMount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = static_cast<int>(IntegerArgument(env, info[0], "mount", 0, INT32_MAX));
-  if (mount_fds_.erase(fd) == 0) throw MakeSystemError(env, EBADF, "close");
+  if (mount_fds_.erase(fd) == 0) throw FanotifyError(env, EBADF, "close");
   close(fd);
 }
 
@@ -365,21 +366,21 @@ Napi::Value FanotifyHandle::ResolveFileHandle(const Napi::CallbackInfo& info) {
                             "ERR_INVALID_ARG_VALUE");
   }
   if (fd_ < 0 || mount_fds_.count(mount) == 0) {
-    throw MakeSystemError(env, EBADF, "open_by_handle_at");
+    throw FanotifyError(env, EBADF, "open_by_handle_at");
   }
   std::vector<uint8_t> storage(sizeof(struct file_handle) + handle_bytes);
   auto* handle = reinterpret_cast<struct file_handle*>(storage.data());
   std::memcpy(storage.data(), bytes.Data(), 8 + handle_bytes);
   int fd = open_by_handle_at(mount, handle, O_PATH | O_CLOEXEC);
-  if (fd < 0) throw MakeSystemError(env, errno, "open_by_handle_at");
+  if (fd < 0) throw FanotifyError(env, errno, "open_by_handle_at");
   char link[64];
   snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
   char target[PATH_MAX];
   ssize_t got = readlink(link, target, sizeof(target));
   int err = errno;
   close(fd);
-  if (got < 0) throw MakeSystemError(env, err, "readlink");
-  if (static_cast<size_t>(got) >= sizeof(target)) throw MakeSystemError(env, ENAMETOOLONG, "readlink");
+  if (got < 0) throw FanotifyError(env, err, "readlink");
+  if (static_cast<size_t>(got) >= sizeof(target)) throw FanotifyError(env, ENAMETOOLONG, "readlink");
   return Napi::String::New(env, target, static_cast<size_t>(got));
 }
 
@@ -395,7 +396,7 @@ void FanotifyHandle::Resume(const Napi::CallbackInfo& info) {
   paused_ = false;
   int rc = UpdateThrottle();
   UpdateStrongReference();
-  if (rc != 0) throw MakeSystemError(info.Env(), -rc, "uv_poll_start");
+  if (rc != 0) throw FanotifyError(info.Env(), -rc, "uv_poll_start");
 }
 
 void FanotifyHandle::Close(const Napi::CallbackInfo& /*info*/) {
