@@ -199,9 +199,8 @@ describe('parseFanotifyRecords', () => {
           for (let k = rng.int(6); k > 0; k--) if (buf.length > 0) buf[rng.int(buf.length)] = rng.int(256);
         }
         const parsed = parseFanotifyRecords(buf);
-        let consumed = 0;
         for (const r of parsed.records) assert.ok(Number.isInteger(r.fd) && Number.isFinite(r.mask));
-        consumed = buf.length - parsed.garbledBytes;
+        const consumed = buf.length - parsed.garbledBytes;
         assert.ok(consumed >= 0 && consumed <= buf.length, `seed 0xfa70 iteration ${i}`);
       }
     });
