@@ -23,6 +23,8 @@ import { NotifyRouter, type NotifyUnit } from './notify-router';
 import { ProcessSupervisor } from './process-supervisor';
 import { UnitEngine, type UnitSource } from './unit-engine';
 import type { Manager } from './manager';
+import { PathUnits } from './path-units';
+import type { NativeInotify } from '../native/inotify-addon';
 import { AutomountUnits } from './automount-units';
 
 export interface UnitSystemOptions {
@@ -36,6 +38,8 @@ export interface UnitSystemOptions {
   cgroupBase?: string;
   /** The socket layer (default: the triggerd_socket addon, loaded when a socket unit starts). */
   socket?: NativeSocket;
+  /** inotify for path units (default: the triggerd_inotify addon, loaded when a path unit starts). */
+  inotify?: NativeInotify;
 }
 
 /** Failed Accept=yes instances kept for `status` (the oldest goes first); dead ones go at once. */
@@ -114,6 +118,13 @@ export class UnitSystem {
       socketFds: (unit: string) => this.socketFdsFor(unit),
     };
     this.serviceCallbacks = callbacks;
+    this.paths = new PathUnits({
+      logger: options.logger,
+      manager: options.manager,
+      engine: () => this.engine,
+      inotify: options.inotify,
+      stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
+    });
     this.automounts = new AutomountUnits({
       logger: options.logger,
       manager: options.manager,
@@ -142,10 +153,15 @@ export class UnitSystem {
           },
           automountHost: (name, unit) => this.automounts.host(name, unit),
           automountCreated: (unit) => this.automounts.created(unit),
+          pathHost: (name, unit) => this.paths.host(name, unit),
+          pathCreated: (unit) => this.paths.created(unit),
           stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
         }),
     });
   }
+
+  /** Path units and their one shared inotify instance. */
+  readonly paths: PathUnits;
 
   /** Automount units: autofs mounts and the mount starter they share. */
   readonly automounts: AutomountUnits;
@@ -161,6 +177,7 @@ export class UnitSystem {
     }
     for (const s of this.sockets.values()) if (s.serviceName() === unit.name) s.onUnitChanged(unit.name);
     this.automounts.unitChanged(unit.name, unit.activeState());
+    this.paths.unitChanged(unit.name);
   }
 
   private socketLayer: NativeSocket | undefined;
@@ -473,6 +490,7 @@ export class UnitSystem {
     }
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
     this.automounts.close();
+    this.paths.close();
   }
 
   /** daemon-reload: re-read every unit file; running units keep running. */

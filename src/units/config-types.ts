@@ -333,6 +333,35 @@ export interface SocketSection {
   kill: KillContext;
 }
 
+/** The five watch kinds of [Path] (systemd.path(5)), named as the keys are. */
+export type PathSpecKind = 'PathExists' | 'PathExistsGlob' | 'PathChanged' | 'PathModified' | 'DirectoryNotEmpty';
+
+/** One watch line of [Path]: what to wait for on which absolute path (a glob for PathExistsGlob). */
+export interface PathSpecEntry {
+  kind: PathSpecKind;
+  path: string;
+  source: SourceRef;
+}
+
+/** [Path] (systemd.path(5)) plus its [X-Triggerd] keys; times in ms. */
+export interface PathSection {
+  /** Every watch line, in file order. */
+  specs: PathSpecEntry[];
+  /** Unit=; undefined: the .service of the path unit's own name. */
+  unit?: string;
+  unitSource?: SourceRef;
+  makeDirectory: boolean;
+  directoryMode: number;
+  /** undefined: systemd's defaults (2 s, 200). 0 disables. */
+  triggerLimitIntervalMs?: number;
+  triggerLimitBurst?: number;
+  /**
+   * [X-Triggerd] LatchWhileRunning=: keep watching while the triggered unit runs and start it once
+   * more when it ends if PathChanged=/PathModified= fired meanwhile. Default yes; no = systemd's.
+   */
+  latchWhileRunning: boolean;
+}
+
 /** [X-Triggerd]: triggerd's own extensions, which systemd ignores. */
 export type TriggerdSection = Record<string, string>;
 
@@ -354,6 +383,7 @@ export interface LoadedUnitFile {
   /** The type-specific section, parsed by that type's key table; undefined when absent. */
   service?: ServiceSection;
   socket?: SocketSection;
+  path?: PathSection;
   /** [Automount], parsed by automount-config.ts. */
   automount?: AutomountSection;
   triggerd: TriggerdSection;

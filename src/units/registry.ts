@@ -6,6 +6,7 @@ import type { ServiceHost } from './service';
 import { ServiceUnit } from './service';
 import { TargetUnit } from './target';
 import { SocketUnit, type SocketHost } from './socket';
+import { PathUnit, type PathHost } from './path';
 import { AutomountUnit, type AutomountHost } from './automount';
 
 /** What the types need from the daemon to build an instance. */
@@ -22,6 +23,10 @@ export interface UnitTypeDeps {
   automountHost(name: string, unit: () => AutomountUnit | undefined): AutomountHost;
   /** Called after an automount unit is built (it hears its mount unit's transitions). */
   automountCreated(unit: AutomountUnit): void;
+  /** A PathHost for the named path unit (the shared watch registry, jobs, timers). */
+  pathHost(name: string, unit: () => PathUnit | undefined): PathHost;
+  /** Called after a path unit is built (it hears its triggered unit's transitions). */
+  pathCreated(unit: PathUnit): void;
   /** Every non-service type reports transitions here. */
   stateChanged(unit: UnitInstance, from: string, to: string): void;
 }
@@ -51,6 +56,13 @@ const TYPES: Readonly<Record<string, Factory>> = {
     const unit = new AutomountUnit(file.name, file, deps.automountHost(file.name, () => ref.unit));
     ref.unit = unit;
     deps.automountCreated(unit);
+    return unit;
+  },
+  '.path': (file, deps) => {
+    const ref: { unit?: PathUnit } = {};
+    const unit = new PathUnit(file.name, file, deps.pathHost(file.name, () => ref.unit));
+    ref.unit = unit;
+    deps.pathCreated(unit);
     return unit;
   },
   '.target': (file, deps) => {

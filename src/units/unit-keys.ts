@@ -21,6 +21,7 @@ import type {
   ProtectSystem,
   RestartPolicy,
   ListenEntry,
+  PathSection,
   ServiceSection,
   ServiceType,
   Severity,
@@ -37,6 +38,7 @@ import type { SyntaxEntry } from './unit-syntax';
 import type { SocketKind } from '../native/socket-addon';
 import { addressPath, canAccept, parseNetlinkAddress, parseSocketAddress } from './socket-address';
 import { readFileSync } from 'node:fs';
+import { defaultPathSection, finalizePathConfig, pathRows } from './path-config';
 import {
   applyCapabilityAssignment,
   fail,
@@ -84,7 +86,10 @@ export interface UnitConfig {
   install: InstallSection;
   service: ServiceSection;
   socket: SocketSection;
+  path: PathSection;
   triggerd: TriggerdSection;
+  /** Where each [X-Triggerd] key was set, for diagnostics about its value. */
+  triggerdSources?: Record<string, SourceRef>;
   /** "Section.Key" of settings given explicitly (type-dependent defaults look at these). */
   explicit: Set<string>;
   /** Set by a value systemd refuses to load with. */
@@ -115,7 +120,7 @@ export interface LegacyInfo {
 }
 
 export interface KeyRow {
-  section: 'Unit' | 'Install' | 'Service' | 'Socket';
+  section: 'Unit' | 'Install' | 'Service' | 'Socket' | 'Path';
   key: string;
   /** The value syntax, for documentation ("boolean", "timespan", "exec", ...). */
   type: string;
@@ -281,6 +286,7 @@ export function createUnitConfig(suffix: string): UnitConfig {
     install: defaultInstallSection(),
     service: defaultServiceSection(),
     socket: defaultSocketSection(),
+    path: defaultPathSection(),
     triggerd: {},
     explicit: new Set(),
     badSetting: false,
@@ -2143,6 +2149,7 @@ export const KEY_TABLE: readonly KeyRow[] = [
   ...installRows(),
   ...serviceRows(),
   ...socketRows(),
+  ...pathRows(),
 ];
 
 const ROWS = new Map<string, KeyRow>(KEY_TABLE.map((r) => [`${r.section}.${r.key}`, r]));
@@ -2186,14 +2193,18 @@ export function applySection(
   env: ApplyEnv,
 ): boolean {
   if (section === 'X-Triggerd') {
-    for (const e of entries) cfg.triggerd[e.key] = e.value;
+    for (const e of entries) {
+      cfg.triggerd[e.key] = e.value;
+      (cfg.triggerdSources ??= {})[e.key] = e.source;
+    }
     return true;
   }
   if (
     section !== 'Unit' &&
     section !== 'Install' &&
     !(section === 'Service' && cfg.suffix === 'service') &&
-    !(section === 'Socket' && cfg.suffix === 'socket')
+    !(section === 'Socket' && cfg.suffix === 'socket') &&
+    !(section === 'Path' && cfg.suffix === 'path')
   )
     return false;
   for (const e of entries) {
@@ -2288,6 +2299,7 @@ function unitDiag(cfg: UnitConfig, env: ApplyEnv, file: string | undefined, mess
  */
 export function finalizeUnitConfig(cfg: UnitConfig, env: ApplyEnv, fragmentPath?: string): boolean {
   if (cfg.suffix === 'socket') return finalizeSocketConfig(cfg, env, fragmentPath);
+  if (cfg.suffix === 'path') return finalizePathConfig(cfg, env, fragmentPath, cfg.triggerdSources);
   if (cfg.suffix !== 'service') return !cfg.badSetting;
   const s = cfg.service;
   const e = s.exec;

@@ -12,7 +12,8 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { parseAutomountConfig } from './automount-config';
-import type { Diagnostic, LoadedUnitFile, SocketSection, SourceRef } from './config-types';
+import type { Diagnostic, LoadedUnitFile, PathSection, SocketSection, SourceRef } from './config-types';
+import { pathTriggerName } from './path-config';
 import {
   defaultSpecifierHost,
   instanceName,
@@ -691,8 +692,31 @@ export class UnitLoader {
     }
     if (readError) result.loadState = 'error';
     if (result.socket !== undefined && result.loadState === 'loaded') this.checkSocketService(result);
+    if (result.path !== undefined && result.loadState === 'loaded') this.checkPathTarget(result);
     return result;
   }
+
+  /** A path unit whose unit to trigger does not exist loads, but says so (its start fails). */
+  private checkPathTarget(unit: LoadedUnitFile): void {
+    const p = unit.path as PathSection;
+    const target = pathTriggerName(unit.name, p);
+    if (this.lookup(target).kind !== 'none') return;
+    const parts = parseUnitName(target);
+    if (parts !== undefined && parts.kind === 'instance' && this.lookup(templateOf(parts)).kind !== 'none')
+      return;
+    const source =
+      p.unitSource ?? (unit.fragmentPath !== undefined ? { file: unit.fragmentPath, line: 1 } : undefined);
+    unit.diagnostics.push({
+      severity: 'warning',
+      code: KEY_CODES.badSetting,
+      message:
+        `${source !== undefined ? `${source.file}:${source.line}: ` : ''}${unit.name} triggers ${target}, ` +
+        `which does not exist in ${this.paths.join(':')}; starting ${unit.name} will fail until it does` +
+        (p.unit === undefined ? ' (or set Unit=)' : ''),
+      source,
+    });
+  }
+
 
   /**
    * The service a socket unit starts must be loadable as what the socket needs: a template
@@ -808,6 +832,7 @@ function assemble(
     install: cfg.install,
     service: parts.suffix === 'service' ? cfg.service : undefined,
     socket: parts.suffix === 'socket' ? cfg.socket : undefined,
+    path: parts.suffix === 'path' ? cfg.path : undefined,
     automount: automount?.section,
     triggerd: cfg.triggerd,
     raw,

@@ -1,0 +1,224 @@
+// [Path] (systemd.path(5)) as key rows, its defaults and its load-time checks, plus the one
+// [X-Triggerd] key of the inotify path unit (LatchWhileRunning=). unit-keys.ts splices these rows
+// into its table and calls finalizePathConfig() for .path units; this module imports nothing at
+// run time from unit-keys.ts (which imports it), only types.
+//
+// Paths are checked harder than systemd does: systemd ignores a relative or unnormalized path with
+// a warning and loads the unit without it; triggerd refuses the unit with file:line, because a
+// path unit that silently watches less than it says loses triggers nobody notices.
+import type { PathSection, PathSpecEntry, PathSpecKind, SourceRef } from './config-types';
+import type { ApplyEnv, KeyContext, KeyRow, UnitConfig } from './unit-keys';
+import { parseUnitName } from './specifiers';
+import {
+  fail,
+  ok,
+  parseBoolean,
+  parseMode,
+  parseTimeSpan,
+  parseUnsigned,
+  type ParseResult,
+} from './value-parsers';
+
+/** The watch keys, in systemd.path(5)'s order. */
+export const PATH_SPEC_KINDS: readonly PathSpecKind[] = [
+  'PathExists',
+  'PathExistsGlob',
+  'PathChanged',
+  'PathModified',
+  'DirectoryNotEmpty',
+];
+
+// The codes of unit-keys.ts's KEY_CODES (not imported: that module imports this one).
+const BAD_VALUE = 'ERR_UNIT_BAD_VALUE';
+const BAD_SETTING = 'ERR_UNIT_BAD_SETTING';
+const SPECIFIER = 'ERR_UNIT_SPECIFIER';
+
+const PATH_MAX = 4096;
+
+export function defaultPathSection(): PathSection {
+  return { specs: [], makeDirectory: false, directoryMode: 0o755, latchWhileRunning: true };
+}
+
+/** Characters that make a PathExistsGlob= component a pattern (glob(7)). */
+export function hasGlobMagic(text: string): boolean {
+  return /[*?[]/.test(text);
+}
+
+/**
+ * An absolute, normalized path: '/' first, no '.' or '..' components, no NUL, at most PATH_MAX;
+ * repeated and trailing slashes are folded as systemd's path_simplify() does.
+ */
+export function parseWatchPath(text: string): ParseResult<string> {
+  if (text.includes('\0')) return fail('path contains a NUL byte');
+  if (!text.startsWith('/')) return fail(`path is not absolute: ${JSON.stringify(text)}`);
+  const parts = text.split('/').filter((p) => p !== '');
+  for (const p of parts) {
+    if (p === '.' || p === '..')
+      return fail(`path is not normalized (has a "${p}" component): ${JSON.stringify(text)}`);
+  }
+  const simplified = `/${parts.join('/')}`;
+  if (simplified.length >= PATH_MAX) return fail(`path is longer than PATH_MAX (${PATH_MAX})`);
+  if (simplified === '/') return fail('the root directory cannot be watched as a path of its own');
+  return ok(simplified);
+}
+
+function sourceText(s: SourceRef): string {
+  return `${s.file}:${s.line}`;
+}
+
+/** A [Path] row: `parse` gets the specifier-expanded value. */
+function pathRow<V>(
+  key: string,
+  type: string,
+  parse: (text: string) => ParseResult<V>,
+  set: (p: PathSection, v: V, ctx: KeyContext) => void,
+  reset: (p: PathSection) => void,
+  fatal: boolean,
+): KeyRow {
+  return {
+    section: 'Path',
+    key,
+    type,
+    apply(cfg: UnitConfig, value: string, ctx: KeyContext): void {
+      const refuse = (code: string, reason: string): void => {
+        ctx.report(fatal ? 'error' : 'warning', fatal ? BAD_SETTING : code, reason);
+        if (fatal) cfg.badSetting = true;
+      };
+      if (value === '') {
+        reset(cfg.path);
+        cfg.explicit.delete(`Path.${key}`);
+        return;
+      }
+      const e = ctx.expand(value);
+      if (!e.ok) return refuse(SPECIFIER, e.message);
+      const r = parse(e.value);
+      if (!r.ok) return refuse(BAD_VALUE, r.message);
+      set(cfg.path, r.value, ctx);
+      cfg.explicit.add(`Path.${key}`);
+    },
+  };
+}
+
+/** The [Path] rows of the key table. */
+export function pathRows(): KeyRow[] {
+  const specRow = (kind: PathSpecKind): KeyRow =>
+    pathRow(
+      kind,
+      kind === 'PathExistsGlob' ? 'glob' : 'path',
+      parseWatchPath,
+      (p, path, ctx) => p.specs.push({ kind, path, source: ctx.source } satisfies PathSpecEntry),
+      // systemd.path(5): an empty assignment to any of them resets the whole list.
+      (p) => (p.specs = []),
+      true,
+    );
+  return [
+    ...PATH_SPEC_KINDS.map(specRow),
+    pathRow(
+      'Unit',
+      'unit',
+      (t) => {
+        const parts = parseUnitName(t);
+        if (parts === undefined) return fail(`not a valid unit name: ${JSON.stringify(t)}`);
+        if (parts.kind === 'template') return fail(`${t} is a template; name an instance or a plain unit`);
+        if (parts.suffix === 'path') return fail(`a path unit cannot trigger another path unit (${t})`);
+        return ok(t);
+      },
+      (p, v, ctx) => {
+        p.unit = v;
+        p.unitSource = ctx.source;
+      },
+      (p) => {
+        p.unit = undefined;
+        p.unitSource = undefined;
+      },
+      true,
+    ),
+    pathRow(
+      'MakeDirectory',
+      'boolean',
+      parseBoolean,
+      (p, v) => (p.makeDirectory = v),
+      (p) => (p.makeDirectory = false),
+      false,
+    ),
+    pathRow(
+      'DirectoryMode',
+      'mode',
+      parseMode,
+      (p, v) => (p.directoryMode = v),
+      (p) => (p.directoryMode = 0o755),
+      false,
+    ),
+    pathRow(
+      'TriggerLimitIntervalSec',
+      'timespan',
+      (t) => parseTimeSpan(t),
+      (p, v) => (p.triggerLimitIntervalMs = v),
+      (p) => (p.triggerLimitIntervalMs = undefined),
+      false,
+    ),
+    pathRow(
+      'TriggerLimitBurst',
+      'unsigned',
+      (t) => parseUnsigned(t, 0x7fffffff),
+      (p, v) => (p.triggerLimitBurst = v),
+      (p) => (p.triggerLimitBurst = undefined),
+      false,
+    ),
+  ];
+}
+
+/** The unit a path unit starts: Unit=, or the .service of its own name. */
+export function pathTriggerName(pathUnitName: string, section: Pick<PathSection, 'unit'>): string {
+  return section.unit ?? `${pathUnitName.replace(/\.path$/, '')}.service`;
+}
+
+/** systemd's path_verify() and triggerd's [X-Triggerd] keys; false when the unit is unusable. */
+export function finalizePathConfig(
+  cfg: UnitConfig,
+  env: ApplyEnv,
+  fragmentPath: string | undefined,
+  triggerdSources: Readonly<Record<string, SourceRef>> = {},
+): boolean {
+  const p = cfg.path;
+  const name = env.specifiers.unit.name;
+  const refuse = (message: string, source: SourceRef | undefined): void => {
+    env.diagnostics.push({
+      severity: 'error',
+      code: BAD_SETTING,
+      message: source !== undefined ? `${sourceText(source)}: ${message}` : message,
+      source,
+    });
+    cfg.badSetting = true;
+  };
+  const header =
+    cfg.serviceSource ?? (fragmentPath !== undefined ? { file: fragmentPath, line: 1 } : undefined);
+  if (p.specs.length === 0) {
+    refuse(
+      'path unit has no path setting (PathExists=, PathExistsGlob=, PathChanged=, PathModified= or ' +
+        'DirectoryNotEmpty=), refusing',
+      header,
+    );
+  }
+  for (const s of p.specs) {
+    if (s.kind !== 'PathExistsGlob' && hasGlobMagic(s.path))
+      env.diagnostics.push({
+        severity: 'warning',
+        code: BAD_VALUE,
+        message: `${sourceText(s.source)}: ${s.kind}=${s.path} contains glob characters, which ${s.kind}= takes literally (PathExistsGlob= matches patterns)`,
+        source: s.source,
+      });
+  }
+  const target = pathTriggerName(name, p);
+  if (target === name) refuse(`Unit=${target} names the path unit itself, refusing`, p.unitSource ?? header);
+  const latch = cfg.triggerd.LatchWhileRunning;
+  if (latch !== undefined) {
+    const r = parseBoolean(latch);
+    const source = triggerdSources.LatchWhileRunning ?? header;
+    if (r.ok) p.latchWhileRunning = r.value;
+    else refuse(`[X-Triggerd] LatchWhileRunning=${latch}: ${r.message}`, source);
+  }
+  // The path unit orders itself before what it starts (systemd adds the same edge).
+  if (!cfg.unit.dependencies.Before.includes(target)) cfg.unit.dependencies.Before.push(target);
+  return !cfg.badSetting;
+}

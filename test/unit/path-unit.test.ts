@@ -1,0 +1,458 @@
+// The .path unit on fakes: a fake watch source (tests deliver coalesced events by hand), checks
+// answered from a table the test edits, a triggered unit whose state the test moves, and virtual
+// time for the trigger limit. Config: [Path] parsed from text, with its load-time refusals.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseUnitText } from '../../src/units/unit-loader';
+import type { PathSpecEntry } from '../../src/units/config-types';
+import type { PathCheck } from '../../src/units/path-checks';
+import { PathUnit, type PathHost, type PathState, type TriggeredUnitView } from '../../src/units/path';
+import type {
+  PathWatchEvent,
+  PathWatchSource,
+  SpecWatch,
+  SpecWatchState,
+  WatchSpec,
+} from '../../src/events/path-watches';
+import { silentLogger } from '../helpers/logger';
+import { VirtualClock } from '../helpers/virtual-clock';
+
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));
+};
+
+class FakeWatchSource implements PathWatchSource {
+  readonly name = 'fake';
+  readonly live = new Map<string, { listener: (e: PathWatchEvent) => void; closed: boolean }[]>();
+  opened = 0;
+  closed = 0;
+  failWith: Error | undefined;
+
+  watch(spec: WatchSpec, listener: (e: PathWatchEvent) => void): SpecWatch {
+    if (this.failWith !== undefined) throw this.failWith;
+    this.opened++;
+    const rec = { listener, closed: false };
+    const list = this.live.get(spec.path) ?? [];
+    list.push(rec);
+    this.live.set(spec.path, list);
+    return {
+      state: (): SpecWatchState => ({ watching: spec.path, watches: 1 }),
+      rewalk: () => undefined,
+      close: () => {
+        if (rec.closed) return;
+        rec.closed = true;
+        this.closed++;
+      },
+    };
+  }
+
+  emit(path: string, e: Partial<PathWatchEvent> = {}): void {
+    for (const r of this.live.get(path) ?? [])
+      if (!r.closed) r.listener({ changed: false, rewalked: false, overflow: false, ...e });
+  }
+}
+
+interface Rig {
+  unit: PathUnit;
+  source: FakeWatchSource;
+  clock: VirtualClock;
+  states: PathState[];
+  starts: { name: string; env: Record<string, string> }[];
+  /** What check() answers per path. */
+  fs: Map<string, PathCheck>;
+  target: TriggeredUnitView | undefined;
+  startAnswer: { ok: true } | { ok: false; reason: string };
+  made: string[];
+  /** The triggered unit runs (after a start) and then ends. */
+  run(): void;
+  end(): void;
+}
+
+function rig(text: string, name = 'foo.path'): Rig {
+  const file = parseUnitText(name, text, `/etc/triggerd/${name}`);
+  assert.equal(file.loadState, 'loaded', JSON.stringify(file.diagnostics));
+  const clock = new VirtualClock();
+  const source = new FakeWatchSource();
+  const r: Rig = {
+    unit: undefined as unknown as PathUnit,
+    source,
+    clock,
+    states: [],
+    starts: [],
+    fs: new Map(),
+    target: { active: 'inactive', load: 'loaded', hasJob: false },
+    startAnswer: { ok: true },
+    made: [],
+    run() {
+      r.target = { active: 'activating', load: 'loaded', hasJob: false };
+      r.unit.onUnitChanged(r.unit.triggerName());
+    },
+    end() {
+      r.target = { active: 'inactive', load: 'loaded', hasJob: false };
+      r.unit.onUnitChanged(r.unit.triggerName());
+    },
+  };
+  const host: PathHost = {
+    sourceFor: () => source,
+    check: (spec: PathSpecEntry) => r.fs.get(spec.path) ?? { exists: false, holds: false, snapshot: '' },
+    makeDirectory: (p) => r.made.push(p),
+    conditionHolds: (c) => c.value !== 'nobody-here',
+    unitStatus: () => r.target,
+    startUnit: (n, env) => {
+      if (!r.startAnswer.ok) return r.startAnswer;
+      r.starts.push({ name: n, env });
+      r.target = { active: 'inactive', load: 'loaded', hasJob: true };
+      return { ok: true, done: Promise.resolve('done') };
+    },
+    setTimer: clock.setTimer,
+    now: clock.now,
+    stateChanged: (_from, to) => r.states.push(to),
+    log: silentLogger(),
+  };
+  r.unit = new PathUnit(name, file, host);
+  return r;
+}
+
+const exists = (holds = true): PathCheck => ({ exists: holds, holds });
+const file = (snapshot: string): PathCheck => ({ exists: snapshot !== '', holds: false, snapshot });
+
+describe('[Path] configuration', () => {
+  test('keys, defaults and the implied Before=', () => {
+    const f = parseUnitText(
+      'spool.path',
+      '[Path]\nPathExists=/run/a\nPathExistsGlob=/run/b/*.job\nPathChanged=/etc//conf/\nPathModified=/var/log/x\n' +
+        'DirectoryNotEmpty=/run/spool\nUnit=worker.service\nMakeDirectory=yes\nDirectoryMode=0700\n' +
+        'TriggerLimitIntervalSec=5s\nTriggerLimitBurst=7\n[X-Triggerd]\nLatchWhileRunning=no\n',
+      '/u/spool.path',
+    );
+    assert.equal(f.loadState, 'loaded', JSON.stringify(f.diagnostics));
+    const p = f.path;
+    assert.ok(p !== undefined);
+    assert.deepEqual(
+      p.specs.map((s) => `${s.kind}=${s.path}@${s.source.line}`),
+      [
+        'PathExists=/run/a@2',
+        'PathExistsGlob=/run/b/*.job@3',
+        'PathChanged=/etc/conf@4',
+        'PathModified=/var/log/x@5',
+        'DirectoryNotEmpty=/run/spool@6',
+      ],
+    );
+    assert.equal(p.unit, 'worker.service');
+    assert.equal(p.makeDirectory, true);
+    assert.equal(p.directoryMode, 0o700);
+    assert.equal(p.triggerLimitIntervalMs, 5000);
+    assert.equal(p.triggerLimitBurst, 7);
+    assert.equal(p.latchWhileRunning, false);
+    assert.ok(f.unit.dependencies.Before.includes('worker.service'));
+    const d = parseUnitText('x.path', '[Path]\nPathChanged=/a\n', '/u/x.path');
+    assert.equal(d.path?.latchWhileRunning, true);
+    assert.equal(d.path?.makeDirectory, false);
+    assert.equal(d.path?.directoryMode, 0o755);
+    assert.ok(d.unit.dependencies.Before.includes('x.service'));
+  });
+
+  test('an empty assignment resets the watch list', () => {
+    const f = parseUnitText('x.path', '[Path]\nPathExists=/a\nPathChanged=\nPathModified=/b\n', '/u/x.path');
+    assert.deepEqual(
+      f.path?.specs.map((s) => s.path),
+      ['/b'],
+    );
+  });
+
+  const refusals: [string, string, RegExp][] = [
+    ['relative path', '[Path]\nPathExists=run/a\n', /\/u\/x\.path:2: .*not absolute/],
+    ['a .. component', '[Path]\nPathChanged=/run/../etc\n', /\/u\/x\.path:2: .*not normalized/],
+    ['the root directory', '[Path]\nDirectoryNotEmpty=/\n', /\/u\/x\.path:2: .*root directory/],
+    ['no path at all', '[Path]\nUnit=y.service\n', /\/u\/x\.path:1: path unit has no path setting/],
+    [
+      'Unit= naming itself',
+      '[Path]\nPathExists=/a\nUnit=x.path\n',
+      /\/u\/x\.path:3: .*cannot trigger another path unit/,
+    ],
+    ['Unit= a template', '[Path]\nPathExists=/a\nUnit=y@.service\n', /\/u\/x\.path:3: .*template/],
+    [
+      'a bad LatchWhileRunning=',
+      '[Path]\nPathExists=/a\n[X-Triggerd]\nLatchWhileRunning=maybe\n',
+      /\/u\/x\.path:4: .*LatchWhileRunning=maybe/,
+    ],
+  ];
+  for (const [what, text, message] of refusals) {
+    test(`refused at load with file:line: ${what}`, () => {
+      const f = parseUnitText('x.path', text, '/u/x.path');
+      assert.equal(f.loadState, 'bad-setting');
+      const errors = f.diagnostics.filter((d) => d.severity === 'error');
+      assert.ok(
+        errors.some((d) => message.test(d.message)),
+        JSON.stringify(errors.map((d) => d.message)),
+      );
+    });
+  }
+
+  test('glob characters in a literal path warn', () => {
+    const f = parseUnitText('x.path', '[Path]\nPathExists=/run/*.x\n', '/u/x.path');
+    assert.equal(f.loadState, 'loaded');
+    assert.ok(f.diagnostics.some((d) => d.severity === 'warning' && /PathExistsGlob=/.test(d.message)));
+  });
+
+  test('unknown [Path] keys warn, the unit loads', () => {
+    const f = parseUnitText('x.path', '[Path]\nPathExists=/a\nBogus=1\n', '/u/x.path');
+    assert.equal(f.loadState, 'loaded');
+    assert.ok(f.diagnostics.some((d) => /unknown key Bogus/.test(d.message)));
+  });
+});
+
+describe('path unit state machine', () => {
+  test('PathExists: waits, triggers when the path appears, and again after the run while it holds', async () => {
+    const r = rig('[Path]\nPathExists=/run/flag\n');
+    assert.equal(r.unit.start(), 'done');
+    assert.equal(r.unit.state, 'waiting');
+    assert.equal(r.starts.length, 0);
+    r.fs.set('/run/flag', exists());
+    r.source.emit('/run/flag', { changed: true });
+    assert.equal(r.unit.state, 'running');
+    assert.deepEqual(r.starts, [
+      { name: 'foo.service', env: { TRIGGER_UNIT: 'foo.path', TRIGGER_PATH: '/run/flag' } },
+    ]);
+    r.run();
+    r.end();
+    // Still there: systemd's level semantics start it again.
+    assert.equal(r.starts.length, 2);
+    r.run();
+    r.fs.set('/run/flag', exists(false));
+    r.end();
+    assert.equal(r.unit.state, 'waiting');
+    assert.equal(r.starts.length, 2);
+    await flush();
+    assert.match(
+      r.unit.statusLines().join('\n'),
+      /Last: .*PathExists=\/run\/flag condition still holds after the run → done \(2 triggers\)/,
+    );
+  });
+
+  test('a level condition that holds at start triggers at once', () => {
+    const r = rig('[Path]\nDirectoryNotEmpty=/spool\n');
+    r.fs.set('/spool', exists());
+    r.unit.start();
+    assert.equal(r.starts.length, 1);
+    assert.equal(r.unit.state, 'running');
+  });
+
+  test('PathChanged during a run is latched: one more run after it, however many changes', () => {
+    const r = rig('[Path]\nPathChanged=/etc/conf\n');
+    r.fs.set('/etc/conf', file('a'));
+    r.unit.start();
+    assert.equal(r.starts.length, 0, 'an existing file is not a change');
+    r.fs.set('/etc/conf', file('b'));
+    r.source.emit('/etc/conf', { changed: true });
+    assert.equal(r.starts.length, 1);
+    r.run();
+    for (const s of ['c', 'd', 'e']) {
+      r.fs.set('/etc/conf', file(s));
+      r.source.emit('/etc/conf', { changed: true });
+    }
+    assert.equal(r.starts.length, 1);
+    assert.equal(r.unit.nLatched, 3);
+    assert.match(
+      r.unit.statusLines().join('\n'),
+      /Latched: PathChanged=\/etc\/conf changed: starts foo\.service again/,
+    );
+    r.end();
+    assert.equal(r.starts.length, 2);
+    assert.match(r.unit.lastTrigger?.why ?? '', /latched while the unit ran/);
+    r.run();
+    r.end();
+    assert.equal(r.starts.length, 2, 'nothing left latched');
+    assert.equal(r.unit.state, 'waiting');
+  });
+
+  test('LatchWhileRunning=no drops changes during a run (systemd), but an existence flip still fires', () => {
+    const r = rig('[Path]\nPathChanged=/etc/conf\n[X-Triggerd]\nLatchWhileRunning=no\n');
+    r.fs.set('/etc/conf', file('a'));
+    r.unit.start();
+    r.source.emit('/etc/conf', { changed: true });
+    assert.equal(r.starts.length, 1);
+    r.run();
+    r.fs.set('/etc/conf', file('b'));
+    r.source.emit('/etc/conf', { changed: true });
+    r.end();
+    assert.equal(r.starts.length, 1, 'the change during the run is lost, as in systemd');
+    r.source.emit('/etc/conf', { changed: true });
+    assert.equal(r.starts.length, 2);
+    r.run();
+    r.fs.set('/etc/conf', file(''));
+    r.source.emit('/etc/conf', { changed: true });
+    r.end();
+    assert.equal(r.starts.length, 3, 'removed during the run: the existence check after it fires');
+    assert.match(r.unit.statusLines().join('\n'), /LatchWhileRunning=no/);
+  });
+
+  test('PathModified fires on every coalesced event, PathChanged on creation and removal', () => {
+    const r = rig('[Path]\nPathModified=/var/log/x\nPathChanged=/run/y\n');
+    r.unit.start();
+    r.fs.set('/run/y', file('1'));
+    r.source.emit('/run/y', { rewalked: true });
+    assert.equal(r.unit.lastTrigger?.why, 'created');
+    r.run();
+    r.end();
+    r.source.emit('/var/log/x', { changed: true });
+    assert.equal(r.starts.length, 2);
+    assert.equal(r.starts[1]?.env.TRIGGER_PATH, '/var/log/x');
+  });
+
+  test('IN_Q_OVERFLOW: a changed snapshot triggers, an unchanged one does not; level conditions re-check', () => {
+    const r = rig('[Path]\nPathChanged=/a\nDirectoryNotEmpty=/d\n');
+    r.fs.set('/a', file('1'));
+    r.unit.start();
+    r.source.emit('/a', { overflow: true, rewalked: true });
+    r.source.emit('/d', { overflow: true, rewalked: true });
+    assert.equal(r.starts.length, 0);
+    r.fs.set('/a', file('2'));
+    r.source.emit('/a', { overflow: true, rewalked: true });
+    assert.equal(r.starts.length, 1);
+    assert.match(r.unit.lastTrigger?.why ?? '', /overflow/);
+    r.run();
+    r.end();
+    r.fs.set('/d', exists());
+    r.source.emit('/d', { overflow: true, rewalked: true });
+    assert.equal(r.starts.length, 2);
+    assert.equal(r.unit.nOverflows, 4);
+  });
+
+  test('a hit trigger limit defers (keeps watching, status says until when) instead of failing', () => {
+    const r = rig('[Path]\nPathChanged=/a\nTriggerLimitIntervalSec=1s\nTriggerLimitBurst=2\n');
+    r.unit.start();
+    const once = (): void => {
+      r.source.emit('/a', { changed: true });
+      r.run();
+      r.end();
+    };
+    once();
+    once();
+    assert.equal(r.starts.length, 2);
+    r.source.emit('/a', { changed: true });
+    assert.equal(r.starts.length, 2);
+    assert.equal(r.unit.state, 'waiting');
+    assert.notEqual(r.unit.deferral, undefined);
+    const status = r.unit.statusLines().join('\n');
+    assert.match(status, /Deferred: until \d{4}-\d\d-\d\dT.* \(in .*\): trigger limit hit/);
+    assert.match(status, /Latched: PathChanged=\/a changed: starts foo\.service when the deferral ends/);
+    // More changes while deferred coalesce into the one pending trigger.
+    r.source.emit('/a', { changed: true });
+    r.clock.advance(999);
+    assert.equal(r.starts.length, 2);
+    r.clock.advance(2000);
+    assert.equal(r.starts.length, 3);
+    assert.equal(r.unit.deferral, undefined);
+    assert.notEqual(r.unit.state, 'failed');
+    assert.equal(r.unit.result, 'success');
+  });
+
+  test('a refused start defers with back-off and retries', () => {
+    const r = rig('[Path]\nPathExists=/x\n');
+    r.startAnswer = { ok: false, reason: 'transaction is destructive' };
+    r.fs.set('/x', exists());
+    r.unit.start();
+    assert.equal(r.starts.length, 0);
+    assert.match(r.unit.deferral?.reason ?? '', /refused: transaction is destructive/);
+    r.startAnswer = { ok: true };
+    r.clock.advance(60_000);
+    assert.equal(r.starts.length, 1);
+  });
+
+  test('the unit to trigger missing: the start fails clearly', () => {
+    const r = rig('[Path]\nPathExists=/x\nUnit=gone.service\n');
+    r.target = undefined;
+    const out = r.unit.start();
+    assert.ok(typeof out === 'object');
+    assert.match(out.reason, /refusing to start, the unit to trigger gone\.service is not-found/);
+    assert.equal(r.unit.state, 'dead');
+    assert.equal(r.source.opened, 0);
+  });
+
+  test('no watch possible (EMFILE): failed with result resources', () => {
+    const r = rig('[Path]\nPathExists=/x\n');
+    r.source.failWith = Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' });
+    const out = r.unit.start();
+    assert.ok(typeof out === 'object');
+    assert.equal(r.unit.state, 'failed');
+    assert.equal(r.unit.result, 'resources');
+  });
+
+  test('the triggered unit already running: the path unit starts in running', () => {
+    const r = rig('[Path]\nPathExists=/x\n');
+    r.fs.set('/x', exists());
+    r.target = { active: 'active', load: 'loaded', hasJob: false };
+    r.unit.start();
+    assert.equal(r.unit.state, 'running');
+    assert.equal(r.starts.length, 0);
+    r.end();
+    assert.equal(r.starts.length, 1);
+  });
+
+  test('a failed Condition skips the start: dead, nothing watched, status says why', () => {
+    const r = rig('[Unit]\nConditionUser=nobody-here\n[Path]\nPathExists=/x\n');
+    assert.equal(r.unit.start(), 'done');
+    assert.equal(r.unit.state, 'dead');
+    assert.equal(r.source.opened, 0);
+    assert.match(
+      r.unit.statusLines().join('\n'),
+      /Error: not started: condition not met: ConditionUser=nobody-here/,
+    );
+  });
+
+  test('MakeDirectory= creates the watched directories, not PathExists= ones', () => {
+    const r = rig('[Path]\nPathExists=/e\nDirectoryNotEmpty=/d\nPathChanged=/c\nMakeDirectory=yes\n');
+    r.unit.start();
+    assert.deepEqual(r.made, ['/d', '/c']);
+  });
+
+  test('stop closes every watch; a skipped start goes back to waiting', async () => {
+    const r = rig('[Path]\nPathChanged=/a\nPathExists=/b\n');
+    r.unit.start();
+    assert.equal(r.source.opened, 2);
+    r.source.emit('/a', { changed: true });
+    r.target = { active: 'inactive', load: 'loaded', hasJob: false };
+    await flush();
+    assert.equal(r.unit.state, 'waiting');
+    assert.equal(r.unit.stop(), 'done');
+    assert.equal(r.source.closed, 2);
+    assert.equal(r.unit.state, 'dead');
+    r.source.emit('/a', { changed: true });
+    assert.equal(r.starts.length, 1);
+  });
+
+  test('daemon-reload keeps the watches of unchanged specs and re-arms only what changed', () => {
+    const r = rig('[Path]\nPathChanged=/a\nPathExists=/b\n');
+    r.unit.start();
+    assert.equal(r.source.opened, 2);
+    r.unit.file = parseUnitText(
+      'foo.path',
+      '[Path]\nPathChanged=/a\nPathExists=/c\n',
+      '/etc/triggerd/foo.path',
+    );
+    assert.equal(r.source.opened, 3, 'only /c is new');
+    assert.equal(r.source.closed, 1, 'only /b went away');
+    assert.deepEqual(
+      r.unit.watches().map((w) => w.path),
+      ['/a', '/c'],
+    );
+    r.source.emit('/a', { changed: true });
+    assert.equal(r.starts.length, 1, 'the kept watch still delivers');
+  });
+
+  test('show and status name the watches, the last trigger and the limits', () => {
+    const r = rig('[Path]\nDirectoryNotEmpty=/spool\nUnit=work.service\n');
+    r.unit.start();
+    r.fs.set('/spool', exists());
+    r.source.emit('/spool', { changed: true });
+    const lines = r.unit.statusLines().join('\n');
+    assert.match(lines, /Watches: DirectoryNotEmpty=\/spool \(waits for an entry; watching \/spool\)/);
+    assert.match(lines, /Triggers: work\.service/);
+    assert.match(lines, /Limits: trigger 200\/2 s/);
+    const p = r.unit.properties();
+    assert.equal(p.Unit, 'work.service');
+    assert.equal(p.NTriggers, 1);
+    assert.equal((p.LastTrigger as { path: string }).path, '/spool');
+  });
+});
