@@ -19,6 +19,8 @@ const BENCHMARKS = [
   'cold-start',
   // Pure computation, no devices: next-elapse rate of calendar expressions.
   'calendar',
+  // Path units: a 100,000-directory tree on tmpfs watched with one fanotify mark vs inotify.
+  'tree-watch',
 ];
 /** Generous bound per benchmark (the first may install a package); the child is killed after it. */
 const TIMEOUT_MS = 15 * 60 * 1000;
