@@ -7,7 +7,13 @@ import type { Logger } from '../util/logger';
 import { loadAutofsNative, type NativeAutofs } from '../native/autofs-addon';
 import type { NativeSpawn } from '../native/spawn-addon';
 import { NativeProgramRunner } from '../devices/run-programs';
-import { AutomountUnit, lstatMountPoint, type AutomountHost, type MountStarter } from '../units/automount';
+import {
+  AutomountUnit,
+  lstatMountPoint,
+  type AutomountHost,
+  type MountOutcome,
+  type MountStarter,
+} from '../units/automount';
 import { directMountStarter, engineMountStarter } from '../units/automount-starter';
 import { SUPPORTED_SUFFIXES } from '../units/registry';
 import type { UnitEngine } from './unit-engine';
@@ -33,7 +39,6 @@ export class AutomountUnits {
   private readonly units = new Map<string, AutomountUnit>();
   private layer: NativeAutofs | undefined;
   private starter: MountStarter | undefined;
-  private runner: NativeProgramRunner | undefined;
 
   constructor(private readonly options: AutomountUnitsOptions) {}
 
@@ -46,33 +51,57 @@ export class AutomountUnits {
   private mountStarter(): MountStarter {
     if (this.starter !== undefined) return this.starter;
     if (this.options.mounts !== undefined) return (this.starter = this.options.mounts);
-    const { manager, engine } = this.options;
-    if (SUPPORTED_SUFFIXES.includes('.mount')) {
-      this.starter = engineMountStarter({
-        enqueue: (unit, type) => {
-          const e = engine();
-          const r = e.enqueue(unit, type, 'replace', false);
-          if (!r.ok) return { ok: false, reason: r.error.message };
-          return { ok: true, done: e.queue.whenFinished(r.jobId) ?? Promise.resolve('done') };
-        },
-        explain: (unit) => {
-          const u = manager.getUnit(engine().resolve(unit));
-          const props = u?.properties();
-          const result = props?.Result;
-          return typeof result === 'string' && result !== 'success' ? result : undefined;
-        },
-      });
-    } else {
-      const runner = new NativeProgramRunner(this.options.spawn);
-      this.runner = runner;
-      this.options.supervisor.otherOwners.push((exit) => runner.notifyExit(exit));
-      this.starter = directMountStarter({
-        runner,
-        load: (unit) => engine().file(unit),
-        log: (unit) => this.options.logger.child({ unit }),
-      });
-    }
-    return this.starter;
+    const direct = this.directStarter();
+    if (!SUPPORTED_SUFFIXES.includes('.mount')) return (this.starter = direct);
+    const { manager, engine, logger } = this.options;
+    const jobs = engineMountStarter({
+      enqueue: (unit, type) => {
+        const e = engine();
+        const r = e.enqueue(unit, type, 'replace', false);
+        if (!r.ok) return { ok: false, reason: r.error.message };
+        return { ok: true, done: e.queue.whenFinished(r.jobId) ?? Promise.resolve('done') };
+      },
+      explain: (unit) => {
+        const u = manager.getUnit(engine().resolve(unit));
+        const result = u?.properties().Result;
+        return typeof result === 'string' && result !== 'success' ? result : undefined;
+      },
+    });
+    // A mount unit that takes the autofs mount under it for its own mount says "mounted" with
+    // nothing mounted: then mount(8) runs directly, and the log says why once.
+    let warned = false;
+    const check = async (what: 'start' | 'stop', unit: string, where: string): Promise<MountOutcome> => {
+      const r = await jobs[what](unit, where);
+      const over = mountedOverAutofs(where);
+      if (!r.ok || over === (what === 'start') || over === undefined) return r;
+      if (!warned) {
+        warned = true;
+        logger.warn(
+          { unit },
+          `${unit}: the ${what} job finished but ${where} is ${over ? 'still' : 'not'} mounted over the autofs mount ` +
+            '(the mount unit counts the autofs mount as its own); running mount(8)/umount(8) directly',
+        );
+      }
+      return direct[what](unit, where);
+    };
+    return (this.starter = {
+      start: (unit, where) => check('start', unit, where),
+      // An expire holds every process outside the daemon's process group at the mount point until
+      // it is answered, and the mount unit's umount(8) runs in a session of its own: it would wait
+      // for the expire that waits for it. umount(8) from the daemon's group does not wait; the
+      // mount unit then learns of the unmount from mountinfo.
+      stop: (unit, where) => direct.stop(unit, where),
+    });
+  }
+
+  private directStarter(): MountStarter {
+    const runner = new NativeProgramRunner(this.options.spawn);
+    this.options.supervisor.otherOwners.push((exit) => runner.notifyExit(exit));
+    return directMountStarter({
+      runner,
+      load: (unit) => this.options.engine().file(unit),
+      log: (unit) => this.options.logger.child({ unit }),
+    });
   }
 
   host(name: string, unit: () => AutomountUnit | undefined): AutomountHost {
@@ -141,6 +170,19 @@ export class AutomountUnits {
     for (const a of this.units.values()) {
       if (a.activeState() === 'active') a.stop();
     }
-    void this.runner;
+  }
+}
+
+const AUTOFS_SUPER_MAGIC = 0x0187;
+
+/**
+ * Whether a file system other than autofs is on top at `where` (statfs; the daemon is in the
+ * autofs mount's process group, so this never waits on the trap); undefined when it cannot tell.
+ */
+function mountedOverAutofs(where: string): boolean | undefined {
+  try {
+    return fs.statfsSync(where).type !== AUTOFS_SUPER_MAGIC;
+  } catch {
+    return undefined;
   }
 }
