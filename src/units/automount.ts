@@ -453,6 +453,9 @@ export class AutomountUnit implements UnitInstance {
   /** The mount unit changed state by itself (unmounted by hand, or mounted by a start job). */
   onMountChanged(mounted: boolean): void {
     if (this.autofs === undefined) return;
+    // A mount unit may count the autofs mount itself as mounted: believe only a file system on top.
+    const st = this.host.lstat(this.config.where);
+    if (mounted && (st === undefined || st.dev === this.autofs.devId)) return;
     if (mounted && this.state === 'waiting' && !this.mounting) {
       this.armExpireTimer();
       this.setState('running');
