@@ -19,6 +19,9 @@ const BENCHMARKS = [
   'cold-start',
   // Pure computation, no devices: next-elapse rate of calendar expressions.
   'calendar',
+  // Path units on tmpfs; may install inotify-tools as their peer.
+  'path-latency',
+  'path-burst',
   // Path units: a 100,000-directory tree on tmpfs watched with one fanotify mark vs inotify.
   'tree-watch',
 ];

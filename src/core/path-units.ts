@@ -67,11 +67,22 @@ export class PathUnits {
           result: (u as { result?: unknown }).result as string | undefined,
         };
       },
-      startUnit: (n) => {
+      startUnit: (n, env) => {
         const e = engine();
         const r = e.enqueue(n, 'start', 'replace', false);
         if (!r.ok) return { ok: false, reason: r.error.message };
-        return { ok: true, done: e.queue.whenFinished(r.jobId) ?? Promise.resolve('done') };
+        // TRIGGER_UNIT=/TRIGGER_PATH= for the processes this start runs (systemd.exec(5)).
+        const target = manager.getUnit(e.resolve(n)) as
+          { activationEnv?: Record<string, string> } | undefined;
+        if (target !== undefined && 'activationEnv' in target) target.activationEnv = env;
+        const done = e.queue.whenFinished(r.jobId) ?? Promise.resolve('done');
+        void done.then(
+          () => {
+            if (target !== undefined && target.activationEnv === env) target.activationEnv = undefined;
+          },
+          () => undefined,
+        );
+        return { ok: true, done };
       },
       setTimer: (ms, fn) => {
         const t = setTimeout(fn, Math.min(ms, 2_147_483_647));

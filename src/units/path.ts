@@ -504,8 +504,18 @@ export class PathUnit implements UnitInstance {
     r.done.then(
       (result) => {
         record.result = result;
-        if (result === 'start-limit-hit' || result === 'failed')
+        if (result !== 'done' && result !== 'skipped')
           this.host.log.warn({ unit: target, result }, `start of ${target}: ${result}`);
+        // The unit refused to start because of its own start limit: the trigger is not lost, it
+        // waits (systemd fails the path unit with unit-start-limit-hit here).
+        if (result !== 'done' && this.host.unitStatus(target)?.result === 'start-limit-hit') {
+          record.result = `${result} (start-limit-hit; retried after a back-off)`;
+          this.pending ??= cause;
+          if (this.state === 'running') this.setState('waiting');
+          if (this.deferral === undefined && this.state === 'waiting')
+            this.defer(`${target} hit its start limit (StartLimitBurst=)`, Math.max(this.backoffMs(), 1000));
+          return;
+        }
         // A skipped start (a failed condition) changes no state: look again.
         this.onUnitChanged(target);
       },

@@ -194,6 +194,8 @@ export class ServiceUnit implements UnitInstance {
    * REMOTE_PORT. The main process gets it; the daemon's copy is closed right after that spawn.
    */
   connection: { fd: number; env: Record<string, string> } | undefined;
+  /** TRIGGER_UNIT=, TRIGGER_PATH= & co. of the unit that triggered this start (until its job is done). */
+  activationEnv: Record<string, string> | undefined = undefined;
   /** A per-connection instance: routine transitions log at debug, not info. */
   logQuietly = false;
 
@@ -962,7 +964,7 @@ export class ServiceUnit implements UnitInstance {
   }
 
   private execEnv(): Record<string, string> {
-    const env: Record<string, string> = {};
+    const env: Record<string, string> = { ...this.activationEnv };
     if (this.mainPid !== undefined) env.MAINPID = String(this.mainPid);
     if (this.watchdogMs > 0 && Number.isFinite(this.watchdogMs))
       env.WATCHDOG_USEC = String(this.watchdogMs * 1000);

@@ -360,6 +360,32 @@ describe('path unit state machine', () => {
     assert.equal(r.starts.length, 1);
   });
 
+  test('the triggered unit hitting its own start limit: the trigger waits and is retried, not lost', async () => {
+    const r = rig('[Path]\nPathChanged=/a\n');
+    r.unit.start();
+    let answer = 'failed';
+    const host = (r.unit as unknown as { host: PathHost }).host;
+    const start = host.startUnit;
+    host.startUnit = (n, env) => {
+      const out = start(n, env);
+      if (!out.ok) return out;
+      const result = answer;
+      if (result === 'failed')
+        r.target = { active: 'failed', load: 'loaded', hasJob: false, result: 'start-limit-hit' };
+      return { ok: true, done: Promise.resolve(result) };
+    };
+    r.source.emit('/a', { changed: true });
+    await flush();
+    assert.equal(r.starts.length, 1);
+    assert.equal(r.unit.state, 'waiting');
+    assert.match(r.unit.deferral?.reason ?? '', /foo\.service hit its start limit/);
+    assert.equal(r.unit.pending?.path, '/a');
+    answer = 'done';
+    r.target = { active: 'failed', load: 'loaded', hasJob: false };
+    r.clock.advance(5000);
+    assert.equal(r.starts.length, 2, 'retried after the back-off');
+  });
+
   test('the unit to trigger missing: the start fails clearly', () => {
     const r = rig('[Path]\nPathExists=/x\nUnit=gone.service\n');
     r.target = undefined;

@@ -1,0 +1,134 @@
+// Change-to-job-start latency of a .path unit (PathChanged= on a file on tmpfs, a oneshot whose
+// only command stamps CLOCK_REALTIME in ns), against `inotifywait -m -e close_write | while read;
+// do <the same job>; done` in the same run. Each iteration writes the file (the time is taken just
+// before the write) and waits for the job's stamp; both sides run the identical /bin/sh command.
+// Prints one JSON object: p50/p99/max per side, and whether triggerd's p50 and p99 are no worse.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { runBenchmark, hostInfo } from './lib/report';
+import { OWN_RULES, startTriggerd } from './lib/triggerd-daemon';
+import { installAllowed } from './lib/apt';
+import { ensureInotifywait, startMonitor } from './lib/inotifywait';
+import { onCleanup } from './lib/cleanup';
+import { percentile, round, median } from './lib/stats';
+import { sleep } from './lib/proc';
+
+const N = Number(process.env.TRIGGERD_BENCH_PATH_ITERATIONS ?? 300);
+
+function nowNs(): bigint {
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+}
+
+function stamps(file: string): bigint[] {
+  try {
+    return fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => BigInt(l.trim()));
+  } catch {
+    return [];
+  }
+}
+
+/** Write `target` N times, each time waiting for the job's stamp; latencies in ms. */
+async function measure(target: string, stampFile: string, count = N): Promise<number[]> {
+  const out: number[] = [];
+  const base = stamps(stampFile).length;
+  for (let i = 0; i < count; i++) {
+    const t0 = nowNs();
+    fs.writeFileSync(target, String(i));
+    const deadline = Date.now() + 5000;
+    let got: bigint[];
+    while ((got = stamps(stampFile)).length < base + i + 1) {
+      if (Date.now() > deadline) throw new Error(`no job start for change ${i} of ${target} within 5 s`);
+      await sleep(1);
+    }
+    out.push(Number(got[base + i] - t0) / 1e6);
+    // Let the run end so the next change is a fresh trigger, not a latched one.
+    await sleep(15);
+  }
+  return out;
+}
+
+function summary(ms: number[]): { p50Ms: number; p99Ms: number; maxMs: number; minMs: number } {
+  return {
+    p50Ms: round(median(ms), 2),
+    p99Ms: round(percentile(ms, 99), 2),
+    maxMs: round(Math.max(...ms), 2),
+    minMs: round(Math.min(...ms), 2),
+  };
+}
+
+runBenchmark(async () => {
+  const dir = fs.mkdtempSync(path.join('/dev/shm', 'triggerd-path-latency-'));
+  onCleanup('remove the latency directory', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const units = path.join(dir, 'units');
+  fs.mkdirSync(path.join(units, 'multi-user.target.wants'), { recursive: true });
+  const tdir = path.join(dir, 'triggerd');
+  const idir = path.join(dir, 'inotifywait');
+  fs.mkdirSync(tdir);
+  fs.mkdirSync(idir);
+  const job = (stampFile: string): string => `date +%s%N >> ${stampFile}`;
+  fs.writeFileSync(
+    path.join(units, 'lat.path'),
+    `[Path]\nPathChanged=${tdir}/f\n[Install]\nWantedBy=multi-user.target\n`,
+  );
+  // '%' is a specifier in unit files: '%%' is one '%'.
+  fs.writeFileSync(
+    path.join(units, 'lat.service'),
+    `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=/bin/sh -c '${job(`${tdir}/stamps`).replace(/%/g, '%%')}'\n`,
+  );
+  fs.symlinkSync(path.join(units, 'lat.path'), path.join(units, 'multi-user.target.wants', 'lat.path'));
+  fs.writeFileSync(path.join(tdir, 'f'), '');
+  fs.writeFileSync(path.join(idir, 'f'), '');
+
+  const daemon = await startTriggerd(OWN_RULES, { unitPath: units });
+  let triggerd: number[];
+  try {
+    const deadline = Date.now() + 10_000;
+    while (
+      ((await daemon.request('unit-status', { name: 'lat.path' })) as { sub: string }).sub !== 'waiting'
+    ) {
+      if (Date.now() > deadline) throw new Error('lat.path did not reach waiting');
+      await sleep(20);
+    }
+    await measure(path.join(tdir, 'f'), path.join(tdir, 'stamps'), 10); // warm-up
+    triggerd = await measure(path.join(tdir, 'f'), path.join(tdir, 'stamps'));
+  } finally {
+    await daemon.stop();
+  }
+
+  const peer = await ensureInotifywait(installAllowed());
+  let inotifywait: ReturnType<typeof summary> | { skipped: string };
+  if (peer.ok) {
+    const monitor = await startMonitor(
+      `inotifywait -m -e close_write --format %f ${idir}/f | while read -r f; do /bin/sh -c '${job(`${idir}/stamps`)}'; done`,
+    );
+    try {
+      await measure(path.join(idir, 'f'), path.join(idir, 'stamps'), 10); // warm-up
+      inotifywait = summary(await measure(path.join(idir, 'f'), path.join(idir, 'stamps')));
+    } finally {
+      monitor.stop();
+    }
+  } else {
+    inotifywait = { skipped: peer.reason };
+  }
+  const t = summary(triggerd);
+  const met =
+    'p50Ms' in inotifywait
+      ? t.p50Ms <= inotifywait.p50Ms * 1.1 + 0.5 && t.p99Ms <= inotifywait.p99Ms * 1.1 + 1
+      : null;
+  return {
+    benchmark: 'path-latency',
+    host: hostInfo(),
+    iterations: N,
+    fs: 'tmpfs',
+    job: "/bin/sh -c 'date +%s%N >> stamps' (oneshot; the same command for both)",
+    triggerd: t,
+    inotifywait,
+    peerVersion: peer.ok ? `inotify-tools ${peer.version} (${peer.origin})` : null,
+    target: 'change-to-job-start p50 and p99 no worse than inotifywait -m (10% + 0.5/1 ms noise allowance)',
+    met,
+  };
+});
