@@ -267,5 +267,32 @@
         }],
       ],
     },
+    {
+      'target_name': 'triggerd_timerfd',
+      # Every .cc file in native/timerfd/: the wall-clock change watch (TFD_TIMER_CANCEL_ON_SET)
+      # and the three clocks read together.
+      'sources': [
+        '<!@(node -p "require(\'fs\').readdirSync(\'native/timerfd\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/timerfd/\' + f).join(\' \')")',
+        # The uv_poll watching every socket-like object shares.
+        'native/common/fd_poller.cc',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        # While a worker is terminated, a failing call must become a C++ exception we can drop,
+        # not a fatal error inside node-addon-api's Error constructor.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'conditions': [
+        ["sanitize!=''", {
+          'cflags_cc': ['-fsanitize=<(sanitize)', '-fno-omit-frame-pointer', '-g', '-O1'],
+          'ldflags': ['-fsanitize=<(sanitize)'],
+        }],
+      ],
+    },
   ],
 }

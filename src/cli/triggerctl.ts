@@ -10,12 +10,15 @@ import type { UnitLogRecord } from '../core/unit-log';
 import { formatVerifyResults, verifyFailed, verifyUnitFiles } from '../units/verify';
 import { verifyRules } from '../devices/rules/verify-rules';
 import { calendarCommand } from '../timers/calendar-command';
+import { formatListTimers, type TimerRow } from '../timers/list-timers-view';
+import { localTimeZone } from '../timers/time-zone';
 
 const USAGE = `usage: triggerctl [--socket PATH] [--json] COMMAND [ARGS]
 units:
   list-units [--type T] [--state S]   list units
   list-unit-files                     unit files and whether they are enabled
   list-jobs                           queued and running jobs
+  list-timers [--all] [--why]         timers: next and last elapse (like systemctl list-timers; --why: why then)
   status [UNIT]                       one unit's state, processes and last log lines (no UNIT: the daemon)
   show UNIT [--property P]... [--value]
   cat UNIT                            the unit file and its drop-ins
@@ -157,6 +160,8 @@ async function main(argv: string[]): Promise<number> {
       iterations: { type: 'string' },
       'base-time': { type: 'string' },
       'strict-systemd': { type: 'boolean', default: false },
+      all: { type: 'boolean', short: 'a', default: false },
+      why: { type: 'boolean', default: false },
     },
     allowPositionals: true,
     strict: true,
@@ -321,6 +326,20 @@ async function main(argv: string[]): Promise<number> {
           (f) => [f.name, f.state, f.path],
           'unit files',
         );
+        return 0;
+      }
+      case 'list-timers': {
+        const rows = (await client.request('list-timers', { all: values.all })) as TimerRow[];
+        if (json) out(JSON.stringify(rows, null, 2) + '\n');
+        else
+          out(
+            formatListTimers(rows, {
+              nowUsec: Date.now() * 1000,
+              zone: localTimeZone(),
+              all: values.all,
+              why: values.why,
+            }),
+          );
         return 0;
       }
       case 'list-jobs': {

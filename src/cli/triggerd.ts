@@ -22,6 +22,8 @@ const USAGE = `usage: triggerd [options]
                           (default /etc/triggerd/units:/run/triggerd/units:/usr/lib/triggerd/units)
   --rules-path DIRS       rules directories, ':'-separated (default /etc/triggerd/rules.d)
   --runtime-dir DIR       runtime state (default /run/triggerd; for other users $XDG_RUNTIME_DIR/triggerd)
+  --state-dir DIR         persistent state: Persistent=yes timer stamps in DIR/timers (default /var/lib/triggerd;
+                          for other users $XDG_STATE_HOME/triggerd or ~/.local/state/triggerd)
   --control-socket PATH   control socket (default $TRIGGERD_SOCKET or ${DEFAULT_CONTROL_SOCKET})
   --control-group GROUP   group (name or gid) allowed to make changes besides root
   --mode MODE             standalone | companion | auto (default auto: companion when udevd runs)
@@ -60,6 +62,7 @@ async function main(): Promise<void> {
         },
         'rules-path': { type: 'string', default: '/etc/triggerd/rules.d' },
         'runtime-dir': { type: 'string', default: defaultRuntimeDir() },
+        'state-dir': { type: 'string' },
         'control-socket': { type: 'string' },
         'control-group': { type: 'string' },
         mode: { type: 'string', default: 'auto' },
@@ -129,6 +132,7 @@ async function main(): Promise<void> {
     unitPaths: values['unit-path'].split(':').filter(Boolean),
     rulesPaths: values['rules-path'].split(':').filter(Boolean),
     runtimeDir,
+    stateDir: values['state-dir'],
     controlSocket: values['control-socket'] ?? process.env.TRIGGERD_SOCKET ?? `${runtimeDir}/control.sock`,
     mode,
     receiveBufferBytes: rcvbuf,

@@ -42,6 +42,7 @@ export const METHODS = {
   'list-units': { mutating: false, params: { type: 'string?', state: 'string?' } },
   'list-unit-files': { mutating: false, params: {} },
   'list-jobs': { mutating: false, params: {} },
+  'list-timers': { mutating: false, params: { all: 'boolean?' } },
   show: { mutating: false, params: { name: 'string' } },
   'unit-status': { mutating: false, params: { name: 'string', lines: 'number?' } },
   cat: { mutating: false, params: { name: 'string' } },

@@ -24,6 +24,7 @@ export interface UnitHandlerDeps {
 type UnitHandlerNames =
   | 'list-units'
   | 'list-jobs'
+  | 'list-timers'
   | 'show'
   | 'unit-status'
   | 'cat'
@@ -39,6 +40,17 @@ type UnitHandlerNames =
   | 'enable'
   | 'disable'
   | 'daemon-reload';
+
+/** One row of `list-timers`: wall-clock µs (0: none). */
+export interface TimerRowJson {
+  unit: string;
+  activates: string;
+  active: string;
+  sub: string;
+  next: number;
+  last: number;
+  why: string;
+}
 
 export interface JobOutcomeJson {
   unit: string;
@@ -102,6 +114,26 @@ export function unitHandlers(deps: UnitHandlerDeps): Pick<ControlHandlers, UnitH
         .filter((r) => state === undefined || r.active === state || r.sub === state || r.load === state);
     },
     'list-jobs': () => engine.queue.list(),
+    // Timer units' own view (their properties), as `systemctl list-timers` shows them.
+    'list-timers': (params) => {
+      const rows: TimerRowJson[] = [];
+      for (const r of manager.listUnits()) {
+        if (!r.name.endsWith('.timer')) continue;
+        if (params.all !== true && r.active !== 'active') continue;
+        const p = manager.getUnit(r.name)?.properties() ?? {};
+        const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+        rows.push({
+          unit: r.name,
+          activates: typeof p.Unit === 'string' ? p.Unit : '',
+          active: r.active,
+          sub: r.sub,
+          next: num(p.NextElapseUSec),
+          last: num(p.LastTriggerUSec),
+          why: typeof p.NextElapseWhy === 'string' ? p.NextElapseWhy : '',
+        });
+      }
+      return rows;
+    },
     show: (params) => {
       const name = params.name as string;
       const unit = mustGet(name);

@@ -65,6 +65,8 @@ export interface DaemonOptions {
   udevDbDir?: string;
   /** Where standalone mode writes the udev database libudev reads (default /run/udev). */
   udevRunDir?: string;
+  /** Persistent state (timer stamps under <stateDir>/timers); default /var/lib/triggerd for root. */
+  stateDir?: string;
 }
 
 export interface SettleResult {
@@ -127,6 +129,7 @@ export class Daemon {
       spawn: options.spawn,
       notify: options.notify,
       cgroupBase: options.cgroupBase,
+      stateDir: options.stateDir,
     });
   }
 

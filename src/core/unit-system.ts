@@ -25,6 +25,8 @@ import { UnitEngine, type UnitSource } from './unit-engine';
 import type { Manager } from './manager';
 import { PathUnits } from './path-units';
 import type { NativeInotify } from '../native/inotify-addon';
+import { TimerUnits } from './timer-units';
+import type { NativeTimerfd } from '../native/timerfd-addon';
 import { AutomountUnits } from './automount-units';
 
 export interface UnitSystemOptions {
@@ -40,6 +42,10 @@ export interface UnitSystemOptions {
   socket?: NativeSocket;
   /** inotify for path units (default: the triggerd_inotify addon, loaded when a path unit starts). */
   inotify?: NativeInotify;
+  /** Where Persistent=yes timers keep their stamps (<stateDir>/timers; default defaultStateDir()). */
+  stateDir?: string;
+  /** The clock-change watch for timer units (default: the triggerd_timerfd addon). */
+  timerfd?: NativeTimerfd;
 }
 
 /** Failed Accept=yes instances kept for `status` (the oldest goes first); dead ones go at once. */
@@ -50,8 +56,10 @@ const IMPLICIT_UNITS: Record<string, string> = {
   'default.target':
     '[Unit]\nDescription=Default target (implicit)\nWants=multi-user.target\nAfter=multi-user.target\n',
   'multi-user.target':
-    '[Unit]\nDescription=Multi-user target (implicit)\nWants=sockets.target\nAfter=sockets.target\n',
+    '[Unit]\nDescription=Multi-user target (implicit)\nWants=sockets.target timers.target\nAfter=sockets.target timers.target\n',
   'sockets.target': '[Unit]\nDescription=Sockets (implicit)\n',
+  // Debian's timers say WantedBy=timers.target.
+  'timers.target': '[Unit]\nDescription=Timers (implicit)\n',
 };
 
 export class UnitSystem {
@@ -133,6 +141,15 @@ export class UnitSystem {
       supervisor: this.supervisor,
       stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
     });
+    this.timers = new TimerUnits({
+      logger: options.logger,
+      manager: options.manager,
+      engine: () => this.engine,
+      stateDir: options.stateDir,
+      timerfd: options.timerfd,
+      inotify: options.inotify,
+      stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
+    });
     this.engine = new UnitEngine({
       manager: options.manager,
       source,
@@ -155,10 +172,15 @@ export class UnitSystem {
           automountCreated: (unit) => this.automounts.created(unit),
           pathHost: (name, unit) => this.paths.host(name, unit),
           pathCreated: (unit) => this.paths.created(unit),
+          timerHost: (name, unit) => this.timers.host(name, unit),
+          timerCreated: (unit) => this.timers.created(unit),
           stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
         }),
     });
   }
+
+  /** Timer units, their clock-change and time zone watches. */
+  readonly timers: TimerUnits;
 
   /** Path units and their one shared inotify instance. */
   readonly paths: PathUnits;
@@ -178,6 +200,7 @@ export class UnitSystem {
     for (const s of this.sockets.values()) if (s.serviceName() === unit.name) s.onUnitChanged(unit.name);
     this.automounts.unitChanged(unit.name, unit.activeState());
     this.paths.unitChanged(unit.name);
+    this.timers.unitChanged(unit.name);
   }
 
   private socketLayer: NativeSocket | undefined;
@@ -491,6 +514,7 @@ export class UnitSystem {
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
     this.automounts.close();
     this.paths.close();
+    this.timers.close();
   }
 
   /** daemon-reload: re-read every unit file; running units keep running. */

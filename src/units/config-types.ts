@@ -2,6 +2,7 @@
 // unit-loader.ts, the key tables) produces these; the unit types, the job engine and the exec
 // layer consume them. Times are milliseconds (`Infinity` for "infinity"), sizes bytes.
 import type { SocketAddress } from '../native/socket-addon';
+import type { CalendarSpec } from '../timers/calendar-spec';
 import type { AutomountSection } from './automount-config';
 
 /** Where a setting came from, for diagnostics: "file:line". */
@@ -362,6 +363,30 @@ export interface PathSection {
   latchWhileRunning: boolean;
 }
 
+/** The monotonic settings of [Timer] (systemd.timer(5)), named as the keys are. */
+export type TimerBase = 'OnActiveSec' | 'OnBootSec' | 'OnStartupSec' | 'OnUnitActiveSec' | 'OnUnitInactiveSec';
+
+/** [Timer] (systemd.timer(5)) plus [X-Triggerd] StrictSystemdCalendar=; times in µs as systemd keeps them. */
+export interface TimerSection {
+  /** OnCalendar= lines in file order, parsed (an invalid one refuses the unit at load). */
+  calendar: { text: string; spec: CalendarSpec; source: SourceRef }[];
+  /** OnActiveSec= & co. in file order. */
+  monotonic: { base: TimerBase; usec: number; source: SourceRef }[];
+  accuracyUsec: number;
+  randomizedDelayUsec: number;
+  fixedRandomDelay: boolean;
+  persistent: boolean;
+  wakeSystem: boolean;
+  remainAfterElapse: boolean;
+  onClockChange: boolean;
+  onTimezoneChange: boolean;
+  /** Unit=; undefined: the .service of the timer's own name. */
+  unit?: string;
+  unitSource?: SourceRef;
+  /** [X-Triggerd] StrictSystemdCalendar=yes: systemd's DST behaviour instead of triggerd's. */
+  strictSystemdCalendar: boolean;
+}
+
 /** [X-Triggerd]: triggerd's own extensions, which systemd ignores. */
 export type TriggerdSection = Record<string, string>;
 
@@ -383,6 +408,7 @@ export interface LoadedUnitFile {
   /** The type-specific section, parsed by that type's key table; undefined when absent. */
   service?: ServiceSection;
   socket?: SocketSection;
+  timer?: TimerSection;
   path?: PathSection;
   /** [Automount], parsed by automount-config.ts. */
   automount?: AutomountSection;

@@ -7,6 +7,7 @@ import { ServiceUnit } from './service';
 import { TargetUnit } from './target';
 import { SocketUnit, type SocketHost } from './socket';
 import { PathUnit, type PathHost } from './path';
+import { TimerUnit, type TimerHost } from './timer';
 import { AutomountUnit, type AutomountHost } from './automount';
 
 /** What the types need from the daemon to build an instance. */
@@ -27,6 +28,10 @@ export interface UnitTypeDeps {
   pathHost(name: string, unit: () => PathUnit | undefined): PathHost;
   /** Called after a path unit is built (it hears its triggered unit's transitions). */
   pathCreated(unit: PathUnit): void;
+  /** A TimerHost for the named timer unit (clocks, one wake-up, jobs, stamp files). */
+  timerHost(name: string, unit: () => TimerUnit | undefined): TimerHost;
+  /** Called after a timer unit is built (it hears its triggered unit's transitions). */
+  timerCreated(unit: TimerUnit): void;
   /** Every non-service type reports transitions here. */
   stateChanged(unit: UnitInstance, from: string, to: string): void;
 }
@@ -63,6 +68,13 @@ const TYPES: Readonly<Record<string, Factory>> = {
     const unit = new PathUnit(file.name, file, deps.pathHost(file.name, () => ref.unit));
     ref.unit = unit;
     deps.pathCreated(unit);
+    return unit;
+  },
+  '.timer': (file, deps) => {
+    const ref: { unit?: TimerUnit } = {};
+    const unit = new TimerUnit(file.name, file, deps.timerHost(file.name, () => ref.unit));
+    ref.unit = unit;
+    deps.timerCreated(unit);
     return unit;
   },
   '.target': (file, deps) => {

@@ -22,6 +22,7 @@ import type {
   RestartPolicy,
   ListenEntry,
   PathSection,
+  TimerSection,
   ServiceSection,
   ServiceType,
   Severity,
@@ -39,6 +40,7 @@ import type { SocketKind } from '../native/socket-addon';
 import { addressPath, canAccept, parseNetlinkAddress, parseSocketAddress } from './socket-address';
 import { readFileSync } from 'node:fs';
 import { defaultPathSection, finalizePathConfig, pathRows } from './path-config';
+import { defaultTimerSection, finalizeTimerConfig, timerRows } from '../timers/timer-config';
 import {
   applyCapabilityAssignment,
   fail,
@@ -87,6 +89,7 @@ export interface UnitConfig {
   service: ServiceSection;
   socket: SocketSection;
   path: PathSection;
+  timer: TimerSection;
   triggerd: TriggerdSection;
   /** Where each [X-Triggerd] key was set, for diagnostics about its value. */
   triggerdSources?: Record<string, SourceRef>;
@@ -120,7 +123,7 @@ export interface LegacyInfo {
 }
 
 export interface KeyRow {
-  section: 'Unit' | 'Install' | 'Service' | 'Socket' | 'Path';
+  section: 'Unit' | 'Install' | 'Service' | 'Socket' | 'Path' | 'Timer';
   key: string;
   /** The value syntax, for documentation ("boolean", "timespan", "exec", ...). */
   type: string;
@@ -287,6 +290,7 @@ export function createUnitConfig(suffix: string): UnitConfig {
     service: defaultServiceSection(),
     socket: defaultSocketSection(),
     path: defaultPathSection(),
+    timer: defaultTimerSection(),
     triggerd: {},
     explicit: new Set(),
     badSetting: false,
@@ -2150,6 +2154,7 @@ export const KEY_TABLE: readonly KeyRow[] = [
   ...serviceRows(),
   ...socketRows(),
   ...pathRows(),
+  ...timerRows(),
 ];
 
 const ROWS = new Map<string, KeyRow>(KEY_TABLE.map((r) => [`${r.section}.${r.key}`, r]));
@@ -2204,7 +2209,8 @@ export function applySection(
     section !== 'Install' &&
     !(section === 'Service' && cfg.suffix === 'service') &&
     !(section === 'Socket' && cfg.suffix === 'socket') &&
-    !(section === 'Path' && cfg.suffix === 'path')
+    !(section === 'Path' && cfg.suffix === 'path') &&
+    !(section === 'Timer' && cfg.suffix === 'timer')
   )
     return false;
   for (const e of entries) {
@@ -2300,6 +2306,7 @@ function unitDiag(cfg: UnitConfig, env: ApplyEnv, file: string | undefined, mess
 export function finalizeUnitConfig(cfg: UnitConfig, env: ApplyEnv, fragmentPath?: string): boolean {
   if (cfg.suffix === 'socket') return finalizeSocketConfig(cfg, env, fragmentPath);
   if (cfg.suffix === 'path') return finalizePathConfig(cfg, env, fragmentPath, cfg.triggerdSources);
+  if (cfg.suffix === 'timer') return finalizeTimerConfig(cfg, env, fragmentPath, cfg.triggerdSources);
   if (cfg.suffix !== 'service') return !cfg.badSetting;
   const s = cfg.service;
   const e = s.exec;

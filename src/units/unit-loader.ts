@@ -12,8 +12,9 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { parseAutomountConfig } from './automount-config';
-import type { Diagnostic, LoadedUnitFile, PathSection, SocketSection, SourceRef } from './config-types';
+import type { Diagnostic, LoadedUnitFile, PathSection, SocketSection, SourceRef, TimerSection } from './config-types';
 import { pathTriggerName } from './path-config';
+import { timerTriggerName } from '../timers/timer-config';
 import {
   defaultSpecifierHost,
   instanceName,
@@ -693,6 +694,7 @@ export class UnitLoader {
     if (readError) result.loadState = 'error';
     if (result.socket !== undefined && result.loadState === 'loaded') this.checkSocketService(result);
     if (result.path !== undefined && result.loadState === 'loaded') this.checkPathTarget(result);
+    if (result.timer !== undefined && result.loadState === 'loaded') this.checkTimerTarget(result);
     return result;
   }
 
@@ -717,6 +719,27 @@ export class UnitLoader {
     });
   }
 
+
+  /** A timer whose unit to trigger does not exist loads, but says so (its start fails). */
+  private checkTimerTarget(unit: LoadedUnitFile): void {
+    const t = unit.timer as TimerSection;
+    const target = timerTriggerName(unit.name, t);
+    if (this.lookup(target).kind !== 'none') return;
+    const parts = parseUnitName(target);
+    if (parts !== undefined && parts.kind === 'instance' && this.lookup(templateOf(parts)).kind !== 'none')
+      return;
+    const source =
+      t.unitSource ?? (unit.fragmentPath !== undefined ? { file: unit.fragmentPath, line: 1 } : undefined);
+    unit.diagnostics.push({
+      severity: 'warning',
+      code: KEY_CODES.badSetting,
+      message:
+        `${source !== undefined ? `${source.file}:${source.line}: ` : ''}${unit.name} triggers ${target}, ` +
+        `which does not exist in ${this.paths.join(':')}; starting ${unit.name} will fail until it does` +
+        (t.unit === undefined ? ' (or set Unit=)' : ''),
+      source,
+    });
+  }
 
   /**
    * The service a socket unit starts must be loadable as what the socket needs: a template
@@ -833,6 +856,7 @@ function assemble(
     service: parts.suffix === 'service' ? cfg.service : undefined,
     socket: parts.suffix === 'socket' ? cfg.socket : undefined,
     path: parts.suffix === 'path' ? cfg.path : undefined,
+    timer: parts.suffix === 'timer' ? cfg.timer : undefined,
     automount: automount?.section,
     triggerd: cfg.triggerd,
     raw,
