@@ -129,7 +129,6 @@ export class MountSystem implements MountControl {
     this.started = true;
     fs.mkdirSync(this.outputDir, { recursive: true, mode: 0o700 });
     this.monitor.start();
-    this.monitor.refresh();
     this.gcTimer = setInterval(() => this.collectGarbage(), 10_000);
     this.gcTimer.unref();
   }

@@ -128,7 +128,7 @@ export class MountInfoMonitor {
     return this.unsubscribe !== undefined && this.options.native !== undefined;
   }
 
-  /** Open the watch; the first read follows on the next loop turn (after the fd is registered). */
+  /** Open the watch and read the table; read again on the next loop turn (after the fd is registered). */
   start(): void {
     if (this.started) return;
     this.started = true;
@@ -150,7 +150,10 @@ export class MountInfoMonitor {
       }
     }
     if (this.unsubscribe === undefined) this.pollOnTimer();
-    this.cancelTimer = this.setTimer(0, () => this.readNow(true));
+    // Now, for whoever needs the table at once; and again after the loop has registered the
+    // watch (a change in between may have been consumed by the registration's poll).
+    this.readNow(true);
+    this.cancelTimer = this.setTimer(0, () => this.readNow(false));
   }
 
   /**

@@ -88,7 +88,7 @@ const DECIMAL = /^(0|[1-9][0-9]{0,9})$/;
 
 function parseLine(line: string): MountEntry | string {
   const fields = line.split(' ');
-  if (fields.length < 10) return `${fields.length} fields, at least 10 expected`;
+  if (fields.length < 9) return `${fields.length} fields, at least 9 expected`;
   const separator = fields.indexOf('-', 6);
   if (separator < 0) return "no '-' separator after the optional fields";
   if (fields.length < separator + 3)
