@@ -24,6 +24,7 @@ const USAGE = `usage: triggerd [options]
   --runtime-dir DIR       runtime state (default /run/triggerd; for other users $XDG_RUNTIME_DIR/triggerd)
   --state-dir DIR         persistent state: Persistent=yes timer stamps in DIR/timers (default /var/lib/triggerd;
                           for other users $XDG_STATE_HOME/triggerd or ~/.local/state/triggerd)
+  --fstab PATH            fstab read into .mount/.automount units ('' for none; default /etc/fstab)
   --control-socket PATH   control socket (default $TRIGGERD_SOCKET or ${DEFAULT_CONTROL_SOCKET})
   --control-group GROUP   group (name or gid) allowed to make changes besides root
   --mode MODE             standalone | companion | auto (default auto: companion when udevd runs)
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
         'runtime-dir': { type: 'string', default: defaultRuntimeDir() },
         'state-dir': { type: 'string' },
         'control-socket': { type: 'string' },
+        fstab: { type: 'string', default: '/etc/fstab' },
         'control-group': { type: 'string' },
         mode: { type: 'string', default: 'auto' },
         'udev-db-dir': { type: 'string' },
@@ -131,6 +133,7 @@ async function main(): Promise<void> {
     logger,
     unitPaths: values['unit-path'].split(':').filter(Boolean),
     rulesPaths: values['rules-path'].split(':').filter(Boolean),
+    fstab: values.fstab,
     runtimeDir,
     stateDir: values['state-dir'],
     controlSocket: values['control-socket'] ?? process.env.TRIGGERD_SOCKET ?? `${runtimeDir}/control.sock`,

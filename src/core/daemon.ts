@@ -35,6 +35,7 @@ import { deviceHandlers } from '../control/device-handlers';
 import { ControlServer, type ControlHandlers } from '../control/server';
 import { DeviceWatch } from '../devices/device-watch';
 import { loadInotifyNative } from '../native/inotify-addon';
+import { runFstabGenerator } from '../mounts/fstab';
 
 export type DaemonMode = 'standalone' | 'companion' | 'auto';
 
@@ -55,6 +56,8 @@ export interface DaemonOptions {
   childrenMax?: number;
   unitPaths: string[];
   rulesPaths: string[];
+  /** fstab read into mount units in <runtimeDir>/generator (last in the unit path); '' for none. */
+  fstab?: string;
   runtimeDir: string;
   controlSocket: string;
   mode: DaemonMode;
@@ -121,16 +124,24 @@ export class Daemon {
       onDeviceStateChange: (u, from, to) => this.units.engine.unitStateChanged(u, from, to),
     });
     this.rings = options.rings ?? new UnitLogRings();
+    this.generatorDir = path.join(options.runtimeDir, 'generator');
+    this.runGenerators();
     this.units = new UnitSystem({
       logger: options.logger,
       manager: this.manager,
-      unitPaths: options.unitPaths,
+      unitPaths: options.fstab ? [...options.unitPaths, this.generatorDir] : options.unitPaths,
       runtimeDir: options.runtimeDir,
       spawn: options.spawn,
       notify: options.notify,
       cgroupBase: options.cgroupBase,
       stateDir: options.stateDir,
     });
+  }
+
+  /** fstab → units, as systemd's generators run before each load (and rebuilt on reload). */
+  private readonly generatorDir: string;
+  private runGenerators(): void {
+    if (this.options.fstab) runFstabGenerator(this.options.fstab, this.generatorDir, this.options.logger);
   }
 
   /** Standalone mode with rule files: the udev-compatible device manager. */
@@ -291,6 +302,7 @@ export class Daemon {
   /** SIGHUP and `triggerctl reload`: re-read configuration from scratch and swap it in. */
   reload(): { unitFiles: number; ruleFiles: number } {
     this.loadConfiguration();
+    this.runGenerators();
     // Unit files from scratch; running units (listening sockets with their fds) keep running.
     const units = this.units.reload();
     this.options.logger.info(units, 'unit files reloaded');

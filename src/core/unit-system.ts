@@ -23,11 +23,13 @@ import { NotifyRouter, type NotifyUnit } from './notify-router';
 import { ProcessSupervisor } from './process-supervisor';
 import { UnitEngine, type UnitSource } from './unit-engine';
 import type { Manager } from './manager';
+import { AutomountUnits } from './automount-units';
+import { MountSystem } from '../mounts/mount-system';
+import { loadNativeMounts, type NativeMounts } from '../native/mounts-addon';
 import { PathUnits } from './path-units';
 import type { NativeInotify } from '../native/inotify-addon';
 import { TimerUnits } from './timer-units';
 import type { NativeTimerfd } from '../native/timerfd-addon';
-import { AutomountUnits } from './automount-units';
 
 export interface UnitSystemOptions {
   logger: Logger;
@@ -46,6 +48,8 @@ export interface UnitSystemOptions {
   stateDir?: string;
   /** The clock-change watch for timer units (default: the triggerd_timerfd addon). */
   timerfd?: NativeTimerfd;
+  /** The mountinfo watch for mount units (default: the triggerd_mounts addon; null: poll). */
+  mounts?: NativeMounts | null;
 }
 
 /** Failed Accept=yes instances kept for `status` (the oldest goes first); dead ones go at once. */
@@ -133,6 +137,16 @@ export class UnitSystem {
       inotify: options.inotify,
       stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
     });
+    this.mounts = new MountSystem({
+      logger: options.logger,
+      manager: options.manager,
+      engine: () => this.engine,
+      supervisor: this.supervisor,
+      runtimeDir: options.runtimeDir,
+      native: options.mounts,
+      loadNative: loadNativeMounts,
+      stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
+    });
     this.automounts = new AutomountUnits({
       logger: options.logger,
       manager: options.manager,
@@ -168,25 +182,30 @@ export class UnitSystem {
             this.sockets.set(unit.name, unit);
             this.supervisor.registerOwner(unit.name, unit);
           },
-          automountHost: (name, unit) => this.automounts.host(name, unit),
-          automountCreated: (unit) => this.automounts.created(unit),
           pathHost: (name, unit) => this.paths.host(name, unit),
           pathCreated: (unit) => this.paths.created(unit),
           timerHost: (name, unit) => this.timers.host(name, unit),
           timerCreated: (unit) => this.timers.created(unit),
+          automountHost: (name, unit) => this.automounts.host(name, unit),
+          automountCreated: (unit) => this.automounts.created(unit),
+          mountHost: (name, unit) => this.mounts.hostFor(name, unit),
+          mountCreated: (unit) => this.mounts.created(unit),
           stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
         }),
     });
   }
+
+  /** Automount units: autofs mounts and the mount starter they share. */
+  readonly automounts: AutomountUnits;
+
+  /** Mount units, the mountinfo watch, and MountControl (start/stop a mount, learn its result). */
+  readonly mounts: MountSystem;
 
   /** Timer units, their clock-change and time zone watches. */
   readonly timers: TimerUnits;
 
   /** Path units and their one shared inotify instance. */
   readonly paths: PathUnits;
-
-  /** Automount units: autofs mounts and the mount starter they share. */
-  readonly automounts: AutomountUnits;
 
   private readonly serviceCallbacks: Parameters<ProcessSupervisor['hostFor']>[1];
 
@@ -470,6 +489,9 @@ export class UnitSystem {
         error: (err: Error) => logger.error({ err }, 'notify socket failed'),
       }),
     );
+    // The kernel's mount table before the unit files: a mount unit that is mounted already
+    // starts as 'mounted'.
+    this.mounts.startWatching();
     const loaded = this.engine.loadAll();
     logger.info({ units: loaded.loaded, errors: loaded.errors }, 'unit files loaded');
     const r = this.engine.enqueue('default.target', 'start', 'replace', false);
@@ -484,7 +506,7 @@ export class UnitSystem {
   async shutdown(timeoutMs: number): Promise<void> {
     const waits: Promise<unknown>[] = [];
     for (const unit of this.options.manager.allUnits()) {
-      if (unit.file === undefined) continue;
+      if (unit.file === undefined || unit.keepOnShutdown === true) continue;
       const a = unit.activeState();
       if (a === 'inactive' || a === 'failed') continue;
       const r = this.engine.enqueue(unit.name, 'stop', 'replace', false);
@@ -513,6 +535,7 @@ export class UnitSystem {
     }
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
     this.automounts.close();
+    this.mounts.close();
     this.paths.close();
     this.timers.close();
   }

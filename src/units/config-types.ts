@@ -2,8 +2,9 @@
 // unit-loader.ts, the key tables) produces these; the unit types, the job engine and the exec
 // layer consume them. Times are milliseconds (`Infinity` for "infinity"), sizes bytes.
 import type { SocketAddress } from '../native/socket-addon';
-import type { CalendarSpec } from '../timers/calendar-spec';
 import type { AutomountSection } from './automount-config';
+import type { MountSection } from '../mounts/mount-config';
+import type { CalendarSpec } from '../timers/calendar-spec';
 
 /** Where a setting came from, for diagnostics: "file:line". */
 export interface SourceRef {
@@ -408,10 +409,12 @@ export interface LoadedUnitFile {
   /** The type-specific section, parsed by that type's key table; undefined when absent. */
   service?: ServiceSection;
   socket?: SocketSection;
-  timer?: TimerSection;
-  path?: PathSection;
   /** [Automount], parsed by automount-config.ts. */
   automount?: AutomountSection;
+  /** [Mount], parsed by src/mounts/mount-config.ts. */
+  mount?: MountSection;
+  timer?: TimerSection;
+  path?: PathSection;
   triggerd: TriggerdSection;
   /** Sections and keys of other types, kept verbatim for the types that come later (socket, path, ...). */
   raw: Map<string, { key: string; value: string; source: SourceRef }[]>;

@@ -6,9 +6,10 @@ import type { ServiceHost } from './service';
 import { ServiceUnit } from './service';
 import { TargetUnit } from './target';
 import { SocketUnit, type SocketHost } from './socket';
+import { AutomountUnit, type AutomountHost } from './automount';
 import { PathUnit, type PathHost } from './path';
 import { TimerUnit, type TimerHost } from './timer';
-import { AutomountUnit, type AutomountHost } from './automount';
+import { MountUnit, type MountHost } from './mount';
 
 /** What the types need from the daemon to build an instance. */
 export interface UnitTypeDeps {
@@ -20,18 +21,22 @@ export interface UnitTypeDeps {
   socketHost(name: string, unit: () => SocketUnit | undefined): SocketHost;
   /** Called after a socket unit is built (its control processes' exits are routed to it). */
   socketCreated(unit: SocketUnit): void;
-  /** An AutomountHost for the named automount unit (autofs, the mount starter, timers). */
-  automountHost(name: string, unit: () => AutomountUnit | undefined): AutomountHost;
-  /** Called after an automount unit is built (it hears its mount unit's transitions). */
-  automountCreated(unit: AutomountUnit): void;
   /** A PathHost for the named path unit (the shared watch registry, jobs, timers). */
   pathHost(name: string, unit: () => PathUnit | undefined): PathHost;
   /** Called after a path unit is built (it hears its triggered unit's transitions). */
   pathCreated(unit: PathUnit): void;
+  /** An AutomountHost for the named automount unit (autofs, the mount starter, timers). */
+  automountHost(name: string, unit: () => AutomountUnit | undefined): AutomountHost;
+  /** Called after an automount unit is built (it hears its mount unit's transitions). */
+  automountCreated(unit: AutomountUnit): void;
   /** A TimerHost for the named timer unit (clocks, one wake-up, jobs, stamp files). */
   timerHost(name: string, unit: () => TimerUnit | undefined): TimerHost;
   /** Called after a timer unit is built (it hears its triggered unit's transitions). */
   timerCreated(unit: TimerUnit): void;
+  /** A MountHost for the named mount unit (mount(8)/umount(8), mountinfo, jobs). */
+  mountHost(name: string, unit: () => MountUnit | undefined): MountHost;
+  /** Called after a mount unit is built (it gets the kernel's view of its Where=). */
+  mountCreated(unit: MountUnit): void;
   /** Every non-service type reports transitions here. */
   stateChanged(unit: UnitInstance, from: string, to: string): void;
 }
@@ -56,6 +61,13 @@ const TYPES: Readonly<Record<string, Factory>> = {
     deps.socketCreated(unit);
     return unit;
   },
+  '.path': (file, deps) => {
+    const ref: { unit?: PathUnit } = {};
+    const unit = new PathUnit(file.name, file, deps.pathHost(file.name, () => ref.unit));
+    ref.unit = unit;
+    deps.pathCreated(unit);
+    return unit;
+  },
   '.automount': (file, deps) => {
     const ref: { unit?: AutomountUnit } = {};
     const unit = new AutomountUnit(file.name, file, deps.automountHost(file.name, () => ref.unit));
@@ -63,11 +75,11 @@ const TYPES: Readonly<Record<string, Factory>> = {
     deps.automountCreated(unit);
     return unit;
   },
-  '.path': (file, deps) => {
-    const ref: { unit?: PathUnit } = {};
-    const unit = new PathUnit(file.name, file, deps.pathHost(file.name, () => ref.unit));
+  '.mount': (file, deps) => {
+    const ref: { unit?: MountUnit } = {};
+    const unit = new MountUnit(file.name, file, file.mount?.where ?? '', deps.mountHost(file.name, () => ref.unit));
     ref.unit = unit;
-    deps.pathCreated(unit);
+    deps.mountCreated(unit);
     return unit;
   },
   '.timer': (file, deps) => {

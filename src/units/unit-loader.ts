@@ -12,7 +12,15 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { parseAutomountConfig } from './automount-config';
-import type { Diagnostic, LoadedUnitFile, PathSection, SocketSection, SourceRef, TimerSection } from './config-types';
+import { addParentMountRequirements, parseMountConfig } from '../mounts/mount-config';
+import type {
+  Diagnostic,
+  LoadedUnitFile,
+  PathSection,
+  SocketSection,
+  SourceRef,
+  TimerSection,
+} from './config-types';
 import { pathTriggerName } from './path-config';
 import { timerTriggerName } from '../timers/timer-config';
 import {
@@ -693,6 +701,8 @@ export class UnitLoader {
     }
     if (readError) result.loadState = 'error';
     if (result.socket !== undefined && result.loadState === 'loaded') this.checkSocketService(result);
+    if (result.mount !== undefined && result.loadState === 'loaded')
+      addParentMountRequirements(result.mount.where, result.unit, (n) => this.lookup(n).kind !== 'none');
     if (result.path !== undefined && result.loadState === 'loaded') this.checkPathTarget(result);
     if (result.timer !== undefined && result.loadState === 'loaded') this.checkTimerTarget(result);
     return result;
@@ -718,7 +728,6 @@ export class UnitLoader {
       source,
     });
   }
-
 
   /** A timer whose unit to trigger does not exist loads, but says so (its start fails). */
   private checkTimerTarget(unit: LoadedUnitFile): void {
@@ -841,9 +850,20 @@ function assemble(
           diagnostics,
         })
       : undefined;
+  const mount =
+    parts.suffix === 'mount'
+      ? parseMountConfig({
+          name: parts.name,
+          entries: raw.get('Mount') ?? [],
+          specifiers: env.specifiers,
+          unit: cfg.unit,
+          fragmentPath: fragment?.path,
+          diagnostics,
+        })
+      : undefined;
   let loadState: LoadedUnitFile['loadState'] = 'loaded';
   if (fatal) loadState = 'error';
-  else if (!usable || automount?.usable === false) loadState = 'bad-setting';
+  else if (!usable || automount?.usable === false || mount?.usable === false) loadState = 'bad-setting';
   return {
     name: parts.name,
     aliases: [],
@@ -858,6 +878,7 @@ function assemble(
     path: parts.suffix === 'path' ? cfg.path : undefined,
     timer: parts.suffix === 'timer' ? cfg.timer : undefined,
     automount: automount?.section,
+    mount: mount?.section,
     triggerd: cfg.triggerd,
     raw,
     diagnostics,

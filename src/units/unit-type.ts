@@ -39,6 +39,8 @@ export interface UnitInstance {
   statusLines?(): string[];
   /** Routine transitions are logged at debug, not info (Accept=yes instances: one per connection). */
   readonly logQuietly?: boolean;
+  /** Left as it is when the daemon shuts down (mounts outlive the supervisor, as in the kernel). */
+  readonly keepOnShutdown?: boolean;
 }
 
 /** The row `list-units` prints for one unit. */
