@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -42,6 +44,10 @@ class FdGuard {
   FdGuard(const FdGuard&) = delete;
   FdGuard& operator=(const FdGuard&) = delete;
   int get() const { return fd_; }
+  void reset(int fd) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
   int release() {
     int fd = fd_;
     fd_ = -1;
@@ -86,10 +92,10 @@ void ReapFailedChild(pid_t pid, int pidfd) {
   siginfo_t info;
   int rc;
   do {
-    rc = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED);
+    rc = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED | __WALL);
   } while (rc != 0 && errno == EINTR);
   if (rc != 0 && errno == EINVAL) {  // no P_PIDFD (before Linux 5.4)
-    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    while (waitpid(pid, nullptr, __WALL) < 0 && errno == EINTR) {
     }
   }
 }
@@ -103,6 +109,7 @@ SpawnAddon::SpawnAddon(Napi::Env env, Napi::Object exports) {
   DefineAddon(exports,
               {
                   InstanceMethod<&SpawnAddon::Spawn>("spawn", napi_enumerable),
+                  InstanceMethod<&SpawnAddon::SpawnAsync>("spawnAsync", napi_enumerable),
                   InstanceMethod<&SpawnAddon::SetSubreaper>("setSubreaper", napi_enumerable),
                   InstanceMethod<&SpawnAddon::IsSubreaper>("isSubreaper", napi_enumerable),
                   InstanceMethod<&SpawnAddon::WatchChildren>("watchChildren", napi_enumerable),
@@ -117,14 +124,6 @@ SpawnAddon::SpawnAddon(Napi::Env env, Napi::Object exports) {
               });
 }
 
-SpawnAddon::~SpawnAddon() {
-  // The environment is gone: the watcher (closed by its teardown hook before this runs) must not
-  // call back, and pidfds nobody can use any more are closed.
-  if (watcher_ != nullptr) watcher_->Close();
-  for (const auto& child : children_) {
-    if (child.second >= 0) close(child.second);
-  }
-}
 
 bool SpawnAddon::ForgetChild(pid_t pid) {
   auto found = children_.find(pid);
@@ -143,74 +142,96 @@ ChildWatcher* SpawnAddon::WatcherById(uint64_t id) const {
   return watcher_ != nullptr && watcher_->id() == id ? watcher_ : nullptr;
 }
 
-Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  PlanSpec spec = ReadPlan(env, info[0]);
-
-  // Everything the child reads is built here, before the clone: it must not allocate.
+// Everything one spawn needs, built on the JavaScript thread before the clone (the child must not
+// allocate) and owned until the spawn is over. Heap-allocated once and never moved: `plan` points
+// into the other members.
+struct PreparedSpawn {
+  PlanSpec spec;
   std::vector<char*> argv;
-  argv.reserve(spec.argv.size() + 1);
-  for (std::string& arg : spec.argv) argv.push_back(&arg[0]);
-  argv.push_back(nullptr);
-
-  static const char kListenPid[] = "LISTEN_PID=";
-  std::string listen_pid_slot;
   std::vector<char*> envp;
-  envp.reserve(spec.env.size() + 2);
+  std::string listen_pid_slot;
+  std::string oom_text;
+  std::vector<ChildMount> mounts;
+  std::vector<const char*> submounts;
+  std::vector<int> submount_scratch;
+  std::vector<FdSpec> fds;
+  std::vector<int> fd_scratch;
+  std::vector<int> gap_fds;
+  FdGuard null_fd;
+  FdGuard cgroup_fd;
+  ChildReport report = {-1, 0, 0, -1};
+  ChildPlan plan = {};
+  LaunchResult launched;
+};
+
+namespace {
+
+constexpr char kListenPid[] = "LISTEN_PID=";
+
+// Reads and checks the plan (TypeError), opens /dev/null and the cgroup (system errors) and lays
+// out the child's view of it.
+std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, int last_cap) {
+  auto prepared = std::make_unique<PreparedSpawn>();
+  PreparedSpawn& p = *prepared;
+  p.spec = ReadPlan(env, value);
+  PlanSpec& spec = p.spec;
+
+  p.argv.reserve(spec.argv.size() + 1);
+  for (std::string& arg : spec.argv) p.argv.push_back(&arg[0]);
+  p.argv.push_back(nullptr);
+
+  p.envp.reserve(spec.env.size() + 2);
   for (std::string& entry : spec.env) {
     if (spec.set_listen_pid && entry.compare(0, sizeof(kListenPid) - 1, kListenPid) == 0) continue;
-    envp.push_back(&entry[0]);
+    p.envp.push_back(&entry[0]);
   }
   if (spec.set_listen_pid) {
-    listen_pid_slot = std::string(kListenPid) + std::string(24, '\0');
-    envp.push_back(&listen_pid_slot[0]);
+    p.listen_pid_slot = std::string(kListenPid) + std::string(24, '\0');
+    p.envp.push_back(&p.listen_pid_slot[0]);
   }
-  envp.push_back(nullptr);
+  p.envp.push_back(nullptr);
 
-  std::vector<ChildMount> mounts;
-  mounts.reserve(spec.mounts.size());
+  p.mounts.reserve(spec.mounts.size());
   for (const MountSpec& mount : spec.mounts) {
-    mounts.push_back({mount.kind, mount.source.c_str(), mount.target.c_str(), mount.data.c_str(),
-                      mount.read_only, mount.recursive, mount.optional});
+    p.mounts.push_back({mount.kind, mount.source.c_str(), mount.target.c_str(), mount.data.c_str(),
+                        mount.read_only, mount.recursive, mount.optional});
   }
-  std::vector<const char*> submounts;
-  for (const std::string& path : spec.sysfs_submounts) submounts.push_back(path.c_str());
-  std::vector<int> submount_scratch(submounts.size(), -1);
+  for (const std::string& path : spec.sysfs_submounts) p.submounts.push_back(path.c_str());
+  p.submount_scratch.assign(p.submounts.size(), -1);
 
-  std::string oom_text;
-  if (spec.has_oom_score_adjust) oom_text = std::to_string(spec.oom_score_adjust);
+  if (spec.has_oom_score_adjust) p.oom_text = std::to_string(spec.oom_score_adjust);
 
   bool needs_null = std::any_of(spec.fds.begin(), spec.fds.end(),
                                 [](const FdSpec& fd) { return fd.parent_fd < 0; });
-  FdGuard null_fd(needs_null ? open("/dev/null", O_RDWR | O_CLOEXEC) : -1);
-  if (needs_null && null_fd.get() < 0) {
-    Napi::Error error = MakeSystemError(env, errno, "open");
-    error.Set("path", Napi::String::New(env, "/dev/null"));
-    throw error;
+  if (needs_null) {
+    p.null_fd.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (p.null_fd.get() < 0) {
+      Napi::Error error = MakeSystemError(env, errno, "open");
+      error.Set("path", Napi::String::New(env, "/dev/null"));
+      throw error;
+    }
   }
-  FdGuard cgroup_fd(spec.has_cgroup ? open(spec.cgroup.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)
-                                    : -1);
-  if (spec.has_cgroup && cgroup_fd.get() < 0) {
-    throw MakeStepError(env, kStepCgroup, errno, "open", spec.cgroup);
+  if (spec.has_cgroup) {
+    p.cgroup_fd.reset(open(spec.cgroup.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (p.cgroup_fd.get() < 0) throw MakeStepError(env, kStepCgroup, errno, "open", spec.cgroup);
   }
 
   int max_child_fd = 2;
-  std::vector<FdSpec> fds = spec.fds;
-  for (FdSpec& fd : fds) {
-    if (fd.parent_fd < 0) fd.parent_fd = null_fd.get();
+  p.fds = spec.fds;
+  for (FdSpec& fd : p.fds) {
+    if (fd.parent_fd < 0) fd.parent_fd = p.null_fd.get();
     max_child_fd = std::max(max_child_fd, fd.child_fd);
   }
   // The child's temporary copies only have to stay clear of the targets (F_DUPFD never takes an
   // open fd); parent fd numbers do not matter, and a bogus huge one must not push the base past
   // RLIMIT_NOFILE.
   int dup_base = max_child_fd + 1;
-  std::vector<int> fd_scratch(fds.size(), -1);
-  std::vector<int> gap_fds;
+  p.fd_scratch.assign(p.fds.size(), -1);
   {
     std::vector<bool> mapped(max_child_fd + 1, false);
-    for (const FdSpec& fd : fds) mapped[fd.child_fd] = true;
+    for (const FdSpec& fd : p.fds) mapped[fd.child_fd] = true;
     for (int fd = 0; fd <= max_child_fd; fd++) {
-      if (!mapped[fd]) gap_fds.push_back(fd);
+      if (!mapped[fd]) p.gap_fds.push_back(fd);
     }
   }
   struct rlimit nofile = {};
@@ -219,14 +240,10 @@ Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
                              ? (1U << 20)
                              : static_cast<unsigned>(nofile.rlim_cur);
 
-  int err = stack_.Ensure();
-  if (err != 0) throw MakeSystemError(env, err, "mmap");
-
-  ChildReport report = {-1, 0, 0, -1};
-  ChildPlan plan = {};
+  ChildPlan& plan = p.plan;
   plan.path = spec.path.c_str();
-  plan.argv = argv.data();
-  plan.envp = envp.data();
+  plan.argv = p.argv.data();
+  plan.envp = p.envp.data();
   plan.cwd = spec.has_cwd ? spec.cwd.c_str() : nullptr;
   plan.cwd_optional = spec.cwd_optional;
   plan.set_uid = spec.has_uid;
@@ -240,15 +257,15 @@ Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
   plan.umask = spec.umask;
   plan.set_nice = spec.has_nice;
   plan.nice = spec.nice;
-  plan.oom_text = spec.has_oom_score_adjust ? oom_text.c_str() : nullptr;
-  plan.oom_length = oom_text.size();
+  plan.oom_text = spec.has_oom_score_adjust ? p.oom_text.c_str() : nullptr;
+  plan.oom_length = p.oom_text.size();
   plan.rlimits = spec.rlimits.data();
   plan.rlimit_count = spec.rlimits.size();
-  plan.fds = fds.data();
-  plan.fd_count = fds.size();
-  plan.fd_scratch = fd_scratch.data();
-  plan.gap_fds = gap_fds.data();
-  plan.gap_count = gap_fds.size();
+  plan.fds = p.fds.data();
+  plan.fd_count = p.fds.size();
+  plan.fd_scratch = p.fd_scratch.data();
+  plan.gap_fds = p.gap_fds.data();
+  plan.gap_count = p.gap_fds.size();
   plan.max_child_fd = max_child_fd;
   plan.dup_base = dup_base;
   plan.close_limit = close_limit;
@@ -256,59 +273,239 @@ Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
   plan.no_new_privileges = spec.no_new_privileges;
   plan.set_bounding_set = spec.has_bounding_set;
   plan.bounding_set = spec.bounding_set;
-  plan.last_cap = last_cap_;
+  plan.last_cap = last_cap;
   plan.set_ambient = spec.has_ambient;
   plan.ambient = spec.ambient;
   plan.mount_namespace = !spec.mounts.empty() || spec.private_sysfs;
-  plan.mounts = mounts.data();
-  plan.mount_count = mounts.size();
+  plan.mounts = p.mounts.data();
+  plan.mount_count = p.mounts.size();
   plan.inaccessible_directory =
       spec.has_inaccessible_sources ? spec.inaccessible_directory.c_str() : nullptr;
   plan.inaccessible_file = spec.has_inaccessible_sources ? spec.inaccessible_file.c_str() : nullptr;
   plan.private_network = spec.private_network;
   plan.private_sysfs = spec.private_sysfs;
-  plan.sysfs_submounts = submounts.data();
-  plan.sysfs_submount_count = submounts.size();
-  plan.submount_scratch = submount_scratch.data();
+  plan.sysfs_submounts = p.submounts.data();
+  plan.sysfs_submount_count = p.submounts.size();
+  plan.submount_scratch = p.submount_scratch.data();
   plan.cgroup_procs_fd = -1;
-  plan.listen_pid_digits = spec.set_listen_pid ? &listen_pid_slot[sizeof(kListenPid) - 1] : nullptr;
-  plan.report = &report;
+  plan.listen_pid_digits =
+      spec.set_listen_pid ? &p.listen_pid_slot[sizeof(kListenPid) - 1] : nullptr;
+  plan.report = &p.report;
+  return prepared;
+}
 
-  LaunchResult launched = LaunchChild(&plan, stack_, cgroup_fd.get(), clone_method_, &clone3_missing_);
+// After LaunchChild: a child that failed before exec is reaped (it is a zombie by now or about to
+// be) and its pidfd closed, so no exit is ever reported for a spawn that failed. Any thread.
+void ReapIfFailed(PreparedSpawn* p) {
+  if (p->launched.err != 0 || p->report.step < 0) return;
+  ReapFailedChild(p->launched.pid, p->launched.pidfd);
+  close(p->launched.pidfd);
+  p->launched.pidfd = -1;
+}
+
+// The error for a spawn that failed (JavaScript thread), or an empty value when it did not.
+Napi::Value SpawnFailure(Napi::Env env, const PreparedSpawn& p) {
+  const LaunchResult& launched = p.launched;
   if (launched.err != 0) {
     if (launched.cgroup_step) {
-      throw MakeStepError(env, kStepCgroup, launched.err, launched.syscall, spec.cgroup);
+      return MakeStepError(env, kStepCgroup, launched.err, launched.syscall, p.spec.cgroup).Value();
     }
-    throw MakeSystemError(env, launched.err, launched.syscall);
+    return MakeSystemError(env, launched.err, launched.syscall).Value();
   }
-
-  if (report.step >= 0) {
-    ReapFailedChild(launched.pid, launched.pidfd);
-    close(launched.pidfd);
-    int step = report.step < kStepCount ? report.step : kStepExec;
-    const char* syscall =
-        report.syscall > 0 && report.syscall < kSysCount ? kSyscallNames[report.syscall] : "exec";
-    std::string path;
-    if (step == kStepMountNamespace && report.detail >= 0 &&
-        static_cast<size_t>(report.detail) < spec.mounts.size()) {
-      path = spec.mounts[report.detail].target;
-    } else if (step == kStepChdir) {
-      path = spec.cwd;
-    } else if (step == kStepExec) {
-      path = spec.path;
-    } else if (step == kStepCgroup) {
-      path = spec.cgroup;
-    }
-    throw MakeStepError(env, step, report.err, syscall, path);
+  if (p.report.step < 0) return Napi::Value();
+  int step = p.report.step < kStepCount ? p.report.step : kStepExec;
+  const char* syscall =
+      p.report.syscall > 0 && p.report.syscall < kSysCount ? kSyscallNames[p.report.syscall] : "exec";
+  std::string path;
+  if (step == kStepMountNamespace && p.report.detail >= 0 &&
+      static_cast<size_t>(p.report.detail) < p.spec.mounts.size()) {
+    path = p.spec.mounts[p.report.detail].target;
+  } else if (step == kStepChdir) {
+    path = p.spec.cwd;
+  } else if (step == kStepExec) {
+    path = p.spec.path;
+  } else if (step == kStepCgroup) {
+    path = p.spec.cgroup;
   }
+  return MakeStepError(env, step, p.report.err, syscall, path).Value();
+}
 
-  children_[launched.pid] = launched.pidfd;
-  if (watcher_ != nullptr) watcher_->WatchPidfd(launched.pid, launched.pidfd);
-
+Napi::Object ChildObject(Napi::Env env, pid_t pid, int pidfd) {
   Napi::Object result = Napi::Object::New(env);
-  result.Set("pid", Napi::Number::New(env, launched.pid));
-  result.Set("pidfd", Napi::Number::New(env, launched.pidfd));
+  result.Set("pid", Napi::Number::New(env, pid));
+  result.Set("pidfd", Napi::Number::New(env, pidfd));
   return result;
+}
+
+}  // namespace
+
+// spawnAsync(): the clone runs on a thread of libuv's pool, so only that thread waits for the
+// child's exec; the result comes back on the JavaScript thread.
+class SpawnWork : public Napi::AsyncWorker {
+ public:
+  SpawnWork(Napi::Function done, SpawnAddon* addon, std::unique_ptr<PreparedSpawn> prepared,
+            std::shared_ptr<SpawnAddon::Shared> shared, CloneMethod method)
+      : Napi::AsyncWorker(done, "triggerd:spawn"),
+        addon_(addon),
+        seq_(addon->StartSpawn()),
+        prepared_(std::move(prepared)),
+        shared_(std::move(shared)),
+        method_(method) {}
+
+  ~SpawnWork() override {
+    if (addon_ != nullptr) {
+      addon_->WorkOver(this);
+      if (!over_) addon_->SpawnOver(seq_, -1);
+    }
+    // Never delivered (the environment went away): nobody will ever ask for this child.
+    if (!delivered_ && prepared_->launched.pidfd >= 0) close(prepared_->launched.pidfd);
+  }
+
+  void Orphan() { addon_ = nullptr; }
+
+  void Execute() override {
+    PreparedSpawn* p = prepared_.get();
+    std::unique_ptr<ChildStack> stack = shared_->TakeStack();
+    int err = stack->Ensure();
+    if (err != 0) {
+      p->launched.err = err;
+      p->launched.syscall = "mmap";
+    } else {
+      p->launched = LaunchChild(&p->plan, *stack, p->cgroup_fd.get(), method_,
+                                &shared_->clone3_missing, 0);
+      ReapIfFailed(p);
+    }
+    shared_->ReturnStack(std::move(stack));
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    PreparedSpawn* p = prepared_.get();
+    Napi::Value failure = SpawnFailure(env, *p);
+    delivered_ = true;
+    if (addon_ == nullptr) {
+      if (p->launched.pidfd >= 0) close(p->launched.pidfd);
+      return;
+    }
+    over_ = true;
+    if (!failure.IsEmpty()) {
+      addon_->SpawnOver(seq_, -1);
+      Callback().Call({failure});
+      return;
+    }
+    // Adopted first, so an exit reaped before now is matched to it; it is reported on a later
+    // turn, after `done` (the watcher's timer).
+    addon_->AdoptChild(p->launched.pid, p->launched.pidfd);
+    addon_->SpawnOver(seq_, p->launched.pid);
+    Callback().Call({env.Null(), ChildObject(env, p->launched.pid, p->launched.pidfd)});
+  }
+
+ private:
+  SpawnAddon* addon_;
+  uint64_t seq_;
+  bool over_ = false;
+  std::unique_ptr<PreparedSpawn> prepared_;
+  std::shared_ptr<SpawnAddon::Shared> shared_;
+  CloneMethod method_;
+  bool delivered_ = false;
+};
+
+SpawnAddon::~SpawnAddon() {
+  // The environment is gone: the watcher (closed by its teardown hook before this runs) must not
+  // call back, and pidfds nobody can use any more are closed.
+  if (watcher_ != nullptr) watcher_->Close();
+  for (const auto& child : children_) {
+    if (child.second >= 0) close(child.second);
+  }
+  for (SpawnWork* work : works_) work->Orphan();
+}
+
+std::unique_ptr<ChildStack> SpawnAddon::Shared::TakeStack() {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!stacks.empty()) {
+      std::unique_ptr<ChildStack> stack = std::move(stacks.back());
+      stacks.pop_back();
+      return stack;
+    }
+  }
+  return std::make_unique<ChildStack>();
+}
+
+void SpawnAddon::Shared::ReturnStack(std::unique_ptr<ChildStack> stack) {
+  std::lock_guard<std::mutex> lock(mutex);
+  // As many as spawns ran at once (at most libuv's pool size), so at most a few.
+  stacks.push_back(std::move(stack));
+}
+
+void SpawnAddon::AdoptChild(pid_t pid, int pidfd) {
+  children_[pid] = pidfd;
+  if (watcher_ != nullptr) watcher_->WatchPidfd(pid, pidfd);
+}
+
+bool SpawnAddon::DeferExit(pid_t pid, int code, int status) {
+  if (in_flight_.empty()) return false;
+  deferred_.push_back({{pid, code, status, false}, next_seq_ - 1});
+  return true;
+}
+
+void SpawnAddon::SpawnOver(uint64_t seq, pid_t pid) {
+  in_flight_.erase(seq);
+  uint64_t oldest = in_flight_.empty() ? UINT64_MAX : *in_flight_.begin();
+  size_t kept = 0;
+  for (DeferredExit& entry : deferred_) {
+    if (pid > 0 && entry.exit.pid == pid && entry.last_seq >= seq) {
+      entry.exit.own = true;  // ForgetChild() closes its pidfd when the exit is reported
+      ready_.push_back(entry.exit);
+    } else if (entry.last_seq < oldest) {
+      ready_.push_back(entry.exit);  // no spawn it could belong to is left: an orphan
+    } else {
+      deferred_[kept++] = entry;
+    }
+  }
+  deferred_.resize(kept);
+  if (!ready_.empty() && watcher_ != nullptr) watcher_->WakeSoon();
+}
+
+std::vector<ReadyExit> SpawnAddon::TakeReadyExits(size_t max) {
+  std::vector<ReadyExit> out;
+  if (ready_.empty()) return out;
+  if (ready_.size() <= max) {
+    out.swap(ready_);
+    return out;
+  }
+  out.assign(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(max));
+  ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(max));
+  return out;
+}
+
+void SpawnAddon::WorkOver(SpawnWork* work) { works_.erase(work); }
+
+Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::unique_ptr<PreparedSpawn> prepared = PrepareSpawn(env, info[0], last_cap_);
+  PreparedSpawn* p = prepared.get();
+
+  int err = stack_.Ensure();
+  if (err != 0) throw MakeSystemError(env, err, "mmap");
+  p->launched = LaunchChild(&p->plan, stack_, p->cgroup_fd.get(), clone_method_,
+                            &shared_->clone3_missing, SIGCHLD);
+  ReapIfFailed(p);
+  Napi::Value failure = SpawnFailure(env, *p);
+  if (!failure.IsEmpty()) throw Napi::Error(env, failure);
+
+  AdoptChild(p->launched.pid, p->launched.pidfd);
+  return ChildObject(env, p->launched.pid, p->launched.pidfd);
+}
+
+void SpawnAddon::SpawnAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[1].IsFunction()) throw MakeArgumentError(env, "The \"done\" argument must be a function");
+  std::unique_ptr<PreparedSpawn> prepared = PrepareSpawn(env, info[0], last_cap_);
+  auto* work = new SpawnWork(info[1].As<Napi::Function>(), this, std::move(prepared), shared_,
+                             clone_method_);
+  works_.insert(work);
+  work->Queue();
 }
 
 void SpawnAddon::SetSubreaper(const Napi::CallbackInfo& info) {

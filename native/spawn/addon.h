@@ -5,14 +5,29 @@
 #include <napi.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "spawn_child.h"
 
 namespace triggerd {
 
 class ChildWatcher;
+class SpawnWork;
+
+// An exit reaped while spawnAsync() calls were on their way, reported once they are over.
+struct ReadyExit {
+  pid_t pid;
+  int code;  // CLD_*
+  int status;
+  bool own;
+};
 
 class SpawnAddon : public Napi::Addon<SpawnAddon> {
  public:
@@ -22,14 +37,41 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
   SpawnAddon(const SpawnAddon&) = delete;
   SpawnAddon& operator=(const SpawnAddon&) = delete;
 
+  // What the spawn threads share with the environment (and outlive it with, while they run).
+  struct Shared {
+    std::mutex mutex;
+    std::vector<std::unique_ptr<ChildStack>> stacks;  // free child stacks
+    std::atomic<bool> clone3_missing{false};
+    std::unique_ptr<ChildStack> TakeStack();
+    void ReturnStack(std::unique_ptr<ChildStack> stack);
+  };
+
   // A reaped child: stop polling and close its pidfd. Returns whether we spawned it.
   bool ForgetChild(pid_t pid);
   // The watcher says it is closing; the addon forgets it.
   void WatcherClosing(ChildWatcher* watcher);
   const std::unordered_map<pid_t, int>& children() const { return children_; }
+  // A spawned child: remember it and poll its pidfd.
+  void AdoptChild(pid_t pid, int pidfd);
+  // A spawnAsync() work is gone (delivered or not).
+  void WorkOver(SpawnWork* work);
+
+  // The watcher reaped a pid that is not (yet) an own child. While spawnAsync() calls are on
+  // their way it may be one of theirs: the exit is held back (true) until they are over.
+  bool DeferExit(pid_t pid, int code, int status);
+  // A spawnAsync() is over: `pid` its child (-1 when it failed). A held-back exit of that pid
+  // becomes an own child's exit; others become orphans' once no spawn that was on its way when
+  // they were reaped is left.
+  void SpawnOver(uint64_t seq, pid_t pid);
+  std::vector<ReadyExit> TakeReadyExits(size_t max);
+  uint64_t StartSpawn() {
+    in_flight_.insert(next_seq_);
+    return next_seq_++;
+  }
 
  private:
   Napi::Value Spawn(const Napi::CallbackInfo& info);
+  void SpawnAsync(const Napi::CallbackInfo& info);
   void SetSubreaper(const Napi::CallbackInfo& info);
   Napi::Value IsSubreaper(const Napi::CallbackInfo& info);
   Napi::Value WatchChildren(const Napi::CallbackInfo& info);
@@ -42,13 +84,24 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
   ChildWatcher* WatcherById(uint64_t id) const;
 
   ChildStack stack_;
+  std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
+  // spawnAsync() calls not yet delivered.
+  std::unordered_set<SpawnWork*> works_;
   // Own children not yet reaped; the pidfd is -1 once closeFd() took it back.
   std::unordered_map<pid_t, int> children_;
+  // spawnAsync() sequence numbers: issued, and those not over yet.
+  uint64_t next_seq_ = 1;
+  std::set<uint64_t> in_flight_;
+  struct DeferredExit {
+    ReadyExit exit;
+    uint64_t last_seq;  // the newest spawn issued when it was reaped: only up to it can match
+  };
+  std::vector<DeferredExit> deferred_;
+  std::vector<ReadyExit> ready_;
   ChildWatcher* watcher_ = nullptr;
   uint64_t next_watcher_id_ = 1;
   int last_cap_ = 40;
   CloneMethod clone_method_ = CloneMethod::kAuto;
-  bool clone3_missing_ = false;
 };
 
 }  // namespace triggerd

@@ -172,6 +172,10 @@ void ChildWatcher::SetReferenced(bool referenced) {
   for (const auto& entry : polls_) apply(reinterpret_cast<uv_handle_t*>(&entry.second->handle));
 }
 
+void ChildWatcher::WakeSoon() {
+  if (!closing_) uv_timer_start(&timer_, OnTimer, 0, 0);
+}
+
 void ChildWatcher::OnSignal(uv_signal_t* handle, int /*signum*/) {
   static_cast<ChildWatcher*>(handle->data)->HandleWakeUp(-1);
 }
@@ -254,6 +258,21 @@ uint32_t ChildWatcher::Drain(Napi::Env env, Napi::Array batch) {
   Napi::String dumped = Napi::String::New(env, "dumped");
 
   uint32_t count = 0;
+  // Exits held back while spawnAsync() calls were on their way, now sorted out.
+  for (const ReadyExit& ready : addon_->TakeReadyExits(kMaxExitsPerBatch)) {
+    if (ready.own) addon_->ForgetChild(ready.pid);
+    napi_value code = ready.code == CLD_EXITED   ? static_cast<napi_value>(exited)
+                      : ready.code == CLD_DUMPED ? static_cast<napi_value>(dumped)
+                                                 : static_cast<napi_value>(killed);
+    Napi::Object item = Napi::Object::New(env);
+    item.DefineProperties({
+        Field(pid_key, Napi::Number::New(env, ready.pid)),
+        Field(code_key, code),
+        Field(status_key, Napi::Number::New(env, ready.status)),
+        Field(own_key, Napi::Boolean::New(env, ready.own)),
+    });
+    batch.Set(count++, item);
+  }
   while (count < kMaxExitsPerBatch) {
     siginfo_t info = {};
     if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG) != 0) {
@@ -262,6 +281,8 @@ uint32_t ChildWatcher::Drain(Napi::Env env, Napi::Array batch) {
     }
     if (info.si_pid == 0) break;  // children, none of them exited
     bool own = addon_->ForgetChild(info.si_pid);
+    // Perhaps the child of a spawnAsync() whose pid is not delivered yet: held back until then.
+    if (!own && addon_->DeferExit(info.si_pid, info.si_code, info.si_status)) continue;
     napi_value code = info.si_code == CLD_EXITED   ? static_cast<napi_value>(exited)
                       : info.si_code == CLD_DUMPED ? static_cast<napi_value>(dumped)
                                                    : static_cast<napi_value>(killed);

@@ -39,6 +39,8 @@ class ChildWatcher {
   // object deletes itself once libuv has finished closing every handle.
   void Close();
   void SetReferenced(bool referenced);
+  // Look again on the next turn of the loop (exits that were held back are ready).
+  void WakeSoon();
 
  private:
   struct PidfdPoll {

@@ -385,6 +385,18 @@ CHILD_CODE void PlaceFds(const ChildPlan* plan) {
       Fail(plan, StepForFd(fd.child_fd), kSysDup3, errno, fd.child_fd);
     }
   }
+  // O_NONBLOCK belongs to the open file description, which the daemon may share (a listening
+  // socket): set or clear it as the plan says, after every fd is in place.
+  for (size_t i = 0; i < plan->fd_count; i++) {
+    const FdSpec& fd = plan->fds[i];
+    if (fd.non_block == NonBlockMode::kKeep) continue;
+    long flags = syscall(SYS_fcntl, fd.child_fd, F_GETFL);
+    if (flags < 0) Fail(plan, StepForFd(fd.child_fd), kSysFcntl, errno, fd.child_fd);
+    long wanted = fd.non_block == NonBlockMode::kSet ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    if (wanted != flags && syscall(SYS_fcntl, fd.child_fd, F_SETFL, wanted) != 0) {
+      Fail(plan, StepForFd(fd.child_fd), kSysFcntl, errno, fd.child_fd);
+    }
+  }
   for (size_t i = 0; i < plan->gap_count; i++) syscall(SYS_close, plan->gap_fds[i]);
   unsigned int first = static_cast<unsigned int>(plan->max_child_fd) + 1;
   if (syscall(SYS_close_range, first, ~0U, 0) != 0) {
@@ -540,7 +552,7 @@ int OpenCgroupProcs(int cgroup_fd) {
 }  // namespace
 
 LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd,
-                         CloneMethod method, bool* clone3_missing) {
+                         CloneMethod method, std::atomic<bool>* clone3_missing, int exit_signal) {
   LaunchResult result;
   plan->cgroup_procs_fd = -1;
   int procs_fd = -1;
@@ -566,7 +578,7 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
       args.cgroup = static_cast<uint64_t>(cgroup_fd);
     }
     args.pidfd = reinterpret_cast<uintptr_t>(&result.pidfd);
-    args.exit_signal = SIGCHLD;
+    args.exit_signal = static_cast<uint64_t>(exit_signal);
     args.stack = reinterpret_cast<uintptr_t>(stack.base());
     args.stack_size = stack.size();
     pid = triggerd_clone3(&args, sizeof(args), SpawnChildMain, plan);
@@ -612,7 +624,7 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
     plan->cgroup_procs_fd = procs_fd;
     result.used = CloneMethod::kClone;
     void* top = static_cast<char*>(stack.base()) + stack.size();
-    pid = clone(SpawnChildMain, top, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, plan,
+    pid = clone(SpawnChildMain, top, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | exit_signal, plan,
                 reinterpret_cast<pid_t*>(&result.pidfd));
     if (pid < 0) {
       result.err = errno;

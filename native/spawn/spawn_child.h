@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -147,11 +148,13 @@ struct LaunchResult {
   CloneMethod used = CloneMethod::kAuto;
 };
 
-// Clones the child with every signal blocked in the calling thread. With `cgroup_fd` >= 0 it
-// asks clone3 to start the child in that cgroup, and when that fails it tries again with the
-// child writing to cgroup.procs itself (ChildPlan::cgroup_procs_fd, opened here on demand).
-// `clone3_missing` is remembered by the caller across calls.
+// Clones the child with every signal blocked in the calling thread (any thread: only the
+// calling thread is suspended until the child has exec'd). With `cgroup_fd` >= 0 it asks clone3
+// to start the child in that cgroup, and when that fails it tries again with the child writing
+// to cgroup.procs itself (ChildPlan::cgroup_procs_fd, opened here on demand). `exit_signal` is
+// SIGCHLD, or 0 for a child that only waitid(..., __WALL) sees (see SpawnAddon's quiet
+// children). `clone3_missing` is remembered by the caller across calls.
 LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd,
-                         CloneMethod method, bool* clone3_missing);
+                         CloneMethod method, std::atomic<bool>* clone3_missing, int exit_signal);
 
 }  // namespace triggerd

@@ -230,6 +230,12 @@ PlanSpec ReadPlan(Napi::Env env, Napi::Value value) {
     FdSpec fd;
     fd.child_fd = static_cast<int>(Integer(env, mapping.Get("childFd"), Field(name, "childFd"), 0, kMaxChildFd));
     fd.parent_fd = static_cast<int>(Integer(env, mapping.Get("parentFd"), Field(name, "parentFd"), -1, INT_MAX));
+    Napi::Value non_blocking = mapping.Get("nonBlocking");
+    if (!non_blocking.IsUndefined()) {
+      if (!non_blocking.IsBoolean()) throw WrongType(env, Field(name, "nonBlocking"), "a boolean");
+      fd.non_block =
+          non_blocking.As<Napi::Boolean>().Value() ? NonBlockMode::kSet : NonBlockMode::kClear;
+    }
     if (seen[fd.child_fd]) {
       throw WrongValue(env, Field(name, "childFd"), "repeats child fd " + std::to_string(fd.child_fd));
     }

@@ -50,9 +50,13 @@ struct MountSpec {
   bool optional = false;
 };
 
+// O_NONBLOCK on a passed fd's open file description (systemd's NonBlocking=).
+enum class NonBlockMode : uint8_t { kKeep, kClear, kSet };
+
 struct FdSpec {
   int child_fd;
   int parent_fd;  // -1: /dev/null
+  NonBlockMode non_block = NonBlockMode::kKeep;
 };
 
 struct RlimitSpec {

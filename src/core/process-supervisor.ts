@@ -4,7 +4,7 @@
 // service gets a ServiceHost view of it.
 import * as fs from 'node:fs';
 import type { Logger } from '../util/logger';
-import type { NativeSpawn, SpawnError } from '../native/spawn-addon';
+import type { NativeSpawn, SpawnedChild, SpawnError } from '../native/spawn-addon';
 import type { ChildExit } from '../native/spawn-addon';
 import { buildExecPlan, ExecPlanError } from '../exec/exec-context-plan';
 import { outputLines } from '../exec/output-lines';
@@ -100,7 +100,7 @@ export class ProcessSupervisor {
   controlHostFor(name: string, ctx: () => ExecContext): ControlProcessHost {
     const log = this.options.logger.child({ unit: name });
     return {
-      spawn: (cmd) => this.spawnWith(name, ctx(), false, undefined, cmd, 'control', {}, log, []),
+      spawn: (cmd) => this.spawnWith(name, ctx(), false, undefined, cmd, 'control', {}, log, [], false),
       signal: (pid, signal) => void this.signal(pid, signal),
       signalGroup: (signal, except) => {
         let n = 0;
@@ -180,6 +180,11 @@ export class ProcessSupervisor {
     const log = this.options.logger.child({ unit: name });
     return {
       spawn: (cmd, role, extraEnv, passFds) => this.spawn(name, cmd, role, extraEnv, log, passFds ?? []),
+      spawnLater: (cmd, role, extraEnv, passFds, done) => {
+        const r = this.spawn(name, cmd, role, extraEnv, log, passFds, done);
+        // The plan could not be built: answered on a later turn all the same.
+        if (!r.ok) setImmediate(() => done(r));
+      },
       socketFds: () => callbacks.socketFds?.(name) ?? [],
       closeFd: (fd) => {
         try {
@@ -231,6 +236,7 @@ export class ProcessSupervisor {
     extraEnv: Record<string, string>,
     log: Logger,
     passFds: readonly StoredFd[],
+    later?: (result: SpawnResult) => void,
   ): SpawnResult {
     const service = this.services.get(unit);
     const ctx = service?.config.exec;
@@ -252,9 +258,16 @@ export class ProcessSupervisor {
       extraEnv,
       log,
       passFds,
+      service.config.nonBlocking,
+      later,
     );
   }
 
+  /**
+   * Builds the plan and spawns. With `later`, the clone runs off the event loop (spawnAsync) and
+   * `later` gets the result on a later turn; the return value then only says whether the plan
+   * could be built ({ ok: true, pid: 0 } when the spawn is on its way).
+   */
   private spawnWith(
     unit: string,
     ctx: ExecContext,
@@ -265,6 +278,8 @@ export class ProcessSupervisor {
     extraEnv: Record<string, string>,
     log: Logger,
     passFds: readonly StoredFd[],
+    nonBlocking: boolean,
+    later?: (result: SpawnResult) => void,
   ): SpawnResult {
     const { native } = this.options;
     const extra: Record<string, string> = conn !== undefined ? { ...conn.env, ...extraEnv } : { ...extraEnv };
@@ -280,6 +295,41 @@ export class ProcessSupervisor {
     const readers: { fd: number; stream: 'stdout' | 'stderr' }[] = [];
     const closeAll = (): void => {
       for (const fd of opened) native.closeFd(fd);
+    };
+    let cgroup: string | undefined;
+    const started = (child: SpawnedChild): SpawnResult => {
+      closeAll();
+      this.owners.set(child.pid, { unit, pidfd: child.pidfd });
+      if (cgroup === undefined) {
+        const set = this.sessions.get(unit) ?? new Set<number>();
+        set.add(child.pid);
+        this.sessions.set(unit, set);
+      }
+      for (const r of readers) {
+        outputLines(r.fd).subscribe({
+          next: (line) => log.info({ stream: r.stream, pid: child.pid }, line.text),
+          error: () => undefined,
+        });
+      }
+      if (log.isLevelEnabled('debug'))
+        log.debug({ pid: child.pid, role, command: cmd.argv.join(' ') }, `started ${role} process`);
+      return { ok: true, pid: child.pid };
+    };
+    const failed = (err: unknown): SpawnResult => {
+      closeAll();
+      for (const r of readers) native.closeFd(r.fd);
+      if (err instanceof ExecPlanError) {
+        return { ok: false, failure: { step: err.step ?? 'PLAN', code: err.code, message: err.message } };
+      }
+      const e = err as SpawnError;
+      return {
+        ok: false,
+        failure: {
+          step: e.step ?? 'CLONE',
+          code: e.code ?? 'EIO',
+          message: (e.message ?? String(err)).replace(/^[A-Z]+: /, ''),
+        },
+      };
     };
     try {
       // StandardInput=socket: the connection is stdin, and stdout/stderr that inherit or say
@@ -297,7 +347,6 @@ export class ProcessSupervisor {
           : conn !== undefined && ctx.standardError.kind === 'socket'
             ? conn.fd
             : this.outputFd(ctx.standardError, 'stderr', opened, readers);
-      let cgroup: string | undefined;
       this.emptyGroups.delete(unit);
       if (this.options.cgroups !== undefined) cgroup = this.options.cgroups.create(unit);
       const built = buildExecPlan(
@@ -310,42 +359,24 @@ export class ProcessSupervisor {
           cgroup,
           stdio: { stdin, stdout, stderr },
           extraFds: passFds.map((f) => f.fd),
+          nonBlocking: socketFlags(
+            conn,
+            passFds,
+            nonBlocking,
+            conn !== undefined && (stdin === conn.fd || stdout === conn.fd || stderr === conn.fd),
+          ),
           setListenPid: passFds.length > 0,
           ...(conn !== undefined ? this.connectionPlanInputs(ctx) : {}),
         },
       );
       for (const d of built.diagnostics) log.warn({ code: d.code }, d.message);
-      const child = native.spawn(built.plan);
-      closeAll();
-      this.owners.set(child.pid, { unit, pidfd: child.pidfd });
-      if (cgroup === undefined) {
-        const set = this.sessions.get(unit) ?? new Set<number>();
-        set.add(child.pid);
-        this.sessions.set(unit, set);
-      }
-      for (const r of readers) {
-        outputLines(r.fd).subscribe({
-          next: (line) => log.info({ stream: r.stream, pid: child.pid }, line.text),
-          error: () => undefined,
-        });
-      }
-      log.debug({ pid: child.pid, role, command: cmd.argv.join(' ') }, `started ${role} process`);
-      return { ok: true, pid: child.pid };
+      if (later === undefined) return started(native.spawn(built.plan));
+      native.spawnAsync(built.plan, (err, child) =>
+        later(err !== null || child === undefined ? failed(err) : started(child)),
+      );
+      return { ok: true, pid: 0 };
     } catch (err) {
-      closeAll();
-      for (const r of readers) native.closeFd(r.fd);
-      if (err instanceof ExecPlanError) {
-        return { ok: false, failure: { step: err.step ?? 'PLAN', code: err.code, message: err.message } };
-      }
-      const e = err as SpawnError;
-      return {
-        ok: false,
-        failure: {
-          step: e.step ?? 'CLONE',
-          code: e.code ?? 'EIO',
-          message: (e.message ?? String(err)).replace(/^[A-Z]+: /, ''),
-        },
-      };
+      return failed(err);
     }
   }
 
@@ -438,6 +469,24 @@ export class ProcessSupervisor {
     for (const [unit, sids] of this.sessions) if (sids.has(sid)) return unit;
     return undefined;
   }
+}
+
+/**
+ * O_NONBLOCK for the socket fds a process gets, as systemd's exec does: socket-activation fds
+ * (LISTEN_FDS) follow NonBlocking=; a connection that is the process's stdio is always blocking
+ * (then it wins over its LISTEN_FDS copy, which shares the description). The fd store is left alone.
+ */
+function socketFlags(
+  conn: { fd: number } | undefined,
+  passFds: readonly StoredFd[],
+  nonBlocking: boolean,
+  connIsStdio: boolean,
+): Map<number, boolean> | undefined {
+  if (conn === undefined && !passFds.some((f) => f.socket === true)) return undefined;
+  const flags = new Map<number, boolean>();
+  for (const f of passFds) if (f.socket === true || f.fd === conn?.fd) flags.set(f.fd, nonBlocking);
+  if (conn !== undefined && connIsStdio) flags.set(conn.fd, false);
+  return flags;
 }
 
 /** Whether the exec context asks for any mount-namespace step (sandbox-mounts.ts reads mountinfo for those). */

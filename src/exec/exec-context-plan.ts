@@ -85,6 +85,11 @@ export interface ExecPlanOptions {
   stdio: { stdin: number; stdout: number; stderr: number };
   /** Parent fds the child gets as 3, 4, ... (LISTEN_FDS). */
   extraFds?: readonly number[];
+  /**
+   * O_NONBLOCK for parent fds among stdio and extraFds: set (true) or cleared (false) on the
+   * shared file description in the child, before exec (NonBlocking=, socket stdio). Others keep theirs.
+   */
+  nonBlocking?: ReadonlyMap<number, boolean>;
   /** setsid() in the child; default true (services get their own session). */
   newSession?: boolean;
   /** LISTEN_PID=<child pid>, set in the child (socket activation). */
@@ -486,6 +491,12 @@ export function buildExecPlan(
   (opts.extraFds ?? []).forEach((fd, i) =>
     fds.push({ childFd: 3 + i, parentFd: checkFd(fd, `fd ${3 + i}`) }),
   );
+  if (opts.nonBlocking !== undefined && opts.nonBlocking.size > 0) {
+    for (const fd of fds) {
+      const flag = fd.parentFd >= 0 ? opts.nonBlocking.get(fd.parentFd) : undefined;
+      if (flag !== undefined) fd.nonBlocking = flag;
+    }
+  }
 
   const plan: ExecPlan = {
     path: executable,

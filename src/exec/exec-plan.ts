@@ -6,6 +6,11 @@
 export interface FdMapping {
   childFd: number;
   parentFd: number;
+  /**
+   * Set (true) or clear (false) O_NONBLOCK in the child once the fds are in place; undefined
+   * leaves it. The flag belongs to the open file description, so the parent's fd sees it too.
+   */
+  nonBlocking?: boolean;
 }
 
 /** One mount-namespace step, applied in order after unshare(CLONE_NEWNS) and making / private. */

@@ -53,6 +53,15 @@ export interface NativeSpawn {
    * reaped before it throws, so no exit is reported for it).
    */
   spawn(plan: ExecPlan): SpawnedChild;
+  /**
+   * spawn() with the clone on a thread of libuv's pool: only that thread waits for the child's
+   * exec, the event loop goes on. `done` is called on a later turn (never inside this call) with
+   * the child or the SpawnError; the fds in the plan must stay open until then. The child is
+   * cloned without an exit signal, so its exit is reported (through its pidfd, which the addon
+   * keeps until then even after closeFd) only after `done` has delivered its pid. Throws a
+   * TypeError for a malformed plan, and a system error when /dev/null or the cgroup cannot be opened.
+   */
+  spawnAsync(plan: ExecPlan, done: (err: SpawnError | null, child?: SpawnedChild) => void): void;
   /** PR_SET_CHILD_SUBREAPER: orphans of our descendants are reparented to us. */
   setSubreaper(on: boolean): void;
   isSubreaper(): boolean;
@@ -80,6 +89,7 @@ export interface NativeSpawn {
 const ADDON_FILE = 'triggerd_spawn.node';
 const METHODS = [
   'spawn',
+  'spawnAsync',
   'setSubreaper',
   'isSubreaper',
   'watchChildren',

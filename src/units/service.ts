@@ -85,10 +85,15 @@ export interface ServiceNotify {
   fdName?: string;
 }
 
-/** One fd kept for the service across restarts (sd_notify FDSTORE=1). */
+/** One fd kept for the service across restarts (sd_notify FDSTORE=1), or a socket fd it gets. */
 export interface StoredFd {
   fd: number;
   name: string;
+  /**
+   * A socket-activation fd: the service's NonBlocking= sets or clears O_NONBLOCK on it, as
+   * systemd does (the fd store's fds keep their flags).
+   */
+  socket?: boolean;
 }
 
 /** Everything a service needs from the world. */
@@ -100,6 +105,18 @@ export interface ServiceHost {
     extraEnv: Record<string, string>,
     passFds?: readonly StoredFd[],
   ): SpawnResult;
+  /**
+   * spawn() without waiting on the daemon's thread for the child to reach exec: `done` gets what
+   * spawn() would have returned, on a later turn (never inside this call), and no exit of the
+   * process is reported before it. Optional; used for the main process of an Accept=yes instance.
+   */
+  spawnLater?(
+    command: ExecCommand,
+    role: 'main' | 'control',
+    extraEnv: Record<string, string>,
+    passFds: readonly StoredFd[],
+    done: (result: SpawnResult) => void,
+  ): void;
   closeFd(fd: number): void;
   /**
    * The socket fds the main process gets before the fd store (LISTEN_FDS): the listening fds of
@@ -133,6 +150,11 @@ const SIGKILL = 9;
 const SIGABRT = 6;
 const SIGHUP = 1;
 const SIGCONT = 18;
+
+/** Types whose start is over once the main process has exec'd (with a vfork-style spawn, at once). */
+function startsAtExec(type: ServiceSection['type']): boolean {
+  return type === 'simple' || type === 'exec' || type === 'idle' || type === 'dbus';
+}
 
 const ACTIVE: Record<ServiceState, ActiveState> = {
   dead: 'inactive',
@@ -198,6 +220,8 @@ export class ServiceUnit implements UnitInstance {
   activationEnv: Record<string, string> | undefined = undefined;
   /** A per-connection instance: routine transitions log at debug, not info. */
   logQuietly = false;
+  /** The main process is being spawned off the event loop (spawnLater): its pid is not known yet. */
+  private mainSpawnPending = false;
 
   constructor(
     readonly name: string,
@@ -328,6 +352,8 @@ export class ServiceUnit implements UnitInstance {
     // A start in progress is superseded by the stop.
     if (this.pendingJob === 'start' || this.pendingJob === 'reload') this.finishJob('canceled');
     this.pendingJob = 'stop';
+    // The main process is on its way: stop it once its pid is known (mainSpawned).
+    if (this.mainSpawnPending) return 'pending';
     return this.synchronously(() => this.enterStop());
   }
 
@@ -466,12 +492,15 @@ export class ServiceUnit implements UnitInstance {
     const cmd = c.execStart[0] as ExecCommand;
     this.currentCommand = cmd;
     const socketFds = this.host.socketFds?.() ?? [];
-    const spawned = this.host.spawn(
-      cmd,
-      c.type === 'forking' ? 'control' : 'main',
-      this.execEnv(),
-      socketFds.length > 0 ? [...socketFds, ...this.fdStore] : this.fdStore,
-    );
+    const passFds = socketFds.length > 0 ? [...socketFds, ...this.fdStore] : this.fdStore;
+    if (this.connection !== undefined && this.host.spawnLater !== undefined && startsAtExec(c.type)) {
+      // An inetd-style instance: the daemon's thread must not wait for each child's exec.
+      this.mainSpawnPending = true;
+      this.setState('start');
+      this.host.spawnLater(cmd, 'main', this.execEnv(), passFds, (r) => this.mainSpawned(cmd, r));
+      return;
+    }
+    const spawned = this.host.spawn(cmd, c.type === 'forking' ? 'control' : 'main', this.execEnv(), passFds);
     this.releaseConnection();
     if (!spawned.ok) {
       this.logSpawnFailure(cmd, spawned.failure);
@@ -487,6 +516,22 @@ export class ServiceUnit implements UnitInstance {
       return this.runPhase('start-post', c.execStartPost);
     }
     this.armTimer(c.timeoutStartMs, () => this.onTimeout());
+  }
+
+  /** spawnLater's answer for the main process (state 'start' meanwhile). */
+  private mainSpawned(cmd: ExecCommand, spawned: SpawnResult): void {
+    this.mainSpawnPending = false;
+    this.releaseConnection();
+    if (!spawned.ok) {
+      this.logSpawnFailure(cmd, spawned.failure);
+      this.result = 'exit-code';
+      this.mainExit = { pid: -1, code: 'exited', status: 203 };
+      return this.enterStopSigterm();
+    }
+    this.mainPid = spawned.pid;
+    // A stop that came while the pid was unknown (stop() answered 'pending').
+    if (this.pendingJob === 'stop') return this.enterStop();
+    this.runPhase('start-post', this.config.execStartPost);
   }
 
   private runNextOneshot(): void {

@@ -262,7 +262,10 @@ export class SocketUnit implements UnitInstance {
   listenFds(): StoredFd[] {
     if (!FDS_OPEN.has(this.state)) return [];
     const name = this.config.fileDescriptorName ?? this.name;
-    return this.ports.map((p) => ({ fd: p.fd, name }));
+    // NonBlocking= applies to these; not to an Accept=yes listening socket (a service may only
+    // get one through Sockets=), which the daemon itself accepts on and must keep non-blocking.
+    const socket = !this.config.accept;
+    return this.ports.map((p) => ({ fd: p.fd, name, socket }));
   }
 
   // ---- jobs -----------------------------------------------------------------------------------

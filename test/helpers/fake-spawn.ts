@@ -86,9 +86,11 @@ function checkPlan(plan: unknown): ExecPlan {
   for (const fd of p.fds as unknown[]) {
     if (typeof fd !== 'object' || fd === null)
       throw argumentError('The "plan.fds[]" property must be an object');
-    const mapping = fd as { childFd?: unknown; parentFd?: unknown };
+    const mapping = fd as { childFd?: unknown; parentFd?: unknown; nonBlocking?: unknown };
     const childFd = checkInteger(mapping.childFd, 'plan.fds[].childFd', 0, 65535);
     checkInteger(mapping.parentFd, 'plan.fds[].parentFd', -1, 2147483647);
+    if (mapping.nonBlocking !== undefined && typeof mapping.nonBlocking !== 'boolean')
+      throw argumentError('The "plan.fds[].nonBlocking" property must be a boolean');
     if (seen.has(childFd)) throw argumentError(`repeats child fd ${childFd}`, 'ERR_INVALID_ARG_VALUE');
     seen.add(childFd);
   }
@@ -145,6 +147,22 @@ export class FakeNativeSpawn implements NativeSpawn {
     this.children.push(child);
     this.live.set(child.pid, child);
     return { pid: child.pid, pidfd: child.pidfd };
+  }
+
+  /** Like the addon: the plan is checked now, the child (or failNext) delivered on a later turn. */
+  spawnAsync(plan: ExecPlan, done: (err: SpawnError | null, child?: SpawnedChild) => void): void {
+    checkPlan(plan);
+    if (typeof done !== 'function') throw argumentError('The "done" argument must be a function');
+    setImmediate(() => {
+      let child: SpawnedChild;
+      try {
+        child = this.spawn(plan);
+      } catch (err) {
+        done(err as SpawnError);
+        return;
+      }
+      done(null, child);
+    });
   }
 
   /** Ends an own child (it becomes a zombie until the watcher delivers it). */
