@@ -24,6 +24,8 @@ const BENCHMARKS = [
   'path-burst',
   // Path units: a 100,000-directory tree on tmpfs watched with one fanotify mark vs inotify.
   'tree-watch',
+  // Automount: first access and re-access of an ext4 image; may install autofs as its peer.
+  'automount',
 ];
 /** Generous bound per benchmark (the first may install a package); the child is killed after it. */
 const TIMEOUT_MS = 15 * 60 * 1000;

@@ -71,6 +71,8 @@ export class AutomountUnits {
     // nothing mounted: then mount(8) runs directly, and the log says why once.
     let warned = false;
     const check = async (what: 'start' | 'stop', unit: string, where: string): Promise<MountOutcome> => {
+      // Once seen, go straight to mount(8): the job's answer would not be believed anyway.
+      if (warned) return direct[what](unit, where);
       const r = await jobs[what](unit, where);
       const over = mountedOverAutofs(where);
       if (!r.ok || over === (what === 'start') || over === undefined) return r;
