@@ -79,7 +79,8 @@ describe('socket activation on the real kernel', { skip }, () => {
   before(async () => {
     fs.mkdirSync(units);
     fs.mkdirSync(scratch);
-    for (const k of ['echo', 'pyd', 'dgram', 'limited', 'busy', 'hello']) ports[k] = await freePort();
+    for (const k of ['echo', 'pyd', 'dgram', 'limited', 'busy', 'hello', 'nbno', 'nbyes', 'nbstdio', 'nbfd3'])
+      ports[k] = await freePort();
     // Accept=yes with plain cat: the connection is stdin and stdout.
     unit('echo.socket', `[Socket]\nListenStream=127.0.0.1:${ports.echo}\nAccept=yes\n`);
     unit('echo@.service', '[Service]\nExecStart=/bin/cat\n');
@@ -154,6 +155,33 @@ describe('socket activation on the real kernel', { skip }, () => {
       `[Socket]\nListenStream=127.0.0.1:${ports.limited}\nAccept=yes\nMaxConnections=2\n`,
     );
     unit('limited@.service', "[Service]\nExecStart=/bin/sh -c 'sleep 1.5; echo served'\n");
+    // NonBlocking=: O_NONBLOCK of the passed socket fds as the service sees them (os.get_blocking).
+    fs.writeFileSync(
+      path.join(scratch, 'blocking.py'),
+      [
+        'import os, socket',
+        'blocking = os.get_blocking(3)',
+        'c, _ = socket.socket(fileno=3).accept()',
+        'c.setblocking(True)',
+        'c.sendall(("blocking=%s\\n" % blocking).encode())',
+        'c.close()',
+        '',
+      ].join('\n'),
+    );
+    unit('nbno.socket', `[Socket]\nListenStream=127.0.0.1:${ports.nbno}\n`);
+    unit('nbno.service', `[Service]\nExecStart=/usr/bin/python3 ${scratch}/blocking.py\n`);
+    unit('nbyes.socket', `[Socket]\nListenStream=127.0.0.1:${ports.nbyes}\n`);
+    unit('nbyes.service', `[Service]\nNonBlocking=yes\nExecStart=/usr/bin/python3 ${scratch}/blocking.py\n`);
+    unit('nbstdio.socket', `[Socket]\nListenStream=127.0.0.1:${ports.nbstdio}\nAccept=yes\n`);
+    unit(
+      'nbstdio@.service',
+      `[Service]\nNonBlocking=yes\nExecStart=/usr/bin/python3 -c 'import os; os.write(1, b"stdin=%%d fd3=%%d" %% (os.get_blocking(0), os.get_blocking(3)))'\n`,
+    );
+    unit('nbfd3.socket', `[Socket]\nListenStream=127.0.0.1:${ports.nbfd3}\nAccept=yes\n`);
+    unit(
+      'nbfd3@.service',
+      `[Service]\nNonBlocking=yes\nStandardInput=null\nStandardOutput=null\nExecStart=/usr/bin/python3 -c 'import os; os.write(3, b"fd3=%%d" %% os.get_blocking(3))'\n`,
+    );
     // Units that cannot listen.
     unit('busy.socket', `[Socket]\nListenStream=127.0.0.1:${ports.busy}\n`);
     unit('busy.service', '[Service]\nExecStart=/bin/true\n');
@@ -161,7 +189,22 @@ describe('socket activation on the real kernel', { skip }, () => {
     unit('nodir.service', '[Service]\nExecStart=/bin/true\n');
     const wants = path.join(units, 'sockets.target.wants');
     fs.mkdirSync(wants);
-    for (const s of ['echo', 'hello', 'pyd', 'alpha', 'beta', 'dgram', 'fifo', 'limited', 'busy', 'nodir'])
+    for (const s of [
+      'echo',
+      'hello',
+      'pyd',
+      'alpha',
+      'beta',
+      'dgram',
+      'fifo',
+      'limited',
+      'busy',
+      'nodir',
+      'nbno',
+      'nbyes',
+      'nbstdio',
+      'nbfd3',
+    ])
       fs.symlinkSync(`../${s}.socket`, path.join(wants, `${s}.socket`));
     // Someone else holds busy.socket's port.
     holder = net.createServer();
@@ -235,6 +278,21 @@ describe('socket activation on the real kernel', { skip }, () => {
     assert.equal(s.sub, 'running');
     assert.equal((await status('pyd.service')).active, 'active');
     assert.equal(await request(ports.pyd as number), first, 'the same process answers again');
+  });
+
+  test('NonBlocking=: LISTEN_FDS sockets are blocking by default, non-blocking with NonBlocking=yes', async () => {
+    assert.equal(await request(ports.nbno as number), 'blocking=True\n');
+    assert.equal(await request(ports.nbyes as number), 'blocking=False\n');
+    // The daemon's copy shares the description: the next service sees the same again.
+    await waitFor('nbyes.service over', async () =>
+      (await status('nbyes.service')).active === 'inactive' ? true : undefined,
+    );
+    assert.equal(await request(ports.nbyes as number), 'blocking=False\n');
+  });
+
+  test('NonBlocking=yes: a connection that is stdin/stdout stays blocking, one only on fd 3 is not', async () => {
+    assert.equal(await request(ports.nbstdio as number), 'stdin=1 fd3=1');
+    assert.equal(await request(ports.nbfd3 as number), 'fd3=0');
   });
 
   test('restarting the service keeps the socket, and no connection made during the restart is refused', async () => {

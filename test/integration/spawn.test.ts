@@ -223,6 +223,54 @@ for (const implementation of implementations) {
       assert.throws(() => native.watchChildren('x' as unknown as () => void), TypeError);
     });
 
+    it('spawnAsync: TypeErrors at once; the child or the error on a later turn, its exit after that', async (t) => {
+      const native = implementation.make();
+      const fake = native instanceof FakeNativeSpawn ? native : undefined;
+      assert.throws(() => native.spawnAsync(null as unknown as ExecPlan, () => undefined), TypeError);
+      assert.throws(
+        () => native.spawnAsync(basicPlan(['/bin/true']), 'done' as unknown as () => void),
+        TypeError,
+      );
+      const exits: ChildExit[] = [];
+      let resolveExit: () => void = () => undefined;
+      const exited = new Promise<void>((resolve) => (resolveExit = resolve));
+      const watcher = native.watchChildren((batch) => {
+        exits.push(...batch);
+        resolveExit();
+      });
+      t.after(() => watcher.close());
+      let inCall = true;
+      const child = await new Promise<SpawnedChild>((resolve, reject) => {
+        native.spawnAsync(basicPlan(['/bin/sh', '-c', 'exit 4']), (err, c) => {
+          if (inCall) reject(new Error('done called inside spawnAsync()'));
+          else if (err !== null || c === undefined) reject(err ?? new Error('no child'));
+          else {
+            assert.equal(exits.length, 0, 'no exit before done');
+            resolve(c);
+          }
+        });
+        inCall = false;
+      });
+      fake?.exit(child.pid, 'exited', 4);
+      await exited;
+      assert.deepEqual(
+        exits.find((e) => e.pid === child.pid),
+        { pid: child.pid, code: 'exited', status: 4, ownChild: true },
+      );
+      if (fake !== undefined)
+        fake.failNext = Object.assign(new Error('failed at step EXEC: x'), {
+          step: 'EXEC' as const,
+          code: 'ENOENT',
+          errno: -2,
+          syscall: 'execve',
+        });
+      const err = await new Promise<SpawnError | null>((resolve) =>
+        native.spawnAsync(basicPlan(['/nonexistent/x']), (e) => resolve(e)),
+      );
+      assert.equal(err?.step, 'EXEC');
+      assert.equal(err?.code, 'ENOENT');
+    });
+
     it('closeFd: EBADF for an fd that is not open', () => {
       const native = implementation.make();
       const [r, w] = native.pipe();
@@ -988,6 +1036,86 @@ describe('spawn: real kernel', () => {
       assert.equal(failed, 20);
       await delay(20);
       assert.equal(openFdCount(), baseline, 'fds before and after');
+    });
+
+    it('spawnAsync: 300 children (16 in flight, some failing), every exit after its pid, no fd leaked', async (t) => {
+      await delay(100);
+      const baseline = openFdCount();
+      const delivered = new Set<number>();
+      const early: number[] = [];
+      // pids are reused (pid_max may be 32768): an exit recorded before this test is not early.
+      const stale = new Map(exits);
+      let failed = 0;
+      const one = (i: number): Promise<void> =>
+        new Promise((resolve, reject) => {
+          const plan = basicPlan(i % 20 === 0 ? ['/nonexistent/x'] : ['/bin/true']);
+          native.spawnAsync(plan, (err, child) => {
+            if (err !== null || child === undefined) {
+              if (err?.step === 'EXEC' && err.code === 'ENOENT') {
+                failed++;
+                resolve();
+              } else reject(err ?? new Error('no child'));
+              return;
+            }
+            killLater(t, child.pid);
+            const known = exits.get(child.pid);
+            if (known !== undefined && (known === stale.get(child.pid) || delivered.has(child.pid)))
+              exits.delete(child.pid); // an earlier process's
+            else if (known !== undefined) early.push(child.pid);
+            delivered.add(child.pid);
+            waitExit(child.pid).then((e) => {
+              assert.deepEqual(e, { pid: child.pid, code: 'exited', status: 0, ownChild: true });
+              resolve();
+            }, reject);
+          });
+        });
+      let next = 0;
+      const lanes = Array.from({ length: 16 }, async () => {
+        while (next < 300) await one(next++);
+      });
+      await Promise.all(lanes);
+      assert.deepEqual(early, [], 'exits reported before their spawn was');
+      assert.equal(failed, 15);
+      assert.ok(delivered.size > 0);
+      await delay(50);
+      assert.equal(openFdCount(), baseline, 'fds before and after');
+    });
+
+    it('nonBlocking sets or clears O_NONBLOCK on the shared file description (spawn and spawnAsync)', async (t) => {
+      const flagsOf = (fd: number): number =>
+        parseInt(/^flags:\s+(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'))?.[1] ?? 'x', 8);
+      const O_NONBLOCK = 0o4000;
+      const [r, w] = native.pipe();
+      t.after(() => {
+        native.closeFd(r);
+        native.closeFd(w);
+      });
+      assert.equal(flagsOf(r) & O_NONBLOCK, O_NONBLOCK, 'the read end starts non-blocking');
+      const plan = (nonBlocking: boolean): ExecPlan =>
+        basicPlan(['/bin/true'], {
+          fds: [...basicPlan(['/bin/true']).fds, { childFd: 3, parentFd: r, nonBlocking }],
+        });
+      const first = native.spawn(plan(false));
+      killLater(t, first.pid);
+      assert.equal(flagsOf(r) & O_NONBLOCK, 0, 'cleared by the child');
+      await waitExit(first.pid);
+      const second = await new Promise<SpawnedChild>((resolve, reject) =>
+        native.spawnAsync(plan(true), (err, c) => (c !== undefined ? resolve(c) : reject(err))),
+      );
+      killLater(t, second.pid);
+      assert.equal(flagsOf(r) & O_NONBLOCK, O_NONBLOCK, 'set again by the next one');
+      await waitExit(second.pid);
+      assert.throws(
+        () =>
+          native.spawn({
+            ...plan(true),
+            fds: [
+              ...basicPlan(['/bin/true']).fds,
+              { childFd: 3, parentFd: r, nonBlocking: 'yes' as unknown as boolean },
+            ],
+          }),
+        TypeError,
+      );
     });
 
     it('childExitEvents: a cold Observable over the one watcher', async (t) => {

@@ -563,6 +563,25 @@ describe('buildExecPlan: executable, working directory, limits, fds', () => {
     assert.equal(plan.oomScoreAdjust, -100);
   });
 
+  it('nonBlocking: O_NONBLOCK set or cleared for the mappings of those parent fds only', () => {
+    const { plan } = build({}, ['/bin/true'], {}, ENV, {
+      stdio: { stdin: 9, stdout: 9, stderr: -1 },
+      extraFds: [9, 20, 21],
+      nonBlocking: new Map([
+        [9, false],
+        [20, true],
+      ]),
+    });
+    assert.deepEqual(plan.fds, [
+      { childFd: 0, parentFd: 9, nonBlocking: false },
+      { childFd: 1, parentFd: 9, nonBlocking: false },
+      { childFd: 2, parentFd: -1 },
+      { childFd: 3, parentFd: 9, nonBlocking: false },
+      { childFd: 4, parentFd: 20, nonBlocking: true },
+      { childFd: 5, parentFd: 21 },
+    ]);
+  });
+
   it('maps stdio and extra fds to 0, 1, 2, 3, ...; options pass through', () => {
     const { plan } = build({}, ['/bin/true'], {}, ENV, {
       stdio: { stdin: -1, stdout: 7, stderr: 8 },
