@@ -162,6 +162,14 @@ struct PreparedSpawn {
   ChildReport report = {-1, 0, 0, -1};
   ChildPlan plan = {};
   LaunchResult launched;
+  // spawnAsync's `handOver`: the caller's fds, closed once the child has its copies.
+  std::vector<int> handed_over;
+
+  void CloseHandedOver() {
+    for (int fd : handed_over) close(fd);
+    handed_over.clear();
+  }
+  ~PreparedSpawn() { CloseHandedOver(); }
 };
 
 namespace {
@@ -376,6 +384,9 @@ class SpawnWork : public Napi::AsyncWorker {
       ReapIfFailed(p);
     }
     shared_->ReturnStack(std::move(stack));
+    // The child has its own copies (or failed): an Accept=yes connection's last other holder is
+    // the child from here on, so its exit is the client's EOF without a turn of the event loop.
+    p->CloseHandedOver();
   }
 
   void OnOK() override {
@@ -501,7 +512,16 @@ Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
 void SpawnAddon::SpawnAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[1].IsFunction()) throw MakeArgumentError(env, "The \"done\" argument must be a function");
+  std::vector<int> hand_over;
+  if (!info[2].IsUndefined()) {
+    if (!info[2].IsArray()) throw MakeArgumentError(env, "The \"handOver\" argument must be an array");
+    Napi::Array fds = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < fds.Length(); i++) {
+      hand_over.push_back(static_cast<int>(IntegerArgument(env, fds.Get(i), "handOver[]", 0, INT_MAX)));
+    }
+  }
   std::unique_ptr<PreparedSpawn> prepared = PrepareSpawn(env, info[0], last_cap_);
+  prepared->handed_over = std::move(hand_over);
   auto* work = new SpawnWork(info[1].As<Napi::Function>(), this, std::move(prepared), shared_,
                              clone_method_);
   works_.insert(work);

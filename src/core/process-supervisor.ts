@@ -371,9 +371,16 @@ export class ProcessSupervisor {
       );
       for (const d of built.diagnostics) log.warn({ code: d.code }, d.message);
       if (later === undefined) return started(native.spawn(built.plan));
-      native.spawnAsync(built.plan, (err, child) =>
-        later(err !== null || child === undefined ? failed(err) : started(child)),
+      // The addon closes our copies of the child's fds (the connection, pipe write ends) on its
+      // thread once the child has its own: the client's EOF need not wait for our next turn.
+      const handOver = conn !== undefined ? [...opened, conn.fd] : [...opened];
+      native.spawnAsync(
+        built.plan,
+        (err, child) => later(err !== null || child === undefined ? failed(err) : started(child)),
+        handOver,
       );
+      opened.length = 0;
+      if (conn !== undefined) conn.fd = -1;
       return { ok: true, pid: 0 };
     } catch (err) {
       return failed(err);

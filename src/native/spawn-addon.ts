@@ -60,8 +60,15 @@ export interface NativeSpawn {
    * cloned without an exit signal, so its exit is reported (through its pidfd, which the addon
    * keeps until then even after closeFd) only after `done` has delivered its pid. Throws a
    * TypeError for a malformed plan, and a system error when /dev/null or the cgroup cannot be opened.
+   * `handOver`: fds of the caller's that the addon closes (on the pool thread) as soon as the
+   * child has its copies, or the spawn failed; the caller must not use or close them after this
+   * call returned (unless it threw).
    */
-  spawnAsync(plan: ExecPlan, done: (err: SpawnError | null, child?: SpawnedChild) => void): void;
+  spawnAsync(
+    plan: ExecPlan,
+    done: (err: SpawnError | null, child?: SpawnedChild) => void,
+    handOver?: readonly number[],
+  ): void;
   /** PR_SET_CHILD_SUBREAPER: orphans of our descendants are reparented to us. */
   setSubreaper(on: boolean): void;
   isSubreaper(): boolean;

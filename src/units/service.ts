@@ -213,7 +213,8 @@ export class ServiceUnit implements UnitInstance {
   private restarting = false;
   /**
    * Accept=yes: the connection this instance serves (systemd's socket_fd), and REMOTE_ADDR/
-   * REMOTE_PORT. The main process gets it; the daemon's copy is closed right after that spawn.
+   * REMOTE_PORT. The main process gets it; the daemon's copy is closed right after that spawn
+   * (by the spawn layer itself with spawnLater, which sets `fd` to -1 when it takes it).
    */
   connection: { fd: number; env: Record<string, string> } | undefined;
   /** TRIGGER_UNIT=, TRIGGER_PATH= & co. of the unit that triggered this start (until its job is done). */

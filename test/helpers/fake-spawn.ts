@@ -150,10 +150,16 @@ export class FakeNativeSpawn implements NativeSpawn {
   }
 
   /** Like the addon: the plan is checked now, the child (or failNext) delivered on a later turn. */
-  spawnAsync(plan: ExecPlan, done: (err: SpawnError | null, child?: SpawnedChild) => void): void {
+  spawnAsync(
+    plan: ExecPlan,
+    done: (err: SpawnError | null, child?: SpawnedChild) => void,
+    handOver: readonly number[] = [],
+  ): void {
     checkPlan(plan);
     if (typeof done !== 'function') throw argumentError('The "done" argument must be a function');
+    for (const fd of handOver) checkInteger(fd, 'handOver[]', 0, 2147483647);
     setImmediate(() => {
+      for (const fd of handOver) this.openFds.delete(fd);
       let child: SpawnedChild;
       try {
         child = this.spawn(plan);
