@@ -1,10 +1,20 @@
-// Path units in the daemon: the one shared watch registry (one inotify instance for every path
-// unit, opened on first use), a PathHost per unit, and routing of the triggered units'
-// transitions back to the path units that started them. UnitSystem owns one of these.
+// Path units in the daemon: the shared watch sources, each opened on first use (one inotify
+// instance for systemd's kinds; one fanotify group for [X-Triggerd] PathChangedRecursive=, with
+// its inotify tree-walk fallback; one fanotify permission group for PathAccessed=), a PathHost per
+// unit, and routing of the triggered units' transitions back to the path units that started them.
+// UnitSystem owns one of these.
+//
+// fanotify needs root (CAP_SYS_ADMIN): as an ordinary user, or when the addon does not load,
+// PathChangedRecursive= falls back to inotify and PathAccessed= fails the unit's start with EPERM
+// and the reason (status shows it).
+import * as fs from 'node:fs';
 import type { Logger } from '../util/logger';
 import type { NativeInotify } from '../native/inotify-addon';
 import { loadInotifyNative } from '../native/inotify-addon';
+import { loadFanotifyNative, type NativeFanotify } from '../native/fanotify-addon';
 import { InotifyPathWatches, type PathWatchSource } from '../events/path-watches';
+import { PATH_CHANGED_RECURSIVE, RecursivePathWatches } from '../events/path-recursive';
+import { HeldAccessWatches, PATH_ACCESSED, descendsFrom } from '../events/path-held-access';
 import { checkPathSpec, makeWatchedDirectory } from '../units/path-checks';
 import { conditionHolds } from '../units/conditions';
 import type { PathHost, PathUnit, TriggeredUnitView } from '../units/path';
@@ -17,6 +27,13 @@ export interface PathUnitsOptions {
   engine: () => UnitEngine;
   /** The inotify layer (default: the triggerd_inotify addon, loaded when a path unit starts). */
   inotify?: NativeInotify;
+  /**
+   * The fanotify layer (default: the triggerd_fanotify addon when running as root); null: none
+   * (PathChangedRecursive= uses inotify, PathAccessed= cannot start).
+   */
+  fanotify?: NativeFanotify | null;
+  /** The unit a process belongs to (the process supervisor's answer: spawned pids, cgroups). */
+  unitOfPid?: (pid: number) => string | undefined;
   /** Every transition goes to the engine through the unit system. */
   stateChanged(unit: PathUnit, from: string, to: string): void;
 }
@@ -24,8 +41,95 @@ export interface PathUnitsOptions {
 export class PathUnits {
   private readonly units = new Map<string, PathUnit>();
   private registry: InotifyPathWatches | undefined;
+  private recursiveSource: RecursivePathWatches | undefined;
+  private heldSource: HeldAccessWatches | undefined;
+  private fanotifyNative: NativeFanotify | null | undefined;
+  private fanotifyWhy = '';
 
   constructor(private readonly options: PathUnitsOptions) {}
+
+  /** The fanotify addon, or null (with the reason in fanotifyWhy) when it cannot be used. */
+  private fanotify(): NativeFanotify | null {
+    if (this.fanotifyNative !== undefined) return this.fanotifyNative;
+    if (this.options.fanotify !== undefined) {
+      this.fanotifyNative = this.options.fanotify;
+      this.fanotifyWhy = 'fanotify disabled';
+    } else if (process.getuid?.() !== 0) {
+      this.fanotifyNative = null;
+      this.fanotifyWhy = `fanotify needs root (running as uid ${process.getuid?.()})`;
+    } else {
+      try {
+        this.fanotifyNative = loadFanotifyNative();
+      } catch (err) {
+        this.fanotifyNative = null;
+        this.fanotifyWhy = `the fanotify addon did not load: ${(err as Error).message}`;
+        this.options.logger.warn({ component: 'path-watches' }, this.fanotifyWhy);
+      }
+    }
+    return this.fanotifyNative;
+  }
+
+  /** PathChangedRecursive=: one fanotify filesystem mark per file system, or inotify tree walks. */
+  recursiveWatches(): RecursivePathWatches {
+    if (this.recursiveSource === undefined) {
+      const log = this.options.logger.child({ component: 'path-recursive' });
+      this.recursiveSource = new RecursivePathWatches({
+        fanotify: this.fanotify() ?? undefined,
+        inotify: this.options.inotify ?? loadInotifyNative(),
+        warn: (message, fields) => log.warn(fields, message),
+      });
+    }
+    return this.recursiveSource;
+  }
+
+  /** PathAccessed=: one fanotify permission group (or a source that explains why there is none). */
+  heldAccessWatches(): PathWatchSource {
+    if (this.heldSource !== undefined) return this.heldSource;
+    const fanotify = this.fanotify();
+    if (fanotify === null) {
+      const why = this.fanotifyWhy;
+      return {
+        name: 'fanotify-held-access',
+        watch: (spec) => {
+          throw Object.assign(new Error(`${spec.kind}= needs fanotify permission events: ${why}`), {
+            code: 'EPERM',
+          });
+        },
+      };
+    }
+    const log = this.options.logger.child({ component: 'path-held-access' });
+    this.heldSource = new HeldAccessWatches({
+      fanotify,
+      isJobProcess: (pid) => this.isJobProcess(pid),
+      warn: (message, fields) => log.warn(fields, message),
+    });
+    return this.heldSource;
+  }
+
+  /**
+   * Whether `pid` belongs to a unit that a PathAccessed= unit triggers: its opens are never held
+   * (the job must be able to write the file its trigger waits for). The supervisor's answer
+   * (spawned pids, the unit's cgroup), else the unit's cgroup from /proc/PID/cgroup, else
+   * descent from the unit's known main and control processes.
+   */
+  private isJobProcess(pid: number): boolean {
+    const names = new Set<string>();
+    const e = this.options.engine();
+    for (const p of this.units.values()) {
+      if (p.file.path?.specs.some((s) => s.kind === PATH_ACCESSED) === true)
+        names.add(e.resolve(p.triggerName()));
+    }
+    if (names.size === 0) return false;
+    const owner = this.options.unitOfPid?.(pid) ?? unitOfCgroup(pid);
+    if (owner !== undefined) return names.has(owner);
+    const known = new Set<number>();
+    for (const n of names) {
+      const u = this.options.manager.getUnit(n) as { mainPid?: number; controlPid?: number } | undefined;
+      if (u?.mainPid !== undefined) known.add(u.mainPid);
+      if (u?.controlPid !== undefined) known.add(u.controlPid);
+    }
+    return known.size > 0 && descendsFrom(pid, known);
+  }
 
   /** The shared inotify watch registry (created on first use). */
   watches(): InotifyPathWatches {
@@ -42,10 +146,14 @@ export class PathUnits {
     const log = this.options.logger.child({ unit: name });
     const { manager } = this.options;
     const engine = this.options.engine;
-    const source = (): PathWatchSource => this.watches();
     return {
-      // Every kind systemd has goes to inotify; fanotify's [X-Triggerd] kinds plug in here.
-      sourceFor: () => source(),
+      // Every kind systemd has goes to inotify; [X-Triggerd]'s to their fanotify sources.
+      sourceFor: (spec) =>
+        spec.kind === PATH_CHANGED_RECURSIVE
+          ? this.recursiveWatches()
+          : spec.kind === PATH_ACCESSED
+            ? this.heldAccessWatches()
+            : this.watches(),
       check: (spec) => checkPathSpec(spec),
       conditionHolds: (c) => conditionHolds(c, { warn: (m) => log.warn(m) }),
       makeDirectory: (p, mode) => makeWatchedDirectory(p, mode),
@@ -112,5 +220,25 @@ export class PathUnits {
   close(): void {
     this.registry?.close();
     this.registry = undefined;
+    this.recursiveSource?.close();
+    this.recursiveSource = undefined;
+    // Closing the permission group allows every opener still waiting.
+    this.heldSource?.close();
+    this.heldSource = undefined;
   }
+}
+
+/** The triggerd unit whose cgroup holds `pid` (`…/triggerd.slice/NAME`), from /proc/PID/cgroup. */
+function unitOfCgroup(pid: number): string | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/cgroup`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  const line = text.split('\n').find((l) => l.startsWith('0::'));
+  if (line === undefined) return undefined;
+  const parts = line.slice(3).split('/');
+  const i = parts.indexOf('triggerd.slice');
+  return i >= 0 && i + 1 < parts.length ? parts[i + 1] : undefined;
 }

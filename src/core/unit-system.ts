@@ -135,6 +135,7 @@ export class UnitSystem {
       manager: options.manager,
       engine: () => this.engine,
       inotify: options.inotify,
+      unitOfPid: (pid) => this.supervisor.unitOfPid(pid),
       stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
     });
     this.mounts = new MountSystem({

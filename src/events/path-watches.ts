@@ -45,6 +45,8 @@ export interface PathWatchEvent {
   overflow: boolean;
   /** Where it happened, when the source knows better than the spec's path (TRIGGER_PATH). */
   where?: string;
+  /** Who did it, when the source knows (PathAccessed=: the opener). */
+  pid?: number;
 }
 
 /** What a spec's watch looks like now, for `status`. */
@@ -59,6 +61,8 @@ export interface SpecWatchState {
   watches: number;
   /** Sources other than plain inotify say which mechanism serves the spec ('fanotify', ...). */
   mechanism?: string;
+  /** Held-access sources: openers waiting now for the run to complete. */
+  held?: number;
 }
 
 export interface SpecWatch {

@@ -335,14 +335,28 @@ export interface SocketSection {
   kill: KillContext;
 }
 
-/** The five watch kinds of [Path] (systemd.path(5)), named as the keys are. */
-export type PathSpecKind = 'PathExists' | 'PathExistsGlob' | 'PathChanged' | 'PathModified' | 'DirectoryNotEmpty';
+/**
+ * The five watch kinds of [Path] (systemd.path(5)) and the two of [X-Triggerd] (fanotify:
+ * PathChangedRecursive=, PathAccessed=), named as the keys are.
+ */
+export type PathSpecKind =
+  | 'PathExists'
+  | 'PathExistsGlob'
+  | 'PathChanged'
+  | 'PathModified'
+  | 'DirectoryNotEmpty'
+  | 'PathChangedRecursive'
+  | 'PathAccessed';
 
 /** One watch line of [Path]: what to wait for on which absolute path (a glob for PathExistsGlob). */
 export interface PathSpecEntry {
   kind: PathSpecKind;
   path: string;
   source: SourceRef;
+  /** PathAccessed= only, from [X-Triggerd] HoldAccess=, HoldTimeoutSec= (0: no timeout), HoldOnTimeout=. */
+  hold?: boolean;
+  holdTimeoutMs?: number;
+  holdOnTimeout?: 'allow' | 'deny';
 }
 
 /** [Path] (systemd.path(5)) plus its [X-Triggerd] keys; times in ms. */

@@ -1,18 +1,22 @@
-// [Path] (systemd.path(5)) as key rows, its defaults and its load-time checks, plus the one
-// [X-Triggerd] key of the inotify path unit (LatchWhileRunning=). unit-keys.ts splices these rows
-// into its table and calls finalizePathConfig() for .path units; this module imports nothing at
-// run time from unit-keys.ts (which imports it), only types.
+// [Path] (systemd.path(5)) as key rows, its defaults and its load-time checks, plus triggerd's
+// [X-Triggerd] keys of path units: LatchWhileRunning=, and the fanotify watch lines
+// PathChangedRecursive=DIR and PathAccessed=PATTERN with HoldAccess=, HoldTimeoutSec= and
+// HoldOnTimeout= (src/events/path-recursive.ts, path-held-access.ts). The watch lines may repeat
+// and become spec entries after the [Path] ones; the hold settings go on every PathAccessed= entry.
+// unit-keys.ts splices these rows into its table and calls finalizePathConfig() for .path units;
+// this module imports nothing at run time from unit-keys.ts (which imports it), only types.
 //
 // Paths are checked harder than systemd does: systemd ignores a relative or unnormalized path with
 // a warning and loads the unit without it; triggerd refuses the unit with file:line, because a
 // path unit that silently watches less than it says loses triggers nobody notices.
 import type { PathSection, PathSpecEntry, PathSpecKind, SourceRef } from './config-types';
 import type { ApplyEnv, KeyContext, KeyRow, UnitConfig } from './unit-keys';
-import { parseUnitName } from './specifiers';
+import { expandSpecifiers, parseUnitName } from './specifiers';
 import {
   fail,
   ok,
   parseBoolean,
+  parseEnum,
   parseMode,
   parseTimeSpan,
   parseUnsigned,
@@ -27,6 +31,14 @@ export const PATH_SPEC_KINDS: readonly PathSpecKind[] = [
   'PathModified',
   'DirectoryNotEmpty',
 ];
+
+/** The [X-Triggerd] watch keys (fanotify, with fallbacks described in their sources). */
+export const TRIGGERD_PATH_SPEC_KINDS: readonly PathSpecKind[] = ['PathChangedRecursive', 'PathAccessed'];
+
+/** The [X-Triggerd] hold settings of PathAccessed=. */
+const HOLD_KEYS = ['HoldAccess', 'HoldTimeoutSec', 'HoldOnTimeout'] as const;
+/** HoldAccess=no, HoldTimeoutSec=90s (systemd's default job timeout), HoldOnTimeout=allow. */
+const HOLD_DEFAULTS = { hold: false, holdTimeoutMs: 90_000, holdOnTimeout: 'allow' } as const;
 
 // The codes of unit-keys.ts's KEY_CODES (not imported: that module imports this one).
 const BAD_VALUE = 'ERR_UNIT_BAD_VALUE';
@@ -168,6 +180,96 @@ export function pathRows(): KeyRow[] {
   ];
 }
 
+/** PATTERN of PathAccessed=: a watch path whose last component only may be a glob. */
+export function parseAccessPattern(text: string): ParseResult<string> {
+  const r = parseWatchPath(text);
+  if (!r.ok) return r;
+  const dir = r.value.slice(0, r.value.lastIndexOf('/'));
+  if (hasGlobMagic(dir))
+    return fail(
+      `only the last component may be a glob (the directory is marked, not searched): ${JSON.stringify(text)}`,
+    );
+  return r;
+}
+
+/** The directory MakeDirectory= creates for a spec: none for PathExists*, PATTERN's for PathAccessed. */
+export function directoryToMake(spec: Pick<PathSpecEntry, 'kind' | 'path'>): string | undefined {
+  if (spec.kind === 'PathExists' || spec.kind === 'PathExistsGlob') return undefined;
+  if (spec.kind === 'PathAccessed') return spec.path.slice(0, spec.path.lastIndexOf('/')) || undefined;
+  return spec.path;
+}
+
+/**
+ * The [X-Triggerd] watch lines and hold settings, in file order: an empty PathChangedRecursive= or
+ * PathAccessed= drops the lines of that key before it (as an empty [Path] key resets its list).
+ * Bad values refuse the unit with file:line.
+ */
+function triggerdPathSpecs(
+  cfg: UnitConfig,
+  env: ApplyEnv,
+  refuse: (message: string, source: SourceRef) => void,
+): PathSpecEntry[] {
+  let specs: PathSpecEntry[] = [];
+  const hold: Required<Pick<PathSpecEntry, 'hold' | 'holdTimeoutMs' | 'holdOnTimeout'>> = {
+    ...HOLD_DEFAULTS,
+  };
+  const holdSources: Partial<Record<(typeof HOLD_KEYS)[number], SourceRef>> = {};
+  for (const e of cfg.triggerdEntries ?? []) {
+    const kind = TRIGGERD_PATH_SPEC_KINDS.find((k) => k === e.key);
+    const holdKey = HOLD_KEYS.find((k) => k === e.key);
+    if (kind === undefined && holdKey === undefined) continue;
+    const where = `[X-Triggerd] ${e.key}=${e.value}`;
+    if (e.value === '') {
+      if (kind !== undefined) specs = specs.filter((s) => s.kind !== kind);
+      else if (holdKey === 'HoldAccess') hold.hold = HOLD_DEFAULTS.hold;
+      else if (holdKey === 'HoldTimeoutSec') hold.holdTimeoutMs = HOLD_DEFAULTS.holdTimeoutMs;
+      else hold.holdOnTimeout = HOLD_DEFAULTS.holdOnTimeout;
+      continue;
+    }
+    const x = expandSpecifiers(e.value, env.specifiers);
+    if (!x.ok) {
+      refuse(`${where}: ${x.message}`, e.source);
+      continue;
+    }
+    if (kind !== undefined) {
+      const r = kind === 'PathAccessed' ? parseAccessPattern(x.value) : parseWatchPath(x.value);
+      if (!r.ok) refuse(`${where}: ${r.message}`, e.source);
+      else specs.push({ kind, path: r.value, source: e.source });
+      continue;
+    }
+    holdSources[holdKey as (typeof HOLD_KEYS)[number]] = e.source;
+    if (holdKey === 'HoldAccess') {
+      const r = parseBoolean(x.value);
+      if (r.ok) hold.hold = r.value;
+      else refuse(`${where}: ${r.message}`, e.source);
+    } else if (holdKey === 'HoldTimeoutSec') {
+      const r = parseTimeSpan(x.value);
+      // "infinity" and 0 both mean: held until the job completes.
+      if (r.ok) hold.holdTimeoutMs = Number.isFinite(r.value) ? r.value : 0;
+      else refuse(`${where}: ${r.message}`, e.source);
+    } else {
+      const r = parseEnum(['allow', 'deny'] as const, x.value);
+      if (r.ok) hold.holdOnTimeout = r.value;
+      else refuse(`${where}: ${r.message}`, e.source);
+    }
+  }
+  const accessed = specs.filter((s) => s.kind === 'PathAccessed');
+  for (const s of accessed) Object.assign(s, hold);
+  if (accessed.length === 0) {
+    for (const key of HOLD_KEYS) {
+      const source = holdSources[key];
+      if (source !== undefined)
+        env.diagnostics.push({
+          severity: 'warning',
+          code: BAD_VALUE,
+          message: `${sourceText(source)}: [X-Triggerd] ${key}= has no effect without PathAccessed=`,
+          source,
+        });
+    }
+  }
+  return specs;
+}
+
 /** The unit a path unit starts: Unit=, or the .service of its own name. */
 export function pathTriggerName(pathUnitName: string, section: Pick<PathSection, 'unit'>): string {
   return section.unit ?? `${pathUnitName.replace(/\.path$/, '')}.service`;
@@ -193,15 +295,16 @@ export function finalizePathConfig(
   };
   const header =
     cfg.serviceSource ?? (fragmentPath !== undefined ? { file: fragmentPath, line: 1 } : undefined);
+  p.specs.push(...triggerdPathSpecs(cfg, env, refuse));
   if (p.specs.length === 0) {
     refuse(
-      'path unit has no path setting (PathExists=, PathExistsGlob=, PathChanged=, PathModified= or ' +
-        'DirectoryNotEmpty=), refusing',
+      'path unit has no path setting (PathExists=, PathExistsGlob=, PathChanged=, PathModified=, ' +
+        'DirectoryNotEmpty=, or [X-Triggerd] PathChangedRecursive=, PathAccessed=), refusing',
       header,
     );
   }
   for (const s of p.specs) {
-    if (s.kind !== 'PathExistsGlob' && hasGlobMagic(s.path))
+    if (s.kind !== 'PathExistsGlob' && s.kind !== 'PathAccessed' && hasGlobMagic(s.path))
       env.diagnostics.push({
         severity: 'warning',
         code: BAD_VALUE,

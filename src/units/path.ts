@@ -16,11 +16,20 @@
 // - a hit trigger limit defers (keeps watching, `status` says "deferred until T", doubling back-off
 //   up to a minute) instead of failing the unit for good;
 // - a daemon-reload re-arms only the specs that changed (the file setter below).
+//
+// [X-Triggerd] PathChangedRecursive= and PathAccessed= are edges served by the fanotify sources
+// (PathHost.sourceFor). A PathAccessed= source with HoldAccess=yes keeps the openers waiting until
+// this unit calls release() on its watch: when the start job of the run it triggered completes
+// (success when the job is 'done', failure otherwise; for Type=oneshot that is the moment its
+// ExecStart= has exited, for Type=notify READY=1), and in any case when the triggered unit leaves
+// the running states (failure when it failed). So HoldAccess= works best with a Type=oneshot job;
+// with Type=simple the job completes at fork, before the file is produced. An opener that arrives
+// while another spec's run is going on triggers the next run (latched) and waits for that one.
 import type { Logger } from '../util/logger';
 import type { ConditionSpec, LoadedUnitFile, PathSection, PathSpecEntry } from './config-types';
 import type { PathWatchEvent, PathWatchSource, SpecWatch, SpecWatchState } from '../events/path-watches';
 import type { PathCheck } from './path-checks';
-import { pathTriggerName } from './path-config';
+import { directoryToMake, pathTriggerName } from './path-config';
 import type { ActiveState, JobOutcome, LoadState, UnitInstance } from './unit-type';
 
 export type PathState = 'dead' | 'waiting' | 'running' | 'failed';
@@ -46,7 +55,7 @@ export interface TriggeredUnitView {
 
 /** Everything a path unit needs from the world. */
 export interface PathHost {
-  /** The watch source for a spec: inotify for systemd's kinds (fanotify plugs in here later). */
+  /** The watch source for a spec: inotify for systemd's kinds, fanotify for [X-Triggerd]'s. */
   sourceFor(spec: PathSpecEntry): PathWatchSource;
   check(spec: PathSpecEntry): PathCheck;
   /** Condition*=/Assert*= of [Unit], evaluated at start as for every unit type. */
@@ -89,6 +98,11 @@ interface SpecRuntime {
   problem?: string;
   /** Events delivered for it since the unit started (after coalescing). */
   events: number;
+  /**
+   * It fired while another run was going on: its held openers (PathAccessed=) wait for the
+   * latched run, so the end of the current one does not release them.
+   */
+  waitsForNextRun?: boolean;
 }
 
 /** systemd's RateLimit: `burst` triggers per `intervalMs` window. */
@@ -126,7 +140,7 @@ const LEVEL = new Set(['PathExists', 'PathExistsGlob', 'DirectoryNotEmpty']);
 const isEdge = (kind: string): boolean => !LEVEL.has(kind);
 
 function specKey(s: PathSpecEntry): string {
-  return `${s.kind}\0${s.path}`;
+  return `${s.kind}\0${s.path}\0${s.hold ?? ''}\0${s.holdTimeoutMs ?? ''}\0${s.holdOnTimeout ?? ''}`;
 }
 
 export class PathUnit implements UnitInstance {
@@ -275,12 +289,13 @@ export class PathUnit implements UnitInstance {
     const c = this.config;
     if (c.makeDirectory) {
       for (const s of c.specs) {
-        if (s.kind === 'PathExists' || s.kind === 'PathExistsGlob') continue;
+        const dir = directoryToMake(s);
+        if (dir === undefined) continue;
         try {
-          this.host.makeDirectory(s.path, c.directoryMode);
+          this.host.makeDirectory(dir, c.directoryMode);
         } catch (err) {
           const e = err as NodeJS.ErrnoException;
-          this.host.log.warn({ code: e.code }, `MakeDirectory=: cannot create ${s.path}: ${e.message}`);
+          this.host.log.warn({ code: e.code }, `MakeDirectory=: cannot create ${dir}: ${e.message}`);
         }
       }
     }
@@ -348,8 +363,7 @@ export class PathUnit implements UnitInstance {
       return;
     }
     if (this.state !== 'running') return;
-    const outcome = s.active === 'failed' ? 'failure' : 'success';
-    for (const rt of this.specs) rt.watch?.release?.(outcome);
+    this.releaseHeld(s.active === 'failed' ? 'failure' : 'success');
     this.setState('waiting');
     this.afterRun();
   }
@@ -368,7 +382,8 @@ export class PathUnit implements UnitInstance {
     if (edge) {
       const flipped = c.exists !== rt.exists;
       const differs = c.snapshot !== rt.snapshot;
-      if (flipped) fire = c.exists ? 'created' : 'removed';
+      if (ev.changed && ev.pid !== undefined) fire = `opened by pid ${ev.pid}`;
+      else if (flipped) fire = c.exists ? 'created' : 'removed';
       else if (ev.changed) fire = 'changed';
       else if (ev.overflow && differs) fire = 'changed (found by the re-check after an inotify overflow)';
       rt.exists = c.exists;
@@ -388,6 +403,8 @@ export class PathUnit implements UnitInstance {
       // Level conditions are re-checked when the run ends anyway; only edges need the latch.
       if (!edge || !this.config.latchWhileRunning) return;
       this.nLatched++;
+      // A held-access source reports an opener during a run only when that run is not its own.
+      if (rt.watch?.release !== undefined) rt.waitsForNextRun = true;
       if (this.pending === undefined)
         this.host.log.debug({ path: cause.path }, `${cause.kind} fired during the run: latched`);
       this.pending = cause;
@@ -412,6 +429,14 @@ export class PathUnit implements UnitInstance {
     }
   }
 
+  /** Answer the openers held for the run that is ending (not those waiting for the next one). */
+  private releaseHeld(outcome: 'success' | 'failure'): void {
+    for (const rt of this.specs) {
+      if (rt.waitsForNextRun === true) continue;
+      rt.watch?.release?.(outcome);
+    }
+  }
+
   private unwatch(): void {
     for (const s of this.specs) {
       s.watch?.close();
@@ -421,6 +446,7 @@ export class PathUnit implements UnitInstance {
 
   /** After a run: the latched trigger, else systemd's existence check, else the level conditions. */
   private afterRun(): void {
+    for (const rt of this.specs) rt.waitsForNextRun = undefined;
     if (this.pending !== undefined) {
       const p = this.pending;
       this.pending = undefined;
@@ -504,6 +530,8 @@ export class PathUnit implements UnitInstance {
     r.done.then(
       (result) => {
         record.result = result;
+        // The job is complete (a oneshot has run): held openers of this run may go on.
+        if (this.state === 'running') this.releaseHeld(result === 'done' ? 'success' : 'failure');
         if (result !== 'done' && result !== 'skipped')
           this.host.log.warn({ unit: target, result }, `start of ${target}: ${result}`);
         // The unit refused to start because of its own start limit: the trigger is not lost, it
@@ -601,6 +629,7 @@ export class PathUnit implements UnitInstance {
     exists: boolean;
     events: number;
     problem?: string;
+    hold?: { timeoutMs: number; onTimeout: 'allow' | 'deny' };
   }[] {
     const list =
       this.specs.length > 0
@@ -615,6 +644,9 @@ export class PathUnit implements UnitInstance {
       exists: s.exists,
       events: s.events,
       ...(s.problem !== undefined ? { problem: s.problem } : {}),
+      ...(s.entry.hold === true
+        ? { hold: { timeoutMs: s.entry.holdTimeoutMs ?? 0, onTimeout: s.entry.holdOnTimeout ?? 'allow' } }
+        : {}),
     }));
   }
 
@@ -624,6 +656,10 @@ export class PathUnit implements UnitInstance {
     const lines: string[] = [];
     this.watches().forEach((w, i) => {
       let how = WAITS_FOR[w.kind] ?? w.kind;
+      if (w.hold !== undefined)
+        how +=
+          ', holds the opener until the job completes' +
+          (w.hold.timeoutMs > 0 ? ` or ${formatMs(w.hold.timeoutMs)} pass (then ${w.hold.onTimeout})` : '');
       if (w.state !== undefined) {
         const st = w.state;
         how +=
@@ -631,6 +667,8 @@ export class PathUnit implements UnitInstance {
             ? `; missing: watching ${st.watching} for ${st.waitingFor}`
             : `; watching ${st.watching}`;
         if (st.mechanism !== undefined) how += ` by ${st.mechanism}`;
+        if (st.held !== undefined && (st.held > 0 || this.state === 'running'))
+          how += `; ${st.held} opener${st.held === 1 ? '' : 's'} held`;
         if (st.problem !== undefined) how += `; cannot watch ${st.problem}`;
       }
       if (w.problem !== undefined) how += `; cannot check ${w.problem}`;
@@ -707,6 +745,8 @@ const WAITS_FOR: Record<string, string> = {
   PathChanged: 'waits for a close after writing, creation, deletion or rename',
   PathModified: 'waits for any write',
   DirectoryNotEmpty: 'waits for an entry',
+  PathChangedRecursive: 'waits for a change anywhere below',
+  PathAccessed: 'waits for an open',
 };
 
 function isBusy(s: TriggeredUnitView): boolean {

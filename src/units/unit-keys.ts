@@ -93,6 +93,8 @@ export interface UnitConfig {
   triggerd: TriggerdSection;
   /** Where each [X-Triggerd] key was set, for diagnostics about its value. */
   triggerdSources?: Record<string, SourceRef>;
+  /** Every [X-Triggerd] line in file order (for keys that may repeat, such as PathAccessed=). */
+  triggerdEntries?: { key: string; value: string; source: SourceRef }[];
   /** "Section.Key" of settings given explicitly (type-dependent defaults look at these). */
   explicit: Set<string>;
   /** Set by a value systemd refuses to load with. */
@@ -2201,6 +2203,7 @@ export function applySection(
     for (const e of entries) {
       cfg.triggerd[e.key] = e.value;
       (cfg.triggerdSources ??= {})[e.key] = e.source;
+      (cfg.triggerdEntries ??= []).push({ key: e.key, value: e.value, source: e.source });
     }
     return true;
   }

@@ -195,6 +195,105 @@ describe('[Path] configuration', () => {
     assert.ok(f.diagnostics.some((d) => d.severity === 'warning' && /PathExistsGlob=/.test(d.message)));
   });
 
+  test('[X-Triggerd] PathChangedRecursive= and PathAccessed= with the hold settings on the entry', () => {
+    const f = parseUnitText(
+      'lazy.path',
+      '[Path]\nPathChanged=/etc/conf\n[X-Triggerd]\nPathChangedRecursive=/srv/tree/\nPathAccessed=/run/lazy/*.gpg\n' +
+        'PathAccessed=/run/other/data\nHoldAccess=yes\nHoldTimeoutSec=10s\nHoldOnTimeout=deny\n',
+      '/u/lazy.path',
+    );
+    assert.equal(f.loadState, 'loaded', JSON.stringify(f.diagnostics));
+    assert.deepEqual(
+      f.path?.specs.map((s) => `${s.kind}=${s.path}@${s.source.line}`),
+      [
+        'PathChanged=/etc/conf@2',
+        'PathChangedRecursive=/srv/tree@4',
+        'PathAccessed=/run/lazy/*.gpg@5',
+        'PathAccessed=/run/other/data@6',
+      ],
+    );
+    const accessed = f.path?.specs.filter((s) => s.kind === 'PathAccessed') ?? [];
+    for (const s of accessed) {
+      assert.equal(s.hold, true);
+      assert.equal(s.holdTimeoutMs, 10_000);
+      assert.equal(s.holdOnTimeout, 'deny');
+    }
+    assert.equal(f.path?.specs.find((s) => s.kind === 'PathChangedRecursive')?.hold, undefined);
+    assert.equal(
+      f.diagnostics.filter((d) => d.severity === 'error' || d.severity === 'warning').length,
+      0,
+      JSON.stringify(f.diagnostics),
+    );
+    // Defaults, an [X-Triggerd]-only unit, and an empty assignment dropping the lines before it.
+    const g = parseUnitText(
+      'g.path',
+      '[X-Triggerd]\nPathAccessed=/run/a\nPathAccessed=\nPathAccessed=/run/b\nHoldTimeoutSec=infinity\n',
+      '/u/g.path',
+    );
+    assert.equal(g.loadState, 'loaded', JSON.stringify(g.diagnostics));
+    assert.deepEqual(
+      g.path?.specs.map((s) => [s.path, s.hold, s.holdTimeoutMs, s.holdOnTimeout]),
+      [['/run/b', false, 0, 'allow']],
+    );
+  });
+
+  test('hold settings without PathAccessed= warn', () => {
+    const f = parseUnitText('x.path', '[Path]\nPathExists=/a\n[X-Triggerd]\nHoldAccess=yes\n', '/u/x.path');
+    assert.equal(f.loadState, 'loaded');
+    assert.ok(
+      f.diagnostics.some(
+        (d) =>
+          d.severity === 'warning' &&
+          /\/u\/x\.path:4: .*HoldAccess= has no effect without PathAccessed=/.test(d.message),
+      ),
+      JSON.stringify(f.diagnostics),
+    );
+  });
+
+  const triggerdRefusals: [string, string, RegExp][] = [
+    [
+      'a glob before the last component of PathAccessed=',
+      '[X-Triggerd]\nPathAccessed=/run/*/data\n',
+      /\/u\/x\.path:2: \[X-Triggerd\] PathAccessed=\/run\/\*\/data: only the last component may be a glob/,
+    ],
+    [
+      'a relative PathAccessed=',
+      '[Path]\nPathExists=/a\n[X-Triggerd]\nPathAccessed=run/data\n',
+      /\/u\/x\.path:4: \[X-Triggerd\] PathAccessed=run\/data: path is not absolute/,
+    ],
+    [
+      'an unnormalized PathChangedRecursive=',
+      '[X-Triggerd]\nPathChangedRecursive=/srv/../etc\n',
+      /\/u\/x\.path:2: \[X-Triggerd\] PathChangedRecursive=\/srv\/\.\.\/etc: path is not normalized/,
+    ],
+    [
+      'a bad HoldAccess=',
+      '[X-Triggerd]\nPathAccessed=/run/data\nHoldAccess=perhaps\n',
+      /\/u\/x\.path:3: \[X-Triggerd\] HoldAccess=perhaps/,
+    ],
+    [
+      'a bad HoldTimeoutSec=',
+      '[X-Triggerd]\nPathAccessed=/run/data\n\nHoldTimeoutSec=ten\n',
+      /\/u\/x\.path:4: \[X-Triggerd\] HoldTimeoutSec=ten/,
+    ],
+    [
+      'a bad HoldOnTimeout=',
+      '[X-Triggerd]\nPathAccessed=/run/data\nHoldOnTimeout=maybe\n',
+      /\/u\/x\.path:3: \[X-Triggerd\] HoldOnTimeout=maybe: "maybe" is not one of allow, deny/,
+    ],
+  ];
+  for (const [what, text, message] of triggerdRefusals) {
+    test(`refused at load with file:line: ${what}`, () => {
+      const f = parseUnitText('x.path', text, '/u/x.path');
+      assert.equal(f.loadState, 'bad-setting');
+      const errors = f.diagnostics.filter((d) => d.severity === 'error');
+      assert.ok(
+        errors.some((d) => message.test(d.message)),
+        JSON.stringify(errors.map((d) => d.message)),
+      );
+    });
+  }
+
   test('unknown [Path] keys warn, the unit loads', () => {
     const f = parseUnitText('x.path', '[Path]\nPathExists=/a\nBogus=1\n', '/u/x.path');
     assert.equal(f.loadState, 'loaded');
@@ -427,10 +526,62 @@ describe('path unit state machine', () => {
     );
   });
 
+  test('PathAccessed=: held openers are released when the start job completes, with its result', async () => {
+    const r = rig('[X-Triggerd]\nPathAccessed=/run/lazy/data\nHoldAccess=yes\n', 'lazy.path');
+    const releases: string[] = [];
+    const origWatch = r.source.watch.bind(r.source);
+    r.source.watch = (spec, listener) => ({ ...origWatch(spec, listener), release: (o) => releases.push(o) });
+    let finish: (result: string) => void = () => undefined;
+    r.unit['host'].startUnit = (n, env) => {
+      r.starts.push({ name: n, env });
+      r.target = { active: 'activating', load: 'loaded', hasJob: true };
+      return { ok: true, done: new Promise<string>((resolve) => (finish = resolve)) };
+    };
+    assert.equal(r.unit.start(), 'done');
+    r.source.emit('/run/lazy/data', { changed: true, where: '/run/lazy/data', pid: 4242 });
+    assert.equal(r.starts.length, 1);
+    assert.equal(r.starts[0].env.TRIGGER_PATH, '/run/lazy/data');
+    assert.match(r.unit.statusLines().join('\n'), /PathAccessed=\/run\/lazy\/data opened by pid 4242/);
+    assert.deepEqual(releases, []);
+    finish('failed');
+    await flush();
+    assert.deepEqual(releases, ['failure']);
+    r.target = { active: 'inactive', load: 'loaded', hasJob: false };
+    r.unit.onUnitChanged('lazy.service');
+    assert.equal(r.unit.state, 'waiting');
+  });
+
+  test('PathAccessed=: an opener that fired during another run waits for the latched run', () => {
+    const r = rig(
+      '[Path]\nPathChanged=/etc/conf\n[X-Triggerd]\nPathAccessed=/run/lazy/data\nHoldAccess=yes\n',
+    );
+    const releases: string[] = [];
+    const origWatch = r.source.watch.bind(r.source);
+    r.source.watch = (spec, listener) => {
+      const w = origWatch(spec, listener);
+      return spec.kind === 'PathAccessed' ? { ...w, release: (o) => releases.push(o) } : w;
+    };
+    r.unit.start();
+    r.source.emit('/etc/conf', { changed: true });
+    r.run();
+    r.source.emit('/run/lazy/data', { changed: true, pid: 7 });
+    r.end();
+    assert.deepEqual(releases, [], 'not released by the end of the PathChanged= run');
+    assert.equal(r.starts.length, 2, 'the latched run started');
+    r.run();
+    r.end();
+    assert.deepEqual(releases, ['success']);
+  });
+
   test('MakeDirectory= creates the watched directories, not PathExists= ones', () => {
     const r = rig('[Path]\nPathExists=/e\nDirectoryNotEmpty=/d\nPathChanged=/c\nMakeDirectory=yes\n');
     r.unit.start();
     assert.deepEqual(r.made, ['/d', '/c']);
+    const a = rig(
+      '[X-Triggerd]\nPathAccessed=/run/lazy/*.gpg\nPathChangedRecursive=/srv/tree\n[Path]\nMakeDirectory=yes\n',
+    );
+    a.unit.start();
+    assert.deepEqual(a.made, ['/run/lazy', '/srv/tree']);
   });
 
   test('stop closes every watch; a skipped start goes back to waiting', async () => {
