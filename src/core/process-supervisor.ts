@@ -68,16 +68,18 @@ export class ProcessSupervisor {
    * /etc/passwd, /etc/group and mountinfo for Accept=yes instances, read at most once a second:
    * one connection must not cost three file reads.
    */
-  private planInputs: { at: number; userDatabase: UserDatabase; mountInfo: string } | undefined;
+  private planInputs: { at: number; userDatabase: UserDatabase; mountInfo: string | undefined } | undefined;
 
   private connectionPlanInputs(ctx: ExecContext): { userDatabase: UserDatabase; mountInfo: string } {
     const now = performance.now();
     if (this.planInputs === undefined || now - this.planInputs.at > 1000) {
-      this.planInputs = { at: now, userDatabase: readUserDatabase('/'), mountInfo: readMountInfo() };
+      this.planInputs = { at: now, userDatabase: readUserDatabase('/'), mountInfo: undefined };
     }
-    // The mount table only matters to a sandbox; without one, do not even parse it.
-    const { userDatabase, mountInfo } = this.planInputs;
-    return { userDatabase, mountInfo: hasSandbox(ctx) ? mountInfo : '' };
+    // The mount table only matters to a sandbox: without one it is not even read (it can be
+    // thousands of lines).
+    if (!hasSandbox(ctx)) return { userDatabase: this.planInputs.userDatabase, mountInfo: '' };
+    this.planInputs.mountInfo ??= readMountInfo();
+    return { userDatabase: this.planInputs.userDatabase, mountInfo: this.planInputs.mountInfo };
   }
 
   register(service: ServiceUnit): void {
