@@ -2,9 +2,11 @@
 // of wake-ups, and MountInfoMonitor, which turns wake-ups into coalesced reads and diffs.
 //
 // Coalescing (semantics.md §3, systemd#8703/#31137): a wake-up only marks the table dirty. The
-// read + parse + diff runs at most once per interval, where the interval is the larger of
-// `minIntervalMs` and four times what the last read cost, so following a storm of mounts takes
-// at most about a fifth of the loop, and notify datagrams and child exits are served in between.
+// read runs on the threadpool (the kernel holds the namespace lock while it writes the text, so a
+// read during a storm can take hundreds of ms), and parse + diff run on the loop at most once per
+// interval, the larger of `minIntervalMs` and four times what the last parse + diff cost, so
+// following a storm takes at most about a fifth of the loop, and notify datagrams and child exits
+// are served in between. Unchanged lines keep their parsed entries from the last read.
 // Bound: one table (the kernel's) in memory, plus the previous one for the diff. Nothing queues:
 // any number of wake-ups between two reads is one read. Without the addon the monitor polls the
 // table on a timer (`fallbackPollMs`) and says so.
@@ -55,8 +57,10 @@ export interface MountInfoMonitorOptions {
   native: NativeMounts | undefined;
   onUpdate(update: MountTableUpdate): void;
   onError?(error: Error): void;
-  /** The table's text (default: read /proc/self/mountinfo, or `path`). */
+  /** The table's text, for the first read and refresh() (default: read /proc/self/mountinfo, or `path`). */
   read?: () => string;
+  /** The same, off the loop, for reads after wake-ups (default: fs.promises.readFile; with only `read` given, `read`). */
+  readAsync?: () => Promise<string>;
   path?: string;
   /** Shortest time between two reads (default 10 ms). */
   minIntervalMs?: number;
@@ -71,9 +75,12 @@ export interface MountInfoStats {
   reads: number;
   /** Reads that found the table unchanged. */
   emptyReads: number;
+  /** On the loop: parse + diff of the last read, the worst, and in all. */
   lastReadMs: number;
   maxReadMs: number;
   totalReadMs: number;
+  /** Waiting for the kernel's text (off the loop for reads after wake-ups). */
+  totalWaitMs: number;
   mounts: number;
   problems: number;
 }
@@ -83,6 +90,12 @@ const COST_FACTOR = 4;
 
 export class MountInfoMonitor {
   private table: Map<number, MountEntry> = new Map();
+  /** The last read's lines → entries, reused for lines that did not change. */
+  private lines: Map<string, MountEntry> | undefined;
+  private inFlight = false;
+  private dirty = false;
+  private readSeq = 0;
+  private appliedSeq = 0;
   private cancelTimer: (() => void) | undefined;
   private unsubscribe: (() => void) | undefined;
   private lastReadAt = -Infinity;
@@ -95,6 +108,7 @@ export class MountInfoMonitor {
     lastReadMs: 0,
     maxReadMs: 0,
     totalReadMs: 0,
+    totalWaitMs: 0,
     mounts: 0,
     problems: 0,
   };
@@ -187,13 +201,54 @@ export class MountInfoMonitor {
   }
 
   private schedule(): void {
-    if (this.closed || this.cancelTimer !== undefined) return;
+    if (this.closed) return;
+    if (this.inFlight) {
+      // A read is on its way; one more follows it.
+      this.dirty = true;
+      return;
+    }
+    if (this.cancelTimer !== undefined) return;
     const interval = Math.max(
       this.options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS,
       COST_FACTOR * this.stats.lastReadMs,
     );
     const wait = Math.max(0, this.lastReadAt + interval - this.now());
-    this.cancelTimer = this.setTimer(wait, () => this.readNow(false));
+    this.cancelTimer = this.setTimer(wait, () => this.readInBackground());
+  }
+
+  /**
+   * The kernel generates mountinfo under the namespace lock, which a mount storm holds often: a
+   * read of thousands of lines can take hundreds of ms then. Scheduled reads therefore run on
+   * the threadpool, and only parse + diff + apply run on the loop.
+   */
+  private readInBackground(): void {
+    this.cancelTimer = undefined;
+    if (this.closed) return;
+    if (this.options.readAsync === undefined && this.options.read !== undefined) {
+      this.readNow(false);
+      return;
+    }
+    const seq = ++this.readSeq;
+    this.inFlight = true;
+    const t0 = this.now();
+    const file = this.options.path ?? '/proc/self/mountinfo';
+    const read = this.options.readAsync ?? (() => fs.promises.readFile(file, 'utf8'));
+    read().then(
+      (text) => {
+        this.inFlight = false;
+        this.stats.totalWaitMs += this.now() - t0;
+        // A synchronous refresh() since then has a newer table: this one is stale.
+        if (seq > this.appliedSeq && !this.closed) this.apply(text, false, seq);
+        if (this.dirty) {
+          this.dirty = false;
+          this.schedule();
+        }
+      },
+      (err: unknown) => {
+        this.inFlight = false;
+        this.options.onError?.(err as Error);
+      },
+    );
   }
 
   private readNow(initial: boolean): MountTableDiff {
@@ -201,15 +256,23 @@ export class MountInfoMonitor {
     this.cancelTimer = undefined;
     const empty: MountTableDiff = { added: [], removed: [], changed: [] };
     if (this.closed) return empty;
-    const t0 = this.now();
     let text: string;
+    const t0 = this.now();
     try {
       text = this.read();
     } catch (err) {
       this.options.onError?.(err as Error);
       return empty;
     }
-    const parsed = parseMountInfo(text);
+    this.stats.totalWaitMs += this.now() - t0;
+    return this.apply(text, initial, ++this.readSeq);
+  }
+
+  private apply(text: string, initial: boolean, seq: number): MountTableDiff {
+    this.appliedSeq = seq;
+    const t0 = this.now();
+    const parsed = parseMountInfo(text, this.lines);
+    this.lines = parsed.byLine;
     const next = mountTable(parsed.entries);
     const diff = diffMountTables(this.table, next);
     this.table = next;

@@ -42,6 +42,8 @@ export interface ParsedMountInfo {
   /** Every well-formed line, in the kernel's order (parents before children). */
   entries: MountEntry[];
   problems: MountInfoProblem[];
+  /** Each well-formed line's text → its entry: pass it to the next parse to reuse unchanged lines. */
+  byLine: Map<string, MountEntry>;
 }
 
 /**
@@ -133,10 +135,15 @@ function parseLine(line: string): MountEntry | string {
   };
 }
 
-/** Parse the whole of mountinfo. Never throws; lines it cannot read are in `problems`. */
-export function parseMountInfo(text: string): ParsedMountInfo {
+/**
+ * Parse the whole of mountinfo. Never throws; lines it cannot read are in `problems`. `previous`
+ * (the last parse's byLine) lets an unchanged line keep its entry object without being parsed
+ * again, so re-reading a table of thousands of mounts costs little more than splitting it.
+ */
+export function parseMountInfo(text: string, previous?: ReadonlyMap<string, MountEntry>): ParsedMountInfo {
   const entries: MountEntry[] = [];
   const problems: MountInfoProblem[] = [];
+  const byLine = new Map<string, MountEntry>();
   const seen = new Set<number>();
   let start = 0;
   let lineNo = 0;
@@ -147,7 +154,7 @@ export function parseMountInfo(text: string): ParsedMountInfo {
     start = end + 1;
     lineNo++;
     if (line.length === 0) continue;
-    const parsed = parseLine(line);
+    const parsed = previous?.get(line) ?? parseLine(line);
     if (typeof parsed === 'string') {
       problems.push({ line: lineNo, reason: parsed, text: line.slice(0, 200) });
     } else if (seen.has(parsed.id)) {
@@ -159,9 +166,10 @@ export function parseMountInfo(text: string): ParsedMountInfo {
     } else {
       seen.add(parsed.id);
       entries.push(parsed);
+      byLine.set(line, parsed);
     }
   }
-  return { entries, problems };
+  return { entries, problems, byLine };
 }
 
 /** A mount table keyed by mount id (insertion order = the kernel's order). */
@@ -202,7 +210,7 @@ export function diffMountTables(before: MountTable, after: MountTable): MountTab
   for (const [id, entry] of after) {
     const old = before.get(id);
     if (old === undefined) diff.added.push(entry);
-    else if (!sameMountEntry(old, entry)) diff.changed.push({ before: old, after: entry });
+    else if (old !== entry && !sameMountEntry(old, entry)) diff.changed.push({ before: old, after: entry });
   }
   for (const [id, entry] of before) if (!after.has(id)) diff.removed.push(entry);
   return diff;

@@ -246,6 +246,9 @@ export class MountUnit implements UnitInstance {
     }
     this.pending = 'stop';
     this.retryUmount = 0;
+    // Each stop judges itself (systemd keeps an earlier busy umount's result and ends 'failed'
+    // after a later umount that works); the earlier failure stays in lastFailure for status.
+    this.result = 'success';
     if (!this.enterUnmounting()) {
       this.pending = undefined;
       return { failed: 'failed', reason: this.lastFailure?.message ?? 'umount failed' };
