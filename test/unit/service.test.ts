@@ -25,6 +25,8 @@ interface Rig {
   group: Set<number>;
   closed: number[];
   passed: number[][];
+  /** spawnLater calls not answered yet (options.later); deliver() answers the oldest. */
+  later: (() => void)[];
   /** The most recently spawned pid exits. */
   exit(status?: number, pid?: number): void;
   kill(signal: number, pid?: number): void;
@@ -33,7 +35,13 @@ interface Rig {
 function rig(
   service: Partial<ServiceSection> = {},
   unitOver: Partial<UnitSection> = {},
-  options: { failSpawn?: string; pidFile?: number; conditions?: (c: ConditionSpec) => boolean } = {},
+  options: {
+    failSpawn?: string;
+    pidFile?: number;
+    conditions?: (c: ConditionSpec) => boolean;
+    /** Offer spawnLater (as the daemon does for Accept=yes instances). */
+    later?: boolean;
+  } = {},
 ): Rig {
   const clock = new VirtualClock();
   let nextPid = 100;
@@ -47,6 +55,7 @@ function rig(
     group: new Set<number>(),
     closed: [],
     passed: [],
+    later: [],
     exit: (status = 0, pid) => {
       const p = pid ?? (r.spawned.at(-1)?.pid as number);
       r.group.delete(p);
@@ -69,6 +78,13 @@ function rig(
       r.group.add(pid);
       return { ok: true, pid };
     },
+    ...(options.later === true
+      ? {
+          spawnLater(cmd, role, env, passFds, done): void {
+            r.later.push(() => done(host.spawn(cmd, role, env, passFds)));
+          },
+        }
+      : {}),
     signal(pid, signal) {
       r.signals.push(`${pid}:${signal}`);
     },
@@ -112,6 +128,46 @@ test('Type=simple: running at once; SIGTERM on stop; dead when the main process 
   assert.equal(r.unit.state, 'dead');
   assert.deepEqual(r.jobs, ['done']);
   assert.equal(r.unit.result, 'success');
+});
+
+test('an Accept=yes instance spawns its main process later: start until the pid is known, then running', () => {
+  const r = rig({}, {}, { later: true });
+  r.unit.connection = { fd: 42, env: {} };
+  assert.equal(r.unit.start(), 'pending');
+  assert.equal(r.unit.state, 'start');
+  assert.equal(r.unit.mainPid, undefined);
+  assert.deepEqual(r.closed, [], 'the connection stays open until the child has it');
+  r.later.shift()?.();
+  assert.equal(r.unit.state, 'running');
+  assert.equal(r.unit.mainPid, 100);
+  assert.deepEqual(r.closed, [42]);
+  assert.deepEqual(r.jobs, ['done']);
+  r.exit(0);
+  assert.equal(r.unit.state, 'dead');
+});
+
+test('spawnLater: a stop while the pid is unknown waits for it, then stops the process', () => {
+  const r = rig({}, {}, { later: true });
+  r.unit.connection = { fd: 42, env: {} };
+  r.unit.start();
+  assert.equal(r.unit.stop(), 'pending');
+  assert.equal(r.unit.state, 'start');
+  r.later.shift()?.();
+  assert.equal(r.unit.state, 'stop-sigterm');
+  assert.ok(r.signals.includes('100:15'));
+  r.kill(15);
+  assert.equal(r.unit.state, 'dead');
+  assert.deepEqual(r.jobs, ['canceled', 'done']);
+});
+
+test('spawnLater: a failed spawn fails the instance like a failed spawn()', () => {
+  const r = rig({ execStart: [command('/bin/missing')] }, {}, { later: true, failSpawn: '/bin/missing' });
+  r.unit.connection = { fd: 42, env: {} };
+  assert.equal(r.unit.start(), 'pending');
+  r.later.shift()?.();
+  assert.equal(r.unit.state, 'failed');
+  assert.equal(r.unit.result, 'exit-code');
+  assert.deepEqual(r.jobs, ['failed']);
 });
 
 test('stop escalates to SIGKILL after TimeoutStopSec, on virtual time', () => {
