@@ -11,6 +11,10 @@ import type { JobRequest, UnitView } from './transaction';
 import type { JobResult, JobType } from './job-types';
 import type { Manager } from './manager';
 import { deviceWants, type DeviceUnit } from '../units/device';
+import { parseUnitName } from '../units/specifiers';
+
+/** Instances of templates loaded because something asked for them, at most (a runaway guard). */
+const MAX_ON_DEMAND_INSTANCES = 10_000;
 
 /** Where unit files come from (the loader), seen from the engine. */
 export interface UnitSource {
@@ -50,6 +54,8 @@ export class UnitEngine {
   private readonly lastActive = new Map<string, ActiveState>();
   /** The job a unit's pending step belongs to. */
   private readonly runningJob = new Map<string, number>();
+  /** Template instances (foo@x.service) loaded on demand: by a job or a dependency, as systemd does. */
+  private readonly onDemand = new Set<string>();
   private readonly logger: Logger;
 
   constructor(private readonly options: UnitEngineOptions) {
@@ -88,29 +94,20 @@ export class UnitEngine {
     const { manager, source } = this.options;
     const seen = new Set<string>();
     let errors = 0;
-    for (const name of source.unitNames()) {
+    const names = [...source.unitNames(), ...this.onDemand];
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      if (seen.has(name)) continue;
       const file = source.load(name);
       if (file.name !== name) continue; // an alias: its target is loaded under its own name
-      seen.add(name);
-      for (const d of file.diagnostics) {
-        const where = d.source ? `${d.source.file}:${d.source.line}: ` : '';
-        this.logger[d.severity === 'error' ? 'error' : 'warn'](
-          { unit: name, code: d.code },
-          `${where}${d.message}`,
-        );
-        if (d.severity === 'error') errors++;
-      }
-      this.files.set(name, file);
-      const existing = manager.getUnit(name);
-      if (existing !== undefined && existing.file !== undefined && isReplaceable(existing)) {
-        manager.removeUnit(name);
-      } else if (existing !== undefined && existing.file !== undefined) {
-        // Running: keep the instance; the new file applies from its next start.
-        (existing as { file: LoadedUnitFile }).file = file;
+      if (this.onDemand.has(name) && file.loadState === 'not-found') {
+        this.onDemand.delete(name); // its template is gone
         continue;
       }
-      const unit = this.options.create(file, this);
-      if (unit !== undefined) manager.addUnit(unit);
+      seen.add(name);
+      errors += this.install(file);
+      // Instances the loaded units name (Wants=foo@x.service, ...) are loaded with them.
+      for (const dep of this.instancesNamedBy(file)) names.push(dep);
     }
     for (const name of [...this.files.keys()]) {
       if (!seen.has(name)) {
@@ -121,6 +118,73 @@ export class UnitEngine {
     }
     this.rebuildGraph();
     return { loaded: seen.size, errors };
+  }
+
+  /** Logs a loaded file's problems and (re)places its unit; returns its error count. */
+  private install(file: LoadedUnitFile): number {
+    const { manager } = this.options;
+    const name = file.name;
+    let errors = 0;
+    for (const d of file.diagnostics) {
+      const where = d.source ? `${d.source.file}:${d.source.line}: ` : '';
+      this.logger[d.severity === 'error' ? 'error' : 'warn'](
+        { unit: name, code: d.code },
+        `${where}${d.message}`,
+      );
+      if (d.severity === 'error') errors++;
+    }
+    this.files.set(name, file);
+    const existing = manager.getUnit(name);
+    if (existing !== undefined && existing.file !== undefined && isReplaceable(existing)) {
+      manager.removeUnit(name);
+    } else if (existing !== undefined && existing.file !== undefined) {
+      // Running: keep the instance; the new file applies from its next start.
+      (existing as { file: LoadedUnitFile }).file = file;
+      return errors;
+    }
+    const unit = this.options.create(file, this);
+    if (unit !== undefined) manager.addUnit(unit);
+    return errors;
+  }
+
+  /** The template instances a file's dependencies name that are not loaded yet. */
+  private instancesNamedBy(file: LoadedUnitFile): string[] {
+    const out: string[] = [];
+    for (const list of Object.values(file.unit.dependencies)) {
+      for (const dep of list) {
+        if (this.files.has(dep) || this.onDemand.has(dep)) continue;
+        if (parseUnitName(dep)?.kind !== 'instance' || this.onDemand.size >= MAX_ON_DEMAND_INSTANCES)
+          continue;
+        this.onDemand.add(dep);
+        out.push(dep);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A template instance nobody has named yet (`triggerctl start foo@x.service`, a timer's Unit=):
+   * loaded now from its template, with the instances it names in turn. False when there is no
+   * such template.
+   */
+  private loadOnDemand(name: string): boolean {
+    if (this.files.has(name) || this.options.manager.getUnit(name) !== undefined) return true;
+    if (parseUnitName(name)?.kind !== 'instance' || this.onDemand.size >= MAX_ON_DEMAND_INSTANCES)
+      return false;
+    const file = this.options.source.load(name);
+    if (file.loadState === 'not-found' || file.name !== name) return false;
+    this.onDemand.add(name);
+    const pending = [file];
+    for (let f = pending.pop(); f !== undefined; f = pending.pop()) {
+      this.install(f);
+      for (const dep of this.instancesNamedBy(f)) {
+        const next = this.options.source.load(dep);
+        if (next.loadState === 'not-found' || next.name !== dep) this.onDemand.delete(dep);
+        else pending.push(next);
+      }
+    }
+    this.rebuildGraph();
+    return true;
   }
 
   rebuildGraph(deviceWants: DependencyEdge[] = this.deviceEdges()): void {
@@ -142,7 +206,9 @@ export class UnitEngine {
   }
 
   enqueue(unit: string, type: JobType, mode: JobRequest['mode'] = 'replace', manual = true): EnqueueResult {
-    return this.queue.enqueue({ unit: this.resolve(unit), type, mode, manual });
+    const name = this.resolve(unit);
+    this.loadOnDemand(name);
+    return this.queue.enqueue({ unit: name, type, mode, manual });
   }
 
   /** Every unit type calls this from its setState(). */
