@@ -26,6 +26,8 @@ const BENCHMARKS = [
   'path-burst',
   // Path units: a 100,000-directory tree on tmpfs watched with one fanotify mark vs inotify.
   'tree-watch',
+  // Mount units: one change with 1,000 mounts present, a 2,000-bind-mount storm; findmnt --poll as the peer.
+  'mountinfo',
   // Automount: first access and re-access of an ext4 image; may install autofs as its peer.
   'automount',
 ];
