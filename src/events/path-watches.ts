@@ -152,14 +152,19 @@ export function finalMask(kind: string): number {
   }
 }
 
-function roleMask(role: Role, kind: string): number {
+/**
+ * `fileWatched`: the spec's path itself has a watch, so its entry in the parent need not ask for
+ * IN_CLOSE_WRITE (which the kernel reports for every child of the directory: a busy directory
+ * would wake the daemon on each close of any of its files).
+ */
+function roleMask(role: Role, kind: string, fileWatched = false): number {
   switch (role.kind) {
     case 'chain':
       return SELF | IN.ATTRIB;
     case 'entry':
       // A directory reports its entries' close-after-write too: the path's writes are seen even
       // where the path itself cannot be watched (EACCES on the file).
-      return SELF | ENTRY | (role.primary ? finalMask(kind) & IN.CLOSE_WRITE : 0);
+      return SELF | ENTRY | (role.primary && !fileWatched ? finalMask(kind) & IN.CLOSE_WRITE : 0);
     case 'final':
       return finalMask(kind);
     case 'link':
@@ -348,14 +353,22 @@ export class InotifyPathWatches implements PathWatchSource {
       const plan = this.plan(w.spec);
       const next = new Map<number, Role[]>();
       let raced = false;
+      let fileWatched = false;
       w.problem = plan.problem;
-      for (const want of plan.wants) {
+      // The path itself first: once it has a watch, its parent is asked for less.
+      const wants = [...plan.wants].sort(
+        (a, b) => Number(b.role.kind === 'final') - Number(a.role.kind === 'final'),
+      );
+      for (const want of wants) {
         let wd: number;
         try {
           wd = handle.addWatch(
             want.path,
-            roleMask(want.role, w.spec.kind) | IN.MASK_ADD | (want.dontFollow ? IN.DONT_FOLLOW : 0),
+            roleMask(want.role, w.spec.kind, fileWatched) |
+              IN.MASK_ADD |
+              (want.dontFollow ? IN.DONT_FOLLOW : 0),
           );
+          if (want.role.kind === 'final') fileWatched = true;
         } catch (err) {
           const e = err as NodeJS.ErrnoException;
           // The node went away between lstat and inotify_add_watch: walk again.
