@@ -19,7 +19,7 @@ const TARGET_RSS_MB = 60;
 const REPO = path.resolve(__dirname, '..', '..');
 const DAEMON = path.join(REPO, 'dist', 'src', 'cli', 'triggerd.js');
 /** The V8 flags the daemon's launchers use: a 1 MiB young generation keeps idle RSS down. */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc'];
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc', '--no-sparkplug'];
 
 interface Sample {
   rssKiB: number;
@@ -53,7 +53,13 @@ async function measureChild(
   settleMs: number,
 ): Promise<ChildRun> {
   const t0 = performance.now();
-  const child = spawn(command, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The daemon's launchers set MALLOC_ARENA_MAX=1 (src/cli/triggerd.ts); the empty-loop peer
+  // gets the same environment.
+  const child = spawn(command, args, {
+    cwd: REPO,
+    env: { ...process.env, MALLOC_ARENA_MAX: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const dispose = onCleanup(`kill pid ${child.pid}`, () => {
     if (child.pid !== undefined && child.exitCode === null && child.signalCode === null)
       killPid(child.pid, 'SIGKILL');
@@ -192,7 +198,7 @@ async function main(): Promise<object> {
     benchmark: 'daemon-idle-rss',
     host: hostInfo(),
     command:
-      'node --max-semi-space-size=1 --single-threaded-gc dist/src/cli/triggerd.js --unit-path examples --rules-path rules --runtime-dir <tmp> ' +
+      'MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 --single-threaded-gc --no-sparkplug dist/src/cli/triggerd.js --unit-path examples --rules-path rules --runtime-dir <tmp> ' +
       '--control-socket <tmp>/s.sock --mode standalone --log-format json --log-level warn',
     runs: RUNS,
     ...daemon,

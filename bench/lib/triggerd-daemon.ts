@@ -35,7 +35,9 @@ export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const DAEMON = path.join(REPO, 'dist', 'src', 'cli', 'triggerd.js');
 export const TRIGGERCTL = path.join(REPO, 'dist', 'src', 'cli', 'triggerctl.js');
 /** The V8 flags the daemon's launchers use. */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc'];
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc', '--no-sparkplug'];
+/** The environment the daemon's launchers set (src/cli/triggerd.ts's first line). */
+export const DAEMON_ENV = { MALLOC_ARENA_MAX: '1' };
 /**
  * Generous: with Debian's rules, coldplug runs RUN programs (99-systemd.rules: systemd-sysctl for
  * each network interface), and a daemon that does not see their exits waits for the 180 s program
@@ -145,7 +147,11 @@ export async function startTriggerd(rulesPath: string, options: StartOptions = {
   };
   const t0 = performance.now();
   try {
-    child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, args, {
+      cwd: REPO,
+      env: { ...process.env, ...DAEMON_ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
     const started = child;
