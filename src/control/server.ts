@@ -74,15 +74,20 @@ export class ControlServer {
     await removeStaleSocket(socketPath);
     const server = net.createServer((socket) => this.accept(socket));
     server.maxConnections = this.options.maxConnections ?? 256;
+    // Bound and listening under a temporary name, then renamed into place: a client that sees the
+    // path never meets a socket that refuses (bound, not yet listening) or has the wrong mode.
+    const temp = path.join(path.dirname(socketPath), `.${path.basename(socketPath)}.${process.pid}`);
+    fs.rmSync(temp, { force: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(socketPath, () => {
+      server.listen(temp, () => {
         server.off('error', reject);
         resolve();
       });
     });
     // Everyone may read; the peer-credential check guards the rest.
-    fs.chmodSync(socketPath, 0o666);
+    fs.chmodSync(temp, 0o666);
+    fs.renameSync(temp, socketPath);
     server.on('error', (err) => this.options.logger.error({ err }, 'control socket error'));
     this.server = server;
   }
