@@ -12,6 +12,14 @@ import type { JobResult, JobType } from './job-types';
 import type { Manager } from './manager';
 import { deviceWants, type DeviceUnit } from '../units/device';
 import { parseUnitName } from '../units/specifiers';
+import { conditionHolds } from '../units/conditions';
+import type { ConditionSpec } from '../units/config-types';
+
+/**
+ * Unit types whose start does not test Condition*=/Assert*= itself (services and paths do):
+ * systemd tests them for every unit before its type's start, so the engine does it for these.
+ */
+const CONDITIONS_CHECKED_HERE = ['.socket', '.timer', '.mount', '.automount'];
 
 /** Instances of templates loaded because something asked for them, at most (a runaway guard). */
 const MAX_ON_DEMAND_INSTANCES = 10_000;
@@ -64,7 +72,7 @@ export class UnitEngine {
       graph: this.graph,
       units: (name) => this.view(name),
       runner: {
-        start: (unit, job) => this.run(unit, job.id, (u) => u.start()),
+        start: (unit, job) => this.run(unit, job.id, START_STEP),
         stop: (unit, job) => this.run(unit, job.id, (u) => u.stop({ restart: job.type === 'restart' })),
         reload: (unit, job) => this.run(unit, job.id, (u) => u.reload()),
       },
@@ -241,6 +249,12 @@ export class UnitEngine {
     this.jobFinished(unit.name, 'done');
   }
 
+  private unmetCondition(unit: UnitInstance): { kind: 'condition' | 'assert'; text: string } | undefined {
+    if (!CONDITIONS_CHECKED_HERE.some((suffix) => unit.name.endsWith(suffix))) return undefined;
+    if (unit.activeState() !== 'inactive' && unit.activeState() !== 'failed') return undefined;
+    return firstUnmet(unit);
+  }
+
   private deviceEdges(): DependencyEdge[] {
     const edges: DependencyEdge[] = [];
     for (const u of this.options.manager.allUnits()) {
@@ -256,6 +270,16 @@ export class UnitEngine {
   ): RunOutcome {
     const unit = this.options.manager.getUnit(name) ?? this.deviceFor(name);
     if (unit === undefined) return { failed: 'failed' };
+    const unmet = step === START_STEP ? this.unmetCondition(unit) : undefined;
+    if (unmet !== undefined) {
+      if (unmet.kind === 'assert') {
+        this.logger.warn({ unit: name, job: jobId }, `assertion failed: ${unmet.text}`);
+        return { failed: 'assert' };
+      }
+      // As in systemd: the job is done, the unit stays as it was.
+      this.logger.info({ unit: name, job: jobId }, `condition not met, not starting: ${unmet.text}`);
+      return 'done';
+    }
     this.runningJob.set(name, jobId);
     const outcome = step(unit);
     if (outcome === 'pending') return 'pending';
@@ -296,6 +320,25 @@ export class UnitEngine {
 }
 
 /** A unit with nothing running can be rebuilt from its new file on reload. */
+const START_STEP = (u: UnitInstance): ReturnType<UnitInstance['start']> => u.start();
+
+/** The first Condition*=/Assert*= of `unit` that fails (triggering ones: when none holds). */
+function firstUnmet(unit: UnitInstance): { kind: 'condition' | 'assert'; text: string } | undefined {
+  const all = unit.file?.unit.conditions ?? [];
+  const describe = (c: ConditionSpec): string =>
+    `${c.kind === 'assert' ? 'Assert' : 'Condition'}${c.name}=${c.trigger ? '|' : ''}${c.negate ? '!' : ''}${c.value}` +
+    ` (${c.source.file}:${c.source.line})`;
+  for (const kind of ['assert', 'condition'] as const) {
+    const mine = all.filter((c) => c.kind === kind);
+    for (const c of mine)
+      if (!c.trigger && conditionHolds(c) === c.negate) return { kind, text: describe(c) };
+    const triggers = mine.filter((c) => c.trigger);
+    if (triggers.length > 0 && !triggers.some((c) => conditionHolds(c) !== c.negate))
+      return { kind, text: `none of ${triggers.map(describe).join(', ')}` };
+  }
+  return undefined;
+}
+
 function isReplaceable(unit: UnitInstance): boolean {
   const a = unit.activeState();
   return a === 'inactive' || a === 'failed';
