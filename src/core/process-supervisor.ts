@@ -65,21 +65,27 @@ export class ProcessSupervisor {
   constructor(private readonly options: ProcessSupervisorOptions) {}
 
   /**
-   * /etc/passwd, /etc/group and mountinfo for Accept=yes instances, read at most once a second:
-   * one connection must not cost three file reads.
+   * /etc/passwd and /etc/group as of their last change (checked with two stats per spawn, so an
+   * account added a moment ago is seen), and mountinfo: a spawn must not cost three file reads
+   * and parses (Accept=yes instances, path-triggered jobs).
    */
-  private planInputs: { at: number; userDatabase: UserDatabase; mountInfo: string | undefined } | undefined;
+  private users: { stamp: string; db: UserDatabase } | undefined;
+  private mountInfo: { at: number; text: string } | undefined;
 
-  private connectionPlanInputs(ctx: ExecContext): { userDatabase: UserDatabase; mountInfo: string } {
-    const now = performance.now();
-    if (this.planInputs === undefined || now - this.planInputs.at > 1000) {
-      this.planInputs = { at: now, userDatabase: readUserDatabase('/'), mountInfo: undefined };
+  private planInputs(ctx: ExecContext, burst: boolean): { userDatabase: UserDatabase; mountInfo: string } {
+    const stamp = fileStamp('/etc/passwd') + '|' + fileStamp('/etc/group');
+    if (this.users === undefined || this.users.stamp !== stamp) {
+      this.users = { stamp, db: readUserDatabase('/') };
     }
     // The mount table only matters to a sandbox: without one it is not even read (it can be
-    // thousands of lines).
-    if (!hasSandbox(ctx)) return { userDatabase: this.planInputs.userDatabase, mountInfo: '' };
-    this.planInputs.mountInfo ??= readMountInfo();
-    return { userDatabase: this.planInputs.userDatabase, mountInfo: this.planInputs.mountInfo };
+    // thousands of lines); with one it is read fresh, except that a burst of Accept=yes
+    // instances shares one reading for 100 ms.
+    if (!hasSandbox(ctx)) return { userDatabase: this.users.db, mountInfo: '' };
+    const now = performance.now();
+    if (!burst || this.mountInfo === undefined || now - this.mountInfo.at > 100) {
+      this.mountInfo = { at: now, text: readMountInfo() };
+    }
+    return { userDatabase: this.users.db, mountInfo: this.mountInfo.text };
   }
 
   register(service: ServiceUnit): void {
@@ -368,7 +374,7 @@ export class ProcessSupervisor {
             conn !== undefined && (stdin === conn.fd || stdout === conn.fd || stderr === conn.fd),
           ),
           setListenPid: passFds.length > 0,
-          ...(conn !== undefined ? this.connectionPlanInputs(ctx) : {}),
+          ...this.planInputs(ctx, conn !== undefined),
         },
       );
       for (const d of built.diagnostics) log.warn({ code: d.code }, d.message);
@@ -496,6 +502,16 @@ function socketFlags(
   for (const f of passFds) if (f.socket === true || f.fd === conn?.fd) flags.set(f.fd, nonBlocking);
   if (conn !== undefined && connIsStdio) flags.set(conn.fd, false);
   return flags;
+}
+
+/** What tells a changed file from an unchanged one: inode, size, mtime ('' when unreadable). */
+function fileStamp(file: string): string {
+  try {
+    const st = fs.statSync(file, { bigint: true });
+    return `${st.ino}:${st.size}:${st.mtimeNs}`;
+  } catch {
+    return '';
+  }
 }
 
 /** Whether the exec context asks for any mount-namespace step (sandbox-mounts.ts reads mountinfo for those). */
