@@ -16,6 +16,7 @@
         'native/netlink/uevent_socket.cc',
         # The uv_poll watching every socket-like object shares.
         'native/common/fd_poller.cc',
+        'native/common/js_calls.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
@@ -40,6 +41,7 @@
       # Every .cc file in native/spawn/.
       'sources': [
         '<!@(node -p "require(\'fs\').readdirSync(\'native/spawn\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/spawn/\' + f).join(\' \')")',
+        'native/common/js_calls.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
@@ -66,6 +68,7 @@
         '<!@(node -p "require(\'fs\').readdirSync(\'native/notify\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/notify/\' + f).join(\' \')")',
         # The uv_poll watching every socket-like object shares.
         'native/common/fd_poller.cc',
+        'native/common/js_calls.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
@@ -118,6 +121,7 @@
         '<!@(node -p "require(\'fs\').readdirSync(\'native/inotify\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/inotify/\' + f).join(\' \')")',
         # The uv_poll watching every socket-like object shares.
         'native/common/fd_poller.cc',
+        'native/common/js_calls.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
@@ -168,6 +172,7 @@
         '<!@(node -p "require(\'fs\').readdirSync(\'native/socket\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/socket/\' + f).join(\' \')")',
         # The uv_poll watching every socket-like object shares.
         'native/common/fd_poller.cc',
+        'native/common/js_calls.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
@@ -196,6 +201,7 @@
         '<!@(node -p "require(\'fs\').readdirSync(\'native/fanotify\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/fanotify/\' + f).join(\' \')")',
         # The uv_poll watching every socket-like object shares.
         'native/common/fd_poller.cc',
+        'native/common/js_calls.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
@@ -222,6 +228,7 @@
         '<!@(node -p "require(\'fs\').readdirSync(\'native/mounts\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/mounts/\' + f).join(\' \')")',
         # The uv_poll watching every socket-like object shares.
         'native/common/fd_poller.cc',
+        'native/common/js_calls.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
@@ -246,6 +253,7 @@
         '<!@(node -p "require(\'fs\').readdirSync(\'native/autofs\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/autofs/\' + f).join(\' \')")',
         # The uv_poll watching every socket-like object shares.
         'native/common/fd_poller.cc',
+        'native/common/js_calls.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
@@ -275,6 +283,7 @@
         '<!@(node -p "require(\'fs\').readdirSync(\'native/timerfd\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/timerfd/\' + f).join(\' \')")',
         # The uv_poll watching every socket-like object shares.
         'native/common/fd_poller.cc',
+        'native/common/js_calls.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",

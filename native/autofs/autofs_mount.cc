@@ -14,32 +14,11 @@
 #include "../netlink/system_error.h"
 #include "addon.h"
 #include "dev_ioctl.h"
+#include "../common/js_calls.h"
 
 namespace triggerd {
 
 namespace {
-
-// False once the environment is shutting down (a worker being terminated): calls that may run
-// JavaScript then fail although no exception is pending. An empty define_properties probes it.
-bool CanCallIntoJs(napi_env env) {
-  napi_value probe = nullptr;
-  if (napi_create_object(env, &probe) != napi_ok) return false;
-  return napi_define_properties(env, probe, 0, nullptr) == napi_ok;
-}
-
-void RaiseUncaught(Napi::Env env, napi_value value) {
-  if (value != nullptr && CanCallIntoJs(env)) napi_fatal_exception(env, value);
-}
-
-void RaiseUncaught(Napi::Env env, const std::exception& exception) {
-  if (!CanCallIntoJs(env)) return;
-  napi_value error = nullptr;
-  napi_value message = nullptr;
-  if (napi_create_string_utf8(env, exception.what(), NAPI_AUTO_LENGTH, &message) == napi_ok &&
-      napi_create_error(env, nullptr, message, &error) == napi_ok) {
-    napi_fatal_exception(env, error);
-  }
-}
 
 // What one expire run reports back to the loop thread.
 struct ExpireResult {

@@ -12,6 +12,7 @@
 
 #include "addon.h"
 #include "system_error.h"
+#include "../common/js_calls.h"
 
 namespace triggerd {
 
@@ -44,34 +45,6 @@ Napi::Object OverflowItem(Napi::Env env, const ItemKeys& keys, const char* reaso
   item.DefineProperties({Field(keys.kind, keys.overflow),
                          Field(keys.reason, Napi::String::New(env, reason))});
   return item;
-}
-
-// False once the environment is shutting down (a worker being terminated): then calls that may
-// run JavaScript fail with napi_pending_exception although no exception is pending. Node-API has
-// no direct query in version 8; an empty napi_define_properties goes through the same check.
-bool CanCallIntoJs(napi_env env) {
-  napi_value probe = nullptr;
-  if (napi_create_object(env, &probe) != napi_ok) return false;
-  return napi_define_properties(env, probe, 0, nullptr) == napi_ok;
-}
-
-// An exception thrown by onBatch/onError has no JavaScript caller to go to: raise it as an
-// uncaught exception, as Node does for a throwing event listener. During shutdown the "exception"
-// is the termination itself and there is nobody left to tell.
-void RaiseUncaught(Napi::Env env, const Napi::Error& error) {
-  napi_value value = error.Value();
-  if (value != nullptr && CanCallIntoJs(env)) napi_fatal_exception(env, value);
-}
-
-// Anything else that escaped (std::bad_alloc from a string) goes the same way, as an Error.
-void RaiseUncaught(Napi::Env env, const std::exception& exception) {
-  if (!CanCallIntoJs(env)) return;
-  napi_value error = nullptr;
-  napi_value message = nullptr;
-  if (napi_create_string_utf8(env, exception.what(), NAPI_AUTO_LENGTH, &message) == napi_ok &&
-      napi_create_error(env, nullptr, message, &error) == napi_ok) {
-    napi_fatal_exception(env, error);
-  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "addon.h"
 #include "../netlink/system_error.h"
+#include "../common/js_calls.h"
 
 namespace triggerd {
 
@@ -57,34 +58,6 @@ Napi::Object DatagramItem(Napi::Env env, const ItemKeys& keys, const ReceivedDat
       Field(keys.truncated, Napi::Boolean::New(env, received.truncated)),
   });
   return item;
-}
-
-// False once the environment is shutting down (a worker being terminated): then calls that may
-// run JavaScript fail with napi_pending_exception although no exception is pending. Node-API has
-// no direct query in version 8; an empty napi_define_properties goes through the same check.
-bool CanCallIntoJs(napi_env env) {
-  napi_value probe = nullptr;
-  if (napi_create_object(env, &probe) != napi_ok) return false;
-  return napi_define_properties(env, probe, 0, nullptr) == napi_ok;
-}
-
-// An exception thrown by onBatch/onError has no JavaScript caller to go to: raise it as an
-// uncaught exception, as Node does for a throwing event listener. During shutdown the "exception"
-// is the termination itself and there is nobody left to tell.
-void RaiseUncaught(Napi::Env env, const Napi::Error& error) {
-  napi_value value = error.Value();
-  if (value != nullptr && CanCallIntoJs(env)) napi_fatal_exception(env, value);
-}
-
-// Anything else that escaped (std::bad_alloc) goes the same way, as an Error.
-void RaiseUncaught(Napi::Env env, const std::exception& exception) {
-  if (!CanCallIntoJs(env)) return;
-  napi_value error = nullptr;
-  napi_value message = nullptr;
-  if (napi_create_string_utf8(env, exception.what(), NAPI_AUTO_LENGTH, &message) == napi_ok &&
-      napi_create_error(env, nullptr, message, &error) == napi_ok) {
-    napi_fatal_exception(env, error);
-  }
 }
 
 // Closes the fds of a batch unless released: whatever happens between recvmsg() and the moment

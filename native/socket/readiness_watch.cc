@@ -5,35 +5,11 @@
 #include <exception>
 
 #include "../netlink/system_error.h"
+#include "../common/js_calls.h"
 
 namespace triggerd {
 
 namespace {
-
-// False once the environment is shutting down (a worker being terminated): calls that may run
-// JavaScript then fail although no exception is pending. An empty define_properties probes it.
-bool CanCallIntoJs(napi_env env) {
-  napi_value probe = nullptr;
-  if (napi_create_object(env, &probe) != napi_ok) return false;
-  return napi_define_properties(env, probe, 0, nullptr) == napi_ok;
-}
-
-// An exception from onReadable has no JavaScript caller: raise it as uncaught, as Node does for
-// a throwing event listener. During shutdown there is nobody left to tell.
-void RaiseUncaught(Napi::Env env, const Napi::Error& error) {
-  napi_value value = error.Value();
-  if (value != nullptr && CanCallIntoJs(env)) napi_fatal_exception(env, value);
-}
-
-void RaiseUncaught(Napi::Env env, const std::exception& exception) {
-  if (!CanCallIntoJs(env)) return;
-  napi_value error = nullptr;
-  napi_value message = nullptr;
-  if (napi_create_string_utf8(env, exception.what(), NAPI_AUTO_LENGTH, &message) == napi_ok &&
-      napi_create_error(env, nullptr, message, &error) == napi_ok) {
-    napi_fatal_exception(env, error);
-  }
-}
 
 bool FdIsOpen(int fd) { return fd >= 0 && fcntl(fd, F_GETFD) != -1; }
 

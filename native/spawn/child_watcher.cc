@@ -9,37 +9,13 @@
 
 #include "../netlink/system_error.h"
 #include "addon.h"
+#include "../common/js_calls.h"
 
 namespace triggerd {
 
 std::atomic<bool> ChildWatcher::process_has_watcher_{false};
 
 namespace {
-
-// False once the environment is shutting down (a worker being terminated): then calls that may
-// run JavaScript fail with napi_pending_exception although none is pending. An empty
-// napi_define_properties goes through the same check.
-bool CanCallIntoJs(napi_env env) {
-  napi_value probe = nullptr;
-  if (napi_create_object(env, &probe) != napi_ok) return false;
-  return napi_define_properties(env, probe, 0, nullptr) == napi_ok;
-}
-
-// An exception from onExits has no JavaScript caller: raise it as uncaught, as Node does for a
-// throwing event listener (not during shutdown, when the "exception" is the termination).
-void RaiseUncaught(Napi::Env env, napi_value error) {
-  if (error != nullptr && CanCallIntoJs(env)) napi_fatal_exception(env, error);
-}
-
-void RaiseUncaught(Napi::Env env, const std::exception& exception) {
-  if (!CanCallIntoJs(env)) return;
-  napi_value error = nullptr;
-  napi_value message = nullptr;
-  if (napi_create_string_utf8(env, exception.what(), NAPI_AUTO_LENGTH, &message) == napi_ok &&
-      napi_create_error(env, nullptr, message, &error) == napi_ok) {
-    napi_fatal_exception(env, error);
-  }
-}
 
 Napi::PropertyDescriptor Field(const Napi::String& key, napi_value value) {
   return Napi::PropertyDescriptor::Value(static_cast<napi_value>(key), value,
