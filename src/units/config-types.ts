@@ -430,6 +430,11 @@ export interface LoadedUnitFile {
   timer?: TimerSection;
   path?: PathSection;
   triggerd: TriggerdSection;
+  /**
+   * Lines of systemd keys triggerd knows but does not apply (ProtectKernelTunables=,
+   * SystemCallFilter=, ...; warned about at load), verbatim in file order, for `triggerctl security`.
+   */
+  ignoredSettings?: { section: string; key: string; value: string; source: SourceRef }[];
   /** Sections and keys of other types, kept verbatim for the types that come later (socket, path, ...). */
   raw: Map<string, { key: string; value: string; source: SourceRef }[]>;
   diagnostics: Diagnostic[];

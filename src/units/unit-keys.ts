@@ -95,6 +95,8 @@ export interface UnitConfig {
   triggerdSources?: Record<string, SourceRef>;
   /** Every [X-Triggerd] line in file order (for keys that may repeat, such as PathAccessed=). */
   triggerdEntries?: { key: string; value: string; source: SourceRef }[];
+  /** Lines of known systemd keys triggerd does not apply, in file order (LoadedUnitFile.ignoredSettings). */
+  ignoredSettings?: { section: string; key: string; value: string; source: SourceRef }[];
   /** "Section.Key" of settings given explicitly (type-dependent defaults look at these). */
   explicit: Set<string>;
   /** Set by a value systemd refuses to load with. */
@@ -2242,6 +2244,7 @@ export function applySection(
             : undefined;
     if (r === undefined || r.unsupported === true) {
       if (r?.unsupported === true || unsupported?.has(e.key) === true) {
+        (cfg.ignoredSettings ??= []).push({ section, key: e.key, value: e.value, source: e.source });
         env.diagnostics.push({
           severity: 'warning',
           code: KEY_CODES.unsupportedKey,

@@ -880,6 +880,7 @@ function assemble(
     automount: automount?.section,
     mount: mount?.section,
     triggerd: cfg.triggerd,
+    ignoredSettings: cfg.ignoredSettings ?? [],
     raw,
     diagnostics,
   };
