@@ -303,5 +303,28 @@
         }],
       ],
     },
+    {
+      'target_name': 'triggerd_reexec',
+      # Every .cc file in native/reexec/: execve of the daemon itself, FD_CLOEXEC on carried fds,
+      # pidfd_open/pidfd_getfd/waitid(P_PIDFD) for processes adopted after a re-exec or a crash.
+      'sources': [
+        '<!@(node -p "require(\'fs\').readdirSync(\'native/reexec\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/reexec/\' + f).join(\' \')")',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'conditions': [
+        ["sanitize!=''", {
+          'cflags_cc': ['-fsanitize=<(sanitize)', '-fno-omit-frame-pointer', '-g', '-O1'],
+          'ldflags': ['-fsanitize=<(sanitize)'],
+        }],
+      ],
+    },
   ],
 }
