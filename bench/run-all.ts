@@ -30,6 +30,8 @@ const BENCHMARKS = [
   'mountinfo',
   // Automount: first access and re-access of an ext4 image; may install autofs as its peer.
   'automount',
+  // Issue 9: uevents, an Accept=yes flood, a notify flood and a path burst at once; control latency, RSS.
+  'load',
 ];
 /** Generous bound per benchmark (the first may install a package); the child is killed after it. */
 const TIMEOUT_MS = 15 * 60 * 1000;

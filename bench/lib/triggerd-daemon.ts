@@ -82,6 +82,10 @@ export interface DaemonStatus {
 export interface StartOptions {
   /** --unit-path (':'-separated); default an empty directory in the daemon's temporary directory. */
   unitPath?: string;
+  /** --mode; default standalone. Companion takes udevd's events (netlink group 2, libudev format). */
+  mode?: 'standalone' | 'companion';
+  /** More daemon arguments, after the defaults (e.g. --udev-db-dir for companion mode). */
+  extraArgs?: string[];
 }
 
 /** Start triggerd standalone with `rulesPath` (':'-separated) and wait until it settled its coldplug. */
@@ -110,7 +114,8 @@ export async function startTriggerd(rulesPath: string, options: StartOptions = {
     '--udev-run-dir',
     path.join(tmp, 'udev'),
     '--mode',
-    'standalone',
+    options.mode ?? 'standalone',
+    ...(options.extraArgs ?? []),
     '--shutdown-timeout',
     String(SHUTDOWN_TIMEOUT_S),
     '--log-format',
