@@ -12,6 +12,12 @@ import { verifyRules } from '../devices/rules/verify-rules';
 import { calendarCommand } from '../timers/calendar-command';
 import { formatListTimers, type TimerRow } from '../timers/list-timers-view';
 import { localTimeZone } from '../timers/time-zone';
+import {
+  formatSecurityList,
+  formatSecurityReport,
+  type SecurityReportJson,
+  type SecurityRowJson,
+} from '../control/security-view';
 
 const USAGE = `usage: triggerctl [--socket PATH] [--json] COMMAND [ARGS]
 units:
@@ -22,6 +28,8 @@ units:
   status [UNIT]                       one unit's state, processes and last log lines (no UNIT: the daemon)
   show UNIT [--property P]... [--value]
   cat UNIT                            the unit file and its drop-ins
+  security [UNIT]                     how exposed a service is, from its sandbox settings (like
+                                      systemd-analyze security; no UNIT: one line per service)
   logs UNIT [-n N] [-f]               the unit's log lines (its processes' output included)
   start|stop|restart|try-restart|reload UNIT... [--no-block] [--job-mode M]
   is-active UNIT...  |  is-failed UNIT...
@@ -399,6 +407,26 @@ async function main(argv: string[]): Promise<number> {
         }[];
         if (json) out(JSON.stringify(parts, null, 2) + '\n');
         else out(parts.map((p) => `# ${p.path}\n${p.text}${p.text.endsWith('\n') ? '' : '\n'}`).join('\n'));
+        return 0;
+      }
+      case 'security': {
+        const name = args[0];
+        if (name === undefined) {
+          const rows = (await client.request('security')) as SecurityRowJson[];
+          out(json ? JSON.stringify(rows, null, 2) + '\n' : formatSecurityList(rows));
+          return 0;
+        }
+        let report: SecurityReportJson;
+        try {
+          report = (await client.request('security', { name })) as SecurityReportJson;
+        } catch (err) {
+          if (err instanceof DaemonError && err.code === 'ERR_NO_SUCH_UNIT') {
+            process.stderr.write(`Unit ${name} could not be found.\n`);
+            return 4;
+          }
+          throw err;
+        }
+        out(json ? JSON.stringify(report, null, 2) + '\n' : formatSecurityReport(report));
         return 0;
       }
       case 'logs': {

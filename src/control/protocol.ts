@@ -46,6 +46,7 @@ export const METHODS = {
   show: { mutating: false, params: { name: 'string' } },
   'unit-status': { mutating: false, params: { name: 'string', lines: 'number?' } },
   cat: { mutating: false, params: { name: 'string' } },
+  security: { mutating: false, params: { name: 'string?' } },
   logs: { mutating: false, params: { name: 'string', lines: 'number?', follow: 'boolean?' } },
   'is-active': { mutating: false, params: { names: 'string[]' } },
   'is-failed': { mutating: false, params: { names: 'string[]' } },

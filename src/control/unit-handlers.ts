@@ -9,6 +9,7 @@ import type { JobType } from '../core/job-types';
 import type { JobModeSetting } from '../units/config-types';
 import { JOB_MODES } from '../units/unit-keys';
 import { summarizeUnit, type UnitInstance } from '../units/unit-type';
+import { securityRow, serviceSecurityJson, type SecurityRowJson } from './security-view';
 import { ControlRequestError, STREAMING, type ControlHandlers } from './server';
 
 export interface UnitHandlerDeps {
@@ -28,6 +29,7 @@ type UnitHandlerNames =
   | 'show'
   | 'unit-status'
   | 'cat'
+  | 'security'
   | 'logs'
   | 'is-active'
   | 'is-failed'
@@ -182,6 +184,31 @@ export function unitHandlers(deps: UnitHandlerDeps): Pick<ControlHandlers, UnitH
         }
       }
       return parts;
+    },
+    // The exposure report of one service's sandbox settings, or one row per loaded service.
+    security: (params) => {
+      const managerIsRoot = process.getuid?.() === 0;
+      const name = params.name as string | undefined;
+      if (name === undefined) {
+        const rows: SecurityRowJson[] = [];
+        for (const r of manager.listUnits()) {
+          const file = manager.getUnit(r.name)?.file;
+          if (r.load !== 'loaded' || file === undefined) continue;
+          const report = serviceSecurityJson(r.name, file, managerIsRoot);
+          if (report !== undefined) rows.push(securityRow(report));
+        }
+        return rows;
+      }
+      const unit = mustGet(name);
+      if (unit.load === 'not-found' || unit.file === undefined)
+        throw new ControlRequestError('ERR_NO_SUCH_UNIT', `Unit ${name} could not be found.`);
+      const report = serviceSecurityJson(unit.name, unit.file, managerIsRoot);
+      if (report === undefined)
+        throw new ControlRequestError(
+          'ERR_BAD_PARAMS',
+          `${unit.name} is not a service: security reports on the sandbox settings of .service units`,
+        );
+      return report;
     },
     logs: (params, ctx) => {
       const name = engine.resolve(params.name as string);
