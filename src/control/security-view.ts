@@ -4,6 +4,7 @@
 import type { LoadedUnitFile } from '../units/config-types';
 import {
   assessSecurity,
+  formatExposure,
   type CheckState,
   type SecurityCheck,
   type SecurityLevel,
@@ -116,9 +117,9 @@ export function formatSecurityReport(r: SecurityReportJson): string {
   });
   const lines = table(['', 'NAME', 'SET', 'WEIGHT', 'EXPOSURE', 'DESCRIPTION'], rows, new Set([3, 4]));
   lines.push('');
-  lines.push(`→ Overall exposure level for ${r.unit}: ${r.exposure.toFixed(1)} ${r.level}`);
+  lines.push(`→ Overall exposure level for ${r.unit}: ${formatExposure(r.exposure)} ${r.level}`);
   lines.push(
-    `  With every setting in the file applied, as under systemd: ${r.declaredExposure.toFixed(1)} ${r.declaredLevel}`,
+    `  With every setting in the file applied, as under systemd: ${formatExposure(r.declaredExposure)} ${r.declaredLevel}`,
   );
   if (r.notEnforced.length > 0) {
     lines.push(`  ! Parsed, not enforced by triggerd: ${r.notEnforced.map((k) => `${k}=`).join(' ')}`);
@@ -137,9 +138,9 @@ export function formatSecurityList(rows: readonly SecurityRowJson[]): string {
       ['UNIT', 'EXPOSURE', 'PREDICATE', 'AS WRITTEN', 'NOT ENFORCED'],
       sorted.map((r) => [
         r.unit,
-        r.exposure.toFixed(1),
+        formatExposure(r.exposure),
         r.level,
-        `${r.declaredExposure.toFixed(1)} ${r.declaredLevel}`,
+        `${formatExposure(r.declaredExposure)} ${r.declaredLevel}`,
         String(r.notEnforced),
       ]),
       new Set([1, 4]),

@@ -41,10 +41,10 @@ export interface SecurityCheck {
 }
 
 export interface SecurityReport {
-  /** 0.0 … 10.0 under triggerd. */
+  /** 0.00 … 10.00 under triggerd (two decimals, so that a light setting still shows; printed with one). */
   exposure: number;
   level: SecurityLevel;
-  /** 0.0 … 10.0 if every setting in the file were applied (as under systemd). */
+  /** 0.00 … 10.00 if every setting in the file were applied (as under systemd). */
   declaredExposure: number;
   declaredLevel: SecurityLevel;
   checks: SecurityCheck[];
@@ -93,7 +93,8 @@ const LEVELS: readonly { from: number; level: SecurityLevel }[] = [
 ];
 
 export function securityLevel(score: number): SecurityLevel {
-  return (LEVELS.find((l) => score >= l.from) ?? { level: 'OK' as const }).level;
+  const shown = Math.round(score * 10) / 10;
+  return (LEVELS.find((l) => shown >= l.from) ?? { level: 'OK' as const }).level;
 }
 
 function capMask(names: readonly string[]): bigint {
@@ -114,7 +115,12 @@ const CAPABILITY_GROUPS: readonly {
   /** Settings that drop these capabilities too (PrivateDevices= here; the others under systemd). */
   alsoKeys?: string[];
 }[] = [
-  { label: 'CAP_SYS_ADMIN', caps: ['CAP_SYS_ADMIN'], weight: 10, what: 'administer the system (mount, namespaces, ...)' },
+  {
+    label: 'CAP_SYS_ADMIN',
+    caps: ['CAP_SYS_ADMIN'],
+    weight: 10,
+    what: 'administer the system (mount, namespaces, ...)',
+  },
   {
     label: 'CAP_SET(UID|GID|PCAP)',
     caps: ['CAP_SETUID', 'CAP_SETGID', 'CAP_SETPCAP'],
@@ -267,7 +273,12 @@ function unenforced(declared: number, what: string): string {
  * A setting triggerd does not apply that takes a boolean or words: `protects` says which words
  * (other than a boolean) close the hole under systemd.
  */
-function ignoredWord(name: string, weight: number, what: string, protects: (v: string) => boolean): CheckSpec {
+function ignoredWord(
+  name: string,
+  weight: number,
+  what: string,
+  protects: (v: string) => boolean,
+): CheckSpec {
   return {
     name: `${name}=`,
     weight,
@@ -309,7 +320,7 @@ const CHECKS: readonly CheckSpec[] = [
     assess: ({ ctx, ignored, managerIsRoot, runsAsRoot, declaredRoot }) => {
       const dynamic = ignored.bool('DynamicUser');
       let description: string;
-      if (!managerIsRoot) description = 'Service runs as the daemon\'s own (unprivileged) user';
+      if (!managerIsRoot) description = "Service runs as the daemon's own (unprivileged) user";
       else if (!runsAsRoot) description = `Service runs as user ${ctx.user ?? ''}`;
       else if (dynamic) description = 'Parsed, not enforced (DynamicUser=): service runs as root';
       else description = 'Service runs as root';
@@ -367,7 +378,7 @@ const CHECKS: readonly CheckSpec[] = [
       declaredExposure: ctx.privateTmp ? 0 : 1,
       description: ctx.privateTmp
         ? 'Service has its own /tmp and /var/tmp'
-        : "Service shares /tmp and /var/tmp with the rest of the system",
+        : 'Service shares /tmp and /var/tmp with the rest of the system',
     }),
   },
   {
@@ -389,9 +400,14 @@ const CHECKS: readonly CheckSpec[] = [
     assess: ({ ctx, ignored }) => {
       const policy = ignored.last('DevicePolicy');
       const allow = ignored.list('DeviceAllow');
-      const declared = ctx.privateDevices || policy === 'closed' || policy === 'strict' || allow !== undefined ? 0 : 1;
+      const declared =
+        ctx.privateDevices || policy === 'closed' || policy === 'strict' || allow !== undefined ? 0 : 1;
       if (ctx.privateDevices)
-        return { exposure: 0, declaredExposure: 0, description: 'Device access limited by PrivateDevices=yes' };
+        return {
+          exposure: 0,
+          declaredExposure: 0,
+          description: 'Device access limited by PrivateDevices=yes',
+        };
       return {
         exposure: 1,
         declaredExposure: declared,
@@ -427,21 +443,19 @@ const CHECKS: readonly CheckSpec[] = [
       };
     },
   },
-  ...CAPABILITY_GROUPS.map(
-    (g): CheckSpec => ({
-      name: `CapabilityBoundingSet=~${g.label}`,
-      weight: g.weight,
-      keys: ['CapabilityBoundingSet', ...(g.alsoKeys ?? [])],
-      assess: ({ bounding, declaredBounding }) => {
-        const caps = capMask(g.caps);
-        return {
-          exposure: (bounding & caps) === 0n ? 0 : 1,
-          declaredExposure: (declaredBounding & caps) === 0n ? 0 : 1,
-          description: capabilityDescription(bounding, caps, g.what),
-        };
-      },
-    }),
-  ),
+  ...CAPABILITY_GROUPS.map((g): CheckSpec => ({
+    name: `CapabilityBoundingSet=~${g.label}`,
+    weight: g.weight,
+    keys: ['CapabilityBoundingSet', ...(g.alsoKeys ?? [])],
+    assess: ({ bounding, declaredBounding }) => {
+      const caps = capMask(g.caps);
+      return {
+        exposure: (bounding & caps) === 0n ? 0 : 1,
+        declaredExposure: (declaredBounding & caps) === 0n ? 0 : 1,
+        description: capabilityDescription(bounding, caps, g.what),
+      };
+    },
+  })),
   {
     name: 'CapabilityBoundingSet=~…',
     weight: 3,
@@ -482,15 +496,18 @@ const CHECKS: readonly CheckSpec[] = [
     weight: 2,
     keys: ['UMask'],
     assess: ({ ctx }) => {
-      const m = ctx.umask;
-      const [e, description] =
-        (m & 0o002) === 0
-          ? [1, 'Files the service creates are writable by everyone']
-          : (m & 0o004) === 0
-            ? [0.5, 'Files the service creates are readable by everyone']
-            : (m & 0o060) !== 0o060
-              ? [0.2, "Files the service creates are open to the file's group"]
-              : [0, 'Files the service creates are private to its user'];
+      const open = (bit: number): boolean => (ctx.umask & bit) === 0;
+      // Others writing counts most, then others reading, then the group.
+      const e = round2(
+        (open(0o002) ? 0.5 : 0) + (open(0o004) ? 0.3 : 0) + (open(0o020) ? 0.1 : 0) + (open(0o040) ? 0.1 : 0),
+      );
+      const description = open(0o002)
+        ? 'Files the service creates are writable by everyone'
+        : open(0o004)
+          ? 'Files the service creates are readable by everyone'
+          : open(0o060)
+            ? "Files the service creates are open to the file's group"
+            : 'Files the service creates are private to its user';
       return { exposure: e, declaredExposure: e, description };
     },
   },
@@ -520,7 +537,9 @@ const CHECKS: readonly CheckSpec[] = [
       return {
         exposure: done ? 0 : 1,
         declaredExposure: done ? 0 : 1,
-        description: done ? `Hidden: ${ctx.inaccessiblePaths.join(' ')}` : 'No paths are hidden from the service',
+        description: done
+          ? `Hidden: ${ctx.inaccessiblePaths.join(' ')}`
+          : 'No paths are hidden from the service',
       };
     },
   },
@@ -616,7 +635,10 @@ const CHECKS: readonly CheckSpec[] = [
       return {
         exposure: 1,
         declaredExposure: declared,
-        description: unenforced(declared, 'may make system calls of every ABI (32-bit ones on a 64-bit kernel)'),
+        description: unenforced(
+          declared,
+          'may make system calls of every ABI (32-bit ones on a 64-bit kernel)',
+        ),
       };
     },
   },
@@ -646,14 +668,19 @@ const CHECKS: readonly CheckSpec[] = [
   ignoredBool('PrivateIPC', 2, 'shares System V IPC and POSIX message queues with the host'),
 ];
 
-function round1(x: number): number {
-  return Math.round(x * 10) / 10;
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+/** A score as printed, with one decimal; the level goes by this, so the two always agree. */
+export function formatExposure(score: number): string {
+  return (Math.round(score * 10) / 10).toFixed(1);
 }
 
 function score(checks: readonly { weight: number; e: number }[]): number {
   const total = checks.reduce((s, c) => s + c.weight, 0);
   if (total === 0) return 0;
-  return round1((10 * checks.reduce((s, c) => s + c.weight * c.e, 0)) / total);
+  return round2((10 * checks.reduce((s, c) => s + c.weight * c.e, 0)) / total);
 }
 
 function isRootUser(user: string | undefined): boolean {
@@ -682,7 +709,9 @@ export function assessSecurity(input: SecurityInput): SecurityReport {
   const checks: SecurityCheck[] = CHECKS.map((spec) => {
     const o = spec.assess(a);
     const ignoredKeys = spec.keys.filter((k) => ignored.has(k));
-    const writtenIgnored = ignoredKeys.map((k) => ignored.written(k)).filter((w): w is string => w !== undefined);
+    const writtenIgnored = ignoredKeys
+      .map((k) => ignored.written(k))
+      .filter((w): w is string => w !== undefined);
     const set = ignoredKeys.length > 0 || spec.keys.some((k) => ENFORCED_KEYS.has(k) && isSet(ctx, k));
     const enforced = ignoredKeys.length === 0;
     const declaredExposure = Math.min(o.declaredExposure, o.exposure);
@@ -714,7 +743,8 @@ export function assessSecurity(input: SecurityInput): SecurityReport {
   const notes: string[] = [];
   for (const { setting, command } of input.commands ?? []) {
     const line = `${setting}=${command.fullPrivileges ? '+' : '!'}${command.argv.join(' ')}`;
-    if (command.fullPrivileges) notes.push(`${line} runs with full privileges: none of these settings apply to it`);
+    if (command.fullPrivileges)
+      notes.push(`${line} runs with full privileges: none of these settings apply to it`);
     else if (command.noSetuidDrop && !rootUser)
       notes.push(`${line} runs as root: User= does not apply to it ('!' prefix)`);
   }
