@@ -668,13 +668,22 @@ export function authorizeNotify(
   const pid = sender.pid;
   const mainPid = unit.mainPid;
   const controlPid = unit.controlPid;
-  const cgroup = unit.cgroupPids();
-  const inUnit = cgroup === undefined || cgroup.has(pid);
+  // The cgroup's pids cost reads of cgroup.procs and its child groups: asked only for
+  // NotifyAccess=all and for a refusal's hint, not for every STATUS= of a main pid (bench/load:
+  // a 100,000-datagram flood spent most of the daemon's time here).
+  let inUnitKnown: boolean | undefined;
+  const inUnit = (): boolean => {
+    if (inUnitKnown === undefined) {
+      const cgroup = unit.cgroupPids();
+      inUnitKnown = cgroup === undefined || cgroup.has(pid);
+    }
+    return inUnitKnown;
+  };
   const isMain = mainPid !== undefined && pid === mainPid;
   const isControl = controlPid !== undefined && pid === controlPid;
   switch (access) {
     case 'all':
-      if (inUnit) return { ok: true };
+      if (inUnit()) return { ok: true };
       return refuse('not-in-cgroup', "but it is not in the unit's cgroup");
     case 'main':
       if (isMain) return { ok: true };
@@ -708,7 +717,7 @@ export function authorizeNotify(
       ? 'main'
       : isControl
         ? 'exec'
-        : inUnit
+        : inUnit()
           ? 'all'
           : undefined;
     const hint =

@@ -485,6 +485,19 @@ describe('authorizeNotify (NotifyAccess=)', () => {
     assert.match(exec.message, /only permitted for the control PID 4300/);
   });
 
+  test("an accepted main or control pid does not read the unit's cgroup (one read of cgroup.procs per datagram)", () => {
+    let reads = 0;
+    const counting = { mainPid: MAIN, controlPid: CONTROL, cgroupPids: () => (reads++, cgroup) };
+    assert.equal(authorizeNotify('main', { pid: MAIN }, counting).ok, true);
+    assert.equal(authorizeNotify('exec', { pid: CONTROL }, counting).ok, true);
+    assert.equal(reads, 0);
+    assert.equal(authorizeNotify('all', { pid: CHILD }, counting).ok, true);
+    assert.equal(reads, 1);
+    const refused = authorizeNotify('main', { pid: CHILD }, counting);
+    assert.ok(!refused.ok && refused.wouldAccept === 'all');
+    assert.equal(reads, 2);
+  });
+
   test('a value that is not a NotifyAccess (untyped caller) refuses', () => {
     const access = 'everyone' as unknown as NotifyAccess;
     assert.equal(authorizeNotify(access, { pid: MAIN }, unit(true)).ok, false);
