@@ -1,6 +1,8 @@
 #include "child_watcher.h"
 
 #include <signal.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <cerrno>
@@ -62,6 +64,22 @@ ChildWatcher* ChildWatcher::Start(Napi::Env env, SpawnAddon* addon, Napi::Functi
   uv_timer_init(loop, &watcher->timer_);
   watcher->timer_.data = watcher;
   watcher->open_handles_ = 2;
+  // Without an epoll set of our own, SIGCHLD alone reports the children (pidfds are best effort).
+  watcher->pidfds_epoll_ = epoll_create1(EPOLL_CLOEXEC);
+  if (watcher->pidfds_epoll_ >= 0) {
+    if (uv_poll_init(loop, &watcher->pidfds_poll_, watcher->pidfds_epoll_) == 0) {
+      watcher->pidfds_poll_.data = watcher;
+      watcher->open_handles_++;
+      watcher->pidfds_polled_ = true;
+      if (uv_poll_start(&watcher->pidfds_poll_, UV_READABLE, OnPoll) != 0) {
+        watcher->pidfds_polled_ = false;
+        uv_close(reinterpret_cast<uv_handle_t*>(&watcher->pidfds_poll_), OnHandleClosed);
+      }
+    } else {
+      close(watcher->pidfds_epoll_);
+      watcher->pidfds_epoll_ = -1;
+    }
+  }
   if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, watcher, &watcher->cleanup_hook_) !=
       napi_ok) {
     watcher->cleanup_hook_ = nullptr;
@@ -83,31 +101,19 @@ ChildWatcher* ChildWatcher::Start(Napi::Env env, SpawnAddon* addon, Napi::Functi
 }
 
 void ChildWatcher::WatchPidfd(pid_t pid, int pidfd) {
-  if (closing_ || polls_.count(pid) != 0) return;
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env_, &loop) != napi_ok || loop == nullptr) return;
-  auto* poll = new PidfdPoll();
-  if (uv_poll_init(loop, &poll->handle, pidfd) != 0) {
-    delete poll;  // a failed init leaves nothing to close
-    return;
-  }
-  poll->owner = this;
-  poll->pid = pid;
-  poll->handle.data = poll;
-  open_handles_++;
-  polls_[pid] = poll;
-  if (!referenced_) uv_unref(reinterpret_cast<uv_handle_t*>(&poll->handle));
-  if (uv_poll_start(&poll->handle, UV_READABLE, OnPoll) != 0) UnwatchPidfd(pid);
+  if (closing_ || !pidfds_polled_ || pidfds_.count(pid) != 0) return;
+  epoll_event event = {};
+  event.events = EPOLLIN;
+  event.data.u64 = static_cast<uint64_t>(pid);
+  if (epoll_ctl(pidfds_epoll_, EPOLL_CTL_ADD, pidfd, &event) == 0) pidfds_[pid] = pidfd;
 }
 
 void ChildWatcher::UnwatchPidfd(pid_t pid) {
-  auto found = polls_.find(pid);
-  if (found == polls_.end()) return;
-  PidfdPoll* poll = found->second;
-  polls_.erase(found);
-  // uv_poll_stop takes the fd out of epoll at once, so the caller may close it right after.
-  uv_poll_stop(&poll->handle);
-  uv_close(reinterpret_cast<uv_handle_t*>(&poll->handle), OnPollClosed);
+  auto found = pidfds_.find(pid);
+  if (found == pidfds_.end()) return;
+  // Out of the set at once, so the caller may close the fd (or keep it) right after.
+  epoll_ctl(pidfds_epoll_, EPOLL_CTL_DEL, found->second, nullptr);
+  pidfds_.erase(found);
 }
 
 void ChildWatcher::Close() {
@@ -116,10 +122,14 @@ void ChildWatcher::Close() {
   if (addon_ != nullptr) addon_->WatcherClosing(this);
   addon_ = nullptr;
   process_has_watcher_ = false;
-  std::vector<pid_t> pids;
-  pids.reserve(polls_.size());
-  for (const auto& entry : polls_) pids.push_back(entry.first);
-  for (pid_t pid : pids) UnwatchPidfd(pid);
+  pidfds_.clear();
+  if (pidfds_polled_) {
+    pidfds_polled_ = false;
+    uv_poll_stop(&pidfds_poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&pidfds_poll_), OnHandleClosed);
+  }
+  if (pidfds_epoll_ >= 0) close(pidfds_epoll_);  // libuv no longer watches it
+  pidfds_epoll_ = -1;
   uv_signal_stop(&signal_);
   uv_close(reinterpret_cast<uv_handle_t*>(&signal_), OnHandleClosed);
   uv_timer_stop(&timer_);
@@ -145,7 +155,7 @@ void ChildWatcher::SetReferenced(bool referenced) {
   };
   apply(reinterpret_cast<uv_handle_t*>(&signal_));
   apply(reinterpret_cast<uv_handle_t*>(&timer_));
-  for (const auto& entry : polls_) apply(reinterpret_cast<uv_handle_t*>(&entry.second->handle));
+  if (pidfds_polled_) apply(reinterpret_cast<uv_handle_t*>(&pidfds_poll_));
 }
 
 void ChildWatcher::WakeSoon() {
@@ -161,16 +171,24 @@ void ChildWatcher::OnTimer(uv_timer_t* handle) {
 }
 
 void ChildWatcher::OnPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
-  auto* poll = static_cast<PidfdPoll*>(handle->data);
-  // Readable (exited) or an error: either way, reap what is there.
-  if (poll->owner != nullptr) poll->owner->HandleWakeUp(poll->pid);
-}
-
-void ChildWatcher::OnPollClosed(uv_handle_t* handle) {
-  auto* poll = static_cast<PidfdPoll*>(handle->data);
-  ChildWatcher* owner = poll->owner;
-  delete poll;
-  owner->HandleClosed();
+  auto* watcher = static_cast<ChildWatcher*>(handle->data);
+  if (!watcher->pidfds_polled_) return;
+  // Level-triggered: a pidfd stays readable until its child is reaped and it leaves the set, so
+  // this only learns which children exited; waitid(P_ALL) in HandleWakeUp does the reaping.
+  epoll_event events[64];
+  int n = epoll_wait(watcher->pidfds_epoll_, events, 64, 0);
+  watcher->HandleWakeUp(-1);
+  for (int i = 0; i < n && watcher->addon_ != nullptr && !watcher->closing_; i++) {
+    pid_t pid = static_cast<pid_t>(events[i].data.u64);
+    if (watcher->pidfds_.count(pid) == 0) continue;  // reaped above
+    // Its pidfd says "exited" but there is nothing left to reap: someone else reaped it (a
+    // waitpid() elsewhere in the process). It is gone; stop polling a pidfd that stays readable.
+    siginfo_t info = {};
+    if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 &&
+        errno == ECHILD) {
+      watcher->addon_->ForgetChild(pid);
+    }
+  }
 }
 
 void ChildWatcher::OnHandleClosed(uv_handle_t* handle) {

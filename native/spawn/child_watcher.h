@@ -43,11 +43,6 @@ class ChildWatcher {
   void WakeSoon();
 
  private:
-  struct PidfdPoll {
-    uv_poll_t handle;
-    ChildWatcher* owner;
-    pid_t pid;
-  };
 
   ChildWatcher(napi_env env, SpawnAddon* addon, uint64_t id);
   ~ChildWatcher();
@@ -56,7 +51,6 @@ class ChildWatcher {
   static void OnTimer(uv_timer_t* handle);
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnHandleClosed(uv_handle_t* handle);
-  static void OnPollClosed(uv_handle_t* handle);
   static void OnEnvironmentTeardown(napi_async_cleanup_hook_handle hook, void* data);
 
   void HandleWakeUp(pid_t polled_pid);
@@ -69,7 +63,12 @@ class ChildWatcher {
   uint64_t id_;
   uv_signal_t signal_;
   uv_timer_t timer_;
-  std::unordered_map<pid_t, PidfdPoll*> polls_;
+  // The children's pidfds sit in one epoll set of our own, which libuv polls as a single fd:
+  // a child costs one epoll_ctl instead of a uv_poll's init, checks, add and delete.
+  int pidfds_epoll_ = -1;
+  uv_poll_t pidfds_poll_;
+  bool pidfds_polled_ = false;
+  std::unordered_map<pid_t, int> pidfds_;
   int open_handles_ = 0;
   bool closing_ = false;
   bool tearing_down_ = false;

@@ -3,10 +3,11 @@
 // signals by pidfd, and routes child exits back to the unit that owns them. One per daemon; each
 // service gets a ServiceHost view of it.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Logger } from '../util/logger';
 import type { NativeSpawn, SpawnedChild, SpawnError } from '../native/spawn-addon';
 import type { ChildExit } from '../native/spawn-addon';
-import { buildExecPlan, ExecPlanError } from '../exec/exec-context-plan';
+import { buildExecPlan, ExecPlanError, needsUserDatabase } from '../exec/exec-context-plan';
 import { outputLines } from '../exec/output-lines';
 import { removeUnitRuntime } from '../exec/sandbox-mounts';
 import { readMountInfo } from '../exec/mount-info';
@@ -73,6 +74,7 @@ export class ProcessSupervisor {
   private mountInfo: { at: number; text: string } | undefined;
 
   private planInputs(ctx: ExecContext, burst: boolean): { userDatabase: UserDatabase; mountInfo: string } {
+    if (!needsUserDatabase(ctx) && !hasSandbox(ctx)) return { userDatabase: NO_USERS, mountInfo: '' };
     const stamp = fileStamp('/etc/passwd') + '|' + fileStamp('/etc/group');
     if (this.users === undefined || this.users.stamp !== stamp) {
       this.users = { stamp, db: readUserDatabase('/') };
@@ -137,7 +139,8 @@ export class ProcessSupervisor {
       const rel = line.slice(3);
       const slice = tree.slice.slice(tree.root.length);
       if (!rel.startsWith(slice + '/')) return undefined;
-      return rel.slice(slice.length + 1).split('/')[0];
+      const group = rel.slice(slice.length + 1).split('/')[0];
+      return this.slotUnits.get(group) ?? group;
     } catch {
       return undefined;
     }
@@ -155,13 +158,39 @@ export class ProcessSupervisor {
     const tree = this.options.cgroups;
     if (tree !== undefined) {
       if (this.emptyGroups.has(unit)) return [];
-      const pids = tree.listPids(tree.pathOf(unit));
+      const dir = this.groupOf(tree, unit);
+      // cgroup.events first: one small read answers "nobody left" for the group and below.
+      const pids = tree.isEmpty(dir) ? [] : tree.listPids(dir);
       if (pids.length === 0) this.emptyGroups.add(unit);
       return pids;
     }
     const sids = this.sessions.get(unit);
     if (sids === undefined || sids.size === 0) return [];
     return scanSessions(sids);
+  }
+
+  /** Accept=yes instances' groups, borrowed from their template's pool (CgroupTree.takeSlot). */
+  private readonly slots = new Map<string, { pool: string; dir: string }>();
+  /** Slot group name → the instance in it now (unitOfPid). */
+  private readonly slotUnits = new Map<string, string>();
+
+  /** A unit's cgroup: its slot, or `<slice>/<unit>`. */
+  private groupOf(tree: CgroupTree, unit: string): string {
+    return this.slots.get(unit)?.dir ?? tree.pathOf(unit);
+  }
+
+  /** The group a spawn goes into; an Accept=yes instance borrows a slot of its template's pool. */
+  private groupFor(tree: CgroupTree, unit: string, instance: boolean): string {
+    if (!instance) return tree.create(unit);
+    const held = this.slots.get(unit);
+    if (held !== undefined) return held.dir;
+    const at = unit.indexOf('@');
+    const dot = unit.lastIndexOf('.');
+    const pool = at > 0 && dot > at ? unit.slice(0, at + 1) + unit.slice(dot) : unit;
+    const dir = tree.takeSlot(pool);
+    this.slots.set(unit, { pool, dir });
+    this.slotUnits.set(path.basename(dir), unit);
+    return dir;
   }
 
   /** Another owner of spawned children (the udev program runner): offered each exit first. */
@@ -211,7 +240,10 @@ export class ProcessSupervisor {
         return n;
       },
       groupPids: () => this.unitPids(name),
-      controlGroup: () => this.options.cgroups?.pathOf(name),
+      controlGroup: () => {
+        const tree = this.options.cgroups;
+        return tree === undefined ? undefined : this.groupOf(tree, name);
+      },
       readPidFile: (path) => {
         try {
           const pid = Number(fs.readFileSync(path, 'latin1').trim());
@@ -356,7 +388,10 @@ export class ProcessSupervisor {
             ? conn.fd
             : this.outputFd(ctx.standardError, 'stderr', opened, readers);
       this.emptyGroups.delete(unit);
-      if (this.options.cgroups !== undefined) cgroup = this.options.cgroups.create(unit);
+      if (this.options.cgroups !== undefined) {
+        const instance = this.services.get(unit)?.connection !== undefined;
+        cgroup = this.groupFor(this.options.cgroups, unit, instance);
+      }
       const built = buildExecPlan(
         ctx,
         cmd,
@@ -446,7 +481,7 @@ export class ProcessSupervisor {
   killUnit(unit: string): void {
     const tree = this.options.cgroups;
     if (tree !== undefined) {
-      tree.kill(tree.pathOf(unit), 9, (pid, sig) => this.signal(pid, sig));
+      tree.kill(this.groupOf(tree, unit), 9, (pid, sig) => this.signal(pid, sig));
     } else {
       for (const pid of this.unitPids(unit)) if (pid !== process.pid) this.signal(pid, 9);
     }
@@ -466,6 +501,15 @@ export class ProcessSupervisor {
     }
     const tree = this.options.cgroups;
     if (tree !== undefined) {
+      const slot = this.slots.get(unit);
+      if (slot !== undefined) {
+        this.slots.delete(unit);
+        this.slotUnits.delete(path.basename(slot.dir));
+        // Back to the pool only when known empty; else rmdir (refused while busy) and forget it.
+        if (this.emptyGroups.has(unit) || tree.isEmpty(slot.dir)) tree.returnSlot(slot.pool, slot.dir);
+        else tree.remove(slot.dir);
+        return;
+      }
       try {
         // rmdir refuses (EBUSY) while processes or child groups remain: no need to look first.
         fs.rmdirSync(tree.pathOf(unit));
@@ -503,6 +547,9 @@ function socketFlags(
   if (conn !== undefined && connIsStdio) flags.set(conn.fd, false);
   return flags;
 }
+
+/** The database a plan that looks nobody up is built with (needsUserDatabase() said so). */
+const NO_USERS: UserDatabase = Object.freeze({ users: [], groups: [] }) as UserDatabase;
 
 /** What tells a changed file from an unchanged one: inode, size, mtime ('' when unreadable). */
 function fileStamp(file: string): string {

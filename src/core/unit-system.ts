@@ -534,7 +534,10 @@ export class UnitSystem {
         this.supervisor.killUnit(s.name);
       }
     }
+    // Accept=yes instances' spare groups go with the daemon (a busy one stays, as any unit's).
+    this.cgroups?.dropSpares();
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
+    this.adoptionTable?.close();
     this.automounts.close();
     this.mounts.close();
     this.paths.close();

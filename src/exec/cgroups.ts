@@ -4,8 +4,11 @@
 // delegation) openCgroupTree says why, and the caller falls back to process-group tracking.
 import {
   accessSync,
+  closeSync,
   constants,
   mkdirSync,
+  openSync,
+  readSync,
   readdirSync,
   readFileSync,
   rmdirSync,
@@ -99,8 +102,20 @@ function isPathBelow(p: string, parent: string): boolean {
   return p.startsWith(parent.endsWith('/') ? parent : parent + '/');
 }
 
+/** One buffer for the small control files (cgroup.events, a short cgroup.procs). */
+const scratch = Buffer.allocUnsafe(16 * 1024);
+
 function readIfExists(file: string): string | undefined {
   try {
+    // Open, one read, close: readFileSync's fstat and growing buffers cost more than the read
+    // for these few bytes, and this runs at every Accept=yes instance's stop.
+    const fd = openSync(file, 'r');
+    try {
+      const n = readSync(fd, scratch, 0, scratch.length, null);
+      if (n < scratch.length) return scratch.toString('utf8', 0, n);
+    } finally {
+      closeSync(fd);
+    }
     return readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -150,6 +165,40 @@ export class CgroupTree {
       throw new Error(`"${unitName}" cannot name a cgroup`);
     }
     return path.join(this.slice, unitName);
+  }
+
+  /** Spare empty groups of each pool (takeSlot/returnSlot). */
+  private readonly spares = new Map<string, string[]>();
+  private slots = 0;
+
+  /**
+   * An empty group for one short-lived unit of `pool` (an Accept=yes socket's instances): a spare
+   * one when there is, else a new `<slice>/<pool>.slot-<n>`. mkdir and rmdir of a cgroup cost
+   * more than the fork and exec of a small inetd program, so groups are reused (cgroup2 cannot
+   * rename them). `pool` must be a valid group name (a template unit name).
+   */
+  takeSlot(pool: string): string {
+    const spare = this.spares.get(pool)?.pop();
+    if (spare !== undefined) return spare;
+    const dir = this.pathOf(`${pool}.slot-${++this.slots}`);
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  /** Gives back a slot found empty; beyond `keep` spares per pool it is removed. */
+  returnSlot(pool: string, dir: string, keep = 64): void {
+    const list = this.spares.get(pool) ?? [];
+    if (list.length < keep) {
+      list.push(dir);
+      this.spares.set(pool, list);
+      return;
+    }
+    this.remove(dir);
+  }
+
+  /** Removes the spare groups of every pool (at exit); a busy one is left. */
+  dropSpares(): void {
+    for (const list of this.spares.values()) for (const dir of list.splice(0)) this.remove(dir);
   }
 
   /** Creates the unit's group (fine when it exists) and returns its path. */

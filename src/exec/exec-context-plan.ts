@@ -122,6 +122,20 @@ interface Credentials {
   groups?: number[];
 }
 
+/**
+ * Whether building a plan for `ctx` looks anything up in /etc/passwd or /etc/group (User=, Group=,
+ * SupplementaryGroups=, WorkingDirectory=~). Without those the database need not even be read.
+ */
+export function needsUserDatabase(ctx: ExecContext): boolean {
+  return (
+    (ctx.user !== undefined && ctx.user !== '') ||
+    (ctx.group !== undefined && ctx.group !== '') ||
+    ctx.supplementaryGroups.length > 0 ||
+    ctx.workingDirectory === '~' ||
+    ctx.workingDirectory === '-~'
+  );
+}
+
 function resolveCredentials(
   ctx: ExecContext,
   db: UserDatabase,

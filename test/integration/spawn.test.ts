@@ -828,6 +828,28 @@ describe('spawn: real kernel', () => {
       },
     );
 
+    it('reuses empty slot groups of a pool and removes spares beyond the limit', { skip: needsCgroup }, async (t) => {
+      const first = tree.takeSlot('slot-test@.service');
+      const second = tree.takeSlot('slot-test@.service');
+      t.after(() => {
+        tree.remove(first);
+        tree.remove(second);
+      });
+      assert.notEqual(first, second);
+      assert.match(path.basename(first), /^slot-test@\.service\.slot-\d+$/);
+      const { pid, exit } = run(t, basicPlan(['/bin/true'], { cgroup: first }));
+      assert.equal((await exit).pid, pid);
+      for (let i = 0; i < 100 && !tree.isEmpty(first); i++) await delay(10);
+      tree.returnSlot('slot-test@.service', first);
+      assert.equal(tree.takeSlot('slot-test@.service'), first, 'the spare comes back');
+      // With no room for spares, a returned slot is removed.
+      tree.returnSlot('slot-test@.service', second, 0);
+      assert.equal(existsSync(second), false);
+      tree.returnSlot('slot-test@.service', first);
+      tree.dropSpares();
+      assert.equal(existsSync(first), false);
+    });
+
     it('a missing cgroup fails at step CGROUP', { skip: needsCgroup }, () => {
       assert.throws(
         () => native.spawn(basicPlan(['/bin/true'], { cgroup: path.join(testBase, 'no-such-group') })),
