@@ -11,13 +11,25 @@ function escapeRegExp(c: string): string {
   return /[\\^$.*+?()[\]{}|/-]/.test(c) ? '\\' + c : c;
 }
 
-/** fnmatch(3) glob → anchored RegExp source. A '[' without its ']' is a literal '['. */
-export function globToRegExpSource(glob: string): string {
+/** One run of a glob between '*'s: RegExp source for exactly `length` characters (no quantifiers). */
+interface GlobSegment {
+  source: string;
+  length: number;
+}
+
+/** Split a glob at its '*'s (not those quoted or inside '[…]'); each piece matches a fixed length. */
+function globSegments(glob: string): GlobSegment[] {
+  const segments: GlobSegment[] = [];
   let out = '';
+  let length = 0;
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i] as string;
-    if (c === '*') out += '[\\s\\S]*';
-    else if (c === '?') out += '[\\s\\S]';
+    length++;
+    if (c === '*') {
+      segments.push({ source: out, length: length - 1 });
+      out = '';
+      length = 0;
+    } else if (c === '?') out += '[\\s\\S]';
     else if (c === '\\' && i + 1 < glob.length) out += escapeRegExp(glob[++i] as string);
     else if (c === '[') {
       let j = i + 1;
@@ -45,21 +57,70 @@ export function globToRegExpSource(glob: string): string {
       i = j;
     } else out += escapeRegExp(c);
   }
-  return out;
+  segments.push({ source: out, length });
+  return segments;
+}
+
+/** fnmatch(3) glob → anchored RegExp source. A '[' without its ']' is a literal '['. */
+export function globToRegExpSource(glob: string): string {
+  return globSegments(glob)
+    .map((s) => s.source)
+    .join('[\\s\\S]*');
 }
 
 const GLOB_CHARS = /[*?[]/;
 
-type Alternative = { kind: 'exact'; text: string } | { kind: 'glob'; re: RegExp };
+/**
+ * A glob with '*' is matched piece by piece, not as one RegExp: `*a*a*a*b` as a RegExp backtracks
+ * exponentially (a 128-character attribute took minutes), while taking each piece at its leftmost
+ * place after the previous one is exact for '*' (which crosses '/') and costs O(value × pattern).
+ */
+type Alternative =
+  | { kind: 'exact'; text: string }
+  | { kind: 'glob'; re: RegExp }
+  | { kind: 'stars'; pieces: { re: RegExp; length: number }[] };
 
 function compileAlternative(text: string): Alternative {
   if (!GLOB_CHARS.test(text)) return { kind: 'exact', text };
   try {
-    return { kind: 'glob', re: new RegExp('^(?:' + globToRegExpSource(text) + ')$') };
+    const segments = globSegments(text);
+    if (segments.length === 1) return { kind: 'glob', re: new RegExp('^(?:' + segments[0]?.source + ')$') };
+    return {
+      kind: 'stars',
+      pieces: segments.map((s) => ({ re: new RegExp(s.source, 'y'), length: s.length })),
+    };
   } catch {
     // A range like [z-a] is invalid as a RegExp; fnmatch matches nothing with it either.
     return { kind: 'glob', re: /(?!)/ };
   }
+}
+
+function pieceAt(piece: { re: RegExp; length: number }, value: string, at: number): boolean {
+  if (piece.length === 0) return true;
+  piece.re.lastIndex = at;
+  return piece.re.test(value);
+}
+
+/** First piece at the start, last piece at the end, each one between at its leftmost place. */
+function matchStars(pieces: readonly { re: RegExp; length: number }[], value: string): boolean {
+  const first = pieces[0] as { re: RegExp; length: number };
+  const last = pieces[pieces.length - 1] as { re: RegExp; length: number };
+  const lastAt = value.length - last.length;
+  if (lastAt < first.length || !pieceAt(first, value, 0)) return false;
+  let at = first.length;
+  for (let p = 1; p < pieces.length - 1; p++) {
+    const piece = pieces[p] as { re: RegExp; length: number };
+    while (at + piece.length <= lastAt && !pieceAt(piece, value, at)) at++;
+    if (at + piece.length > lastAt) return false;
+    at += piece.length;
+  }
+  return pieceAt(last, value, lastAt);
+}
+
+function matches(a: Alternative, value: string): boolean {
+  if (a.kind === 'exact') return a.text === value;
+  if (a.kind === 'glob') return a.re.test(value);
+  return matchStars(a.pieces, value);
 }
 
 export function compilePattern(text: string): RulePattern {
@@ -70,16 +131,16 @@ export function compilePattern(text: string): RulePattern {
       const t = only.text;
       return { text, test: (v) => (v ?? '') === t };
     }
-    const re = only.re;
-    return { text, test: (v) => re.test(v ?? '') };
+    if (only.kind === 'glob') {
+      const re = only.re;
+      return { text, test: (v) => re.test(v ?? '') };
+    }
   }
   return {
     text,
     test: (v) => {
       const s = v ?? '';
-      for (const a of alternatives) {
-        if (a.kind === 'exact' ? a.text === s : a.re.test(s)) return true;
-      }
+      for (const a of alternatives) if (matches(a, s)) return true;
       return false;
     },
   };
