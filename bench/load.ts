@@ -8,12 +8,13 @@
 //   - a Type=notify service sending 100,000 STATUS= datagrams and a last `STATUS=done 100000`
 //   - 100,000 file creations (write + close each) on tmpfs in a directory a PathModified= unit watches
 // Meanwhile `status` is asked every 20 ms on a persistent control connection (as bench/lib/
-// triggerd-daemon's `request` does) and every 500 ms through the real `triggerctl status`.
+// triggerd-daemon's `request` does) and every 2 s through the real `triggerctl status`.
 // The peer is the same daemon idle: the same probes for 3 s before the load (the baseline). The
 // target: control p99 < 100 ms under load with every request answered, every load complete, and RSS
 // bounded (peak ≤ 256 MB, and ≤ idle + 64 MB once the load is over).
 // TRIGGERD_BENCH_LOAD_SCALE=0.1 runs a tenth of every load (for iterating; the JSON says so).
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   armLoadUnits,
@@ -46,7 +47,10 @@ const SIZES: LoadSizes = {
   notify: { count: scaled(100_000) },
   files: { count: scaled(100_000) },
 };
-const PROBE = { intervalMs: 20, cliIntervalMs: 500, timeoutMs: 10_000 };
+/** The CLI probe every 2 s: each run is a Node start-up (~0.2 s of CPU) on the load's machine. */
+const PROBE = { intervalMs: 20, cliIntervalMs: 2000, timeoutMs: 10_000 };
+/** On the idle daemon the CLI runs back to back (300 ms apart) to get a few samples quickly. */
+const BASELINE_CLI_INTERVAL_MS = 300;
 const BASELINE_MS = 3000;
 const BASELINE_CLI_RUNS = 8;
 /** Bound on each load and on each completion wait. */
@@ -88,7 +92,7 @@ async function idleBaseline(socket: string, request: () => Promise<unknown>): Pr
   const sock = new StatusProbe(request, PROBE.intervalMs, PROBE.timeoutMs, zero).start();
   const cli = new StatusProbe(
     triggerctlStatus(TRIGGERCTL, socket, PROBE.timeoutMs),
-    PROBE.cliIntervalMs,
+    BASELINE_CLI_INTERVAL_MS,
     PROBE.timeoutMs,
     zero,
   ).start();
@@ -154,7 +158,7 @@ function report(
     scale: SCALE,
     what:
       'four loads started together against one triggerd (companion mode, no rules), each in its own ' +
-      'process; status probed every 20 ms on a persistent control connection and every 500 ms via ' +
+      'process; status probed every 20 ms on a persistent control connection and every 2 s via ' +
       'the triggerctl binary; daemon VmRSS sampled every 50 ms',
     ...(process.env.TRIGGERD_BENCH_NODE_FLAGS
       ? { extraNodeFlags: process.env.TRIGGERD_BENCH_NODE_FLAGS }
@@ -258,6 +262,15 @@ function report(
       what: `daemon VmRSS (not its services), sampled every 50 ms during the load; end = ${QUIET_MS} ms after the last load finished; VmHWM includes start-up`,
     },
     daemonCpuSeconds: r.daemonCpuSeconds === undefined ? null : round(r.daemonCpuSeconds, 1),
+    eventLoopThread:
+      r.mainThread === undefined
+        ? null
+        : {
+            onCpuS: round(r.mainThread.runS, 1),
+            waitingForCpuS: round(r.mainThread.waitS, 1),
+            what: 'the daemon main thread during the load (/proc/PID/schedstat): on a CPU, and runnable but waiting for one',
+          },
+    machineLoadAverage: os.loadavg().map((l) => round(l, 2)),
     peer: {
       name: 'the same daemon idle: the same two probes for 3 s before the load (baseline)',
       ...idle,

@@ -15,12 +15,14 @@
 // The probes: `status` on one persistent control connection (what bench/lib/triggerd-daemon's
 // `request` does) and the real `triggerctl status` binary (a Node start-up and a fresh connection
 // each). Every wait has a deadline; the caller owns the daemon and the temporary directory.
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ControlClient } from '../../src/control/client';
 import { readKernelSeqnum } from '../../src/devices/sysfs';
 import { failuresOf, runLoad, type LoadResult } from './connect-load';
-import { runCommand, sleep, statusKiB } from './proc';
+import { onCleanup } from './cleanup';
+import { killPid, runCommand, sleep, statusKiB } from './proc';
 import type { UeventSenderResult } from './uevent-sender';
 
 /** This file runs as dist/bench/lib/combined-load.js. */
@@ -280,6 +282,19 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
+/**
+ * The daemon's main thread (the event loop) from /proc/PID/schedstat: seconds on a CPU and seconds
+ * runnable but waiting for one (other processes had it); undefined when gone.
+ */
+export function mainThreadSchedule(pid: number): { runS: number; waitS: number } | undefined {
+  try {
+    const [run, wait] = fs.readFileSync(`/proc/${pid}/schedstat`, 'latin1').trim().split(' ').map(Number);
+    return { runS: run / 1e9, waitS: wait / 1e9 };
+  } catch {
+    return undefined;
+  }
+}
+
 /** A load's window, ms after the common start, and its error if it broke. */
 export interface LoadWindow {
   startMs: number;
@@ -296,7 +311,8 @@ export interface UeventOutcome extends LoadWindow {
   allReceivedMs?: number;
   overflows: number;
   resyncs: number;
-  rejected: number;
+  /** Messages the daemon dropped, by code (others' group-2 traffic included). */
+  rejected: Record<string, number>;
   /** Devices in the registry before and after (the load adds then removes its own). */
   devicesBefore: number;
   devicesAfter: number;
@@ -339,6 +355,8 @@ export interface CombinedLoadResult {
   cliProbe: ProbeSample[];
   rss: RssSampler;
   daemonCpuSeconds?: number;
+  /** The event loop's thread during the load: on a CPU, and runnable but waiting for one. */
+  mainThread?: { runS: number; waitS: number };
 }
 
 export interface CombinedLoadOptions {
@@ -358,10 +376,6 @@ export interface CombinedLoadOptions {
 
 async function daemonCounters(request: Request): Promise<DaemonCounters> {
   return (await request('status')) as DaemonCounters;
-}
-
-function sumValues(r: Record<string, number>): number {
-  return Object.values(r).reduce((a, b) => a + b, 0);
 }
 
 /** Poll `check` every `ms` until it returns a value or `deadline` (performance.now()) passes. */
@@ -402,14 +416,84 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+interface PreparedSender {
+  /** Start sending (writes the "go" line). */
+  go(): void;
+  /** The sender's result once it exited (or was killed after the deadline). */
+  done: Promise<UeventSenderResult>;
+}
+
+/**
+ * Start bench/lib/uevent-sender and wait until it encoded every message and said ready; killed by
+ * its pid `deadlineMs` after the start, or when the benchmark is interrupted.
+ */
+async function prepareUeventSender(args: string[], deadlineMs: number): Promise<PreparedSender> {
+  const child = spawn(process.execPath, [UEVENT_SENDER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const kill = (): void => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null)
+      killPid(child.pid, 'SIGKILL');
+  };
+  const dispose = onCleanup('kill the uevent sender', kill);
+  const timer = setTimeout(kill, deadlineMs);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => {
+    if (stderr.length < 4096) stderr += c.toString('utf8');
+  });
+  let onReady: (() => void) | undefined;
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString('utf8');
+    if (stdout.includes('"ready"')) onReady?.();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const done = exited.then((code) => {
+    clearTimeout(timer);
+    dispose();
+    const lines = stdout.split('\n').filter((l) => l.trim() !== '' && !l.includes('"ready"'));
+    const parsed = readJsonText<UeventSenderResult & { error?: string }>(lines.join('\n'));
+    if (code !== 0 || parsed === undefined || parsed.error !== undefined)
+      throw new Error(`uevent sender exited ${code}: ${parsed?.error ?? stderr.slice(0, 500)}`);
+    return parsed;
+  });
+  done.catch(() => undefined);
+  const ready = await Promise.race([
+    new Promise<boolean>((resolve) => {
+      onReady = () => resolve(true);
+      if (stdout.includes('"ready"')) resolve(true);
+    }),
+    exited.then(() => false),
+  ]);
+  if (!ready) {
+    await done; // throws with the sender's error
+    throw new Error('uevent sender exited before it was ready');
+  }
+  return {
+    go: () => {
+      child.stdin.end('go\n');
+    },
+    done,
+  };
+}
+
 /** Run the four loads at once with the probes going; resolves when all are done or timed out. */
 export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedLoadResult> {
   const { request, sizes, dirs } = o;
   const before = await daemonCounters(request);
   const socketBefore = (await unitStatus(request, ACCEPT_SOCKET)).properties;
+  // Above the kernel's counter, as udevd's events would be after it (nothing checks the order).
+  const sender = await prepareUeventSender(
+    [
+      String(before.uevents.port),
+      String(sizes.uevents.count),
+      String(sizes.uevents.devices),
+      String(readKernelSeqnum() + 1),
+    ],
+    o.deadlineMs,
+  );
   const probeClient = await ControlClient.connect(o.socket);
   const rss = new RssSampler(o.daemonPid).start();
   const cpu0 = cpuSeconds(o.daemonPid);
+  const sched0 = mainThreadSchedule(o.daemonPid);
   const zero = performance.now();
   const since = (): number => performance.now() - zero;
   let allReceivedMs: number | undefined;
@@ -437,31 +521,13 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
       receivedDelta: 0,
       overflows: 0,
       resyncs: 0,
-      rejected: 0,
+      rejected: {},
       devicesBefore: before.devices,
       devicesAfter: before.devices,
     };
     try {
-      // Above the kernel's counter, as udevd's events would be after it (nothing checks the order).
-      const firstSeqnum = readKernelSeqnum() + 1;
-      const r = await runCommand(
-        process.execPath,
-        [
-          UEVENT_SENDER,
-          String(before.uevents.port),
-          String(sizes.uevents.count),
-          String(sizes.uevents.devices),
-          String(firstSeqnum),
-        ],
-        { timeoutMs: o.deadlineMs },
-      );
-      const parsed = readJsonText<UeventSenderResult & { error?: string }>(r.stdout);
-      if (r.code !== 0 || parsed === undefined || parsed.error !== undefined) {
-        throw new Error(
-          `uevent sender exited ${r.code ?? r.signal}${r.timedOut ? ' (timed out)' : ''}: ${parsed?.error ?? r.stderr.slice(0, 500)}`,
-        );
-      }
-      out.sender = parsed;
+      sender.go();
+      out.sender = await sender.done;
       const deadline = performance.now() + o.deadlineMs;
       const done = await pollUntil(deadline, 20, async () => {
         const c = await daemonCounters(request);
@@ -550,6 +616,7 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
   rss.stop();
   probeClient.close();
   const cpu1 = cpuSeconds(o.daemonPid);
+  const sched1 = mainThreadSchedule(o.daemonPid);
 
   // Counters after the loads (the driver's connection, not the probe's).
   try {
@@ -557,7 +624,10 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
     u.receivedDelta = after.uevents.received - before.uevents.received;
     u.overflows = after.uevents.overflows - before.uevents.overflows;
     u.resyncs = after.uevents.resyncs - before.uevents.resyncs;
-    u.rejected = sumValues(after.uevents.rejected) - sumValues(before.uevents.rejected);
+    for (const [code, n] of Object.entries(after.uevents.rejected)) {
+      const d = n - (before.uevents.rejected[code] ?? 0);
+      if (d > 0) u.rejected[code] = d;
+    }
     u.devicesAfter = after.devices;
     const socketAfter = await unitStatus(request, ACCEPT_SOCKET);
     c.accepted = Number(socketAfter.properties.NAccepted) - Number(socketBefore.NAccepted);
@@ -578,6 +648,10 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
     cliProbe: cliProbe.samples,
     rss,
     daemonCpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined,
+    mainThread:
+      sched0 !== undefined && sched1 !== undefined
+        ? { runS: sched1.runS - sched0.runS, waitS: sched1.waitS - sched0.waitS }
+        : undefined,
   };
 }
 

@@ -10,8 +10,9 @@
 // becomes a .device unit) are added, changed round-robin until COUNT - DEVICES events were sent,
 // and removed: the daemon's registry and unit table end where they began. Backpressure: a full
 // receive buffer makes sendto fail with EAGAIN (unicast netlink does not drop); the sender waits
-// 1 ms and retries the same event, so nothing is lost and the rate is the daemon's. Prints one
-// JSON object: {sent, eagain, ms, firstSeqnum, lastSeqnum} (or {error} with exit code 1).
+// 1 ms and retries the same event, so nothing is lost and the rate is the daemon's. Every message is
+// encoded first; then it prints {"ready":true}, waits for a line on stdin ("go"), sends, and
+// prints {sent, eagain, ms, firstSeqnum, lastSeqnum} (or {error} with exit code 1).
 import { encodeLibudevMessage } from '../../src/devices/libudev-encode';
 import { loadNative } from '../../src/native/addon';
 
@@ -52,6 +53,23 @@ function message(i: number, count: number, devices: number, seqnum: number): Buf
   });
 }
 
+/** Reads stdin until it has a line: the driver's "go". */
+function waitForGo(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString('utf8');
+      if (text.includes('\n')) {
+        process.stdin.off('data', onData);
+        process.stdin.pause();
+        resolve();
+      }
+    };
+    process.stdin.on('data', onData);
+    process.stdin.once('end', () => reject(new Error('stdin closed before "go"')));
+  });
+}
+
 async function main(): Promise<UeventSenderResult> {
   const [port, count, devices, firstSeqnum] = process.argv.slice(2).map(Number);
   if (
@@ -61,16 +79,21 @@ async function main(): Promise<UeventSenderResult> {
   ) {
     throw new Error('usage: uevent-sender PORT COUNT DEVICES FIRST_SEQNUM (COUNT ≥ 2 × DEVICES ≥ 2)');
   }
+  // Encoded before the start, so the rate measured is the daemon's, not this encoder's.
+  const messages: Buffer[] = [];
+  for (let i = 0; i < count; i++) messages.push(message(i, count, devices, firstSeqnum + i));
   const socket = loadNative().openUeventSocket(
     { groups: 0, receiveBufferBytes: 65536 },
     () => undefined,
     () => undefined,
   );
   let eagain = 0;
-  const t0 = performance.now();
+  let sent = 0;
   try {
-    for (let i = 0; i < count; i++) {
-      const buf = message(i, count, devices, firstSeqnum + i);
+    process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+    await waitForGo();
+    const t0 = performance.now();
+    for (const buf of messages) {
       for (;;) {
         try {
           socket.send(buf, port, 0);
@@ -81,17 +104,22 @@ async function main(): Promise<UeventSenderResult> {
           await new Promise((r) => setTimeout(r, 1));
         }
       }
+      sent++;
     }
+    return {
+      sent,
+      eagain,
+      ms: Math.round(performance.now() - t0),
+      firstSeqnum,
+      lastSeqnum: firstSeqnum + count - 1,
+    };
+  } catch (err) {
+    throw new Error(`after ${sent} sent: ${(err as { code?: string }).code ?? ''} ${String(err)}`, {
+      cause: err,
+    });
   } finally {
     socket.close();
   }
-  return {
-    sent: count,
-    eagain,
-    ms: Math.round(performance.now() - t0),
-    firstSeqnum,
-    lastSeqnum: firstSeqnum + count - 1,
-  };
 }
 
 if (require.main === module) {
