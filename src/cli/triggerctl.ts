@@ -36,6 +36,7 @@ units:
   enable UNIT... [--now]  |  disable UNIT... [--now]
   reset-failed [UNIT...]
   daemon-reload                       re-read unit files and rules (like SIGHUP)
+  daemon-reexec                       re-execute the daemon, keeping sockets and running services (like SIGUSR1)
   verify FILE...                      check unit files (no daemon needed)
 timers:
   calendar [--iterations=N] [--base-time=TIME] [--strict-systemd] EXPR...
@@ -472,6 +473,32 @@ async function main(argv: string[]): Promise<number> {
       case 'daemon-reload':
         out(JSON.stringify(await client.request('daemon-reload')) + '\n');
         return 0;
+      case 'daemon-reexec': {
+        // Answered before the exec; then ping until the new image answers (the control socket
+        // stays open across it: the ping waits in its backlog).
+        const t0 = performance.now();
+        const before = (await client.request('daemon-reexec')) as { pid: number; startedAt: number };
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          if (Date.now() > deadline)
+            throw new Error('the daemon did not answer within 60 s after the re-exec');
+          try {
+            const c = await ControlClient.connect(socketPath);
+            try {
+              const p = (await c.request('ping')) as { pid: number; startedAt?: number };
+              if (p.startedAt !== before.startedAt) {
+                out(JSON.stringify({ pid: p.pid, ms: Math.round(performance.now() - t0) }) + '\n');
+                return 0;
+              }
+            } finally {
+              c.close();
+            }
+          } catch {
+            // between images: connect refused or the answer cut short
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
       case 'why': {
         const name = needUnit('why');
         const result = (await client.request('why', { name })) as { message: string };

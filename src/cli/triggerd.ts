@@ -8,7 +8,8 @@
 // so it is set where the process starts (this line, npm start, the bench launchers).
 // --no-sparkplug: the baseline compiler's code costs ~1 MB of idle RSS and bought nothing
 // measurable here (bench/storm 1231-1250 events/s without it, 1241-1243 with it).
-// triggerd: the daemon, in the foreground. SIGTERM/SIGINT stop it cleanly (exit 0), SIGHUP reloads.
+// triggerd: the daemon, in the foreground. SIGTERM/SIGINT stop it cleanly (exit 0), SIGHUP reloads,
+// SIGUSR1 re-executes it (state kept: see src/core/daemon-state.ts).
 import { parseArgs } from 'node:util';
 import * as fs from 'node:fs';
 import { createLogger } from '../util/logger';
@@ -177,6 +178,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Re-execute keeping sockets, stored fds and running services (triggerctl daemon-reexec).
+  process.on('SIGUSR1', () => {
+    daemon.reexec().catch(() => undefined);
+  });
   process.on('SIGHUP', () => {
     try {
       daemon.reload();

@@ -63,6 +63,7 @@ export const METHODS = {
   enable: { mutating: true, params: { names: 'string[]', now: 'boolean?' } },
   disable: { mutating: true, params: { names: 'string[]', now: 'boolean?' } },
   'daemon-reload': { mutating: true, params: {} },
+  'daemon-reexec': { mutating: true, params: {} },
 } as const satisfies Record<string, MethodSpec>;
 
 export type MethodName = keyof typeof METHODS;

@@ -68,6 +68,31 @@ export class ControlServer {
 
   constructor(private readonly options: ControlServerOptions) {}
 
+  /**
+   * The listening socket's fd (carried across a re-exec: connections that arrive meanwhile wait
+   * in its backlog and are answered by the new image).
+   */
+  fd(): number | undefined {
+    const handle: unknown = this.server === undefined ? undefined : Reflect.get(this.server, '_handle');
+    const fd: unknown = typeof handle === 'object' && handle !== null ? Reflect.get(handle, 'fd') : undefined;
+    return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  }
+
+  /** Listen on a socket that is already bound and listening at socketPath (after a re-exec). */
+  async adopt(fd: number): Promise<void> {
+    const server = net.createServer((socket) => this.accept(socket));
+    server.maxConnections = this.options.maxConnections ?? 256;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.options.logger.error({ err }, 'control socket error'));
+    this.server = server;
+  }
+
   async listen(): Promise<void> {
     const { socketPath } = this.options;
     fs.mkdirSync(path.dirname(socketPath), { recursive: true });

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Subscription } from 'rxjs';
+import pino from 'pino';
 import type { Logger } from '../util/logger';
 import type { NativeNetlink } from '../native/types';
 import type { NativeSpawn } from '../native/spawn-addon';
@@ -36,6 +37,18 @@ import { ControlServer, type ControlHandlers } from '../control/server';
 import { DeviceWatch } from '../devices/device-watch';
 import { loadInotifyNative } from '../native/inotify-addon';
 import { runFstabGenerator } from '../mounts/fstab';
+import {
+  STATE_FORMAT,
+  STATE_VERSION,
+  processStartTime,
+  readStateFile,
+  removeStateFile,
+  writeStateFile,
+  type DaemonStateFile,
+} from './daemon-state';
+import type { RestoreInput } from './unit-system';
+import { loadNativeReexec } from '../native/reexec-addon';
+import type { SerializeContext } from '../units/unit-type';
 
 export type DaemonMode = 'standalone' | 'companion' | 'auto';
 
@@ -258,8 +271,10 @@ export class Daemon {
     const cold =
       this.rulesStage !== undefined ? await this.pipeline.coldplugWithRules() : this.pipeline.coldplug();
     this.coldplugged = true;
-    // Devices first, then units: a unit that needs a device finds it plugged.
-    this.units.start();
+    // Devices first, then units: a unit that needs a device finds it plugged. After a re-exec
+    // or a crash, units take back their states from the state file instead.
+    const restore = this.restoreInput();
+    this.units.start(restore?.input);
     logger.info(
       {
         devices: cold.devices,
@@ -276,7 +291,22 @@ export class Daemon {
       handlers: this.handlers(),
       controlGid: this.options.controlGid,
     });
-    await this.control.listen();
+    if (restore?.controlFd !== undefined) {
+      try {
+        await this.control.adopt(restore.controlFd);
+      } catch (err) {
+        logger.warn(
+          { err },
+          'the control socket carried across the re-exec cannot be used; opening a new one',
+        );
+        await this.control.listen();
+      }
+    } else {
+      await this.control.listen();
+    }
+    // Kept current from here on, so that a restart after a crash finds what runs.
+    this.subscriptions.push(this.manager.unitChanges$.subscribe(() => this.scheduleCheckpoint()));
+    this.writeCheckpoint();
     this.gcTimer = setInterval(() => this.manager.collectGarbage(), 30_000);
     this.gcTimer.unref();
     logger.info(
@@ -292,11 +322,202 @@ export class Daemon {
 
   async stop(): Promise<void> {
     if (this.gcTimer !== undefined) clearInterval(this.gcTimer);
+    this.stopping = true;
+    this.clearCheckpointTimer();
     await this.units.shutdown(this.options.shutdownTimeoutMs ?? 90_000);
+    // A clean stop leaves nothing to recover: the next start is a fresh one.
+    try {
+      removeStateFile(this.options.runtimeDir);
+    } catch (err) {
+      this.options.logger.warn({ err }, 'cannot remove the state file');
+    }
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
     this.deviceWatch?.close();
     await this.control?.close();
     this.options.logger.info('triggerd stopped');
+  }
+
+  // ---- re-exec and crash recovery ---------------------------------------------------------------
+
+  private stopping = false;
+  private reexecing = false;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private checkpointDue = 0;
+
+  /** How long a transition may wait before the checkpoint is written (debounced), and at most. */
+  private static readonly CHECKPOINT_QUIET_MS = 50;
+  private static readonly CHECKPOINT_MAX_WAIT_MS = 500;
+
+  /**
+   * The state file as it is now, for a restart after a crash: written on transitions (service
+   * start/exit, socket listen, ...), debounced (a quiet 50 ms, at most 500 ms late).
+   */
+  private scheduleCheckpoint(): void {
+    if (this.stopping || this.reexecing) return;
+    const now = Date.now();
+    if (this.checkpointTimer === undefined) this.checkpointDue = now + Daemon.CHECKPOINT_MAX_WAIT_MS;
+    else clearTimeout(this.checkpointTimer);
+    const wait = Math.max(0, Math.min(Daemon.CHECKPOINT_QUIET_MS, this.checkpointDue - now));
+    this.checkpointTimer = setTimeout(() => {
+      this.checkpointTimer = undefined;
+      this.writeCheckpoint();
+    }, wait);
+  }
+
+  private clearCheckpointTimer(): void {
+    if (this.checkpointTimer !== undefined) clearTimeout(this.checkpointTimer);
+    this.checkpointTimer = undefined;
+  }
+
+  private writeCheckpoint(): void {
+    if (this.stopping || this.reexecing) return;
+    try {
+      writeStateFile(this.options.runtimeDir, this.stateFile('checkpoint', []));
+    } catch (err) {
+      this.options.logger.warn({ err }, 'cannot write the state file');
+    }
+  }
+
+  private stateFile(kind: DaemonStateFile['kind'], fds: number[], controlFd?: number): DaemonStateFile {
+    const ctx: SerializeContext = {
+      kind,
+      carryFd: (fd) => {
+        if (kind !== 'reexec') return -1;
+        fds.push(fd);
+        return fd;
+      },
+      startTimeOf: processStartTime,
+    };
+    const units = this.units.serializeUnits(ctx);
+    return {
+      format: STATE_FORMAT,
+      version: STATE_VERSION,
+      kind,
+      daemon: { pid: process.pid, startTime: processStartTime(process.pid) },
+      writtenAt: Date.now(),
+      fds: controlFd === undefined ? fds : [...fds, controlFd],
+      ...(controlFd !== undefined ? { control: { fd: controlFd, path: this.options.controlSocket } } : {}),
+      units,
+    };
+  }
+
+  /**
+   * What the state file says about the last daemon on this runtime dir: a re-exec of this very
+   * process (same pid and start time: fds and children are still ours), or a daemon that died
+   * (its services are adopted, its fds are gone). A corrupt file means a fresh start.
+   */
+  private restoreInput(): { input: RestoreInput; controlFd?: number } | undefined {
+    const { logger, runtimeDir } = this.options;
+    const read = readStateFile(runtimeDir);
+    if (!read.ok) {
+      if (read.reason === 'corrupt') {
+        logger.warn({ code: 'ERR_STATE_CORRUPT' }, `state file unusable (${read.message}); starting fresh`);
+        removeStateFile(runtimeDir);
+      }
+      return undefined;
+    }
+    for (const w of read.warnings) logger.warn({ code: 'ERR_STATE_ENTRY' }, `state file: ${w}`);
+    const { state } = read;
+    const me = state.daemon.pid === process.pid && state.daemon.startTime === processStartTime(process.pid);
+    if (me && state.kind === 'reexec') {
+      const open = state.fds.filter(isOpenFd);
+      const controlFd =
+        state.control !== undefined && open.includes(state.control.fd) ? state.control.fd : undefined;
+      if (
+        state.control !== undefined &&
+        state.control.path !== this.options.controlSocket &&
+        controlFd !== undefined
+      ) {
+        logger.warn('the control socket path changed across the re-exec; the carried socket is closed');
+        closeQuietly(controlFd);
+      }
+      const useControl = controlFd !== undefined && state.control?.path === this.options.controlSocket;
+      logger.info({ units: state.units.length, fds: open.length }, 'continuing after re-exec');
+      return {
+        input: { kind: 'reexec', state, fds: open.filter((fd) => fd !== controlFd) },
+        controlFd: useControl ? controlFd : undefined,
+      };
+    }
+    if (
+      !me &&
+      state.daemon.pid !== process.pid &&
+      processStartTime(state.daemon.pid) === state.daemon.startTime
+    ) {
+      throw Object.assign(new Error(`another triggerd (pid ${state.daemon.pid}) runs on ${runtimeDir}`), {
+        code: 'ERR_DAEMON_RUNNING',
+      });
+    }
+    logger.warn(
+      { pid: state.daemon.pid, writtenAt: new Date(state.writtenAt).toISOString() },
+      'the previous daemon did not stop cleanly: recovering its units from the state file',
+    );
+    return { input: { kind: 'crash', state, fds: [] } };
+  }
+
+  /**
+   * `triggerctl daemon-reexec` and SIGUSR1: execve the same program with the same arguments,
+   * keeping listening sockets, stored fds, the control socket and running services. Traffic is
+   * held (the kernel queues it) while running jobs and spawns finish (at most 5 s), the state is
+   * written, the fds to carry lose FD_CLOEXEC, and the image is replaced. If execve fails, the
+   * daemon goes on as it was and the error is thrown.
+   */
+  async reexec(): Promise<void> {
+    const { logger } = this.options;
+    if (this.reexecing || this.stopping) throw new Error('a re-exec or a stop is already on its way');
+    const native = loadNativeReexec();
+    this.reexecing = true;
+    this.clearCheckpointTimer();
+    const t0 = performance.now();
+    this.units.holdTraffic();
+    const deadline = Date.now() + 5000;
+    while (this.units.busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    if (this.units.busy()) logger.warn('jobs still running after 5 s: re-executing anyway (they are lost)');
+    const fds: number[] = [];
+    const controlFd = this.control?.fd();
+    const state = this.stateFile('reexec', fds, controlFd);
+    const cleared: number[] = [];
+    try {
+      writeStateFile(this.options.runtimeDir, state);
+      for (const fd of state.fds) {
+        native.setCloseOnExec(fd, false);
+        cleared.push(fd);
+      }
+      // stdin, stdout, stderr stay what they are (something on the way set FD_CLOEXEC on them;
+      // Node would reopen them on /dev/null).
+      for (const fd of [0, 1, 2]) {
+        try {
+          if (native.closeOnExec(fd)) {
+            native.setCloseOnExec(fd, false);
+            cleared.push(fd);
+          }
+        } catch {
+          // not open
+        }
+      }
+      const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+      const env = Object.entries(process.env)
+        .filter((e): e is [string, string] => e[1] !== undefined)
+        .map(([k, v]) => `${k}=${v}`);
+      logger.info(
+        { fds: state.fds.length, units: state.units.length, ms: Math.round(performance.now() - t0) },
+        're-executing',
+      );
+      flushLogSync(logger);
+      native.execve(process.execPath, argv, env);
+    } catch (err) {
+      for (const fd of cleared) {
+        try {
+          native.setCloseOnExec(fd, true);
+        } catch {
+          // closed meanwhile
+        }
+      }
+      this.reexecing = false;
+      this.units.releaseTraffic();
+      this.writeCheckpoint();
+      logger.error({ err }, 're-exec failed; going on as before');
+      throw err;
+    }
   }
 
   /** SIGHUP and `triggerctl reload`: re-read configuration from scratch and swap it in. */
@@ -357,7 +578,15 @@ export class Daemon {
   private handlers(): ControlHandlers {
     const { pipeline, manager } = this;
     return {
-      ping: () => ({ pid: process.pid, version: VERSION, mode: this.mode }),
+      ping: () => ({ pid: process.pid, version: VERSION, mode: this.mode, startedAt: this.startedAt }),
+      'daemon-reexec': () => {
+        if (this.reexecing || this.stopping) throw new Error('a re-exec or a stop is already on its way');
+        // Answered first; the exec follows on a later turn (the new image answers what comes next).
+        setImmediate(() => {
+          this.reexec().catch(() => undefined);
+        });
+        return { pid: process.pid, startedAt: this.startedAt };
+      },
       status: () => ({
         pid: process.pid,
         version: VERSION,
@@ -422,4 +651,34 @@ export function udevdRunning(): boolean {
     }
   }
   return false;
+}
+
+function isOpenFd(fd: number): boolean {
+  try {
+    fs.fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // not open
+  }
+}
+
+/** Whatever the log stream still buffers, written now: execve drops the process's memory. */
+function flushLogSync(logger: Logger): void {
+  const stream: unknown = Reflect.get(logger, pino.symbols.streamSym);
+  if (typeof stream !== 'object' || stream === null) return;
+  const flush: unknown = Reflect.get(stream, 'flushSync');
+  if (typeof flush !== 'function') return;
+  try {
+    flush.call(stream);
+  } catch {
+    // nothing buffered, or the stream is not ready: lines may be lost, the exec goes on
+  }
 }

@@ -228,8 +228,14 @@ export class UnitEngine {
     // before the queue reacts to it becoming active.
     if (now === 'active' && prev !== 'active' && deviceWants(unit).length > 0) this.rebuildGraph();
     this.options.manager.reportStateChange(unit, from, to);
-    if (prev !== now) this.queue.unitChanged(unit.name, prev, now);
+    if (prev !== now && !this.restoring) this.queue.unitChanged(unit.name, prev, now);
   }
+
+  /**
+   * While units take back their state after a re-exec or a crash: their transitions are recorded
+   * but are not news to the job queue (no retroactive Wants=, no OnFailure=, no StopWhenUnneeded=).
+   */
+  restoring = false;
 
   /** A unit that is gone for good (a collected Accept=yes instance): drop what is kept per name. */
   forgetUnit(name: string): void {

@@ -14,7 +14,12 @@ import { createUnit } from '../units/registry';
 import { ServiceUnit, type StoredFd } from '../units/service';
 import type { SocketHost, SocketUnit } from '../units/socket';
 import { remoteEnvironment } from '../units/socket-address';
-import type { UnitInstance } from '../units/unit-type';
+import type { DeserializeContext, SerializeContext, UnitInstance } from '../units/unit-type';
+import { socketTemplateName } from '../units/unit-keys';
+import { ownPipeReadEnds, pipeInode, type DaemonStateFile, type StateUnitEntry } from './daemon-state';
+import { outputLines } from '../exec/output-lines';
+import { ProcessAdoption } from './process-adoption';
+import { loadNativeReexec, type NativeReexec } from '../native/reexec-addon';
 import { readUserDatabase, findGroup, findUser } from '../exec/user-database';
 import { childExitEvents } from '../exec/child-exit-events';
 import { openCgroupTree, type CgroupTree } from '../exec/cgroups';
@@ -50,6 +55,16 @@ export interface UnitSystemOptions {
   timerfd?: NativeTimerfd;
   /** The mountinfo watch for mount units (default: the triggerd_mounts addon; null: poll). */
   mounts?: NativeMounts | null;
+  /** pidfds for processes adopted after a re-exec or a crash (default: the triggerd_reexec addon). */
+  reexec?: NativeReexec;
+}
+
+/** What start() restores instead of starting default.target (src/core/daemon-state.ts). */
+export interface RestoreInput {
+  kind: 'reexec' | 'crash';
+  state: DaemonStateFile;
+  /** Fds listed in the state and open in this process (the control socket's excluded). */
+  fds: number[];
 }
 
 /** Failed Accept=yes instances kept for `status` (the oldest goes first); dead ones go at once. */
@@ -360,36 +375,17 @@ export class UnitSystem {
       close();
       return { ok: false, reason: `${name} exists already` };
     }
-    const at = name.indexOf('@');
-    const template = `${name.slice(0, at)}@.service`;
-    const instance = name.slice(at + 1, -'.service'.length);
-    const shared = this.instanceFiles.get(template);
-    let file: LoadedUnitFile;
-    if (shared !== undefined) {
-      file = { ...shared, name, instance };
-    } else {
-      file = this.loader.load(name);
-      if (file.loadState !== 'loaded' || file.service === undefined) {
-        close();
-        const why = file.diagnostics.find((d) => d.severity === 'error')?.message ?? file.loadState;
-        return { ok: false, reason: `${name} cannot be loaded: ${why}` };
-      }
-      const svc = file.service;
-      // inetd style: the connection is stdin and stdout unless the unit says otherwise.
-      if (svc.stdioDefaulted?.input !== false) svc.exec.standardInput = { kind: 'socket' };
-      if (svc.stdioDefaulted?.output !== false && svc.exec.standardInput.kind === 'socket')
-        svc.exec.standardOutput = { kind: 'inherit' };
-      if (file.aliases.length === 0 && !this.loader.mentionsSpecifiers(file))
-        this.instanceFiles.set(template, file);
+    const loaded = this.instanceFile(name);
+    if (!loaded.ok) {
+      close();
+      return loaded;
     }
-    const unit = new ServiceUnit(name, file, this.supervisor.hostFor(name, this.serviceCallbacks));
-    unit.connection = { fd: conn.fd, env: remoteEnvironment(conn.remote) };
-    unit.logQuietly = true;
-    this.services.set(name, unit);
-    this.supervisor.register(unit);
-    this.options.manager.addUnit(unit);
-    this.connectionEnds.set(name, ended);
-    this.instances.add(name);
+    const unit = this.addInstance(
+      name,
+      loaded.file,
+      { fd: conn.fd, env: remoteEnvironment(conn.remote) },
+      ended,
+    );
     const outcome = unit.start();
     if (typeof outcome === 'object') {
       this.logger.warn({ unit: name }, `instance failed to start: ${outcome.reason}`);
@@ -397,6 +393,45 @@ export class UnitSystem {
         this.instanceOver(unit, unit.activeState() === 'failed' ? 'failed' : 'dead');
     }
     return { ok: true };
+  }
+
+  /** An Accept=yes instance's file: the template's, read once per (re)load and shared. */
+  private instanceFile(name: string): { ok: true; file: LoadedUnitFile } | { ok: false; reason: string } {
+    const at = name.indexOf('@');
+    const template = `${name.slice(0, at)}@.service`;
+    const instance = name.slice(at + 1, -'.service'.length);
+    const shared = this.instanceFiles.get(template);
+    if (shared !== undefined) return { ok: true, file: { ...shared, name, instance } };
+    const file = this.loader.load(name);
+    if (file.loadState !== 'loaded' || file.service === undefined) {
+      const why = file.diagnostics.find((d) => d.severity === 'error')?.message ?? file.loadState;
+      return { ok: false, reason: `${name} cannot be loaded: ${why}` };
+    }
+    const svc = file.service;
+    // inetd style: the connection is stdin and stdout unless the unit says otherwise.
+    if (svc.stdioDefaulted?.input !== false) svc.exec.standardInput = { kind: 'socket' };
+    if (svc.stdioDefaulted?.output !== false && svc.exec.standardInput.kind === 'socket')
+      svc.exec.standardOutput = { kind: 'inherit' };
+    if (file.aliases.length === 0 && !this.loader.mentionsSpecifiers(file))
+      this.instanceFiles.set(template, file);
+    return { ok: true, file };
+  }
+
+  private addInstance(
+    name: string,
+    file: LoadedUnitFile,
+    connection: NonNullable<ServiceUnit['connection']>,
+    ended: () => void,
+  ): ServiceUnit {
+    const unit = new ServiceUnit(name, file, this.supervisor.hostFor(name, this.serviceCallbacks));
+    unit.connection = connection;
+    unit.logQuietly = true;
+    this.services.set(name, unit);
+    this.supervisor.register(unit);
+    this.options.manager.addUnit(unit);
+    this.connectionEnds.set(name, ended);
+    this.instances.add(name);
+    return unit;
   }
 
   /** An instance is over: release its connection slot now, forget it after this turn. */
@@ -449,7 +484,7 @@ export class UnitSystem {
 
   private watchingChildren = false;
 
-  start(): void {
+  start(restore?: RestoreInput): void {
     const { notify, logger } = this.options;
     this.watchChildren();
     raiseDatagramQueue(logger);
@@ -495,8 +530,258 @@ export class UnitSystem {
     this.mounts.startWatching();
     const loaded = this.engine.loadAll();
     logger.info({ units: loaded.loaded, errors: loaded.errors }, 'unit files loaded');
+    if (restore !== undefined) {
+      // As systemd after daemon-reexec: units take back their states; default.target is not
+      // started again (a unit stopped on purpose stays stopped).
+      this.restoreUnits(restore);
+      return;
+    }
     const r = this.engine.enqueue('default.target', 'start', 'replace', false);
     if (!r.ok) logger.error(`cannot start default.target: ${r.error.message}`);
+  }
+
+  // ---- re-exec and crash recovery ---------------------------------------------------------------
+
+  private adoptionTable: ProcessAdoption | undefined;
+
+  /** Processes found again after a re-exec or a crash, watched through pidfds. */
+  private get adoption(): ProcessAdoption {
+    if (this.adoptionTable === undefined) {
+      const reexec = this.options.reexec ?? loadNativeReexec();
+      this.adoptionTable = new ProcessAdoption({
+        native: reexec,
+        watch: (fd, onReadable) => this.nativeSocket().watch(fd, onReadable),
+        exited: (exit) => this.supervisor.onExits([exit]),
+        logger: this.logger,
+      });
+    }
+    return this.adoptionTable;
+  }
+
+  /** Every unit with a file, for the state file (src/core/daemon-state.ts). */
+  serializeUnits(ctx: SerializeContext): StateUnitEntry[] {
+    const out: StateUnitEntry[] = [];
+    let readEnds: Map<string, number> | undefined;
+    for (const unit of this.options.manager.allUnits()) {
+      if (unit.file === undefined) continue;
+      const entry: StateUnitEntry = { name: unit.name, active: unit.activeState(), sub: unit.subState() };
+      const data = unit.serialize?.(ctx);
+      if (data !== undefined) entry.data = data;
+      // The read ends of a running service's stdout/stderr pipes go along: without a reader
+      // its next write would be EPIPE (SIGPIPE).
+      if (ctx.kind === 'reexec' && unit instanceof ServiceUnit && unit.mainPid !== undefined) {
+        readEnds ??= ownPipeReadEnds();
+        const outputs: { fd: number; inode: string }[] = [];
+        for (const n of [1, 2]) {
+          const inode = pipeInode(unit.mainPid, n);
+          const fd = inode === undefined ? undefined : readEnds.get(inode);
+          if (inode !== undefined && fd !== undefined && !outputs.some((o) => o.inode === inode))
+            outputs.push({ fd: ctx.carryFd(fd), inode });
+        }
+        if (outputs.length > 0) entry.outputs = outputs;
+      }
+      out.push(entry);
+    }
+    return out;
+  }
+
+  /**
+   * A restored service's output, read into its log again: the read ends carried across the
+   * re-exec, or (after a crash, whose read ends died with it) new ones opened on the pipes
+   * through /proc/PID/fd (writes made in between failed with EPIPE).
+   */
+  private reattachOutputs(
+    unit: ServiceUnit,
+    entry: StateUnitEntry,
+    takeFd: (fd: number) => number | undefined,
+  ): void {
+    const pid = unit.mainPid;
+    const carried = new Map<string, number>();
+    for (const o of entry.outputs ?? []) {
+      const fd = takeFd(o.fd);
+      if (fd !== undefined) carried.set(o.inode, fd);
+    }
+    if (pid === undefined) return;
+    const log = this.logger.child({ unit: unit.name });
+    const seen = new Set<string>();
+    for (const [n, stream] of [
+      [1, 'stdout'],
+      [2, 'stderr'],
+    ] as const) {
+      const inode = pipeInode(pid, n);
+      if (inode === undefined || seen.has(inode)) continue;
+      seen.add(inode);
+      let fd = carried.get(inode);
+      carried.delete(inode);
+      if (fd === undefined) {
+        try {
+          fd = fs.openSync(`/proc/${pid}/fd/${n}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+        } catch (err) {
+          log.warn({ err }, `cannot read the ${stream} of process ${pid} again`);
+          continue;
+        }
+      }
+      outputLines(fd).subscribe({
+        next: (line) => log.info({ stream, pid }, line.text),
+        error: () => undefined,
+      });
+    }
+    for (const fd of carried.values()) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // not open
+      }
+    }
+  }
+
+  /**
+   * Units take back what the state file says, in an order that lets each find what it needs:
+   * services (their processes adopted), Accept=yes instances, sockets (their state follows
+   * their service's), then the rest. Transitions made here are not news to the job queue. Then
+   * every restored unit catches up (an exit that happened meanwhile is acted on), and units of
+   * types that keep no state (timers, paths, automounts) are started again if they were active.
+   * Fds listed but taken by nobody are closed.
+   */
+  private restoreUnits(restore: RestoreInput): void {
+    const { manager } = this.options;
+    const { state, kind } = restore;
+    const carried = new Set(restore.fds);
+    const counts = { restored: 0, restarted: 0, skipped: 0, adopted: 0 };
+    const ctxFor = (name: string): DeserializeContext => ({
+      kind,
+      takeFd: (fd) => (carried.delete(fd) ? fd : undefined),
+      adoptProcess: (pid, startTime) => {
+        const ok = this.adoption.adopt(name, pid, startTime, kind === 'reexec');
+        if (ok) counts.adopted++;
+        return ok;
+      },
+      warn: (message) => this.logger.warn({ unit: name }, message),
+    });
+    const rank = (e: StateUnitEntry): number => {
+      const u = manager.getUnit(e.name);
+      if (this.isInstanceName(e.name) && u === undefined) return 1;
+      if (u instanceof ServiceUnit) return 0;
+      if (u !== undefined && u.suffix === '.socket') return 2;
+      return 3;
+    };
+    const entries = [...state.units].sort((a, b) => rank(a) - rank(b));
+    const restored: UnitInstance[] = [];
+    const startAgain: string[] = [];
+    this.engine.restoring = true;
+    try {
+      for (const e of entries) {
+        let unit = manager.getUnit(e.name);
+        if (unit === undefined && this.isInstanceName(e.name) && e.data !== undefined) {
+          if (this.restoreInstance(e, ctxFor(e.name))) counts.restored++;
+          else counts.skipped++;
+          continue;
+        }
+        if (unit === undefined) {
+          this.logger.warn({ unit: e.name }, 'in the state file but not loaded now; skipped');
+          counts.skipped++;
+          continue;
+        }
+        if (unit.deserialize !== undefined && e.data !== undefined) {
+          let ok = false;
+          try {
+            ok = unit.deserialize(e.data, ctxFor(e.name));
+          } catch (err) {
+            this.logger.warn({ unit: e.name, err }, 'its state could not be restored; skipped');
+          }
+          if (ok) {
+            counts.restored++;
+            restored.push(unit);
+            if (unit instanceof ServiceUnit) this.reattachOutputs(unit, e, ctxFor(e.name).takeFd);
+            continue;
+          }
+          unit = manager.getUnit(e.name);
+        }
+        if (unit === undefined) continue;
+        // No state of its own to take back (or it was caught half-way): started again if it was
+        // up, unless the kernel keeps it (mounts: mountinfo says what they are).
+        const wasUp = e.active === 'active' || e.active === 'activating' || e.active === 'reloading';
+        const a = unit.activeState();
+        if (wasUp && unit.keepOnShutdown !== true && (a === 'inactive' || a === 'failed'))
+          startAgain.push(e.name);
+      }
+    } finally {
+      this.engine.restoring = false;
+    }
+    for (const fd of carried) {
+      try {
+        this.nativeSocket().close(fd);
+      } catch {
+        // not open
+      }
+    }
+    for (const unit of restored) {
+      try {
+        unit.catchup?.();
+      } catch (err) {
+        this.logger.warn({ unit: unit.name, err }, 'catch-up failed');
+      }
+    }
+    for (const name of startAgain) {
+      const r = this.engine.enqueue(name, 'start', 'replace', false);
+      if (r.ok) counts.restarted++;
+      else this.logger.warn({ unit: name }, `cannot start again: ${r.error.message}`);
+    }
+    this.logger.info({ ...counts, kind, leftFds: carried.size }, 'units restored from the state file');
+  }
+
+  private isInstanceName(name: string): boolean {
+    return this.acceptSocketOf(name) !== undefined;
+  }
+
+  /** The Accept=yes socket whose instances are named like `name` (foo@….service ← foo.socket). */
+  private acceptSocketOf(name: string): SocketUnit | undefined {
+    const at = name.indexOf('@');
+    if (at < 0 || !name.endsWith('.service') || name.endsWith('@.service')) return undefined;
+    const template = `${name.slice(0, at)}@.service`;
+    for (const s of this.sockets.values())
+      if (s.file.socket?.accept === true && socketTemplateName(s.name) === template) return s;
+    return undefined;
+  }
+
+  /** An Accept=yes instance that was serving a connection: rebuilt and adopted, or dropped. */
+  private restoreInstance(e: StateUnitEntry, ctx: DeserializeContext): boolean {
+    const socket = this.acceptSocketOf(e.name);
+    const loaded = this.instanceFile(e.name);
+    if (socket === undefined || !loaded.ok || e.data === undefined) {
+      ctx.warn(`instance cannot be rebuilt${loaded.ok ? '' : `: ${loaded.reason}`}; skipped`);
+      return false;
+    }
+    const unit = this.addInstance(e.name, loaded.file, { fd: -1, env: {} }, socket.adoptConnection());
+    let ok = false;
+    try {
+      ok = unit.deserialize(e.data, ctx);
+    } catch (err) {
+      ctx.warn(`its state could not be restored: ${(err as Error).message}`);
+    }
+    const a = unit.activeState();
+    if (!ok || a === 'inactive' || a === 'failed') {
+      this.instanceOver(unit, a === 'failed' ? 'failed' : 'dead');
+      return ok;
+    }
+    unit.catchup();
+    return true;
+  }
+
+  /** Before a re-exec: stop taking traffic (queued by the kernel meanwhile). */
+  holdTraffic(): void {
+    for (const s of this.sockets.values()) s.holdTraffic();
+  }
+
+  releaseTraffic(): void {
+    for (const s of this.sockets.values()) s.releaseTraffic();
+  }
+
+  /** Jobs running or an instance's main process on its way: a re-exec waits for these. */
+  busy(): boolean {
+    if (this.engine.queue.list().length > 0) return true;
+    for (const s of this.services.values()) if (s.spawnPending) return true;
+    return false;
   }
 
   /**

@@ -5,7 +5,17 @@
 // (timers, job completion, notifying the manager).
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../util/logger';
-import type { ActiveState, JobEnd, JobOutcome, LoadState, UnitInstance } from './unit-type';
+import type {
+  ActiveState,
+  DeserializeContext,
+  JobEnd,
+  JobOutcome,
+  LoadState,
+  SerializeContext,
+  SerializedUnit,
+  UnitInstance,
+} from './unit-type';
+import { isRecord, numberField, oneOf, pidField, stringField } from '../core/daemon-state';
 import type {
   ConditionSpec,
   ExecCommand,
@@ -177,6 +187,25 @@ const ACTIVE: Record<ServiceState, ActiveState> = {
   failed: 'failed',
   'auto-restart': 'activating',
 };
+
+const SERVICE_STATES = Object.keys(ACTIVE) as ServiceState[];
+const SERVICE_RESULTS: readonly ServiceResult[] = [
+  'success',
+  'protocol',
+  'timeout',
+  'exit-code',
+  'signal',
+  'core-dump',
+  'watchdog',
+  'start-limit-hit',
+  'resources',
+];
+
+/**
+ * The exit of a main process that ended while no daemon watched it and that nobody can report
+ * any more (reaped by its new parent after a crash of ours): counted as a failure.
+ */
+export const UNKNOWN_EXIT_STATUS = 255;
 
 /** The phase whose commands run as control (or, for oneshot ExecStart, main) processes. */
 type Phase = 'condition' | 'start-pre' | 'start' | 'start-post' | 'reload' | 'stop' | 'stop-post';
@@ -1099,6 +1128,114 @@ export class ServiceUnit implements UnitInstance {
       this.clearTimer();
     }
     this.host.stateChanged(from, next, this.result);
+  }
+
+  // ---- re-exec and crash recovery --------------------------------------------------------------
+
+  /** The main process is being spawned off the event loop: a re-exec waits for its pid first. */
+  get spawnPending(): boolean {
+    return this.mainSpawnPending;
+  }
+
+  /** A main process that ended while no daemon watched it, delivered by catchup(). */
+  private lostMainExit: ProcessExit | undefined;
+
+  serialize(ctx: SerializeContext): SerializedUnit {
+    const fdStore =
+      ctx.kind === 'reexec' ? this.fdStore.map((e) => ({ fd: ctx.carryFd(e.fd), name: e.name })) : [];
+    return {
+      state: this.state,
+      result: this.result,
+      nRestarts: this.nRestarts,
+      since: this.since,
+      ...(this.statusText !== undefined ? { statusText: this.statusText } : {}),
+      ...(this.mainPid !== undefined
+        ? { mainPid: this.mainPid, mainStart: ctx.startTimeOf(this.mainPid) }
+        : {}),
+      ...(this.mainExit !== undefined ? { mainExit: { ...this.mainExit } } : {}),
+      ready: this.ready,
+      fdStore,
+    };
+  }
+
+  /**
+   * Takes back what serialize() wrote. A unit that was up keeps its state when its main process
+   * is still there (adopted: same pid and start time); one whose main process ended meanwhile
+   * (a crash of ours) sees that exit in catchup(), with the status read from the zombie if it
+   * could be, else UNKNOWN_EXIT_STATUS. A job that was running is lost: a unit caught in
+   * start/stop/reload is taken as running if its main process is there, as gone if not.
+   */
+  deserialize(data: SerializedUnit, ctx: DeserializeContext): boolean {
+    const state = oneOf(data.state, SERVICE_STATES);
+    if (state === undefined) {
+      ctx.warn(`unknown service state ${JSON.stringify(data.state)}; not restored`);
+      return false;
+    }
+    this.result = oneOf(data.result, SERVICE_RESULTS) ?? 'success';
+    this.nRestarts = numberField(data, 'nRestarts') ?? 0;
+    this.statusText = stringField(data, 'statusText');
+    const exit = data.mainExit;
+    if (isRecord(exit) && pidField(exit, 'pid') !== undefined) {
+      const code = oneOf(exit.code, ['exited', 'killed', 'dumped'] as const);
+      const status = numberField(exit, 'status');
+      if (code !== undefined && status !== undefined)
+        this.mainExit = { pid: pidField(exit, 'pid') as number, code, status };
+    }
+    if (Array.isArray(data.fdStore)) {
+      for (const e of data.fdStore) {
+        if (!isRecord(e) || typeof e.fd !== 'number' || typeof e.name !== 'string') continue;
+        const fd = ctx.takeFd(e.fd);
+        if (fd !== undefined) this.fdStore.push({ fd, name: e.name });
+      }
+    }
+    const since = numberField(data, 'since');
+    const up = ACTIVE[state] !== 'inactive' && ACTIVE[state] !== 'failed' && state !== 'auto-restart';
+    if (!up) {
+      if (state === 'failed') this.setState('failed');
+      if (state === 'auto-restart') {
+        // The restart delay was running: restart now.
+        this.setState(this.result === 'success' ? 'dead' : 'failed');
+        this.host.requestRestart();
+      }
+      if (since !== undefined) this.since = since;
+      return true;
+    }
+    const mainPid = pidField(data, 'mainPid');
+    if (state !== 'running' && state !== 'exited')
+      ctx.warn(`was ${state} when the daemon went away; that job is lost`);
+    if (mainPid !== undefined) {
+      this.mainPid = mainPid;
+      this.ready = data.ready === true;
+      if (!ctx.adoptProcess(mainPid, stringField(data, 'mainStart'))) {
+        ctx.warn(`main process ${mainPid} ended while no daemon watched it; its exit status is unknown`);
+        this.lostMainExit = { pid: mainPid, code: 'exited', status: UNKNOWN_EXIT_STATUS };
+      }
+      this.setState('running');
+      this.armWatchdog();
+    } else if (state === 'exited' || (state === 'running' && this.host.groupPids().length > 0)) {
+      this.setState(state);
+    } else if (state === 'running') {
+      // A service running without a known main pid (forking without PIDFile=) whose group is empty.
+      this.setState('running');
+      this.lostMainExit = { pid: 0, code: 'exited', status: UNKNOWN_EXIT_STATUS };
+    } else {
+      return true;
+    }
+    if (since !== undefined) this.since = since;
+    return true;
+  }
+
+  /** After the restore: an exit that happened while no daemon watched is acted on now (Restart=). */
+  catchup(): void {
+    const lost = this.lostMainExit;
+    this.lostMainExit = undefined;
+    if (lost === undefined) return;
+    if (lost.pid === 0) {
+      this.mainExit = lost;
+      if (this.result === 'success') this.result = 'exit-code';
+      return this.enterStop();
+    }
+    if (this.mainPid === lost.pid) this.onExit(lost);
   }
 
   /** What `show` prints. */

@@ -22,7 +22,17 @@ import type { ExecCommand, ListenEntry, LoadedUnitFile, SocketSection } from './
 import { connectionInstance, formatSocketAddress, sourceKey } from './socket-address';
 import { socketServiceName, socketTemplateName } from './unit-keys';
 import type { ProcessExit, SpawnResult, StoredFd } from './service';
-import type { ActiveState, JobEnd, JobOutcome, LoadState, UnitInstance } from './unit-type';
+import type {
+  ActiveState,
+  DeserializeContext,
+  JobEnd,
+  JobOutcome,
+  LoadState,
+  SerializeContext,
+  SerializedUnit,
+  UnitInstance,
+} from './unit-type';
+import { isRecord, numberField, oneOf } from '../core/daemon-state';
 import { RateLimitedLog } from '../util/logger';
 
 export type SocketState =
@@ -50,6 +60,17 @@ export type SocketResult =
   | 'core-dump'
   | 'start-limit-hit'
   | 'service-start-limit-hit';
+
+const SOCKET_RESULTS: readonly SocketResult[] = [
+  'success',
+  'resources',
+  'timeout',
+  'exit-code',
+  'signal',
+  'core-dump',
+  'start-limit-hit',
+  'service-start-limit-hit',
+];
 
 const ACTIVE: Record<SocketState, ActiveState> = {
   dead: 'inactive',
@@ -124,6 +145,12 @@ export interface SocketHost {
   /** The pending job on this unit is over. */
   jobFinished(end: JobEnd): void;
   stateChanged(from: SocketState, to: SocketState, result: SocketResult): void;
+  /**
+   * After a crash of the daemon: our own copy of the listening socket for `entry` that the
+   * running service `service` still holds (pidfd_getfd), so connections the kernel queued on it
+   * are not lost; undefined when there is none to take.
+   */
+  reclaimListening?(service: string, entry: ListenEntry): number | undefined;
   log: Logger;
 }
 
@@ -522,7 +549,7 @@ export class SocketUnit implements UnitInstance {
     this.runPhase('start-post', this.config.execStartPost);
   }
 
-  private openPorts(): boolean {
+  private openPorts(entries: readonly ListenEntry[] = this.config.listen): boolean {
     const c = this.config;
     const { native } = this.host;
     const options: SocketOptions = {
@@ -564,7 +591,7 @@ export class SocketUnit implements UnitInstance {
         return this.openFailed(undefined, 'ENOENT', 'getgrnam', `no such group ${c.socketGroup}`);
       options.gid = gid;
     }
-    for (const entry of c.listen) {
+    for (const entry of entries) {
       try {
         let fd: number;
         if ('path' in entry) {
@@ -937,7 +964,18 @@ export class SocketUnit implements UnitInstance {
 
   private resumeWatches(): void {
     if (this.pause !== undefined) return;
-    for (const p of this.ports) p.watch?.resume();
+    for (const p of this.ports) {
+      if (p.watch !== undefined) {
+        p.watch.resume();
+        continue;
+      }
+      // A port taken back after a re-exec or a crash while its service ran: watched from now on.
+      try {
+        p.watch = this.host.native.watch(p.fd, () => this.onReadable(p));
+      } catch (err) {
+        this.host.log.error(`cannot watch ${p.entry.text}: ${(err as Error).message}`);
+      }
+    }
   }
 
   private closePorts(): void {
@@ -1049,6 +1087,136 @@ export class SocketUnit implements UnitInstance {
     if (!FDS_OPEN.has(next)) this.closePorts();
     if (next === 'dead' || next === 'failed') this.clearPause();
     this.host.stateChanged(from, next, this.result);
+  }
+
+  // ---- re-exec and crash recovery --------------------------------------------------------------
+
+  serialize(ctx: SerializeContext): SerializedUnit {
+    return {
+      state: this.state,
+      result: this.result,
+      since: this.since,
+      nAccepted: this.nAccepted,
+      nRefused: this.nRefused,
+      nTriggers: this.nTriggers,
+      ports: this.ports.map((p) => ({
+        listen: p.entry.text,
+        fd: ctx.kind === 'reexec' ? ctx.carryFd(p.fd) : -1,
+      })),
+    };
+  }
+
+  /**
+   * Listening again without a gap: after a re-exec the very fds (the kernel kept queueing
+   * connections on them); after a crash those the running Accept=no service still holds, taken
+   * back (host.reclaimListening), and fresh ones for the rest. Restored after the services, so
+   * the state (listening or running) follows the service's. A socket that was starting or
+   * stopping is started afresh.
+   */
+  deserialize(data: SerializedUnit, ctx: DeserializeContext): boolean {
+    const state = oneOf(data.state, Object.keys(ACTIVE) as SocketState[]);
+    if (state === undefined) {
+      ctx.warn(`unknown socket state ${JSON.stringify(data.state)}; not restored`);
+      return false;
+    }
+    this.nAccepted = numberField(data, 'nAccepted') ?? this.nAccepted;
+    this.nRefused = numberField(data, 'nRefused') ?? this.nRefused;
+    this.nTriggers = numberField(data, 'nTriggers') ?? this.nTriggers;
+    const saved = new Map<string, number>();
+    if (Array.isArray(data.ports)) {
+      for (const p of data.ports) {
+        if (!isRecord(p) || typeof p.listen !== 'string' || typeof p.fd !== 'number') continue;
+        const fd = p.fd >= 0 ? ctx.takeFd(p.fd) : undefined;
+        if (fd !== undefined) saved.set(p.listen, fd);
+      }
+    }
+    const closeSaved = (): void => {
+      for (const fd of saved.values()) this.closeQuietly(fd);
+    };
+    if (state === 'failed') {
+      closeSaved();
+      this.result = oneOf(data.result, SOCKET_RESULTS) ?? 'resources';
+      this.setState('failed');
+      return true;
+    }
+    if (state !== 'listening' && state !== 'running') {
+      closeSaved();
+      // Caught half-way: the caller starts it again if it was active or activating.
+      return false;
+    }
+    if (this.file.socket === undefined) {
+      closeSaved();
+      return false;
+    }
+    const service = this.serviceName();
+    const serviceUp = (): boolean => {
+      if (service === undefined) return false;
+      const a = this.host.unitStatus(service)?.active;
+      return a === 'active' || a === 'activating' || a === 'reloading';
+    };
+    const missing: ListenEntry[] = [];
+    for (const entry of this.config.listen) {
+      let fd = saved.get(entry.text);
+      saved.delete(entry.text);
+      if (fd === undefined && ctx.kind === 'crash' && service !== undefined && serviceUp())
+        fd = this.host.reclaimListening?.(service, entry);
+      if (fd === undefined) missing.push(entry);
+      else this.ports.push({ entry, fd });
+    }
+    closeSaved();
+    if (missing.length > 0) {
+      if (ctx.kind === 'reexec')
+        ctx.warn(`${missing.length} listening fd(s) did not come back; opening them again`);
+      if (!this.openPorts(missing)) {
+        if (this.result === 'success') this.result = 'resources';
+        this.closePorts();
+        this.setState('failed');
+        return true;
+      }
+      this.makeSymlinks();
+      // LISTEN_FDS follows Listen*= order.
+      const order = this.config.listen;
+      this.ports.sort((a, b) => order.indexOf(a.entry) - order.indexOf(b.entry));
+    }
+    this.result = 'success';
+    // Watched only once listening (resumeWatches): uv_poll_init makes the fd non-blocking, and
+    // while the service runs it shares the file description with it (NonBlocking=no: blocking).
+    this.setState(serviceUp() ? 'running' : 'listening');
+    const since = numberField(data, 'since');
+    if (since !== undefined) this.since = since;
+    return true;
+  }
+
+  /**
+   * Accept=yes: a live instance restored after a re-exec or a crash counts as a connection again
+   * (MaxConnections=); returns its release, called once when the instance is over.
+   */
+  adoptConnection(): () => void {
+    this.nConnections++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.nConnections--;
+    };
+  }
+
+  /** Before a re-exec: stop taking traffic (the kernel queues it on the fds, which survive). */
+  holdTraffic(): void {
+    this.pauseWatches();
+  }
+
+  /** The re-exec did not happen: take traffic again. */
+  releaseTraffic(): void {
+    if (this.state === 'listening') this.resumeWatches();
+  }
+
+  private closeQuietly(fd: number): void {
+    try {
+      this.host.native.close(fd);
+    } catch {
+      // already closed
+    }
   }
 
   /** `status` lines in systemd's layout, plus what triggerd adds (pause reason, last error). */

@@ -1,6 +1,6 @@
 // .target units: synchronization points with no processes of their own. Active while started;
 // everything they do happens through their dependencies in the job engine.
-import type { ActiveState, JobOutcome, LoadState, UnitInstance } from './unit-type';
+import type { ActiveState, JobOutcome, LoadState, SerializedUnit, UnitInstance } from './unit-type';
 import type { LoadedUnitFile } from './config-types';
 
 export type TargetState = 'dead' | 'active';
@@ -52,6 +52,17 @@ export class TargetUnit implements UnitInstance {
 
   properties(): Record<string, unknown> {
     return {};
+  }
+
+  serialize(): SerializedUnit {
+    return { state: this.state };
+  }
+
+  /** A target has nothing running: its state is taken back as it was (no job, nothing pulled in). */
+  deserialize(data: SerializedUnit): boolean {
+    if (data.state !== 'active' && data.state !== 'dead') return false;
+    if (this.load === 'loaded') this.setState(data.state);
+    return true;
   }
 
   private setState(next: TargetState): void {

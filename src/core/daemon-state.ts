@@ -1,0 +1,269 @@
+// The daemon's state file: what a planned re-exec hands to the new image, and what a restart
+// after a crash (kill -9) finds. One JSON file in the runtime dir, written to a temporary name
+// and renamed over the old one, so a reader sees the old state or the new one, never half.
+//
+// Fds are carried only across a re-exec (same process: execve keeps fds without FD_CLOEXEC);
+// a checkpoint lists none. Each unit's entry is its type's serialize() output; the reader
+// checks the envelope here and leaves each entry's fields to the type's deserialize().
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { SerializedUnit } from '../units/unit-type';
+
+export const STATE_FORMAT = 'triggerd-state';
+export const STATE_VERSION = 1;
+export const STATE_FILE = 'state.json';
+
+export interface StateUnitEntry {
+  name: string;
+  /** Active state when written (types without serialize() are started again if it was active). */
+  active: string;
+  sub: string;
+  data?: SerializedUnit;
+  /** A service's output pipes (read ends, carried across a re-exec), by the pipe's inode. */
+  outputs?: { fd: number; inode: string }[];
+}
+
+export interface DaemonStateFile {
+  format: typeof STATE_FORMAT;
+  version: typeof STATE_VERSION;
+  /** 'reexec': written right before execve (fds listed are open); 'checkpoint': kept current for a crash. */
+  kind: 'reexec' | 'checkpoint';
+  daemon: { pid: number; startTime: string | undefined };
+  writtenAt: number;
+  /** Fds kept open across the exec: the control socket and every unit's. */
+  fds: number[];
+  control?: { fd: number; path: string };
+  units: StateUnitEntry[];
+}
+
+export type ReadState =
+  | { ok: true; state: DaemonStateFile; warnings: string[] }
+  | { ok: false; reason: 'missing' }
+  | { ok: false; reason: 'corrupt'; message: string };
+
+export function statePath(runtimeDir: string): string {
+  return path.join(runtimeDir, STATE_FILE);
+}
+
+/** Atomically replace the state file (temporary name in the same directory, fsync, rename). */
+export function writeStateFile(runtimeDir: string, state: DaemonStateFile): void {
+  const file = statePath(runtimeDir);
+  const temp = path.join(runtimeDir, `.${STATE_FILE}.${process.pid}.tmp`);
+  const fd = fs.openSync(temp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, JSON.stringify(state));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(temp, file);
+}
+
+export function removeStateFile(runtimeDir: string): void {
+  fs.rmSync(statePath(runtimeDir), { force: true });
+}
+
+/**
+ * Reads and checks the envelope. A file that does not parse or has the wrong format/version is
+ * 'corrupt' (the caller starts fresh); a unit entry that is malformed is dropped with a warning.
+ */
+export function readStateFile(runtimeDir: string): ReadState {
+  let text: string;
+  try {
+    text = fs.readFileSync(statePath(runtimeDir), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false, reason: 'missing' };
+    return { ok: false, reason: 'corrupt', message: (err as Error).message };
+  }
+  return parseState(text);
+}
+
+export function parseState(text: string): ReadState {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, reason: 'corrupt', message: `not JSON: ${(err as Error).message}` };
+  }
+  if (!isRecord(raw)) return { ok: false, reason: 'corrupt', message: 'not an object' };
+  if (raw.format !== STATE_FORMAT)
+    return { ok: false, reason: 'corrupt', message: 'not a triggerd state file' };
+  if (raw.version !== STATE_VERSION)
+    return {
+      ok: false,
+      reason: 'corrupt',
+      message: `version ${String(raw.version)}, expected ${STATE_VERSION}`,
+    };
+  if (raw.kind !== 'reexec' && raw.kind !== 'checkpoint')
+    return { ok: false, reason: 'corrupt', message: `unknown kind ${String(raw.kind)}` };
+  const daemon = raw.daemon;
+  if (!isRecord(daemon) || !isPid(daemon.pid))
+    return { ok: false, reason: 'corrupt', message: 'no daemon pid' };
+  if (!Array.isArray(raw.units)) return { ok: false, reason: 'corrupt', message: 'no unit list' };
+  const warnings: string[] = [];
+  const fds = Array.isArray(raw.fds) ? raw.fds.filter(isFd) : [];
+  const units: StateUnitEntry[] = [];
+  const seen = new Set<string>();
+  for (const [i, u] of raw.units.entries()) {
+    if (
+      !isRecord(u) ||
+      typeof u.name !== 'string' ||
+      typeof u.active !== 'string' ||
+      typeof u.sub !== 'string'
+    ) {
+      warnings.push(`unit entry ${i} is malformed; skipped`);
+      continue;
+    }
+    if (seen.has(u.name)) {
+      warnings.push(`${u.name} is listed twice; the second entry is skipped`);
+      continue;
+    }
+    seen.add(u.name);
+    if (u.data !== undefined && !isRecord(u.data)) {
+      warnings.push(`${u.name}: its data is not an object; skipped`);
+      continue;
+    }
+    const outputs = Array.isArray(u.outputs)
+      ? u.outputs.filter(
+          (o): o is { fd: number; inode: string } => isRecord(o) && isFd(o.fd) && typeof o.inode === 'string',
+        )
+      : undefined;
+    units.push({ name: u.name, active: u.active, sub: u.sub, data: u.data, ...(outputs ? { outputs } : {}) });
+  }
+  let control: DaemonStateFile['control'];
+  if (isRecord(raw.control) && isFd(raw.control.fd) && typeof raw.control.path === 'string')
+    control = { fd: raw.control.fd, path: raw.control.path };
+  return {
+    ok: true,
+    warnings,
+    state: {
+      format: STATE_FORMAT,
+      version: STATE_VERSION,
+      kind: raw.kind,
+      daemon: {
+        pid: daemon.pid,
+        startTime: typeof daemon.startTime === 'string' ? daemon.startTime : undefined,
+      },
+      writtenAt: typeof raw.writtenAt === 'number' ? raw.writtenAt : 0,
+      fds,
+      control,
+      units,
+    },
+  };
+}
+
+/**
+ * Field 22 of /proc/PID/stat (starttime, clock ticks since boot): with the pid, it names one
+ * process for the whole uptime (a reused pid has a later start). undefined when there is no such process.
+ */
+export function processStartTime(pid: number): string | undefined {
+  return statFields(pid)?.[19];
+}
+
+/** Field 3 of /proc/PID/stat: 'Z' for a zombie, 'X' dead. */
+export function processRunState(pid: number): string | undefined {
+  return statFields(pid)?.[0];
+}
+
+/**
+ * Field 52 (exit_code, as waitpid reports it) of a zombie we cannot reap (not our child): readable
+ * until its parent reaps it. undefined when it is not there (reaped, or a kernel before 3.5).
+ */
+export function zombieExitCode(
+  pid: number,
+): { code: 'exited' | 'killed' | 'dumped'; status: number } | undefined {
+  const f = statFields(pid);
+  if (f === undefined || f[0] !== 'Z') return undefined;
+  const raw = Number(f[49]);
+  if (!Number.isInteger(raw)) return undefined;
+  const sig = raw & 0x7f;
+  if (sig === 0) return { code: 'exited', status: (raw >> 8) & 0xff };
+  return { code: (raw & 0x80) !== 0 ? 'dumped' : 'killed', status: sig };
+}
+
+/** Whether pid is the process that had `startTime` (a zombie counts: its exit is still to be seen). */
+export function sameProcess(pid: number, startTime: string | undefined): boolean {
+  const now = processStartTime(pid);
+  return now !== undefined && (startTime === undefined || now === startTime);
+}
+
+/** /proc/PID/stat from field 3 (state) on: the command name may hold spaces and parentheses. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .trim()
+      .split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- field readers for deserialize(): a wrong type reads as undefined ---------------------------
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function isPid(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0;
+}
+
+export function isFd(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0;
+}
+
+export function stringField(data: Record<string, unknown>, key: string): string | undefined {
+  const v = data[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function numberField(data: Record<string, unknown>, key: string): number | undefined {
+  const v = data[key];
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+export function pidField(data: Record<string, unknown>, key: string): number | undefined {
+  const v = data[key];
+  return isPid(v) ? v : undefined;
+}
+
+export function oneOf<T extends string>(value: unknown, allowed: readonly T[]): T | undefined {
+  return typeof value === 'string' && (allowed as readonly string[]).includes(value)
+    ? (value as T)
+    : undefined;
+}
+
+/** 'pipe:[123]' → '123': the pipe an fd of `pid` (or 'self') is, if it is one. */
+export function pipeInode(pid: number | 'self', fd: number): string | undefined {
+  try {
+    const m = /^pipe:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+    return m?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Our own fds that are read ends of pipes, by pipe inode. */
+export function ownPipeReadEnds(): Map<string, number> {
+  const out = new Map<string, number>();
+  let names: string[];
+  try {
+    names = fs.readdirSync('/proc/self/fd');
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const fd = Number(n);
+    const inode = pipeInode('self', fd);
+    if (inode === undefined) continue;
+    try {
+      const flags = /^flags:\s+([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'));
+      if (flags !== null && (parseInt(flags[1] as string, 8) & 3) === 0) out.set(inode, fd);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}

@@ -1,0 +1,134 @@
+// Processes found again after a re-exec or a crash of the daemon: a pidfd per process
+// (pidfd_open), watched for readability on the main loop, and their exits routed through the
+// process supervisor as if we had spawned them.
+//
+// After a re-exec they are still our children (execve keeps the pid): the exit is reaped with
+// waitid(P_PIDFD, __WALL), status included (the spawn addon's SIGCHLD reaper may get there first;
+// then the supervisor has routed it already). After a crash they were reparented to another
+// reaper (our parent's subreaper or init): waitid says ECHILD, and the status can be read only
+// while the process is a zombie nobody reaped yet (field 52 of /proc/PID/stat); otherwise it
+// is unknown (UNKNOWN_EXIT_STATUS, counted as a failure).
+import * as os from 'node:os';
+import type { Logger } from '../util/logger';
+import type { NativeReexec, PidfdExit } from '../native/reexec-addon';
+import type { ChildExit } from '../native/spawn-addon';
+import { sameProcess, zombieExitCode } from './daemon-state';
+import { UNKNOWN_EXIT_STATUS } from '../units/service';
+
+/** A readability watch (the socket addon's ReadinessWatch fits). */
+export interface FdWatch {
+  close(): void;
+}
+
+export interface ProcessAdoptionOptions {
+  native: NativeReexec;
+  watch(fd: number, onReadable: () => void): FdWatch;
+  /**
+   * Routes the exit (ProcessSupervisor.onExits: a pid it did not spawn goes to every unit, and the
+   * one whose main or control pid it is takes it; signals go by kill(2) for such pids).
+   */
+  exited(exit: ChildExit): void;
+  logger: Logger;
+}
+
+const ECHILD = os.constants.errno.ECHILD;
+
+export class ProcessAdoption {
+  private readonly watched = new Map<
+    number,
+    { pidfd: number; watch: FdWatch; unit: string; ourChild: boolean }
+  >();
+
+  constructor(private readonly options: ProcessAdoptionOptions) {}
+
+  /** How many adopted processes are still watched. */
+  get size(): number {
+    return this.watched.size;
+  }
+
+  /**
+   * Adopt `pid` for `unit` if it is the process that had `startTime` (a zombie counts: its exit
+   * is then reported at once). False when it is gone or the pid belongs to someone else now.
+   * `ourChild`: after a re-exec (a child reaped by the SIGCHLD reaper first was routed by it).
+   */
+  adopt(unit: string, pid: number, startTime: string | undefined, ourChild: boolean): boolean {
+    if (this.watched.has(pid)) return true;
+    if (!sameProcess(pid, startTime)) return false;
+    const { native } = this.options;
+    let pidfd: number;
+    try {
+      pidfd = native.pidfdOpen(pid);
+    } catch {
+      return false;
+    }
+    // Checked again with the pidfd open: the pid cannot be reused from here on.
+    if (!sameProcess(pid, startTime)) {
+      native.closeFd(pidfd);
+      return false;
+    }
+    let watch: FdWatch;
+    try {
+      watch = this.options.watch(pidfd, () => this.onReadable(pid));
+    } catch (err) {
+      native.closeFd(pidfd);
+      this.options.logger.warn({ unit, pid, err }, 'cannot watch an adopted process');
+      return false;
+    }
+    this.watched.set(pid, { pidfd, watch, unit, ourChild });
+    this.options.logger.info({ unit, pid }, `adopted process ${pid}`);
+    return true;
+  }
+
+  private onReadable(pid: number): void {
+    const w = this.watched.get(pid);
+    if (w === undefined) return;
+    let exit: PidfdExit | null = null;
+    let reaped = true;
+    try {
+      exit = this.options.native.waitPidfd(w.pidfd);
+    } catch (err) {
+      const errno = (err as { errno?: number }).errno;
+      if (errno !== -ECHILD && errno !== ECHILD) {
+        this.options.logger.warn({ unit: w.unit, pid, err }, 'waitid on an adopted process failed');
+      }
+      reaped = false;
+    }
+    // Readable but not reaped: a child of ours that has not exited (cannot happen for a pidfd
+    // that polls readable, but waitid is the judge).
+    if (reaped && exit === null) return;
+    this.release(pid);
+    // Our child, but not ours to reap: the SIGCHLD reaper got it first and routed it.
+    if (!reaped && w.ourChild) return;
+    if (exit === null) {
+      const zombie = zombieExitCode(pid);
+      exit = zombie !== undefined ? { pid, ...zombie } : { pid, code: 'exited', status: UNKNOWN_EXIT_STATUS };
+      if (zombie === undefined)
+        this.options.logger.warn(
+          { unit: w.unit, pid },
+          `adopted process ${pid} ended; not our child (reparented while the daemon was down) and already reaped: ` +
+            `exit status unknown, taken as ${UNKNOWN_EXIT_STATUS}`,
+        );
+    }
+    this.options.exited({ pid, code: exit.code, status: exit.status, ownChild: reaped });
+  }
+
+  private release(pid: number): void {
+    const w = this.watched.get(pid);
+    if (w === undefined) return;
+    this.watched.delete(pid);
+    try {
+      w.watch.close();
+    } catch {
+      // closed already
+    }
+    try {
+      this.options.native.closeFd(w.pidfd);
+    } catch {
+      // closed already
+    }
+  }
+
+  close(): void {
+    for (const pid of [...this.watched.keys()]) this.release(pid);
+  }
+}
