@@ -256,10 +256,13 @@ interface Assessment {
   ctx: ExecContext;
   ignored: IgnoredSettings;
   managerIsRoot: boolean;
-  /** Effective user: 'root', or the name/id a service runs as. */
+  /** The service runs as root under triggerd; and would under systemd (DynamicUser= counted). */
   runsAsRoot: boolean;
   declaredRoot: boolean;
-  /** Bounding set triggerd applies, and the one the file describes (with the caps systemd drops for ProtectKernelModules= & co.). */
+  /**
+   * The bounding set triggerd applies, and the one the file describes (with the capabilities
+   * systemd also drops for ProtectKernelModules=, ProtectKernelLogs= and ProtectClock=).
+   */
   bounding: bigint;
   declaredBounding: bigint;
 }
