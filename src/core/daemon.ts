@@ -40,6 +40,7 @@ import { runFstabGenerator } from '../mounts/fstab';
 import {
   STATE_FORMAT,
   STATE_VERSION,
+  processRunState,
   processStartTime,
   readStateFile,
   removeStateFile,
@@ -438,9 +439,14 @@ export class Daemon {
         controlFd: useControl ? controlFd : undefined,
       };
     }
+    // A zombie is a daemon that died and was not reaped yet: not running.
+    const run = processRunState(state.daemon.pid);
     if (
       !me &&
       state.daemon.pid !== process.pid &&
+      run !== undefined &&
+      run !== 'Z' &&
+      run !== 'X' &&
       processStartTime(state.daemon.pid) === state.daemon.startTime
     ) {
       throw Object.assign(new Error(`another triggerd (pid ${state.daemon.pid}) runs on ${runtimeDir}`), {

@@ -19,6 +19,7 @@ import { socketTemplateName } from '../units/unit-keys';
 import { ownPipeReadEnds, pipeInode, type DaemonStateFile, type StateUnitEntry } from './daemon-state';
 import { outputLines } from '../exec/output-lines';
 import { ProcessAdoption } from './process-adoption';
+import { reclaimListening } from './reclaim-listening';
 import { loadNativeReexec, type NativeReexec } from '../native/reexec-addon';
 import { readUserDatabase, findGroup, findUser } from '../exec/user-database';
 import { childExitEvents } from '../exec/child-exit-events';
@@ -329,6 +330,21 @@ export class UnitSystem {
       stateChanged: (from, to) => {
         const u = unit();
         if (u !== undefined) this.unitChanged(u, from, to);
+      },
+      reclaimListening: (service, entry) => {
+        const s = this.services.get(service);
+        const pids = [...(s?.mainPid !== undefined ? [s.mainPid] : []), ...this.supervisor.unitPids(service)];
+        const got = reclaimListening(
+          { reexec: this.options.reexec ?? loadNativeReexec(), socket: this.nativeSocket() },
+          pids,
+          entry,
+        );
+        if (got !== undefined)
+          log.info(
+            { pid: got.pid },
+            `took ${entry.text} back from ${service} (pidfd_getfd): its queue is kept`,
+          );
+        return got?.fd;
       },
       log,
     };
@@ -820,7 +836,7 @@ export class UnitSystem {
       }
     }
     // Accept=yes instances' spare groups go with the daemon (a busy one stays, as any unit's).
-    this.cgroups?.dropSpares();
+    this.supervisor.removeGroups();
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
     this.adoptionTable?.close();
     this.automounts.close();
