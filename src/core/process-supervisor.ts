@@ -8,7 +8,7 @@ import type { Logger } from '../util/logger';
 import type { NativeSpawn, SpawnedChild, SpawnError } from '../native/spawn-addon';
 import type { ChildExit } from '../native/spawn-addon';
 import { buildExecPlan, ExecPlanError, needsUserDatabase } from '../exec/exec-context-plan';
-import { outputLines } from '../exec/output-lines';
+import { LineReader } from '../exec/output-lines';
 import { removeUnitRuntime } from '../exec/sandbox-mounts';
 import { readMountInfo } from '../exec/mount-info';
 import { readUserDatabase, type UserDatabase } from '../exec/user-database';
@@ -104,6 +104,25 @@ export class ProcessSupervisor {
     if (unit === undefined || this.services.get(name) === unit) this.services.delete(name);
     this.sessions.delete(name);
     this.emptyGroups.delete(name);
+    this.closeLogPipes(name);
+    this.removeGroup(name);
+  }
+
+  /** rmdir of a unit's own group (refused, and left, while processes remain). */
+  private removeGroup(unit: string): void {
+    const tree = this.options.cgroups;
+    if (tree === undefined || !this.madeGroups.delete(unit)) return;
+    try {
+      fs.rmdirSync(tree.pathOf(unit));
+    } catch {
+      // not there, or still populated
+    }
+  }
+
+  /** At exit: the groups kept between runs, and the pools' spare groups. */
+  removeGroups(): void {
+    for (const unit of [...this.madeGroups]) this.removeGroup(unit);
+    this.options.cgroups?.dropSpares();
   }
 
   /** Spawning and signalling for a unit with control processes run with `ctx` (a socket unit). */
@@ -179,9 +198,19 @@ export class ProcessSupervisor {
     return this.slots.get(unit)?.dir ?? tree.pathOf(unit);
   }
 
+  /** Units whose own group we made (kept between runs, removed with the unit or at exit). */
+  private readonly madeGroups = new Set<string>();
+  /** Units that got a private /tmp or /dev stage (removed when they stop). */
+  private readonly staged = new Set<string>();
+
   /** The group a spawn goes into; an Accept=yes instance borrows a slot of its template's pool. */
   private groupFor(tree: CgroupTree, unit: string, instance: boolean): string {
-    if (!instance) return tree.create(unit);
+    if (!instance) {
+      if (this.madeGroups.has(unit)) return tree.pathOf(unit);
+      const dir = tree.create(unit);
+      this.madeGroups.add(unit);
+      return dir;
+    }
     const held = this.slots.get(unit);
     if (held !== undefined) return held.dir;
     const at = unit.indexOf('@');
@@ -205,6 +234,7 @@ export class ProcessSupervisor {
       const name = owner?.unit;
       const e = { pid: exit.pid, code: exit.code, status: exit.status };
       if (name !== undefined) {
+        this.flushLater(name);
         (this.services.get(name) ?? this.others.get(name))?.onExit(e);
         continue;
       }
@@ -332,7 +362,6 @@ export class ProcessSupervisor {
       extra.LISTEN_FDNAMES = passFds.map((f) => f.name).join(':');
     }
     const opened: number[] = [];
-    const readers: { fd: number; stream: 'stdout' | 'stderr' }[] = [];
     const closeAll = (): void => {
       for (const fd of opened) native.closeFd(fd);
     };
@@ -345,19 +374,12 @@ export class ProcessSupervisor {
         set.add(child.pid);
         this.sessions.set(unit, set);
       }
-      for (const r of readers) {
-        outputLines(r.fd).subscribe({
-          next: (line) => log.info({ stream: r.stream, pid: child.pid }, line.text),
-          error: () => undefined,
-        });
-      }
       if (log.isLevelEnabled('debug'))
         log.debug({ pid: child.pid, role, command: cmd.argv.join(' ') }, `started ${role} process`);
       return { ok: true, pid: child.pid };
     };
     const failed = (err: unknown): SpawnResult => {
       closeAll();
-      for (const r of readers) native.closeFd(r.fd);
       if (err instanceof ExecPlanError) {
         return { ok: false, failure: { step: err.step ?? 'PLAN', code: err.code, message: err.message } };
       }
@@ -380,14 +402,15 @@ export class ProcessSupervisor {
         conn !== undefined &&
         (ctx.standardOutput.kind === 'socket' || (socketIn && ctx.standardOutput.kind === 'inherit'))
           ? conn.fd
-          : this.outputFd(ctx.standardOutput, 'stdout', opened, readers);
+          : this.outputFd(ctx.standardOutput, 'stdout', unit, log, opened);
       const stderr =
         ctx.standardError.kind === 'inherit-output' || ctx.standardError.kind === 'inherit'
           ? stdout
           : conn !== undefined && ctx.standardError.kind === 'socket'
             ? conn.fd
-            : this.outputFd(ctx.standardError, 'stderr', opened, readers);
+            : this.outputFd(ctx.standardError, 'stderr', unit, log, opened);
       this.emptyGroups.delete(unit);
+      if (ctx.privateTmp || ctx.privateDevices) this.staged.add(unit);
       if (this.options.cgroups !== undefined) {
         const instance = this.services.get(unit)?.connection !== undefined;
         cgroup = this.groupFor(this.options.cgroups, unit, instance);
@@ -413,7 +436,19 @@ export class ProcessSupervisor {
         },
       );
       for (const d of built.diagnostics) log.warn({ code: d.code }, d.message);
-      if (later === undefined) return started(native.spawn(built.plan));
+      if (later === undefined) {
+        try {
+          return started(native.spawn(built.plan));
+        } catch (err) {
+          // The kept group was removed behind our back: make it again, once.
+          const e = err as SpawnError;
+          if (e.step !== 'CGROUP' || e.code !== 'ENOENT' || !this.madeGroups.delete(unit)) throw err;
+          const tree = this.options.cgroups;
+          if (tree !== undefined) tree.create(unit);
+          this.madeGroups.add(unit);
+          return started(native.spawn(built.plan));
+        }
+      }
       // The addon closes our copies of the child's fds (the connection, pipe write ends) on its
       // thread once the child has its own: the client's EOF need not wait for our next turn.
       const handOver = conn !== undefined ? [...opened, conn.fd] : [...opened];
@@ -430,12 +465,74 @@ export class ProcessSupervisor {
     }
   }
 
+  /**
+   * Output pipes into the log, one per unit and stream, shared by its runs: a pipe and a reader
+   * for every run of a path- or timer-triggered job cost more than the job's own start. The pid
+   * is not known per line then (as with a journal stream a service forks into); the unit is.
+   */
+  private readonly logPipes = new Map<string, { writeFd: number; reader: LineReader }>();
+  /** Units with an exit since the last flush of their pipes' partial lines. */
+  private readonly toFlush = new Set<string>();
+
+  private logPipe(unit: string, stream: 'stdout' | 'stderr', log: Logger): number {
+    const key = `${unit}\n${stream}`;
+    const held = this.logPipes.get(key);
+    if (held !== undefined) return held.writeFd;
+    const [readFd, writeFd] = this.options.native.pipe();
+    let reader: LineReader;
+    try {
+      reader = new LineReader(readFd, {}, {
+        line: (line) => log.info({ stream }, line.text),
+        end: () => undefined,
+        error: () => undefined,
+      });
+    } catch (err) {
+      this.options.native.closeFd(readFd);
+      this.options.native.closeFd(writeFd);
+      throw err;
+    }
+    this.logPipes.set(key, { writeFd, reader });
+    return writeFd;
+  }
+
+  /** After a unit's process exits: the run's last line without '\n' is logged now. */
+  private flushLater(unit: string): void {
+    if (!this.logPipes.has(`${unit}\nstdout`) && !this.logPipes.has(`${unit}\nstderr`)) return;
+    if (this.toFlush.size === 0) {
+      // A later turn: the pipe's data (written before the exit) is read in this poll phase.
+      setImmediate(() => {
+        for (const u of this.toFlush) {
+          this.logPipes.get(`${u}\nstdout`)?.reader.flush();
+          this.logPipes.get(`${u}\nstderr`)?.reader.flush();
+        }
+        this.toFlush.clear();
+      });
+    }
+    this.toFlush.add(unit);
+  }
+
+  /** Our write ends of a unit's pipes: the readers end at EOF, once its last process closed them. */
+  private closeLogPipes(unit: string): void {
+    for (const stream of ['stdout', 'stderr']) {
+      const key = `${unit}\n${stream}`;
+      const held = this.logPipes.get(key);
+      if (held === undefined) continue;
+      this.logPipes.delete(key);
+      try {
+        this.options.native.closeFd(held.writeFd);
+      } catch {
+        // already closed
+      }
+    }
+  }
+
   /** The parent's fd the child gets as stdout/stderr; pipes are read into the log. */
   private outputFd(
     out: StandardOutput,
     stream: 'stdout' | 'stderr',
+    unit: string,
+    log: Logger,
     opened: number[],
-    readers: { fd: number; stream: 'stdout' | 'stderr' }[],
   ): number {
     switch (out.kind) {
       case 'null':
@@ -457,10 +554,7 @@ export class ProcessSupervisor {
       }
       default: {
         // journal, inherit, kmsg, tty, socket: into the daemon's log.
-        const [readFd, writeFd] = this.options.native.pipe();
-        opened.push(writeFd);
-        readers.push({ fd: readFd, stream });
-        return writeFd;
+        return this.logPipe(unit, stream, log);
       }
     }
   }
@@ -490,9 +584,9 @@ export class ProcessSupervisor {
   private releaseGroup(unit: string): void {
     // The private /tmp and /dev of a stopped unit go with it (systemd's PrivateTmp= semantics).
     // An Accept=yes instance (its configuration cannot change) without them has nothing to remove.
-    const service = this.services.get(unit);
-    const ctx = service?.connection !== undefined ? service.config.exec : undefined;
-    if (ctx === undefined || ctx.privateTmp || ctx.privateDevices) {
+    // Where it was made (or the configuration now asks for one: left by an earlier daemon).
+    const ctx = this.services.get(unit)?.config.exec;
+    if (this.staged.delete(unit) || ctx?.privateTmp === true || ctx?.privateDevices === true) {
       try {
         removeUnitRuntime(this.options.runtimeDir, unit);
       } catch (err) {
@@ -510,12 +604,8 @@ export class ProcessSupervisor {
         else tree.remove(slot.dir);
         return;
       }
-      try {
-        // rmdir refuses (EBUSY) while processes or child groups remain: no need to look first.
-        fs.rmdirSync(tree.pathOf(unit));
-      } catch {
-        // not there, or still populated: left for the next stop
-      }
+      // A unit's own group stays for its next run (removed with the unit or at exit): a mkdir
+      // and rmdir per run of a path- or timer-triggered job cost as much as starting the job.
     } else {
       const sids = this.sessions.get(unit);
       if (sids !== undefined && scanSessions(sids).length === 0) this.sessions.delete(unit);

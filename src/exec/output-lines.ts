@@ -20,52 +20,88 @@ const NEWLINE = 0x0a;
 
 /** Takes ownership of `fd` (closed when the stream ends or on unsubscribe). Completes at EOF. */
 export function outputLines(fd: number, opts: OutputLinesOptions = {}): Observable<OutputLine> {
-  const maxLineBytes = opts.maxLineBytes ?? 48 * 1024;
   return new Observable<OutputLine>((subscriber) => {
-    let socket: net.Socket;
+    let reader: LineReader;
     try {
-      socket = new net.Socket({ fd, readable: true, writable: false });
+      reader = new LineReader(fd, opts, {
+        line: (l) => subscriber.next(l),
+        end: () => subscriber.complete(),
+        error: (err) => subscriber.error(err),
+      });
     } catch (err) {
       subscriber.error(err);
       return undefined;
     }
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    const emit = (parts: Buffer[], truncated: boolean): void => {
-      subscriber.next({ text: Buffer.concat(parts).toString('utf8'), truncated });
-    };
-    socket.on('data', (chunk: Buffer) => {
-      let start = 0;
-      for (;;) {
-        const newline = chunk.indexOf(NEWLINE, start);
-        const end = newline < 0 ? chunk.length : newline;
-        // Cut over-long lines into pieces of maxLineBytes.
-        while (pendingBytes + (end - start) > maxLineBytes) {
-          const take = maxLineBytes - pendingBytes;
-          emit([...pending, chunk.subarray(start, start + take)], true);
-          pending = [];
-          pendingBytes = 0;
-          start += take;
-        }
-        if (newline < 0) {
-          if (start < chunk.length) {
-            pending.push(chunk.subarray(start));
-            pendingBytes += chunk.length - start;
-          }
-          return;
-        }
-        emit([...pending, chunk.subarray(start, newline)], false);
-        pending = [];
-        pendingBytes = 0;
-        start = newline + 1;
-      }
-    });
-    socket.on('end', () => {
-      if (pendingBytes > 0) emit(pending, true);
-      pending = [];
-      subscriber.complete();
-    });
-    socket.on('error', (err) => subscriber.error(err));
-    return () => socket.destroy();
+    return () => reader.close();
   });
+}
+
+export interface LineSink {
+  line(line: OutputLine): void;
+  end(): void;
+  error(err: Error): void;
+}
+
+/**
+ * Lines from a pipe's read end (owned: closed by close() or at EOF). flush() hands over a partial
+ * line now, as if the stream had ended, for a pipe that several runs of a unit share: the last
+ * line of a run that wrote no '\n' must not wait for the next run's output.
+ */
+export class LineReader {
+  private readonly socket: net.Socket;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private readonly maxLineBytes: number;
+
+  constructor(fd: number, opts: OutputLinesOptions, private readonly sink: LineSink) {
+    this.maxLineBytes = opts.maxLineBytes ?? 48 * 1024;
+    this.socket = new net.Socket({ fd, readable: true, writable: false });
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('end', () => {
+      this.flush();
+      sink.end();
+    });
+    this.socket.on('error', (err) => sink.error(err));
+  }
+
+  flush(): void {
+    if (this.pendingBytes > 0) this.emit(this.pending, true);
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private emit(parts: Buffer[], truncated: boolean): void {
+    this.sink.line({ text: Buffer.concat(parts).toString('utf8'), truncated });
+  }
+
+  private onData(chunk: Buffer): void {
+    let start = 0;
+    for (;;) {
+      const newline = chunk.indexOf(NEWLINE, start);
+      const end = newline < 0 ? chunk.length : newline;
+      // Cut over-long lines into pieces of maxLineBytes.
+      while (this.pendingBytes + (end - start) > this.maxLineBytes) {
+        const take = this.maxLineBytes - this.pendingBytes;
+        this.emit([...this.pending, chunk.subarray(start, start + take)], true);
+        this.pending = [];
+        this.pendingBytes = 0;
+        start += take;
+      }
+      if (newline < 0) {
+        if (start < chunk.length) {
+          this.pending.push(chunk.subarray(start));
+          this.pendingBytes += chunk.length - start;
+        }
+        return;
+      }
+      this.emit([...this.pending, chunk.subarray(start, newline)], false);
+      this.pending = [];
+      this.pendingBytes = 0;
+      start = newline + 1;
+    }
+  }
 }

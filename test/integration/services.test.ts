@@ -70,6 +70,10 @@ describe('services on the real kernel', { skip }, () => {
       'as-nobody.service',
       `[Service]\nType=oneshot\nRemainAfterExit=yes\nUser=nobody\nExecStart=/bin/sh -c 'echo uid=$$(id -u) gid=$$(id -g)'\n`,
     );
+    unit(
+      'partial-line.service',
+      `[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo first line; printf "no newline at the end"'\n`,
+    );
     unit('broken-syntax.service', `[Service\nExecStart=/bin/true\n`);
     unit(
       'bad-values.service',
@@ -279,6 +283,23 @@ describe('services on the real kernel', { skip }, () => {
       (await status('fdstore.service')).properties.FileDescriptorStore,
       [],
       'a real stop flushes the store',
+    );
+  });
+
+  test('output: each run\'s lines are logged, a last line without a newline at its exit, runs never merged', async () => {
+    for (let run = 1; run <= 2; run++) {
+      await client.request('start', { names: ['partial-line.service'] });
+      await waitFor(`run ${run}'s last line in the log`, async () => {
+        const s = await status('partial-line.service');
+        return s.logs.filter((l) => l.msg === 'no newline at the end').length === run ? true : undefined;
+      });
+    }
+    const s = await status('partial-line.service');
+    const lines = s.logs.map((l) => l.msg).filter((m) => /line|newline/.test(m));
+    assert.deepEqual(
+      lines.filter((m) => m === 'first line' || m === 'no newline at the end'),
+      ['first line', 'no newline at the end', 'first line', 'no newline at the end'],
+      JSON.stringify(lines),
     );
   });
 
