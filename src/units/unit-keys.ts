@@ -387,6 +387,7 @@ function unitNameList(suffixes?: readonly string[]): Parser<string[]> {
     const words = splitWords(text, { unquote: false, escapes: 'retain' });
     if (!words.ok) return words;
     const out: string[] = [];
+    const seen = new Set<string>();
     const warnings: string[] = [];
     for (const { value } of words.value) {
       const e = expandWord(value);
@@ -398,14 +399,35 @@ function unitNameList(suffixes?: readonly string[]): Parser<string[]> {
       if (parts === undefined) warnings.push(`not a valid unit name, ignored: ${JSON.stringify(e.value)}`);
       else if (suffixes !== undefined && !suffixes.includes(parts.suffix)) {
         warnings.push(`${JSON.stringify(e.value)} is not a .${suffixes.join('/.')} unit, ignored`);
-      } else if (!out.includes(e.value)) out.push(e.value);
+      } else if (!seen.has(e.value)) {
+        seen.add(e.value);
+        out.push(e.value);
+      }
     }
     return ok(out, warnings);
   };
 }
 
+/** Members of the lists appendUnique grew, so a file of 60,000 Wants= lines is not quadratic
+ * (list.includes took 83 s); rebuilt when the list changed length behind its back. */
+const listMembers = new WeakMap<string[], Set<string>>();
+
 function appendUnique(list: string[], items: string[]): void {
-  for (const i of items) if (!list.includes(i)) list.push(i);
+  let members = listMembers.get(list);
+  if (members === undefined || members.size !== list.length) {
+    members = new Set(list);
+    listMembers.set(list, members);
+  }
+  for (const i of items) {
+    if (members.has(i)) continue;
+    members.add(i);
+    list.push(i);
+  }
+}
+
+/** list.push(...items) without the spread: 100,000+ arguments overflow the stack (one 1 MiB line has that many words). */
+function appendAll<T>(list: T[], items: readonly T[]): void {
+  for (const i of items) list.push(i);
 }
 
 const svc = (c: UnitConfig): ServiceSection => c.service;
@@ -955,7 +977,7 @@ function execContextRows(): KeyRow[] {
       key,
       'path-list',
       (t, _c, e) => parsePathList(t, { prefixes: '-+' }, e),
-      (c, v) => ex(c)[field].push(...v),
+      (c, v) => appendAll(ex(c)[field], v),
       (c) => (ex(c)[field] = []),
       { legacy },
     );
@@ -1052,7 +1074,7 @@ function execContextRows(): KeyRow[] {
       'Environment',
       'environment',
       (t, _c, e) => parseEnvironmentLine(t, e),
-      (c, v) => ex(c).environment.push(...v),
+      (c, v) => appendAll(ex(c).environment, v),
       (c) => (ex(c).environment = []),
     ),
     row(

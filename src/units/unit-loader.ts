@@ -820,7 +820,8 @@ function assemble(
   const files = fragment === undefined ? dropIns : [fragment, ...dropIns];
   for (const file of files) {
     const syntax: UnitSyntax = parseUnitSyntax(file.bytes, file.path);
-    diagnostics.push(...syntax.diagnostics);
+    // Loops, not push(...): a spread of 100,000+ items overflows the stack (a large file can have that many).
+    for (const d of syntax.diagnostics) diagnostics.push(d);
     fatal ||= syntax.fatal;
     for (const section of syntax.sections) {
       if (section.name === ownSection && cfg.serviceSource === undefined && file === fragment) {
@@ -833,7 +834,7 @@ function assemble(
         );
       }
       const list = raw.get(section.name) ?? [];
-      list.push(...section.entries);
+      for (const e of section.entries) list.push(e);
       raw.set(section.name, list);
     }
   }

@@ -258,6 +258,7 @@ export function parseUnitSyntax(
 /** All entries of the sections named `name`, in file order (a section may be opened twice). */
 export function sectionEntries(syntax: UnitSyntax, name: string): SyntaxEntry[] {
   const out: SyntaxEntry[] = [];
-  for (const s of syntax.sections) if (s.name === name) out.push(...s.entries);
+  // Not out.push(...entries): a spread of 100,000+ entries overflows the stack.
+  for (const s of syntax.sections) if (s.name === name) for (const e of s.entries) out.push(e);
   return out;
 }

@@ -458,3 +458,10 @@ describe('rule-file set', () => {
     }
   });
 });
+
+test('a rules file with 300,000 broken lines reports each instead of overflowing the stack (found by the fuzz harness)', () => {
+  // diagnostics.push(...lexed.diagnostics) threw RangeError: Maximum call stack size exceeded.
+  const r = compile('x\n'.repeat(300_000));
+  assert.equal(r.diagnostics.length, 300_000);
+  assert.equal(r.diagnostics[299_999]?.source.line, 300_000);
+});

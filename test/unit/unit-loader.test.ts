@@ -878,3 +878,29 @@ describe('speed', () => {
     }
   });
 });
+
+describe('large files (found by the fuzz harness)', () => {
+  test('a file with 300,000 diagnostics, entries or list items loads instead of overflowing the stack', () => {
+    // push(...list) with this many arguments threw RangeError: Maximum call stack size exceeded.
+    const warned = load('[Unit]\n' + 'no equals sign\n'.repeat(300_000));
+    assert.equal(warned.diagnostics.filter((d) => d.code === 'ERR_UNIT_SYNTAX').length, 300_000);
+    const raw = load('[Service]\nExecStart=/bin/true\n[X-Fuzz]\n' + 'A=1\n'.repeat(300_000));
+    assert.equal(raw.raw.get('X-Fuzz')?.length, 300_000);
+    const env = load('[Service]\nExecStart=/bin/true\nEnvironment=' + 'A=1 '.repeat(250_000) + '\n');
+    assert.equal(svc(env).exec.environment.length, 250_000);
+    const paths = load('[Service]\nExecStart=/bin/true\nReadWritePaths=' + '/ '.repeat(300_000) + '\n');
+    assert.equal(svc(paths).exec.readWritePaths.length, 300_000);
+  });
+
+  test('60,000 Wants= lines load in linear time, duplicates still dropped', () => {
+    // appendUnique's list.includes made this quadratic: 83 s.
+    const names = Array.from({ length: 60_000 }, (_, i) => `u${i}.service`);
+    const t0 = performance.now();
+    const u = load(
+      `[Unit]\n${names.map((n) => `Wants=${n}\n`).join('')}Wants=u0.service u1.service\nWants=${names.join(' ').slice(0, 500_000)}\n` +
+        '[Service]\nExecStart=/bin/true\n',
+    );
+    assert.ok(performance.now() - t0 < 5000, `took ${performance.now() - t0} ms`);
+    assert.deepEqual(u.unit.dependencies.Wants, names);
+  });
+});

@@ -308,4 +308,10 @@ describe('parseUnitSyntax', () => {
       }
     }
   });
+
+  test('sectionEntries of a section with 300,000 entries (found by the fuzz harness)', () => {
+    // out.push(...entries) threw RangeError: Maximum call stack size exceeded.
+    const syntax = parseUnitSyntax('[Unit]\n' + 'X=1\n'.repeat(300_000), 'big');
+    assert.equal(sectionEntries(syntax, 'Unit').length, 300_000);
+  });
 });

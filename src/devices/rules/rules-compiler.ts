@@ -616,7 +616,8 @@ function compileFile(
   diagnostics: RuleDiagnostic[],
 ): LineDraft[] {
   const lexed = lexRules(source.text, source.file);
-  diagnostics.push(...lexed.diagnostics);
+  // Not push(...): a spread of 100,000+ diagnostics (one per broken line) overflows the stack.
+  for (const d of lexed.diagnostics) diagnostics.push(d);
   const drafts: LineDraft[] = [];
   for (const rl of lexed.lines) {
     const d = new LineDiagnostics(diagnostics);
