@@ -30,8 +30,12 @@ export function skipUnlessRoot(): string | undefined {
   return process.getuid?.() === 0 ? undefined : `needs root (running as uid ${process.getuid?.()})`;
 }
 
-export async function startDaemon(extraArgs: string[] = []): Promise<RunningDaemon> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-test-'));
+/** `dir`: run on an existing runtime dir (a restart after a crash finds the state file there). */
+export async function startDaemon(
+  extraArgs: string[] = [],
+  opts: { dir?: string } = {},
+): Promise<RunningDaemon> {
+  const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-test-'));
   fs.chmodSync(dir, 0o755);
   const socket = path.join(dir, 'control.sock');
   const proc = spawn(
