@@ -45,14 +45,18 @@ export function statePath(runtimeDir: string): string {
   return path.join(runtimeDir, STATE_FILE);
 }
 
-/** Atomically replace the state file (temporary name in the same directory, fsync, rename). */
+/**
+ * Atomically replace the state file (temporary name in the same directory, rename). No fsync:
+ * the file serves a re-exec or a restart after the daemon died, and the page cache outlives
+ * both; after the machine itself crashed no service it lists is running anyway. An fsync per
+ * checkpoint on a disk-backed runtime dir blocked the event loop for milliseconds.
+ */
 export function writeStateFile(runtimeDir: string, state: DaemonStateFile): void {
   const file = statePath(runtimeDir);
   const temp = path.join(runtimeDir, `.${STATE_FILE}.${process.pid}.tmp`);
   const fd = fs.openSync(temp, 'w', 0o600);
   try {
     fs.writeSync(fd, JSON.stringify(state));
-    fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }

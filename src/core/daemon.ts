@@ -356,10 +356,24 @@ export class Daemon {
   private scheduleCheckpoint(): void {
     if (this.stopping || this.reexecing) return;
     const now = Date.now();
-    if (this.checkpointTimer === undefined) this.checkpointDue = now + Daemon.CHECKPOINT_MAX_WAIT_MS;
-    else clearTimeout(this.checkpointTimer);
-    const wait = Math.max(0, Math.min(Daemon.CHECKPOINT_QUIET_MS, this.checkpointDue - now));
+    this.lastTransition = now;
+    // One timer per window, not one per transition (a burst of connections makes thousands).
+    if (this.checkpointTimer !== undefined) return;
+    this.checkpointDue = now + Daemon.CHECKPOINT_MAX_WAIT_MS;
+    this.armCheckpoint(Daemon.CHECKPOINT_QUIET_MS);
+  }
+
+  private lastTransition = 0;
+
+  /** Fires after a quiet CHECKPOINT_QUIET_MS since the last transition, or at checkpointDue. */
+  private armCheckpoint(wait: number): void {
     this.checkpointTimer = setTimeout(() => {
+      const now = Date.now();
+      const quietAt = this.lastTransition + Daemon.CHECKPOINT_QUIET_MS;
+      if (quietAt > now && this.checkpointDue > now) {
+        this.armCheckpoint(Math.min(quietAt, this.checkpointDue) - now);
+        return;
+      }
       this.checkpointTimer = undefined;
       this.writeCheckpoint();
     }, wait);
