@@ -115,6 +115,33 @@
       ],
     },
     {
+      'target_name': 'triggerd_libmount',
+      # Every .cc file in native/libmount/: mount/umount through libmount on the threadpool.
+      'sources': [
+        '<!@(node -p "require(\'fs\').readdirSync(\'native/libmount\').filter(f => f.endsWith(\'.cc\')).map(f => \'native/libmount/\' + f).join(\' \')")',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        # While a worker is terminated, a failing call must become a C++ exception we can drop,
+        # not a fatal error inside node-addon-api's Error constructor.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      # libmount.so.1 is dlopen()ed at run time (its headers may be missing; where they are, the
+      # declarations are checked against them); -ldl for glibc < 2.34.
+      'libraries': ['-ldl'],
+      'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'conditions': [
+        ["sanitize!=''", {
+          'cflags_cc': ['-fsanitize=<(sanitize)', '-fno-omit-frame-pointer', '-g', '-O1'],
+          'ldflags': ['-fsanitize=<(sanitize)'],
+        }],
+      ],
+    },
+    {
       'target_name': 'triggerd_inotify',
       # Every .cc file in native/inotify/.
       'sources': [

@@ -16,6 +16,7 @@ import {
 } from '../units/automount';
 import { directMountStarter, engineMountStarter } from '../units/automount-starter';
 import { SUPPORTED_SUFFIXES } from '../units/registry';
+import { MountUnit } from '../units/mount';
 import type { UnitEngine } from './unit-engine';
 import type { Manager } from './manager';
 import type { ProcessSupervisor } from './process-supervisor';
@@ -90,9 +91,15 @@ export class AutomountUnits {
       start: (unit, where) => check('start', unit, where),
       // An expire holds every process outside the daemon's process group at the mount point until
       // it is answered, and the mount unit's umount(8) runs in a session of its own: it would wait
-      // for the expire that waits for it. umount(8) from the daemon's group does not wait; the
-      // mount unit then learns of the unmount from mountinfo.
-      stop: (unit, where) => direct.stop(unit, where),
+      // for the expire that waits for it. A mount unit that unmounts inside the daemon (libmount)
+      // does not wait, so the expire is its stop job, as in systemd; otherwise umount(8) runs from
+      // the daemon's group and the mount unit learns of the unmount from mountinfo.
+      stop: (unit, where) => {
+        const u = manager.getUnit(engine().resolve(unit));
+        return u instanceof MountUnit && u.unmountsInProcess()
+          ? check('stop', unit, where)
+          : direct.stop(unit, where);
+      },
     });
   }
 

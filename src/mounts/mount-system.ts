@@ -1,8 +1,9 @@
 // Mount units in the daemon: the mountinfo monitor, the kernel's table applied to mount units
-// (creating units for mounts nobody configured, as systemd does), each unit's MountHost (mount(8)
-// and umount(8) as control processes through the process supervisor, their output captured into
-// the unit's log and its last error), and MountControl, the interface the .automount type uses to
-// start and stop a mount unit and learn how it went.
+// (creating units for mounts nobody configured, as systemd does), each unit's MountHost (libmount
+// inside the daemon where that does what mount(8) would, else mount(8) and umount(8) as control
+// processes through the process supervisor, their output captured into the unit's log and its
+// last error), and MountControl, the interface the .automount type uses to start and stop a
+// mount unit and learn how it went.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../util/logger';
@@ -11,6 +12,7 @@ import type { Manager } from '../core/manager';
 import type { UnitEngine } from '../core/unit-engine';
 import type { ProcessSupervisor } from '../core/process-supervisor';
 import type { NativeMounts } from '../native/mounts-addon';
+import { loadNativeLibmount, type NativeLibmount } from '../native/libmount-addon';
 import type { ExecCommand, ExecContext } from '../units/config-types';
 import { defaultExecContext } from '../units/unit-keys';
 import { unitNameFromPath } from '../units/unit-name';
@@ -24,6 +26,7 @@ import {
 import type { JobResult } from '../core/job-types';
 import type { MountEntry } from './mountinfo';
 import { MountInfoMonitor, type MountTableUpdate } from './mountinfo-watch';
+import { inProcessMounts, type InProcessMounts, type MountCall } from './in-process-mount';
 
 /** How a start or stop of a mount unit ended, for the automount (and tests). */
 export interface MountJobOutcome {
@@ -73,6 +76,11 @@ export interface MountSystemOptions {
   /** The addon; null: none (poll the table on a timer). Default: load it, or poll if it is missing. */
   native?: NativeMounts | null;
   loadNative?: () => NativeMounts;
+  /**
+   * Mounts and unmounts inside the daemon through libmount where that is what mount(8) would do
+   * (default: the triggerd_libmount addon; TRIGGERD_LIBMOUNT=0 in the environment turns it off).
+   */
+  loadLibmount?: () => NativeLibmount;
   /** Passed to MountInfoMonitor. */
   minIntervalMs?: number;
   /** Dead mount units known only from the kernel are forgotten after this long (ms, default 30 s). */
@@ -95,6 +103,7 @@ export class MountSystem implements MountControl {
   private readonly problemLog = new RateLimitedLog(60_000, 5);
   private readonly logger: Logger;
   private readonly outputDir: string;
+  private readonly inProcess: InProcessMounts;
   private gcTimer: NodeJS.Timeout | undefined;
   private helperSeq = 0;
   private started = false;
@@ -102,6 +111,7 @@ export class MountSystem implements MountControl {
   constructor(private readonly options: MountSystemOptions) {
     this.logger = options.logger.child({ component: 'mounts' });
     this.outputDir = path.join(options.runtimeDir, 'mount-helpers');
+    this.inProcess = inProcessMounts(this.logger, options.loadLibmount ?? loadNativeLibmount);
     let native: NativeMounts | undefined;
     if (options.native === null) native = undefined;
     else if (options.native !== undefined) native = options.native;
@@ -172,6 +182,11 @@ export class MountSystem implements MountControl {
     };
   }
 
+  /** Whether `call` would run inside the daemon (libmount) rather than as mount(8)/umount(8). */
+  runsInProcess(call: MountCall): boolean {
+    return this.inProcess.refusal(call) === undefined;
+  }
+
   mountedAt(where: string, refresh = false): MountEntry | undefined {
     if (refresh) this.monitor.refresh();
     return topOf(this.byWhere.get(where));
@@ -204,6 +219,12 @@ export class MountSystem implements MountControl {
     const ctx: ExecContext = defaultExecContext();
     const control = this.options.supervisor.controlHostFor(name, () => ctx);
     return {
+      runInProcess: (call, done) => {
+        if (this.inProcess.run(call, done)) return true;
+        log.debug(`${call.command} runs as a process: ${this.inProcess.refusal(call) ?? '?'}`);
+        return false;
+      },
+      runsInProcess: (call) => this.runsInProcess(call),
       runHelper: (argv) => {
         const file = path.join(this.outputDir, `${name}.${process.pid}.${++this.helperSeq}`);
         // stdout and stderr of the helper into one file, read when it has exited.
@@ -363,16 +384,24 @@ export class MountSystem implements MountControl {
   }
 }
 
-/** The top of a stack of mounts at one point: the one no other mount there sits on. */
-function topOf(stack: ReadonlyMap<number, MountEntry> | undefined): MountEntry | undefined {
+/**
+ * The top of a stack of mounts at one point: the one no other mount there sits on. The autofs
+ * trap of one of triggerd's .automount units (source `triggerd-<pid>`) is not a mount of the
+ * .mount unit at that point: it belongs to the automount, and with only the trap there, nothing
+ * is mounted (systemd's mount units stay dead under their automount's autofs mount too).
+ */
+export function topOf(stack: ReadonlyMap<number, MountEntry> | undefined): MountEntry | undefined {
   if (stack === undefined || stack.size === 0) return undefined;
-  if (stack.size === 1) return stack.values().next().value;
-  for (const e of stack.values()) {
-    let covered = false;
-    for (const f of stack.values()) if (f.parentId === e.id) covered = true;
-    if (!covered) return e;
+  const mounts = [...stack.values()].filter((e) => !isAutomountTrap(e));
+  for (const e of mounts) {
+    if (!mounts.some((f) => f.parentId === e.id)) return e;
   }
   return undefined;
+}
+
+/** An autofs mount made by an .automount unit of triggerd (automount.ts names its source so). */
+export function isAutomountTrap(e: MountEntry): boolean {
+  return e.fsType === 'autofs' && /^triggerd-[0-9]+$/.test(e.source);
 }
 
 /** mkdir -p Where= (systemd's mkdir_p_label); refuses a symlink. The error message, or undefined. */

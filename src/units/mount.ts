@@ -8,10 +8,13 @@
 //
 // Where triggerd differs: a failed mount whose helper left something mounted is unmounted again
 // (nothing half-mounted); the helpers' output goes to the unit's log and the last failure, with
-// mount's own message, stays in `status` until the next success.
+// mount's own message, stays in `status` until the next success. Where libmount can do the same
+// inside the daemon (src/mounts/in-process-mount.ts), the host does the mount or umount there
+// instead of running mount(8)/umount(8): no control process, the same exit status and words.
 import type { Logger } from '../util/logger';
 import type { MountEntry } from '../mounts/mountinfo';
 import { isBindMount, mountHelperOptions, type MountSection } from '../mounts/mount-config';
+import type { MountCall, MountCallResult } from '../mounts/in-process-mount';
 import type { LoadedUnitFile } from './config-types';
 import type { ProcessExit } from './service';
 import type { ActiveState, JobEnd, JobOutcome, LoadState, UnitInstance } from './unit-type';
@@ -73,6 +76,13 @@ export type HelperStart = { ok: true; pid: number } | { ok: false; message: stri
 export interface MountHost {
   /** Run /bin/mount or /bin/umount as this unit's control process; output is kept per pid. */
   runHelper(argv: readonly string[]): HelperStart;
+  /**
+   * Do `call` inside the daemon instead (libmount on the threadpool); `done` runs later with the
+   * exit status and words mount(8) would have given. False: it cannot, run the helper.
+   */
+  runInProcess?(call: MountCall, done: (r: MountCallResult) => void): boolean;
+  /** Whether runInProcess would take `call`. */
+  runsInProcess?(call: MountCall): boolean;
   /** The helper's output lines (logged by the host), once it has exited. */
   takeOutput(pid: number): string[];
   signal(pid: number, signal: number): void;
@@ -108,6 +118,8 @@ export class MountUnit implements UnitInstance {
   lastKernel: MountEntry | undefined;
   readonly where: string;
   controlPid: number | undefined;
+  /** The in-process mount or umount running for this unit (its sequence number), instead of a pid. */
+  controlInProcess: number | undefined;
   controlCommand: 'mount' | 'umount' | 'remount' | undefined;
   lastFailure: MountFailure | undefined;
   /** Mounts survive the daemon: shutting triggerd down does not unmount them. */
@@ -120,6 +132,7 @@ export class MountUnit implements UnitInstance {
   private pending: 'start' | 'stop' | 'reload' | undefined;
   private cancelTimer: (() => void) | undefined;
   private retryUmount = 0;
+  private inProcessSeq = 0;
   /** After a killed helper: whether a stop is what we are doing (then unmount what is left). */
   private unmountAfterKill = false;
   private readonly listeners = new Set<(unit: MountUnit, from: MountState, to: MountState) => void>();
@@ -213,7 +226,16 @@ export class MountUnit implements UnitInstance {
     if (p.type !== '') argv.push('-t', p.type);
     const opts = mountHelperOptions(p.options);
     if (opts !== '') argv.push('-o', opts);
-    if (!this.runControl('mount', argv))
+    const call: MountCall = {
+      command: 'mount',
+      what: p.what,
+      where: this.where,
+      type: p.type,
+      options: opts,
+      sloppy: c?.sloppyOptions === true,
+      readWriteOnly: c?.readWriteOnly === true,
+    };
+    if (!this.runControl('mount', argv, call))
       return { failed: 'failed', reason: this.lastFailure?.message ?? 'mount failed' };
     this.pending = 'start';
     this.setState('mounting', 'success');
@@ -310,10 +332,6 @@ export class MountUnit implements UnitInstance {
   onExit(exit: ProcessExit): void {
     if (exit.pid !== this.controlPid) return;
     this.controlPid = undefined;
-    this.cancelTimer?.();
-    this.cancelTimer = undefined;
-    const command = this.controlCommand ?? 'mount';
-    this.controlCommand = undefined;
     const lines = this.host.takeOutput(exit.pid);
     const f: MountResult =
       exit.code === 'exited'
@@ -323,13 +341,33 @@ export class MountUnit implements UnitInstance {
         : exit.code === 'dumped'
           ? 'core-dump'
           : 'signal';
+    const how =
+      exit.code === 'exited' ? `exited with status ${exit.status}` : `killed by signal ${exit.status}`;
+    this.controlDone(f, exit.status, lines, how);
+  }
+
+  /** The in-process mount or umount `seq` is over (one the unit stopped waiting for is ignored). */
+  private onInProcessDone(seq: number, r: MountCallResult): void {
+    if (seq !== this.controlInProcess) return;
+    this.controlInProcess = undefined;
+    for (const l of r.lines) this.host.log.info({ stream: 'stderr' }, l);
+    this.controlDone(
+      r.status === 0 ? 'success' : 'exit-code',
+      r.status,
+      r.lines,
+      `failed with status ${r.status}`,
+    );
+  }
+
+  /** The control process exited or the in-process call returned: record it, then decide. */
+  private controlDone(f: MountResult, status: number, lines: readonly string[], how: string): void {
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    const command = this.controlCommand ?? 'mount';
+    this.controlCommand = undefined;
     if (f !== 'success' && !(this.state.endsWith('-sigterm') || this.state.endsWith('-sigkill'))) {
-      const message =
-        lines.filter((l) => l.trim() !== '').join('\n') ||
-        (exit.code === 'exited'
-          ? `${command} exited with status ${exit.status}`
-          : `${command} killed by signal ${exit.status}`);
-      this.lastFailure = { at: Date.now(), command, result: f, status: exit.status, message };
+      const message = lines.filter((l) => l.trim() !== '').join('\n') || `${command} ${how}`;
+      this.lastFailure = { at: Date.now(), command, result: f, status, message };
     }
     if (this.result === 'success' && f !== 'success') this.result = f;
     this.afterControl(f, command);
@@ -440,6 +478,8 @@ export class MountUnit implements UnitInstance {
     }
     if (this.controlPid !== undefined)
       lines.push(`    Control: ${this.controlPid} (${this.controlCommand ?? 'mount'})`);
+    else if (this.controlInProcess !== undefined)
+      lines.push(`    Control: in process (${this.controlCommand ?? 'mount'}, libmount)`);
     const f = this.lastFailure;
     if (f !== undefined) {
       const [first, ...rest] = f.message.split('\n');
@@ -453,7 +493,17 @@ export class MountUnit implements UnitInstance {
 
   // --- transitions ---
 
-  private runControl(command: 'mount' | 'umount' | 'remount', argv: string[]): boolean {
+  private runControl(command: 'mount' | 'umount' | 'remount', argv: string[], call?: MountCall): boolean {
+    if (call !== undefined && this.host.runInProcess !== undefined) {
+      const seq = ++this.inProcessSeq;
+      if (this.host.runInProcess(call, (r) => this.onInProcessDone(seq, r))) {
+        this.controlInProcess = seq;
+        this.controlCommand = command;
+        this.host.log.info(`libmount in the daemon: ${command} ${argv.slice(1).join(' ')}`);
+        this.armTimer(this.config?.timeoutMs ?? 90_000);
+        return true;
+      }
+    }
     const r = this.host.runHelper(argv);
     if (!r.ok) {
       this.lastFailure = { at: Date.now(), command, result: 'resources', message: r.message };
@@ -519,18 +569,29 @@ export class MountUnit implements UnitInstance {
         // SIGKILL did not end it: stop waiting for it.
         if (this.controlPid !== undefined)
           this.onExit({ pid: this.controlPid, code: 'killed', status: SIGKILL });
+        else if (this.controlInProcess !== undefined) {
+          // A call on the threadpool cannot be interrupted: stop waiting; if it mounts later, the
+          // unit follows the kernel as for a mount made by hand.
+          this.host.log.warn(
+            `the in-process ${this.controlCommand ?? 'mount'} of ${this.where} is still running; no longer waiting for it`,
+          );
+          this.controlInProcess = undefined;
+          this.controlDone('signal', SIGKILL, [], 'did not return');
+        }
         break;
     }
   }
 
   private enterSignal(state: MountState, f: MountResult): void {
     if (this.result === 'success') this.result = f;
-    if (this.controlPid === undefined) {
+    if (this.controlPid === undefined && this.controlInProcess === undefined) {
       this.setState(state, this.result);
       this.afterControl('success', 'umount');
       return;
     }
-    this.host.signal(this.controlPid, state.endsWith('sigkill') ? SIGKILL : SIGTERM);
+    // An in-process call cannot be signalled: it is waited for like a signalled helper.
+    if (this.controlPid !== undefined)
+      this.host.signal(this.controlPid, state.endsWith('sigkill') ? SIGKILL : SIGTERM);
     this.setState(state, this.result);
     this.armTimer(KILL_TIMEOUT_MS);
   }
@@ -542,9 +603,29 @@ export class MountUnit implements UnitInstance {
     if (c?.lazyUnmount === true) argv.push('-l');
     if (c?.forceUnmount === true) argv.push('-f');
     const result = this.result;
-    if (!this.runControl('umount', argv)) return false;
+    if (!this.runControl('umount', argv, this.umountCall())) return false;
     this.setState('unmounting', result);
     return true;
+  }
+
+  private umountCall(): MountCall {
+    const c = this.config;
+    return {
+      command: 'umount',
+      where: this.where,
+      type: this.kernel?.fsType ?? '',
+      lazy: c?.lazyUnmount === true,
+      force: c?.forceUnmount === true,
+    };
+  }
+
+  /**
+   * Whether this unit unmounts inside the daemon (libmount) rather than with an umount(8)
+   * process: only then may an automount's expire wait for its stop job (umount(8) runs in a
+   * session of its own, and the kernel holds it at the mount point until the expire is answered).
+   */
+  unmountsInProcess(): boolean {
+    return this.host.runsInProcess?.(this.umountCall()) === true;
   }
 
   private enterMounted(f: MountResult): void {
