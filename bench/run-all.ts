@@ -32,6 +32,8 @@ const BENCHMARKS = [
   'automount',
   // Issue 9: uevents, an Accept=yes flood, a notify flood and a path burst at once; control latency, RSS.
   'load',
+  // Issue 9: daemon-reexec under a connection load (Accept=no and Accept=yes); a plain restart as the baseline.
+  'reexec',
 ];
 /** Generous bound per benchmark (the first may install a package); the child is killed after it. */
 const TIMEOUT_MS = 15 * 60 * 1000;
