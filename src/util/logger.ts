@@ -19,12 +19,22 @@ export interface LoggerOptions {
   }) => void;
 }
 
+/** A child logger's `unit` binding: bindings() parses the child's JSON bindings at every call. */
+const boundUnits = new WeakMap<Logger, unknown>();
+
+function boundUnit(logger: Logger): unknown {
+  if (boundUnits.has(logger)) return boundUnits.get(logger);
+  const unit = (logger.bindings() as Record<string, unknown>).unit;
+  boundUnits.set(logger, unit);
+  return unit;
+}
+
 function unitHook(onUnitRecord: NonNullable<LoggerOptions['onUnitRecord']>): pino.LoggerOptions['hooks'] {
   return {
     logMethod(this: Logger, args: unknown[], method: (...a: unknown[]) => void, level: number) {
       const first = args[0];
       const fields = typeof first === 'object' && first !== null ? (first as Record<string, unknown>) : {};
-      const unit = fields.unit ?? (this.bindings() as Record<string, unknown>).unit;
+      const unit = fields.unit ?? boundUnit(this);
       if (typeof unit === 'string') {
         const msg = typeof first === 'string' ? first : typeof args[1] === 'string' ? args[1] : '';
         onUnitRecord({ time: Date.now(), level, unit, msg, fields });
