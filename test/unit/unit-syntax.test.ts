@@ -314,4 +314,16 @@ describe('parseUnitSyntax', () => {
     const syntax = parseUnitSyntax('[Unit]\n' + 'X=1\n'.repeat(300_000), 'big');
     assert.equal(sectionEntries(syntax, 'Unit').length, 300_000);
   });
+
+  test('75,000 continuation lines join in linear time; past 1 MiB they are too long (found by the fuzz harness)', () => {
+    // The joined text's UTF-8 length was measured again for every piece: quadratic, over 5 s.
+    const t0 = performance.now();
+    const joined = parseUnitSyntax('[Unit]\n' + 'Description=\\\n'.repeat(75_000) + 'end\n', 'cont');
+    assert.ok(performance.now() - t0 < 2000, `took ${performance.now() - t0} ms`);
+    assert.equal(joined.fatal, false);
+    assert.equal(sectionEntries(joined, 'Unit').length, 1);
+    const long = parseUnitSyntax('[Unit]\nDescription=' + 'é\\\n'.repeat(400_000) + 'end\n', 'cont');
+    assert.equal(long.fatal, true);
+    assert.equal(long.diagnostics[0]?.code, 'ERR_UNIT_LINE_TOO_LONG');
+  });
 });
