@@ -1,0 +1,24 @@
+// The registry of pure fuzz targets, by name. Each module exports factories taking the corpus
+// options; the channel targets (a running daemon) are in ../channels.ts.
+import type { AnyFuzzTarget } from '../target';
+import type { CorpusOptions } from '../corpus';
+import { ueventKernelTarget, ueventLibudevTarget } from './uevent';
+import { rulesTarget } from './rules';
+import { unitFileTarget } from './unit-file';
+
+const FACTORIES: readonly ((options: CorpusOptions) => AnyFuzzTarget)[] = [
+  ueventKernelTarget,
+  ueventLibudevTarget,
+  rulesTarget,
+  unitFileTarget,
+];
+
+export function pureTargets(options: CorpusOptions): AnyFuzzTarget[] {
+  return FACTORIES.map((f) => f(options));
+}
+
+export function findTarget(name: string, options: CorpusOptions): AnyFuzzTarget {
+  const t = pureTargets(options).find((x) => x.name === name);
+  if (t === undefined) throw new Error(`no fuzz target named ${JSON.stringify(name)}`);
+  return t;
+}
