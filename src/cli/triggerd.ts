@@ -180,7 +180,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   // Re-execute keeping sockets, stored fds and running services (triggerctl daemon-reexec).
   process.on('SIGUSR1', () => {
-    daemon.reexec().catch(() => undefined);
+    daemon.reexec().catch((err: unknown) => logger.error({ err }, 're-exec refused or failed'));
   });
   process.on('SIGHUP', () => {
     try {

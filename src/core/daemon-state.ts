@@ -150,7 +150,7 @@ export function parseState(text: string): ReadState {
       },
       writtenAt: typeof raw.writtenAt === 'number' ? raw.writtenAt : 0,
       fds,
-      control,
+      ...(control !== undefined ? { control } : {}),
       units,
     },
   };

@@ -601,6 +601,7 @@ export class Daemon {
       ping: () => ({ pid: process.pid, version: VERSION, mode: this.mode, startedAt: this.startedAt }),
       'daemon-reexec': () => {
         if (this.reexecing || this.stopping) throw new Error('a re-exec or a stop is already on its way');
+        loadNativeReexec(); // a missing addon is refused here, not after the answer
         // Answered first; the exec follows on a later turn (the new image answers what comes next).
         setImmediate(() => {
           this.reexec().catch(() => undefined);

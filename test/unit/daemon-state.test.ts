@@ -1,0 +1,208 @@
+// The state file of re-exec and crash recovery (src/core/daemon-state.ts): written atomically and
+// read back; a corrupt file is refused as a whole, a malformed unit entry alone; and a service's
+// serialize/deserialize pair on a fake host: a running service keeps its main pid when the
+// process is adopted, and one whose main process ended meanwhile sees that exit in catchup()
+// (Restart= acts on it).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  STATE_FORMAT,
+  STATE_VERSION,
+  parseState,
+  processStartTime,
+  readStateFile,
+  sameProcess,
+  writeStateFile,
+  type DaemonStateFile,
+} from '../../src/core/daemon-state';
+import { ServiceUnit, UNKNOWN_EXIT_STATUS, type ServiceHost } from '../../src/units/service';
+import type { DeserializeContext, SerializeContext } from '../../src/units/unit-type';
+import type { ServiceSection } from '../../src/units/config-types';
+import { command, serviceFile } from '../helpers/unit-fixtures';
+import { silentLogger } from '../helpers/logger';
+
+function sample(): DaemonStateFile {
+  return {
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    kind: 'checkpoint',
+    daemon: { pid: 4242, startTime: '99' },
+    writtenAt: 1,
+    fds: [],
+    units: [{ name: 'a.service', active: 'active', sub: 'running', data: { state: 'running', mainPid: 7 } }],
+  };
+}
+
+test('the state file is written under a temporary name and renamed; it reads back as written', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-state-'));
+  try {
+    writeStateFile(dir, sample());
+    assert.deepEqual(fs.readdirSync(dir), ['state.json']);
+    const read = readStateFile(dir);
+    assert.ok(read.ok);
+    assert.deepEqual(read.state, sample());
+    assert.deepEqual(read.warnings, []);
+    fs.rmSync(path.join(dir, 'state.json'));
+    assert.deepEqual(readStateFile(dir), { ok: false, reason: 'missing' });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a corrupt state file is refused as a whole', () => {
+  const cases: [string, string][] = [
+    ['not JSON', '{"format":"triggerd-state",'],
+    ['an array', '[]'],
+    ['another format', JSON.stringify({ ...sample(), format: 'other' })],
+    ['a newer version', JSON.stringify({ ...sample(), version: 2 })],
+    ['an unknown kind', JSON.stringify({ ...sample(), kind: 'maybe' })],
+    ['no daemon pid', JSON.stringify({ ...sample(), daemon: { pid: -1 } })],
+    ['no unit list', JSON.stringify({ ...sample(), units: {} })],
+  ];
+  for (const [what, text] of cases) {
+    const r = parseState(text);
+    assert.equal(r.ok, false, what);
+    assert.equal(!r.ok && r.reason, 'corrupt', what);
+  }
+});
+
+test('malformed or repeated unit entries are skipped with a warning, the rest is kept', () => {
+  const text = JSON.stringify({
+    ...sample(),
+    fds: [3, -1, 'x', 5],
+    units: [
+      { name: 'a.service', active: 'active', sub: 'running' },
+      { name: 'a.service', active: 'inactive', sub: 'dead' },
+      { active: 'active', sub: 'running' },
+      { name: 'b.socket', active: 'active', sub: 'listening', data: [1, 2] },
+      'c.timer',
+      { name: 'd.target', active: 'active', sub: 'active', outputs: [{ fd: 9, inode: '1' }, { fd: 'x' }] },
+    ],
+  });
+  const r = parseState(text);
+  assert.ok(r.ok);
+  assert.deepEqual(
+    r.state.units.map((u) => u.name),
+    ['a.service', 'd.target'],
+  );
+  assert.equal(r.state.units[0]?.active, 'active');
+  assert.deepEqual(r.state.units[1]?.outputs, [{ fd: 9, inode: '1' }]);
+  assert.deepEqual(r.state.fds, [3, 5]);
+  assert.equal(r.warnings.length, 4);
+});
+
+test('a process is named by pid and start time', () => {
+  const start = processStartTime(process.pid);
+  assert.match(start ?? '', /^\d+$/);
+  assert.ok(sameProcess(process.pid, start));
+  assert.ok(!sameProcess(process.pid, `${start}0`));
+  assert.equal(processStartTime(2 ** 22 + 1), undefined);
+});
+
+interface FakeService {
+  unit: ServiceUnit;
+  states: string[];
+  restarts: number;
+  timers: (() => void)[];
+}
+
+function fakeService(section: Partial<ServiceSection>): FakeService {
+  const f: Omit<FakeService, 'unit'> & { unit?: ServiceUnit } = { states: [], restarts: 0, timers: [] };
+  const host: ServiceHost = {
+    spawn: () => ({ ok: true, pid: 900 }),
+    closeFd: () => undefined,
+    signal: () => undefined,
+    signalGroup: () => 0,
+    groupPids: () => [],
+    controlGroup: () => undefined,
+    readPidFile: () => undefined,
+    conditionHolds: () => true,
+    setTimer: (_ms, fn) => {
+      f.timers.push(fn);
+      return () => {
+        const i = f.timers.indexOf(fn);
+        if (i >= 0) f.timers.splice(i, 1);
+      };
+    },
+    now: () => 0,
+    jobFinished: () => undefined,
+    stateChanged: (_from, to) => f.states.push(to),
+    requestRestart: () => f.restarts++,
+    log: silentLogger(),
+  };
+  f.unit = new ServiceUnit(
+    'a.service',
+    serviceFile('a.service', { execStart: [command('/bin/true')], ...section }),
+    host,
+  );
+  return f as FakeService;
+}
+
+function serializeContext(): SerializeContext {
+  return { kind: 'checkpoint', carryFd: () => -1, startTimeOf: () => '123' };
+}
+
+function deserializeContext(
+  alive: boolean,
+  warnings: string[] = [],
+): DeserializeContext & { adopted: number[] } {
+  const adopted: number[] = [];
+  return {
+    kind: 'crash',
+    adopted,
+    takeFd: () => undefined,
+    adoptProcess: (pid) => {
+      adopted.push(pid);
+      return alive;
+    },
+    warn: (m) => warnings.push(m),
+  };
+}
+
+test('a running service comes back running with its main pid adopted', () => {
+  const before = fakeService({});
+  before.unit.start();
+  assert.equal(before.unit.state, 'running');
+  const data = before.unit.serialize(serializeContext());
+  assert.equal(data.mainPid, 900);
+  assert.equal(data.mainStart, '123');
+
+  const after = fakeService({});
+  const ctx = deserializeContext(true);
+  assert.ok(after.unit.deserialize(JSON.parse(JSON.stringify(data)) as typeof data, ctx));
+  assert.deepEqual(ctx.adopted, [900]);
+  assert.equal(after.unit.state, 'running');
+  assert.equal(after.unit.mainPid, 900);
+  after.unit.catchup();
+  assert.equal(after.unit.state, 'running');
+  // Its later exit is acted on as for a process we spawned.
+  after.unit.onExit({ pid: 900, code: 'exited', status: 0 });
+  assert.equal(after.unit.state, 'dead');
+});
+
+test('a main process that ended while no daemon watched: catchup() sees an unknown exit, Restart= acts', () => {
+  const before = fakeService({ restart: 'on-failure' });
+  before.unit.start();
+  const data = before.unit.serialize(serializeContext());
+  const after = fakeService({ restart: 'on-failure' });
+  const warnings: string[] = [];
+  assert.ok(after.unit.deserialize(data, deserializeContext(false, warnings)));
+  assert.equal(after.unit.state, 'running');
+  assert.match(warnings.join('\n'), /exit status is unknown/);
+  after.unit.catchup();
+  assert.equal(after.unit.mainExit?.status, UNKNOWN_EXIT_STATUS);
+  assert.equal(after.unit.state, 'auto-restart');
+  for (const t of after.timers.splice(0)) t();
+  assert.equal(after.restarts, 1);
+});
+
+test('an unknown service state is not restored', () => {
+  const s = fakeService({});
+  const warnings: string[] = [];
+  assert.equal(s.unit.deserialize({ state: 'flying' }, deserializeContext(true, warnings)), false);
+  assert.equal(s.unit.state, 'dead');
+  assert.match(warnings[0] ?? '', /unknown service state/);
+});
