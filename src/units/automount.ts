@@ -26,7 +26,16 @@ import { AUTOFS_EXPIRE } from '../native/autofs-addon';
 import { parseAutofsPacket, type AutofsPacketItem, type AutofsV5Packet } from '../mounts/autofs-packets';
 import type { LoadedUnitFile } from './config-types';
 import { automountMountName, type AutomountSection } from './automount-config';
-import type { ActiveState, JobEnd, JobOutcome, LoadState, UnitInstance } from './unit-type';
+import type {
+  ActiveState,
+  DeserializeContext,
+  JobEnd,
+  JobOutcome,
+  LoadState,
+  SerializedUnit,
+  UnitInstance,
+} from './unit-type';
+import { parseMountInfo } from '../mounts/mountinfo';
 
 export type AutomountState = 'dead' | 'waiting' | 'running' | 'failed';
 
@@ -519,6 +528,48 @@ export class AutomountUnit implements UnitInstance {
       this.result = previous.result;
       this.since = previous.since;
     }
+  }
+
+  // ---- re-exec and crash recovery --------------------------------------------------------------
+
+  /** The autofs mount's source as mountinfo shows it, so the next daemon can find what it left. */
+  serialize(): SerializedUnit {
+    return {
+      state: this.state,
+      ...(this.autofs !== undefined ? { where: this.config.where, source: `triggerd-${process.pid}` } : {}),
+    };
+  }
+
+  /**
+   * The autofs mount of the previous image (its pipe closed at the exec or died in the crash:
+   * the kernel made it catatonic at its first packet, so nobody waits on it) is cleaned up: what
+   * is stacked at Where= down to and including it is lazily unmounted. Returns false: the unit
+   * is not restored but started again (a fresh autofs mount) when it was active.
+   */
+  deserialize(data: SerializedUnit, ctx: DeserializeContext): boolean {
+    const where = typeof data.where === 'string' ? data.where : undefined;
+    const source = typeof data.source === 'string' ? data.source : undefined;
+    if (where === undefined || source === undefined || where !== this.file.automount?.where) return false;
+    let text: string;
+    try {
+      text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+    } catch {
+      return false;
+    }
+    const stack = parseMountInfo(text).entries.filter((e) => e.mountPoint === where);
+    const stale = stack.map((e) => e.fsType === 'autofs' && e.source === source).lastIndexOf(true);
+    if (stale < 0) return false;
+    let n = 0;
+    for (let i = stale; i < stack.length; i++) {
+      try {
+        if (this.host.native.unmountLazy(where)) n++;
+      } catch (err) {
+        ctx.warn(`cannot unmount the stale autofs mount at ${where}: ${(err as Error).message}`);
+        break;
+      }
+    }
+    ctx.warn(`the previous daemon's autofs mount at ${where} (and ${n - 1} mount(s) on it) lazily unmounted`);
+    return false;
   }
 
   properties(): Record<string, unknown> {
