@@ -49,6 +49,7 @@ test('every method in the table is reachable and mutating ones are marked', () =
       .map(([m]) => m)
       .sort(),
     [
+      'daemon-reexec',
       'daemon-reload',
       'disable',
       'enable',
