@@ -219,6 +219,15 @@ describe('re-exec and crash recovery', { skip }, () => {
       return pid > 0 && pid !== keepPid ? pid : undefined;
     });
     assert.notEqual(next, keepPid);
+    // SIGUSR1 does the same.
+    process.kill(d.pid, 'SIGUSR1');
+    await waitFor('a second re-exec', () =>
+      d.logs.filter((l) => l.msg === 'units restored from the state file').length >= 2 ? true : undefined,
+    );
+    assert.equal((await ctl(d, 'status')).code, 0);
+    assert.equal(await mainPid(d, 'ano.service'), anoPid);
+    assert.equal(await mainPid(d, 'keep.service'), next);
+    assert.equal(d.proc.exitCode, null);
     await d.stop();
   });
 
