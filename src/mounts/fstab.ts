@@ -91,6 +91,12 @@ export function parseFstab(text: string, file: string): { entries: FstabEntry[];
       bad('control characters in the line');
       continue;
     }
+    // '\012' and the like: a field goes into a unit file as a value, where a newline starts a new line.
+    // eslint-disable-next-line no-control-regex
+    if ([spec, file2, type, options].some((f) => f !== undefined && /[\x00-\x1f\x7f]/.test(f))) {
+      bad('control characters in an escaped field');
+      continue;
+    }
     const num = (v: string | undefined, what: string): number | undefined => {
       if (v === undefined) return 0;
       if (!/^[0-9]+$/.test(v)) {
@@ -157,6 +163,11 @@ function lastValue(options: string, name: string): string | undefined {
   return v[v.length - 1];
 }
 
+/** systemd's specifier_escape: the loader expands '%' in these values, so the generator doubles it. */
+function escapeSpecifiers(value: string): string {
+  return value.replace(/%/g, '%%');
+}
+
 function simplify(p: string): string {
   const parts = p.split('/').filter((x) => x !== '' && x !== '.');
   return `/${parts.join('/')}`;
@@ -187,6 +198,13 @@ export function generateFstabUnits(text: string, file: string): FstabUnits {
       continue;
     }
     const where = simplify(e.where);
+    const what = resolveFstabSource(e.spec);
+    // A unit file trims blanks around a value and continues a line that ends in an odd number of
+    // backslashes, so such a value would not reach the mount unit as written.
+    if ([what, where, e.type, e.options].some((v) => v !== v.trim() || /(^|[^\\])(\\\\)*\\$/.test(v))) {
+      error('a field starts or ends with a blank, or ends with a backslash');
+      continue;
+    }
     let name: string;
     try {
       name = unitNameFromPath(where, 'mount');
@@ -204,7 +222,6 @@ export function generateFstabUnits(text: string, file: string): FstabUnits {
     const noauto = hasMountOption(o, 'noauto');
     const nofail = hasMountOption(o, 'nofail');
     const automount = hasMountOption(o, 'x-systemd.automount');
-    const what = resolveFstabSource(e.spec);
     const timeArg = (key: string): string | undefined => {
       const v = lastValue(o, key);
       if (v === undefined) return undefined;
@@ -224,15 +241,17 @@ export function generateFstabUnits(text: string, file: string): FstabUnits {
     ];
     if (!nofail && !automount) unit.push('Before=local-fs.target');
     for (const req of optionValues(o, 'x-systemd.requires')) {
-      if (req.startsWith('/')) unit.push(`RequiresMountsFor=${req}`);
-      else unit.push(`After=${req}`, `Requires=${req}`);
+      const r = escapeSpecifiers(req);
+      if (req.startsWith('/')) unit.push(`RequiresMountsFor=${r}`);
+      else unit.push(`After=${r}`, `Requires=${r}`);
     }
-    for (const p of optionValues(o, 'x-systemd.requires-mounts-for')) unit.push(`RequiresMountsFor=${p}`);
-    for (const u of optionValues(o, 'x-systemd.before')) unit.push(`Before=${u}`);
-    for (const u of optionValues(o, 'x-systemd.after')) unit.push(`After=${u}`);
-    unit.push('', '[Mount]', `What=${what}`, `Where=${where}`);
-    if (e.type !== 'auto' && e.type !== '') unit.push(`Type=${e.type}`);
-    if (o !== '' && o !== 'defaults') unit.push(`Options=${o}`);
+    for (const p of optionValues(o, 'x-systemd.requires-mounts-for'))
+      unit.push(`RequiresMountsFor=${escapeSpecifiers(p)}`);
+    for (const u of optionValues(o, 'x-systemd.before')) unit.push(`Before=${escapeSpecifiers(u)}`);
+    for (const u of optionValues(o, 'x-systemd.after')) unit.push(`After=${escapeSpecifiers(u)}`);
+    unit.push('', '[Mount]', `What=${escapeSpecifiers(what)}`, `Where=${escapeSpecifiers(where)}`);
+    if (e.type !== 'auto' && e.type !== '') unit.push(`Type=${escapeSpecifiers(e.type)}`);
+    if (o !== '' && o !== 'defaults') unit.push(`Options=${escapeSpecifiers(o)}`);
     const mountTimeout = timeArg('x-systemd.mount-timeout');
     if (mountTimeout !== undefined) unit.push(`TimeoutSec=${mountTimeout}`);
     out.files.push({ path: name, text: `${unit.join('\n')}\n` });
@@ -264,7 +283,7 @@ export function generateFstabUnits(text: string, file: string): FstabUnits {
         `SourcePath=${file}`,
       ];
       if (!nofail) a.push('Before=local-fs.target');
-      a.push('', '[Automount]', `Where=${where}`);
+      a.push('', '[Automount]', `Where=${escapeSpecifiers(where)}`);
       const idle = timeArg('x-systemd.idle-timeout');
       if (idle !== undefined) a.push(`TimeoutIdleSec=${idle}`);
       out.files.push({ path: am, text: `${a.join('\n')}\n` });

@@ -149,6 +149,52 @@ describe('fstab generator: garbage', () => {
   });
 });
 
+describe('fstab generator: values a unit file must carry as written (found by the fuzz harness)', () => {
+  test("'%' is doubled, so the loader's specifier expansion gives the fstab text back", () => {
+    const r = generateFstabUnits(
+      '/dev/disk/by-label/a%n /mnt/100%i ext4 uid=%u,x-systemd.requires=%i.service 0 0\n',
+      FILE,
+    );
+    const name = r.mounts[0] as string;
+    const unit = r.files.find((f) => f.path === name) as { text: string };
+    assert.match(unit.text, /^What=\/dev\/disk\/by-label\/a%%n$/m);
+    const loaded = parseUnitText(name, unit.text, `/run/gen/${name}`);
+    assert.deepEqual(
+      loaded.diagnostics.filter((d) => d.code === 'ERR_UNIT_SPECIFIER'),
+      [],
+    );
+    assert.equal(loaded.mount?.what, '/dev/disk/by-label/a%n');
+    assert.equal(loaded.mount?.where, '/mnt/100%i');
+    assert.equal(loaded.mount?.options, 'uid=%u,x-systemd.requires=%i.service');
+    assert.match(unit.text, /^Requires=%%i\.service$/m);
+  });
+
+  test("a \\012 (newline), a blank at a field's end, or a trailing backslash: the line is skipped", () => {
+    const r = generateFstabUnits(
+      [
+        'UUID=x /nl\\012x ext4', // would put "x" on a line of its own in the unit
+        '/dev/sda1 /mnt/x\\040 ext4', // "Where=/mnt/x " is read back as /mnt/x
+        'UUID=x /\\', // "Where=/\" continues the line
+        'UUID=x /a\\/. ext4', // ends in a backslash once simplified
+        '/dev/sdb1 /ok ext4',
+      ].join('\n') + '\n',
+      FILE,
+    );
+    assert.deepEqual(r.mounts, ['ok.mount']);
+    assert.deepEqual(
+      r.problems.map((p) => [p.line, p.severity]),
+      [
+        [1, 'error'],
+        [2, 'error'],
+        [3, 'error'],
+        [4, 'error'],
+      ],
+    );
+    assert.match(r.problems[0]?.message ?? '', /control characters/);
+    assert.match(r.problems[1]?.message ?? '', /blank/);
+  });
+});
+
 describe('writeFstabUnits', () => {
   test('files, .wants/.requires links and local-fs.target, loadable by the unit loader', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-fstab-'));
