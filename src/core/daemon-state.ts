@@ -28,7 +28,8 @@ export interface DaemonStateFile {
   version: typeof STATE_VERSION;
   /** 'reexec': written right before execve (fds listed are open); 'checkpoint': kept current for a crash. */
   kind: 'reexec' | 'checkpoint';
-  daemon: { pid: number; startTime: string | undefined };
+  /** bootId: /proc/sys/kernel/random/boot_id; pids and start times mean nothing after a reboot. */
+  daemon: { pid: number; startTime: string | undefined; bootId?: string };
   writtenAt: number;
   /** Fds kept open across the exec: the control socket and every unit's. */
   fds: number[];
@@ -147,6 +148,7 @@ export function parseState(text: string): ReadState {
       daemon: {
         pid: daemon.pid,
         startTime: typeof daemon.startTime === 'string' ? daemon.startTime : undefined,
+        ...(typeof daemon.bootId === 'string' ? { bootId: daemon.bootId } : {}),
       },
       writtenAt: typeof raw.writtenAt === 'number' ? raw.writtenAt : 0,
       fds,
@@ -270,4 +272,13 @@ export function ownPipeReadEnds(): Map<string, number> {
     }
   }
   return out;
+}
+
+/** This boot's id (undefined where /proc does not say). */
+export function bootId(): string | undefined {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+  } catch {
+    return undefined;
+  }
 }

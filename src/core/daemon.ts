@@ -38,6 +38,7 @@ import { DeviceWatch } from '../devices/device-watch';
 import { loadInotifyNative } from '../native/inotify-addon';
 import { runFstabGenerator } from '../mounts/fstab';
 import {
+  bootId,
   STATE_FORMAT,
   STATE_VERSION,
   processRunState,
@@ -408,7 +409,7 @@ export class Daemon {
       format: STATE_FORMAT,
       version: STATE_VERSION,
       kind,
-      daemon: { pid: process.pid, startTime: processStartTime(process.pid) },
+      daemon: { pid: process.pid, startTime: processStartTime(process.pid), bootId: bootId() },
       writtenAt: Date.now(),
       fds: controlFd === undefined ? fds : [...fds, controlFd],
       ...(controlFd !== undefined ? { control: { fd: controlFd, path: this.options.controlSocket } } : {}),
@@ -433,6 +434,12 @@ export class Daemon {
     }
     for (const w of read.warnings) logger.warn({ code: 'ERR_STATE_ENTRY' }, `state file: ${w}`);
     const { state } = read;
+    const boot = bootId();
+    if (state.daemon.bootId !== undefined && boot !== undefined && state.daemon.bootId !== boot) {
+      logger.warn({ code: 'ERR_STATE_STALE' }, 'state file from an earlier boot; starting fresh');
+      removeStateFile(runtimeDir);
+      return undefined;
+    }
     const me = state.daemon.pid === process.pid && state.daemon.startTime === processStartTime(process.pid);
     if (me && state.kind === 'reexec') {
       const open = state.fds.filter(isOpenFd);

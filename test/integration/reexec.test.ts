@@ -286,6 +286,34 @@ describe('re-exec and crash recovery', { skip }, () => {
     await b.stop();
   });
 
+  test('a state file from an earlier boot: a warning and a fresh start', async () => {
+    const { units } = await setup('stale');
+    const dir = path.join(root, 'stale', 'run');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(
+      path.join(dir, 'state.json'),
+      JSON.stringify({
+        format: 'triggerd-state',
+        version: 1,
+        kind: 'checkpoint',
+        daemon: { pid: 1, startTime: '1', bootId: 'an-earlier-boot' },
+        writtenAt: 0,
+        fds: [],
+        units: [
+          { name: 'keep.service', active: 'active', sub: 'running', data: { state: 'running', mainPid: 1 } },
+        ],
+      }),
+    );
+    const d = await startDaemon(['--unit-path', units, '--fstab', ''], { dir });
+    daemons.push(d);
+    assert.ok(d.logs.some((l) => l.code === 'ERR_STATE_STALE'));
+    await waitFor('keep.service started fresh', async () => {
+      const pid = await mainPid(d, 'keep.service');
+      return pid > 1 ? true : undefined;
+    });
+    await d.stop();
+  });
+
   test('a corrupt state file: a warning and a fresh start', async () => {
     const { units } = await setup('corrupt');
     const dir = path.join(root, 'corrupt', 'run');
