@@ -14,6 +14,7 @@
 #include "../netlink/system_error.h"
 #include "addon.h"
 #include "dev_ioctl.h"
+#include "../common/instance_tag.h"
 #include "../common/js_calls.h"
 
 namespace triggerd {
@@ -28,6 +29,13 @@ struct ExpireResult {
 };
 
 }  // namespace
+
+// Marks the instances of AutofsMount (see common/instance_tag.h).
+constexpr napi_type_tag kAutofsMountTag = {0x4fde199f3c72efc2ULL, 0xa77e2af4e5deeaccULL};
+
+AutofsMount* AutofsMount::Unwrap(Napi::Object object) {
+  return UnwrapTagged<AutofsMount>(object, &kAutofsMountTag, "AutofsMount");
+}
 
 Napi::Function AutofsMount::DefineClass(Napi::Env env) {
   return ObjectWrap<AutofsMount>::DefineClass(
@@ -76,6 +84,7 @@ Napi::Object AutofsMount::Create(Napi::Env env, AutofsAddon* addon,
 
 AutofsMount::AutofsMount(const Napi::CallbackInfo& info) : ObjectWrap<AutofsMount>(info) {
   Napi::Env env = info.Env();
+  TagInstance(env, info.This().As<Napi::Object>(), &kAutofsMountTag);
   AutofsAddon* addon = env.GetInstanceData<AutofsAddon>();
   bool callbacks = info.Length() >= 2 && info[0].IsFunction() && info[1].IsFunction();
   if (addon == nullptr || !callbacks) {

@@ -38,6 +38,10 @@ class AutofsMount : public Napi::ObjectWrap<AutofsMount>, private FdPollerClient
                              const PendingAutofsMount& pending, Napi::Function on_batch,
                              Napi::Function on_error);
 
+  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
+  // (see common/instance_tag.h).
+  static AutofsMount* Unwrap(Napi::Object object);
+
   explicit AutofsMount(const Napi::CallbackInfo& info);
   ~AutofsMount() override;
 

@@ -12,6 +12,7 @@
 
 #include "../netlink/system_error.h"
 #include "addon.h"
+#include "../common/instance_tag.h"
 #include "../common/js_calls.h"
 
 namespace triggerd {
@@ -36,6 +37,13 @@ int32_t ReadS32(const uint8_t* p) {
 }
 
 }  // namespace
+
+// Marks the instances of FanotifyHandle (see common/instance_tag.h).
+constexpr napi_type_tag kFanotifyHandleTag = {0x24ef10a3e8ccbe93ULL, 0xbef8143c9d603eb2ULL};
+
+FanotifyHandle* FanotifyHandle::Unwrap(Napi::Object object) {
+  return UnwrapTagged<FanotifyHandle>(object, &kFanotifyHandleTag, "FanotifyHandle");
+}
 
 Napi::Function FanotifyHandle::DefineClass(Napi::Env env) {
   return ObjectWrap<FanotifyHandle>::DefineClass(
@@ -79,6 +87,7 @@ Napi::Object FanotifyHandle::Create(Napi::Env env, FanotifyAddon* addon,
 FanotifyHandle::FanotifyHandle(const Napi::CallbackInfo& info)
     : ObjectWrap<FanotifyHandle>(info) {
   Napi::Env env = info.Env();
+  TagInstance(env, info.This().As<Napi::Object>(), &kFanotifyHandleTag);
   FanotifyAddon* addon = env.GetInstanceData<FanotifyAddon>();
   bool pending = addon != nullptr && info.Length() >= 2 && info[0].IsFunction() &&
                  info[1].IsFunction();

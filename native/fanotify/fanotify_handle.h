@@ -44,6 +44,10 @@ class FanotifyHandle : public Napi::ObjectWrap<FanotifyHandle>, private FdPoller
                              const Napi::FunctionReference& handle_class, int fd,
                              Napi::Function on_batch, Napi::Function on_error);
 
+  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
+  // (see common/instance_tag.h).
+  static FanotifyHandle* Unwrap(Napi::Object object);
+
   explicit FanotifyHandle(const Napi::CallbackInfo& info);
   ~FanotifyHandle() override;
 

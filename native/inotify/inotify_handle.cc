@@ -9,9 +9,17 @@
 
 #include "../netlink/system_error.h"
 #include "addon.h"
+#include "../common/instance_tag.h"
 #include "../common/js_calls.h"
 
 namespace triggerd {
+
+// Marks the instances of InotifyHandle (see common/instance_tag.h).
+constexpr napi_type_tag kInotifyHandleTag = {0x0ccd5bcadd314eb0ULL, 0x500df749208f981fULL};
+
+InotifyHandle* InotifyHandle::Unwrap(Napi::Object object) {
+  return UnwrapTagged<InotifyHandle>(object, &kInotifyHandleTag, "InotifyHandle");
+}
 
 Napi::Function InotifyHandle::DefineClass(Napi::Env env) {
   return ObjectWrap<InotifyHandle>::DefineClass(
@@ -48,6 +56,7 @@ Napi::Object InotifyHandle::Create(Napi::Env env, InotifyAddon* addon,
 
 InotifyHandle::InotifyHandle(const Napi::CallbackInfo& info) : ObjectWrap<InotifyHandle>(info) {
   Napi::Env env = info.Env();
+  TagInstance(env, info.This().As<Napi::Object>(), &kInotifyHandleTag);
   InotifyAddon* addon = env.GetInstanceData<InotifyAddon>();
   bool pending = addon != nullptr && info.Length() >= 2 && info[0].IsFunction() &&
                  info[1].IsFunction();

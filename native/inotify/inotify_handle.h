@@ -35,6 +35,10 @@ class InotifyHandle : public Napi::ObjectWrap<InotifyHandle>, private FdPollerCl
                              const Napi::FunctionReference& handle_class, int fd,
                              Napi::Function on_batch, Napi::Function on_error);
 
+  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
+  // (see common/instance_tag.h).
+  static InotifyHandle* Unwrap(Napi::Object object);
+
   explicit InotifyHandle(const Napi::CallbackInfo& info);
   ~InotifyHandle() override;
 

@@ -8,9 +8,17 @@
 
 #include "../netlink/system_error.h"
 #include "addon.h"
+#include "../common/instance_tag.h"
 #include "../common/js_calls.h"
 
 namespace triggerd {
+
+// Marks the instances of MountInfoWatch (see common/instance_tag.h).
+constexpr napi_type_tag kMountInfoWatchTag = {0x23ca26ee1b801ee8ULL, 0xd6b3f81121f7aab5ULL};
+
+MountInfoWatch* MountInfoWatch::Unwrap(Napi::Object object) {
+  return UnwrapTagged<MountInfoWatch>(object, &kMountInfoWatchTag, "MountInfoWatch");
+}
 
 Napi::Function MountInfoWatch::DefineClass(Napi::Env env) {
   return ObjectWrap<MountInfoWatch>::DefineClass(
@@ -45,6 +53,7 @@ Napi::Object MountInfoWatch::Create(Napi::Env env, MountsAddon* addon,
 MountInfoWatch::MountInfoWatch(const Napi::CallbackInfo& info)
     : ObjectWrap<MountInfoWatch>(info) {
   Napi::Env env = info.Env();
+  TagInstance(env, info.This().As<Napi::Object>(), &kMountInfoWatchTag);
   MountsAddon* addon = env.GetInstanceData<MountsAddon>();
   bool pending =
       addon != nullptr && info.Length() >= 2 && info[0].IsFunction() && info[1].IsFunction();

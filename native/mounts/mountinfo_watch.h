@@ -31,6 +31,10 @@ class MountInfoWatch : public Napi::ObjectWrap<MountInfoWatch>, private FdPoller
                              const Napi::FunctionReference& watch_class, int fd,
                              Napi::Function on_change, Napi::Function on_error);
 
+  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
+  // (see common/instance_tag.h).
+  static MountInfoWatch* Unwrap(Napi::Object object);
+
   explicit MountInfoWatch(const Napi::CallbackInfo& info);
   ~MountInfoWatch() override;
 

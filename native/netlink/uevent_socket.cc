@@ -12,6 +12,7 @@
 
 #include "addon.h"
 #include "system_error.h"
+#include "../common/instance_tag.h"
 #include "../common/js_calls.h"
 
 namespace triggerd {
@@ -48,6 +49,13 @@ Napi::Object OverflowItem(Napi::Env env, const ItemKeys& keys, const char* reaso
 }
 
 }  // namespace
+
+// Marks the instances of UeventSocket (see common/instance_tag.h).
+constexpr napi_type_tag kUeventSocketTag = {0xe48c1aaad796d450ULL, 0x5e8d8ac507c3d48bULL};
+
+UeventSocket* UeventSocket::Unwrap(Napi::Object object) {
+  return UnwrapTagged<UeventSocket>(object, &kUeventSocketTag, "UeventSocket");
+}
 
 Napi::Function UeventSocket::DefineClass(Napi::Env env) {
   return ObjectWrap<UeventSocket>::DefineClass(
@@ -86,6 +94,7 @@ Napi::Object UeventSocket::Create(Napi::Env env, NetlinkAddon* addon,
 
 UeventSocket::UeventSocket(const Napi::CallbackInfo& info) : ObjectWrap<UeventSocket>(info) {
   Napi::Env env = info.Env();
+  TagInstance(env, info.This().As<Napi::Object>(), &kUeventSocketTag);
   NetlinkAddon* addon = env.GetInstanceData<NetlinkAddon>();
   UeventFd* opened = addon != nullptr ? addon->TakePendingFd() : nullptr;
   if (opened == nullptr || info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {

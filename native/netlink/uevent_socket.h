@@ -34,6 +34,10 @@ class UeventSocket : public Napi::ObjectWrap<UeventSocket>, private FdPollerClie
                              Napi::Function on_batch, Napi::Function on_error);
 
   // JavaScript cannot construct one itself: only Create() leaves an fd pending for it.
+  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
+  // (see common/instance_tag.h).
+  static UeventSocket* Unwrap(Napi::Object object);
+
   explicit UeventSocket(const Napi::CallbackInfo& info);
   ~UeventSocket() override;
 

@@ -11,6 +11,7 @@
 
 #include "addon.h"
 #include "../netlink/system_error.h"
+#include "../common/instance_tag.h"
 #include "../common/js_calls.h"
 
 namespace triggerd {
@@ -87,6 +88,13 @@ void CloseReceivedFds(std::vector<ReceivedDatagram>* batch) {
   }
 }
 
+// Marks the instances of NotifySocket (see common/instance_tag.h).
+constexpr napi_type_tag kNotifySocketTag = {0x4e643511e57470d9ULL, 0xba6715705082180bULL};
+
+NotifySocket* NotifySocket::Unwrap(Napi::Object object) {
+  return UnwrapTagged<NotifySocket>(object, &kNotifySocketTag, "NotifySocket");
+}
+
 Napi::Function NotifySocket::DefineClass(Napi::Env env) {
   return ObjectWrap<NotifySocket>::DefineClass(
       env, "NotifySocket",
@@ -123,6 +131,7 @@ Napi::Object NotifySocket::Create(Napi::Env env, NotifyAddon* addon,
 
 NotifySocket::NotifySocket(const Napi::CallbackInfo& info) : ObjectWrap<NotifySocket>(info) {
   Napi::Env env = info.Env();
+  TagInstance(env, info.This().As<Napi::Object>(), &kNotifySocketTag);
   NotifyAddon* addon = env.GetInstanceData<NotifyAddon>();
   NotifyFd* opened = addon != nullptr ? addon->TakePendingFd() : nullptr;
   if (opened == nullptr || info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {

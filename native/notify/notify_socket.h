@@ -52,6 +52,10 @@ class NotifySocket : public Napi::ObjectWrap<NotifySocket>, private FdPollerClie
                              Napi::Function on_batch, Napi::Function on_error);
 
   // JavaScript cannot construct one itself: only Create() leaves an fd pending for it.
+  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
+  // (see common/instance_tag.h).
+  static NotifySocket* Unwrap(Napi::Object object);
+
   explicit NotifySocket(const Napi::CallbackInfo& info);
   ~NotifySocket() override;
 

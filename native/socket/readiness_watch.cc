@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "../netlink/system_error.h"
+#include "../common/instance_tag.h"
 #include "../common/js_calls.h"
 
 namespace triggerd {
@@ -14,6 +15,13 @@ namespace {
 bool FdIsOpen(int fd) { return fd >= 0 && fcntl(fd, F_GETFD) != -1; }
 
 }  // namespace
+
+// Marks the instances of ReadinessWatch (see common/instance_tag.h).
+constexpr napi_type_tag kReadinessWatchTag = {0xc36ee85197e0452aULL, 0x34ca6ee56b6e79e1ULL};
+
+ReadinessWatch* ReadinessWatch::Unwrap(Napi::Object object) {
+  return UnwrapTagged<ReadinessWatch>(object, &kReadinessWatchTag, "ReadinessWatch");
+}
 
 Napi::Function ReadinessWatch::DefineClass(Napi::Env env) {
   return ObjectWrap<ReadinessWatch>::DefineClass(
@@ -52,6 +60,7 @@ Napi::Object ReadinessWatch::Create(Napi::Env env, SocketAddon* addon,
 
 ReadinessWatch::ReadinessWatch(const Napi::CallbackInfo& info) : ObjectWrap<ReadinessWatch>(info) {
   Napi::Env env = info.Env();
+  TagInstance(env, info.This().As<Napi::Object>(), &kReadinessWatchTag);
   SocketAddon* addon = env.GetInstanceData<SocketAddon>();
   if (addon == nullptr || info.Length() < 1 || !info[0].IsFunction()) {
     throw MakeArgumentError(env, "ReadinessWatch is created by watch()", "ERR_ILLEGAL_CONSTRUCTOR");

@@ -23,6 +23,10 @@ class ReadinessWatch : public Napi::ObjectWrap<ReadinessWatch>, private FdPoller
                              const Napi::FunctionReference& watch_class, int fd,
                              Napi::Function on_readable);
 
+  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
+  // (see common/instance_tag.h).
+  static ReadinessWatch* Unwrap(Napi::Object object);
+
   explicit ReadinessWatch(const Napi::CallbackInfo& info);
   ~ReadinessWatch() override;
 

@@ -11,6 +11,7 @@
 
 #include "../netlink/system_error.h"
 #include "addon.h"
+#include "../common/instance_tag.h"
 #include "../common/js_calls.h"
 
 namespace triggerd {
@@ -21,6 +22,13 @@ int ClockWatch::Arm(int fd) {
   if (timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &spec, nullptr) != 0)
     return errno;
   return 0;
+}
+
+// Marks the instances of ClockWatch (see common/instance_tag.h).
+constexpr napi_type_tag kClockWatchTag = {0xc672e5bdb0bce661ULL, 0x0742c0b70933c012ULL};
+
+ClockWatch* ClockWatch::Unwrap(Napi::Object object) {
+  return UnwrapTagged<ClockWatch>(object, &kClockWatchTag, "ClockWatch");
 }
 
 Napi::Function ClockWatch::DefineClass(Napi::Env env) {
@@ -56,6 +64,7 @@ Napi::Object ClockWatch::Create(Napi::Env env, TimerfdAddon* addon,
 
 ClockWatch::ClockWatch(const Napi::CallbackInfo& info) : ObjectWrap<ClockWatch>(info) {
   Napi::Env env = info.Env();
+  TagInstance(env, info.This().As<Napi::Object>(), &kClockWatchTag);
   TimerfdAddon* addon = env.GetInstanceData<TimerfdAddon>();
   bool pending = addon != nullptr && info.Length() >= 2 && info[0].IsFunction() &&
                  info[1].IsFunction();

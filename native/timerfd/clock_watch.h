@@ -25,6 +25,10 @@ class ClockWatch : public Napi::ObjectWrap<ClockWatch>, private FdPollerClient {
                              const Napi::FunctionReference& watch_class, int fd,
                              Napi::Function on_change, Napi::Function on_error);
 
+  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
+  // (see common/instance_tag.h).
+  static ClockWatch* Unwrap(Napi::Object object);
+
   explicit ClockWatch(const Napi::CallbackInfo& info);
   ~ClockWatch() override;
 
