@@ -13,10 +13,14 @@
 //
 // Fds: every fd (passed fds and the pidfd) of an emitted datagram belongs to the subscriber,
 // which must close each exactly once. Datagrams that arrive after unsubscribing are closed here.
+// With `maxPerTurn`, a batch is emitted in slices, one per turn of the event loop, with the socket
+// paused until the last one is out (src/events/turn-slices); datagrams still waiting in a slice
+// when the subscription ends are closed here too.
 import { lstatSync, unlinkSync } from 'node:fs';
 import { Observable } from 'rxjs';
 import type { NativeNotify, NativeSystemError, NotifyDatagram, NotifySocket } from '../native/notify-addon';
 import { parseNotifyMessage, type NotifyParseResult } from '../units/notify-message';
+import { TurnSlices } from './turn-slices';
 
 /** Who sent a datagram, as the kernel vouches for it. uid/gid/pid are -1 when it attached none. */
 export interface NotifySender {
@@ -54,6 +58,13 @@ export interface NotifyEventsOptions {
    * a socket. Default true.
    */
   unlinkStale?: boolean;
+  /**
+   * At most this many datagrams parsed and emitted per turn of the event loop; default: a whole
+   * native batch (up to 1024) at once. The daemon should set it (e.g. 128): a STATUS= flood then
+   * cannot hold the loop for ~50 ms per batch. The socket in the 'open' item then pauses and
+   * resumes through the slicer.
+   */
+  maxPerTurn?: number;
 }
 
 /**
@@ -70,16 +81,22 @@ export function notifyEvents(
     const abstract = path.startsWith('@');
     let socket: NotifySocket;
     let inode: { dev: number; ino: number } | undefined;
+    const emit = (batch: NotifyDatagram[]): void => {
+      if (subscriber.closed) {
+        for (const item of batch) closeAll(native, item);
+        return;
+      }
+      subscriber.next({ kind: 'datagrams', datagrams: batch.map(receive) });
+    };
+    const slices =
+      options.maxPerTurn === undefined ? undefined : new TurnSlices<NotifyDatagram>(options.maxPerTurn, emit);
     try {
       if (!abstract && options.unlinkStale !== false) unlinkStaleSocket(path);
       socket = native.openNotifySocket(
         path,
         (batch) => {
-          if (subscriber.closed) {
-            for (const item of batch) closeAll(native, item);
-            return;
-          }
-          subscriber.next({ kind: 'datagrams', datagrams: batch.map(receive) });
+          if (slices === undefined || subscriber.closed) emit(batch);
+          else slices.push(batch);
         },
         (error) => subscriber.next({ kind: 'error', error }),
       );
@@ -88,12 +105,35 @@ export function notifyEvents(
       subscriber.error(err);
       return undefined;
     }
-    subscriber.next({ kind: 'open', socket, path });
+    slices?.attach(socket);
+    subscriber.next({
+      kind: 'open',
+      socket: slices === undefined ? socket : throughSlices(socket, slices),
+      path,
+    });
     return () => {
+      for (const item of slices?.cancel() ?? []) closeAll(native, item);
       socket.close();
       if (inode !== undefined) unlinkIfSame(path, inode);
     };
   });
+}
+
+/** The socket as the consumer sees it: pause/resume combined with the slicer's own pausing. */
+function throughSlices(socket: NotifySocket, slices: TurnSlices<NotifyDatagram>): NotifySocket {
+  return {
+    get receiveBufferBytes() {
+      return socket.receiveBufferBytes;
+    },
+    get passPidfd() {
+      return socket.passPidfd;
+    },
+    pause: () => slices.pause(),
+    resume: () => slices.resume(),
+    close: () => socket.close(),
+    unref: () => socket.unref(),
+    ref: () => socket.ref(),
+  };
 }
 
 function receive(item: NotifyDatagram): ReceivedNotify {
