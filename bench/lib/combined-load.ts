@@ -481,15 +481,19 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
   const before = await daemonCounters(request);
   const socketBefore = (await unitStatus(request, ACCEPT_SOCKET)).properties;
   // Above the kernel's counter, as udevd's events would be after it (nothing checks the order).
-  const sender = await prepareUeventSender(
-    [
-      String(before.uevents.port),
-      String(sizes.uevents.count),
-      String(sizes.uevents.devices),
-      String(readKernelSeqnum() + 1),
-    ],
-    o.deadlineMs,
-  );
+  // A load with count 0 is left out (bench/load's TRIGGERD_BENCH_LOAD_ONLY, for attributing latency).
+  const sender =
+    sizes.uevents.count === 0
+      ? undefined
+      : await prepareUeventSender(
+          [
+            String(before.uevents.port),
+            String(sizes.uevents.count),
+            String(sizes.uevents.devices),
+            String(readKernelSeqnum() + 1),
+          ],
+          o.deadlineMs,
+        );
   const probeClient = await ControlClient.connect(o.socket);
   const rss = new RssSampler(o.daemonPid).start();
   const cpu0 = cpuSeconds(o.daemonPid);
@@ -525,6 +529,10 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
       devicesBefore: before.devices,
       devicesAfter: before.devices,
     };
+    if (sender === undefined) {
+      out.endMs = out.startMs;
+      return out;
+    }
     try {
       sender.go();
       out.sender = await sender.done;
@@ -545,6 +553,10 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
 
   const connections = async (): Promise<ConnectionOutcome> => {
     const out: ConnectionOutcome = { startMs: since(), accepted: 0, refused: 0, socketSubAfter: '' };
+    if (sizes.connections.count === 0) {
+      out.endMs = out.startMs;
+      return out;
+    }
     try {
       const c = sizes.connections;
       out.client = await runLoad(o.programs.client, o.port, c.count, c.concurrency, {
@@ -560,6 +572,10 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
   const notify = async (): Promise<NotifyOutcome> => {
     const out: NotifyOutcome = { startMs: since(), statusText: '' };
     const resultFile = notifyResultFile(dirs);
+    if (sizes.notify.count === 0) {
+      out.endMs = out.startMs;
+      return out;
+    }
     try {
       await withTimeout(request('start', { names: [NOTIFY_SERVICE] }), o.deadlineMs);
       const deadline = performance.now() + o.deadlineMs;
@@ -586,6 +602,10 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
   const files = async (): Promise<FilesOutcome> => {
     const out: FilesOutcome = { startMs: since(), runs: 0, finalTrigger: false, pathProperties: {} };
     const resultFile = path.join(dirs.out, 'burst.json');
+    if (sizes.files.count === 0) {
+      out.endMs = out.startMs;
+      return out;
+    }
     try {
       const r = await runCommand(o.programs.fileBurst, [dirs.spool, String(sizes.files.count), resultFile], {
         timeoutMs: o.deadlineMs,
