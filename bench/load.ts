@@ -189,6 +189,15 @@ function report(
     ...(process.env.TRIGGERD_BENCH_NODE_FLAGS
       ? { extraNodeFlags: process.env.TRIGGERD_BENCH_NODE_FLAGS }
       : {}),
+    // Issue 9's bench/storm figures in one place (details below).
+    figures: {
+      ueventsPerSecSustained:
+        ueventWindow === null ? null : Math.round((SIZES.uevents.count / ueventWindow) * 1000),
+      controlP99MsUnderLoad: underLoad.p99,
+      controlP99MsIdle: (idle as { controlSocket?: LatencyFigures }).controlSocket?.p99 ?? null,
+      peakRssMB: peakMB,
+      endRssMB: endMB,
+    },
     wallMs: round(r.wallMs, 0),
     overlapMs,
     uevents: {
