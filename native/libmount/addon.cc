@@ -1,6 +1,8 @@
 // Entry point of triggerd_libmount.node: mount(request) and umount(request) run libmount on a
-// threadpool thread and resolve with mount(8)'s exit code and libmount's message (see
-// src/native/libmount-addon.ts for the contract).
+// threadpool thread and resolve with mount(8)'s exit code and libmount's message; load() loads
+// libmount.so.1 on a threadpool thread (dlopen of libmount, libblkid, libselinux and libpcre2
+// takes milliseconds, tens of them on a busy machine: never on the event loop). See
+// src/native/libmount-addon.ts for the contract.
 #include <napi.h>
 
 #include <cstring>
@@ -56,6 +58,48 @@ std::string TargetField(Napi::Env env, const Napi::Object& object) {
   return target;
 }
 
+// libraryInfo()'s object: { available, version?, error? }.
+Napi::Object LibraryInfoObject(Napi::Env env, const LibmountLibrary* library,
+                               const std::string& error) {
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("available", Napi::Boolean::New(env, library != nullptr));
+  if (library == nullptr) {
+    result.Set("error", Napi::String::New(env, error));
+    return result;
+  }
+  const char* version = nullptr;
+  library->get_library_version(&version);
+  if (version != nullptr) result.Set("version", Napi::String::New(env, version));
+  return result;
+}
+
+// load(): LoadLibmountLibrary on a threadpool thread.
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  explicit LoadWorker(Napi::Env env)
+      : Napi::AsyncWorker(env, "triggerd:libmount-load"),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override { library_ = LoadLibmountLibrary(&error_); }
+
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    deferred_.Resolve(LibraryInfoObject(Env(), library_, error_));
+  }
+
+  void OnError(const Napi::Error& error) override {
+    Napi::HandleScope scope(Env());
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  const LibmountLibrary* library_ = nullptr;
+  std::string error_;
+};
+
 }  // namespace
 
 class LibmountAddon : public Napi::Addon<LibmountAddon> {
@@ -65,6 +109,7 @@ class LibmountAddon : public Napi::Addon<LibmountAddon> {
                 {
                     InstanceMethod<&LibmountAddon::Mount>("mount", napi_enumerable),
                     InstanceMethod<&LibmountAddon::Umount>("umount", napi_enumerable),
+                    InstanceMethod<&LibmountAddon::Load>("load", napi_enumerable),
                     InstanceMethod<&LibmountAddon::LibraryInfo>("libraryInfo", napi_enumerable),
                 });
   }
@@ -97,37 +142,25 @@ class LibmountAddon : public Napi::Addon<LibmountAddon> {
   }
 
   Napi::Value Queue(Napi::Env env, LibmountRequest request) {
-    std::string error;
-    const LibmountLibrary* library = LoadLibmountLibrary(&error);
-    if (library == nullptr) {
-      // Not a failure of this mount: the in-process path is unavailable (run mount(8)).
-      Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
-      Napi::Error failure = Napi::Error::New(env, "libmount is not available: " + error);
-      failure.Set("code", Napi::String::New(env, "ERR_LIBMOUNT_UNAVAILABLE"));
-      deferred.Reject(failure.Value());
-      return deferred.Promise();
-    }
-    MountWorker* worker = new MountWorker(env, library, std::move(request));
+    MountWorker* worker = new MountWorker(env, std::move(request));
     Napi::Promise promise = worker->Promise();
     worker->Queue();  // deletes itself after OnOK/OnError
     return promise;
   }
 
-  // libraryInfo(): { available, version?, error? }
+  // load(): Promise<{ available, version?, error? }>, the loading done on the threadpool.
+  Napi::Value Load(const Napi::CallbackInfo& info) {
+    LoadWorker* worker = new LoadWorker(info.Env());
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();  // deletes itself after OnOK/OnError
+    return promise;
+  }
+
+  // libraryInfo(): { available, version?, error? }, loading the library here if load() has not.
   Napi::Value LibraryInfo(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Napi::Object result = Napi::Object::New(env);
     std::string error;
     const LibmountLibrary* library = LoadLibmountLibrary(&error);
-    result.Set("available", Napi::Boolean::New(env, library != nullptr));
-    if (library == nullptr) {
-      result.Set("error", Napi::String::New(env, error));
-      return result;
-    }
-    const char* version = nullptr;
-    library->get_library_version(&version);
-    if (version != nullptr) result.Set("version", Napi::String::New(env, version));
-    return result;
+    return LibraryInfoObject(info.Env(), library, error);
   }
 };
 

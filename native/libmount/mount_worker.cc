@@ -29,13 +29,14 @@ class ContextGuard {
 
 }  // namespace
 
-MountWorker::MountWorker(Napi::Env env, const LibmountLibrary* library, LibmountRequest request)
+MountWorker::MountWorker(Napi::Env env, LibmountRequest request)
     : Napi::AsyncWorker(env, "triggerd:libmount"),
       deferred_(Napi::Promise::Deferred::New(env)),
-      library_(library),
       request_(std::move(request)) {}
 
 void MountWorker::Execute() {
+  library_ = LoadLibmountLibrary(&load_error_);
+  if (library_ == nullptr) return;
   const LibmountLibrary* l = library_;
   LibmntContext cxt = l->new_context();
   if (cxt == nullptr) {
@@ -85,6 +86,13 @@ void MountWorker::Execute() {
 void MountWorker::OnOK() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
+  if (library_ == nullptr) {
+    // Not a failure of this mount: the in-process path is unavailable (run mount(8)).
+    Napi::Error failure = Napi::Error::New(env, "libmount is not available: " + load_error_);
+    failure.Set("code", Napi::String::New(env, "ERR_LIBMOUNT_UNAVAILABLE"));
+    deferred_.Reject(failure.Value());
+    return;
+  }
   if (err_ != 0) {
     deferred_.Reject(MakeSystemError(env, err_, step_).Value());
     return;

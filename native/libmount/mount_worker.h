@@ -31,7 +31,8 @@ struct LibmountRequest {
 
 class MountWorker : public Napi::AsyncWorker {
  public:
-  MountWorker(Napi::Env env, const LibmountLibrary* library, LibmountRequest request);
+  // The library is loaded in Execute() (on the threadpool) if load() has not done it yet.
+  MountWorker(Napi::Env env, LibmountRequest request);
 
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
@@ -41,7 +42,8 @@ class MountWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  const LibmountLibrary* library_;
+  const LibmountLibrary* library_ = nullptr;
+  std::string load_error_;  // why libmount.so.1 could not be loaded
   LibmountRequest request_;
   // Outcome, written by Execute() on the worker thread, read by OnOK() on the main thread.
   int err_ = 0;           // errno when no context could be made or set up

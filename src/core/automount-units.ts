@@ -63,9 +63,12 @@ export class AutomountUnits {
         return { ok: true, done: e.queue.whenFinished(r.jobId) ?? Promise.resolve('done') };
       },
       explain: (unit) => {
-        const u = manager.getUnit(engine().resolve(unit));
-        const result = u?.properties().Result;
-        return typeof result === 'string' && result !== 'success' ? result : undefined;
+        const props = manager.getUnit(engine().resolve(unit))?.properties();
+        const result = props?.Result;
+        if (typeof result !== 'string' || result === 'success') return undefined;
+        // The mount unit's last failure, in mount's own words (issue 7: never swallow them).
+        const error = props?.LastError;
+        return typeof error === 'string' && error !== '' ? `${result}: ${error.split('\n')[0]}` : result;
       },
     });
     // A mount unit that takes the autofs mount under it for its own mount says "mounted" with
@@ -87,19 +90,24 @@ export class AutomountUnits {
       }
       return direct[what](unit, where);
     };
+    const mountUnit = (unit: string): MountUnit | undefined => {
+      const u = manager.getUnit(engine().resolve(unit));
+      return u instanceof MountUnit ? u : undefined;
+    };
     return (this.starter = {
-      start: (unit, where) => check('start', unit, where),
+      // mount(8) as the mount unit's control process runs in a session of its own: its look at
+      // Where= would fire this very trap and wait for itself (systemd runs it in its own process
+      // group for that reason). So the mount unit mounts only when it does so inside the daemon;
+      // otherwise mount(8) runs from the daemon's group, and the unit follows from mountinfo.
+      start: (unit, where) =>
+        mountUnit(unit)?.mountsInProcess() === true ? check('start', unit, where) : direct.start(unit, where),
       // An expire holds every process outside the daemon's process group at the mount point until
       // it is answered, and the mount unit's umount(8) runs in a session of its own: it would wait
       // for the expire that waits for it. A mount unit that unmounts inside the daemon (libmount)
       // does not wait, so the expire is its stop job, as in systemd; otherwise umount(8) runs from
       // the daemon's group and the mount unit learns of the unmount from mountinfo.
-      stop: (unit, where) => {
-        const u = manager.getUnit(engine().resolve(unit));
-        return u instanceof MountUnit && u.unmountsInProcess()
-          ? check('stop', unit, where)
-          : direct.stop(unit, where);
-      },
+      stop: (unit, where) =>
+        mountUnit(unit)?.unmountsInProcess() === true ? check('stop', unit, where) : direct.stop(unit, where),
     });
   }
 

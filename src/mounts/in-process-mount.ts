@@ -10,7 +10,10 @@
 // - network and FUSE file systems, `_netdev`: a mount that can hang on the network must stay a
 //   process that TimeoutSec= can kill (a call on the threadpool cannot be interrupted);
 // - `helper=` in Options=, remounts, a daemon not running as root (mount(8) is setuid and applies
-//   the user-mount rules of fstab), no libmount.so.1, or TRIGGERD_LIBMOUNT=0 in the environment.
+//   the user-mount rules of fstab), no libmount.so.1, or TRIGGERD_LIBMOUNT=0 in the environment;
+// - until libmount.so.1 is loaded: that happens on the threadpool (tens of ms on a busy machine),
+//   started when the first mount unit with a unit file appears (preload()), so a daemon without
+//   configured mounts never maps the library.
 // The messages read as mount(8) prints them ("mount: <where>: <libmount's words>."), so a unit's
 // status and log say the same either way.
 import * as fs from 'node:fs';
@@ -83,21 +86,61 @@ export interface InProcessMountsOptions {
   logger: Logger;
 }
 
+type LibraryState = 'unloaded' | 'loading' | 'ready' | 'unavailable';
+
 export class InProcessMounts {
   private readonly exists: (path: string) => boolean;
   private readonly root: boolean;
+  private library: LibraryState;
   private unavailable: string | undefined;
 
   constructor(private readonly options: InProcessMountsOptions) {
     this.exists = options.exists ?? fs.existsSync;
     this.root = options.root ?? process.geteuid?.() === 0;
-    this.unavailable =
-      options.native === undefined ? (options.unavailable ?? 'no libmount addon') : undefined;
+    this.library = options.native === undefined ? 'unavailable' : 'unloaded';
+    if (options.native === undefined) this.unavailable = options.unavailable ?? 'no libmount addon';
+  }
+
+  /** Whether libmount is loaded and mounts may run here. */
+  get ready(): boolean {
+    return this.library === 'ready';
+  }
+
+  /**
+   * Loads libmount.so.1 on the threadpool, once; `then` runs when that is over (tests). Mounts
+   * run as mount(8) until it is done.
+   */
+  preload(then?: () => void): void {
+    const native = this.options.native;
+    if (native === undefined || this.library !== 'unloaded') {
+      then?.();
+      return;
+    }
+    this.library = 'loading';
+    const fail = (why: string): void => {
+      this.library = 'unavailable';
+      this.unavailable = `libmount is not available: ${why}`;
+      this.options.logger.warn(`${this.unavailable}; mount units run mount(8) and umount(8)`);
+    };
+    native.load().then(
+      (info) => {
+        if (info.available) {
+          this.library = 'ready';
+          this.options.logger.info(`libmount ${info.version ?? '?'} loaded: mounts run inside the daemon`);
+        } else fail(info.error ?? '?');
+        then?.();
+      },
+      (err: Error) => {
+        fail(err.message);
+        then?.();
+      },
+    );
   }
 
   /** Why `call` must run as mount(8)/umount(8), or undefined when libmount does it here. */
   refusal(call: MountCall): string | undefined {
-    if (this.unavailable !== undefined) return this.unavailable;
+    if (this.library === 'unavailable') return this.unavailable ?? 'libmount is not available';
+    if (this.library !== 'ready') return 'libmount is not loaded yet';
     if (!this.root) return 'the daemon is not root (mount(8) applies the user-mount rules)';
     const type = call.type;
     if (call.command === 'mount') {
@@ -133,19 +176,12 @@ export class InProcessMounts {
   /**
    * Starts `call` on the threadpool; `done` runs later (never inside this call) with mount(8)'s
    * exit status and words. False when it cannot run here (see refusal(); the caller runs the
-   * helper); a library that turns out to be missing makes this and later calls false.
+   * helper; the first call starts loading the library if nothing has yet).
    */
   run(call: MountCall, done: (r: MountCallResult) => void): boolean {
     const native = this.options.native;
+    if (this.library === 'unloaded') this.preload();
     if (native === undefined || this.refusal(call) !== undefined) return false;
-    if (this.unavailable === undefined) {
-      const info = native.libraryInfo();
-      if (!info.available) {
-        this.unavailable = `libmount is not available: ${info.error ?? '?'}`;
-        this.options.logger.warn(`${this.unavailable}; mount units run mount(8) and umount(8)`);
-        return false;
-      }
-    }
     const p =
       call.command === 'mount'
         ? native.mount({

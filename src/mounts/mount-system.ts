@@ -208,6 +208,8 @@ export class MountSystem implements MountControl {
 
   /** A mount unit was built (from a file, or here from the kernel): give it the kernel's view. */
   created(unit: MountUnit): void {
+    // A configured mount: have libmount ready before its first mount (an automount's first access).
+    if (unit.file?.fragmentPath !== undefined) this.inProcess.preload();
     this.units.set(unit.name, unit);
     this.options.supervisor.registerOwner(unit.name, unit);
     unit.setKernel(topOf(this.byWhere.get(unit.where)));

@@ -58,18 +58,24 @@ export interface NativeLibmount {
   /**
    * Mounts on a threadpool thread. Throws a TypeError for bad arguments; rejects with a
    * NativeSystemError only when no libmount context could be set up (ENOMEM), and with code
-   * ERR_LIBMOUNT_UNAVAILABLE when libmount.so.1 cannot be loaded; a mount that fails resolves
-   * with a non-zero exitCode and libmount's message.
+   * ERR_LIBMOUNT_UNAVAILABLE when libmount.so.1 cannot be loaded (it is loaded on the threadpool
+   * if load() has not done it); a mount that fails resolves with a non-zero exitCode and
+   * libmount's message.
    */
   mount(request: LibmountMountRequest): Promise<LibmountOutcome>;
   /** Unmounts on a threadpool thread; errors as for mount(). */
   umount(request: LibmountUmountRequest): Promise<LibmountOutcome>;
-  /** Loads libmount.so.1 if not done yet and says whether that worked. */
+  /**
+   * Loads libmount.so.1 on a threadpool thread (dlopen of libmount and what it links takes
+   * milliseconds, tens of them on a busy machine) and says whether that worked.
+   */
+  load(): Promise<LibmountLibraryInfo>;
+  /** The same, synchronously: loads the library on this thread if load() has not. */
   libraryInfo(): LibmountLibraryInfo;
 }
 
 const ADDON_FILE = 'triggerd_libmount.node';
-const METHODS = ['mount', 'umount', 'libraryInfo'] as const;
+const METHODS = ['mount', 'umount', 'load', 'libraryInfo'] as const;
 
 let cached: NativeLibmount | undefined;
 

@@ -226,16 +226,7 @@ export class MountUnit implements UnitInstance {
     if (p.type !== '') argv.push('-t', p.type);
     const opts = mountHelperOptions(p.options);
     if (opts !== '') argv.push('-o', opts);
-    const call: MountCall = {
-      command: 'mount',
-      what: p.what,
-      where: this.where,
-      type: p.type,
-      options: opts,
-      sloppy: c?.sloppyOptions === true,
-      readWriteOnly: c?.readWriteOnly === true,
-    };
-    if (!this.runControl('mount', argv, call))
+    if (!this.runControl('mount', argv, this.mountCall(p)))
       return { failed: 'failed', reason: this.lastFailure?.message ?? 'mount failed' };
     this.pending = 'start';
     this.setState('mounting', 'success');
@@ -606,6 +597,29 @@ export class MountUnit implements UnitInstance {
     if (!this.runControl('umount', argv, this.umountCall())) return false;
     this.setState('unmounting', result);
     return true;
+  }
+
+  private mountCall(p: MountParameters): MountCall {
+    const c = this.config;
+    return {
+      command: 'mount',
+      what: p.what,
+      where: this.where,
+      type: p.type,
+      options: mountHelperOptions(p.options),
+      sloppy: c?.sloppyOptions === true,
+      readWriteOnly: c?.readWriteOnly === true,
+    };
+  }
+
+  /**
+   * Whether this unit mounts inside the daemon (libmount) rather than with a mount(8) process. An
+   * automount needs to know: mount(8) runs in a session of its own, and its first look at Where=
+   * would fire the automount's own trap and wait for itself.
+   */
+  mountsInProcess(): boolean {
+    const p = this.parameters();
+    return p !== undefined && this.host.runsInProcess?.(this.mountCall(p)) === true;
   }
 
   private umountCall(): MountCall {

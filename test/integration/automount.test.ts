@@ -2,7 +2,9 @@
 // session, so the kernel does not take it for the daemon) triggers the mount of an ext4 image and
 // lists its files; after TimeoutIdleSec=2 it is unmounted; a corrupt image makes `ls` fail with an
 // error instead of hanging, and at once during the back-off; daemon-reload keeps the autofs mount;
-// SIGTERM leaves no autofs mount behind; a daemon killed with SIGKILL leaves nobody hanging.
+// SIGTERM leaves no autofs mount behind; a daemon killed with SIGKILL leaves nobody hanging. The
+// mount unit mounts inside the daemon (libmount) and stays dead while only the autofs trap is
+// there; the expire is its stop job, also inside the daemon.
 // Cleanup lazily unmounts every mount under the test directory, even after a failure.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,6 +83,9 @@ describe('automount on the real kernel', { skip }, () => {
   const badImage = path.join(dir, 'bad.img');
   const goodUnit = unitNameFromPath(good, 'automount');
   const badUnit = unitNameFromPath(bad, 'automount');
+  const goodMount = unitNameFromPath(good, 'mount');
+  const logOf = (re: RegExp): Record<string, unknown> | undefined =>
+    d.logs.find((l) => l.unit === goodMount && re.test(String(l.msg)));
   const daemons: RunningDaemon[] = [];
   let d: RunningDaemon;
   const ctl = (daemon: RunningDaemon, ...args: string[]) =>
@@ -111,6 +116,8 @@ describe('automount on the real kernel', { skip }, () => {
     writeUnits(bad, badImage, '0');
     d = await startDaemon(['--unit-path', units]);
     daemons.push(d);
+    // Mounts run through libmount once it is loaded (on the threadpool, at start).
+    await d.waitForLog((l) => /^libmount .* loaded/.test(String(l.msg)), 10_000);
   });
 
   after(async () => {
@@ -140,6 +147,9 @@ describe('automount on the real kernel', { skip }, () => {
       m.map((x) => x.type),
       ['autofs'],
     );
+    // The trap is the automount's, not a mount of the mount unit.
+    const st = await ctl(d, 'is-active', goodMount);
+    assert.equal(st.stdout.trim(), 'inactive');
   });
 
   test('ls in a subprocess triggers the mount and lists the image files', async () => {
@@ -153,6 +163,9 @@ describe('automount on the real kernel', { skip }, () => {
     );
     // The log names who triggered it.
     await d.waitForLog((l) => typeof l.msg === 'string' && /pid \d+ \(ls\) accessed/.test(l.msg));
+    // The mount unit's start job mounted it, inside the daemon.
+    assert.ok(logOf(/^libmount in the daemon: mount /), 'mounted through libmount');
+    assert.equal((await ctl(d, 'is-active', goodMount)).stdout.trim(), 'active');
     const again = await lsAccess(good);
     assert.equal(again.code, 0);
   });
@@ -167,6 +180,10 @@ describe('automount on the real kernel', { skip }, () => {
       mountsUnder(good).map((x) => x.type),
       ['autofs'],
     );
+    // The mount unit's stop job unmounted it, inside the daemon (an umount(8) in a session of its
+    // own would have waited on the expire that waits for it).
+    assert.ok(logOf(/^libmount in the daemon: umount /), 'unmounted through libmount');
+    assert.equal((await ctl(d, 'is-active', goodMount)).stdout.trim(), 'inactive');
     const r = await lsAccess(good);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /hello\.txt/);
@@ -186,6 +203,8 @@ describe('automount on the real kernel', { skip }, () => {
     assert.ok(second.ms < 1000, `refused within the back-off, took ${second.ms} ms`);
     const st = await ctl(d, 'status', badUnit);
     assert.match(st.stdout, /Last failure: .*mount/);
+    // In mount's own words.
+    assert.match(st.stdout, /Last failure: .*wrong fs type, bad option, bad superblock/);
   });
 
   test('daemon-reload keeps the autofs mount and its pipe', async () => {

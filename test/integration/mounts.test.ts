@@ -3,8 +3,10 @@
 // a mount made by hand shows up as an active unit and `umount` makes it inactive; hotplug
 // mounting through WantedBy= on a by-label device unit; and units that cannot mount (unknown
 // file system type, missing device, corrupted image, a mount point that is a file) or unmount
-// (busy) fail with mount's own words in `status`, nothing left half-mounted. Every mount, loop
-// device and directory made here is removed in after(), whatever happened.
+// (busy) fail with mount's own words in `status`, nothing left half-mounted. Mounts and unmounts
+// run inside the daemon through libmount where they can; a unit without Type= runs mount(8) (the
+// fallback), and says which in its log. Every mount, loop device and directory made here is
+// removed in after(), whatever happened.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -104,6 +106,9 @@ describe('mount units on the real kernel', { skip }, () => {
     fs.writeFileSync(m('afile'), 'not a directory\n');
     unit(m('afile'), 'What=tmpfs\nType=tmpfs\n');
     unit(m('busy'), 'What=tmpfs\nType=tmpfs\nOptions=size=1m\n');
+    // No Type=: mount(8) probes (the fallback path); an image and a garbage file.
+    unit(m('probe'), `What=${image('p.ext4', `${label}P`)}\nOptions=loop\n`);
+    unit(m('probebad'), `What=${m('garbage.img')}\nOptions=loop\n`);
     // Hotplug: mounted when the by-label device appears.
     const link = `/dev/disk/by-label/${label}H`;
     const dev = unitNameFromPath(link, 'device');
@@ -121,6 +126,8 @@ describe('mount units on the real kernel', { skip }, () => {
       'info',
     ]);
     client = await d.client();
+    // Mounts run as mount(8) until libmount is loaded (on the threadpool, at start).
+    await d.waitForLog((l) => /^libmount .* loaded/.test(String(l.msg)), 10_000);
   });
 
   after(async () => {
@@ -138,8 +145,13 @@ describe('mount units on the real kernel', { skip }, () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  const logOf = (name: string, re: RegExp): Record<string, unknown> | undefined =>
+    d?.logs.find((l) => l.unit === name && re.test(String(l.msg)));
+
   test('an ext4 image on a loop device: mounted by its unit, unmounted on stop', async () => {
     assert.equal(await job('start', ext4Unit), 'done');
+    // Inside the daemon (libmount), not a mount(8) process.
+    assert.ok(logOf(ext4Unit, /^libmount in the daemon: mount /), 'mounted through libmount');
     assert.ok(mountedAt(m('ext4')));
     const s = await status(ext4Unit);
     assert.equal(s.active, 'active');
@@ -153,6 +165,34 @@ describe('mount units on the real kernel', { skip }, () => {
     assert.equal(await job('stop', ext4Unit), 'done');
     assert.ok(!mountedAt(m('ext4')));
     assert.equal((await status(ext4Unit)).sub, 'dead');
+    assert.ok(logOf(ext4Unit, /^libmount in the daemon: umount /), 'unmounted through libmount');
+  });
+
+  test('no Type=: mount(8) runs as the control process (the fallback); the umount runs in the daemon', async () => {
+    const name = unitNameFromPath(m('probe'), 'mount');
+    assert.equal(await job('start', name), 'done');
+    assert.ok(mountedAt(m('probe')));
+    const s = await status(name);
+    assert.equal(s.sub, 'mounted');
+    assert.match(String(s.properties.Options), /^rw/);
+    const run = logOf(name, /^\/bin\/mount /);
+    assert.ok(run !== undefined && typeof run.pid === 'number', 'mount(8) ran with a pid');
+    assert.equal(logOf(name, /^libmount in the daemon: mount /), undefined);
+    assert.equal(await job('stop', name), 'done');
+    assert.ok(!mountedAt(m('probe')));
+    // The kernel says ext4: nothing needs a helper to unmount it.
+    assert.ok(logOf(name, /^libmount in the daemon: umount /));
+  });
+
+  test("no Type= and a corrupt image: mount(8)'s own words in status", async () => {
+    const name = unitNameFromPath(m('probebad'), 'mount');
+    assert.match(await job('start', name), /failed/);
+    const s = await status(name);
+    assert.equal(s.active, 'failed');
+    assert.equal(s.properties.Result, 'exit-code');
+    assert.match(String(s.properties.LastError), /wrong fs type|bad superblock|can't read superblock/);
+    assert.ok(logOf(name, /^\/bin\/mount /));
+    assert.ok(!mountedAt(m('probebad')));
   });
 
   test('the device going away unmounts it (BindsTo=)', async () => {
@@ -212,7 +252,7 @@ describe('mount units on the real kernel', { skip }, () => {
     ['a mount point that is a file', 'afile', /not a directory/],
   ];
   for (const [what, dirName, reason] of failures) {
-    test(`${what}: the unit fails with mount's reason, nothing mounted`, async () => {
+    test(`${what}: the unit fails with libmount's reason (as mount(8) words it), nothing mounted`, async () => {
       const name = unitNameFromPath(m(dirName), 'mount');
       const r = await job('start', name);
       assert.match(r, /failed/);
@@ -225,6 +265,8 @@ describe('mount units on the real kernel', { skip }, () => {
         s.statusLines.join('\n'),
       );
       assert.ok(!mountedAt(m(dirName)));
+      assert.ok(logOf(name, /^libmount in the daemon: mount /));
+      assert.match(String(s.properties.LastError), new RegExp(`^mount: ${m(dirName)}: `));
     });
   }
 
