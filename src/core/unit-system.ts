@@ -532,7 +532,8 @@ export class UnitSystem {
       logger,
     });
     this.subscriptions.push(
-      notifyEvents(notify, this.notifySocket).subscribe({
+      // A flood of datagrams is routed 128 per turn of the loop (the rest wait, socket paused).
+      notifyEvents(notify, this.notifySocket, { maxPerTurn: 128 }).subscribe({
         next: (item) => {
           if (item.kind === 'datagrams') router.routeBatch(item.datagrams);
           else if (item.kind === 'error')
