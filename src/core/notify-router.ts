@@ -54,7 +54,10 @@ export interface NotifyFdSet {
 
 /** Sender details as the event carries them. */
 export interface NotifyEventSender extends NotifySender {
-  /** The pidfd says the process is gone (it sent and exited): pid numbers alone may be reused. */
+  /**
+   * The pidfd says the process is gone (it sent and exited): pid numbers alone may be reused.
+   * Answered when read, so only during delivery (the router closes the pidfd afterwards).
+   */
   exited: boolean;
 }
 
@@ -230,7 +233,16 @@ export class NotifyRouter {
       });
     }
 
-    const eventSender: NotifyEventSender = { ...sender, exited: this.senderExited(sender) };
+    // Asked for lazily: pidfd_get_pid reads /proc/self/fdinfo (~40 us), for every datagram of a
+    // flood, and nothing on the delivery path needs it.
+    let exited: boolean | undefined;
+    const senderExited = (): boolean => (exited ??= this.senderExited(sender));
+    const eventSender: NotifyEventSender = {
+      ...sender,
+      get exited(): boolean {
+        return senderExited();
+      },
+    };
     const newMain = this.resolveNewMainPid(fields, fds, sender);
     const seen = new Set<string>();
     for (const unit of units) {

@@ -318,10 +318,12 @@ describe('delivery and NotifyAccess=', () => {
     assert.equal(h.lines.filter((l) => l.level === 50).length, 1);
   });
 
-  test('a sender whose pidfd says it exited is marked so', () => {
-    const h = harness();
+  test('a sender whose pidfd says it exited is marked so (asked during delivery, while the pidfd is open)', () => {
+    const seen: boolean[] = [];
+    const h = harness(undefined, (event) => seen.push(event.sender.exited));
     h.send({ payload: 'READY=1', exited: true });
-    assert.equal(h.events[0]?.sender.exited, true);
+    h.send({ payload: 'READY=1' });
+    assert.deepEqual(seen, [true, false]);
   });
 });
 
