@@ -5,12 +5,22 @@ import type { CorpusOptions } from '../corpus';
 import { ueventKernelTarget, ueventLibudevTarget } from './uevent';
 import { rulesTarget } from './rules';
 import { unitFileTarget } from './unit-file';
+import { fstabTarget, mountinfoTarget } from './mounts';
+import { calendarTarget, tzifTarget } from './calendar';
+import { notifyTarget } from './notify';
+import { controlTarget } from './control';
 
 const FACTORIES: readonly ((options: CorpusOptions) => AnyFuzzTarget)[] = [
   ueventKernelTarget,
   ueventLibudevTarget,
   rulesTarget,
   unitFileTarget,
+  fstabTarget,
+  mountinfoTarget,
+  calendarTarget,
+  tzifTarget,
+  notifyTarget,
+  controlTarget,
 ];
 
 export function pureTargets(options: CorpusOptions): AnyFuzzTarget[] {
