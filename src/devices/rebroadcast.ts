@@ -64,6 +64,8 @@ export interface RebroadcastStats {
   sent: number;
   /** Sends that threw (ECONNREFUSED when nobody listens is not reported by netlink; ENOBUFS etc.). */
   failed: number;
+  /** Synthetic events (seqnum 0) not sent. */
+  skipped: number;
 }
 
 /**
@@ -72,14 +74,23 @@ export interface RebroadcastStats {
  * one listener's trouble must not stop event processing.
  */
 export class Rebroadcaster {
-  readonly stats: RebroadcastStats = { sent: 0, failed: 0 };
+  readonly stats: RebroadcastStats = { sent: 0, failed: 0, skipped: 0 };
 
   constructor(
     private readonly send: (buffer: Buffer) => void,
     private readonly onError: (code: RebroadcastErrorCode, error: unknown) => void = () => undefined,
   ) {}
 
+  /**
+   * Sends one processed event; false when it failed or was not sent. Events of our own making
+   * (the coldplug at start: seqnum 0) are not sent: udevd announces only the kernel's events,
+   * and libudev drops a device without SEQNUM anyway.
+   */
   rebroadcast(processed: ProcessedEvent): boolean {
+    if (processed.event.seqnum === 0) {
+      this.stats.skipped++;
+      return false;
+    }
     const buffer = encodeProcessedEvent(processed);
     try {
       this.send(buffer);

@@ -84,5 +84,14 @@ test('Rebroadcaster sends through the injected send and counts failures without 
     false,
   );
   assert.deepEqual(errors, ['ERR_REBROADCAST_SEND']);
-  assert.deepEqual(failing.stats, { sent: 0, failed: 1 });
+  assert.deepEqual(failing.stats, { sent: 0, failed: 1, skipped: 0 });
+});
+
+test('synthetic events (the coldplug at start, seqnum 0) are not rebroadcast: udevd sends only the kernel\'s', () => {
+  const sent: Buffer[] = [];
+  const r = new Rebroadcaster((b) => sent.push(b));
+  const synthetic = { ...kernelEvent('msg00-kernel.bin'), seqnum: 0 };
+  assert.equal(r.rebroadcast({ event: synthetic, result: loop0Result(), usecInitialized: 1n }), false);
+  assert.equal(sent.length, 0);
+  assert.deepEqual(r.stats, { sent: 0, failed: 0, skipped: 1 });
 });
