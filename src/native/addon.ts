@@ -9,8 +9,14 @@ const ADDON_FILE = 'triggerd_native.node';
 
 let cached: NativeNetlink | undefined;
 
-/** Where an addon may be: this file runs from src/native/ or, compiled, from dist/src/native/. */
+/**
+ * Where an addon may be: this file runs from src/native/ or, compiled, from dist/src/native/.
+ * $TRIGGERD_NATIVE_DIR names the one directory to load from instead (the sanitizer build of
+ * .ci/sanitize), so a run against that build never silently falls back to build/Release.
+ */
 export function addonCandidates(fileName = ADDON_FILE): string[] {
+  const override = process.env.TRIGGERD_NATIVE_DIR;
+  if (override !== undefined && override !== '') return [path.resolve(override, fileName)];
   const roots = [path.resolve(__dirname, '..', '..'), path.resolve(__dirname, '..', '..', '..')];
   const candidates: string[] = [];
   for (const root of roots) {
