@@ -370,6 +370,15 @@ CHILD_CODE int StepForFd(int child_fd) {
 }
 
 CHILD_CODE void PlaceFds(const ChildPlan* plan) {
+  // Every source must be open before any copy is made: a copy takes the lowest free number at
+  // or above dup_base, which could be a source that was not open, and that source would then
+  // silently become another file.
+  for (size_t i = 0; i < plan->fd_count; i++) {
+    const FdSpec& fd = plan->fds[i];
+    if (syscall(SYS_fcntl, fd.parent_fd, F_GETFD) < 0) {
+      Fail(plan, StepForFd(fd.child_fd), kSysFcntl, errno, fd.child_fd);
+    }
+  }
   // Copy every source above all targets first, so placing one fd can never overwrite a source
   // that is still to be placed (fd 1 -> 0 and fd 0 -> 1, say).
   for (size_t i = 0; i < plan->fd_count; i++) {

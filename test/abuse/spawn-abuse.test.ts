@@ -2,8 +2,6 @@
 // isSubreaper, watchChildren (and its handle), pidfdSendSignal, kill, closeFd, pipe and
 // setCloneMethodForTesting, through the harness in test/helpers/abuse.ts. The valid plan runs
 // /bin/true with /dev/null as stdio; a child watcher reaps everything this process spawns.
-// native/spawn/ is being rewritten by another engineer: what this finds is reported, not fixed
-// here, and its test is marked todo with the reason.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -303,11 +301,8 @@ test(
   'spawn: a parent fd that is not open is EBADF, whatever number it has',
   {
     skip,
-    todo:
-      'native/spawn/spawn_child.cc PlaceFds: the scratch copies (F_DUPFD_CLOEXEC from dup_base) take the ' +
-      "lowest free numbers in the child's table, so a parentFd that is not open there is taken by an " +
-      'earlier copy before its own turn: the child silently gets that file (here /dev/null) as stdout ' +
-      'instead of the spawn failing at STDOUT with EBADF. Reported to the spawn rewrite, not fixed here.',
+    // Was silently another file (an earlier scratch copy took the number); PlaceFds now checks
+    // every source with F_GETFD before the first copy.
   },
   async () => {
     const n = raw as RawExports;
