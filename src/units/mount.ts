@@ -366,7 +366,9 @@ export class MountUnit implements UnitInstance {
 
   /** The control process is gone (or there was none): decide from the kernel's answer. */
   private afterControl(f: MountResult, command: 'mount' | 'umount' | 'remount'): void {
-    this.host.refreshMounts();
+    // A mount that worked and that mountinfo has shown already needs no synchronous re-read
+    // (a later unmount arrives through the watch anyway); anything else asks the kernel now.
+    if (!(f === 'success' && this.state === 'mounting-done')) this.host.refreshMounts();
     switch (this.state) {
       case 'mounting':
       case 'mounting-done':
