@@ -57,8 +57,15 @@ const UNITS: Record<string, string> = {
     `s.sendto(b'READY=1\\\\nSTATUS=fuzz target', os.environ['NOTIFY_SOCKET']); time.sleep(1000000)"\n`,
   'fuzz-oneshot.service':
     '[Unit]\nDescription=fuzz: a oneshot that stays active\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n',
+  // The one unit the notify fuzzer speaks for (its datagrams claim the victim's main pid): its
+  // state may change, it restarts when it fails; the other units must not notice.
+  'fuzz-victim.service':
+    '[Unit]\nDescription=fuzz: the unit garbage is sent for\nStartLimitIntervalSec=0\n[Service]\nType=notify\n' +
+    'NotifyAccess=all\nRestart=always\nRestartSec=50ms\nTimeoutStartSec=5s\nTimeoutStopSec=2s\n' +
+    `ExecStart=${PYTHON} -c "import os,socket,time; s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); ` +
+    `s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET']); time.sleep(1000000)"\n`,
   'fuzz.target':
-    '[Unit]\nDescription=fuzz: a target\nWants=fuzz-sleeper.service fuzz-notify.service fuzz-oneshot.service\n',
+    '[Unit]\nDescription=fuzz: a target\nWants=fuzz-sleeper.service fuzz-notify.service fuzz-oneshot.service fuzz-victim.service\n',
 };
 
 interface Snapshot {
@@ -114,15 +121,20 @@ class FuzzedDaemon {
     // Wait until the fuzz units have settled (the notify service reported READY=1).
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const units = await fuzzed.unitStates();
-      if (units.length === 4 && units.every((u) => u.includes(' active '))) break;
+      const units = await fuzzed.allUnitStates();
+      if (units.length === Object.keys(UNITS).length && units.every((u) => u.includes(' active '))) break;
       if (Date.now() > deadline) throw new Error(`fuzz units did not start: ${units.join('; ')}`);
       await new Promise((r) => setTimeout(r, 100));
     }
     return fuzzed;
   }
 
+  /** The fuzz units but the victim, as 'name load active sub main=PID' lines. */
   async unitStates(): Promise<string[]> {
+    return (await this.allUnitStates()).filter((u) => !u.startsWith('fuzz-victim.service '));
+  }
+
+  async allUnitStates(): Promise<string[]> {
     const rows = (await this.client.request('list-units')) as {
       name: string;
       load: string;
@@ -140,6 +152,11 @@ class FuzzedDaemon {
   async snapshot(): Promise<Snapshot> {
     await withTimeout('status', 5000, this.client.request('status'));
     return { units: await this.unitStates(), fds: fdCount(this.daemon.pid) };
+  }
+
+  async mainPid(name: string): Promise<number> {
+    const show = (await this.client.request('show', { name })) as Record<string, unknown>;
+    return typeof show.MainPID === 'number' ? show.MainPID : 0;
   }
 
   alive(): void {
@@ -380,10 +397,15 @@ class NotifySender {
   }
 }
 
+/** Processes a datagram can claim to come from, or name in MAINPID=. */
+type Who = 'sender' | 'daemon' | 'fuzzer' | 'init' | 'victim' | 'sleeper' | 'notify';
+
 interface Datagram {
   payload: Buffer;
+  /** Added to the payload: MAINPID= naming another process (the victim must not adopt it). */
+  mainPidOf: Who | undefined;
   /** Whose credentials the datagram claims: the sender's own (kernel-filled), or another process's. */
-  as: 'own' | 'sender' | 'daemon' | 'fuzzer' | 'init';
+  as: 'own' | Who;
   uid: number;
   gid: number;
   fds: number;
@@ -404,17 +426,21 @@ const datagramArbitrary: fc.Arbitrary<Datagram> = fc.record({
       ),
     },
   ),
-  as: fc.constantFrom(
-    'own' as const,
-    'sender' as const,
-    'daemon' as const,
-    'fuzzer' as const,
-    'init' as const,
+  mainPidOf: fc.option(
+    fc.constantFrom<Who>('sender', 'daemon', 'fuzzer', 'init', 'victim', 'sleeper', 'notify'),
+    {
+      nil: undefined,
+      freq: 4,
+    },
   ),
+  // Never the other fuzz units' own pids: a datagram truly from their main process may change them.
+  as: fc.constantFrom<'own' | Who>('own', 'sender', 'daemon', 'fuzzer', 'init', 'victim', 'victim'),
   uid: fc.constantFrom(0, 0, 65534, 1000),
   gid: fc.constantFrom(0, 65534),
   fds: fc.oneof({ weight: 6, arbitrary: fc.nat(3) }, { weight: 1, arbitrary: fc.constantFrom(16, 252, 253) }),
 });
+
+let lastVictimPid = -1;
 
 async function runNotify(
   d: FuzzedDaemon,
@@ -422,17 +448,48 @@ async function runNotify(
   batch: Datagram[],
   tally: Tally,
 ): Promise<void> {
-  const pids = { sender: sender.pid, daemon: d.daemon.pid, fuzzer: process.pid, init: 1 };
+  const pids: Record<Who, number> = {
+    sender: sender.pid,
+    daemon: d.daemon.pid,
+    fuzzer: process.pid,
+    init: 1,
+    victim: 0,
+    sleeper: await d.mainPid('fuzz-sleeper.service'),
+    notify: await d.mainPid('fuzz-notify.service'),
+  };
   for (const g of batch) {
-    const cred: [number, number, number] | null = g.as === 'own' ? null : [pids[g.as], g.uid, g.gid];
+    if (g.as === 'victim' || g.mainPidOf === 'victim') {
+      const now = await d.mainPid('fuzz-victim.service');
+      if (now !== lastVictimPid) {
+        const state = (await d.allUnitStates()).find((u) => u.startsWith('fuzz-victim.service ')) ?? '?';
+        const [active, sub] = state.split(' ').slice(2, 4);
+        tally.add(`victim ${active}/${sub}${now === 0 ? ' without a main pid' : ''}`);
+        // STOPPING=1, ERRNO=, a watchdog timeout... can stop it for good: start it again, so the
+        // garbage keeps reaching a running unit.
+        if (active === 'failed' || active === 'inactive') {
+          await d.client.request('start', { names: ['fuzz-victim.service'], noBlock: true });
+          tally.add('victim started again');
+        }
+      }
+      lastVictimPid = pids.victim = now;
+    }
+    // While the victim restarts it has no main pid; the datagram then claims the sender's.
+    const claimed = g.as === 'own' ? undefined : pids[g.as] || sender.pid;
+    const cred: [number, number, number] | null = claimed === undefined ? null : [claimed, g.uid, g.gid];
+    const payload =
+      g.mainPidOf === undefined
+        ? g.payload
+        : Buffer.concat([Buffer.from(`MAINPID=${pids[g.mainPidOf]}\n`), g.payload]);
     const answer = await sender.send({
-      hex: g.payload.toString('hex'),
+      hex: payload.toString('hex'),
       cred,
       fds: g.fds,
       path: path.join(d.daemon.dir, 'notify'),
     });
-    tally.add(`sendmsg ${answer}`);
-    if (answer !== 'ok' && answer !== 'err EMSGSIZE') violation(`sendmsg failed: ${answer}`);
+    tally.add(`sendmsg ${answer}${g.as === 'victim' ? ' as victim' : ''}`);
+    // ESRCH: the victim's main process exited between the lookup and the send.
+    if (answer !== 'ok' && answer !== 'err EMSGSIZE' && !(answer === 'err ESRCH' && g.as === 'victim'))
+      violation(`sendmsg failed: ${answer}`);
   }
 }
 
@@ -529,7 +586,9 @@ export async function runChannels(
               (batch) =>
                 batch
                   .map(
-                    (g) => `as ${g.as} uid ${g.uid} gid ${g.gid} fds ${g.fds} ${showBytes(g.payload, 600)}`,
+                    (g) =>
+                      `as ${g.as} uid ${g.uid} gid ${g.gid} fds ${g.fds}` +
+                      `${g.mainPidOf === undefined ? '' : ` MAINPID of ${g.mainPidOf}`} ${showBytes(g.payload, 600)}`,
                   )
                   .join('\n'),
             ),

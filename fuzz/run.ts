@@ -8,6 +8,7 @@
 //   FUZZ_JOBS      pure targets run at once (default 1)  FUZZ_RUNS     a fixed number of inputs per target instead of time
 //   FUZZ_SYSTEM_CORPUS=0  only the repository's recorded inputs (default: also this machine's rules, units, fstab...)
 //   FUZZ_INPUT_MS (1000) + FUZZ_US_PER_BYTE (10): the time one input may take; FUZZ_HANG_MS (60000): a hang
+//   FUZZ_VERBOSE=1  every outcome count per target (error codes reached, replies, victim states)
 import { pureTargets } from './targets';
 import { runTarget } from './run-target';
 import { CHANNEL_TARGETS, channelSkipReason, runChannels, type ChannelName } from './channels';
@@ -25,6 +26,7 @@ interface Options {
   inputMs: number;
   usPerUnit: number;
   hangMs: number;
+  verbose: boolean;
 }
 
 function envNumber(name: string, fallback: number): number {
@@ -63,6 +65,7 @@ function options(argv: string[]): Options {
     inputMs: envNumber('FUZZ_INPUT_MS', 1000),
     usPerUnit: envNumber('FUZZ_US_PER_BYTE', 10),
     hangMs: envNumber('FUZZ_HANG_MS', 60_000),
+    verbose: process.env.FUZZ_VERBOSE === '1',
   };
 }
 
@@ -85,6 +88,7 @@ async function main(): Promise<number> {
   const print = (r: TargetReport): void => {
     reports.push(r);
     process.stdout.write(formatSummary(r) + '\n');
+    if (o.verbose) process.stdout.write(`  outcomes ${JSON.stringify(r.outcomes)}\n`);
     if (r.failure !== undefined) process.stdout.write(formatFailure(r) + '\n');
   };
   const queue = [...pure];
