@@ -30,6 +30,11 @@ import { requestArbitrary } from './targets/control';
 
 export const CHANNEL_TARGETS = ['control-socket', 'notify-socket'] as const;
 export type ChannelName = (typeof CHANNEL_TARGETS)[number];
+export const CHANNEL_ABOUT: Record<ChannelName, string> = {
+  'control-socket':
+    "garbage streams on a running daemon's control socket; it keeps answering, units undisturbed",
+  'notify-socket': 'datagrams with SCM_CREDENTIALS/SCM_RIGHTS from python3 on its notify socket; no fd leaks',
+};
 
 export interface ChannelParams {
   seed: number;

@@ -1,4 +1,4 @@
-// npm run fuzz [SECONDS] [TARGET...]: every pure target (each in a worker thread) and then the
+// npm run fuzz [SECONDS] [TARGET...] (npm run fuzz -- --list names them): every pure target (each in a worker thread) and then the
 // channel targets against a running daemon, sharing SECONDS (default 300) equally. Prints the
 // seed first, one line per target (inputs, time, slowest input, outcomes), and for a failure the
 // shrunk input and the command that replays it. Exit status 1 when anything failed.
@@ -11,7 +11,7 @@
 //   FUZZ_VERBOSE=1  every outcome count per target (error codes reached, replies, victim states)
 import { pureTargets } from './targets';
 import { runTarget } from './run-target';
-import { CHANNEL_TARGETS, channelSkipReason, runChannels, type ChannelName } from './channels';
+import { CHANNEL_ABOUT, CHANNEL_TARGETS, channelSkipReason, runChannels, type ChannelName } from './channels';
 import { formatFailure, formatSummary } from './report';
 import type { TargetReport } from './target';
 
@@ -70,6 +70,11 @@ function options(argv: string[]): Options {
 }
 
 async function main(): Promise<number> {
+  if (process.argv.includes('--list')) {
+    for (const t of pureTargets({ system: false })) process.stdout.write(`${t.name.padEnd(16)} ${t.about}\n`);
+    for (const t of CHANNEL_TARGETS) process.stdout.write(`${t.padEnd(16)} ${CHANNEL_ABOUT[t]}\n`);
+    return 0;
+  }
   const o = options(process.argv.slice(2));
   const pure = o.targets.filter((t) => !(CHANNEL_TARGETS as readonly string[]).includes(t));
   const channels = o.targets.filter((t): t is ChannelName =>

@@ -9,6 +9,7 @@ import { fstabTarget, mountinfoTarget } from './mounts';
 import { calendarTarget, tzifTarget } from './calendar';
 import { notifyTarget } from './notify';
 import { controlTarget } from './control';
+import { selftestTarget } from './selftest';
 
 const FACTORIES: readonly ((options: CorpusOptions) => AnyFuzzTarget)[] = [
   ueventKernelTarget,
@@ -24,7 +25,9 @@ const FACTORIES: readonly ((options: CorpusOptions) => AnyFuzzTarget)[] = [
 ];
 
 export function pureTargets(options: CorpusOptions): AnyFuzzTarget[] {
-  return FACTORIES.map((f) => f(options));
+  const targets = FACTORIES.map((f) => f(options));
+  if (process.env.FUZZ_SELFTEST !== undefined) targets.push(selftestTarget());
+  return targets;
 }
 
 export function findTarget(name: string, options: CorpusOptions): AnyFuzzTarget {

@@ -31,6 +31,43 @@ function verdict(t: TestContext, r: TargetReport): void {
   if (r.failure !== undefined) assert.fail(formatFailure(r));
 }
 
+describe('fuzz: the harness itself', () => {
+  const selftest = async (mode: string): Promise<TargetReport> => {
+    process.env.FUZZ_SELFTEST = mode;
+    try {
+      return await runTarget({
+        target: 'selftest',
+        seed: SEED,
+        numRuns: 1000,
+        inputMs: 3000,
+        usPerUnit: 0,
+        shrinkMs: 10_000,
+        system: false,
+        hangMs: 1000,
+      });
+    } finally {
+      delete process.env.FUZZ_SELFTEST;
+    }
+  };
+
+  test('an exception is a failure, shrunk to the smallest input, with a replay path', async () => {
+    const r = await selftest('throw');
+    assert.equal(r.failure?.kind, 'violation');
+    assert.match(r.failure?.message ?? '', /threw TypeError: selftest: 101 is over 100/);
+    assert.equal(r.failure?.input, 'the number 101');
+    assert.match(r.failure?.path ?? '', /^\d+(:\d+)*$/);
+    assert.match(formatFailure(r), /replay: FUZZ_SEED=\d+ FUZZ_TARGETS=selftest FUZZ_PATH=/);
+  });
+
+  test('an input that never returns: the worker is stopped and the input named', async () => {
+    const r = await selftest('hang');
+    assert.equal(r.failure?.kind, 'hang');
+    assert.match(r.failure?.message ?? '', /did not return within 1000 ms/);
+    const n = Number(/^the number (\d+)$/.exec(r.failure?.input ?? '')?.[1]);
+    assert.ok(n > 100, r.failure?.input);
+  });
+});
+
 describe('fuzz: parsers (fixed seed)', { concurrency: 2 }, () => {
   for (const [target, numRuns] of Object.entries(RUNS)) {
     test(`${target}: ${numRuns} inputs`, async (t) => {
