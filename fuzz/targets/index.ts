@@ -9,6 +9,7 @@ import { fstabTarget, mountinfoTarget } from './mounts';
 import { calendarTarget, tzifTarget } from './calendar';
 import { notifyTarget } from './notify';
 import { controlTarget } from './control';
+import { kernelRecordsTarget } from './kernel-records';
 import { selftestTarget } from './selftest';
 
 const FACTORIES: readonly ((options: CorpusOptions) => AnyFuzzTarget)[] = [
@@ -22,6 +23,7 @@ const FACTORIES: readonly ((options: CorpusOptions) => AnyFuzzTarget)[] = [
   tzifTarget,
   notifyTarget,
   controlTarget,
+  kernelRecordsTarget,
 ];
 
 export function pureTargets(options: CorpusOptions): AnyFuzzTarget[] {

@@ -24,6 +24,7 @@ const RUNS: Record<string, number> = {
   tzif: 6000,
   notify: 6000,
   control: 2500,
+  'kernel-records': 6000,
 };
 
 function verdict(t: TestContext, r: TargetReport): void {
