@@ -194,12 +194,31 @@ async function main(): Promise<void> {
     // Start-up (coldplug through the rules, loading units) is the daemon's allocation peak;
     // once it has settled, hand the heap pages it no longer needs back to the system. The full
     // collections this takes pause the loop, so it waits for a quiet second without uevents.
+    // Later bursts (a storm, a flood of connections: over BURST uevent batches and unit
+    // transitions) are given back the same way once a second has been quiet again.
+    const BURST = 1000;
+    const activity = (): number => daemon.pipeline.batches + daemon.transitions;
     let seenBatches = daemon.pipeline.batches;
+    let releasedAt = activity();
+    let seen = releasedAt;
+    const afterBursts = (): void => {
+      const now = activity();
+      const quiet = now === seen && daemon.pipeline.pending() === 0;
+      seen = now;
+      if (quiet && now - releasedAt > BURST) {
+        native.releaseMemory();
+        releasedAt = now;
+      }
+      setTimeout(afterBursts, quiet ? 5000 : 1000).unref();
+    };
     const releaseWhenQuiet = (): void => {
       const quiet = daemon.pipeline.batches === seenBatches && daemon.pipeline.pending() === 0;
       seenBatches = daemon.pipeline.batches;
-      if (quiet) native.releaseMemory();
-      else setTimeout(releaseWhenQuiet, 1000).unref();
+      if (quiet) {
+        native.releaseMemory();
+        releasedAt = seen = activity();
+        setTimeout(afterBursts, 5000).unref();
+      } else setTimeout(releaseWhenQuiet, 1000).unref();
     };
     setTimeout(releaseWhenQuiet, 1000).unref();
   } catch (err) {

@@ -358,7 +358,11 @@ export class Daemon {
    * The state file as it is now, for a restart after a crash: written on transitions (service
    * start/exit, socket listen, ...), debounced (a quiet 50 ms, at most 500 ms late).
    */
+  /** Unit transitions so far (the idle memory release watches it with the uevent batches). */
+  transitions = 0;
+
   private scheduleCheckpoint(): void {
+    this.transitions++;
     if (this.stopping || this.reexecing) return;
     const now = Date.now();
     this.lastTransition = now;

@@ -300,7 +300,9 @@ function readOnlySteps(
     [...byPath.values()].some((r) => r.mode === 'rw' && r.path !== p && isPathAtOrBelow(r.path, p));
 
   const candidates = [...new Set([...mounts.map((m) => m.mountPoint), ...created, ...byPath.keys()])].sort(
-    (a, b) => depth(a) - depth(b) || a.localeCompare(b),
+    // Byte order, not localeCompare: paths have no locale, and ICU's collation tables cost the
+    // daemon 2.5 MB of RSS the first time a sandboxed unit starts.
+    (a, b) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0),
   );
   const steps: MountStep[] = [];
   // Inaccessible paths are read-only mounts already, and hide whatever was below them.
