@@ -4,8 +4,10 @@
 // fds) on its notify socket, sent by python3's socket.sendmsg. After every run the daemon must
 // still answer `ping`; after each target `status` answers, the fuzz units have the states and
 // main pids they had before, and the daemon holds no more fds than before (nothing leaked).
-// Mutating requests are never sent (as root they would legitimately change states): a generated
-// stream whose lines the daemon would read as one is replaced by a ping.
+// Some datagrams claim the main pid of fuzz-victim.service, so garbage also reaches a unit's
+// state machine; that unit may change state (and is started again when it stays failed), the
+// others may not. Mutating control requests are never sent (as root they would legitimately
+// change states): a stream with a line the daemon would read as one is replaced by a ping.
 import * as fc from 'fast-check';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';

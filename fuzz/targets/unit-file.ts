@@ -335,7 +335,9 @@ export const unitFileTarget = (options: CorpusOptions) =>
         for (const e of s.entries) {
           if (e.source.line < s.source.line || e.source.line > lines)
             violation(`entry ${e.key} at line ${e.source.line}, its section at ${s.source.line}`);
-          if (e.key === '' || e.key !== e.key.trim()) violation(`entry key ${JSON.stringify(e.key)}`);
+          // systemd trims blanks, tabs, CR and LF only (JS trim() would take U+FEFF and others too).
+          if (e.key === '' || /^[ \t\r\n]|[ \t\r\n]$/.test(e.key))
+            violation(`entry key ${JSON.stringify(e.key)}`);
         }
       }
       const dropIns = input.dropIns.map((text, i) => ({
