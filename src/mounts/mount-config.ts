@@ -203,7 +203,8 @@ export function parseMountConfig(input: MountConfigInput): { section: MountSecti
   };
   for (const e of input.entries) {
     if (e.key.startsWith('X-')) continue;
-    const row = ROWS[e.key];
+    // Own keys only: 'valueOf=' or '__proto__=' would find Object.prototype's members.
+    const row = Object.prototype.hasOwnProperty.call(ROWS, e.key) ? ROWS[e.key] : undefined;
     if (row === undefined) {
       if (EXEC_KEY.test(e.key))
         report(

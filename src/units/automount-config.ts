@@ -152,7 +152,8 @@ export function parseAutomountConfig(input: AutomountConfigInput): {
   };
   for (const e of input.entries) {
     if (e.key.startsWith('X-')) continue;
-    const row = ROWS[e.key];
+    // Own keys only: 'valueOf=' or '__proto__=' would find Object.prototype's members.
+    const row = Object.prototype.hasOwnProperty.call(ROWS, e.key) ? ROWS[e.key] : undefined;
     if (row === undefined) {
       report('warning', UNKNOWN_KEY, `unknown key ${e.key} in section [Automount], ignored`, e.source);
       continue;

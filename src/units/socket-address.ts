@@ -167,7 +167,10 @@ export function parseNetlinkAddress(text: string): ParseResult<SocketAddress> {
   if (words.length === 0 || words[0] === '' || words.length > 2)
     return fail(`not a netlink address (FAMILY [GROUP]): ${JSON.stringify(text)}`);
   const name = words[0] as string;
-  let protocol: number | undefined = NETLINK_FAMILIES[name];
+  // Own keys only: 'valueOf' would find Object.prototype's function.
+  let protocol = Object.prototype.hasOwnProperty.call(NETLINK_FAMILIES, name)
+    ? NETLINK_FAMILIES[name]
+    : undefined;
   if (protocol === undefined && /^[0-9]{1,2}$/.test(name) && Number(name) < 32) protocol = Number(name);
   if (protocol === undefined) return fail(`unknown netlink family ${JSON.stringify(name)}`);
   let group = 0;

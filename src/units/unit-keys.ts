@@ -1782,7 +1782,10 @@ function socketRows(): KeyRow[] {
     optionalNumber(
       'IPTOS',
       'iptos',
-      (t) => (IPTOS_NAMES[t] !== undefined ? ok(IPTOS_NAMES[t] as number) : parseInteger(t, 0, 255)),
+      (t) =>
+        Object.prototype.hasOwnProperty.call(IPTOS_NAMES, t)
+          ? ok(IPTOS_NAMES[t] as number)
+          : parseInteger(t, 0, 255),
       'ipTos',
     ),
     optionalNumber('IPTTL', 'integer', (t) => parseInteger(t, 1, 255), 'ipTtl'),

@@ -201,3 +201,15 @@ test('a mount that cannot be made fails the start with the errno', () => {
   assert.equal(t.unit.state, 'failed');
   assert.equal(t.unit.result, 'resources');
 });
+
+test("[Automount] keys named like Object.prototype's members are unknown keys (found by the fuzz harness)", () => {
+  // ROWS[e.key] found Object.prototype.valueOf: parseUnitText threw "row.parse is not a function".
+  const file = parseUnitText(NAME, `[Automount]\nWhere=${WHERE}\nvalueOf=1\n__proto__=2\n`, `/u/${NAME}`);
+  assert.deepEqual(
+    file.diagnostics.map((d) => [d.code, d.source?.line]),
+    [
+      ['ERR_UNIT_UNKNOWN_KEY', 3],
+      ['ERR_UNIT_UNKNOWN_KEY', 4],
+    ],
+  );
+});

@@ -205,3 +205,21 @@ test('a What= path past PATH_MAX gets no implicit dependencies, at once (found b
   const image = parseUnitText('tmp.mount', '[Mount]\nWhat=/srv/img/disk.img\nWhere=/tmp\n', '/u/tmp.mount');
   assert.ok(image.unit.dependencies.After.includes('srv-img.mount'));
 });
+
+test("[Mount] keys named like Object.prototype's members are unknown keys (found by the fuzz harness)", () => {
+  // ROWS[e.key] found Object.prototype.valueOf: parseUnitText threw "row.parse is not a function".
+  const file = parseUnitText(
+    'x.mount',
+    '[Mount]\nWhat=tmpfs\nWhere=/x\nvalueOf=1\n__proto__=2\nconstructor=3\n',
+    '/u/x.mount',
+  );
+  assert.deepEqual(
+    file.diagnostics.map((d) => [d.code, d.source?.line]),
+    [
+      ['ERR_UNIT_UNKNOWN_KEY', 4],
+      ['ERR_UNIT_UNKNOWN_KEY', 5],
+      ['ERR_UNIT_UNKNOWN_KEY', 6],
+    ],
+  );
+  assert.equal(file.mount?.where, '/x');
+});

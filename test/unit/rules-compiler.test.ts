@@ -465,3 +465,12 @@ test('a rules file with 300,000 broken lines reports each instead of overflowing
   assert.equal(r.diagnostics.length, 300_000);
   assert.equal(r.diagnostics[299_999]?.source.line, 300_000);
 });
+
+test("keys named like Object.prototype's members are unknown keys, not a crash (found by the fuzz harness)", () => {
+  // KEY_TABLE[p.key] found Object.prototype.valueOf and called it: TypeError out of compileRules.
+  for (const key of ['valueOf', '__proto__', 'hasOwnProperty', 'isPrototypeOf', 'constructor', 'toString']) {
+    const r = compile(`${key}=="x", TAG+="t"\n`);
+    assert.deepEqual(diags(r), ['a.rules:1:1 error ERR_RULE_KEY'], key);
+    assert.equal(r.lines.length, 0, key);
+  }
+});

@@ -303,3 +303,17 @@ describe('the service a socket starts, checked at load time', () => {
     assert.deepEqual(u.unit.dependencies.After, ['daemon.socket', 'lost.socket']);
   });
 });
+
+test("IPTOS= and ListenNetlink= names like Object.prototype's members are refused (found by the fuzz harness)", () => {
+  // IPTOS_NAMES['valueOf'] / NETLINK_FAMILIES['valueOf'] found a function and accepted it silently.
+  const u = load(
+    '[Socket]\nListenStream=8080\nIPTOS=valueOf\nListenNetlink=constructor 0\nListenNetlink=kobject-uevent 1\n',
+  );
+  assert.deepEqual(
+    diags(u).map(([, code, line]) => [code, line]),
+    [
+      ['ERR_UNIT_BAD_VALUE', 3],
+      ['ERR_UNIT_BAD_SETTING', 4],
+    ],
+  );
+});

@@ -584,7 +584,8 @@ function compileLine(rl: RuleLine, ctx: KeyContext): LineDraft | undefined {
       }
       continue;
     }
-    const compile = KEY_TABLE[p.key];
+    // Own keys only: 'valueOf' or '__proto__' would find Object.prototype's members.
+    const compile = Object.prototype.hasOwnProperty.call(KEY_TABLE, p.key) ? KEY_TABLE[p.key] : undefined;
     if (compile === undefined) {
       ctx.d.error('ERR_RULE_KEY', `unknown key '${p.key}'`, p.source);
       continue;
