@@ -168,8 +168,8 @@ export function parseTimestamp(
   let sec = 0;
   let frac = 0;
   const rel: Record<string, number> = { today: 0, yesterday: -1, tomorrow: 1 };
-  if (rel[rest] !== undefined) {
-    d += rel[rest];
+  if (Object.hasOwn(rel, rest)) {
+    d += rel[rest] as number;
   } else {
     const m =
       /^(?:[A-Za-z]+ )?(?:(\d{4})-(\d{1,2})-(\d{1,2}))?(?:(?:^|[ T])(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?$/.exec(

@@ -505,7 +505,9 @@ function parseOrThrow(input: string, options: CalendarParseOptions): CalendarSpe
     second: null,
     utc,
   };
-  const shorthand = SHORTHANDS[p.toLowerCase()];
+  // Own keys only: 'constructor' or '__proto__' found Object's members and parsed as '*-*-* *:*:*'.
+  const word = p.toLowerCase();
+  const shorthand = Object.hasOwn(SHORTHANDS, word) ? SHORTHANDS[word] : undefined;
   if (shorthand !== undefined) {
     Object.assign(d, shorthand);
   } else {

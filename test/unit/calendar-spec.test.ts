@@ -93,3 +93,15 @@ test('241 values in one field are allowed (systemd: CALENDARSPEC_COMPONENTS_MAX 
   const r = parseCalendarSpec(Array.from({ length: 241 }, (_, i) => i % 24).join(',') + ':00', opts);
   assert.ok(r.ok);
 });
+
+test("names of Object.prototype's members are not shorthands (found by the fuzz harness)", () => {
+  // SHORTHANDS['constructor'] found Object: OnCalendar=constructor parsed as '*-*-* *:*:*'.
+  for (const expr of ['constructor', '__proto__', 'valueOf', 'toString', 'hasOwnProperty', 'Constructor']) {
+    const r = parseCalendarSpec(expr, opts);
+    assert.ok(
+      !r.ok && r.error.code === 'EINVAL',
+      `${expr}: ${r.ok ? formatCalendarSpec(r.spec) : r.error.code}`,
+    );
+  }
+  assert.ok(parseCalendarSpec('Daily', opts).ok);
+});
