@@ -42,6 +42,22 @@ export const SPECIAL_BYTES: readonly Buffer[] = [
 ].map((b) => Buffer.from(b));
 
 /**
+ * Names of Object.prototype's members: a table indexed by a name the input supplies finds them
+ * unless it asks for own properties (the rules compiler, [Mount], calendar shorthands did not).
+ */
+export const PROTO_NAMES: readonly string[] = [
+  '__proto__',
+  'constructor',
+  'valueOf',
+  'toString',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+  'toLocaleString',
+  '__defineGetter__',
+];
+
+/**
  * Sizes just past the limits: notify 4096, uevent 8192, rules lines 16384 (continuations 65536),
  * control lines 64 KiB. Unit files (1 MiB lines) add their own; each target passes what it has.
  */

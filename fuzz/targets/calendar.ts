@@ -15,6 +15,7 @@ import { loadTimeZone, parsePosixTz, parseTzif, UTC_ZONE, type TimeZone } from '
 import { defineTarget, violation, type Tally } from '../target';
 import {
   mutantArbitrary,
+  PROTO_NAMES,
   randomBytesArbitrary,
   randomTextArbitrary,
   showBytes,
@@ -139,10 +140,22 @@ const expression: fc.Arbitrary<string> = fc.oneof(
       .map((r) => (`${r.weekdays}${r.date}${r.time}`.trimEnd() || '*-*-*') + r.zone),
   },
   { weight: 1, arbitrary: randomTextArbitrary(40) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...PROTO_NAMES), fc.constantFrom('', ' UTC', ' 12:00'))
+      .map(([a, b]) => a + b),
+  },
 );
+
+const PROTO_WORDS = new Set(PROTO_NAMES.map((n) => n.toLowerCase()));
 
 function checkExpression(expr: string, tally: Tally): void {
   const parsed = parseCalendarSpec(expr, PARSE_OPTIONS);
+  if (parsed.ok && PROTO_WORDS.has(expr.split(' ')[0]?.toLowerCase() ?? ''))
+    violation(
+      `${JSON.stringify(expr)} parsed as ${formatCalendarSpec(parsed.spec)}: a table lookup found Object.prototype`,
+    );
   if (!parsed.ok) {
     tally.add(parsed.error.code);
     if (!CODES.has(parsed.error.code)) violation(`error code ${parsed.error.code}`);

@@ -9,7 +9,7 @@ import { compileRules, type CompiledRules } from '../../src/devices/rules/rules-
 import { RULE_ERROR_CODES, RULE_LINE_MAX } from '../../src/devices/rules/rules-lexer';
 import { substitute, type SubstitutionContext } from '../../src/devices/rules/substitute';
 import { defineTarget, violation, type Tally } from '../target';
-import { mutantArbitrary, randomTextArbitrary, showText, utf8Text } from '../mutate';
+import { mutantArbitrary, PROTO_NAMES, randomTextArbitrary, showText, utf8Text } from '../mutate';
 import { nonEmpty, readFile, readFiles, repo, type CorpusOptions } from '../corpus';
 
 const CODES: ReadonlySet<string> = new Set(RULE_ERROR_CODES);
@@ -125,13 +125,22 @@ const SEPARATORS = [', ', ',', ' ', '', ',\t', ', \\\n  ', ',,'];
 /** One key-value pair, mostly well-formed. */
 const pairArbitrary: fc.Arbitrary<string> = fc
   .record({
-    key: fc.oneof({ weight: 9, arbitrary: fc.constantFrom(...KEYS) }, fc.stringMatching(/^[A-Za-z_]{0,8}$/)),
-    attr: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...ATTRS) }, fc.constantFrom(...MORE_ATTRS)),
+    key: fc.oneof(
+      { weight: 18, arbitrary: fc.constantFrom(...KEYS) },
+      { weight: 2, arbitrary: fc.stringMatching(/^[A-Za-z_]{0,8}$/) },
+      { weight: 1, arbitrary: fc.constantFrom(...PROTO_NAMES) },
+    ),
+    attr: fc.oneof(
+      { weight: 12, arbitrary: fc.constantFrom(...ATTRS) },
+      { weight: 2, arbitrary: fc.constantFrom(...MORE_ATTRS) },
+      { weight: 1, arbitrary: fc.constantFrom(...PROTO_NAMES).map((n) => `{${n}}`) },
+    ),
     op: fc.oneof({ weight: 9, arbitrary: fc.constantFrom(...OPS) }, fc.constantFrom('', '~=', '===', ' = ')),
     value: fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom(...VALUES) },
       { weight: 2, arbitrary: fc.array(fc.constantFrom(...VALUES), { maxLength: 4 }).map((v) => v.join('')) },
       { weight: 1, arbitrary: randomTextArbitrary(24) },
+      { weight: 1, arbitrary: fc.constantFrom(...PROTO_NAMES) },
     ),
     quote: fc.oneof({ weight: 9, arbitrary: fc.constant('"') }, fc.constantFrom('e"', '', "'")),
   })

@@ -10,7 +10,13 @@ import { describeKeyTable } from '../../src/units/unit-keys';
 import { UNIT_SUFFIXES, type SpecifierHost } from '../../src/units/specifiers';
 import type { Diagnostic } from '../../src/units/config-types';
 import { defineTarget, violation, type Tally } from '../target';
-import { mutantArbitrary, randomBytesArbitrary, randomTextArbitrary, showBytes } from '../mutate';
+import {
+  mutantArbitrary,
+  PROTO_NAMES,
+  randomBytesArbitrary,
+  randomTextArbitrary,
+  showBytes,
+} from '../mutate';
 import { nonEmpty, readFiles, repo, type CorpusOptions } from '../corpus';
 
 /** Fixed host facts: the loader reads nothing of the machine while fuzzing. */
@@ -174,6 +180,8 @@ const HEADERS_WRONG = [
   '[Service\u0001]',
   '[Install]x',
   '[ Unit ]',
+  '[__proto__]',
+  '[constructor]',
 ];
 
 function structuredArbitrary(rows: readonly Row[]): fc.Arbitrary<Buffer> {
@@ -185,11 +193,19 @@ function structuredArbitrary(rows: readonly Row[]): fc.Arbitrary<Buffer> {
       .chain((r) =>
         fc.tuple(
           fc.constant(r.key),
-          fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...r.values) }, randomTextArbitrary(24)),
+          fc.oneof(
+            { weight: 10, arbitrary: fc.constantFrom(...r.values) },
+            { weight: 2, arbitrary: randomTextArbitrary(24) },
+            { weight: 1, arbitrary: fc.constantFrom(...PROTO_NAMES, 'constructor 0', '__proto__ 1') },
+          ),
         ),
       );
     const other = fc.tuple(
-      fc.oneof(fc.constantFrom(...rows.map((r) => r.key)), fc.stringMatching(/^[A-Za-z-]{0,10}$/)),
+      fc.oneof(
+        fc.constantFrom(...rows.map((r) => r.key)),
+        fc.stringMatching(/^[A-Za-z-]{0,10}$/),
+        fc.constantFrom(...PROTO_NAMES),
+      ),
       randomTextArbitrary(16),
     );
     return fc
