@@ -94,6 +94,22 @@ export class ProcessSupervisor {
     this.services.set(service.name, service);
   }
 
+  /**
+   * An adopted process (after a re-exec or a crash) of an Accept=yes instance runs in a slot
+   * group of an earlier daemon: the instance gets that group back (status, kill, release).
+   */
+  adoptGroup(unit: string, pid: number): void {
+    const tree = this.options.cgroups;
+    if (tree === undefined || this.slots.has(unit)) return;
+    const dir = tree.cgroupOfPid(pid);
+    if (dir === undefined || path.dirname(dir) !== tree.slice) return;
+    const name = path.basename(dir);
+    const at = name.lastIndexOf('.slot-');
+    if (at <= 0 || name === unit) return;
+    this.slots.set(unit, { pool: name.slice(0, at), dir });
+    this.slotUnits.set(name, unit);
+  }
+
   /** A non-service unit whose processes' exits come back to it (socket units). */
   registerOwner(name: string, owner: ProcessOwner): void {
     this.others.set(name, owner);

@@ -670,7 +670,10 @@ export class UnitSystem {
       takeFd: (fd) => (carried.delete(fd) ? fd : undefined),
       adoptProcess: (pid, startTime) => {
         const ok = this.adoption.adopt(name, pid, startTime, kind === 'reexec');
-        if (ok) counts.adopted++;
+        if (ok) {
+          counts.adopted++;
+          this.supervisor.adoptGroup(name, pid);
+        }
         return ok;
       },
       warn: (message) => this.logger.warn({ unit: name }, message),

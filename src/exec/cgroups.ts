@@ -180,9 +180,17 @@ export class CgroupTree {
   takeSlot(pool: string): string {
     const spare = this.spares.get(pool)?.pop();
     if (spare !== undefined) return spare;
-    const dir = this.pathOf(`${pool}.slot-${++this.slots}`);
-    mkdirSync(dir, { recursive: true });
-    return dir;
+    // A new name, never an existing group: one left by an earlier daemon (a re-exec or a crash)
+    // may still hold a running instance.
+    for (;;) {
+      const dir = this.pathOf(`${pool}.slot-${++this.slots}`);
+      try {
+        mkdirSync(dir);
+        return dir;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
   }
 
   /** Gives back a slot found empty; beyond `keep` spares per pool it is removed. */

@@ -8,7 +8,7 @@
 // the process). Every test kills what it started by pid and removes what it made, pass or fail.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -848,6 +848,21 @@ describe('spawn: real kernel', () => {
       tree.returnSlot('slot-test@.service', first);
       tree.dropSpares();
       assert.equal(existsSync(first), false);
+    });
+
+    it('a new slot never takes an existing group (one an earlier daemon left, maybe busy)', { skip: needsCgroup }, (t) => {
+      // A second tree on the same base, as after a re-exec: its slot counter starts again.
+      const again = openCgroupTree({ base: testBase });
+      assert.ok(again.ok);
+      const left = path.join(tree.slice, 'slot-reuse@.service.slot-1');
+      mkdirSync(left, { recursive: true });
+      const got = again.tree.takeSlot('slot-reuse@.service');
+      t.after(() => {
+        tree.remove(got);
+        tree.remove(left);
+      });
+      assert.notEqual(got, left);
+      assert.match(path.basename(got), /^slot-reuse@\.service\.slot-\d+$/);
     });
 
     it('a missing cgroup fails at step CGROUP', { skip: needsCgroup }, () => {
