@@ -19,7 +19,12 @@ const TARGET_RSS_MB = 60;
 const REPO = path.resolve(__dirname, '..', '..');
 const DAEMON = path.join(REPO, 'dist', 'src', 'cli', 'triggerd.js');
 /** The V8 flags the daemon's launchers use: a 1 MiB young generation keeps idle RSS down. */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc', '--no-sparkplug'];
+const DAEMON_NODE_FLAGS = [
+  '--max-semi-space-size=1',
+  '--single-threaded-gc',
+  '--no-sparkplug',
+  '--bytecode-old-age=1',
+];
 
 interface Sample {
   rssKiB: number;
@@ -198,7 +203,7 @@ async function main(): Promise<object> {
     benchmark: 'daemon-idle-rss',
     host: hostInfo(),
     command:
-      'MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 --single-threaded-gc --no-sparkplug dist/src/cli/triggerd.js --unit-path examples --rules-path rules --runtime-dir <tmp> ' +
+      'MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 --single-threaded-gc --no-sparkplug --bytecode-old-age=1 dist/src/cli/triggerd.js --unit-path examples --rules-path rules --runtime-dir <tmp> ' +
       '--control-socket <tmp>/s.sock --mode standalone --log-format json --log-level warn',
     runs: RUNS,
     ...daemon,

@@ -35,7 +35,12 @@ export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const DAEMON = path.join(REPO, 'dist', 'src', 'cli', 'triggerd.js');
 export const TRIGGERCTL = path.join(REPO, 'dist', 'src', 'cli', 'triggerctl.js');
 /** The V8 flags the daemon's launchers use. */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc', '--no-sparkplug'];
+const DAEMON_NODE_FLAGS = [
+  '--max-semi-space-size=1',
+  '--single-threaded-gc',
+  '--no-sparkplug',
+  '--bytecode-old-age=1',
+];
 /** The environment the daemon's launchers set (src/cli/triggerd.ts's first line). */
 export const DAEMON_ENV = { MALLOC_ARENA_MAX: '1' };
 /**
