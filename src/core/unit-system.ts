@@ -839,7 +839,8 @@ export class UnitSystem {
         this.supervisor.killUnit(s.name);
       }
     }
-    // Accept=yes instances' spare groups go with the daemon (a busy one stays, as any unit's).
+    // The units' kept groups and the Accept=yes pools' spare groups go with the daemon (a busy
+    // group stays, as it would at a unit's stop).
     this.supervisor.removeGroups();
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
     this.adoptionTable?.close();

@@ -19,7 +19,7 @@ function unescape(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
-/** Parses mountinfo text; malformed lines are skipped (the kernel does not write any). */
+/** Parses mountinfo text; malformed lines are skipped (the kernel never writes one). */
 export function parseMountInfo(text: string): MountInfoEntry[] {
   const entries: MountInfoEntry[] = [];
   for (const line of text.split('\n')) {
