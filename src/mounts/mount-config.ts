@@ -5,7 +5,8 @@
 // Requires= where that parent has a unit file). The loader calls parseMountConfig() for .mount
 // units, so the shared key tables of unit-keys.ts stay as they are.
 import type { Diagnostic, SourceRef, UnitSection } from '../units/config-types';
-import { expandSpecifiers, type SpecifierContext } from '../units/specifiers';
+import type { SpecifierContext } from '../units/specifiers';
+import { applyRow, reporterInto, rowOf, type SettingRow } from '../units/setting-rows';
 import { unescapePath, unitNameFromPath } from '../units/unit-name';
 import { fail, ok, parseBoolean, parseMode, parseTimeSpan, type ParseResult } from '../units/value-parsers';
 
@@ -30,11 +31,9 @@ export interface MountSection {
   timeoutMs: number;
 }
 
-const BAD_VALUE = 'ERR_UNIT_BAD_VALUE';
 const BAD_SETTING = 'ERR_UNIT_BAD_SETTING';
 const UNKNOWN_KEY = 'ERR_UNIT_UNKNOWN_KEY';
 const UNSUPPORTED_KEY = 'ERR_UNIT_UNSUPPORTED_KEY';
-const SPECIFIER = 'ERR_UNIT_SPECIFIER';
 const PATH_MAX = 4096;
 
 export function defaultMountSection(): MountSection {
@@ -66,12 +65,7 @@ export function parseMountWhere(text: string): ParseResult<string> {
   return ok(simplified);
 }
 
-type Row = {
-  parse: (text: string) => ParseResult<unknown>;
-  set: (s: MountSection, value: never, source: SourceRef) => void;
-  reset: (s: MountSection) => void;
-  expand?: boolean;
-};
+type Row = SettingRow<MountSection>;
 
 const flag = (field: 'sloppyOptions' | 'lazyUnmount' | 'forceUnmount' | 'readWriteOnly'): Row => ({
   parse: parseBoolean,
@@ -192,19 +186,10 @@ function pushUnique(list: string[], name: string): void {
 /** Parse [Mount]; `usable` is false where systemd refuses to load the unit. */
 export function parseMountConfig(input: MountConfigInput): { section: MountSection; usable: boolean } {
   const s = defaultMountSection();
-  const report = (
-    severity: Diagnostic['severity'],
-    code: string,
-    message: string,
-    source?: SourceRef,
-  ): void => {
-    const at = source !== undefined ? `${source.file}:${source.line}: ` : '';
-    input.diagnostics.push({ severity, code, message: `${at}${message}`, source });
-  };
+  const report = reporterInto(input.diagnostics);
   for (const e of input.entries) {
     if (e.key.startsWith('X-')) continue;
-    // Own keys only: 'valueOf=' or '__proto__=' would find Object.prototype's members.
-    const row = Object.prototype.hasOwnProperty.call(ROWS, e.key) ? ROWS[e.key] : undefined;
+    const row = rowOf(ROWS, e.key);
     if (row === undefined) {
       if (EXEC_KEY.test(e.key))
         report(
@@ -216,25 +201,7 @@ export function parseMountConfig(input: MountConfigInput): { section: MountSecti
       else report('warning', UNKNOWN_KEY, `unknown key ${e.key} in section [Mount], ignored`, e.source);
       continue;
     }
-    if (e.value === '') {
-      row.reset(s);
-      continue;
-    }
-    let text = e.value;
-    if (row.expand === true) {
-      const x = expandSpecifiers(text, input.specifiers);
-      if (!x.ok) {
-        report('warning', SPECIFIER, `[Mount] ${e.key}=${e.value}: ${x.message}`, e.source);
-        continue;
-      }
-      text = x.value;
-    }
-    const r = row.parse(text);
-    if (!r.ok) {
-      report('warning', BAD_VALUE, `[Mount] ${e.key}=${e.value}: ${r.message}`, e.source);
-      continue;
-    }
-    row.set(s, r.value as never, e.source);
+    applyRow('Mount', s, row, e, input.specifiers, report);
   }
 
   const fileSource = input.fragmentPath !== undefined ? { file: input.fragmentPath, line: 1 } : undefined;

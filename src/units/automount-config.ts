@@ -6,7 +6,8 @@
 // Checked as systemd does: Where= defaults to the path the unit's name encodes, must be absolute
 // and normalized, not '/', and must match the name ("Where= setting doesn't match unit name").
 import type { Diagnostic, SourceRef, UnitSection } from './config-types';
-import { expandSpecifiers, type SpecifierContext } from './specifiers';
+import type { SpecifierContext } from './specifiers';
+import { applyRow, reporterInto, rowOf, type SettingRow } from './setting-rows';
 import { unescapePath, unitNameFromPath } from './unit-name';
 import { fail, ok, parseMode, parseTimeSpan, type ParseResult } from './value-parsers';
 
@@ -31,7 +32,6 @@ export interface AutomountSection {
 const BAD_VALUE = 'ERR_UNIT_BAD_VALUE';
 const BAD_SETTING = 'ERR_UNIT_BAD_SETTING';
 const UNKNOWN_KEY = 'ERR_UNIT_UNKNOWN_KEY';
-const SPECIFIER = 'ERR_UNIT_SPECIFIER';
 const PATH_MAX = 4096;
 
 /** Tokens of the kernel's autofs mount options that ExtraOptions= may add. */
@@ -75,12 +75,7 @@ function parseExtraOptions(text: string): ParseResult<string[]> {
   return ok(out);
 }
 
-type Row = {
-  parse: (text: string) => ParseResult<unknown>;
-  set: (s: AutomountSection, value: never, source: SourceRef) => void;
-  reset: (s: AutomountSection) => void;
-  expand?: boolean;
-};
+type Row = SettingRow<AutomountSection>;
 
 const ROWS: Readonly<Record<string, Row>> = {
   Where: {
@@ -141,42 +136,15 @@ export function parseAutomountConfig(input: AutomountConfigInput): {
   usable: boolean;
 } {
   const s = defaultAutomountSection();
-  const report = (
-    severity: Diagnostic['severity'],
-    code: string,
-    message: string,
-    source?: SourceRef,
-  ): void => {
-    const where = source !== undefined ? `${source.file}:${source.line}: ` : '';
-    input.diagnostics.push({ severity, code, message: `${where}${message}`, source });
-  };
+  const report = reporterInto(input.diagnostics);
   for (const e of input.entries) {
     if (e.key.startsWith('X-')) continue;
-    // Own keys only: 'valueOf=' or '__proto__=' would find Object.prototype's members.
-    const row = Object.prototype.hasOwnProperty.call(ROWS, e.key) ? ROWS[e.key] : undefined;
+    const row = rowOf(ROWS, e.key);
     if (row === undefined) {
       report('warning', UNKNOWN_KEY, `unknown key ${e.key} in section [Automount], ignored`, e.source);
       continue;
     }
-    if (e.value === '') {
-      row.reset(s);
-      continue;
-    }
-    let text = e.value;
-    if (row.expand === true) {
-      const x = expandSpecifiers(text, input.specifiers);
-      if (!x.ok) {
-        report('warning', SPECIFIER, `[Automount] ${e.key}=${e.value}: ${x.message}`, e.source);
-        continue;
-      }
-      text = x.value;
-    }
-    const r = row.parse(text);
-    if (!r.ok) {
-      report('warning', BAD_VALUE, `[Automount] ${e.key}=${e.value}: ${r.message}`, e.source);
-      continue;
-    }
-    row.set(s, r.value as never, e.source);
+    applyRow('Automount', s, row, e, input.specifiers, report);
   }
   const backoff = input.triggerd.FailBackoffSec;
   if (backoff !== undefined) {
