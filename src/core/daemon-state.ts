@@ -34,6 +34,8 @@ export interface DaemonStateFile {
   /** Fds kept open across the exec: the control socket and every unit's. */
   fds: number[];
   control?: { fd: number; path: string };
+  /** cgroups this image made and keeps (the next image removes the empty ones nobody uses). */
+  cgroups?: string[];
   units: StateUnitEntry[];
 }
 
@@ -153,6 +155,9 @@ export function parseState(text: string): ReadState {
       writtenAt: typeof raw.writtenAt === 'number' ? raw.writtenAt : 0,
       fds,
       ...(control !== undefined ? { control } : {}),
+      ...(Array.isArray(raw.cgroups)
+        ? { cgroups: raw.cgroups.filter((c): c is string => typeof c === 'string' && c.startsWith('/')) }
+        : {}),
       units,
     },
   };

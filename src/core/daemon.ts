@@ -421,6 +421,7 @@ export class Daemon {
       writtenAt: Date.now(),
       fds: controlFd === undefined ? fds : [...fds, controlFd],
       ...(controlFd !== undefined ? { control: { fd: controlFd, path: this.options.controlSocket } } : {}),
+      cgroups: this.units.supervisor.ownedGroups(),
       units,
     };
   }

@@ -27,9 +27,12 @@ export interface ProcessAdoptionOptions {
    * Routes the exit (ProcessSupervisor.onExits: a pid it did not spawn goes to every unit, and the
    * one whose main or control pid it is takes it; signals go by kill(2) for such pids).
    */
-  exited(exit: ChildExit): void;
+  exited(exit: AdoptedExit): void;
   logger: Logger;
 }
+
+/** An adopted process's exit; `statusUnknown` when it was reaped by someone else (see above). */
+export type AdoptedExit = ChildExit & { statusUnknown?: boolean };
 
 const ECHILD = os.constants.errno.ECHILD;
 
@@ -99,9 +102,11 @@ export class ProcessAdoption {
     this.release(pid);
     // Our child, but not ours to reap: the SIGCHLD reaper got it first and routed it.
     if (!reaped && w.ourChild) return;
+    let statusUnknown = false;
     if (exit === null) {
       const zombie = zombieExitCode(pid);
       exit = zombie !== undefined ? { pid, ...zombie } : { pid, code: 'exited', status: UNKNOWN_EXIT_STATUS };
+      statusUnknown = zombie === undefined;
       if (zombie === undefined)
         this.options.logger.warn(
           { unit: w.unit, pid },
@@ -109,7 +114,13 @@ export class ProcessAdoption {
             `exit status unknown, taken as ${UNKNOWN_EXIT_STATUS}`,
         );
     }
-    this.options.exited({ pid, code: exit.code, status: exit.status, ownChild: reaped });
+    this.options.exited({
+      pid,
+      code: exit.code,
+      status: exit.status,
+      ownChild: reaped,
+      ...(statusUnknown ? { statusUnknown } : {}),
+    });
   }
 
   private release(pid: number): void {

@@ -135,6 +135,49 @@ export class ProcessSupervisor {
     }
   }
 
+  /**
+   * Every group this image made and keeps: units' own groups, slots lent to instances, the pools'
+   * spares. Listed in the state file, so that the next image (after a re-exec or a crash) removes
+   * the ones nobody uses any more instead of leaving them behind (reclaimGroups).
+   */
+  ownedGroups(): string[] {
+    const tree = this.options.cgroups;
+    if (tree === undefined) return [];
+    const out = [...this.madeGroups].map((u) => tree.pathOf(u));
+    for (const s of this.slots.values()) out.push(s.dir);
+    out.push(...tree.spareSlots());
+    return out;
+  }
+
+  /**
+   * After a re-exec or a crash: the groups the earlier image listed (ownedGroups). One that
+   * holds processes is kept (a unit's own group is ours again; a slot is taken back by
+   * adoptGroup, or left while its processes run); an empty one that no unit of this image uses
+   * is removed. Only listed groups are touched: another daemon may share the slice.
+   */
+  reclaimGroups(dirs: readonly string[]): { removed: number; kept: number } {
+    const tree = this.options.cgroups;
+    const counts = { removed: 0, kept: 0 };
+    if (tree === undefined) return counts;
+    const inUse = new Set(this.ownedGroups());
+    for (const dir of new Set(dirs)) {
+      if (path.dirname(dir) !== tree.slice || inUse.has(dir)) continue;
+      const name = path.basename(dir);
+      if (!tree.isEmpty(dir)) {
+        counts.kept++;
+        if (!name.includes('.slot-') && this.services.has(name)) this.madeGroups.add(name);
+        continue;
+      }
+      try {
+        if (tree.remove(dir)) counts.removed++;
+        else counts.kept++;
+      } catch (err) {
+        this.options.logger.warn({ err, cgroup: dir }, 'cannot remove a group an earlier daemon left');
+      }
+    }
+    return counts;
+  }
+
   /** At exit: the groups kept between runs, and the pools' spare groups. */
   removeGroups(): void {
     for (const unit of [...this.madeGroups]) this.removeGroup(unit);
@@ -248,7 +291,9 @@ export class ProcessSupervisor {
       const owner = this.owners.get(exit.pid);
       if (owner !== undefined) this.owners.delete(exit.pid);
       const name = owner?.unit;
-      const e = { pid: exit.pid, code: exit.code, status: exit.status };
+      const e: ProcessExit = { pid: exit.pid, code: exit.code, status: exit.status };
+      // An adopted process reaped by someone else while no daemon ran (process-adoption.ts).
+      if ((exit as { statusUnknown?: boolean }).statusUnknown === true) e.statusUnknown = true;
       if (name !== undefined) {
         this.flushLater(name);
         (this.services.get(name) ?? this.others.get(name))?.onExit(e);
@@ -494,7 +539,13 @@ export class ProcessSupervisor {
     const key = `${unit}\n${stream}`;
     const held = this.logPipes.get(key);
     if (held !== undefined) return held.writeFd;
-    const [readFd, writeFd] = this.options.native.pipe();
+    const [readFd, pipeWriteFd] = this.options.native.pipe();
+    let writeFd = pipeWriteFd;
+    const readWrite = survivingWriteEnd(readFd);
+    if (readWrite !== undefined) {
+      this.options.native.closeFd(pipeWriteFd);
+      writeFd = readWrite;
+    }
     let reader: LineReader;
     try {
       reader = new LineReader(readFd, {}, {
@@ -652,6 +703,24 @@ function socketFlags(
   for (const f of passFds) if (f.socket === true || f.fd === conn?.fd) flags.set(f.fd, nonBlocking);
   if (conn !== undefined && connIsStdio) flags.set(conn.fd, false);
   return flags;
+}
+
+/**
+ * The end of an output pipe a service writes to, opened read-write (/proc/self/fd/N of the pipe,
+ * O_RDWR: Linux opens the pipe as a FIFO, and such a description counts as a reader and a writer).
+ * The service itself then holds a reader, so while no daemon reads (killed, and not restarted yet)
+ * its writes fill the pipe buffer and at worst block, instead of failing with EPIPE and SIGPIPE.
+ * The restarted daemon reads the pipe again through /proc/PID/fd/1 and logs what waited there.
+ * Chosen over a separate fd-holder process: nothing more to run or to keep in step, and nothing
+ * is lost in between; the cost is that the service could read its own stdout back (nothing does).
+ * undefined where /proc is not there (the plain write end is used then).
+ */
+function survivingWriteEnd(readFd: number): number | undefined {
+  try {
+    return fs.openSync(`/proc/self/fd/${readFd}`, fs.constants.O_RDWR);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The database a plan that looks nobody up is built with (needsUserDatabase() said so). */

@@ -747,7 +747,12 @@ export class UnitSystem {
       if (r.ok) counts.restarted++;
       else this.logger.warn({ unit: name }, `cannot start again: ${r.error.message}`);
     }
-    this.logger.info({ ...counts, kind, leftFds: carried.size }, 'units restored from the state file');
+    // Groups the earlier image made: the empty ones nobody uses now go (adopted ones stay).
+    const groups = this.supervisor.reclaimGroups(state.cgroups ?? []);
+    this.logger.info(
+      { ...counts, kind, leftFds: carried.size, groupsRemoved: groups.removed, groupsKept: groups.kept },
+      'units restored from the state file',
+    );
   }
 
   private isInstanceName(name: string): boolean {

@@ -204,6 +204,11 @@ export class CgroupTree {
     this.remove(dir);
   }
 
+  /** The spare groups of every pool (for the state file: a new daemon image removes them). */
+  spareSlots(): string[] {
+    return [...this.spares.values()].flat();
+  }
+
   /** Removes the spare groups of every pool (at exit); a busy one is left. */
   dropSpares(): void {
     for (const list of this.spares.values()) for (const dir of list.splice(0)) this.remove(dir);

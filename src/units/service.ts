@@ -64,6 +64,11 @@ export interface ProcessExit {
   code: 'exited' | 'killed' | 'dumped';
   /** Exit status, or the signal number for killed/dumped. */
   status: number;
+  /**
+   * An adopted process (after a crash of the daemon) that ended and was reaped by its new parent:
+   * `status` is UNKNOWN_EXIT_STATUS, not what it said.
+   */
+  statusUnknown?: boolean;
 }
 
 export interface SpawnFailure {
@@ -189,6 +194,10 @@ const ACTIVE: Record<ServiceState, ActiveState> = {
 };
 
 const SERVICE_STATES = Object.keys(ACTIVE) as ServiceState[];
+/** Phases whose control process is serialized and adopted (src/core/daemon-state.ts). */
+const CONTROL_PHASES: readonly Phase[] = ['condition', 'start-pre', 'start', 'start-post', 'reload', 'stop', 'stop-post'];
+/** States in which a control process of one of those phases runs. */
+const CONTROL_STATES: readonly ServiceState[] = ['condition', 'start-pre', 'start', 'start-post', 'reload', 'stop', 'stop-post'];
 const SERVICE_RESULTS: readonly ServiceResult[] = [
   'success',
   'protocol',
@@ -632,7 +641,15 @@ export class ServiceUnit implements UnitInstance {
 
   private onControlExit(exit: ProcessExit): void {
     const cmd = this.currentCommand;
-    const ok = this.exitIsSuccess(exit) || cmd?.ignoreFailure === true;
+    // An adopted control process whose status nobody can tell any more: the unit goes on as if
+    // it succeeded (failing a start that probably worked is the worse guess), with a warning.
+    if (exit.statusUnknown === true)
+      this.host.log.warn(
+        { pid: exit.pid, role: 'control' },
+        `control process ${exit.pid}${cmd ? ` (${cmd.path})` : ''} ended while no daemon watched it; ` +
+          'its exit status is unknown: taken as success',
+      );
+    const ok = this.exitIsSuccess(exit) || cmd?.ignoreFailure === true || exit.statusUnknown === true;
     if (!ok) this.logExit(cmd, exit, 'control');
     switch (this.state) {
       case 'condition':
@@ -1139,8 +1156,74 @@ export class ServiceUnit implements UnitInstance {
 
   /** A main process that ended while no daemon watched it, delivered by catchup(). */
   private lostMainExit: ProcessExit | undefined;
+  /** The same for a control process (its step's exit, status unknown). */
+  private lostControlExit: ProcessExit | undefined;
+
+  /** The commands of the phase a control process runs in. */
+  private phaseCommands(phase: Phase): readonly ExecCommand[] {
+    const c = this.config;
+    switch (phase) {
+      case 'condition':
+        return c.execCondition;
+      case 'start-pre':
+        return c.execStartPre;
+      case 'start':
+        return c.execStart;
+      case 'start-post':
+        return c.execStartPost;
+      case 'reload':
+        return c.execReload;
+      case 'stop':
+        return c.execStop;
+      case 'stop-post':
+        return c.execStopPost;
+    }
+  }
+
+  /** The running control process, its phase and which of the phase's commands it is. */
+  private serializeControl(ctx: SerializeContext): SerializedUnit | undefined {
+    const pid = this.controlPid;
+    const phase = this.phase;
+    if (pid === undefined || phase === undefined) return undefined;
+    const commands = this.phaseCommands(phase);
+    // Type=forking's ExecStart= parent runs as the control process of 'start'.
+    const index = phase === 'start' ? 0 : commands.length - this.queue.length - 1;
+    if (index < 0 || commands[index] !== this.currentCommand) return undefined;
+    return { pid, start: ctx.startTimeOf(pid), phase, index, command: this.currentCommand?.path };
+  }
+
+  /**
+   * A control process from the state file: adopted (or its exit, status unknown, kept for
+   * catchup()), with the rest of its phase queued after it, so that its exit continues the
+   * machine at the next step. False when the entry does not fit the unit file as loaded now.
+   */
+  private deserializeControl(data: unknown, state: ServiceState, ctx: DeserializeContext): boolean {
+    if (!isRecord(data)) return false;
+    const pid = pidField(data, 'pid');
+    const phase = oneOf(data.phase, CONTROL_PHASES);
+    const index = numberField(data, 'index');
+    if (pid === undefined || phase === undefined || index === undefined) return false;
+    const commands = this.phaseCommands(phase);
+    const cmd = commands[index];
+    if (!Number.isInteger(index) || cmd === undefined || cmd.path !== stringField(data, 'command')) {
+      ctx.warn(`control process ${pid} ran ${phase} command ${index}, which the unit file no longer has`);
+      return false;
+    }
+    this.phase = phase;
+    this.currentCommand = cmd;
+    this.queue = phase === 'start' ? [] : commands.slice(index + 1);
+    this.controlPid = pid;
+    if (!ctx.adoptProcess(pid, stringField(data, 'start')))
+      this.lostControlExit = { pid, code: 'exited', status: UNKNOWN_EXIT_STATUS, statusUnknown: true };
+    this.setState(state);
+    const c = this.config;
+    if (state === 'start') this.armTimer(c.timeoutStartMs, () => this.onTimeout());
+    if (state === 'stop' || state === 'stop-post') this.armTimer(c.timeoutStopMs, () => this.onTimeout());
+    return true;
+  }
 
   serialize(ctx: SerializeContext): SerializedUnit {
+    const control = this.serializeControl(ctx);
     const fdStore =
       ctx.kind === 'reexec' ? this.fdStore.map((e) => ({ fd: ctx.carryFd(e.fd), name: e.name })) : [];
     return {
@@ -1153,6 +1236,7 @@ export class ServiceUnit implements UnitInstance {
         ? { mainPid: this.mainPid, mainStart: ctx.startTimeOf(this.mainPid) }
         : {}),
       ...(this.mainExit !== undefined ? { mainExit: { ...this.mainExit } } : {}),
+      ...(control !== undefined ? { control } : {}),
       ready: this.ready,
       fdStore,
     };
@@ -1201,6 +1285,22 @@ export class ServiceUnit implements UnitInstance {
       return true;
     }
     const mainPid = pidField(data, 'mainPid');
+    // A control process was running (ExecStartPre=, ExecReload=, ExecStop=, ...): adopted, and
+    // its exit goes on from that step. The main process, when there is one, is adopted with it.
+    if (data.control !== undefined && CONTROL_STATES.includes(state)) {
+      if (mainPid !== undefined) {
+        this.mainPid = mainPid;
+        this.ready = data.ready === true;
+        if (!ctx.adoptProcess(mainPid, stringField(data, 'mainStart'))) {
+          ctx.warn(`main process ${mainPid} ended while no daemon watched it; its exit status is unknown`);
+          this.lostMainExit = { pid: mainPid, code: 'exited', status: UNKNOWN_EXIT_STATUS, statusUnknown: true };
+        }
+      }
+      if (this.deserializeControl(data.control, state, ctx)) {
+        if (since !== undefined) this.since = since;
+        return true;
+      }
+    }
     if (state !== 'running' && state !== 'exited')
       ctx.warn(`was ${state} when the daemon went away; that job is lost`);
     if (mainPid !== undefined) {
@@ -1227,6 +1327,9 @@ export class ServiceUnit implements UnitInstance {
 
   /** After the restore: an exit that happened while no daemon watched is acted on now (Restart=). */
   catchup(): void {
+    const lostControl = this.lostControlExit;
+    this.lostControlExit = undefined;
+    if (lostControl !== undefined && this.controlPid === lostControl.pid) this.onExit(lostControl);
     const lost = this.lostMainExit;
     this.lostMainExit = undefined;
     if (lost === undefined) return;
