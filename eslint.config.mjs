@@ -10,6 +10,23 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      // `import fs = require('node:fs')` compiles to a plain require.
+      '@typescript-eslint/no-require-imports': ['error', { allowAsImport: true }],
+    },
+  },
+  {
+    // The daemon's code: `import * as fs from 'node:fs'` compiles (with esModuleInterop) to a
+    // copy of the module with a getter closure per export, in every importing file: ~5,000
+    // closures, 1.1 MB of idle RSS. Named imports or `import x = require()` cost nothing.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "ImportDeclaration[source.value=/^node:/] > ImportNamespaceSpecifier",
+          message: "In src/, write `import x = require('node:x')` or named imports (no __importStar copy).",
+        },
+      ],
     },
   },
 );

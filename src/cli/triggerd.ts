@@ -14,7 +14,7 @@
 // triggerd: the daemon, in the foreground. SIGTERM/SIGINT stop it cleanly (exit 0), SIGHUP reloads,
 // SIGUSR1 re-executes it (state kept: see src/core/daemon-state.ts).
 import { parseArgs } from 'node:util';
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { createLogger } from '../util/logger';
 import { loadNative } from '../native/addon';
 import { loadNativeSpawn } from '../native/spawn-addon';

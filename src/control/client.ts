@@ -1,6 +1,6 @@
 // A control-socket client: one connection, requests answered in order, streaming items delivered
 // to a callback. Used by triggerctl and by the tests.
-import * as net from 'node:net';
+import net = require('node:net');
 import { defaultControlSocket } from '../util/paths';
 import { LineDecoder, type ControlError, type ControlResponse, type MethodName } from './protocol';
 

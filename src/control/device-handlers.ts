@@ -1,7 +1,7 @@
 // Control-socket methods for devices: what `triggerctl devices|device-info|test-rules|why|monitor|
 // settle|trigger` ask of the device side of the daemon.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { DevicePipeline } from '../devices/device-pipeline';
 import type { RulesStage } from '../devices/rules-stage';
 import { listSysfsDevicePaths, readKernelSeqnum, readSysfsDevice, syntheticUevent } from '../devices/sysfs';

@@ -2,9 +2,9 @@
 // open to everyone; requests that change anything need root or the control group, checked with
 // SO_PEERCRED taken when the peer connects. Each connection is bounded: one request line, a
 // queue of pending requests (reading pauses beyond it) and a cap on unsent stream output.
-import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import net = require('node:net');
+import path = require('node:path');
 import type { Logger } from '../util/logger';
 import type { NativeNetlink, PeerCredentials } from '../native/types';
 import {

@@ -1,7 +1,7 @@
 // Control-socket methods for units and jobs: what `triggerctl start|stop|status|show|cat|logs|
 // is-active|list-jobs|enable|disable|daemon-reload` ask. Jobs are enqueued and, unless noBlock,
 // awaited, so a failed start exits non-zero the way `systemctl start` does.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { Manager } from '../core/manager';
 import type { UnitEngine } from '../core/unit-engine';
 import type { UnitLogRings, UnitLogRecord } from '../core/unit-log';

@@ -2,7 +2,7 @@
 // unit, the MountStarter they share (the job engine once .mount units run, mount(8) from the
 // .mount file until then), and routing of the mount units' transitions back to the automounts
 // that triggered them. UnitSystem owns one of these.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { Logger } from '../util/logger';
 import { loadAutofsNative, type NativeAutofs } from '../native/autofs-addon';
 import type { NativeSpawn } from '../native/spawn-addon';

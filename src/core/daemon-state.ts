@@ -5,8 +5,8 @@
 // Fds are carried only across a re-exec (same process: execve keeps fds without FD_CLOEXEC);
 // a checkpoint lists none. Each unit's entry is its type's serialize() output; the reader
 // checks the envelope here and leaves each entry's fields to the type's deserialize().
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { SerializedUnit } from '../units/unit-type';
 
 export const STATE_FORMAT = 'triggerd-state';

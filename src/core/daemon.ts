@@ -1,8 +1,8 @@
 // The daemon: wires the event sources, the device pipeline, the manager and the control socket,
 // and answers control requests. Start-up order matters: the uevent socket opens before coldplug
 // so nothing that happens during the scan is lost; it is read only after the scan.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Subscription } from 'rxjs';
 import pino from 'pino';
 import type { Logger } from '../util/logger';

@@ -7,7 +7,7 @@
 // fanotify needs root (CAP_SYS_ADMIN): as an ordinary user, or when the addon does not load,
 // PathChangedRecursive= falls back to inotify and PathAccessed= fails the unit's start with EPERM
 // and the reason (status shows it).
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { Logger } from '../util/logger';
 import type { NativeInotify } from '../native/inotify-addon';
 import { loadInotifyNative } from '../native/inotify-addon';

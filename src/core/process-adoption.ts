@@ -8,7 +8,7 @@
 // reaper (our parent's subreaper or init): waitid says ECHILD, and the status can be read only
 // while the process is a zombie nobody reaped yet (field 52 of /proc/PID/stat); otherwise it
 // is unknown (UNKNOWN_EXIT_STATUS, counted as a failure).
-import * as os from 'node:os';
+import os = require('node:os');
 import type { Logger } from '../util/logger';
 import type { NativeReexec, PidfdExit } from '../native/reexec-addon';
 import type { ChildExit } from '../native/spawn-addon';

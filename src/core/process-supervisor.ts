@@ -2,8 +2,8 @@
 // unit's cgroup (or its own session when no cgroup v2 is writable), turns output into log lines,
 // signals by pidfd, and routes child exits back to the unit that owns them. One per daemon; each
 // service gets a ServiceHost view of it.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Logger } from '../util/logger';
 import type { NativeSpawn, SpawnedChild, SpawnError } from '../native/spawn-addon';
 import type { ChildExit } from '../native/spawn-addon';

@@ -7,7 +7,7 @@
 // Which of the service's fds: every socket fd whose local address is the entry's, and, for
 // stream and seqpacket sockets, that is listening (accepted connections share the local address),
 // by inode in /proc/PID/net/{tcp,tcp6,unix}.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { NativeReexec } from '../native/reexec-addon';
 import type { NativeSocket } from '../native/socket-addon';
 import type { ListenEntry } from '../units/config-types';

@@ -5,9 +5,9 @@
 //
 // A clock change and a resume look the same to the timerfd; they are told apart by CLOCK_BOOTTIME's
 // lead over CLOCK_MONOTONIC, which grows by the time spent suspended.
-import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import crypto = require('node:crypto');
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Logger } from '../util/logger';
 import { isRoot } from '../util/paths';
 import type { ClockReading, ClockWatch, NativeTimerfd } from '../native/timerfd-addon';

@@ -1,8 +1,8 @@
 // Services and targets in the daemon: the unit loader, the engine (graph + job queue), the
 // process supervisor (spawn, exits, output), and the sd_notify socket, wired together. Start-up:
 // load every unit file, then start default.target (an implicit one when the unit path has none).
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Subscription } from 'rxjs';
 import type { Logger } from '../util/logger';
 import type { NativeSpawn } from '../native/spawn-addon';

@@ -9,8 +9,8 @@
 // Links are relative ('../../loop0') and replaced atomically (symlink to a temp name + rename).
 // The /dev side is done at once (devtmpfs is fast); the claim writes under the run dir are queued
 // (UdevDbWriter's write-behind), and arbitration sees queued claims as if they were written.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { randomBytes } from 'node:crypto';
 import {
   normalizeLink,

@@ -1,7 +1,7 @@
 // The uevent path: source items → validation counters → registry → device units. Coldplug fills the
 // registry from /sys before events flow; an overflow resyncs by rescanning /sys and applying the
 // difference as synthetic add/remove/change events, so no device is lost.
-import * as os from 'node:os';
+import os = require('node:os');
 import { Subject } from 'rxjs';
 import type { Logger } from '../util/logger';
 import { RateLimitedLog } from '../util/logger';

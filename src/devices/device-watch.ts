@@ -15,8 +15,8 @@
 //
 // Overflow (IN_Q_OVERFLOW): some close-writes were lost, so every watched device gets a change.
 // Changes are coalesced per wake-up: a device is synthesized at most once per batch.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Subscription } from 'rxjs';
 import type { Logger } from '../util/logger';
 import { RateLimitedLog } from '../util/logger';

@@ -8,8 +8,8 @@
 // device, and never throws: a label never fails the event.
 // Not done (udevd does it through libselinux/libsmack): resetting a node without SECLABEL to the
 // policy's default label (file_contexts lookup) or to SMACK's default.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { SourceRef } from '../units/config-types';
 import type { Logger } from '../util/logger';
 import { loadNativeDevnode, type NativeDevnode } from '../native/devnode-addon';

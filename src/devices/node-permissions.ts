@@ -3,8 +3,8 @@
 // a group without a mode "upgrades" the mode to 0660. Nothing set anywhere means nothing is
 // changed: devtmpfs already made the node 0600 root:root, udevd imposes no default of its own.
 // The node is changed only where it differs; a node that is gone is skipped, not an error.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { SourceRef } from '../units/config-types';
 import type { RulesResult } from './rules/rules-result';
 import type { Uevent } from './types';

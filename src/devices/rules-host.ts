@@ -1,7 +1,7 @@
 // The rules executor's only way out (RulesHost): sysfs reads, the parent chain, the device
 // database, programs through the daemon's native runner, and builtins through their registry.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type {
   RulesDeviceInfo,
   RulesHost,

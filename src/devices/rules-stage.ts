@@ -2,8 +2,8 @@
 // decided — /dev symlinks (link_priority arbitration), node permissions, the udev database that
 // libudev reads, the rebroadcast on netlink group 2, and RUN programs — and hand the event, with
 // its new properties, tags and links, back to the registry.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Logger } from '../util/logger';
 import { RateLimitedLog } from '../util/logger';
 import type { DeviceDecision } from './device-registry';

@@ -6,8 +6,8 @@
 // - a directory is removed only when nothing is in flight in it, and entries queued after the
 //   removal wait for it (then create the directory again), so a claim never lands in a directory
 //   being removed. Entries of one directory otherwise run side by side.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 
 const fsp = fs.promises;
 

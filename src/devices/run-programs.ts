@@ -13,9 +13,9 @@
 // (native spawn; its exits are routed in by the daemon's child watcher, which reaps every child of
 // the process, so node:child_process must not be used inside the daemon). childProcessRunner() is
 // for tests and tools only.
-import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import net = require('node:net');
+import path = require('node:path');
 import { constants as osConstants } from 'node:os';
 import { spawn as nodeSpawn } from 'node:child_process';
 import type { ExecPlan } from '../exec/exec-plan';

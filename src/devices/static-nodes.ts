@@ -8,8 +8,8 @@
 // <udev run dir>/static_node-tags/TAG/ESCAPED-NODE → /dev/NODE, so logind's uaccess can find
 // nodes that no device event names. planStaticNodes is pure; applyStaticNodePlans does the
 // file system work, logs every failure with the rule's file:line and never throws.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { SourceRef } from '../units/config-types';
 import type { Logger } from '../util/logger';
 import { findGroup, findUser, parseId, type UserDatabase } from '../exec/user-database';

@@ -1,8 +1,8 @@
 // Reading devices out of sysfs: the coldplug enumeration (what `udevadm trigger` finds) and the
 // snapshot of one device from its `uevent` file. Synchronous on purpose: it runs at start-up and
 // on resync, where finishing fast matters more than yielding (~400 devices here take a few ms).
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Uevent, UeventAction } from './types';
 
 export const DEFAULT_SYS_ROOT = '/sys';

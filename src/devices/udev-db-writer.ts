@@ -5,8 +5,8 @@
 //
 // Formats checked against /work/shared/reference/udev (db-b7:0-attached.txt, links-loop0.txt,
 // run-udev-layout.txt) and sd-device's device_update_db().
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { randomBytes } from 'node:crypto';
 import type { RulesResult } from './rules/rules-result';
 import type { Uevent } from './types';

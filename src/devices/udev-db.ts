@@ -1,8 +1,8 @@
 // Reading udevd's database (/run/udev/data/<id>) for companion mode: where udevd already runs,
 // its records hold the tags, symlinks and properties its rules gave each device, and coldplug
 // takes them from there instead of running rules of our own.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { DeviceDecision } from './device-registry';
 import type { Uevent } from './types';
 

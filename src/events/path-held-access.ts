@@ -18,8 +18,8 @@
 // Bound: a held opener costs one event fd; the addon stops reading at 8192 open event fds and the
 // kernel's queue holds the rest (permission events are never dropped: an opener simply waits).
 // Overflow: FAN_Q_OVERFLOW concerns notification events only; a permission group never loses one.
-import * as fs from 'node:fs';
-import * as nodePath from 'node:path';
+import fs = require('node:fs');
+import nodePath = require('node:path');
 import type { Subscription } from 'rxjs';
 import {
   FAN,

@@ -18,8 +18,8 @@
 // descendants would be stale). FAN_Q_OVERFLOW / IN_Q_OVERFLOW: every spec hears one event marked
 // `overflow` (a recursive watch cannot tell what was lost, so that is a trigger), and inotify
 // trees are walked again.
-import * as fs from 'node:fs';
-import * as nodePath from 'node:path';
+import fs = require('node:fs');
+import nodePath = require('node:path');
 import type { Subscription } from 'rxjs';
 import {
   FAN,

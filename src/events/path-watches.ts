@@ -20,8 +20,8 @@
 // This module is the inotify implementation of PathWatchSource, the hook through which a path
 // unit watches. The fanotify source ([X-Triggerd] PathChangedRecursive=, PathAccessed=) plugs in
 // behind the same interface.
-import * as fs from 'node:fs';
-import * as nodePath from 'node:path';
+import fs = require('node:fs');
+import nodePath = require('node:path');
 import type { Subscription } from 'rxjs';
 import type { Logger } from '../util/logger';
 import { RateLimitedLog } from '../util/logger';

@@ -15,7 +15,7 @@ import {
   statfsSync,
   writeFileSync,
 } from 'node:fs';
-import * as path from 'node:path';
+import path = require('node:path');
 import { parseMountInfo, readMountInfo } from './mount-info';
 
 /** statfs f_type of cgroup2 (linux/magic.h). */

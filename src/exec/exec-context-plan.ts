@@ -3,7 +3,7 @@
 // PATH search, the working directory, limits and the sandbox, with systemd's semantics
 // (systemd.exec(5), systemd.service(5) "Command lines").
 import { accessSync, constants, readFileSync, readdirSync, statSync } from 'node:fs';
-import * as path from 'node:path';
+import path = require('node:path');
 import type { Diagnostic, ExecCommand, ExecContext, SourceRef } from '../units/config-types';
 import type { ExecPlan, ExecStep, FdMapping, RlimitSetting } from './exec-plan';
 import { DEFAULT_PATH, expandArgv, isValidEnvName, parseEnvironmentFile } from './exec-environment';

@@ -2,7 +2,7 @@
 // Node as a net.Socket (libuv reads it on the loop; no native reader needed) and split at '\n'.
 // Bound: one line buffer of at most `maxLineBytes`; a longer line is emitted in pieces marked
 // `truncated`, so a service that never writes a newline cannot grow our memory.
-import * as net from 'node:net';
+import net = require('node:net');
 import { Observable } from 'rxjs';
 
 export interface OutputLine {

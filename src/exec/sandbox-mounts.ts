@@ -4,7 +4,7 @@
 // applies simple steps in order: first the mounts that create something, then read-only
 // remounts, one per existing mount (non-recursive where a writable exception lies below it).
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, rmSync, symlinkSync } from 'node:fs';
-import * as path from 'node:path';
+import path = require('node:path');
 import type { Diagnostic, ExecContext, SourceRef } from '../units/config-types';
 import type { ExecPlan, MountStep } from './exec-plan';
 import { isPathAtOrBelow, topMountsBelow, type MountInfoEntry } from './mount-info';

@@ -1,7 +1,7 @@
 // User= / Group= / SupplementaryGroups= resolution from /etc/passwd and /etc/group (files only:
 // NSS modules such as LDAP or systemd's DynamicUser are not consulted).
 import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
+import path = require('node:path');
 
 export interface PasswdEntry {
   name: string;

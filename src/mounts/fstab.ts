@@ -4,8 +4,8 @@
 // turned into the /dev/disk/by-* links the rules engine makes. Pure: text in, unit texts out; a
 // line that cannot be used is reported with file:line and skipped. writeFstabUnits() puts the
 // result in a generator directory for the unit loader.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { unitNameFromPath } from '../units/unit-name';
 import { parseTimeSpan } from '../units/value-parsers';
 import { hasMountOption } from './mount-config';

@@ -16,7 +16,7 @@
 //   configured mounts never maps the library.
 // The messages read as mount(8) prints them ("mount: <where>: <libmount's words>."), so a unit's
 // status and log say the same either way.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { Logger } from '../util/logger';
 import type { LibmountOutcome, NativeLibmount } from '../native/libmount-addon';
 import { hasMountOption } from './mount-config';

@@ -4,8 +4,8 @@
 // processes through the process supervisor, their output captured into the unit's log and its
 // last error), and MountControl, the interface the .automount type uses to start and stop a
 // mount unit and learn how it went.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Logger } from '../util/logger';
 import { RateLimitedLog } from '../util/logger';
 import type { Manager } from '../core/manager';

@@ -10,7 +10,7 @@
 // Bound: one table (the kernel's) in memory, plus the previous one for the diff. Nothing queues:
 // any number of wake-ups between two reads is one read. Without the addon the monitor polls the
 // table on a timer (`fallbackPollMs`) and says so.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { Observable } from 'rxjs';
 import type { MountInfoWatch, NativeMounts, NativeSystemError } from '../native/mounts-addon';
 import {

@@ -2,7 +2,7 @@
 // (see ./types), so pure tests can pass test/helpers/fake-native instead.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import * as path from 'node:path';
+import path = require('node:path');
 import type { NativeNetlink } from './types';
 
 const ADDON_FILE = 'triggerd_native.node';

@@ -4,8 +4,8 @@
 // microsecond per formatToParts call; reading the same files as glibc gives the same offsets as
 // systemd by construction, including the POSIX TZ footer rule used past the last transition.
 // A zone answers one question fast: which offset interval contains instant t (seconds)?
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 
 export const ZONEINFO_DIR = '/usr/share/zoneinfo';
 

@@ -7,7 +7,7 @@
 //   timers of every process coalesce into one wake-up.
 // - FixedRandomDelay=yes: siphash24 of (machine id, system/user manager, uid, unit name) with
 //   systemd's key, modulo RandomizedDelaySec=: the same delay for a timer on a machine, every time.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 
 const USEC_PER_MSEC = 1000;
 const USEC_PER_SEC = 1_000_000;

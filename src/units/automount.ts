@@ -18,7 +18,7 @@
 // - the autofs mount, its pipe, the waiting tokens and the expire timer live in this object, which
 //   a daemon-reload keeps (an active unit is never rebuilt); on daemon exit the mount is made
 //   catatonic and lazily unmounted, so no accessor is left waiting for a daemon that is gone.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { Logger } from '../util/logger';
 import { RateLimitedLog } from '../util/logger';
 import type { AutofsMount, NativeAutofs, NativeSystemError } from '../native/autofs-addon';

@@ -1,8 +1,8 @@
 // Condition*= and Assert*= checks (systemd.unit(5)). Each check reads the system as it is at
 // start time; `negate` and `trigger` ('!' and '|') are applied by the caller. A condition this
 // module does not know holds, with a warning, so a unit written for a newer systemd still starts.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
+import fs = require('node:fs');
+import os = require('node:os');
 import type { ConditionSpec } from './config-types';
 
 export interface ConditionEnv {

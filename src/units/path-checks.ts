@@ -5,8 +5,8 @@
 // happened while events were lost (IN_Q_OVERFLOW) can still be told apart from no change.
 // Every check reads at most what it needs: a directory of 100,000 entries costs one opendir and
 // the first readdir batch.
-import * as fs from 'node:fs';
-import * as nodePath from 'node:path';
+import fs = require('node:fs');
+import nodePath = require('node:path');
 
 export interface PathCheck {
   /** The path (or, for a glob, a match) exists. */

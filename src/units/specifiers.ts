@@ -5,9 +5,9 @@
 // Supported: %a %A %b %B %C %d %E %f %g %G %h %H %i %I %j %J %l %L %m %M %n %N %o %p %P %q %s
 // %S %t %T %u %U %v %V %w %W %y %Y %%. Everything systemd.unit(5) lists for unit files is here.
 // An unknown specifier (or a lone '%' at the end) is an error for the caller to report.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as nodePath from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import nodePath = require('node:path');
 import { unescapePath } from './unit-name';
 import { fail, ok, type ParseResult } from './value-parsers';
 

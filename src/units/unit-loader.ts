@@ -9,8 +9,8 @@
 // Directory listings and file contents are read once per loader (call refresh() after the files
 // change), so loading a whole tree costs one readdir per directory plus one read per file, and
 // loading another instance of a template costs no I/O.
-import * as fs from 'node:fs';
-import * as nodePath from 'node:path';
+import fs = require('node:fs');
+import nodePath = require('node:path');
 import { parseAutomountConfig } from './automount-config';
 import { addParentMountRequirements, parseMountConfig } from '../mounts/mount-config';
 import type {

@@ -4,8 +4,8 @@
 // loader's diagnostics it checks that Exec*= executables exist and are executable and that User=
 // and Group= name existing accounts (warnings, as the account or binary may come with a package
 // installed later; pass `strict` to make missing executables errors, as systemd-analyze does).
-import * as fs from 'node:fs';
-import * as nodePath from 'node:path';
+import fs = require('node:fs');
+import nodePath = require('node:path');
 import type { Diagnostic, ExecCommand, LoadedUnitFile, SourceRef } from './config-types';
 import { instanceName, parseUnitName } from './specifiers';
 import { DEFAULT_UNIT_PATHS, UnitLoader, type UnitLoaderOptions } from './unit-loader';

@@ -1,6 +1,6 @@
 // Default locations. Root gets the system ones; an ordinary user gets a private runtime directory
 // (as systemd --user does with $XDG_RUNTIME_DIR), so both can run side by side.
-import * as path from 'node:path';
+import path = require('node:path');
 
 export function isRoot(): boolean {
   return process.getuid?.() === 0;

@@ -11,7 +11,7 @@
 // u64) sorted by char and its value entries (key offset, value offset, and in newer files also
 // filename offset u64, line number u32, file priority u16); NUL-terminated strings. Offsets are
 // from the start of the file. The sizes in the header let newer files grow the records.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { couldMatchWithPrefix, fnmatch } from './hwdb-glob';
 
 export const HWDB_SIGNATURE = 'KSLPHHRH';

@@ -4,7 +4,7 @@
 // "usb:vVVVVpPPPP*" from idVendor and idProduct). The database is opened on first use and kept
 // open; a changed or replaced file (other inode, size or mtime) is reopened, the files being
 // looked at again at most once a second (udev looks when it reloads).
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { ERR_BUILTIN_UNAVAILABLE, fail, succeed } from './builtin-errors';
 import type { Builtin, BuiltinDevice, BuiltinHost, BuiltinResult } from './builtin-types';
 import { fnmatch } from './hwdb-glob';

@@ -4,7 +4,7 @@
 // hex words, most significant first, each one C `long` (64 bits here) wide. For eventN nodes
 // it adds the size of the touch surface (ID_INPUT_WIDTH_MM/HEIGHT_MM) from the EVIOCGABS ioctl,
 // asked only of devices with absolute X/Y axes: for the others the kernel has no axis to report.
-import * as os from 'node:os';
+import os = require('node:os');
 import { succeed } from './builtin-errors';
 import type { Builtin, BuiltinDevice, BuiltinHost, BuiltinResult } from './builtin-types';
 import { ancestorWith } from './device-chain';

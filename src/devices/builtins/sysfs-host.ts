@@ -1,8 +1,8 @@
 // The real BuiltinHost: sd_device's view of sysfs, read synchronously (builtins run one device
 // at a time on small attribute files). It works on any sysfs root, so the unit tests point it at
 // fixture trees written into a temporary directory.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { parseUeventFile } from '../sysfs';
 import type { BuiltinDevice, BuiltinHost, ProgramExit } from './builtin-types';
 

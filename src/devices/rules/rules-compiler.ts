@@ -1,8 +1,8 @@
 // Lexed rule lines → typed tokens (one union member per key), validated per key, sorted into
 // udev's evaluation order, with GOTO resolved to a line index at load. The rule-file set is
 // ordered and masked as udev does. A reload compiles everything from scratch.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import {
   lexRules,
   type RuleDiagnostic,
