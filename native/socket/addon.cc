@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../netlink/system_error.h"
+#include "accept_spawn.h"
 #include "address_argument.h"
 #include "open_fd.h"
 #include "readiness_watch.h"
@@ -234,7 +235,19 @@ SocketAddon::SocketAddon(Napi::Env env, Napi::Object exports) {
                                                                    napi_enumerable),
                   // For tests: read back what listen() set, option by option.
                   InstanceMethod<&SocketAddon::GetSockOptInt>("getsockoptInt", napi_enumerable),
+                  InstanceMethod<&SocketAddon::AcceptSpawn>("acceptSpawn", napi_enumerable),
               });
+  env_ = env;
+}
+
+SocketAddon::~SocketAddon() { CloseAcceptSpawners(env_); }
+
+Napi::Value SocketAddon::AcceptSpawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArgument(env, info[0]);
+  // libuv and the spawner's thread must not both take connections off one socket.
+  if (registry_->by_fd.count(fd) != 0) throw MakeSystemError(env, EEXIST, "acceptSpawn");
+  return StartAcceptSpawn(info);
 }
 
 Napi::Value SocketAddon::Listen(const Napi::CallbackInfo& info) {

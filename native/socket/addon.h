@@ -20,6 +20,7 @@ struct WatchRegistry {
 class SocketAddon : public Napi::Addon<SocketAddon> {
  public:
   SocketAddon(Napi::Env env, Napi::Object exports);
+  ~SocketAddon();
 
   SocketAddon(const SocketAddon&) = delete;
   SocketAddon& operator=(const SocketAddon&) = delete;
@@ -45,10 +46,12 @@ class SocketAddon : public Napi::Addon<SocketAddon> {
   Napi::Value Watch(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetSockOptInt(const Napi::CallbackInfo& info);
+  Napi::Value AcceptSpawn(const Napi::CallbackInfo& info);
 
   Napi::FunctionReference watch_class_;
   std::shared_ptr<WatchRegistry> registry_ = std::make_shared<WatchRegistry>();
   int pending_fd_ = -1;
+  napi_env env_ = nullptr;
 };
 
 }  // namespace triggerd

@@ -3,6 +3,7 @@
 // every option systemd.socket(5) offers (Node's `net` cannot set most of them, and a Node wrapper
 // would read from an fd that belongs to the service), plus accept and readiness watching.
 // Everything else takes a `NativeSocket`, so pure tests can pass test/helpers/fake-socket instead.
+import type { ExecPlan } from '../exec/exec-plan';
 import { requireAddon } from './addon';
 import type { NativeSystemError } from './types';
 
@@ -101,6 +102,84 @@ export interface ReadinessWatch {
   readonly paused?: boolean;
 }
 
+/** What acceptSpawn does per connection besides the plan. */
+export interface AcceptSpawnOptions {
+  /** Live children at which a new connection is refused (accepted and closed). */
+  maxConnections: number;
+  /** Child fds (0, 1, 2) that get the connection; the plan maps them (to anything). */
+  connectionFds: number[];
+  /** Add REMOTE_ADDR=/REMOTE_PORT= (IP peers; an IPv4-mapped address as IPv4). */
+  remoteEnvironment?: boolean;
+  /** Children go into `<cgroupPool>.slot-f<n>` groups (made as needed, reused once found empty). */
+  cgroupPool?: string;
+}
+
+/** One thing the accept thread did; a batch per wake-up of the event loop, in order. */
+export type AcceptRecord =
+  | {
+      kind: 'started';
+      /** 1, 2, ...: connections this spawner accepted (refused ones included). */
+      seq: number;
+      /** Wall-clock ms of the accept. */
+      at: number;
+      pid: number;
+      local?: SocketAddress;
+      remote?: SocketAddress;
+      peerPid: number;
+      peerUid: number;
+      cgroup?: string;
+    }
+  | {
+      kind: 'failed';
+      seq: number;
+      at: number;
+      local?: SocketAddress;
+      remote?: SocketAddress;
+      peerPid: number;
+      peerUid: number;
+      /** As spawn's SpawnError: `step` unless the clone itself failed. */
+      error: NativeSystemError & { step?: string };
+    }
+  | {
+      kind: 'refused';
+      seq: number;
+      at: number;
+      local?: SocketAddress;
+      remote?: SocketAddress;
+      peerPid: number;
+      peerUid: number;
+      /** The live count that made it refuse. */
+      live: number;
+    }
+  | {
+      kind: 'exited';
+      pid: number;
+      code: 'exited' | 'killed' | 'dumped';
+      status: number;
+      cgroup?: string;
+      /** The group still had processes: it is not reused (and left for the caller to remove). */
+      cgroupBusy?: boolean;
+    }
+  /** accept4 failed (EMFILE, ...): the spawner paused itself; resume() when it may go on. */
+  | { kind: 'accept-error'; error: NativeSystemError };
+
+/** The handle acceptSpawn returns. */
+export interface AcceptSpawner {
+  /** Stop accepting; when it returns no clone is under way and the records so far were delivered. */
+  pause(): void;
+  resume(): void;
+  /**
+   * Stop accepting for good; the listening fd is the caller's again. The live children's exits
+   * still come as records, then the thread ends. Idempotent.
+   */
+  close(): void;
+  /** pidfd_send_signal to a live child of this spawner; false once it has been reaped. */
+  signal(pid: number, signal: number): boolean;
+  live(): number;
+  /** Deliver what the thread queued now (synchronously). */
+  flush(): void;
+}
+
 /** An option that could not be set (a setsockopt failure), as `listen` reports it. */
 export interface SocketOptionError extends NativeSystemError {
   /** The SocketOptions key (`'noDelay'`, ...; `'reuseAddress'` for the implicit SO_REUSEADDR). */
@@ -165,6 +244,22 @@ export interface NativeSocket {
   watch(fd: number, onReadable: () => void): ReadinessWatch;
   /** Closes a watch on `fd` first (libuv must not poll a number that gets reused), then the fd. */
   close(fd: number): void;
+  /**
+   * The Accept=yes fast path: a thread of the addon's own accepts on the listening `fd`, clones
+   * one child per connection from `plan` (built once; no cgroup, mounts, network namespace or
+   * LISTEN_PID in it), the connection as `options.connectionFds`, and reaps the children itself
+   * (they have no exit signal: the spawn addon's SIGCHLD reaper never sees them). MaxConnections
+   * counts the live children, with exits reaped before any refusal. `onRecords` gets a batch per
+   * wake-up of the loop. Throws a TypeError for a malformed plan or options, EEXIST when `fd` is
+   * watched, EINVAL ('acceptSpawn') when it is not a listening socket, ENOTSOCK/EBADF
+   * ('getsockopt') for a wrong or closed fd. Close the spawner before closing the fd.
+   */
+  acceptSpawn?(
+    fd: number,
+    plan: ExecPlan,
+    options: AcceptSpawnOptions,
+    onRecords: (records: AcceptRecord[]) => void,
+  ): AcceptSpawner;
 }
 
 let cached: NativeSocket | undefined;

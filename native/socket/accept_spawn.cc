@@ -1,0 +1,844 @@
+#include "accept_spawn.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "../common/js_calls.h"
+#include "../netlink/system_error.h"
+#include "../spawn/spawn_child.h"
+#include "../spawn/spawn_plan.h"
+#include "address_argument.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+#if defined(__x86_64__) && !defined(SYS_pidfd_send_signal)
+#define SYS_pidfd_send_signal 424
+#endif
+
+namespace triggerd {
+
+namespace {
+
+// Connections taken per wake-up before exits are looked at again (epoll is level-triggered:
+// the rest wake the thread at once).
+constexpr int kAcceptsPerWakeUp = 16;
+constexpr int kMaxEvents = 64;
+// epoll data for the two fds that are not pidfds (pids are > 0).
+constexpr uint64_t kListenTag = 0;
+constexpr uint64_t kWakeTag = UINT64_MAX;
+constexpr char kSlotInfix[] = ".slot-f";
+
+struct Record {
+  enum Kind { kStarted, kFailed, kRefused, kExited, kAcceptError } kind;
+  uint64_t seq = 0;
+  pid_t pid = -1;
+  double at_ms = 0;  // wall clock of the accept
+  struct sockaddr_storage local = {};
+  socklen_t local_length = 0;
+  struct sockaddr_storage remote = {};
+  socklen_t remote_length = 0;
+  int peer_pid = -1;
+  int peer_uid = -1;
+  std::string slot;  // the cgroup the child went into ("" without)
+  // kFailed, kAcceptError
+  int step = -1;  // -1: the clone itself (or accept) failed
+  int err = 0;
+  const char* syscall = nullptr;
+  std::string path;
+  // kExited
+  int code = 0;
+  int status = 0;
+  bool slot_busy = false;
+  // kRefused: the live count that refused it
+  int live = 0;
+};
+
+double WallMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) * 1000.0 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+// REMOTE_ADDR/REMOTE_PORT exactly as src/units/socket-address.ts remoteEnvironment() makes them:
+// IP peers only, an IPv4-mapped IPv6 address as IPv4.
+void RemoteEnvironment(const struct sockaddr_storage& remote, socklen_t length,
+                       std::string* addr, std::string* port) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (remote.ss_family == AF_INET && length >= sizeof(struct sockaddr_in)) {
+    const auto* in = reinterpret_cast<const struct sockaddr_in*>(&remote);
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+    *addr = std::string("REMOTE_ADDR=") + text;
+    *port = "REMOTE_PORT=" + std::to_string(ntohs(in->sin_port));
+  } else if (remote.ss_family == AF_INET6 && length >= sizeof(struct sockaddr_in6)) {
+    const auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(&remote);
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], text, sizeof(text));
+    } else {
+      inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+    }
+    *addr = std::string("REMOTE_ADDR=") + text;
+    *port = "REMOTE_PORT=" + std::to_string(ntohs(in6->sin6_port));
+  } else {
+    addr->clear();
+    port->clear();
+  }
+}
+
+class Spawner;
+
+// Every spawner whose thread may still run, by environment (teardown stops them).
+std::mutex registry_mutex;
+std::set<std::shared_ptr<Spawner>>* registry = nullptr;
+
+void Unregister(const std::shared_ptr<Spawner>& spawner) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  if (registry != nullptr) registry->erase(spawner);
+}
+
+class Spawner : public std::enable_shared_from_this<Spawner> {
+ public:
+  Spawner() = default;
+  ~Spawner() {
+    if (epoll_fd_ >= 0) close(epoll_fd_);
+    if (wake_fd_ >= 0) close(wake_fd_);
+    if (null_fd_ >= 0) close(null_fd_);
+    for (const auto& child : children_) close(child.second.pidfd);
+    for (const Slot& slot : slots_) {
+      if (slot.fd >= 0) close(slot.fd);
+    }
+  }
+  Spawner(const Spawner&) = delete;
+  Spawner& operator=(const Spawner&) = delete;
+
+  // Everything that can fail is done here, on the JavaScript thread, before the thread starts.
+  void Prepare(Napi::Env env, int listen_fd, Napi::Value plan_value, Napi::Object options) {
+    listen_fd_ = listen_fd;
+    int accepting = 0;
+    socklen_t length = sizeof(accepting);
+    if (getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) != 0) {
+      throw MakeSystemError(env, errno, "getsockopt");
+    }
+    if (accepting == 0) throw MakeSystemError(env, EINVAL, "acceptSpawn");
+
+    spec_ = ReadPlan(env, plan_value);
+    if (!spec_.mounts.empty() || spec_.private_network || spec_.private_sysfs ||
+        spec_.set_listen_pid) {
+      throw MakeArgumentError(env,
+                              "The \"plan\" argument must not need a mount or network namespace "
+                              "or LISTEN_PID (not on the accept fast path)",
+                              "ERR_INVALID_ARG_VALUE");
+    }
+    if (spec_.has_cgroup) {
+      throw MakeArgumentError(env, "The \"plan.cgroup\" property must be absent (options.cgroupPool says where)",
+                              "ERR_INVALID_ARG_VALUE");
+    }
+
+    Napi::Value max = options.Get("maxConnections");
+    max_connections_ = static_cast<int>(IntegerArgument(env, max, "options.maxConnections", 1, INT_MAX));
+    Napi::Value remote_env = options.Get("remoteEnvironment");
+    if (!remote_env.IsUndefined() && !remote_env.IsBoolean()) {
+      throw MakeArgumentError(env, "The \"options.remoteEnvironment\" property must be a boolean");
+    }
+    remote_env_ = remote_env.IsBoolean() && remote_env.As<Napi::Boolean>().Value();
+    Napi::Value connection_fds = options.Get("connectionFds");
+    if (!connection_fds.IsArray()) {
+      throw MakeArgumentError(env, "The \"options.connectionFds\" property must be an array");
+    }
+    Napi::Array list = connection_fds.As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      int child_fd = static_cast<int>(IntegerArgument(env, list.Get(i), "options.connectionFds[]", 0, 2));
+      bool found = false;
+      for (size_t k = 0; k < spec_.fds.size(); k++) {
+        if (spec_.fds[k].child_fd == child_fd) {
+          connection_slots_.push_back(k);
+          found = true;
+        }
+      }
+      if (!found) {
+        throw MakeArgumentError(env, "The \"options.connectionFds\" property names fd " +
+                                         std::to_string(child_fd) + ", which the plan does not map",
+                                "ERR_INVALID_ARG_VALUE");
+      }
+    }
+    Napi::Value pool = options.Get("cgroupPool");
+    if (!pool.IsUndefined()) {
+      if (!pool.IsString()) throw MakeArgumentError(env, "The \"options.cgroupPool\" property must be a string");
+      slot_prefix_ = pool.As<Napi::String>().Utf8Value();
+      if (slot_prefix_.size() < 2 || slot_prefix_[0] != '/' ||
+          slot_prefix_.find('\0') != std::string::npos || slot_prefix_.back() == '/') {
+        throw MakeArgumentError(env, "The \"options.cgroupPool\" property must be an absolute path",
+                                "ERR_INVALID_ARG_VALUE");
+      }
+      slot_prefix_ += kSlotInfix;
+    }
+
+    // The child's view of the template, as native/spawn's PrepareSpawn lays it out.
+    for (std::string& arg : spec_.argv) argv_.push_back(&arg[0]);
+    argv_.push_back(nullptr);
+    for (std::string& entry : spec_.env) base_env_.push_back(&entry[0]);
+    if (spec_.has_oom_score_adjust) oom_text_ = std::to_string(spec_.oom_score_adjust);
+    null_fd_ = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd_ < 0) {
+      Napi::Error error = MakeSystemError(env, errno, "open");
+      error.Set("path", Napi::String::New(env, "/dev/null"));
+      throw error;
+    }
+    int max_child_fd = 2;
+    for (FdSpec& fd : spec_.fds) {
+      if (fd.parent_fd < 0) fd.parent_fd = null_fd_;
+      max_child_fd = std::max(max_child_fd, fd.child_fd);
+    }
+    std::vector<bool> mapped(max_child_fd + 1, false);
+    for (const FdSpec& fd : spec_.fds) mapped[fd.child_fd] = true;
+    for (int fd = 0; fd <= max_child_fd; fd++) {
+      if (!mapped[fd]) gap_fds_.push_back(fd);
+    }
+    fds_ = spec_.fds;
+    fd_scratch_.assign(fds_.size(), -1);
+    struct rlimit nofile = {};
+    getrlimit(RLIMIT_NOFILE, &nofile);
+    unsigned close_limit = nofile.rlim_cur == RLIM_INFINITY || nofile.rlim_cur > (1U << 20)
+                               ? (1U << 20)
+                               : static_cast<unsigned>(nofile.rlim_cur);
+    int last_cap = 0;
+    while (last_cap < 63 && prctl_capbset_read(last_cap + 1)) last_cap++;
+
+    ChildPlan& plan = plan_;
+    plan.path = spec_.path.c_str();
+    plan.argv = argv_.data();
+    plan.cwd = spec_.has_cwd ? spec_.cwd.c_str() : nullptr;
+    plan.cwd_optional = spec_.cwd_optional;
+    plan.set_uid = spec_.has_uid;
+    plan.uid = spec_.uid;
+    plan.set_gid = spec_.has_gid;
+    plan.gid = spec_.gid;
+    plan.set_groups = spec_.has_groups;
+    plan.groups = spec_.groups.data();
+    plan.group_count = spec_.groups.size();
+    plan.set_umask = spec_.has_umask;
+    plan.umask = spec_.umask;
+    plan.set_nice = spec_.has_nice;
+    plan.nice = spec_.nice;
+    plan.oom_text = spec_.has_oom_score_adjust ? oom_text_.c_str() : nullptr;
+    plan.oom_length = oom_text_.size();
+    plan.rlimits = spec_.rlimits.data();
+    plan.rlimit_count = spec_.rlimits.size();
+    plan.fds = fds_.data();
+    plan.fd_count = fds_.size();
+    plan.fd_scratch = fd_scratch_.data();
+    plan.gap_fds = gap_fds_.data();
+    plan.gap_count = gap_fds_.size();
+    plan.max_child_fd = max_child_fd;
+    plan.dup_base = max_child_fd + 1;
+    plan.close_limit = close_limit;
+    plan.new_session = spec_.new_session;
+    plan.no_new_privileges = spec_.no_new_privileges;
+    plan.set_bounding_set = spec_.has_bounding_set;
+    plan.bounding_set = spec_.bounding_set;
+    plan.last_cap = last_cap;
+    plan.set_ambient = spec_.has_ambient;
+    plan.ambient = spec_.ambient;
+    plan.mount_namespace = false;
+    plan.mounts = nullptr;
+    plan.mount_count = 0;
+    plan.inaccessible_directory = nullptr;
+    plan.inaccessible_file = nullptr;
+    plan.private_network = false;
+    plan.private_sysfs = false;
+    plan.sysfs_submounts = nullptr;
+    plan.sysfs_submount_count = 0;
+    plan.submount_scratch = nullptr;
+    plan.cgroup_procs_fd = -1;
+    plan.listen_pid_digits = nullptr;
+    plan.report = &report_;
+
+    int err = stack_.Ensure();
+    if (err != 0) throw MakeSystemError(env, err, "mmap");
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) throw MakeSystemError(env, errno, "epoll_create1");
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) throw MakeSystemError(env, errno, "eventfd");
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kWakeTag;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) throw MakeSystemError(env, errno, "epoll_ctl");
+    // The thread must never block in accept4: another holder of the socket may take a connection.
+    int flags = fcntl(listen_fd, F_GETFL);
+    if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0) throw MakeSystemError(env, errno, "fcntl");
+    ev.events = EPOLLIN;
+    ev.data.u64 = kListenTag;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd, &ev) != 0) throw MakeSystemError(env, errno, "epoll_ctl");
+    listening_ = true;
+  }
+
+  napi_env env() const { return env_; }
+
+  void Start(Napi::Env env, Napi::Function on_records) {
+    env_ = env;
+    auto* context = new std::shared_ptr<Spawner>(shared_from_this());
+    // Runs on the JavaScript thread once the thread released it and every delivery ran.
+    tsfn_ = Napi::ThreadSafeFunction::New(
+        env, on_records, "triggerd:acceptSpawn", 0, 1, context,
+        [](Napi::Env, std::shared_ptr<Spawner>* ctx) {
+          (*ctx)->Join();
+          (*ctx)->callback_ref_.Reset();
+          (*ctx)->RemoveFreeSlots();
+          Unregister(*ctx);
+          delete ctx;
+        });
+    thread_ = std::thread([self = shared_from_this()] { self->Run(); });
+  }
+
+  // Stop taking connections until Resume(); when this returns, no accept or clone is under way
+  // (the thread works under the mutex) and the records so far are queued.
+  void Pause() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SetListening(false);
+    paused_ = true;
+  }
+
+  void Resume() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return;
+    paused_ = false;
+    SetListening(true);
+  }
+
+  // No more connections; the listening fd is the caller's again when this returns. The thread
+  // goes on reaping the live children (their exits still come as records), then ends.
+  void Close() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (closed_) return;
+      closed_ = true;
+      SetListening(false);
+    }
+    Wake();
+  }
+
+  // Teardown: the thread ends now; live children are left to whoever reaps them.
+  void Terminate() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      closed_ = true;
+      terminating_ = true;
+      SetListening(false);
+    }
+    Wake();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // pidfd_send_signal to a live child of this spawner: false once it was reaped (no pid reuse).
+  bool Signal(pid_t pid, int signal) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = children_.find(pid);
+    if (found == children_.end()) return false;
+    return syscall(SYS_pidfd_send_signal, found->second.pidfd, signal, nullptr, 0) == 0;
+  }
+
+  void Join() {
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  }
+
+  int Live() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return static_cast<int>(children_.size());
+  }
+
+  // The JavaScript thread: hand over what is queued.
+  void Deliver(Napi::Env env, Napi::Function callback) {
+    std::vector<Record> records;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      delivery_scheduled_ = false;
+      records.swap(queue_);
+    }
+    if (records.empty() || !CanCallIntoJs(env)) return;
+    Napi::HandleScope scope(env);
+    Napi::Array batch = Napi::Array::New(env, records.size());
+    uint32_t n = 0;
+    for (const Record& r : records) batch.Set(n++, ToObject(env, r));
+    try {
+      callback.Call({batch});
+    } catch (const Napi::Error& error) {
+      RaiseUncaught(env, error);
+    }
+  }
+
+  // Tests and teardown: deliver now what the thread queued (the JavaScript thread).
+  void Flush(Napi::Env env) {
+    if (!callback_ref_.IsEmpty()) Deliver(env, callback_ref_.Value());
+  }
+
+  Napi::FunctionReference callback_ref_;
+
+ private:
+  struct Child {
+    int pidfd;
+    int slot;
+  };
+  struct Slot {
+    std::string path;
+    int fd;
+    bool free;
+  };
+
+  static bool prctl_capbset_read(int cap) { return prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; }
+
+  // Under the mutex.
+  void SetListening(bool on) {
+    if (on == listening_ || listen_fd_ < 0) return;
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kListenTag;
+    epoll_ctl(epoll_fd_, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listen_fd_, &ev);
+    listening_ = on;
+  }
+
+  void Wake() {
+    uint64_t one = 1;
+    ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+    (void)ignored;
+  }
+
+  void Run() {
+    struct epoll_event events[kMaxEvents];
+    for (;;) {
+      int n = epoll_wait(epoll_fd_, events, kMaxEvents, -1);
+      if (n < 0 && errno != EINTR) break;
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (terminating_) break;
+      bool readable = false;
+      for (int i = 0; i < n; i++) {
+        uint64_t tag = events[i].data.u64;
+        if (tag == kWakeTag) {
+          uint64_t value;
+          ssize_t ignored = read(wake_fd_, &value, sizeof(value));
+          (void)ignored;
+        } else if (tag == kListenTag) {
+          readable = true;
+        } else {
+          Reap(static_cast<pid_t>(tag));
+        }
+      }
+      if (readable && listening_) AcceptSome();
+      bool done = closed_ && children_.empty();
+      bool notify = !queue_.empty() && !delivery_scheduled_;
+      if (notify) delivery_scheduled_ = true;
+      lock.unlock();
+      if (notify) {
+        tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function callback, Spawner* self) {
+          if (env != nullptr) self->Deliver(env, callback);
+        });
+      }
+      if (done) break;
+    }
+    // Released from this thread: pending deliveries still run, then the context goes.
+    tsfn_.Release();
+  }
+
+  // Exits whose pidfd said so (and, with `all`, any other that is ready), under the mutex.
+  void Reap(pid_t pid) {
+    auto found = children_.find(pid);
+    if (found == children_.end()) return;
+    siginfo_t info = {};
+    int rc;
+    do {
+      rc = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(found->second.pidfd), &info,
+                  WEXITED | WNOHANG | __WALL);
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0 && info.si_pid == 0) return;  // not yet
+    Record r;
+    r.kind = Record::kExited;
+    r.pid = pid;
+    if (rc != 0) {
+      r.code = CLD_KILLED;  // someone else reaped it: the status is lost
+      r.status = 0;
+      r.err = errno;
+    } else {
+      r.code = info.si_code;
+      r.status = info.si_status;
+    }
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, found->second.pidfd, nullptr);
+    close(found->second.pidfd);
+    int slot = found->second.slot;
+    children_.erase(found);
+    if (slot >= 0) {
+      r.slot = slots_[slot].path;
+      if (SlotEmpty(slot)) {
+        slots_[slot].free = true;
+        free_slots_.push_back(slot);
+      } else {
+        r.slot_busy = true;  // a process the instance left behind: never reused
+      }
+    }
+    queue_.push_back(std::move(r));
+  }
+
+  // Exits that happened since the last wait, without waiting (before refusing at MaxConnections).
+  void ReapPending() {
+    struct epoll_event events[kMaxEvents];
+    int n = epoll_wait(epoll_fd_, events, kMaxEvents, 0);
+    for (int i = 0; i < n; i++) {
+      uint64_t tag = events[i].data.u64;
+      if (tag != kWakeTag && tag != kListenTag) Reap(static_cast<pid_t>(tag));
+    }
+  }
+
+  bool SlotEmpty(int slot) {
+    int fd = openat(slots_[slot].fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char text[256];
+    ssize_t got = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (got <= 0) return false;
+    text[got] = '\0';
+    return strstr(text, "populated 0") != nullptr;
+  }
+
+  // A free slot group, or a new one; -1 with errno set.
+  int TakeSlot() {
+    if (!free_slots_.empty()) {
+      int slot = free_slots_.back();
+      free_slots_.pop_back();
+      slots_[slot].free = false;
+      return slot;
+    }
+    for (int tries = 0; tries < 100000; tries++) {
+      std::string path = slot_prefix_ + std::to_string(++slot_counter_);
+      if (mkdir(path.c_str(), 0755) != 0) {
+        if (errno == EEXIST) continue;  // an earlier daemon's, maybe with a live instance
+        return -1;
+      }
+      int fd = open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) {
+        int err = errno;
+        rmdir(path.c_str());
+        errno = err;
+        return -1;
+      }
+      slots_.push_back({path, fd, false});
+      return static_cast<int>(slots_.size()) - 1;
+    }
+    errno = EEXIST;
+    return -1;
+  }
+
+  void AcceptSome() {
+    for (int i = 0; i < kAcceptsPerWakeUp && listening_; i++) {
+      Record r;
+      r.remote_length = sizeof(r.remote);
+      int connection = accept4(listen_fd_, reinterpret_cast<struct sockaddr*>(&r.remote),
+                               &r.remote_length, SOCK_CLOEXEC);
+      if (connection < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        // A client that gave up between SYN and accept: a normal end, not a failure.
+        if (errno == ECONNABORTED || errno == EPROTO || errno == EINTR) continue;
+        r.kind = Record::kAcceptError;
+        r.err = errno;
+        r.syscall = "accept4";
+        queue_.push_back(std::move(r));
+        // EMFILE/ENFILE/ENOBUFS: JavaScript pauses and resumes; no spinning meanwhile.
+        SetListening(false);
+        paused_ = true;
+        return;
+      }
+      r.at_ms = WallMs();
+      r.seq = ++accepted_;
+      r.local_length = sizeof(r.local);
+      if (getsockname(connection, reinterpret_cast<struct sockaddr*>(&r.local), &r.local_length) != 0) {
+        r.local_length = 0;
+      }
+      if (r.local.ss_family == AF_UNIX) {
+        struct ucred cred = {};
+        socklen_t cred_length = sizeof(cred);
+        if (getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &cred, &cred_length) == 0 &&
+            cred_length == sizeof(cred)) {
+          r.peer_pid = cred.pid;
+          r.peer_uid = static_cast<int>(cred.uid);
+        }
+      }
+      if (static_cast<int>(children_.size()) >= max_connections_) ReapPending();
+      if (static_cast<int>(children_.size()) >= max_connections_) {
+        close(connection);
+        r.kind = Record::kRefused;
+        r.live = static_cast<int>(children_.size());
+        queue_.push_back(std::move(r));
+        continue;
+      }
+      SpawnFor(connection, &r);
+      close(connection);  // the child has its own copies (or failed): its exit is the client's EOF
+      queue_.push_back(std::move(r));
+    }
+  }
+
+  void SpawnFor(int connection, Record* r) {
+    std::string addr;
+    std::string port;
+    envp_.assign(base_env_.begin(), base_env_.end());
+    if (remote_env_) {
+      RemoteEnvironment(r->remote, r->remote_length, &addr, &port);
+      if (!addr.empty()) {
+        envp_.push_back(&addr[0]);
+        envp_.push_back(&port[0]);
+      }
+    }
+    envp_.push_back(nullptr);
+    plan_.envp = envp_.data();
+    for (size_t k : connection_slots_) fds_[k].parent_fd = connection;
+    report_ = {-1, 0, 0, -1};
+    int slot = -1;
+    if (!slot_prefix_.empty()) {
+      slot = TakeSlot();
+      if (slot < 0) {
+        r->kind = Record::kFailed;
+        r->step = kStepCgroup;
+        r->err = errno;
+        r->syscall = "mkdir";
+        r->path = slot_prefix_;
+        return;
+      }
+      r->slot = slots_[slot].path;
+    }
+    LaunchResult launched = LaunchChild(&plan_, stack_, slot >= 0 ? slots_[slot].fd : -1,
+                                        CloneMethod::kAuto, &clone3_missing_, 0);
+    if (launched.err != 0 || report_.step >= 0) {
+      if (launched.err == 0) {
+        siginfo_t info;
+        while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(launched.pidfd), &info,
+                      WEXITED | __WALL) != 0 && errno == EINTR) {
+        }
+        close(launched.pidfd);
+      }
+      if (slot >= 0) {
+        slots_[slot].free = true;
+        free_slots_.push_back(slot);
+      }
+      r->kind = Record::kFailed;
+      if (launched.err != 0) {
+        r->step = launched.cgroup_step ? kStepCgroup : -1;
+        r->err = launched.err;
+        r->syscall = launched.syscall;
+        if (launched.cgroup_step) r->path = r->slot;
+      } else {
+        r->step = report_.step < kStepCount ? report_.step : kStepExec;
+        r->err = report_.err;
+        r->syscall = report_.syscall > 0 && report_.syscall < kSysCount ? kSyscallNames[report_.syscall] : "exec";
+        if (r->step == kStepExec) r->path = spec_.path;
+        else if (r->step == kStepChdir) r->path = spec_.cwd;
+        else if (r->step == kStepCgroup) r->path = r->slot;
+      }
+      return;
+    }
+    r->kind = Record::kStarted;
+    r->pid = launched.pid;
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<uint64_t>(launched.pid);
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, launched.pidfd, &ev);
+    children_[launched.pid] = {launched.pidfd, slot};
+  }
+
+  static Napi::Object ErrorObject(Napi::Env env, const Record& r) {
+    Napi::Error error = r.step >= 0
+                            ? Napi::Error::New(env, std::string("failed at step ") + kExecStepNames[r.step] +
+                                                        ": " + strerror(r.err))
+                            : MakeSystemError(env, r.err, r.syscall != nullptr ? r.syscall : "clone");
+    if (r.step >= 0) {
+      char name[64];
+      const char* glibc_name = strerrorname_np(r.err);
+      snprintf(name, sizeof(name), "%s", glibc_name != nullptr ? glibc_name : "EIO");
+      error.Set("errno", Napi::Number::New(env, -r.err));
+      error.Set("code", Napi::String::New(env, name));
+      error.Set("syscall", Napi::String::New(env, r.syscall != nullptr ? r.syscall : "exec"));
+      error.Set("step", Napi::String::New(env, kExecStepNames[r.step]));
+    }
+    if (!r.path.empty()) error.Set("path", Napi::String::New(env, r.path));
+    return error.Value();
+  }
+
+  Napi::Object ToObject(Napi::Env env, const Record& r) {
+    Napi::Object o = Napi::Object::New(env);
+    static const char* const kinds[] = {"started", "failed", "refused", "exited", "accept-error"};
+    o.Set("kind", kinds[r.kind]);
+    if (r.kind == Record::kExited) {
+      o.Set("pid", Napi::Number::New(env, r.pid));
+      o.Set("code", r.code == CLD_EXITED ? "exited" : r.code == CLD_DUMPED ? "dumped" : "killed");
+      o.Set("status", Napi::Number::New(env, r.status));
+      if (!r.slot.empty()) o.Set("cgroup", r.slot);
+      if (r.slot_busy) o.Set("cgroupBusy", Napi::Boolean::New(env, true));
+      return o;
+    }
+    if (r.kind == Record::kAcceptError) {
+      o.Set("error", MakeSystemError(env, r.err, r.syscall).Value());
+      return o;
+    }
+    o.Set("seq", Napi::Number::New(env, static_cast<double>(r.seq)));
+    o.Set("at", Napi::Number::New(env, r.at_ms));
+    // An address the kernel reports in a family we cannot show is left out, not fatal.
+    try {
+      if (r.local_length > 0) o.Set("local", AddressToObject(env, r.local, r.local_length, -1, "getsockname"));
+      o.Set("remote", AddressToObject(env, r.remote, r.remote_length, -1, "accept4"));
+    } catch (const Napi::Error&) {
+    }
+    o.Set("peerPid", Napi::Number::New(env, r.peer_pid));
+    o.Set("peerUid", Napi::Number::New(env, r.peer_uid));
+    if (r.kind == Record::kStarted) {
+      o.Set("pid", Napi::Number::New(env, r.pid));
+      if (!r.slot.empty()) o.Set("cgroup", r.slot);
+    } else if (r.kind == Record::kFailed) {
+      o.Set("error", ErrorObject(env, r));
+    } else if (r.kind == Record::kRefused) {
+      o.Set("live", Napi::Number::New(env, r.live));
+    }
+    return o;
+  }
+
+  napi_env env_ = nullptr;
+  std::mutex mutex_;
+  std::thread thread_;
+  Napi::ThreadSafeFunction tsfn_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  int null_fd_ = -1;
+  bool listening_ = false;
+  bool paused_ = false;
+  bool closed_ = false;
+  bool terminating_ = false;
+  bool delivery_scheduled_ = false;
+  int max_connections_ = 64;
+  bool remote_env_ = false;
+  uint64_t accepted_ = 0;
+  std::vector<Record> queue_;
+  std::unordered_map<pid_t, Child> children_;
+  // The template and the per-spawn parts of the child's plan (one spawn at a time).
+  PlanSpec spec_;
+  std::vector<char*> argv_;
+  std::vector<char*> base_env_;
+  std::vector<char*> envp_;
+  std::string oom_text_;
+  std::vector<FdSpec> fds_;
+  std::vector<size_t> connection_slots_;
+  std::vector<int> fd_scratch_;
+  std::vector<int> gap_fds_;
+  ChildPlan plan_ = {};
+  ChildReport report_ = {-1, 0, 0, -1};
+  ChildStack stack_;
+  std::atomic<bool> clone3_missing_{false};
+  // cgroup slot groups: "<pool>.slot-f<n>", reused while found empty after an exit.
+  std::string slot_prefix_;
+  uint64_t slot_counter_ = 0;
+  std::vector<Slot> slots_;
+  std::vector<int> free_slots_;
+
+ public:
+  // Spare slot groups are removed when the spawner is over (busy ones stay).
+  void RemoveFreeSlots() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (int slot : free_slots_) rmdir(slots_[slot].path.c_str());
+    free_slots_.clear();
+  }
+};
+
+}  // namespace
+
+void CloseAcceptSpawners(napi_env env) {
+  std::vector<std::shared_ptr<Spawner>> mine;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    if (registry == nullptr) return;
+    for (auto it = registry->begin(); it != registry->end();) {
+      if ((*it)->env() == env) {
+        mine.push_back(*it);
+        it = registry->erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const auto& spawner : mine) {
+    spawner->Terminate();
+    spawner->RemoveFreeSlots();
+  }
+}
+
+Napi::Value StartAcceptSpawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(IntegerArgument(env, info[0], "fd", 0, INT_MAX));
+  if (!info[2].IsObject() || info[2].IsArray() || info[2].IsFunction()) {
+    throw MakeArgumentError(env, "The \"options\" argument must be an object");
+  }
+  if (!info[3].IsFunction()) throw MakeArgumentError(env, "The \"onRecords\" argument must be a function");
+  auto spawner = std::make_shared<Spawner>();
+  spawner->Prepare(env, fd, info[1], info[2].As<Napi::Object>());
+  spawner->callback_ref_ = Napi::Persistent(info[3].As<Napi::Function>());
+  spawner->Start(env, info[3].As<Napi::Function>());
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    if (registry == nullptr) registry = new std::set<std::shared_ptr<Spawner>>();
+    registry->insert(spawner);
+  }
+  std::weak_ptr<Spawner> weak = spawner;
+  Napi::Object handle = Napi::Object::New(env);
+  handle.Set("pause", Napi::Function::New(env, [weak](const Napi::CallbackInfo& call) {
+               if (auto s = weak.lock()) {
+                 s->Pause();
+                 s->Flush(call.Env());
+               }
+             }));
+  handle.Set("resume", Napi::Function::New(env, [weak](const Napi::CallbackInfo&) {
+               if (auto s = weak.lock()) s->Resume();
+             }));
+  handle.Set("close", Napi::Function::New(env, [weak](const Napi::CallbackInfo& call) {
+               auto s = weak.lock();
+               if (!s) return;
+               s->Close();
+               s->Flush(call.Env());
+               s->RemoveFreeSlots();
+             }));
+  handle.Set("signal", Napi::Function::New(env, [weak](const Napi::CallbackInfo& call) -> Napi::Value {
+               Napi::Env e = call.Env();
+               int pid = static_cast<int>(IntegerArgument(e, call[0], "pid", 1, INT_MAX));
+               int signal = static_cast<int>(IntegerArgument(e, call[1], "signal", 0, 64));
+               auto s = weak.lock();
+               return Napi::Boolean::New(e, s && s->Signal(pid, signal));
+             }));
+  handle.Set("live", Napi::Function::New(env, [weak](const Napi::CallbackInfo& call) -> Napi::Value {
+               auto s = weak.lock();
+               return Napi::Number::New(call.Env(), s ? s->Live() : 0);
+             }));
+  handle.Set("flush", Napi::Function::New(env, [weak](const Napi::CallbackInfo& call) {
+               if (auto s = weak.lock()) s->Flush(call.Env());
+             }));
+  return handle;
+}
+
+}  // namespace triggerd
