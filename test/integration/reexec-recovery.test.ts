@@ -1,0 +1,334 @@
+// What a re-exec or a crash of the daemon must not cost, beyond services and sockets
+// (reexec.test.ts), through a private daemon run as a child process (issue 9):
+// - a control process (ExecStartPre=) running across a re-exec or a kill -9 + restart is adopted,
+//   and its exit continues the start at the next step (each step runs once);
+// - a service writing to its stdout while no daemon runs (killed, not restarted yet) gets no
+//   EPIPE/SIGPIPE, and its lines are logged again after the restart;
+// - the cgroups an earlier image made (kept unit groups, Accept=yes pools' spare slots) are
+//   removed by the next image when empty and unused; a group with a running process stays.
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TRIGGERCTL, run, skipUnlessRoot, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
+import { addonCandidates } from '../../src/native/addon';
+import { findCgroupHierarchy } from '../../src/exec/cgroups';
+
+const skip =
+  skipUnlessRoot() ??
+  (['triggerd_socket.node', 'triggerd_reexec.node'].every((a) =>
+    addonCandidates(a).some((f) => fs.existsSync(f)),
+  )
+    ? undefined
+    : 'needs the triggerd_socket and triggerd_reexec addons (npm install builds them)');
+
+const hierarchy = findCgroupHierarchy();
+const slice = hierarchy.ok ? path.join(hierarchy.root, 'triggerd', 'triggerd.slice') : undefined;
+const skipCgroups = skip ?? (slice !== undefined ? undefined : 'needs a cgroup2 hierarchy');
+
+const ctl = (d: RunningDaemon, ...args: string[]) =>
+  run(process.execPath, [TRIGGERCTL, '--socket', d.socket, ...args], { allowFail: true });
+const prop = async (d: RunningDaemon, unit: string, name: string): Promise<string> =>
+  (await ctl(d, 'show', unit, '--property', name, '--value')).stdout.trim();
+
+/** The state file once `check` holds for its text. */
+function waitForState(dir: string, what: string, check: (text: string) => boolean): Promise<true> {
+  return waitFor(what, () => {
+    try {
+      return check(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) ? true : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+}
+
+function restoredCount(d: RunningDaemon): number {
+  return d.logs.filter((l) => l.msg === 'units restored from the state file').length;
+}
+
+function logTail(d: RunningDaemon): string {
+  return d.logs
+    .slice(-30)
+    .map((l) => JSON.stringify(l))
+    .join('\n');
+}
+
+function connectOnce(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, '127.0.0.1');
+    let out = '';
+    c.on('data', (b) => (out += b.toString()));
+    c.on('end', () => resolve(out));
+    c.on('error', reject);
+    c.setTimeout(10_000, () => {
+      c.destroy();
+      reject(new Error('no answer'));
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('re-exec and crash recovery: control processes, output, cgroups', { skip }, () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-recovery-'));
+  const token = `t${process.pid.toString(36)}${Date.now().toString(36)}`;
+  const daemons: RunningDaemon[] = [];
+
+  after(async () => {
+    for (const d of daemons) {
+      if (d.proc.exitCode === null && d.proc.signalCode === null) await d.stop();
+    }
+    // Services of a daemon killed on purpose: by the pids they wrote.
+    for (const file of fs.readdirSync(root, { recursive: true, encoding: 'utf8' })) {
+      if (!file.endsWith('.pid')) continue;
+      const pid = Number(fs.readFileSync(path.join(root, file), 'utf8'));
+      try {
+        const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+        if (cmd.startsWith('sleep\u00001000') || cmd.includes('line-')) process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    // Groups this file's units left behind after a failure (empty ones only can go).
+    if (slice !== undefined) {
+      for (const name of safeReaddir(slice)) {
+        if (!name.startsWith(token)) continue;
+        try {
+          fs.rmdirSync(path.join(slice, name));
+        } catch {
+          // busy or gone
+        }
+      }
+    }
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  function unitDir(name: string, units: Record<string, string>): string {
+    const dir = path.join(root, name, 'units');
+    fs.mkdirSync(dir, { recursive: true });
+    for (const [n, text] of Object.entries(units)) fs.writeFileSync(path.join(dir, n), text);
+    return dir;
+  }
+
+  /** A service with a slow first ExecStartPre=; each step appends its name to `marker`. */
+  function slowPreUnits(name: string, seconds: number): { units: string; marker: string } {
+    const base = path.join(root, name);
+    fs.mkdirSync(base, { recursive: true });
+    const marker = path.join(base, 'steps');
+    const units = unitDir(name, {
+      'pre.service':
+        `[Service]\nExecStartPre=/bin/sh -c 'echo first >> ${marker}; exec /bin/sleep ${seconds}'\n` +
+        `ExecStartPre=/bin/sh -c 'echo second >> ${marker}'\n` +
+        `ExecStart=/bin/sh -c 'echo $$ > ${base}/main-$$.pid; echo main >> ${marker}; exec sleep 1000'\n` +
+        `ExecStartPost=/bin/sh -c 'echo post >> ${marker}'\n`,
+      'default.target': '[Unit]\nWants=pre.service\n',
+    });
+    return { units, marker };
+  }
+
+  const readSteps = (marker: string): string[] => {
+    try {
+      return fs.readFileSync(marker, 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+
+  test('an ExecStartPre= spanning a re-exec is adopted and the start goes on after it', async () => {
+    // The re-exec waits up to 5 s for running jobs; the sleep outlasts that.
+    const { units, marker } = slowPreUnits('pre-reexec', 7);
+    const d = await startDaemon(['--unit-path', units, '--fstab', '']);
+    daemons.push(d);
+    await waitFor('ExecStartPre running', () => (readSteps(marker).includes('first') ? true : undefined));
+    const controlPid = Number(await prop(d, 'pre.service', 'ControlPID'));
+    assert.ok(controlPid > 0, 'a control process runs');
+    assert.equal(await prop(d, 'pre.service', 'SubState'), 'start-pre');
+    const r = await ctl(d, 'daemon-reexec');
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('the re-exec', () => (restoredCount(d) >= 1 ? true : undefined), 15_000);
+    assert.ok(alive(controlPid), 'the re-exec happened while ExecStartPre= ran');
+    assert.equal(await prop(d, 'pre.service', 'ControlPID'), String(controlPid));
+    assert.equal(await prop(d, 'pre.service', 'SubState'), 'start-pre');
+    await waitFor(
+      'pre.service running',
+      async () => ((await prop(d, 'pre.service', 'SubState')) === 'running' ? true : undefined),
+      15_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; log: ${logTail(d)}`);
+    });
+    await waitFor('ExecStartPost= ran', () => (readSteps(marker).includes('post') ? true : undefined));
+    assert.deepEqual(readSteps(marker), ['first', 'second', 'main', 'post']);
+    assert.equal(await prop(d, 'pre.service', 'Result'), 'success');
+    assert.equal(d.proc.exitCode, null);
+    await d.stop();
+  });
+
+  test('an ExecStartPre= running at a kill -9 is adopted by the restarted daemon', async () => {
+    const { units, marker } = slowPreUnits('pre-crash', 3);
+    const dir = path.join(root, 'pre-crash', 'run');
+    fs.mkdirSync(dir, { recursive: true });
+    const args = ['--unit-path', units, '--fstab', ''];
+    const a = await startDaemon(args, { dir });
+    daemons.push(a);
+    await waitFor('ExecStartPre running', () => (readSteps(marker).includes('first') ? true : undefined));
+    const controlPid = Number(await prop(a, 'pre.service', 'ControlPID'));
+    await waitForState(dir, 'the checkpoint lists the control process', (t) =>
+      t.includes(`"control":{"pid":${controlPid}`),
+    );
+    process.kill(a.pid, 'SIGKILL');
+    await a.exited;
+    const b = await startDaemon(args, { dir });
+    daemons.push(b);
+    await b.waitForLog((l) => l.msg === 'units restored from the state file');
+    assert.ok(alive(controlPid), 'the restart happened while ExecStartPre= ran');
+    assert.ok(b.logs.some((l) => l.msg === `adopted process ${controlPid}`));
+    await waitFor(
+      'pre.service running',
+      async () => ((await prop(b, 'pre.service', 'SubState')) === 'running' ? true : undefined),
+      15_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; log: ${logTail(b)}`);
+    });
+    await waitFor('ExecStartPost= ran', () => (readSteps(marker).includes('post') ? true : undefined));
+    assert.deepEqual(readSteps(marker), ['first', 'second', 'main', 'post']);
+    await b.stop();
+  });
+
+  test('a service writing through kill -9 + restart: no EPIPE, its lines logged again', async (t) => {
+    const base = path.join(root, 'talk');
+    fs.mkdirSync(base, { recursive: true });
+    // No trap: SIGPIPE would kill the shell, EPIPE would end the loop with a line on stderr.
+    const units = unitDir('talk', {
+      'talk.service':
+        `[Service]\nExecStart=/bin/sh -c 'echo $$ > ${base}/talk-$$.pid; i=0; ` +
+        `while echo line-$i; do i=$((i+1)); sleep 0.05; done; echo write failed >&2; exit 7'\n`,
+      'default.target': '[Unit]\nWants=talk.service\n',
+    });
+    const dir = path.join(base, 'run');
+    fs.mkdirSync(dir, { recursive: true });
+    const args = ['--unit-path', units, '--fstab', ''];
+    const a = await startDaemon(args, { dir });
+    daemons.push(a);
+    const numbers = (d: RunningDaemon): number[] =>
+      d.logs
+        .filter((l) => l.unit === 'talk.service' && typeof l.msg === 'string' && l.msg.startsWith('line-'))
+        .map((l) => Number((l.msg as string).slice(5)));
+    await waitFor('lines logged', () => (numbers(a).length >= 5 ? true : undefined));
+    const pid = Number(await prop(a, 'talk.service', 'MainPID'));
+    await waitForState(dir, 'the checkpoint lists talk.service', (t) => t.includes(`"mainPid":${pid}`));
+    process.kill(a.pid, 'SIGKILL');
+    await a.exited;
+    const lastBefore = Math.max(...numbers(a));
+    // ~20 lines written while no daemon runs.
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(alive(pid), 'the service survived writing with no daemon');
+    const b = await startDaemon(args, { dir });
+    daemons.push(b);
+    await b.waitForLog((l) => l.msg === 'units restored from the state file');
+    await waitFor('lines logged after the restart', () =>
+      numbers(b).some((n) => n > lastBefore + 30) ? true : undefined,
+    );
+    assert.ok(alive(pid));
+    assert.equal(await prop(b, 'talk.service', 'MainPID'), String(pid));
+    assert.equal(await prop(b, 'talk.service', 'SubState'), 'running');
+    assert.ok(!b.logs.some((l) => l.unit === 'talk.service' && l.msg === 'write failed'));
+    // What was written while no daemon ran waited in the pipe: nothing after the kill is missing.
+    const after = new Set(numbers(b));
+    const first = Math.min(...after);
+    const missing = [...Array(Math.max(...after) - first + 1).keys()].filter((i) => !after.has(first + i));
+    assert.deepEqual(missing, []);
+    // Lines the killed daemon had read but not yet logged die with it; none written after.
+    t.diagnostic(`last line logged before the kill: ${lastBefore}; first after the restart: ${first}`);
+    assert.ok(first <= lastBefore + 25, `lines ${lastBefore + 1}..${first - 1} were lost`);
+    await b.stop();
+  });
+
+  test('cgroups of earlier images: empty unused ones removed after re-exec and after a crash, busy ones kept', { skip: skipCgroups }, async () => {
+    const sliceDir = slice as string;
+    const base = path.join(root, 'cg');
+    fs.mkdirSync(base, { recursive: true });
+    const port = await freePort();
+    const units = unitDir('cg', {
+      [`${token}-run.service`]: `[Service]\nExecStart=/bin/sh -c 'echo $$ > ${base}/run-$$.pid; exec sleep 1000'\n`,
+      [`${token}-once.service`]: '[Service]\nType=oneshot\nExecStart=/bin/true\n',
+      [`${token}.socket`]: `[Socket]\nListenStream=127.0.0.1:${port}\nAccept=yes\n`,
+      [`${token}@.service`]: '[Service]\nExecStart=/bin/echo hi\n',
+      'default.target': `[Unit]\nWants=${token}-run.service ${token}-once.service ${token}.socket\n`,
+    });
+    const dir = path.join(base, 'run');
+    fs.mkdirSync(dir, { recursive: true });
+    const args = ['--unit-path', units, '--fstab', ''];
+    const groups = (): string[] => safeReaddir(sliceDir).filter((n) => n.startsWith(token)).sort();
+    const runGroup = `${token}-run.service`;
+    const onceGroup = `${token}-once.service`;
+    const a = await startDaemon(args, { dir });
+    daemons.push(a);
+    const runPid = await waitFor('the run service', async () => {
+      const pid = Number(await prop(a, runGroup, 'MainPID'));
+      return pid > 0 ? pid : undefined;
+    });
+    const makeLeftovers = async (d: RunningDaemon): Promise<void> => {
+      for (let i = 0; i < 4; i++) assert.equal(await connectOnce(port), 'hi\n');
+      await Promise.all([connectOnce(port), connectOnce(port), connectOnce(port)]);
+      const started = await ctl(d, 'start', onceGroup);
+      assert.equal(started.code, 0, started.stderr);
+      await waitFor('instances gone', async () =>
+        (await ctl(d, 'list-units')).stdout.includes(`${token}@`) ? undefined : true,
+      );
+    };
+    await makeLeftovers(a);
+    const before = groups();
+    assert.ok(before.includes(runGroup) && before.includes(onceGroup), before.join(' '));
+    assert.ok(before.some((g) => g.includes('.slot-')), `spare slots: ${before.join(' ')}`);
+
+    const r = await ctl(a, 'daemon-reexec');
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('the re-exec', () => (restoredCount(a) >= 1 ? true : undefined), 15_000);
+    assert.deepEqual(groups(), [runGroup], `left after the re-exec: ${groups().join(' ')}`);
+    assert.ok(fs.readFileSync(path.join(sliceDir, runGroup, 'cgroup.procs'), 'utf8').includes(String(runPid)));
+    assert.equal(await prop(a, runGroup, 'MainPID'), String(runPid));
+
+    // The new image's own leftovers, then a crash.
+    await makeLeftovers(a);
+    const made = groups();
+    assert.ok(made.some((g) => g.includes('.slot-')) && made.includes(onceGroup), made.join(' '));
+    await waitForState(dir, 'the checkpoint lists the groups', (t) =>
+      made.every((g) => t.includes(JSON.stringify(path.join(sliceDir, g)))),
+    );
+    process.kill(a.pid, 'SIGKILL');
+    await a.exited;
+    const b = await startDaemon(args, { dir });
+    daemons.push(b);
+    await b.waitForLog((l) => l.msg === 'units restored from the state file');
+    assert.deepEqual(groups(), [runGroup], `left after the restart: ${groups().join(' ')}`);
+    assert.ok(fs.readFileSync(path.join(sliceDir, runGroup, 'cgroup.procs'), 'utf8').includes(String(runPid)));
+    assert.equal(await prop(b, runGroup, 'MainPID'), String(runPid));
+    await b.stop();
+    assert.ok(!alive(runPid) || fs.readFileSync(`/proc/${runPid}/stat`, 'latin1').includes(') Z'));
+  });
+});
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
