@@ -24,7 +24,7 @@ import { defaultRuntimeDir, isRoot } from '../util/paths';
 import { Daemon, type DaemonMode } from '../core/daemon';
 import { DEFAULT_CONTROL_SOCKET } from '../control/client';
 import type { LevelWithSilent } from 'pino';
-import { config as rxConfig } from 'rxjs';
+import { config as rxConfig } from '../util/rx';
 
 const USAGE = `usage: triggerd [options]
   --unit-path DIRS        unit directories, ':'-separated

@@ -1,7 +1,7 @@
 // The manager: owns the unit table and routes events to units. Device changes arrive from the
 // device pipeline; loaded unit files become units through the registry; the job engine drives
 // start/stop through the UnitInstance interface.
-import { Subject } from 'rxjs';
+import { Subject } from '../util/rx';
 import type { Logger } from '../util/logger';
 import type { DeviceChange } from '../devices/device-registry';
 import { summarizeUnit, type ActiveState, type UnitInstance, type UnitSummary } from '../units/unit-type';

@@ -2,7 +2,7 @@
 // (its own lines and its processes' output) is kept in a bounded ring for that unit, and streamed
 // to followers. Bound: `perUnit` records per unit, `maxUnits` units (the least recently written
 // unit's ring is dropped first).
-import { Subject } from 'rxjs';
+import { Subject } from '../util/rx';
 
 export interface UnitLogRecord {
   /** Wall-clock ms. */

@@ -2,7 +2,7 @@
 // registry from /sys before events flow; an overflow resyncs by rescanning /sys and applying the
 // difference as synthetic add/remove/change events, so no device is lost.
 import os = require('node:os');
-import { Subject } from 'rxjs';
+import { Subject } from '../util/rx';
 import type { Logger } from '../util/logger';
 import { RateLimitedLog } from '../util/logger';
 import type { Uevent } from './types';

@@ -9,7 +9,7 @@
 // records, and the consumer must rescan what it watches. Permission events are never dropped by
 // the kernel (they wait for an answer), so an overflow only ever loses notifications.
 import { endianness } from 'node:os';
-import { Observable } from 'rxjs';
+import { Observable } from '../util/rx';
 import {
   FAN,
   FAN_PERMISSION_EVENTS,

@@ -7,7 +7,7 @@
 // kernel drops events and queues one IN_Q_OVERFLOW record (wd -1); it is emitted as an explicit
 // 'overflow' item after the batch's other records, and the consumer must rescan what it watches.
 import { endianness } from 'node:os';
-import { Observable } from 'rxjs';
+import { Observable } from '../util/rx';
 import { IN, type InotifyHandle, type NativeInotify, type NativeSystemError } from '../native/inotify-addon';
 
 /** One struct inotify_event. */

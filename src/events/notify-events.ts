@@ -17,7 +17,7 @@
 // paused until the last one is out (src/events/turn-slices); datagrams still waiting in a slice
 // when the subscription ends are closed here too.
 import { lstatSync, unlinkSync } from 'node:fs';
-import { Observable } from 'rxjs';
+import { Observable } from '../util/rx';
 import type { NativeNotify, NativeSystemError, NotifyDatagram, NotifySocket } from '../native/notify-addon';
 import { parseNotifyMessage, type NotifyParseResult } from '../units/notify-message';
 import { TurnSlices } from './turn-slices';

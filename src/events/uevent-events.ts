@@ -5,7 +5,7 @@
 // Overflow policy: ENOBUFS / MSG_TRUNC become an explicit 'overflow' item, and the consumer
 // resyncs by rescanning /sys. Messages that fail validation or come from an untrusted sender
 // are returned as 'rejected' entries so the consumer can count them; they never become events.
-import { Observable } from 'rxjs';
+import { Observable } from '../util/rx';
 import type {
   NativeNetlink,
   NativeSystemError,

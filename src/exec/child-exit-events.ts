@@ -4,7 +4,7 @@
 // Bound: at most 1024 exits per batch (ChildWatcher's limit); the rest wait as zombies in the
 // kernel, which is the queue, and come in the next batch. No overflow is possible, so none is
 // reported.
-import { Observable } from 'rxjs';
+import { Observable } from '../util/rx';
 import type { ChildExit, ChildWatcher, NativeSpawn } from '../native/spawn-addon';
 
 export interface ChildExitEventsOptions {

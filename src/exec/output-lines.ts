@@ -3,7 +3,7 @@
 // Bound: one line buffer of at most `maxLineBytes`; a longer line is emitted in pieces marked
 // `truncated`, so a service that never writes a newline cannot grow our memory.
 import net = require('node:net');
-import { Observable } from 'rxjs';
+import { Observable } from '../util/rx';
 
 export interface OutputLine {
   text: string;

@@ -11,7 +11,7 @@
 // any number of wake-ups between two reads is one read. Without the addon the monitor polls the
 // table on a timer (`fallbackPollMs`) and says so.
 import fs = require('node:fs');
-import { Observable } from 'rxjs';
+import { Observable } from '../util/rx';
 import type { MountInfoWatch, NativeMounts, NativeSystemError } from '../native/mounts-addon';
 import {
   diffMountTables,
