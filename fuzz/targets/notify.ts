@@ -15,6 +15,7 @@ import {
 import { defineTarget, violation, type Tally } from '../target';
 import { mutantArbitrary, randomBytesArbitrary, showBytes } from '../mutate';
 import { nonEmpty, readFile, repo } from '../corpus';
+import { NOTIFY_KEYS } from '../fragments';
 
 const FIELD_CODES = new Set([
   'ERR_NOTIFY_FIELD_NOT_UTF8',
@@ -23,30 +24,6 @@ const FIELD_CODES = new Set([
 ]);
 const ACCESS = new Set(['none', 'main', 'exec', 'all']);
 
-export const NOTIFY_KEYS = [
-  'READY',
-  'RELOADING',
-  'STOPPING',
-  'STATUS',
-  'ERRNO',
-  'BUSERROR',
-  'VARLINKERROR',
-  'EXIT_STATUS',
-  'MAINPID',
-  'MAINPIDFD',
-  'MAINPIDFDID',
-  'WATCHDOG',
-  'WATCHDOG_USEC',
-  'EXTEND_TIMEOUT_USEC',
-  'MONOTONIC_USEC',
-  'FDSTORE',
-  'FDSTOREREMOVE',
-  'FDNAME',
-  'FDPOLL',
-  'BARRIER',
-  'NOTIFYACCESS',
-  'X_CUSTOM',
-] as const;
 const VALUES = [
   '1',
   '0',

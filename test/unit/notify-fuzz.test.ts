@@ -22,6 +22,7 @@ import {
 import { FakeNativeNotify } from '../helpers/fake-notify';
 import { silentLogger } from '../helpers/logger';
 import { Prng } from '../helpers/prng';
+import { NOTIFY_KEYS } from '../../fuzz/fragments';
 
 const SEED = 0x6e_6f_74_69; // change to explore; a failure prints it
 const ITERATIONS = 100_000;
@@ -36,36 +37,6 @@ const captured: Buffer[] = (
   }
 ).cases.flatMap((c) => c.datagrams.map((d) => Buffer.from(d.hex, 'hex')));
 
-const KEYS = [
-  'READY',
-  'RELOADING',
-  'STOPPING',
-  'STATUS',
-  'ERRNO',
-  'BUSERROR',
-  'VARLINKERROR',
-  'EXIT_STATUS',
-  'MAINPID',
-  'MAINPIDFD',
-  'MAINPIDFDID',
-  'WATCHDOG',
-  'WATCHDOG_USEC',
-  'EXTEND_TIMEOUT_USEC',
-  'MONOTONIC_USEC',
-  'FDSTORE',
-  'FDSTOREREMOVE',
-  'FDNAME',
-  'FDPOLL',
-  'BARRIER',
-  'RESTART_RESET',
-  'NOTIFYACCESS',
-  'X_CUSTOM',
-  '__proto__',
-  'constructor',
-  'READY ',
-  'ready',
-  '',
-];
 const VALUES = [
   '1',
   '0',
@@ -124,8 +95,9 @@ function structured(): Buffer {
   const tags = prng.int(8);
   for (let i = 0; i < tags; i++) {
     const r = prng.next();
-    if (r < 0.75) parts.push(Buffer.from(`${prng.pick(KEYS)}=${prng.pick(VALUES)}`, 'utf8'));
-    else if (r < 0.9) parts.push(Buffer.concat([Buffer.from(`${prng.pick(KEYS)}=`), prng.pick(RAW_PIECES)]));
+    if (r < 0.75) parts.push(Buffer.from(`${prng.pick(NOTIFY_KEYS)}=${prng.pick(VALUES)}`, 'utf8'));
+    else if (r < 0.9)
+      parts.push(Buffer.concat([Buffer.from(`${prng.pick(NOTIFY_KEYS)}=`), prng.pick(RAW_PIECES)]));
     else parts.push(prng.bytes(prng.int(12)));
     parts.push(Buffer.from(prng.pick(['\n', '\n', '\n', '\r\n', '\n\n', '\\\n'])));
   }
@@ -142,7 +114,7 @@ function mutate(input: Buffer): Buffer {
     if (r < 0.3 && bytes.length > 0) bytes[Math.min(at, bytes.length - 1)] = prng.int(256);
     else if (r < 0.6) bytes.splice(at, 0, ...prng.pick(RAW_PIECES));
     else if (r < 0.8) bytes.splice(at, 1);
-    else bytes.splice(at, 0, ...Buffer.from(`\n${prng.pick(KEYS)}=${prng.pick(VALUES)}`));
+    else bytes.splice(at, 0, ...Buffer.from(`\n${prng.pick(NOTIFY_KEYS)}=${prng.pick(VALUES)}`));
   }
   return Buffer.from(bytes);
 }

@@ -7,90 +7,12 @@ import { compileRules } from '../../src/devices/rules/rules-compiler';
 import { substitute, type SubstitutionContext } from '../../src/devices/rules/substitute';
 import { compilePattern } from '../../src/devices/rules/rules-pattern';
 import { Prng } from '../helpers/prng';
+import { RULE_ATTRS, RULE_KEYS, RULE_VALUES } from '../../fuzz/fragments';
 
 const RULE_INPUTS = 70_000;
 const SUBST_INPUTS = 40_000;
 
-const KEYS = [
-  'ACTION',
-  'DEVPATH',
-  'KERNEL',
-  'NAME',
-  'SYMLINK',
-  'SUBSYSTEM',
-  'DRIVER',
-  'ATTR',
-  'SYSCTL',
-  'ENV',
-  'CONST',
-  'TAG',
-  'TEST',
-  'PROGRAM',
-  'RESULT',
-  'KERNELS',
-  'SUBSYSTEMS',
-  'DRIVERS',
-  'ATTRS',
-  'TAGS',
-  'OWNER',
-  'GROUP',
-  'MODE',
-  'SECLABEL',
-  'RUN',
-  'LABEL',
-  'GOTO',
-  'IMPORT',
-  'OPTIONS',
-  'FOO',
-  'kernel',
-  '',
-];
-const ATTRS = [
-  '',
-  '{}',
-  '{x}',
-  '{program}',
-  '{builtin}',
-  '{db}',
-  '{arch}',
-  '{0644}',
-  '{[dmi/id]x}',
-  '{.H}',
-  '{a b}',
-  '{',
-];
 const OPS = ['==', '!=', '=', '+=', '-=', ':=', '', '~=', '=='];
-const VALUES = [
-  '',
-  'sd*',
-  'loop[0-9]|ram*',
-  '?*',
-  '[!a]',
-  '$kernel',
-  '%k',
-  '$attr{size}',
-  '$env{X}',
-  '%c{2+}',
-  '$env',
-  '%c{x}',
-  'watch',
-  'link_priority=-100',
-  'static_node=kvm',
-  'blkid',
-  'hwdb --subsystem=usb',
-  'end',
-  '0660',
-  'x y z',
-  '\\"',
-  '\\',
-  '$$',
-  '%%',
-  '${',
-  '\u00e9\u2603',
-  '\x00',
-  'string_escape=replace',
-  'log_level=debug',
-];
 const JUNK = ['"', ',', ' ', '\\\n', '\n', '#', '{', '}', '=', 'e"', '\t', '\r\n', '\\', '\u0000', '\uffff'];
 
 function ruleText(rng: Prng): string {
@@ -100,8 +22,8 @@ function ruleText(rng: Prng): string {
     const nPairs = rng.int(5);
     for (let p = 0; p < nPairs; p++) {
       if (p > 0) out += rng.pick([', ', ',', ' ', '', ', \\\n  ']);
-      out += rng.pick(KEYS) + rng.pick(ATTRS) + rng.pick(OPS);
-      const v = rng.pick(VALUES);
+      out += rng.pick(RULE_KEYS) + rng.pick(RULE_ATTRS) + rng.pick(OPS);
+      const v = rng.pick(RULE_VALUES);
       out += rng.int(10) === 0 ? `e"${v}"` : rng.int(15) === 0 ? v : `"${v}"`;
     }
     if (rng.int(8) === 0) out += '# comment';
