@@ -46,7 +46,12 @@ Napi::Value NetlinkAddon::OpenUeventSocket(const Napi::CallbackInfo& info) {
 
   UeventFd opened;
   const char* failed_syscall = "socket";
-  int err = OpenUeventFd(groups, receive_buffer_bytes, &opened, &failed_syscall);
+  // options.fd: take over a socket carried across a re-exec instead of opening one.
+  Napi::Value adopt = options.Get("fd");
+  int err = adopt.IsUndefined()
+                ? OpenUeventFd(groups, receive_buffer_bytes, &opened, &failed_syscall)
+                : AdoptUeventFd(static_cast<int>(IntegerArgument(env, adopt, "options.fd", 0, INT_MAX)),
+                                groups, &opened, &failed_syscall);
   if (err != 0) throw MakeSystemError(env, err, failed_syscall);
   return UeventSocket::Create(env, this, uevent_socket_class_, &opened,
                               info[1].As<Napi::Function>(), info[2].As<Napi::Function>());

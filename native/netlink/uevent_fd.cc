@@ -1,5 +1,6 @@
 #include "uevent_fd.h"
 
+#include <fcntl.h>
 #include <linux/netlink.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -69,6 +70,51 @@ int OpenUeventFd(uint32_t groups, int receive_buffer_bytes, UeventFd* out,
     return Fail(fd, "getsockopt", failed_syscall);
   }
 
+  out->fd = fd;
+  out->port_id = bound.nl_pid;
+  out->receive_buffer_bytes = granted;
+  return 0;
+}
+
+int AdoptUeventFd(int fd, uint32_t groups, UeventFd* out, const char** failed_syscall) {
+  int value = 0;
+  socklen_t length = sizeof(value);
+  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &value, &length) != 0) {
+    *failed_syscall = "getsockopt";
+    return errno;
+  }
+  struct sockaddr_nl bound = {};
+  socklen_t bound_length = sizeof(bound);
+  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&bound), &bound_length) != 0) {
+    *failed_syscall = "getsockname";
+    return errno;
+  }
+  if (bound_length < sizeof(bound) || bound.nl_family != AF_NETLINK ||
+      value != NETLINK_KOBJECT_UEVENT) {
+    *failed_syscall = "getsockname";
+    return EAFNOSUPPORT;
+  }
+  if ((bound.nl_groups & groups) != groups) {
+    *failed_syscall = "getsockname";
+    return EINVAL;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+      fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    *failed_syscall = "fcntl";
+    return errno;
+  }
+  int on = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) != 0) {
+    *failed_syscall = "setsockopt";
+    return errno;
+  }
+  int granted = 0;
+  socklen_t granted_length = sizeof(granted);
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &granted_length) != 0) {
+    *failed_syscall = "getsockopt";
+    return errno;
+  }
   out->fd = fd;
   out->port_id = bound.nl_pid;
   out->receive_buffer_bytes = granted;

@@ -18,4 +18,10 @@ struct UeventFd {
 int OpenUeventFd(uint32_t groups, int receive_buffer_bytes, UeventFd* out,
                  const char** failed_syscall);
 
+// Takes over an open uevent socket instead (one carried across the daemon's re-exec, with what
+// the kernel queued on it meanwhile): checks that it is a NETLINK_KOBJECT_UEVENT socket bound to
+// `groups`, makes it non-blocking and close-on-exec with SO_PASSCRED, and reads its port id and
+// receive buffer. On failure the fd is left open (it is still the caller's).
+int AdoptUeventFd(int fd, uint32_t groups, UeventFd* out, const char** failed_syscall);
+
 }  // namespace triggerd

@@ -81,7 +81,11 @@ Napi::Value NotifyAddon::OpenNotifySocket(const Napi::CallbackInfo& info) {
 
   NotifyFd opened;
   const char* failed_syscall = "socket";
-  int err = OpenNotifyFd(address, &opened, &failed_syscall);
+  // A fourth argument, an fd: take over a socket carried across a re-exec instead of binding.
+  int err = info.Length() > 3 && !info[3].IsUndefined()
+                ? AdoptNotifyFd(static_cast<int>(IntegerArgument(env, info[3], "fd", 0, INT_MAX)),
+                                address, &opened, &failed_syscall)
+                : OpenNotifyFd(address, &opened, &failed_syscall);
   if (err != 0) throw SystemErrorWithPath(env, err, failed_syscall, path);
   return NotifySocket::Create(env, this, notify_socket_class_, &opened,
                               info[1].As<Napi::Function>(), info[2].As<Napi::Function>());

@@ -1,10 +1,12 @@
 #include "notify_fd.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace triggerd {
 
@@ -60,6 +62,59 @@ int OpenNotifyFd(const UnixAddress& address, NotifyFd* out, const char** failed_
     return Fail(fd, "getsockopt", failed_syscall, bound_path);
   }
 
+  out->fd = fd;
+  out->receive_buffer_bytes = granted;
+  out->pass_pidfd = pass_pidfd;
+  return 0;
+}
+
+int AdoptNotifyFd(int fd, const UnixAddress& address, NotifyFd* out, const char** failed_syscall) {
+  int type = 0;
+  socklen_t type_length = sizeof(type);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) != 0) {
+    *failed_syscall = "getsockopt";
+    return errno;
+  }
+  struct sockaddr_un bound = {};
+  socklen_t bound_length = sizeof(bound);
+  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&bound), &bound_length) != 0) {
+    *failed_syscall = "getsockname";
+    return errno;
+  }
+  if (bound.sun_family != AF_UNIX || type != SOCK_DGRAM) {
+    *failed_syscall = "getsockname";
+    return EAFNOSUPPORT;
+  }
+  // Bound to this very address (a path's trailing NUL may or may not be counted).
+  const char* want = reinterpret_cast<const char*>(&address.address);
+  const char* have = reinterpret_cast<const char*>(&bound);
+  socklen_t want_length = address.length;
+  if (!address.abstract) {
+    while (want_length > 0 && want[want_length - 1] == '\0') want_length--;
+    while (bound_length > 0 && have[bound_length - 1] == '\0') bound_length--;
+  }
+  if (want_length != bound_length || std::memcmp(want, have, want_length) != 0) {
+    *failed_syscall = "getsockname";
+    return EADDRNOTAVAIL;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+      fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    *failed_syscall = "fcntl";
+    return errno;
+  }
+  int on = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) != 0) {
+    *failed_syscall = "setsockopt";
+    return errno;
+  }
+  bool pass_pidfd = setsockopt(fd, SOL_SOCKET, SO_PASSPIDFD, &on, sizeof(on)) == 0;
+  int granted = 0;
+  socklen_t granted_length = sizeof(granted);
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &granted_length) != 0) {
+    *failed_syscall = "getsockopt";
+    return errno;
+  }
   out->fd = fd;
   out->receive_buffer_bytes = granted;
   out->pass_pidfd = pass_pidfd;

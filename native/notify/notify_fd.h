@@ -31,4 +31,10 @@ struct NotifyFd {
 // a path bound by this call is unlinked again.
 int OpenNotifyFd(const UnixAddress& address, NotifyFd* out, const char** failed_syscall);
 
+// Takes over an open notify socket instead (one carried across the daemon's re-exec, with the
+// datagrams queued on it meanwhile): checks that it is an AF_UNIX datagram socket bound to
+// `address`, makes it non-blocking and close-on-exec with SO_PASSCRED (and SO_PASSPIDFD where
+// the kernel has it), and reads its receive buffer. On failure the fd is left open (the caller's).
+int AdoptNotifyFd(int fd, const UnixAddress& address, NotifyFd* out, const char** failed_syscall);
+
 }  // namespace triggerd

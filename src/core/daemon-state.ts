@@ -34,6 +34,11 @@ export interface DaemonStateFile {
   /** Fds kept open across the exec: the control socket and every unit's. */
   fds: number[];
   control?: { fd: number; path: string };
+  /**
+   * The event sockets carried across a re-exec (fds, also in `fds`): the kernel's uevent socket
+   * and the sd_notify socket. The new image reads them on, with what was queued meanwhile.
+   */
+  sockets?: { uevent?: number; notify?: number };
   /** cgroups this image made and keeps (the next image removes the empty ones nobody uses). */
   cgroups?: string[];
   units: StateUnitEntry[];
@@ -155,6 +160,14 @@ export function parseState(text: string): ReadState {
       writtenAt: typeof raw.writtenAt === 'number' ? raw.writtenAt : 0,
       fds,
       ...(control !== undefined ? { control } : {}),
+      ...(isRecord(raw.sockets)
+        ? {
+            sockets: {
+              ...(isFd(raw.sockets.uevent) ? { uevent: raw.sockets.uevent } : {}),
+              ...(isFd(raw.sockets.notify) ? { notify: raw.sockets.notify } : {}),
+            },
+          }
+        : {}),
       ...(Array.isArray(raw.cgroups)
         ? { cgroups: raw.cgroups.filter((c): c is string => typeof c === 'string' && c.startsWith('/')) }
         : {}),
@@ -285,5 +298,69 @@ export function bootId(): string | undefined {
     return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
   } catch {
     return undefined;
+  }
+}
+
+/** Our own socket fds, by socket inode. */
+function ownSocketFds(): Map<string, number> {
+  const out = new Map<string, number>();
+  let names: string[];
+  try {
+    names = fs.readdirSync('/proc/self/fd');
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${n}`));
+      if (m !== null) out.set(m[1] as string, Number(n));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/** NETLINK_KOBJECT_UEVENT in /proc/net/netlink's Eth column. */
+const NETLINK_KOBJECT_UEVENT = 15;
+
+/**
+ * Our fd of the uevent socket with netlink port `portId` (/proc/net/netlink: sk Eth Pid Groups
+ * Rmem Wmem Dump Locks Drops Inode), to carry it across a re-exec; undefined when not found.
+ */
+export function ueventSocketFd(portId: number): number | undefined {
+  const inodes = new Set<string>();
+  for (const line of readProcLines('/proc/net/netlink')) {
+    const f = line.trim().split(/\s+/);
+    if (Number(f[1]) === NETLINK_KOBJECT_UEVENT && Number(f[2]) === portId && f[9] !== undefined)
+      inodes.add(f[9]);
+  }
+  return firstOwnFd(inodes);
+}
+
+/**
+ * Our fd of the AF_UNIX socket bound to `socketPath` (/proc/net/unix: Num RefCount Protocol
+ * Flags Type St Inode Path; an abstract name shows as @name); undefined when not found.
+ */
+export function unixSocketFd(socketPath: string): number | undefined {
+  const inodes = new Set<string>();
+  for (const line of readProcLines('/proc/net/unix')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8 && f.slice(7).join(' ') === socketPath && f[6] !== undefined) inodes.add(f[6]);
+  }
+  return firstOwnFd(inodes);
+}
+
+function firstOwnFd(inodes: ReadonlySet<string>): number | undefined {
+  if (inodes.size === 0) return undefined;
+  for (const [inode, fd] of ownSocketFds()) if (inodes.has(inode)) return fd;
+  return undefined;
+}
+
+function readProcLines(file: string): string[] {
+  try {
+    return fs.readFileSync(file, 'latin1').split('\n').slice(1);
+  } catch {
+    return [];
   }
 }

@@ -45,6 +45,8 @@ import {
   processStartTime,
   readStateFile,
   removeStateFile,
+  ueventSocketFd,
+  unixSocketFd,
   writeStateFile,
   type DaemonStateFile,
 } from './daemon-state';
@@ -258,6 +260,10 @@ export class Daemon {
         ),
       ),
     );
+    // After a re-exec or a crash, units take back their states from the state file; after a
+    // re-exec the uevent socket is the one carried across it (what came meanwhile is queued there).
+    const restore = this.restoreInput();
+    const adoptFd = restore?.ueventFd;
     // Open first, read later: events during the scan wait in the socket buffer.
     this.subscriptions.push(
       ueventEvents(this.options.native, {
@@ -267,8 +273,13 @@ export class Daemon {
         // messages and child exits are answered in between (bench/load: status p99 under a
         // 100,000-event storm).
         maxPerTurn: 256,
+        ...(adoptFd !== undefined ? { adoptFd } : {}),
       }).subscribe({
-        next: (item) => this.pipeline.handle(item),
+        next: (item) => {
+          this.ueventItemAt = performance.now();
+          if (item.kind === 'open') this.ueventSource = item.socket;
+          this.pipeline.handle(item);
+        },
         error: (err: Error) => logger.fatal({ err }, 'uevent source failed'),
       }),
     );
@@ -277,9 +288,7 @@ export class Daemon {
     const cold =
       this.rulesStage !== undefined ? await this.pipeline.coldplugWithRules() : this.pipeline.coldplug();
     this.coldplugged = true;
-    // Devices first, then units: a unit that needs a device finds it plugged. After a re-exec
-    // or a crash, units take back their states from the state file instead.
-    const restore = this.restoreInput();
+    // Devices first, then units: a unit that needs a device finds it plugged.
     this.units.start(restore?.input);
     logger.info(
       {
@@ -347,6 +356,9 @@ export class Daemon {
 
   private stopping = false;
   private reexecing = false;
+  /** The uevent socket (from its 'open' item), and when its stream last handed something on. */
+  private ueventSource: { pause(): void; resume(): void } | undefined;
+  private ueventItemAt = 0;
   private checkpointTimer: NodeJS.Timeout | undefined;
   private checkpointDue = 0;
 
@@ -413,6 +425,14 @@ export class Daemon {
       startTimeOf: processStartTime,
     };
     const units = this.units.serializeUnits(ctx);
+    // The event sockets go along, so nothing sent while the new image starts is lost.
+    const sockets: NonNullable<DaemonStateFile['sockets']> = {};
+    if (kind === 'reexec') {
+      const uevent = this.pipeline.stats.port > 0 ? ueventSocketFd(this.pipeline.stats.port) : undefined;
+      const notify = unixSocketFd(this.units.notifySocket);
+      if (uevent !== undefined) fds.push((sockets.uevent = uevent));
+      if (notify !== undefined) fds.push((sockets.notify = notify));
+    }
     return {
       format: STATE_FORMAT,
       version: STATE_VERSION,
@@ -421,6 +441,7 @@ export class Daemon {
       writtenAt: Date.now(),
       fds: controlFd === undefined ? fds : [...fds, controlFd],
       ...(controlFd !== undefined ? { control: { fd: controlFd, path: this.options.controlSocket } } : {}),
+      ...(kind === 'reexec' ? { sockets } : {}),
       cgroups: this.units.supervisor.ownedGroups(),
       units,
     };
@@ -431,7 +452,7 @@ export class Daemon {
    * process (same pid and start time: fds and children are still ours), or a daemon that died
    * (its services are adopted, its fds are gone). A corrupt file means a fresh start.
    */
-  private restoreInput(): { input: RestoreInput; controlFd?: number } | undefined {
+  private restoreInput(): { input: RestoreInput; controlFd?: number; ueventFd?: number } | undefined {
     const { logger, runtimeDir } = this.options;
     const read = readStateFile(runtimeDir);
     if (!read.ok) {
@@ -463,10 +484,23 @@ export class Daemon {
         closeQuietly(controlFd);
       }
       const useControl = controlFd !== undefined && state.control?.path === this.options.controlSocket;
-      logger.info({ units: state.units.length, fds: open.length }, 'continuing after re-exec');
+      const carried = (fd: number | undefined): number | undefined =>
+        fd !== undefined && open.includes(fd) ? fd : undefined;
+      const ueventFd = carried(state.sockets?.uevent);
+      const notifyFd = carried(state.sockets?.notify);
+      logger.info(
+        { units: state.units.length, fds: open.length, ueventFd, notifyFd },
+        'continuing after re-exec',
+      );
       return {
-        input: { kind: 'reexec', state, fds: open.filter((fd) => fd !== controlFd) },
+        input: {
+          kind: 'reexec',
+          state,
+          fds: open.filter((fd) => fd !== controlFd && fd !== ueventFd && fd !== notifyFd),
+          ...(notifyFd !== undefined ? { notifyFd } : {}),
+        },
         controlFd: useControl ? controlFd : undefined,
+        ...(ueventFd !== undefined ? { ueventFd } : {}),
       };
     }
     // A zombie is a daemon that died and was not reaped yet: not running.
@@ -508,6 +542,15 @@ export class Daemon {
     const deadline = Date.now() + 5000;
     while (this.units.busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
     if (this.units.busy()) logger.warn('jobs still running after 5 s: re-executing anyway (they are lost)');
+    // Then the event sockets stop being read (the new image reads them on); what was read
+    // already is handed on and processed first (at most 1 s more).
+    this.ueventSource?.pause();
+    this.units.pauseNotify();
+    const settled = Date.now() + 1000;
+    const quiet = (): boolean =>
+      performance.now() - Math.max(this.ueventItemAt, this.units.notifyItemAt) >= 20 &&
+      this.pipeline.pending() === 0;
+    while (!quiet() && Date.now() < settled) await new Promise((r) => setTimeout(r, 2));
     const fds: number[] = [];
     const controlFd = this.control?.fd();
     const state = this.stateFile('reexec', fds, controlFd);
@@ -549,6 +592,8 @@ export class Daemon {
         }
       }
       this.reexecing = false;
+      this.ueventSource?.resume();
+      this.units.resumeNotify();
       this.units.releaseTraffic();
       this.writeCheckpoint();
       logger.error({ err }, 're-exec failed; going on as before');

@@ -66,6 +66,8 @@ export interface RestoreInput {
   state: DaemonStateFile;
   /** Fds listed in the state and open in this process (the control socket's excluded). */
   fds: number[];
+  /** The sd_notify socket carried across a re-exec (not in `fds`): read on instead of a new one. */
+  notifyFd?: number;
 }
 
 /** Failed Accept=yes instances kept for `status` (the oldest goes first); dead ones go at once. */
@@ -531,10 +533,13 @@ export class UnitSystem {
       pidfdGetPid: (fd) => notify.pidfdGetPid(fd),
       logger,
     });
+    const adoptFd = restore?.notifyFd;
     this.subscriptions.push(
       // A flood of datagrams is routed 128 per turn of the loop (the rest wait, socket paused).
-      notifyEvents(notify, this.notifySocket, { maxPerTurn: 128 }).subscribe({
+      notifyEvents(notify, this.notifySocket, { maxPerTurn: 128, ...(adoptFd !== undefined ? { adoptFd } : {}) }).subscribe({
         next: (item) => {
+          this.notifyItemAt = performance.now();
+          if (item.kind === 'open') this.notifySource = item.socket;
           if (item.kind === 'datagrams') router.routeBatch(item.datagrams);
           else if (item.kind === 'error')
             logger.error({ code: item.error.code }, `notify socket: ${item.error.message}`);
@@ -791,6 +796,19 @@ export class UnitSystem {
     }
     unit.catchup();
     return true;
+  }
+
+  /** The notify socket (from its 'open' item), and when its stream last handed something on. */
+  private notifySource: { pause(): void; resume(): void } | undefined;
+  notifyItemAt = 0;
+
+  /** Right before a re-exec: datagrams wait in the socket, which the new image reads on. */
+  pauseNotify(): void {
+    this.notifySource?.pause();
+  }
+
+  resumeNotify(): void {
+    this.notifySource?.resume();
   }
 
   /** Before a re-exec: stop taking traffic (queued by the kernel meanwhile). */

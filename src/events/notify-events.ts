@@ -65,6 +65,12 @@ export interface NotifyEventsOptions {
    * resumes through the slicer.
    */
   maxPerTurn?: number;
+  /**
+   * An open notify socket bound to `path` to take over instead of binding one (carried across
+   * the daemon's re-exec, with the datagrams queued on it meanwhile). When it cannot be taken
+   * over, it is closed, an 'error' item says why, and a new socket is bound as usual.
+   */
+  adoptFd?: number;
 }
 
 /**
@@ -90,16 +96,30 @@ export function notifyEvents(
     };
     const slices =
       options.maxPerTurn === undefined ? undefined : new TurnSlices<NotifyDatagram>(options.maxPerTurn, emit);
+    const onBatch = (batch: NotifyDatagram[]): void => {
+      if (slices === undefined || subscriber.closed) emit(batch);
+      else slices.push(batch);
+    };
+    const onError = (error: NativeSystemError): void => subscriber.next({ kind: 'error', error });
     try {
-      if (!abstract && options.unlinkStale !== false) unlinkStaleSocket(path);
-      socket = native.openNotifySocket(
-        path,
-        (batch) => {
-          if (slices === undefined || subscriber.closed) emit(batch);
-          else slices.push(batch);
-        },
-        (error) => subscriber.next({ kind: 'error', error }),
-      );
+      let adopted: NotifySocket | undefined;
+      if (options.adoptFd !== undefined) {
+        try {
+          adopted = native.openNotifySocket(path, onBatch, onError, options.adoptFd);
+        } catch (err) {
+          try {
+            native.closeFd(options.adoptFd);
+          } catch {
+            // not open
+          }
+          onError(err as NativeSystemError);
+        }
+      }
+      if (adopted !== undefined) socket = adopted;
+      else {
+        if (!abstract && options.unlinkStale !== false) unlinkStaleSocket(path);
+        socket = native.openNotifySocket(path, onBatch, onError);
+      }
       if (!abstract) inode = inodeOf(path);
     } catch (err) {
       subscriber.error(err);

@@ -5,6 +5,7 @@
 // Overflow policy: ENOBUFS / MSG_TRUNC become an explicit 'overflow' item, and the consumer
 // resyncs by rescanning /sys. Messages that fail validation or come from an untrusted sender
 // are returned as 'rejected' entries so the consumer can count them; they never become events.
+import { closeSync } from 'node:fs';
 import { Observable } from '../util/rx';
 import type {
   NativeNetlink,
@@ -31,6 +32,12 @@ export interface UeventSourceOptions {
    * through the slicer (a consumer's pause holds across the end of a sliced batch).
    */
   maxPerTurn?: number;
+  /**
+   * An open uevent socket to take over instead of opening one (carried across the daemon's
+   * re-exec, with what the kernel queued on it meanwhile). When it cannot be taken over, it is
+   * closed, an 'error' item says why, and a new socket is opened.
+   */
+  adoptFd?: number;
 }
 
 export interface UeventRejection {
@@ -71,9 +78,9 @@ export function ueventEvents(
     };
     const slices =
       options.maxPerTurn === undefined ? undefined : new TurnSlices<NetlinkItem>(options.maxPerTurn, handle);
-    try {
-      socket = native.openUeventSocket(
-        { groups, receiveBufferBytes: options.receiveBufferBytes },
+    const open = (fd: number | undefined): UeventSocket =>
+      native.openUeventSocket(
+        { groups, receiveBufferBytes: options.receiveBufferBytes, ...(fd !== undefined ? { fd } : {}) },
         (batch) => {
           if (subscriber.closed) return;
           if (slices === undefined) handle(batch);
@@ -81,6 +88,17 @@ export function ueventEvents(
         },
         (error) => subscriber.next({ kind: 'error', error }),
       );
+    try {
+      if (options.adoptFd === undefined) socket = open(undefined);
+      else {
+        try {
+          socket = open(options.adoptFd);
+        } catch (err) {
+          closeQuietly(options.adoptFd);
+          subscriber.next({ kind: 'error', error: err as NativeSystemError });
+          socket = open(undefined);
+        }
+      }
     } catch (err) {
       subscriber.error(err);
       return undefined;
@@ -118,4 +136,12 @@ function throughSlices(socket: UeventSocket, slices: TurnSlices<NetlinkItem>): U
 
 function rejection(msg: NetlinkMessage, error: UeventParseError): UeventRejection {
   return { error, senderPort: msg.senderPort, uid: msg.uid, pid: msg.pid, length: msg.buffer.length };
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // not open
+  }
 }

@@ -61,11 +61,15 @@ export interface NativeNotify {
    * datagrams and (about) 1024 passed fds; the rest stays queued in the kernel for the next one.
    * `onError` gets receive errors other than EAGAIN/EINTR; the socket stays open.
    * Throws a TypeError for bad arguments, a system error (code, errno, syscall, path) otherwise.
+   * With `fd`: takes over that open socket instead (carried across a re-exec, with the datagrams
+   * queued on it), which must be an AF_UNIX datagram socket bound to `path` (EADDRNOTAVAIL
+   * otherwise); on failure it stays open and the caller's.
    */
   openNotifySocket(
     path: string,
     onBatch: (batch: NotifyItem[]) => void,
     onError: (error: NativeSystemError) => void,
+    fd?: number,
   ): NotifySocket;
   /** close(2). Throws EBADF for an fd that is not open, so a double close shows up. */
   closeFd(fd: number): void;
@@ -94,7 +98,10 @@ export function loadNotifyNative(): NativeNotify {
   const { loaded, file } = requireAddon(ADDON_FILE);
   const exports = checkShape(loaded, file);
   cached = {
-    openNotifySocket: (path, onBatch, onError) => exports.openNotifySocket(path, onBatch, onError),
+    openNotifySocket: (path, onBatch, onError, fd) =>
+      fd === undefined
+        ? exports.openNotifySocket(path, onBatch, onError)
+        : exports.openNotifySocket(path, onBatch, onError, fd),
     closeFd: (fd) => exports.closeFd(fd),
     pidfdGetPid,
     sendDatagram: (path, buffer, fds) => exports.sendDatagram(path, buffer, fds),

@@ -36,6 +36,12 @@ export interface UeventSocketOptions {
   groups: number;
   /** Receive buffer in bytes, set with SO_RCVBUFFORCE (falls back to SO_RCVBUF when not permitted). */
   receiveBufferBytes: number;
+  /**
+   * Take over this open uevent socket (carried across a re-exec, with what the kernel queued on
+   * it) instead of opening one: it must be bound to `groups`; its buffer is left as it is. On
+   * failure it stays open and the caller's; on success the returned socket owns it.
+   */
+  fd?: number;
 }
 
 export interface UeventSocket {

@@ -28,6 +28,23 @@ const hierarchy = findCgroupHierarchy();
 const slice = hierarchy.ok ? path.join(hierarchy.root, 'triggerd', 'triggerd.slice') : undefined;
 const skipCgroups = skip ?? (slice !== undefined ? undefined : 'needs a cgroup2 hierarchy');
 
+const skipPython = fs.existsSync('/usr/bin/python3') ? undefined : 'needs /usr/bin/python3';
+
+/** An unused loop device (size 0) to send synthetic uevents for. */
+const loopDevice = ((): string | undefined => {
+  const loops = safeReaddir('/sys/block')
+    .filter((n) => /^loop\d+$/.test(n))
+    .sort((a, b) => Number(b.slice(4)) - Number(a.slice(4)));
+  return loops.find((n) => {
+    try {
+      return fs.readFileSync(`/sys/block/${n}/size`, 'latin1').trim() === '0';
+    } catch {
+      return false;
+    }
+  });
+})();
+const skipLoop = loopDevice !== undefined ? undefined : 'needs an unused loop device';
+
 const ctl = (d: RunningDaemon, ...args: string[]) =>
   run(process.execPath, [TRIGGERCTL, '--socket', d.socket, ...args], { allowFail: true });
 const prop = async (d: RunningDaemon, unit: string, name: string): Promise<string> =>
@@ -101,7 +118,8 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
       const pid = Number(fs.readFileSync(path.join(root, file), 'utf8'));
       try {
         const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1');
-        if (cmd.startsWith('sleep\u00001000') || cmd.includes('line-')) process.kill(pid, 'SIGKILL');
+        if (cmd.startsWith('sleep\u00001000') || cmd.includes('line-') || cmd.includes('notifier.py'))
+          process.kill(pid, 'SIGKILL');
       } catch {
         // gone
       }
@@ -258,6 +276,126 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
     t.diagnostic(`last line logged before the kill: ${lastBefore}; first after the restart: ${first}`);
     assert.ok(first <= lastBefore + 25, `lines ${lastBefore + 1}..${first - 1} were lost`);
     await b.stop();
+  });
+
+  test('sd_notify datagrams sent during a re-exec reach the new image', { skip: skipPython }, async () => {
+    const base = path.join(root, 'notify');
+    fs.mkdirSync(base, { recursive: true });
+    const dir = path.join(base, 'run');
+    fs.mkdirSync(dir, { recursive: true });
+    const script = path.join(base, 'notifier.py');
+    const sent = path.join(base, 'sent');
+    // Sends once the state file says a re-exec is under way: after the old image read its
+    // socket for the last time, before the new one runs. A socket not carried across would
+    // refuse the datagram (ECONNREFUSED): the script then dies instead of writing `sent`.
+    fs.writeFileSync(
+      script,
+      `import os, socket, sys, time
+def notify(msg):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.connect(os.environ["NOTIFY_SOCKET"])
+    s.send(msg.encode())
+    s.close()
+open(sys.argv[3], "w").write(str(os.getpid()))
+notify("READY=1\\nSTATUS=started")
+while True:
+    try:
+        if '"kind":"reexec"' in open(sys.argv[1]).read():
+            break
+    except OSError:
+        pass
+    time.sleep(0.001)
+notify("READY=1\\nSTATUS=sent-in-the-window")
+open(sys.argv[2], "w").write("sent")
+while True:
+    time.sleep(1000)
+`,
+    );
+    const units = unitDir('notify', {
+      'talker.service':
+        `[Service]\nType=notify\nExecStart=/usr/bin/python3 ${script} ${dir}/state.json ${sent} ${base}/talker.pid\n`,
+      'default.target': '[Unit]\nWants=talker.service\n',
+    });
+    const d = await startDaemon(['--unit-path', units, '--fstab', ''], { dir });
+    daemons.push(d);
+    await waitFor('talker.service ready', async () =>
+      (await prop(d, 'talker.service', 'StatusText')) === 'started' ? true : undefined,
+    );
+    process.kill(d.pid, 'SIGUSR1');
+    await waitFor('the re-exec', () => (restoredCount(d) >= 1 ? true : undefined), 15_000);
+    await waitFor('the datagram sent', () => (fs.existsSync(sent) ? true : undefined));
+    await waitFor('the new image saw STATUS=', async () =>
+      (await prop(d, 'talker.service', 'StatusText')) === 'sent-in-the-window' ? true : undefined,
+    );
+    assert.ok(
+      d.logs.some((l) => l.msg === 'continuing after re-exec' && typeof l.notifyFd === 'number'),
+      'the notify socket was carried',
+    );
+    assert.equal(await prop(d, 'talker.service', 'SubState'), 'running');
+    await d.stop();
+  });
+
+  test('uevents generated during a re-exec are processed by the new image', { skip: skipLoop }, async (t) => {
+    const base = path.join(root, 'uevent');
+    const rules = path.join(base, 'rules');
+    fs.mkdirSync(rules, { recursive: true });
+    const dir = path.join(base, 'run');
+    fs.mkdirSync(dir, { recursive: true });
+    const marker = path.join(base, 'seen');
+    const tag = token.toUpperCase().replace(/[^A-Z0-9]/g, '');
+    // Synthetic uevents (`change UUID KEY=value` written to a uevent file) carry SYNTH_ARG_KEY.
+    fs.writeFileSync(
+      path.join(rules, '50-test.rules'),
+      `ACTION=="change", ENV{SYNTH_ARG_T${tag}}=="?*", RUN+="/bin/sh -c 'echo $env{SYNTH_ARG_T${tag}} >> ${marker}'"\n`,
+    );
+    const units = unitDir('uevent', { 'default.target': '[Unit]\n' });
+    const d = await startDaemon(['--unit-path', units, '--fstab', '', '--rules-path', rules], { dir });
+    daemons.push(d);
+    const device = `/sys/block/${loopDevice}/uevent`;
+    const sendChange = (n: number): void =>
+      fs.writeFileSync(device, `change 6b1b4a2c-9d3e-4c5f-8a7b-${String(n).padStart(12, '0')} T${tag}=${n}`);
+    sendChange(0);
+    await waitFor('the rule ran', () => (fs.existsSync(marker) ? true : undefined));
+    const readyBefore = d.logs.filter((l) => l.msg === 'triggerd ready').length;
+    // SIGUSR1 (not triggerctl, whose own start-up outlasts the whole re-exec here). From the
+    // moment the state file says a re-exec is under way until the new image is ready.
+    process.kill(d.pid, 'SIGUSR1');
+    const t0 = Date.now();
+    for (;;) {
+      let text = '';
+      try {
+        text = fs.readFileSync(path.join(dir, 'state.json'), 'utf8');
+      } catch {
+        // being replaced
+      }
+      if (text.includes('"kind":"reexec"')) break;
+      assert.ok(Date.now() - t0 < 15_000, 'no re-exec state file within 15 s');
+      await new Promise((res) => setImmediate(res));
+    }
+    let n = 0;
+    let inWindow = 0;
+    while (d.logs.filter((l) => l.msg === 'triggerd ready').length === readyBefore && n < 2000) {
+      sendChange(++n);
+      inWindow++;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    for (let i = 0; i < 5; i++) sendChange(++n);
+    assert.ok(inWindow > 0, 'events were sent while the re-exec ran');
+    const want = [...Array(n + 1).keys()].map(String);
+    await waitFor(
+      'every event processed',
+      () => {
+        const seen = new Set(fs.readFileSync(marker, 'utf8').split('\n').filter(Boolean));
+        return want.every((w) => seen.has(w)) ? true : undefined;
+      },
+      15_000,
+    ).catch((err: Error) => {
+      const seen = new Set(fs.readFileSync(marker, 'utf8').split('\n').filter(Boolean));
+      throw new Error(`${err.message}: missing ${want.filter((w) => !seen.has(w)).join(' ')}`);
+    });
+    assert.ok(d.logs.some((l) => l.msg === 'continuing after re-exec' && typeof l.ueventFd === 'number'));
+    t.diagnostic(`${inWindow} uevents sent between the re-exec's state file and the new image's 'ready', all processed`);
+    await d.stop();
   });
 
   test('cgroups of earlier images: empty unused ones removed after re-exec and after a crash, busy ones kept', { skip: skipCgroups }, async () => {
