@@ -107,12 +107,18 @@ interface FakeService {
   states: string[];
   restarts: number;
   timers: (() => void)[];
+  /** Paths of the commands spawned, in order. */
+  spawned: string[];
 }
 
 function fakeService(section: Partial<ServiceSection>): FakeService {
-  const f: Omit<FakeService, 'unit'> & { unit?: ServiceUnit } = { states: [], restarts: 0, timers: [] };
+  const f: Omit<FakeService, 'unit'> & { unit?: ServiceUnit } = { states: [], restarts: 0, timers: [], spawned: [] };
+  let next = 900;
   const host: ServiceHost = {
-    spawn: () => ({ ok: true, pid: 900 }),
+    spawn: (cmd) => {
+      f.spawned.push(cmd.path);
+      return { ok: true, pid: section.execStartPre !== undefined ? next++ : 900 };
+    },
     closeFd: () => undefined,
     signal: () => undefined,
     signalGroup: () => 0,
@@ -205,4 +211,75 @@ test('an unknown service state is not restored', () => {
   assert.equal(s.unit.deserialize({ state: 'flying' }, deserializeContext(true, warnings)), false);
   assert.equal(s.unit.state, 'dead');
   assert.match(warnings[0] ?? '', /unknown service state/);
+});
+
+test('a control process (ExecStartPre=) is serialized with its step; adopted, its exit goes on to the next step', () => {
+  const section = {
+    execStartPre: [command('/bin/first'), command('/bin/second')],
+    execStart: [command('/bin/main')],
+  };
+  const before = fakeService(section);
+  before.unit.start();
+  assert.equal(before.unit.state, 'start-pre');
+  before.unit.onExit({ pid: 900, code: 'exited', status: 0 });
+  assert.equal(before.unit.controlPid, 901);
+  const data = JSON.parse(JSON.stringify(before.unit.serialize(serializeContext()))) as Record<string, unknown>;
+  assert.deepEqual(data.control, { pid: 901, start: '123', phase: 'start-pre', index: 1, command: '/bin/second' });
+
+  const after = fakeService(section);
+  const ctx = deserializeContext(true);
+  assert.ok(after.unit.deserialize(data, ctx));
+  assert.deepEqual(ctx.adopted, [901]);
+  assert.equal(after.unit.state, 'start-pre');
+  assert.equal(after.unit.controlPid, 901);
+  after.unit.catchup();
+  assert.deepEqual(after.spawned, [], 'nothing is run again');
+  after.unit.onExit({ pid: 901, code: 'exited', status: 0 });
+  assert.deepEqual(after.spawned, ['/bin/main']);
+  assert.equal(after.unit.state, 'running');
+});
+
+test('a control process that ended while no daemon watched: its step counts as done (status unknown), with a warning', () => {
+  const section = { execStartPre: [command('/bin/first'), command('/bin/second')], execStart: [command('/bin/main')] };
+  const before = fakeService(section);
+  before.unit.start();
+  const data = before.unit.serialize(serializeContext());
+  const after = fakeService(section);
+  assert.ok(after.unit.deserialize(data, deserializeContext(false)));
+  assert.equal(after.unit.state, 'start-pre');
+  after.unit.catchup();
+  assert.deepEqual(after.spawned, ['/bin/second']);
+  after.unit.onExit({ pid: 900, code: 'exited', status: 0 });
+  assert.deepEqual(after.spawned, ['/bin/second', '/bin/main']);
+  assert.equal(after.unit.state, 'running');
+  // A real failure of an adopted control process still fails the start.
+  const failing = fakeService(section);
+  assert.ok(failing.unit.deserialize(data, deserializeContext(true)));
+  failing.unit.onExit({ pid: 900, code: 'exited', status: 3 });
+  assert.notEqual(failing.unit.state, 'running');
+  assert.equal(failing.unit.result, 'exit-code');
+});
+
+test('a control process whose command the unit file no longer has: a warning, the step is not resumed', () => {
+  const before = fakeService({ execStartPre: [command('/bin/first')] });
+  before.unit.start();
+  const data = before.unit.serialize(serializeContext());
+  const after = fakeService({ execStartPre: [command('/bin/other')] });
+  const warnings: string[] = [];
+  assert.ok(after.unit.deserialize(data, deserializeContext(true, warnings)));
+  assert.match(warnings.join('\n'), /no longer has/);
+  assert.equal(after.unit.controlPid, undefined);
+});
+
+test('the carried event sockets and the cgroup list are read back; bad entries are dropped', () => {
+  const text = JSON.stringify({
+    ...sample(),
+    kind: 'reexec',
+    sockets: { uevent: 7, notify: 'x' },
+    cgroups: ['/sys/fs/cgroup/triggerd/triggerd.slice/a.service', 'relative', 3],
+  });
+  const read = parseState(text);
+  assert.ok(read.ok);
+  assert.deepEqual(read.state.sockets, { uevent: 7 });
+  assert.deepEqual(read.state.cgroups, ['/sys/fs/cgroup/triggerd/triggerd.slice/a.service']);
 });
