@@ -694,6 +694,8 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       o.Set("status", Napi::Number::New(env, r.status));
       if (!r.slot.empty()) o.Set("cgroup", r.slot);
       if (r.slot_busy) o.Set("cgroupBusy", Napi::Boolean::New(env, true));
+      // waitid failed (someone else reaped it): the status is unknown.
+      if (r.err != 0) o.Set("error", MakeSystemError(env, r.err, "waitid").Value());
       return o;
     }
     if (r.kind == Record::kAcceptError) {

@@ -35,6 +35,13 @@ import { loadNativeMounts, type NativeMounts } from '../native/mounts-addon';
 import { PathUnits } from './path-units';
 import type { NativeInotify } from '../native/inotify-addon';
 import { TimerUnits } from './timer-units';
+import {
+  AcceptFastPath,
+  connectionPlanTemplate,
+  fastPathEligibility,
+  type FastAccept,
+  type FastAcceptEvents,
+} from './accept-fast-path';
 import type { NativeTimerfd } from '../native/timerfd-addon';
 
 export interface UnitSystemOptions {
@@ -102,6 +109,13 @@ export class UnitSystem {
   private readonly instanceFiles = new Map<string, LoadedUnitFile>();
   private readonly subscriptions: Subscription[] = [];
   private readonly logger: Logger;
+  /** The environment every job starts from. */
+  private readonly baseEnv: Record<string, string> = {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    LANG: process.env.LANG ?? 'C.UTF-8',
+  };
+  /** Accept=yes instances started by the socket addon's accept threads. */
+  private readonly fastPath: AcceptFastPath;
 
   constructor(private readonly options: UnitSystemOptions) {
     this.logger = options.logger;
@@ -121,11 +135,35 @@ export class UnitSystem {
       runtimeDir: options.runtimeDir,
       cgroups: this.cgroups,
       notifySocket: this.notifySocket,
-      baseEnv: {
-        PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-        LANG: process.env.LANG ?? 'C.UTF-8',
-      },
+      baseEnv: this.baseEnv,
     });
+    this.fastPath = new AcceptFastPath({
+      native: () => this.nativeSocket(),
+      addUnit: (unit) => this.options.manager.addUnit(unit),
+      removeUnit: (unit) => {
+        if (this.options.manager.getUnit(unit.name) !== unit) return;
+        this.options.manager.removeUnit(unit.name);
+        this.engine.forgetUnit(unit.name);
+      },
+      instanceHost: {
+        signalGroup: (dir, signal) => {
+          try {
+            this.cgroups?.kill(dir, signal);
+          } catch (err) {
+            this.logger.warn({ err }, `cannot signal ${dir}`);
+          }
+        },
+        setTimer: (ms, fn) => {
+          const t = setTimeout(fn, Math.min(ms, 2_147_483_647));
+          return () => clearTimeout(t);
+        },
+        stateChanged: (unit, from, to) => this.engine.unitStateChanged(unit, from, to),
+        jobFinished: (unit, end) => this.engine.jobFinished(unit, end),
+      },
+      logger: this.logger,
+    });
+    // The spawn addon's reaper may get an instance's exit before its accept thread does.
+    this.supervisor.otherOwners.push((exit) => this.fastPath.claimExit(exit));
     const loader = this.loader;
     const source: UnitSource = {
       unitNames: () => {
@@ -313,6 +351,7 @@ export class UnitSystem {
         return { ok: true, done: this.engine.queue.whenFinished(r.jobId) ?? Promise.resolve('done') };
       },
       startConnection: (n, conn, ended) => this.startConnection(n, conn, ended),
+      startFastAccept: (fd, events) => this.startFastAccept(name, fd, events),
       symlink: (target, link) => {
         fs.mkdirSync(path.dirname(link), { recursive: true });
         try {
@@ -411,6 +450,39 @@ export class UnitSystem {
         this.instanceOver(unit, unit.activeState() === 'failed' ? 'failed' : 'dead');
     }
     return { ok: true };
+  }
+
+  /**
+   * Accept=yes: the accept thread for one listening fd of `socket`, when the socket and its
+   * template qualify (fastPathEligibility); undefined keeps startConnection's path.
+   */
+  private startFastAccept(socket: string, fd: number, events: FastAcceptEvents): FastAccept | undefined {
+    const config = this.sockets.get(socket)?.file.socket;
+    const template = socketTemplateName(socket);
+    const loaded = this.instanceFile(`${template.slice(0, -'@.service'.length)}@fast-path.service`);
+    if (config === undefined || !loaded.ok) return undefined;
+    const file = { ...loaded.file, name: template, instance: '' };
+    const log = this.logger.child({ unit: socket });
+    const verdict = fastPathEligibility(config, file, this.loader.mentionsSpecifiers(loaded.file));
+    if (!verdict.ok) {
+      log.debug({ reasons: verdict.reasons }, `instances start in JavaScript: ${verdict.reasons.join(', ')}`);
+      return undefined;
+    }
+    let plan;
+    try {
+      const built = connectionPlanTemplate(file, this.baseEnv, this.options.runtimeDir);
+      for (const d of built.diagnostics) log.warn({ code: d.code }, d.message);
+      plan = built.plan;
+    } catch (err) {
+      log.debug({ err }, `instances start in JavaScript: ${(err as Error).message}`);
+      return undefined;
+    }
+    return this.fastPath.start(socket, fd, file, plan, {
+      maxConnections: config.maxConnections,
+      connectionFds: verdict.connectionFds,
+      remoteEnvironment: true,
+      ...(this.cgroups !== undefined ? { cgroupPool: this.cgroups.pathOf(template) } : {}),
+    }, events);
   }
 
   /** An Accept=yes instance's file: the template's, read once per (re)load and shared. */

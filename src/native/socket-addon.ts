@@ -159,6 +159,8 @@ export type AcceptRecord =
       cgroup?: string;
       /** The group still had processes: it is not reused (and left for the caller to remove). */
       cgroupBusy?: boolean;
+      /** waitid failed (another reaper got there first): code and status are not known. */
+      error?: NativeSystemError;
     }
   /** accept4 failed (EMFILE, ...): the spawner paused itself; resume() when it may go on. */
   | { kind: 'accept-error'; error: NativeSystemError };

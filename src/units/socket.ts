@@ -33,6 +33,8 @@ import type {
   UnitInstance,
 } from './unit-type';
 import { isRecord, numberField, oneOf } from '../core/daemon-state';
+import type { FastAccept, FastAcceptEvents } from '../core/accept-fast-path';
+import type { SocketAddress } from '../native/socket-addon';
 import { RateLimitedLog } from '../util/logger';
 
 export type SocketState =
@@ -151,6 +153,11 @@ export interface SocketHost {
    * are not lost; undefined when there is none to take.
    */
   reclaimListening?(service: string, entry: ListenEntry): number | undefined;
+  /**
+   * Accept=yes: an accept thread that starts the instances itself (src/core/accept-fast-path.ts)
+   * for the listening `fd`, when the socket and its template qualify; undefined: accept here.
+   */
+  startFastAccept?(fd: number, events: FastAcceptEvents): FastAccept | undefined;
   log: Logger;
 }
 
@@ -159,6 +166,8 @@ interface Port {
   entry: ListenEntry;
   fd: number;
   watch?: ReadinessWatch;
+  /** Accept=yes on the fast path: the accept thread instead of the watch. */
+  fast?: FastAccept;
 }
 
 /** A counter over a fixed window, systemd's RateLimit: `burst` events per `intervalMs`. */
@@ -662,7 +671,9 @@ export class SocketUnit implements UnitInstance {
   private enterListening(): void {
     this.clearTimer();
     for (const p of this.ports) {
+      if (p.fast !== undefined) continue;
       if (p.watch !== undefined && !(p.watch.closed ?? false)) continue;
+      if (this.startFast(p)) continue;
       try {
         p.watch = this.host.native.watch(p.fd, () => this.onReadable(p));
       } catch (err) {
@@ -892,18 +903,68 @@ export class SocketUnit implements UnitInstance {
     }
   }
 
+  /** Accept=yes: the port's accept thread, when the host has one for it. */
+  private startFast(p: Port): boolean {
+    if (this.file.socket?.accept !== true || this.host.startFastAccept === undefined) return false;
+    if (p.entry.kind !== 'stream' && p.entry.kind !== 'seqpacket') return false;
+    p.fast = this.host.startFastAccept(p.fd, this.fastEvents());
+    return p.fast !== undefined;
+  }
+
+  /** What the accept thread's records do to this unit: the counters, the limits, the logs. */
+  private fastEvents(): FastAcceptEvents {
+    return {
+      woken: () => {
+        const now = this.host.now();
+        if (this.poll.below(now)) return true;
+        if (this.pause === undefined)
+          this.pausePolling(
+            'poll-limit',
+            `woken up more than ${this.poll.burst} times in ${this.poll.intervalMs} ms (PollLimitBurst=, PollLimitIntervalSec=)`,
+            Math.max(1, this.poll.windowEnd() - now),
+          );
+        return false;
+      },
+      nextInstance: () => this.nAccepted++,
+      connection: (live) => {
+        if (!live) {
+          this.nConnections--;
+          return;
+        }
+        this.nConnections++;
+        const now = this.host.now();
+        if (!this.trigger.below(now) && this.pause === undefined) this.triggerLimitHit(now);
+      },
+      refused: (remote, live) => {
+        const max = this.config.maxConnections;
+        this.countRefused(remote, `too many connections (${live}, MaxConnections=${max})`);
+      },
+      acceptFailed: (e) => {
+        const suppressed = this.acceptErrorLog.admit();
+        if (suppressed >= 0)
+          this.host.log.error({ code: e.code, suppressed }, `accept failed: ${e.message}`);
+        this.pausePolling('accept-failed', `accept failed: ${e.code ?? 'error'}`, 1000);
+      },
+    };
+  }
+
   private refuse(conn: AcceptedConnection, why: string): void {
-    this.nRefused++;
     try {
       this.host.native.close(conn.fd);
     } catch {
       // already gone
     }
+    this.countRefused(conn.remote, why);
+  }
+
+  /** A refused connection (closed already): counted, and logged at a limited rate. */
+  private countRefused(remote: SocketAddress | undefined, why: string): void {
+    this.nRefused++;
     const suppressed = this.refusedLog.admit();
     if (suppressed >= 0) {
       this.host.log.warn(
         { refused: this.nRefused, ...(suppressed > 0 ? { suppressed } : {}) },
-        `refusing connection from ${formatSocketAddress(conn.remote) || 'a local peer'}: ${why}`,
+        `refusing connection from ${(remote !== undefined ? formatSocketAddress(remote) : '') || 'a local peer'}: ${why}`,
       );
     }
   }
@@ -959,17 +1020,25 @@ export class SocketUnit implements UnitInstance {
   }
 
   private pauseWatches(): void {
-    for (const p of this.ports) p.watch?.pause();
+    for (const p of this.ports) {
+      p.watch?.pause();
+      p.fast?.pause();
+    }
   }
 
   private resumeWatches(): void {
     if (this.pause !== undefined) return;
     for (const p of this.ports) {
+      if (p.fast !== undefined) {
+        p.fast.resume();
+        continue;
+      }
       if (p.watch !== undefined) {
         p.watch.resume();
         continue;
       }
       // A port taken back after a re-exec or a crash while its service ran: watched from now on.
+      if (this.startFast(p)) continue;
       try {
         p.watch = this.host.native.watch(p.fd, () => this.onReadable(p));
       } catch (err) {
@@ -981,6 +1050,8 @@ export class SocketUnit implements UnitInstance {
   private closePorts(): void {
     for (const p of this.ports.splice(0)) {
       try {
+        // The accept thread lets go of the fd first (its live instances go on).
+        p.fast?.close();
         p.watch?.close();
         this.host.native.close(p.fd);
       } catch {

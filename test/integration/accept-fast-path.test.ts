@@ -1,0 +1,232 @@
+// The Accept=yes fast path on the real kernel (src/core/accept-fast-path.ts, the socket addon's
+// acceptSpawn): a private daemon serves loopback sockets whose templates qualify, so the accept
+// thread starts the instances. An echo with plain cat, REMOTE_ADDR, `status` and `list-units` of a
+// live instance, MaxConnections= refusals that keep at most N live, MaxConnections=64 at
+// concurrency 64 refusing nobody (exits are reaped before a refusal), and a missing binary as a
+// failed instance with its reason.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { ControlClient } from '../../src/control/client';
+import { skipUnlessRoot, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
+import { addonCandidates } from '../../src/native/addon';
+
+const skip =
+  skipUnlessRoot() ??
+  (addonCandidates('triggerd_socket.node').some((f) => fs.existsSync(f))
+    ? undefined
+    : 'needs the triggerd_socket addon (npm install builds it)');
+
+interface Status {
+  name: string;
+  active: string;
+  sub: string;
+  properties: Record<string, unknown>;
+  statusLines: string[];
+}
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** Connect, send `send` (then half-close, unless `keepOpen`), read to EOF. */
+function request(port: number, send?: string, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, '127.0.0.1');
+    let out = '';
+    c.on('connect', () => {
+      if (send !== undefined) c.end(send);
+    });
+    c.on('data', (d) => (out += d.toString()));
+    c.on('end', () => resolve(out));
+    c.on('close', () => resolve(out));
+    c.on('error', reject);
+    c.setTimeout(timeoutMs, () => {
+      c.destroy();
+      reject(new Error(`no answer from port ${port} within ${timeoutMs} ms (got ${JSON.stringify(out)})`));
+    });
+  });
+}
+
+describe('Accept=yes fast path on the real kernel', { skip }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-fastpath-'));
+  const units = path.join(dir, 'units');
+  let d: RunningDaemon;
+  let client: ControlClient;
+  const ports: Record<string, number> = {};
+  const unit = (name: string, text: string): void => fs.writeFileSync(path.join(units, name), text);
+  const status = (name: string) => client.request('unit-status', { name, lines: 20 }) as Promise<Status>;
+  const listUnits = async (prefix: string) =>
+    ((await client.request('list-units', {})) as { name: string; active: string; sub: string }[]).filter((u) =>
+      u.name.startsWith(prefix),
+    );
+  const noLimits = 'TriggerLimitIntervalSec=0\nPollLimitIntervalSec=0\n';
+
+  before(async () => {
+    fs.mkdirSync(units);
+    for (const k of ['echo', 'env', 'hold', 'limited', 'many', 'missing']) ports[k] = await freePort();
+    unit('fecho.socket', `[Socket]\nListenStream=127.0.0.1:${ports.echo}\nAccept=yes\n`);
+    unit('fecho@.service', '[Service]\nExecStart=/bin/cat\n');
+    unit('fenv.socket', `[Socket]\nListenStream=127.0.0.1:${ports.env}\nAccept=yes\n`);
+    unit('fenv@.service', '[Service]\nExecStart=/usr/bin/env\nEnvironment=GREETING=hi\n');
+    unit('fhold.socket', `[Socket]\nListenStream=127.0.0.1:${ports.hold}\nAccept=yes\n`);
+    unit('fhold@.service', "[Service]\nExecStart=/bin/sh -c 'read line; echo done'\n");
+    unit(
+      'flimited.socket',
+      `[Socket]\nListenStream=127.0.0.1:${ports.limited}\nAccept=yes\nMaxConnections=3\n${noLimits}`,
+    );
+    unit('flimited@.service', "[Service]\nExecStart=/bin/sh -c 'read line; echo served'\n");
+    unit(
+      'fmany.socket',
+      `[Socket]\nListenStream=127.0.0.1:${ports.many}\nAccept=yes\nMaxConnections=64\nBacklog=1024\n${noLimits}`,
+    );
+    unit('fmany@.service', '[Service]\nExecStart=/bin/cat\n');
+    unit('fmissing.socket', `[Socket]\nListenStream=127.0.0.1:${ports.missing}\nAccept=yes\n`);
+    unit('fmissing@.service', '[Service]\nExecStart=/nonexistent/triggerd-no-such-binary\n');
+    const wants = path.join(units, 'sockets.target.wants');
+    fs.mkdirSync(wants);
+    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'fmissing'])
+      fs.symlinkSync(`../${s}.socket`, path.join(wants, `${s}.socket`));
+    d = await startDaemon(['--unit-path', units, '--shutdown-timeout', '5', '--log-level', 'debug']);
+    client = await d.client();
+    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'fmissing'])
+      await waitFor(`${s}.socket listening`, async () =>
+        (await status(`${s}.socket`)).sub === 'listening' ? true : undefined,
+      );
+  });
+
+  after(async () => {
+    client?.close();
+    await d?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the qualifying sockets accept on the fast path', () => {
+    const fast = d.logs.filter((l) => String(l.msg) === 'accepting on the fast path').map((l) => String(l.unit));
+    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'fmissing'])
+      assert.ok(fast.includes(`${s}.socket`), `${s}.socket: ${JSON.stringify(fast)}`);
+  });
+
+  test('an echo with plain cat, one instance per connection, gone once over', async () => {
+    assert.equal(await request(ports.echo as number, 'hello fast path\n'), 'hello fast path\n');
+    const answers = await Promise.all([1, 2, 3, 4, 5].map((i) => request(ports.echo as number, `line ${i}\n`)));
+    assert.deepEqual(
+      answers,
+      [1, 2, 3, 4, 5].map((i) => `line ${i}\n`),
+    );
+    await waitFor('instances gone', async () => ((await listUnits('fecho@')).length === 0 ? true : undefined)).catch(async (e) => { throw new Error(JSON.stringify(await listUnits('fecho@')) + e); });
+    const s = await status('fecho.socket');
+    assert.equal(s.properties.NAccepted, 6);
+    assert.equal(s.properties.NConnections, 0);
+  });
+
+  test('REMOTE_ADDR and REMOTE_PORT are the client, Environment= is there', async () => {
+    let localPort = 0;
+    const out = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(ports.env as number, '127.0.0.1');
+      let text = '';
+      c.on('connect', () => {
+        localPort = c.localPort ?? 0;
+        c.end();
+      });
+      c.on('data', (b) => (text += b.toString()));
+      c.on('close', () => resolve(text));
+      c.on('error', reject);
+    });
+    const env = new Map(out.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    assert.equal(env.get('REMOTE_ADDR'), '127.0.0.1');
+    assert.equal(env.get('REMOTE_PORT'), String(localPort));
+    assert.equal(env.get('GREETING'), 'hi');
+  });
+
+  test('status and list-units show a live instance; stop ends it', async () => {
+    const c = net.connect(ports.hold as number, '127.0.0.1');
+    await new Promise((r) => c.once('connect', r));
+    const inst = await waitFor('a live fhold@ instance', async () => {
+      const u = await listUnits('fhold@');
+      return u.length === 1 && u[0]?.active === 'active' ? u[0] : undefined;
+    });
+    assert.match(inst.name, /^fhold@0-127\.0\.0\.1:\d+-127\.0\.0\.1:\d+\.service$/);
+    assert.equal(inst.sub, 'running');
+    const s = await status(inst.name);
+    assert.equal(s.active, 'active');
+    const pid = s.properties.MainPID as number;
+    assert.ok(pid > 0);
+    assert.ok(fs.existsSync(`/proc/${pid}`));
+    assert.ok(s.statusLines.some((l) => /Main PID: \d+ \(\/bin\/sh\)/.test(l)), s.statusLines.join('\n'));
+    assert.ok(s.statusLines.some((l) => /accept thread/.test(l)), s.statusLines.join('\n'));
+    assert.equal((await status('fhold.socket')).properties.NConnections, 1);
+    const closed = new Promise((r) => c.once('close', r));
+    c.on('error', () => undefined);
+    await client.request('stop', { names: [inst.name] });
+    await closed;
+    await waitFor('fhold@ gone', async () => ((await listUnits('fhold@')).length === 0 ? true : undefined));
+    assert.equal((await status('fhold.socket')).properties.NConnections, 0);
+  });
+
+  test('MaxConnections=3: the excess is refused (closed) with a log line, at most 3 live', async () => {
+    const before = (await status('flimited.socket')).properties.NRefused as number;
+    const sockets: net.Socket[] = [];
+    const answers: Promise<string>[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = net.connect(ports.limited as number, '127.0.0.1');
+      c.on('error', () => undefined);
+      sockets.push(c);
+      answers.push(
+        new Promise((resolve) => {
+          let t = '';
+          c.on('data', (b) => (t += b.toString()));
+          c.on('close', () => resolve(t));
+        }),
+      );
+    }
+    await waitFor('3 live', async () => ((await listUnits('flimited@')).length === 3 ? true : undefined));
+    const refused = await Promise.all([request(ports.limited as number), request(ports.limited as number)]);
+    assert.deepEqual(refused, ['', '']);
+    assert.ok((await listUnits('flimited@')).length <= 3);
+    const s = await status('flimited.socket');
+    assert.equal((s.properties.NRefused as number) - before, 2);
+    assert.ok(d.logs.some((l) => /refusing connection .*MaxConnections=3/.test(String(l.msg))));
+    for (const c of sockets) c.end('go\n');
+    assert.deepEqual(await Promise.all(answers), ['served\n', 'served\n', 'served\n']);
+  });
+
+  test('MaxConnections=64 at concurrency 64 refuses nobody (an exit is reaped before a refusal)', async () => {
+    const port = ports.many as number;
+    let served = 0;
+    const worker = async (w: number): Promise<void> => {
+      for (let i = 0; i < 8; i++) {
+        const text = `w${w} i${i}\n`;
+        assert.equal(await request(port, text), text);
+        served++;
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, (_, w) => worker(w)));
+    assert.equal(served, 512);
+    const s = await status('fmany.socket');
+    assert.equal(s.properties.NRefused, 0);
+    assert.equal(s.properties.NAccepted, 512);
+  });
+
+  test('a missing binary: a failed instance that says why, the socket goes on listening', async () => {
+    assert.equal(await request(ports.missing as number), '');
+    const failed = await waitFor('a failed fmissing@ instance', async () => {
+      const u = await listUnits('fmissing@');
+      return u.find((x) => x.active === 'failed');
+    });
+    const s = await status(failed.name);
+    assert.equal(s.active, 'failed');
+    assert.ok(
+      s.statusLines.some((l) => /failed at step EXEC: .*\(ENOENT\) \/nonexistent\/triggerd-no-such-binary/.test(l)),
+      s.statusLines.join('\n'),
+    );
+    assert.equal((await status('fmissing.socket')).sub, 'listening');
+  });
+});
