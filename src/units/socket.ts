@@ -32,7 +32,7 @@ import type {
   SerializedUnit,
   UnitInstance,
 } from './unit-type';
-import { isRecord, numberField, oneOf } from '../core/daemon-state';
+import { isRecord, numberField, oneOf, pidField, stringField } from '../core/daemon-state';
 import type { FastAccept, FastAcceptEvents } from '../core/accept-fast-path';
 import type { SocketAddress } from '../native/socket-addon';
 import { RateLimitedLog } from '../util/logger';
@@ -89,6 +89,10 @@ const ACTIVE: Record<SocketState, ActiveState> = {
   'final-sigkill': 'deactivating',
   failed: 'failed',
 };
+
+/** States in which a control process runs (serialized with its step, adopted after a re-exec). */
+type ControlState = 'start-pre' | 'start-post' | 'stop-pre' | 'stop-post';
+const CONTROL_STATES: readonly ControlState[] = ['start-pre', 'start-post', 'stop-pre', 'stop-post'];
 
 /** States in which the fds are open (systemd closes them on entering any other). */
 const FDS_OPEN = new Set<SocketState>([
@@ -416,7 +420,14 @@ export class SocketUnit implements UnitInstance {
     }
     this.controlPid = undefined;
     const cmd = this.currentCommand;
-    const ok = (exit.code === 'exited' && exit.status === 0) || cmd?.ignoreFailure === true;
+    // An adopted control process reaped by someone else while no daemon ran: taken as success.
+    if (exit.statusUnknown === true)
+      this.host.log.warn(
+        { pid: exit.pid },
+        `control process ${exit.pid} ended while no daemon watched it; its exit status is unknown: taken as success`,
+      );
+    const ok =
+      (exit.code === 'exited' && exit.status === 0) || cmd?.ignoreFailure === true || exit.statusUnknown === true;
     if (!ok) {
       const how =
         exit.code === 'exited' ? `exited with status ${exit.status}` : `killed by signal ${exit.status}`;
@@ -1162,8 +1173,90 @@ export class SocketUnit implements UnitInstance {
 
   // ---- re-exec and crash recovery --------------------------------------------------------------
 
+  /** The commands run in a control state. */
+  private controlCommands(state: ControlState): readonly ExecCommand[] {
+    const c = this.config;
+    return state === 'start-pre'
+      ? c.execStartPre
+      : state === 'start-post'
+        ? c.execStartPost
+        : state === 'stop-pre'
+          ? c.execStopPre
+          : c.execStopPost;
+  }
+
+  /** The running control process and which command of its state it is. */
+  private serializeControl(ctx: SerializeContext): SerializedUnit | undefined {
+    const state = oneOf(this.state, CONTROL_STATES);
+    const pid = this.controlPid;
+    if (state === undefined || pid === undefined || this.currentCommand === undefined) return undefined;
+    const commands = this.controlCommands(state);
+    const index = commands.length - this.queue.length - 1;
+    if (commands[index] !== this.currentCommand) return undefined;
+    return { pid, start: ctx.startTimeOf(pid), index, command: this.currentCommand.path };
+  }
+
+  /** A control process's exit that happened while no daemon watched (status unknown), for catchup(). */
+  private lostControlExit: ProcessExit | undefined;
+
+  /**
+   * A socket caught in ExecStartPre=/StartPost=/StopPre=/StopPost=: its control process adopted
+   * (or its exit kept for catchup()), the rest of that state's commands queued after it, and the
+   * fds of a state that has them back (carried, or opened again after a crash). False when the
+   * entry does not fit the unit file now (then it is started afresh, as before).
+   */
+  private resumeControl(
+    data: unknown,
+    state: ControlState,
+    saved: Map<string, number>,
+    ctx: DeserializeContext,
+  ): boolean {
+    if (!isRecord(data) || this.file.socket === undefined) return false;
+    const pid = pidField(data, 'pid');
+    const index = numberField(data, 'index');
+    if (pid === undefined || index === undefined) return false;
+    const commands = this.controlCommands(state);
+    const cmd = commands[index];
+    if (cmd === undefined || cmd.path !== stringField(data, 'command')) {
+      ctx.warn(`control process ${pid} ran ${state} command ${index}, which the unit file no longer has`);
+      return false;
+    }
+    if (FDS_OPEN.has(state)) {
+      const missing: ListenEntry[] = [];
+      for (const entry of this.config.listen) {
+        const fd = saved.get(entry.text);
+        saved.delete(entry.text);
+        if (fd === undefined) missing.push(entry);
+        else this.ports.push({ entry, fd });
+      }
+      if (missing.length > 0 && !this.openPorts(missing)) {
+        this.closePorts();
+        return false;
+      }
+      const order = this.config.listen;
+      this.ports.sort((a, b) => order.indexOf(a.entry) - order.indexOf(b.entry));
+    }
+    this.queue = commands.slice(index + 1);
+    this.currentCommand = cmd;
+    this.controlPid = pid;
+    if (!ctx.adoptProcess(pid, stringField(data, 'start')))
+      this.lostControlExit = { pid, code: 'exited', status: 255, statusUnknown: true };
+    this.setState(state);
+    this.armTimer(this.config.timeoutMs, () => this.onTimeout());
+    return true;
+  }
+
+  /** After the restore: a control process that ended unseen continues the machine now. */
+  catchup(): void {
+    const lost = this.lostControlExit;
+    this.lostControlExit = undefined;
+    if (lost !== undefined && this.controlPid === lost.pid) this.onExit(lost);
+  }
+
   serialize(ctx: SerializeContext): SerializedUnit {
+    const control = this.serializeControl(ctx);
     return {
+      ...(control !== undefined ? { control } : {}),
       state: this.state,
       result: this.result,
       since: this.since,
@@ -1203,12 +1296,20 @@ export class SocketUnit implements UnitInstance {
     }
     const closeSaved = (): void => {
       for (const fd of saved.values()) this.closeQuietly(fd);
+      saved.clear();
     };
     if (state === 'failed') {
       closeSaved();
       this.result = oneOf(data.result, SOCKET_RESULTS) ?? 'resources';
       this.setState('failed');
       return true;
+    }
+    const controlState = oneOf(state, CONTROL_STATES);
+    if (controlState !== undefined && data.control !== undefined) {
+      this.result = oneOf(data.result, SOCKET_RESULTS) ?? 'success';
+      const resumed = this.resumeControl(data.control, controlState, saved, ctx);
+      closeSaved();
+      if (resumed) return true;
     }
     if (state !== 'listening' && state !== 'running') {
       closeSaved();

@@ -145,8 +145,11 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
     return dir;
   }
 
-  /** A service with a slow first ExecStartPre=; each step appends its name to `marker`. */
-  function slowPreUnits(name: string, seconds: number): { units: string; marker: string } {
+  /**
+   * A service with a slow first ExecStartPre=, and a socket with one; each step appends its name
+   * to `marker` (the socket's steps to `marker`.socket).
+   */
+  function slowPreUnits(name: string, seconds: number, port: number): { units: string; marker: string } {
     const base = path.join(root, name);
     fs.mkdirSync(base, { recursive: true });
     const marker = path.join(base, 'steps');
@@ -156,7 +159,12 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
         `ExecStartPre=/bin/sh -c 'echo second >> ${marker}'\n` +
         `ExecStart=/bin/sh -c 'echo $$ > ${base}/main-$$.pid; echo main >> ${marker}; exec sleep 1000'\n` +
         `ExecStartPost=/bin/sh -c 'echo post >> ${marker}'\n`,
-      'default.target': '[Unit]\nWants=pre.service\n',
+      'slow.socket':
+        `[Socket]\nListenStream=127.0.0.1:${port}\nAccept=yes\n` +
+        `ExecStartPre=/bin/sh -c 'echo first >> ${marker}.socket; exec /bin/sleep ${seconds}'\n` +
+        `ExecStartPost=/bin/sh -c 'echo post >> ${marker}.socket'\n`,
+      'slow@.service': '[Service]\nExecStart=/bin/echo hi\n',
+      'default.target': '[Unit]\nWants=pre.service slow.socket\n',
     });
     return { units, marker };
   }
@@ -171,7 +179,8 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
 
   test('an ExecStartPre= spanning a re-exec is adopted and the start goes on after it', async () => {
     // The re-exec waits up to 5 s for running jobs; the sleep outlasts that.
-    const { units, marker } = slowPreUnits('pre-reexec', 7);
+    const port = await freePort();
+    const { units, marker } = slowPreUnits('pre-reexec', 7, port);
     const d = await startDaemon(['--unit-path', units, '--fstab', '']);
     daemons.push(d);
     await waitFor('ExecStartPre running', () => (readSteps(marker).includes('first') ? true : undefined));
@@ -194,12 +203,19 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
     await waitFor('ExecStartPost= ran', () => (readSteps(marker).includes('post') ? true : undefined));
     assert.deepEqual(readSteps(marker), ['first', 'second', 'main', 'post']);
     assert.equal(await prop(d, 'pre.service', 'Result'), 'success');
+    // The socket's ExecStartPre= spanned the re-exec as well.
+    await waitFor('slow.socket listening', async () =>
+      (await prop(d, 'slow.socket', 'SubState')) === 'listening' ? true : undefined,
+    );
+    assert.deepEqual(readSteps(`${marker}.socket`), ['first', 'post']);
+    assert.equal(await connectOnce(port), 'hi\n');
     assert.equal(d.proc.exitCode, null);
     await d.stop();
   });
 
   test('an ExecStartPre= running at a kill -9 is adopted by the restarted daemon', async () => {
-    const { units, marker } = slowPreUnits('pre-crash', 3);
+    const port = await freePort();
+    const { units, marker } = slowPreUnits('pre-crash', 3, port);
     const dir = path.join(root, 'pre-crash', 'run');
     fs.mkdirSync(dir, { recursive: true });
     const args = ['--unit-path', units, '--fstab', ''];
@@ -226,6 +242,11 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
     });
     await waitFor('ExecStartPost= ran', () => (readSteps(marker).includes('post') ? true : undefined));
     assert.deepEqual(readSteps(marker), ['first', 'second', 'main', 'post']);
+    await waitFor('slow.socket listening', async () =>
+      (await prop(b, 'slow.socket', 'SubState')) === 'listening' ? true : undefined,
+    );
+    assert.deepEqual(readSteps(`${marker}.socket`), ['first', 'post']);
+    assert.equal(await connectOnce(port), 'hi\n');
     await b.stop();
   });
 
