@@ -191,7 +191,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     if (!pool.IsUndefined()) {
       if (!pool.IsString()) throw MakeArgumentError(env, "The \"options.cgroupPool\" property must be a string");
       slot_prefix_ = pool.As<Napi::String>().Utf8Value();
-      if (slot_prefix_.size() < 2 || slot_prefix_[0] != '/' ||
+      if (slot_prefix_.size() < 2 || slot_prefix_.size() > PATH_MAX - 32 || slot_prefix_[0] != '/' ||
           slot_prefix_.find('\0') != std::string::npos || slot_prefix_.back() == '/') {
         throw MakeArgumentError(env, "The \"options.cgroupPool\" property must be an absolute path",
                                 "ERR_INVALID_ARG_VALUE");
