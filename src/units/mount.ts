@@ -17,7 +17,17 @@ import { isBindMount, mountHelperOptions, type MountSection } from '../mounts/mo
 import type { MountCall, MountCallResult } from '../mounts/in-process-mount';
 import type { LoadedUnitFile } from './config-types';
 import type { ProcessExit } from './service';
-import type { ActiveState, JobEnd, JobOutcome, LoadState, UnitInstance } from './unit-type';
+import type {
+  ActiveState,
+  DeserializeContext,
+  JobEnd,
+  JobOutcome,
+  LoadState,
+  SerializeContext,
+  SerializedUnit,
+  UnitInstance,
+} from './unit-type';
+import { isRecord, oneOf, pidField, stringField } from '../core/daemon-state';
 
 export type MountState =
   | 'dead'
@@ -103,6 +113,27 @@ const RETRY_UMOUNT_MAX = 32;
 const MOUNT_PATH = '/bin/mount';
 const UMOUNT_PATH = '/bin/umount';
 const KILL_TIMEOUT_MS = 10_000;
+
+/** States in which a mount(8)/umount(8) helper runs (serialized and adopted across a re-exec). */
+const CONTROL_STATES: readonly MountState[] = [
+  'mounting',
+  'mounting-done',
+  'remounting',
+  'unmounting',
+  'remounting-sigterm',
+  'remounting-sigkill',
+  'unmounting-sigterm',
+  'unmounting-sigkill',
+];
+const MOUNT_RESULTS: readonly MountResult[] = [
+  'success',
+  'resources',
+  'timeout',
+  'exit-code',
+  'signal',
+  'core-dump',
+  'protocol',
+];
 
 export class MountUnit implements UnitInstance {
   readonly suffix = '.mount';
@@ -324,6 +355,7 @@ export class MountUnit implements UnitInstance {
     if (exit.pid !== this.controlPid) return;
     this.controlPid = undefined;
     const lines = this.host.takeOutput(exit.pid);
+    if (exit.statusUnknown === true) return this.unknownControlExit(exit.pid);
     const f: MountResult =
       exit.code === 'exited'
         ? exit.status === 0
@@ -335,6 +367,73 @@ export class MountUnit implements UnitInstance {
     const how =
       exit.code === 'exited' ? `exited with status ${exit.status}` : `killed by signal ${exit.status}`;
     this.controlDone(f, exit.status, lines, how);
+  }
+
+  // ---- re-exec and crash recovery --------------------------------------------------------------
+  // Without a helper running, a mount has nothing to serialize: mountinfo says what it is. With
+  // one (mount(8)/umount(8)), the helper is adopted and its exit decides as if we had run it.
+
+  /** A helper's exit that happened while no daemon watched (status unknown), for catchup(). */
+  private lostControlExit: number | undefined;
+
+  serialize(ctx: SerializeContext): SerializedUnit | undefined {
+    const pid = this.controlPid;
+    if (pid === undefined || this.controlCommand === undefined) return undefined;
+    return {
+      state: this.state,
+      result: this.result,
+      unmountAfterKill: this.unmountAfterKill,
+      control: { pid, start: ctx.startTimeOf(pid), command: this.controlCommand },
+    };
+  }
+
+  deserialize(data: SerializedUnit, ctx: DeserializeContext): boolean {
+    const state = oneOf(data.state, CONTROL_STATES);
+    const control = data.control;
+    if (state === undefined || !isRecord(control)) return false;
+    const pid = pidField(control, 'pid');
+    const command = oneOf(control.command, ['mount', 'umount', 'remount'] as const);
+    if (pid === undefined || command === undefined) {
+      ctx.warn('a malformed mount helper entry; not restored');
+      return false;
+    }
+    this.result = oneOf(data.result, MOUNT_RESULTS) ?? 'success';
+    this.unmountAfterKill = data.unmountAfterKill === true;
+    this.controlPid = pid;
+    this.controlCommand = command;
+    if (!ctx.adoptProcess(pid, stringField(control, 'start'))) this.lostControlExit = pid;
+    // Whether the mount has shown up yet is the kernel's to say now.
+    const next =
+      state === 'mounting' || state === 'mounting-done'
+        ? this.kernel !== undefined
+          ? 'mounting-done'
+          : 'mounting'
+        : state;
+    this.setState(next, this.result);
+    this.armTimer(
+      next.endsWith('-sigterm') || next.endsWith('-sigkill') ? KILL_TIMEOUT_MS : (this.config?.timeoutMs ?? 90_000),
+    );
+    return true;
+  }
+
+  catchup(): void {
+    const lost = this.lostControlExit;
+    this.lostControlExit = undefined;
+    if (lost !== undefined && this.controlPid === lost)
+      this.onExit({ pid: lost, code: 'exited', status: 255, statusUnknown: true });
+  }
+
+  /** An adopted helper ended unseen: whether it worked is what the mount table shows now. */
+  private unknownControlExit(pid: number): void {
+    this.host.refreshMounts();
+    const command = this.controlCommand ?? 'mount';
+    const worked = command === 'umount' ? this.kernel === undefined : this.kernel !== undefined;
+    this.host.log.warn(
+      { pid },
+      `${command} helper ${pid} ended while no daemon watched it; its exit status is unknown: ` +
+        `${worked ? 'taken as success' : 'taken as failed'} (the mount table says so)`,
+    );
+    this.controlDone(worked ? 'success' : 'exit-code', worked ? 0 : 255, [], 'ended unseen');
   }
 
   /** The in-process mount or umount `seq` is over (one the unit stopped waiting for is ignored). */

@@ -250,6 +250,59 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
     await b.stop();
   });
 
+  test('a mount helper (mount(8)) running at a kill -9 is adopted: the mount unit ends up mounted', async () => {
+    const type = `trgd${token}`;
+    const helper = `/sbin/mount.${type}`;
+    const where = `/run/${type}`;
+    const unitName = `run-${type}.mount`;
+    const dir = path.join(root, 'mount', 'run');
+    fs.mkdirSync(dir, { recursive: true });
+    // mount(8) runs /sbin/mount.TYPE for a type with a helper: a slow one that mounts a tmpfs.
+    fs.writeFileSync(helper, '#!/bin/sh\nsleep 3\nexec /bin/mount -t tmpfs -o size=1m tmpfs "$2"\n', { mode: 0o755 });
+    const units = unitDir('mount', {
+      [unitName]: `[Mount]\nWhat=none\nWhere=${where}\nType=${type}\n`,
+      'default.target': `[Unit]\nWants=${unitName}\n`,
+    });
+    const args = ['--unit-path', units, '--fstab', ''];
+    try {
+      const a = await startDaemon(args, { dir });
+      daemons.push(a);
+      const helperPid = await waitFor('mount(8) running', async () => {
+        const pid = Number(await prop(a, unitName, 'ControlPID'));
+        return pid > 0 ? pid : undefined;
+      });
+      await waitForState(dir, 'the checkpoint lists the helper', (t) => t.includes(`"control":{"pid":${helperPid}`));
+      process.kill(a.pid, 'SIGKILL');
+      await a.exited;
+      const b = await startDaemon(args, { dir });
+      daemons.push(b);
+      await b.waitForLog((l) => l.msg === 'units restored from the state file');
+      assert.ok(alive(helperPid), 'the restart happened while mount(8) ran');
+      assert.ok(b.logs.some((l) => l.msg === `adopted process ${helperPid}`));
+      assert.equal(await prop(b, unitName, 'ControlPID'), String(helperPid));
+      await waitFor(
+        `${unitName} mounted`,
+        async () => ((await prop(b, unitName, 'SubState')) === 'mounted' ? true : undefined),
+        15_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; log: ${logTail(b)}`);
+      });
+      assert.match(fs.readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(` ${where} `));
+      const stopped = await ctl(b, 'stop', unitName);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      await b.stop();
+    } finally {
+      if (fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${where} `))
+        await run('/bin/umount', ['-l', where], { allowFail: true });
+      fs.rmSync(helper, { force: true });
+      try {
+        fs.rmdirSync(where);
+      } catch {
+        // not there
+      }
+    }
+  });
+
   test('a service writing through kill -9 + restart: no EPIPE, its lines logged again', async (t) => {
     const base = path.join(root, 'talk');
     fs.mkdirSync(base, { recursive: true });
