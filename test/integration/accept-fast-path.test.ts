@@ -11,7 +11,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ControlClient } from '../../src/control/client';
-import { skipUnlessRoot, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
+import { run, skipUnlessRoot, startDaemon, TRIGGERCTL, waitFor, type RunningDaemon } from '../helpers/daemon';
 import { addonCandidates } from '../../src/native/addon';
 
 const skip =
@@ -214,6 +214,44 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
     assert.equal(s.properties.NRefused, 0);
     assert.equal(s.properties.NAccepted, 512);
   });
+
+  test(
+    'a live instance across daemon-reexec: adopted with its pid, still in status, collected when over',
+    {
+      skip: addonCandidates('triggerd_reexec.node').some((f) => fs.existsSync(f))
+        ? undefined
+        : 'needs the triggerd_reexec addon',
+    },
+    async () => {
+      const c = net.connect(ports.hold as number, '127.0.0.1');
+      c.on('error', () => undefined);
+      let text = '';
+      c.on('data', (b) => (text += b.toString()));
+      const closed = new Promise((r) => c.once('close', r));
+      await new Promise((r) => c.once('connect', r));
+      const inst = await waitFor('a live fhold@ instance', async () => {
+        const u = await listUnits('fhold@');
+        return u.length === 1 && u[0]?.active === 'active' ? u[0] : undefined;
+      });
+      const pid = (await status(inst.name)).properties.MainPID as number;
+      const reexec = await run(process.execPath, [TRIGGERCTL, '--socket', d.socket, 'daemon-reexec'], {
+        allowFail: true,
+      });
+      assert.equal(reexec.code, 0, reexec.stderr);
+      await d.waitForLog((l) => l.msg === 'units restored from the state file');
+      client.close();
+      client = await d.client();
+      const after = await status(inst.name);
+      assert.equal(after.active, 'active');
+      assert.equal(after.properties.MainPID, pid);
+      c.end('go\n');
+      await closed;
+      assert.equal(text, 'done\n');
+      await waitFor('fhold@ collected', async () => ((await listUnits('fhold@')).length === 0 ? true : undefined));
+      // The socket serves on the fast path again.
+      assert.equal(await request(ports.echo as number, 'after reexec\n'), 'after reexec\n');
+    },
+  );
 
   test('a missing binary: a failed instance that says why, the socket goes on listening', async () => {
     assert.equal(await request(ports.missing as number), '');
