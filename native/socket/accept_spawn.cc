@@ -22,6 +22,7 @@
 #include <climits>
 #include <cstring>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <string>
@@ -46,9 +47,14 @@ namespace triggerd {
 
 namespace {
 
-// Connections taken per wake-up before exits are looked at again (epoll is level-triggered:
-// the rest wake the thread at once).
-constexpr int kAcceptsPerWakeUp = 16;
+// Connections one thread takes per wake-up before exits are looked at again (epoll is
+// level-triggered: the rest wake a thread at once).
+constexpr int kAcceptsPerWakeUp = 4;
+// Threads that accept and clone: a vfork-style clone holds its thread until the child has
+// exec'd, so with one thread the next connection would wait for the last child's exec; several
+// let the children's pre-exec work and execve overlap (libuv's pool has 4 threads for the same
+// reason, for spawnAsync).
+constexpr int kSpawnThreads = 4;
 constexpr int kMaxEvents = 64;
 // epoll data for the two fds that are not pidfds (pids are > 0).
 constexpr uint64_t kListenTag = 0;
@@ -221,7 +227,6 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       if (!mapped[fd]) gap_fds_.push_back(fd);
     }
     fds_ = spec_.fds;
-    fd_scratch_.assign(fds_.size(), -1);
     struct rlimit nofile = {};
     getrlimit(RLIMIT_NOFILE, &nofile);
     unsigned close_limit = nofile.rlim_cur == RLIM_INFINITY || nofile.rlim_cur > (1U << 20)
@@ -252,7 +257,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     plan.rlimit_count = spec_.rlimits.size();
     plan.fds = fds_.data();
     plan.fd_count = fds_.size();
-    plan.fd_scratch = fd_scratch_.data();
+    plan.fd_scratch = nullptr;
     plan.gap_fds = gap_fds_.data();
     plan.gap_count = gap_fds_.size();
     plan.max_child_fd = max_child_fd;
@@ -277,10 +282,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     plan.submount_scratch = nullptr;
     plan.cgroup_procs_fd = -1;
     plan.listen_pid_digits = nullptr;
-    plan.report = &report_;
-
-    int err = stack_.Ensure();
-    if (err != 0) throw MakeSystemError(env, err, "mmap");
+    plan.report = nullptr;
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) throw MakeSystemError(env, errno, "epoll_create1");
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -305,7 +307,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     auto* context = new std::shared_ptr<Spawner>(shared_from_this());
     // Runs on the JavaScript thread once the thread released it and every delivery ran.
     tsfn_ = Napi::ThreadSafeFunction::New(
-        env, on_records, "triggerd:acceptSpawn", 0, 1, context,
+        env, on_records, "triggerd:acceptSpawn", 0, kSpawnThreads, context,
         [](Napi::Env, std::shared_ptr<Spawner>* ctx) {
           (*ctx)->Join();
           (*ctx)->callback_ref_.Reset();
@@ -313,15 +315,18 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
           Unregister(*ctx);
           delete ctx;
         });
-    thread_ = std::thread([self = shared_from_this()] { self->Run(); });
+    for (int i = 0; i < kSpawnThreads; i++) {
+      threads_.emplace_back([self = shared_from_this()] { self->Run(); });
+    }
   }
 
   // Stop taking connections until Resume(); when this returns, no accept or clone is under way
-  // (the thread works under the mutex) and the records so far are queued.
+  // and the records so far are queued.
   void Pause() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     SetListening(false);
     paused_ = true;
+    idle_.wait(lock, [this] { return in_flight_ == 0; });
   }
 
   void Resume() {
@@ -343,7 +348,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     Wake();
   }
 
-  // Teardown: the thread ends now; live children are left to whoever reaps them.
+  // Teardown: the threads end now; live children are left to whoever reaps them.
   void Terminate() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -352,7 +357,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       SetListening(false);
     }
     Wake();
-    if (thread_.joinable()) thread_.join();
+    Join();
   }
 
   // pidfd_send_signal to a live child of this spawner: false once it was reaped (no pid reuse).
@@ -364,7 +369,9 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
   }
 
   void Join() {
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    for (std::thread& thread : threads_) {
+      if (thread.joinable() && thread.get_id() != std::this_thread::get_id()) thread.join();
+    }
   }
 
   int Live() {
@@ -372,11 +379,13 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     return static_cast<int>(children_.size());
   }
 
-  // The JavaScript thread: hand over what is queued.
+  // The JavaScript thread: hand over what is queued. Only queue_mutex_: the accept thread holds
+  // mutex_ through a whole round of accepts and clones, and on a loaded machine the event loop
+  // waited here for 250-350 ms at a time (bench/load: futex_do_wait).
   void Deliver(Napi::Env env, Napi::Function callback) {
     std::vector<Record> records;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::lock_guard<std::mutex> lock(queue_mutex_);
       delivery_scheduled_ = false;
       records.swap(queue_);
     }
@@ -404,6 +413,63 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     int pidfd;
     int slot;
   };
+
+  // One spawning thread's own copy of the per-connection parts of the plan and its child stack.
+  struct Worker {
+    explicit Worker(const Spawner& spawner)
+        : owner(spawner), plan(spawner.plan_), fds(spawner.fds_), fd_scratch(spawner.fds_.size(), -1) {
+      plan.fds = fds.data();
+      plan.fd_scratch = fd_scratch.data();
+      plan.report = &report;
+      stack_error = stack.Ensure();
+    }
+
+    // Without the mutex: only this worker's buffers and the template (read-only) are used.
+    LaunchResult Spawn(int connection, const Record& r, int slot_fd) {
+      if (stack_error != 0) {
+        LaunchResult failed;
+        failed.err = stack_error;
+        failed.syscall = "mmap";
+        return failed;
+      }
+      std::string addr;
+      std::string port;
+      envp.assign(owner.base_env_.begin(), owner.base_env_.end());
+      if (owner.remote_env_) {
+        RemoteEnvironment(r.remote, r.remote_length, &addr, &port);
+        if (!addr.empty()) {
+          envp.push_back(&addr[0]);
+          envp.push_back(&port[0]);
+        }
+      }
+      envp.push_back(nullptr);
+      plan.envp = envp.data();
+      for (size_t k : owner.connection_slots_) fds[k].parent_fd = connection;
+      report = {-1, 0, 0, -1};
+      LaunchResult launched =
+          LaunchChild(&plan, stack, slot_fd, CloneMethod::kAuto, &clone3_missing, 0);
+      if (launched.err == 0 && report.step >= 0) {
+        // Failed before exec: reaped here, so no exit is reported for it.
+        siginfo_t info;
+        while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(launched.pidfd), &info,
+                      WEXITED | __WALL) != 0 && errno == EINTR) {
+        }
+        close(launched.pidfd);
+        launched.pidfd = -1;
+      }
+      return launched;
+    }
+
+    const Spawner& owner;
+    ChildPlan plan;
+    std::vector<FdSpec> fds;
+    std::vector<int> fd_scratch;
+    std::vector<char*> envp;
+    ChildReport report = {-1, 0, 0, -1};
+    ChildStack stack;
+    int stack_error = 0;
+    std::atomic<bool> clone3_missing{false};
+  };
   struct Slot {
     std::string path;
     int fd;
@@ -428,13 +494,36 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     (void)ignored;
   }
 
+  // Under the mutex: nothing more to do for any thread.
+  bool Over() const { return terminating_ || (closed_ && children_.empty() && in_flight_ == 0); }
+
+  // Schedules a delivery when records wait and none is scheduled (any lock may be held).
+  void NotifyJs() {
+    bool notify;
+    {
+      std::lock_guard<std::mutex> queue_lock(queue_mutex_);
+      notify = !queue_.empty() && !delivery_scheduled_;
+      if (notify) delivery_scheduled_ = true;
+    }
+    if (notify) {
+      tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function callback, Spawner* self) {
+        if (env != nullptr) self->Deliver(env, callback);
+      });
+    }
+  }
+
   void Run() {
+    Worker worker(*this);
     struct epoll_event events[kMaxEvents];
     for (;;) {
       int n = epoll_wait(epoll_fd_, events, kMaxEvents, -1);
       if (n < 0 && errno != EINTR) break;
       std::unique_lock<std::mutex> lock(mutex_);
-      if (terminating_) break;
+      // Once over, the wake-up eventfd is left readable: every thread sees it and ends.
+      if (Over()) {
+        Wake();
+        break;
+      }
       bool readable = false;
       for (int i = 0; i < n; i++) {
         uint64_t tag = events[i].data.u64;
@@ -448,20 +537,20 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
           Reap(static_cast<pid_t>(tag));
         }
       }
-      if (readable && listening_) AcceptSome();
-      bool done = closed_ && children_.empty();
-      bool notify = !queue_.empty() && !delivery_scheduled_;
-      if (notify) delivery_scheduled_ = true;
+      if (readable && listening_) AcceptSome(&worker, lock);
+      bool over = Over();
+      if (over) Wake();
       lock.unlock();
-      if (notify) {
-        tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function callback, Spawner* self) {
-          if (env != nullptr) self->Deliver(env, callback);
-        });
-      }
-      if (done) break;
+      NotifyJs();
+      if (over) break;
     }
-    // Released from this thread: pending deliveries still run, then the context goes.
+    // Released from each thread: pending deliveries still run, then the context goes.
     tsfn_.Release();
+  }
+
+  void Enqueue(Record&& r) {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    queue_.push_back(std::move(r));
   }
 
   // Exits whose pidfd said so (and, with `all`, any other that is ready), under the mutex.
@@ -499,7 +588,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
         r.slot_busy = true;  // a process the instance left behind: never reused
       }
     }
-    queue_.push_back(std::move(r));
+    Enqueue(std::move(r));
   }
 
   // Exits that happened since the last wait, without waiting (before refusing at MaxConnections).
@@ -551,7 +640,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     return -1;
   }
 
-  void AcceptSome() {
+  void AcceptSome(Worker* worker, std::unique_lock<std::mutex>& lock) {
     for (int i = 0; i < kAcceptsPerWakeUp && listening_; i++) {
       Record r;
       r.remote_length = sizeof(r.remote);
@@ -564,7 +653,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
         r.kind = Record::kAcceptError;
         r.err = errno;
         r.syscall = "accept4";
-        queue_.push_back(std::move(r));
+        Enqueue(std::move(r));
         // EMFILE/ENFILE/ENOBUFS: JavaScript pauses and resumes; no spinning meanwhile.
         SetListening(false);
         paused_ = true;
@@ -585,58 +674,53 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
           r.peer_uid = static_cast<int>(cred.uid);
         }
       }
-      if (static_cast<int>(children_.size()) >= max_connections_) ReapPending();
-      if (static_cast<int>(children_.size()) >= max_connections_) {
+      int live = static_cast<int>(children_.size()) + in_flight_;
+      if (live >= max_connections_) {
+        ReapPending();
+        live = static_cast<int>(children_.size()) + in_flight_;
+      }
+      if (live >= max_connections_) {
         close(connection);
         r.kind = Record::kRefused;
-        r.live = static_cast<int>(children_.size());
-        queue_.push_back(std::move(r));
+        r.live = live;
+        Enqueue(std::move(r));
         continue;
       }
-      SpawnFor(connection, &r);
+      int slot = -1;
+      if (!slot_prefix_.empty()) {
+        slot = TakeSlot();
+        if (slot < 0) {
+          close(connection);
+          r.kind = Record::kFailed;
+          r.step = kStepCgroup;
+          r.err = errno;
+          r.syscall = "mkdir";
+          r.path = slot_prefix_;
+          Enqueue(std::move(r));
+          continue;
+        }
+        r.slot = slots_[slot].path;
+      }
+      int slot_fd = slot >= 0 ? slots_[slot].fd : -1;
+      // The clone runs without the mutex: other threads accept, reap and clone meanwhile.
+      in_flight_++;
+      lock.unlock();
+      LaunchResult launched = worker->Spawn(connection, r, slot_fd);
       close(connection);  // the child has its own copies (or failed): its exit is the client's EOF
-      queue_.push_back(std::move(r));
+      lock.lock();
+      in_flight_--;
+      Finish(*worker, launched, slot, &r);
+      Enqueue(std::move(r));
+      if (in_flight_ == 0) idle_.notify_all();
+      // A round's first records go out now, not after the whole round.
+      NotifyJs();
     }
   }
 
-  void SpawnFor(int connection, Record* r) {
-    std::string addr;
-    std::string port;
-    envp_.assign(base_env_.begin(), base_env_.end());
-    if (remote_env_) {
-      RemoteEnvironment(r->remote, r->remote_length, &addr, &port);
-      if (!addr.empty()) {
-        envp_.push_back(&addr[0]);
-        envp_.push_back(&port[0]);
-      }
-    }
-    envp_.push_back(nullptr);
-    plan_.envp = envp_.data();
-    for (size_t k : connection_slots_) fds_[k].parent_fd = connection;
-    report_ = {-1, 0, 0, -1};
-    int slot = -1;
-    if (!slot_prefix_.empty()) {
-      slot = TakeSlot();
-      if (slot < 0) {
-        r->kind = Record::kFailed;
-        r->step = kStepCgroup;
-        r->err = errno;
-        r->syscall = "mkdir";
-        r->path = slot_prefix_;
-        return;
-      }
-      r->slot = slots_[slot].path;
-    }
-    LaunchResult launched = LaunchChild(&plan_, stack_, slot >= 0 ? slots_[slot].fd : -1,
-                                        CloneMethod::kAuto, &clone3_missing_, 0);
-    if (launched.err != 0 || report_.step >= 0) {
-      if (launched.err == 0) {
-        siginfo_t info;
-        while (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(launched.pidfd), &info,
-                      WEXITED | __WALL) != 0 && errno == EINTR) {
-        }
-        close(launched.pidfd);
-      }
+  // Under the mutex, after a clone: the record, the child watched, a failed slot returned.
+  void Finish(const Worker& worker, const LaunchResult& launched, int slot, Record* r) {
+    const ChildReport& report = worker.report;
+    if (launched.err != 0 || report.step >= 0) {
       if (slot >= 0) {
         slots_[slot].free = true;
         free_slots_.push_back(slot);
@@ -646,11 +730,12 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
         r->step = launched.cgroup_step ? kStepCgroup : -1;
         r->err = launched.err;
         r->syscall = launched.syscall;
-        if (launched.cgroup_step) r->path = r->slot;
+        if (!launched.cgroup_step) r->path.clear();
+        else r->path = r->slot;
       } else {
-        r->step = report_.step < kStepCount ? report_.step : kStepExec;
-        r->err = report_.err;
-        r->syscall = report_.syscall > 0 && report_.syscall < kSysCount ? kSyscallNames[report_.syscall] : "exec";
+        r->step = report.step < kStepCount ? report.step : kStepExec;
+        r->err = report.err;
+        r->syscall = report.syscall > 0 && report.syscall < kSysCount ? kSyscallNames[report.syscall] : "exec";
         if (r->step == kStepExec) r->path = spec_.path;
         else if (r->step == kStepChdir) r->path = spec_.cwd;
         else if (r->step == kStepCgroup) r->path = r->slot;
@@ -725,7 +810,9 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
 
   napi_env env_ = nullptr;
   std::mutex mutex_;
-  std::thread thread_;
+  std::condition_variable idle_;
+  int in_flight_ = 0;  // clones under way (the mutex is not held meanwhile)
+  std::vector<std::thread> threads_;
   Napi::ThreadSafeFunction tsfn_;
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
@@ -735,6 +822,8 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
   bool paused_ = false;
   bool closed_ = false;
   bool terminating_ = false;
+  // queue_ and delivery_scheduled_: taken briefly by both threads, never across an accept or a clone.
+  std::mutex queue_mutex_;
   bool delivery_scheduled_ = false;
   int max_connections_ = 64;
   bool remote_env_ = false;
@@ -745,16 +834,11 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
   PlanSpec spec_;
   std::vector<char*> argv_;
   std::vector<char*> base_env_;
-  std::vector<char*> envp_;
   std::string oom_text_;
-  std::vector<FdSpec> fds_;
+  std::vector<FdSpec> fds_;  // the template's; each worker copies them
   std::vector<size_t> connection_slots_;
-  std::vector<int> fd_scratch_;
   std::vector<int> gap_fds_;
   ChildPlan plan_ = {};
-  ChildReport report_ = {-1, 0, 0, -1};
-  ChildStack stack_;
-  std::atomic<bool> clone3_missing_{false};
   // cgroup slot groups: "<pool>.slot-f<n>", reused while found empty after an exit.
   std::string slot_prefix_;
   uint64_t slot_counter_ = 0;
