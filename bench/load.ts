@@ -13,8 +13,18 @@
 // target: control p99 < 100 ms under load with every request answered, every load complete, and RSS
 // bounded (peak ≤ 256 MB, and ≤ idle + 64 MB once the load is over).
 // TRIGGERD_BENCH_LOAD_SCALE=0.1 runs a tenth of every load (for iterating; the JSON says so).
-// TRIGGERD_BENCH_LOAD_DAEMON_NICE=-10 renices the daemon's event loop thread (a diagnosis: how much
-// of the latency is the machine's other work taking the CPU; the JSON says so).
+// TRIGGERD_BENCH_LOAD_DAEMON_NICE=-10 renices the daemon's event loop thread and, when the daemon has
+// a session of its own, its autogroup (/proc/PID/autogroup: between sessions only the group's nice
+// counts) — a diagnosis: how much of the latency is the machine's other work taking the CPU; the
+// JSON says so.
+// The daemon runs in a session of its own, as init or start-stop-daemon would start it: with
+// autogroup scheduling a session is one CPU-share group, and the old arrangement (the daemon in
+// the benchmark's session, sharing one group with the benchmark and every load generator, while
+// each service it spawns has a group of its own) starved it; TRIGGERD_BENCH_LOAD_SHARED_SESSION=1
+// brings that back for comparison.
+// A second peer is the floor under load: a single-threaded C line-echo server (bench/lib/
+// line-echo-peer), in the same session arrangement as the daemon, probed the same way every 20 ms
+// throughout; its latency is what the scheduler alone costs any process woken to answer.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -40,12 +50,14 @@ import { hostInfo, runBenchmark } from './lib/report';
 import { ONE_LINE_SOURCE } from './lib/socket-programs';
 import { kibToMb, percentile, round } from './lib/stats';
 import { startTriggerd, TRIGGERCTL } from './lib/triggerd-daemon';
+import { LinePinger, startLineEchoPeer } from './lib/line-echo-peer';
 
 const SCALE = Number(process.env.TRIGGERD_BENCH_LOAD_SCALE ?? 1);
 const DAEMON_NICE =
   process.env.TRIGGERD_BENCH_LOAD_DAEMON_NICE === undefined
     ? undefined
     : Number(process.env.TRIGGERD_BENCH_LOAD_DAEMON_NICE);
+const OWN_SESSION = process.env.TRIGGERD_BENCH_LOAD_SHARED_SESSION !== '1';
 const scaled = (n: number): number => Math.max(1, Math.round(n * SCALE));
 /** TRIGGERD_BENCH_LOAD_ONLY=uevents,notify runs only those loads (attributing latency; not a result). */
 const ONLY = process.env.TRIGGERD_BENCH_LOAD_ONLY?.split(',').filter((k) => k !== '');
@@ -124,12 +136,18 @@ async function idleBaseline(socket: string, request: () => Promise<unknown>): Pr
   };
 }
 
+interface EchoPeerFigures {
+  idle: LatencyFigures;
+  underLoad: LatencyFigures;
+}
+
 function report(
   r: CombinedLoadResult,
   idleKiB: number,
   endKiB: number,
   hwmKiB: number,
   idle: object,
+  echo: EchoPeerFigures,
 ): object {
   const u = r.uevents;
   const c = r.connections;
@@ -181,7 +199,9 @@ function report(
     ...(ONLY !== undefined && ONLY.length > 0
       ? { only: ONLY, onlyNote: 'a subset of the loads: a diagnosis, not the result' }
       : {}),
-    ...(DAEMON_NICE !== undefined ? { daemonEventLoopNice: DAEMON_NICE } : {}),
+    ...(DAEMON_NICE !== undefined
+      ? { daemonEventLoopNice: DAEMON_NICE, ...(OWN_SESSION ? { daemonAutogroupNice: DAEMON_NICE } : {}) }
+      : {}),
     what:
       'four loads started together against one triggerd (companion mode, no rules), each in its own ' +
       'process; status probed every 20 ms on a persistent control connection and every 2 s via ' +
@@ -190,11 +210,15 @@ function report(
       ? { extraNodeFlags: process.env.TRIGGERD_BENCH_NODE_FLAGS }
       : {}),
     // Issue 9's bench/storm figures in one place (details below).
+    daemonSession: OWN_SESSION
+      ? 'its own (setsid), as init would start it'
+      : "the benchmark's, shared with the load generators (TRIGGERD_BENCH_LOAD_SHARED_SESSION=1)",
     figures: {
       ueventsPerSecSustained:
         ueventWindow === null ? null : Math.round((SIZES.uevents.count / ueventWindow) * 1000),
       controlP99MsUnderLoad: underLoad.p99,
       controlP99MsIdle: (idle as { controlSocket?: LatencyFigures }).controlSocket?.p99 ?? null,
+      lineEchoPeerP99MsUnderLoad: echo.underLoad.p99,
       peakRssMB: peakMB,
       endRssMB: endMB,
     },
@@ -310,6 +334,12 @@ function report(
       name: 'the same daemon idle: the same two probes for 3 s before the load (baseline)',
       ...idle,
     },
+    lineEchoPeer: {
+      name: 'a single-threaded C server answering each line with a fixed line (bench/lib/line-echo-peer)',
+      what: 'one persistent unix-socket connection, one line every 20 ms, from just before the loads start until the last one ended (not cut to the overlap); idle = during the daemon baseline',
+      session: OWN_SESSION ? 'its own' : "the benchmark's",
+      ...echo,
+    },
     target: {
       controlP99Ms: TARGET.controlP99Ms,
       judgedOn:
@@ -351,20 +381,31 @@ async function main(): Promise<object> {
   };
   const port = await freePort();
   writeLoadUnits(dirs, port, programs, SIZES);
+  const echoPeer = await startLineEchoPeer(bin, path.join(tmp, 'echo.sock'), OWN_SESSION);
+  const pinger = await LinePinger.connect(echoPeer.socket);
   const daemon = await startTriggerd(path.join(tmp, 'rules'), {
     unitPath: dirs.units,
     mode: 'companion',
     // An empty udev database: coldplug takes nothing from whatever /run/udev holds.
     extraArgs: ['--udev-db-dir', path.join(tmp, 'udevdb')],
+    ownSession: OWN_SESSION,
   });
+  const echoProbe = (): StatusProbe =>
+    new StatusProbe(() => pinger.ask(), PROBE.intervalMs, PROBE.timeoutMs, performance.now()).start();
   try {
     // setpriority(PRIO_PROCESS, pid) on Linux: the thread whose tid is pid, i.e. the event loop.
-    if (DAEMON_NICE !== undefined) os.setPriority(daemon.pid, DAEMON_NICE);
+    if (DAEMON_NICE !== undefined) {
+      os.setPriority(daemon.pid, DAEMON_NICE);
+      if (OWN_SESSION) fs.writeFileSync(`/proc/${daemon.pid}/autogroup`, String(DAEMON_NICE));
+    }
     await armLoadUnits(daemon.request, 10_000);
     if (!(await waitListening(port, 10_000)))
       throw new Error(`the Accept=yes socket does not listen on ${port}`);
     const idleKiB = statusKiB(daemon.pid, 'VmRSS') ?? 0;
+    const echoIdle = echoProbe();
     const idle = await idleBaseline(daemon.socket, () => daemon.request('status'));
+    const echo: EchoPeerFigures = { idle: latency(await echoIdle.stop()), underLoad: latency([]) };
+    const echoLoad = echoProbe();
     const result = await runCombinedLoad({
       daemonPid: daemon.pid,
       socket: daemon.socket,
@@ -377,16 +418,19 @@ async function main(): Promise<object> {
       probe: PROBE,
       deadlineMs: DEADLINE_MS,
     });
+    echo.underLoad = latency(await echoLoad.stop());
     await sleep(QUIET_MS);
     const endKiB = statusKiB(daemon.pid, 'VmRSS') ?? 0;
     const hwmKiB = statusKiB(daemon.pid, 'VmHWM') ?? 0;
-    const out = report(result, idleKiB, endKiB, hwmKiB, idle) as Record<string, unknown>;
+    const out = report(result, idleKiB, endKiB, hwmKiB, idle, echo) as Record<string, unknown>;
     const status = (await daemon.request('status')) as { units: number };
     out.unitsAfter = status.units;
     if (out.meetsTarget !== true) out.daemonLogTail = daemon.logTail().slice(-5);
     return out;
   } finally {
+    pinger.close();
     await daemon.stop();
+    await echoPeer.stop();
   }
 }
 

@@ -91,6 +91,14 @@ export interface StartOptions {
   mode?: 'standalone' | 'companion';
   /** More daemon arguments, after the defaults (e.g. --udev-db-dir for companion mode). */
   extraArgs?: string[];
+  /**
+   * Start the daemon in a session of its own (setsid), as init or start-stop-daemon would. With
+   * the kernel's autogroup scheduling (CONFIG_SCHED_AUTOGROUP, sched_autogroup_enabled=1) a
+   * session is one scheduling group: left in the benchmark's session, the daemon shares one
+   * group's CPU share with the benchmark and every load generator it started, while each service
+   * the daemon spawns (setsid) gets a whole group of its own. Default false (the old arrangement).
+   */
+  ownSession?: boolean;
 }
 
 /** Start triggerd standalone with `rulesPath` (':'-separated) and wait until it settled its coldplug. */
@@ -161,6 +169,7 @@ export async function startTriggerd(rulesPath: string, options: StartOptions = {
       cwd: REPO,
       env: { ...process.env, ...DAEMON_ENV },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.ownSession === true,
     });
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
