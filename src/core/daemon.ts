@@ -442,7 +442,7 @@ export class Daemon {
       fds: controlFd === undefined ? fds : [...fds, controlFd],
       ...(controlFd !== undefined ? { control: { fd: controlFd, path: this.options.controlSocket } } : {}),
       ...(kind === 'reexec' ? { sockets } : {}),
-      cgroups: this.units.supervisor.ownedGroups(),
+      cgroups: this.units.ownedGroups(),
       units,
     };
   }

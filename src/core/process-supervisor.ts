@@ -145,9 +145,15 @@ export class ProcessSupervisor {
     if (tree === undefined) return [];
     const out = [...this.madeGroups].map((u) => tree.pathOf(u));
     for (const s of this.slots.values()) out.push(s.dir);
-    out.push(...tree.spareSlots());
+    out.push(...tree.spareSlots(), ...this.inheritedBusy);
     return out;
   }
+
+  /**
+   * Slot groups an earlier image left with processes in them (an instance adopted, or one not
+   * restored): kept while busy, listed on for the next image, tried again at exit.
+   */
+  private readonly inheritedBusy = new Set<string>();
 
   /**
    * After a re-exec or a crash: the groups the earlier image listed (ownedGroups). One that
@@ -155,17 +161,18 @@ export class ProcessSupervisor {
    * adoptGroup, or left while its processes run); an empty one that no unit of this image uses
    * is removed. Only listed groups are touched: another daemon may share the slice.
    */
-  reclaimGroups(dirs: readonly string[]): { removed: number; kept: number } {
+  reclaimGroups(dirs: readonly string[], alsoInUse: ReadonlySet<string> = new Set()): { removed: number; kept: number } {
     const tree = this.options.cgroups;
     const counts = { removed: 0, kept: 0 };
     if (tree === undefined) return counts;
-    const inUse = new Set(this.ownedGroups());
+    const inUse = new Set([...this.ownedGroups(), ...alsoInUse]);
     for (const dir of new Set(dirs)) {
       if (path.dirname(dir) !== tree.slice || inUse.has(dir)) continue;
       const name = path.basename(dir);
       if (!tree.isEmpty(dir)) {
         counts.kept++;
         if (!name.includes('.slot-') && this.services.has(name)) this.madeGroups.add(name);
+        else this.inheritedBusy.add(dir);
         continue;
       }
       try {
@@ -181,6 +188,14 @@ export class ProcessSupervisor {
   /** At exit: the groups kept between runs, and the pools' spare groups. */
   removeGroups(): void {
     for (const unit of [...this.madeGroups]) this.removeGroup(unit);
+    const tree = this.options.cgroups;
+    for (const dir of this.inheritedBusy) {
+      try {
+        tree?.remove(dir);
+      } catch {
+        // still busy, or gone
+      }
+    }
     this.options.cgroups?.dropSpares();
   }
 

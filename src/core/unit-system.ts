@@ -139,7 +139,11 @@ export class UnitSystem {
     });
     this.fastPath = new AcceptFastPath({
       native: () => this.nativeSocket(),
-      addUnit: (unit) => this.options.manager.addUnit(unit),
+      addUnit: (unit) => {
+        // Its slot group: listed in the state file, so the next image removes it when spare.
+        if (unit.cgroup !== undefined) this.fastSlots.add(unit.cgroup);
+        this.options.manager.addUnit(unit);
+      },
       removeUnit: (unit) => {
         if (this.options.manager.getUnit(unit.name) !== unit) return;
         this.options.manager.removeUnit(unit.name);
@@ -825,7 +829,7 @@ export class UnitSystem {
       else this.logger.warn({ unit: name }, `cannot start again: ${r.error.message}`);
     }
     // Groups the earlier image made: the empty ones nobody uses now go (adopted ones stay).
-    const groups = this.supervisor.reclaimGroups(state.cgroups ?? []);
+    const groups = this.supervisor.reclaimGroups(state.cgroups ?? [], this.fastSlots);
     this.logger.info(
       { ...counts, kind, leftFds: carried.size, groupsRemoved: groups.removed, groupsKept: groups.kept },
       'units restored from the state file',
@@ -868,6 +872,14 @@ export class UnitSystem {
     }
     unit.catchup();
     return true;
+  }
+
+  /** Slot groups the accept threads (fast path) put instances into: spare or busy, they are ours. */
+  private readonly fastSlots = new Set<string>();
+
+  /** Every cgroup this image made and keeps, for the state file (ProcessSupervisor.reclaimGroups). */
+  ownedGroups(): string[] {
+    return [...this.supervisor.ownedGroups(), ...this.fastSlots];
   }
 
   /** The notify socket (from its 'open' item), and when its stream last handed something on. */
