@@ -17,6 +17,7 @@ import {
 } from './job-types';
 import {
   buildTransaction,
+  trivialStartTransaction,
   type InstalledJobView,
   type JobRequest,
   type Transaction,
@@ -98,6 +99,11 @@ export interface JobQueueOptions {
   onEvent?: (event: JobEvent) => void;
   /** Automatic stop/start actions (StopWhenUnneeded=, BindsTo=, Upholds=) per unit and window. */
   autoRateLimit?: { intervalMs: number; burst: number };
+  /**
+   * Install a start whose dependencies are all satisfied already without building the full
+   * transaction (trivialStartTransaction); default true. Tests turn it off to compare.
+   */
+  trivialStarts?: boolean;
 }
 
 interface Job {
@@ -153,6 +159,7 @@ export class JobQueue {
   private readonly clock: JobClock;
   private readonly onEvent: (event: JobEvent) => void;
   private readonly rateLimit: { intervalMs: number; burst: number };
+  private readonly trivialStarts: boolean;
 
   private readonly installed = new Map<string, Job>();
   private readonly byId = new Map<number, Job>();
@@ -178,6 +185,7 @@ export class JobQueue {
     this.clock = options.clock ?? systemClock;
     this.onEvent = options.onEvent ?? (() => undefined);
     this.rateLimit = options.autoRateLimit ?? { intervalMs: 10_000, burst: 16 };
+    this.trivialStarts = options.trivialStarts ?? true;
   }
 
   /** Swap in a graph rebuilt after a reload. Installed jobs stay; ordering follows the new graph. */
@@ -189,6 +197,12 @@ export class JobQueue {
 
   /** Build the transaction for a request and install it. */
   enqueue(request: JobRequest): EnqueueResult {
+    // A path- or timer-triggered start of a unit whose dependencies are up: the same outcome
+    // without building (and checking) a transaction over the graph.
+    const trivial = this.trivialStarts
+      ? trivialStartTransaction(this.graph, request, this.units, (u) => this.installed.get(u))
+      : undefined;
+    if (trivial !== undefined) return { ...this.install(trivial), diagnostics: trivial.diagnostics };
     const tx = buildTransaction(this.graph, request, this.units, {
       installed: (u) => this.installedView(u),
       // Only isolate looks at every unit; units with jobs count even when the graph lacks them.

@@ -361,6 +361,94 @@ export function buildTransaction(
   };
 }
 
+/** Units a trivial start may look at before it gives up and leaves it to buildTransaction. */
+const TRIVIAL_CLOSURE_LIMIT = 64;
+
+/**
+ * The transaction of a start request whose outcome is known without building one: buildTransaction
+ * would end with the anchor's start job alone and no diagnostics. That is the case when every job
+ * the start would pull in (following the same edges, as deep as buildTransaction does) changes
+ * nothing and is dropped as redundant: starts and verify-actives of loaded units that are active,
+ * stops of units that are inactive; no unit in it, and no unit the anchor is ordered against, has
+ * an installed job (so nothing merges, conflicts or can close an ordering cycle); and the request
+ * is not refused. Undefined whenever anything is less than trivially satisfied: the caller then
+ * builds the full transaction. Pure, like buildTransaction, and returns what it would.
+ */
+export function trivialStartTransaction(
+  graph: DependencyGraph,
+  request: JobRequest,
+  state: UnitViewFn,
+  installed: (unit: string) => InstalledJobView | undefined,
+): Transaction | undefined {
+  const { mode } = request;
+  if (mode !== 'replace' && mode !== 'fail' && mode !== 'replace-irreversibly') return undefined;
+  const unit = graph.resolve(request.unit);
+  const anchorView = state(unit);
+  if (anchorView === undefined || anchorView.loadState !== 'loaded') return undefined;
+  if (collapseJobType(request.type, anchorView.active) !== 'start') return undefined;
+  if (request.manual === true && anchorView.refuseManualStart === true) return undefined;
+  if (installed(unit) !== undefined) return undefined;
+  for (const kind of ['After', 'Before'] as const) {
+    for (const u of graph.targets(unit, kind)) if (installed(u) !== undefined) return undefined;
+  }
+  // The jobs buildTransaction would add, as unit → type; each is followed once, as there.
+  const seen = new Map<string, CollapsedJobType>([[unit, 'start']]);
+  const work: { unit: string; type: CollapsedJobType }[] = [{ unit, type: 'start' }];
+  const reach = (kinds: readonly EdgeKind[], from: string, type: CollapsedJobType): boolean => {
+    for (const kind of kinds) {
+      for (const u of graph.targets(from, kind)) {
+        const had = seen.get(u);
+        if (had !== undefined) {
+          if (had !== type) return false;
+          continue;
+        }
+        if (
+          seen.size >= TRIVIAL_CLOSURE_LIMIT ||
+          !changesNothing(type, state(u)) ||
+          installed(u) !== undefined
+        )
+          return false;
+        seen.set(u, type);
+        work.push({ unit: u, type });
+      }
+    }
+    return true;
+  };
+  for (let item = work.pop(); item !== undefined; item = work.pop()) {
+    const ok =
+      item.type === 'start'
+        ? reach(PULL_IN_START, item.unit, 'start') &&
+          reach(PULL_IN_VERIFY, item.unit, 'verify-active') &&
+          reach(PULL_IN_STOP, item.unit, 'stop') &&
+          reach(PULL_IN_START_IGNORED, item.unit, 'start') &&
+          reach(PULL_IN_STOP_IGNORED, item.unit, 'stop')
+        : item.type === 'stop'
+          ? reach(PROPAGATE_STOP, item.unit, 'stop')
+          : true;
+    if (!ok) return undefined;
+  }
+  const plan: JobPlan = {
+    unit,
+    type: 'start',
+    anchor: true,
+    matters: true,
+    ignoreOrder: false,
+    irreversible: mode === 'replace-irreversibly',
+  };
+  return { ok: true, request, anchor: unit, jobs: new Map([[unit, plan]]), diagnostics: [] };
+}
+
+/**
+ * A job pulled in along the way that buildTransaction adds without a word and then drops as
+ * redundant: a start or verify-active of a loaded, active unit; a stop of an inactive one that
+ * can be stopped.
+ */
+function changesNothing(type: CollapsedJobType, view: UnitView | undefined): boolean {
+  const v = resolveView(view);
+  if (type === 'stop') return !v.perpetual && isRedundant('stop', v.active);
+  return v.loadState === 'loaded' && isRedundant(type, v.active);
+}
+
 function isJob(x: TxJob | AddFailure): x is TxJob {
   return !('failure' in x);
 }
