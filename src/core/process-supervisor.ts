@@ -7,7 +7,8 @@ import path = require('node:path');
 import type { Logger } from '../util/logger';
 import type { NativeSpawn, SpawnedChild, SpawnError } from '../native/spawn-addon';
 import type { ChildExit } from '../native/spawn-addon';
-import { buildExecPlan, ExecPlanError, needsUserDatabase } from '../exec/exec-context-plan';
+import { ExecPlanError, needsUserDatabase } from '../exec/exec-context-plan';
+import { ExecPlanCache } from '../exec/exec-plan-cache';
 import { LineReader } from '../exec/output-lines';
 import { removeUnitRuntime } from '../exec/sandbox-mounts';
 import { readMountInfo } from '../exec/mount-info';
@@ -72,6 +73,8 @@ export class ProcessSupervisor {
    */
   private users: { stamp: string; db: UserDatabase } | undefined;
   private mountInfo: { at: number; text: string } | undefined;
+  /** Plans per command, prepared once and completed per run (a triggered job's every start). */
+  private readonly plans = new ExecPlanCache();
 
   private planInputs(ctx: ExecContext, burst: boolean): { userDatabase: UserDatabase; mountInfo: string } {
     if (!needsUserDatabase(ctx) && !hasSandbox(ctx)) return { userDatabase: NO_USERS, mountInfo: '' };
@@ -491,7 +494,7 @@ export class ProcessSupervisor {
         const instance = this.services.get(unit)?.connection !== undefined;
         cgroup = this.groupFor(this.options.cgroups, unit, instance);
       }
-      const built = buildExecPlan(
+      const built = this.plans.build(
         ctx,
         cmd,
         { base: this.options.baseEnv, extra },

@@ -57,11 +57,15 @@ export function parseInotifyRecords(buf: Uint8Array): ParsedInotifyRecords {
     if (end > buf.byteLength) break;
     let nameEnd = offset + INOTIFY_HEADER_BYTES;
     while (nameEnd < end && buf[nameEnd] !== 0) nameEnd++;
-    const name = Buffer.from(
-      buf.buffer,
-      buf.byteOffset + offset + INOTIFY_HEADER_BYTES,
-      nameEnd - offset - INOTIFY_HEADER_BYTES,
-    ).toString('utf8');
+    // Events on a watched path itself carry no name: no Buffer for those.
+    const name =
+      nameEnd === offset + INOTIFY_HEADER_BYTES
+        ? ''
+        : Buffer.from(
+            buf.buffer,
+            buf.byteOffset + offset + INOTIFY_HEADER_BYTES,
+            nameEnd - offset - INOTIFY_HEADER_BYTES,
+          ).toString('utf8');
     records.push({ wd, mask, cookie, name });
     if ((mask & IN.Q_OVERFLOW) !== 0) overflow = true;
     offset = end;
@@ -145,7 +149,13 @@ export function inotifyEvents(
       handle = native.openInotify(
         (bytes) => {
           if (subscriber.closed) return;
-          slices.push(splitInotifyRecords(bytes, maxPerTurn));
+          // A record is at least a header: a batch this small cannot need cutting (the usual
+          // wake-up of a path unit, one or a few records).
+          slices.push(
+            bytes.byteLength <= maxPerTurn * INOTIFY_HEADER_BYTES
+              ? [bytes]
+              : splitInotifyRecords(bytes, maxPerTurn),
+          );
         },
         (error) => subscriber.next({ kind: 'error', error }),
       );

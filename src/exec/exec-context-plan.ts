@@ -440,6 +440,25 @@ function checkFd(fd: number, name: string): number {
   return fd;
 }
 
+/** The child's fds: stdio, then the extra ones as 3, 4, ...; O_NONBLOCK where asked. */
+function fdMappings(opts: Pick<ExecPlanOptions, 'stdio' | 'extraFds' | 'nonBlocking'>): FdMapping[] {
+  const fds: FdMapping[] = [
+    { childFd: 0, parentFd: checkFd(opts.stdio.stdin, 'stdin') },
+    { childFd: 1, parentFd: checkFd(opts.stdio.stdout, 'stdout') },
+    { childFd: 2, parentFd: checkFd(opts.stdio.stderr, 'stderr') },
+  ];
+  (opts.extraFds ?? []).forEach((fd, i) =>
+    fds.push({ childFd: 3 + i, parentFd: checkFd(fd, `fd ${3 + i}`) }),
+  );
+  if (opts.nonBlocking !== undefined && opts.nonBlocking.size > 0) {
+    for (const fd of fds) {
+      const flag = fd.parentFd >= 0 ? opts.nonBlocking.get(fd.parentFd) : undefined;
+      if (flag !== undefined) fd.nonBlocking = flag;
+    }
+  }
+  return fds;
+}
+
 /**
  * Builds the plan for one command of a unit. Throws ExecPlanError when the unit's settings
  * cannot be applied (unknown user, missing required EnvironmentFile=, executable not found, ...).
@@ -497,20 +516,7 @@ export function buildExecPlan(
   const executable = resolveExecutable(cmd, opts.searchPath ?? DEFAULT_PATH.split(':'));
   const { cwd, optional: cwdOptional } = resolveWorkingDirectory(ctx, credentials.user, db);
 
-  const fds: FdMapping[] = [
-    { childFd: 0, parentFd: checkFd(opts.stdio.stdin, 'stdin') },
-    { childFd: 1, parentFd: checkFd(opts.stdio.stdout, 'stdout') },
-    { childFd: 2, parentFd: checkFd(opts.stdio.stderr, 'stderr') },
-  ];
-  (opts.extraFds ?? []).forEach((fd, i) =>
-    fds.push({ childFd: 3 + i, parentFd: checkFd(fd, `fd ${3 + i}`) }),
-  );
-  if (opts.nonBlocking !== undefined && opts.nonBlocking.size > 0) {
-    for (const fd of fds) {
-      const flag = fd.parentFd >= 0 ? opts.nonBlocking.get(fd.parentFd) : undefined;
-      if (flag !== undefined) fd.nonBlocking = flag;
-    }
-  }
+  const fds = fdMappings(opts);
 
   const plan: ExecPlan = {
     path: executable,
@@ -560,5 +566,258 @@ export function buildExecPlan(
     }
     if (ctx.ambientCapabilities !== 0n) plan.ambientCapabilities = ctx.ambientCapabilities;
   }
+  return { plan, diagnostics };
+}
+
+// ---- the same plan, built in two halves -----------------------------------------------------
+//
+// A path- or timer-triggered job runs the same command many times: everything buildExecPlan
+// derives from the unit's settings alone is worked out once (prepareExecPlan) and each run only
+// adds what is its own (completeExecPlan): the invocation's variables, the fds, the cgroup.
+// ExecPlanCache (exec-plan-cache.ts) keeps the prepared halves. The result is exactly what
+// buildExecPlan returns; where it could differ, these give up (undefined) and the caller builds
+// the whole plan instead.
+
+/** What does not change from one run of a command to the next while its inputs stay the same. */
+export interface PreparedExecPlan {
+  /** Base variables the unit's own do not override, after UnsetEnvironment=, as KEY=VALUE. */
+  head: readonly { key: string; text: string }[];
+  /** The unit's variables (user, PassEnvironment=, Environment=), after UnsetEnvironment=. */
+  tail: readonly string[];
+  /** Names an invocation variable may not have for the halves to compose (the unit sets or unsets them). */
+  reserved: ReadonlySet<string>;
+  /** The command line, or undefined when it references variables (expanded per run). */
+  argv: readonly string[] | undefined;
+  /** undefined: a bare name, searched on the PATH per run (a program may appear meanwhile). */
+  executable: string | undefined;
+  searchPath: readonly string[];
+  cmd: ExecCommand;
+  /** The plan's fields that come from the unit's settings. */
+  fixed: Omit<ExecPlan, 'path' | 'argv' | 'env' | 'fds' | 'cgroup' | 'setListenPid'>;
+  /** Diagnostics before the command line's, and after it, in buildExecPlan's order. */
+  diagnosticsBefore: readonly Diagnostic[];
+  diagnosticsAfter: readonly Diagnostic[];
+  /** PassEnvironment= names and the values they had (a change means preparing again). */
+  passed: readonly [string, string | undefined][];
+}
+
+/**
+ * The run-independent half of buildExecPlan(ctx, cmd, { base, pass }, opts). Undefined when the
+ * command cannot be prepared ahead: EnvironmentFile= (read at every start, as systemd does), a
+ * sandbox with mount steps (its directories and the mount table are looked at every start),
+ * no user database or mount table given, or a setting buildExecPlan refuses (it reports that).
+ */
+export function prepareExecPlan(
+  ctx: ExecContext,
+  cmd: ExecCommand,
+  env: Omit<ExecEnvironmentInput, 'extra'>,
+  opts: Omit<ExecPlanOptions, 'stdio' | 'extraFds' | 'nonBlocking' | 'cgroup' | 'setListenPid'>,
+): PreparedExecPlan | undefined {
+  if (ctx.environmentFiles.length > 0 || opts.userDatabase === undefined || opts.mountInfo === undefined)
+    return undefined;
+  const before: Diagnostic[] = [];
+  const after: Diagnostic[] = [];
+  const source = cmd.source;
+  let credentials: Credentials;
+  let executable: string | undefined;
+  let cwd: { cwd: string; optional: boolean };
+  if (opts.unitName === '' || opts.unitName.includes('/')) return undefined;
+  if (ctx.rootDirectory !== undefined && ctx.rootDirectory !== '' && ctx.rootDirectory !== '/')
+    return undefined;
+  if (ctx.timerSlackNsec !== undefined) {
+    before.push({
+      severity: 'warning',
+      code: 'EXEC_UNSUPPORTED_SETTING',
+      message: 'TimerSlackNSec= is not supported, ignored',
+      source,
+    });
+  }
+  const db = opts.userDatabase;
+  try {
+    credentials = resolveCredentials(ctx, db, opts.userDatabaseRoot ?? '/', source, before);
+    executable = cmd.path.includes('/') ? resolveExecutable(cmd, []) : undefined;
+    cwd = resolveWorkingDirectory(ctx, credentials.user, db);
+  } catch {
+    return undefined;
+  }
+
+  // The base, then the unit's own variables on top (buildEnvironment's order without the
+  // invocation's, which go between the two halves per run).
+  const headMap = new Map<string, string>();
+  const setHead = (k: string, v: string): void => {
+    headMap.delete(k);
+    headMap.set(k, v);
+  };
+  for (const [k, v] of Object.entries(env.base)) setHead(k, v);
+  if (!headMap.has('PATH')) setHead('PATH', DEFAULT_PATH);
+  const tailMap = new Map<string, string>();
+  const setTail = (k: string, v: string): void => {
+    tailMap.delete(k);
+    tailMap.set(k, v);
+  };
+  const user = credentials.user;
+  if (user !== undefined) {
+    if (user.entry !== undefined) setTail('HOME', user.entry.home);
+    setTail('LOGNAME', user.name);
+    setTail('USER', user.name);
+    if (user.entry !== undefined) setTail('SHELL', user.entry.shell);
+  }
+  const pass = env.pass ?? process.env;
+  const passed: [string, string | undefined][] = [];
+  for (const name of ctx.passEnvironment) {
+    const value = pass[name];
+    passed.push([name, value]);
+    if (value !== undefined) setTail(name, value);
+  }
+  for (const [k, v] of ctx.environment) setTail(k, v);
+  for (const k of tailMap.keys()) headMap.delete(k);
+  const reserved = new Set(tailMap.keys());
+  for (const item of ctx.unsetEnvironment) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq);
+    reserved.add(key);
+    for (const m of [headMap, tailMap]) {
+      if (eq < 0) m.delete(key);
+      else if (m.get(key) === item.slice(eq + 1)) m.delete(key);
+    }
+  }
+  const invalid = (m: Map<string, string>): void => {
+    for (const key of [...m.keys()]) {
+      if (isValidEnvName(key)) continue;
+      m.delete(key);
+      before.push({
+        severity: 'warning',
+        code: 'EXEC_ENVIRONMENT_INVALID',
+        message: `"${key}" is not a valid variable name, not passed`,
+        source,
+      });
+    }
+  };
+  invalid(headMap);
+  invalid(tailMap);
+
+  let argv: string[] | undefined;
+  if (cmd.noEnvExpand || !cmd.argv.some((w) => w.includes('$'))) {
+    argv = [...cmd.argv];
+    if (argv.length === 0) return undefined;
+  }
+
+  const fixed: PreparedExecPlan['fixed'] = {
+    cwd: cwd.cwd,
+    rlimits: buildLimits(ctx, source, after),
+    newSession: opts.newSession ?? true,
+    noNewPrivileges: false,
+    privateNetwork: false,
+    mounts: [],
+    umask: ctx.umask,
+  };
+  if (cwd.optional) fixed.cwdOptional = true;
+  if (ctx.nice !== undefined) fixed.nice = ctx.nice;
+  if (ctx.oomScoreAdjust !== undefined) fixed.oomScoreAdjust = ctx.oomScoreAdjust;
+  if (!cmd.fullPrivileges && !cmd.noSetuidDrop) {
+    if (credentials.uid !== undefined) fixed.uid = credentials.uid;
+    if (credentials.gid !== undefined) fixed.gid = credentials.gid;
+    if (credentials.groups !== undefined) fixed.groups = credentials.groups;
+  }
+  if (!cmd.fullPrivileges) {
+    const sandbox = buildSandbox({
+      ctx,
+      unitName: opts.unitName,
+      runtimeDir: opts.runtimeDir,
+      mounts: parseMountInfo(opts.mountInfo),
+      source,
+    });
+    // Mount steps mean directories and the mount table of the moment: built per run.
+    if (
+      sandbox.steps.length > 0 ||
+      sandbox.privateSysfs !== undefined ||
+      sandbox.inaccessibleSources !== undefined
+    )
+      return undefined;
+    after.push(...sandbox.diagnostics);
+    fixed.privateNetwork = sandbox.privateNetwork;
+    fixed.noNewPrivileges = ctx.noNewPrivileges;
+    if (ctx.capabilityBoundingSet !== undefined || sandbox.droppedCapabilities !== 0n) {
+      fixed.capabilityBoundingSet =
+        (ctx.capabilityBoundingSet ?? ALL_CAPABILITIES) & ~sandbox.droppedCapabilities;
+    }
+    if (ctx.ambientCapabilities !== 0n) fixed.ambientCapabilities = ctx.ambientCapabilities;
+  }
+  return {
+    head: [...headMap].map(([key, v]) => ({ key, text: `${key}=${v}` })),
+    tail: [...tailMap].map(([k, v]) => `${k}=${v}`),
+    reserved,
+    argv,
+    executable,
+    searchPath: opts.searchPath ?? DEFAULT_PATH.split(':'),
+    cmd,
+    fixed,
+    diagnosticsBefore: before,
+    diagnosticsAfter: after,
+    passed,
+  };
+}
+
+/**
+ * The run's half: the invocation's variables between the base and the unit's own, the fds, the
+ * cgroup. Undefined when an invocation variable is one the unit sets or unsets itself, or not a
+ * valid name (buildExecPlan then decides, with its diagnostics). Throws what buildExecPlan would
+ * for a command line that expands to nothing or a bare name not on the PATH.
+ */
+export function completeExecPlan(
+  prepared: PreparedExecPlan,
+  extra: Readonly<Record<string, string>>,
+  opts: Pick<ExecPlanOptions, 'stdio' | 'extraFds' | 'nonBlocking' | 'cgroup' | 'setListenPid'>,
+): BuiltExecPlan | undefined {
+  const extraKeys = Object.keys(extra);
+  for (const k of extraKeys) if (prepared.reserved.has(k) || !isValidEnvName(k)) return undefined;
+  const env: string[] = [];
+  for (const h of prepared.head) if (!(extraKeys.length > 0 && Object.hasOwn(extra, h.key))) env.push(h.text);
+  for (const k of extraKeys) env.push(`${k}=${extra[k]}`);
+  for (const t of prepared.tail) env.push(t);
+
+  const diagnostics = [...prepared.diagnosticsBefore];
+  let argv: string[];
+  if (prepared.argv !== undefined) argv = [...prepared.argv];
+  else {
+    const vars = new Map<string, string>();
+    for (const text of env) {
+      const eq = text.indexOf('=');
+      vars.set(text.slice(0, eq), text.slice(eq + 1));
+    }
+    const expanded = expandArgv(prepared.cmd.argv, vars);
+    argv = expanded.argv;
+    for (const name of expanded.unset) {
+      diagnostics.push({
+        severity: 'warning',
+        code: 'EXEC_UNSET_VARIABLE',
+        message: `command line references \${${name}}, which is not set: expanded to nothing`,
+        source: prepared.cmd.source,
+      });
+    }
+    if (argv.length === 0) {
+      throw new ExecPlanError(
+        'ERR_EXEC_INVALID',
+        'the command line expands to no words',
+        prepared.cmd.path,
+        'EXEC',
+      );
+    }
+  }
+  const executable = prepared.executable ?? resolveExecutable(prepared.cmd, prepared.searchPath);
+  diagnostics.push(...prepared.diagnosticsAfter);
+  const { rlimits, mounts, groups, ...rest } = prepared.fixed;
+  const plan: ExecPlan = {
+    ...rest,
+    path: executable,
+    argv,
+    env,
+    rlimits: rlimits.map((l) => ({ ...l })),
+    fds: fdMappings(opts),
+    mounts: [...mounts],
+  };
+  if (groups !== undefined) plan.groups = [...groups];
+  if (opts.cgroup !== undefined) plan.cgroup = opts.cgroup;
+  if (opts.setListenPid === true) plan.setListenPid = true;
   return { plan, diagnostics };
 }
