@@ -260,6 +260,15 @@ export class FastInstance implements UnitInstance {
     this.setState(this.result === 'success' ? 'dead' : 'failed');
   }
 
+  /** At the daemon's shutdown: SIGKILL to what is left of it. */
+  forceKill(): void {
+    if (this.state === 'dead' || this.state === 'failed') return;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    if (this.pid !== undefined) this.host.signal(this.pid, 9);
+    if (this.cgroup !== undefined) this.host.signalGroup(this.cgroup, 9);
+  }
+
   private kill(state: 'stop-sigterm' | 'stop-sigkill'): void {
     const k = this.template.service?.kill;
     const sigkill = state === 'stop-sigkill';
@@ -393,6 +402,7 @@ export class AcceptFastPath {
   private readonly failed: FastInstance[] = [];
   /** Live instances of every accept thread, by pid: what to do when each is over. */
   private readonly live = new Map<number, (code: ExitCode, status: number) => void>();
+  private readonly liveUnits = new Map<number, FastInstance>();
   private readonly orphanExits = new Map<number, { code: ExitCode; status: number; at: number }>();
 
   /**
@@ -457,6 +467,7 @@ export class AcceptFastPath {
               // Once, and only for this instance (the pid may be another's by now).
               if (this.live.get(pid) !== finish) return;
               this.live.delete(pid);
+              this.liveUnits.delete(pid);
               startTimes.delete(pid);
               events.connection(false);
               unit.exited(code, status);
@@ -471,6 +482,7 @@ export class AcceptFastPath {
               } else this.deps.removeUnit(unit);
             };
             this.live.set(pid, finish);
+            this.liveUnits.set(pid, unit);
             this.deps.addUnit(unit);
             events.connection(true);
             break;
@@ -532,6 +544,14 @@ export class AcceptFastPath {
       resume: () => started.resume(),
       close: () => started.close(),
     };
+  }
+
+  /** At the daemon's shutdown, after the stop jobs had their time: SIGKILL to every live instance. */
+  killRemaining(): void {
+    for (const unit of this.liveUnits.values()) {
+      this.deps.logger.warn({ unit: unit.name, pid: unit.pid }, 'still running at shutdown; killing');
+      unit.forceKill();
+    }
   }
 
   private instanceName(

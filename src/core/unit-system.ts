@@ -612,7 +612,10 @@ export class UnitSystem {
     const adoptFd = restore?.notifyFd;
     this.subscriptions.push(
       // A flood of datagrams is routed 128 per turn of the loop (the rest wait, socket paused).
-      notifyEvents(notify, this.notifySocket, { maxPerTurn: 128, ...(adoptFd !== undefined ? { adoptFd } : {}) }).subscribe({
+      notifyEvents(notify, this.notifySocket, {
+        maxPerTurn: 128,
+        ...(adoptFd !== undefined ? { adoptFd } : {}),
+      }).subscribe({
         next: (item) => {
           this.notifyItemAt = performance.now();
           if (item.kind === 'open') this.notifySource = item.socket;
@@ -946,6 +949,7 @@ export class UnitSystem {
         this.supervisor.killUnit(s.name);
       }
     }
+    this.fastPath.killRemaining();
     // The units' kept groups and the Accept=yes pools' spare groups go with the daemon (a busy
     // group stays, as it would at a unit's stop).
     this.supervisor.removeGroups();

@@ -244,7 +244,10 @@ function fakeAddon(): { native: NativeSocket; deliver: (r: AcceptRecord[]) => vo
         pause: () => void calls.push('pause'),
         resume: () => void calls.push('resume'),
         close: () => void calls.push('close'),
-        signal: () => true,
+        signal: (pid: number, sig: number) => {
+          calls.push(`signal ${pid} ${sig}`);
+          return true;
+        },
         live: () => 0,
         flush: () => undefined,
       };
@@ -380,6 +383,15 @@ describe('AcceptFastPath', () => {
     // The late fallback of the first one changes nothing any more.
     for (const t of timers) t();
     assert.equal(ev.live, 0);
+  });
+
+  test('at shutdown, what is still running gets SIGKILL', () => {
+    const a = fakeAddon();
+    const { path } = fastPath(a.native);
+    path.start('echo.socket', 5, template('ExecStart=/bin/cat'), PLAN, { maxConnections: 64, connectionFds: [0] }, events());
+    a.deliver([started(1, 300), started(2, 301), { kind: 'exited', pid: 300, code: 'exited', status: 0 }]);
+    path.killRemaining();
+    assert.deepEqual(a.calls, ['signal 301 9']);
   });
 
   test('no fast path in the addon: undefined, the caller accepts in JavaScript', () => {
