@@ -164,7 +164,10 @@ export class ProcessSupervisor {
    * adoptGroup, or left while its processes run); an empty one that no unit of this image uses
    * is removed. Only listed groups are touched: another daemon may share the slice.
    */
-  reclaimGroups(dirs: readonly string[], alsoInUse: ReadonlySet<string> = new Set()): { removed: number; kept: number } {
+  reclaimGroups(
+    dirs: readonly string[],
+    alsoInUse: ReadonlySet<string> = new Set(),
+  ): { removed: number; kept: number } {
     const tree = this.options.cgroups;
     const counts = { removed: 0, kept: 0 };
     if (tree === undefined) return counts;

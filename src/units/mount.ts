@@ -411,7 +411,9 @@ export class MountUnit implements UnitInstance {
         : state;
     this.setState(next, this.result);
     this.armTimer(
-      next.endsWith('-sigterm') || next.endsWith('-sigkill') ? KILL_TIMEOUT_MS : (this.config?.timeoutMs ?? 90_000),
+      next.endsWith('-sigterm') || next.endsWith('-sigkill')
+        ? KILL_TIMEOUT_MS
+        : (this.config?.timeoutMs ?? 90_000),
     );
     return true;
   }

@@ -195,9 +195,25 @@ const ACTIVE: Record<ServiceState, ActiveState> = {
 
 const SERVICE_STATES = Object.keys(ACTIVE) as ServiceState[];
 /** Phases whose control process is serialized and adopted (src/core/daemon-state.ts). */
-const CONTROL_PHASES: readonly Phase[] = ['condition', 'start-pre', 'start', 'start-post', 'reload', 'stop', 'stop-post'];
+const CONTROL_PHASES: readonly Phase[] = [
+  'condition',
+  'start-pre',
+  'start',
+  'start-post',
+  'reload',
+  'stop',
+  'stop-post',
+];
 /** States in which a control process of one of those phases runs. */
-const CONTROL_STATES: readonly ServiceState[] = ['condition', 'start-pre', 'start', 'start-post', 'reload', 'stop', 'stop-post'];
+const CONTROL_STATES: readonly ServiceState[] = [
+  'condition',
+  'start-pre',
+  'start',
+  'start-post',
+  'reload',
+  'stop',
+  'stop-post',
+];
 const SERVICE_RESULTS: readonly ServiceResult[] = [
   'success',
   'protocol',
@@ -1293,7 +1309,12 @@ export class ServiceUnit implements UnitInstance {
         this.ready = data.ready === true;
         if (!ctx.adoptProcess(mainPid, stringField(data, 'mainStart'))) {
           ctx.warn(`main process ${mainPid} ended while no daemon watched it; its exit status is unknown`);
-          this.lostMainExit = { pid: mainPid, code: 'exited', status: UNKNOWN_EXIT_STATUS, statusUnknown: true };
+          this.lostMainExit = {
+            pid: mainPid,
+            code: 'exited',
+            status: UNKNOWN_EXIT_STATUS,
+            statusUnknown: true,
+          };
         }
       }
       if (this.deserializeControl(data.control, state, ctx)) {

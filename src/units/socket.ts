@@ -427,7 +427,9 @@ export class SocketUnit implements UnitInstance {
         `control process ${exit.pid} ended while no daemon watched it; its exit status is unknown: taken as success`,
       );
     const ok =
-      (exit.code === 'exited' && exit.status === 0) || cmd?.ignoreFailure === true || exit.statusUnknown === true;
+      (exit.code === 'exited' && exit.status === 0) ||
+      cmd?.ignoreFailure === true ||
+      exit.statusUnknown === true;
     if (!ok) {
       const how =
         exit.code === 'exited' ? `exited with status ${exit.status}` : `killed by signal ${exit.status}`;

@@ -264,7 +264,9 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
     const dir = path.join(root, 'mount', 'run');
     fs.mkdirSync(dir, { recursive: true });
     // mount(8) runs /sbin/mount.TYPE for a type with a helper: a slow one that mounts a tmpfs.
-    fs.writeFileSync(helper, '#!/bin/sh\nsleep 3\nexec /bin/mount -t tmpfs -o size=1m tmpfs "$2"\n', { mode: 0o755 });
+    fs.writeFileSync(helper, '#!/bin/sh\nsleep 3\nexec /bin/mount -t tmpfs -o size=1m tmpfs "$2"\n', {
+      mode: 0o755,
+    });
     const units = unitDir('mount', {
       [unitName]: `[Mount]\nWhat=none\nWhere=${where}\nType=${type}\n`,
       'default.target': `[Unit]\nWants=${unitName}\n`,
@@ -277,7 +279,9 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
         const pid = Number(await prop(a, unitName, 'ControlPID'));
         return pid > 0 ? pid : undefined;
       });
-      await waitForState(dir, 'the checkpoint lists the helper', (t) => t.includes(`"control":{"pid":${helperPid}`));
+      await waitForState(dir, 'the checkpoint lists the helper', (t) =>
+        t.includes(`"control":{"pid":${helperPid}`),
+      );
       process.kill(a.pid, 'SIGKILL');
       await a.exited;
       const b = await startDaemon(args, { dir });
@@ -392,8 +396,7 @@ while True:
 `,
     );
     const units = unitDir('notify', {
-      'talker.service':
-        `[Service]\nType=notify\nExecStart=/usr/bin/python3 ${script} ${dir}/state.json ${sent} ${base}/talker.pid\n`,
+      'talker.service': `[Service]\nType=notify\nExecStart=/usr/bin/python3 ${script} ${dir}/state.json ${sent} ${base}/talker.pid\n`,
       'default.target': '[Unit]\nWants=talker.service\n',
     });
     const d = await startDaemon(['--unit-path', units, '--fstab', ''], { dir });
@@ -474,73 +477,89 @@ while True:
       throw new Error(`${err.message}: missing ${want.filter((w) => !seen.has(w)).join(' ')}`);
     });
     assert.ok(d.logs.some((l) => l.msg === 'continuing after re-exec' && typeof l.ueventFd === 'number'));
-    t.diagnostic(`${inWindow} uevents sent between the re-exec's state file and the new image's 'ready', all processed`);
+    t.diagnostic(
+      `${inWindow} uevents sent between the re-exec's state file and the new image's 'ready', all processed`,
+    );
     await d.stop();
   });
 
-  test('cgroups of earlier images: empty unused ones removed after re-exec and after a crash, busy ones kept', { skip: skipCgroups }, async () => {
-    const sliceDir = slice as string;
-    const base = path.join(root, 'cg');
-    fs.mkdirSync(base, { recursive: true });
-    const port = await freePort();
-    const units = unitDir('cg', {
-      [`${token}-run.service`]: `[Service]\nExecStart=/bin/sh -c 'echo $$ > ${base}/run-$$.pid; exec sleep 1000'\n`,
-      [`${token}-once.service`]: '[Service]\nType=oneshot\nExecStart=/bin/true\n',
-      [`${token}.socket`]: `[Socket]\nListenStream=127.0.0.1:${port}\nAccept=yes\n`,
-      [`${token}@.service`]: '[Service]\nExecStart=/bin/echo hi\n',
-      'default.target': `[Unit]\nWants=${token}-run.service ${token}-once.service ${token}.socket\n`,
-    });
-    const dir = path.join(base, 'run');
-    fs.mkdirSync(dir, { recursive: true });
-    const args = ['--unit-path', units, '--fstab', ''];
-    const groups = (): string[] => safeReaddir(sliceDir).filter((n) => n.startsWith(token)).sort();
-    const runGroup = `${token}-run.service`;
-    const onceGroup = `${token}-once.service`;
-    const a = await startDaemon(args, { dir });
-    daemons.push(a);
-    const runPid = await waitFor('the run service', async () => {
-      const pid = Number(await prop(a, runGroup, 'MainPID'));
-      return pid > 0 ? pid : undefined;
-    });
-    const makeLeftovers = async (d: RunningDaemon): Promise<void> => {
-      for (let i = 0; i < 4; i++) assert.equal(await connectOnce(port), 'hi\n');
-      await Promise.all([connectOnce(port), connectOnce(port), connectOnce(port)]);
-      const started = await ctl(d, 'start', onceGroup);
-      assert.equal(started.code, 0, started.stderr);
-      await waitFor('instances gone', async () =>
-        (await ctl(d, 'list-units')).stdout.includes(`${token}@`) ? undefined : true,
+  test(
+    'cgroups of earlier images: empty unused ones removed after re-exec and after a crash, busy ones kept',
+    { skip: skipCgroups },
+    async () => {
+      const sliceDir = slice as string;
+      const base = path.join(root, 'cg');
+      fs.mkdirSync(base, { recursive: true });
+      const port = await freePort();
+      const units = unitDir('cg', {
+        [`${token}-run.service`]: `[Service]\nExecStart=/bin/sh -c 'echo $$ > ${base}/run-$$.pid; exec sleep 1000'\n`,
+        [`${token}-once.service`]: '[Service]\nType=oneshot\nExecStart=/bin/true\n',
+        [`${token}.socket`]: `[Socket]\nListenStream=127.0.0.1:${port}\nAccept=yes\n`,
+        [`${token}@.service`]: '[Service]\nExecStart=/bin/echo hi\n',
+        'default.target': `[Unit]\nWants=${token}-run.service ${token}-once.service ${token}.socket\n`,
+      });
+      const dir = path.join(base, 'run');
+      fs.mkdirSync(dir, { recursive: true });
+      const args = ['--unit-path', units, '--fstab', ''];
+      const groups = (): string[] =>
+        safeReaddir(sliceDir)
+          .filter((n) => n.startsWith(token))
+          .sort();
+      const runGroup = `${token}-run.service`;
+      const onceGroup = `${token}-once.service`;
+      const a = await startDaemon(args, { dir });
+      daemons.push(a);
+      const runPid = await waitFor('the run service', async () => {
+        const pid = Number(await prop(a, runGroup, 'MainPID'));
+        return pid > 0 ? pid : undefined;
+      });
+      const makeLeftovers = async (d: RunningDaemon): Promise<void> => {
+        for (let i = 0; i < 4; i++) assert.equal(await connectOnce(port), 'hi\n');
+        await Promise.all([connectOnce(port), connectOnce(port), connectOnce(port)]);
+        const started = await ctl(d, 'start', onceGroup);
+        assert.equal(started.code, 0, started.stderr);
+        await waitFor('instances gone', async () =>
+          (await ctl(d, 'list-units')).stdout.includes(`${token}@`) ? undefined : true,
+        );
+      };
+      await makeLeftovers(a);
+      const before = groups();
+      assert.ok(before.includes(runGroup) && before.includes(onceGroup), before.join(' '));
+      assert.ok(
+        before.some((g) => g.includes('.slot-')),
+        `spare slots: ${before.join(' ')}`,
       );
-    };
-    await makeLeftovers(a);
-    const before = groups();
-    assert.ok(before.includes(runGroup) && before.includes(onceGroup), before.join(' '));
-    assert.ok(before.some((g) => g.includes('.slot-')), `spare slots: ${before.join(' ')}`);
 
-    const r = await ctl(a, 'daemon-reexec');
-    assert.equal(r.code, 0, r.stderr);
-    await waitFor('the re-exec', () => (restoredCount(a) >= 1 ? true : undefined), 15_000);
-    assert.deepEqual(groups(), [runGroup], `left after the re-exec: ${groups().join(' ')}`);
-    assert.ok(fs.readFileSync(path.join(sliceDir, runGroup, 'cgroup.procs'), 'utf8').includes(String(runPid)));
-    assert.equal(await prop(a, runGroup, 'MainPID'), String(runPid));
+      const r = await ctl(a, 'daemon-reexec');
+      assert.equal(r.code, 0, r.stderr);
+      await waitFor('the re-exec', () => (restoredCount(a) >= 1 ? true : undefined), 15_000);
+      assert.deepEqual(groups(), [runGroup], `left after the re-exec: ${groups().join(' ')}`);
+      assert.ok(
+        fs.readFileSync(path.join(sliceDir, runGroup, 'cgroup.procs'), 'utf8').includes(String(runPid)),
+      );
+      assert.equal(await prop(a, runGroup, 'MainPID'), String(runPid));
 
-    // The new image's own leftovers, then a crash.
-    await makeLeftovers(a);
-    const made = groups();
-    assert.ok(made.some((g) => g.includes('.slot-')) && made.includes(onceGroup), made.join(' '));
-    await waitForState(dir, 'the checkpoint lists the groups', (t) =>
-      made.every((g) => t.includes(JSON.stringify(path.join(sliceDir, g)))),
-    );
-    process.kill(a.pid, 'SIGKILL');
-    await a.exited;
-    const b = await startDaemon(args, { dir });
-    daemons.push(b);
-    await b.waitForLog((l) => l.msg === 'units restored from the state file');
-    assert.deepEqual(groups(), [runGroup], `left after the restart: ${groups().join(' ')}`);
-    assert.ok(fs.readFileSync(path.join(sliceDir, runGroup, 'cgroup.procs'), 'utf8').includes(String(runPid)));
-    assert.equal(await prop(b, runGroup, 'MainPID'), String(runPid));
-    await b.stop();
-    assert.ok(!alive(runPid) || fs.readFileSync(`/proc/${runPid}/stat`, 'latin1').includes(') Z'));
-  });
+      // The new image's own leftovers, then a crash.
+      await makeLeftovers(a);
+      const made = groups();
+      assert.ok(made.some((g) => g.includes('.slot-')) && made.includes(onceGroup), made.join(' '));
+      await waitForState(dir, 'the checkpoint lists the groups', (t) =>
+        made.every((g) => t.includes(JSON.stringify(path.join(sliceDir, g)))),
+      );
+      process.kill(a.pid, 'SIGKILL');
+      await a.exited;
+      const b = await startDaemon(args, { dir });
+      daemons.push(b);
+      await b.waitForLog((l) => l.msg === 'units restored from the state file');
+      assert.deepEqual(groups(), [runGroup], `left after the restart: ${groups().join(' ')}`);
+      assert.ok(
+        fs.readFileSync(path.join(sliceDir, runGroup, 'cgroup.procs'), 'utf8').includes(String(runPid)),
+      );
+      assert.equal(await prop(b, runGroup, 'MainPID'), String(runPid));
+      await b.stop();
+      assert.ok(!alive(runPid) || fs.readFileSync(`/proc/${runPid}/stat`, 'latin1').includes(') Z'));
+    },
+  );
 });
 
 function safeReaddir(dir: string): string[] {

@@ -67,7 +67,11 @@ async function until<T>(what: string, check: () => T | undefined, ms = 3000): Pr
 describe('taking over a uevent socket', { skip: needsRoot }, () => {
   /** A kernel-group uevent socket as a bare fd, its netlink port, and nobody watching it. */
   function bareUeventSocket(t: TestContext): { fd: number; port: number } {
-    const first = loadNative().openUeventSocket({ groups: 1, receiveBufferBytes: 1 << 20 }, () => undefined, () => undefined);
+    const first = loadNative().openUeventSocket(
+      { groups: 1, receiveBufferBytes: 1 << 20 },
+      () => undefined,
+      () => undefined,
+    );
     const own = ueventSocketFd(first.portId);
     assert.ok(own !== undefined, 'found in /proc/net/netlink');
     const fd = duplicate(own);
@@ -80,12 +84,22 @@ describe('taking over a uevent socket', { skip: needsRoot }, () => {
     const { fd, port } = bareUeventSocket(t);
     writeFileSync(NULL_UEVENT, 'change');
     const rec = recordBatches();
-    const socket = loadNative().openUeventSocket({ groups: 1, receiveBufferBytes: 1 << 20, fd }, rec.onBatch, rec.onError);
+    const socket = loadNative().openUeventSocket(
+      { groups: 1, receiveBufferBytes: 1 << 20, fd },
+      rec.onBatch,
+      rec.onError,
+    );
     t.after(() => socket.close());
     assert.equal(socket.portId, port);
     assert.ok(socket.receiveBufferBytes > 0);
     await until('the queued uevent', () =>
-      rec.items().find((i) => i.kind === 'message' && i.buffer.toString('latin1').startsWith('change@/devices/virtual/mem/null')),
+      rec
+        .items()
+        .find(
+          (i) =>
+            i.kind === 'message' &&
+            i.buffer.toString('latin1').startsWith('change@/devices/virtual/mem/null'),
+        ),
     );
     assert.deepEqual(rec.errors, []);
   });
@@ -98,7 +112,11 @@ describe('taking over a uevent socket', { skip: needsRoot }, () => {
       closeQuietly(writeEnd);
     });
     const open = (fd: number, groups = 1) =>
-      native.openUeventSocket({ groups, receiveBufferBytes: 1 << 20, fd }, () => undefined, () => undefined);
+      native.openUeventSocket(
+        { groups, receiveBufferBytes: 1 << 20, fd },
+        () => undefined,
+        () => undefined,
+      );
     assert.throws(() => open(readEnd), errorCode('ENOTSOCK'));
     assert.ok(isOpen(readEnd));
     const { fd } = bareUeventSocket(t);
@@ -120,7 +138,11 @@ describe('taking over a notify socket', { skip: needsRoot }, () => {
   /** A bound notify socket as a bare fd (the path stays bound to it), nobody watching it. */
   function bareNotifySocket(t: TestContext, at: string): number {
     const native = loadNotifyNative();
-    const first = native.openNotifySocket(at, () => undefined, () => undefined);
+    const first = native.openNotifySocket(
+      at,
+      () => undefined,
+      () => undefined,
+    );
     const own = unixSocketFd(at);
     assert.ok(own !== undefined, 'found in /proc/net/unix');
     const fd = duplicate(own);
@@ -135,7 +157,12 @@ describe('taking over a notify socket', { skip: needsRoot }, () => {
     const fd = bareNotifySocket(t, at);
     assert.equal(native.sendDatagram(at, Buffer.from('STATUS=while nobody read')), 24);
     const got: NotifyItem[] = [];
-    const socket = native.openNotifySocket(at, (b) => got.push(...b), () => undefined, fd);
+    const socket = native.openNotifySocket(
+      at,
+      (b) => got.push(...b),
+      () => undefined,
+      fd,
+    );
     t.after(() => socket.close());
     const item = await until('the queued datagram', () => got[0]);
     assert.equal(item.buffer.toString(), 'STATUS=while nobody read');
@@ -147,13 +174,44 @@ describe('taking over a notify socket', { skip: needsRoot }, () => {
     const native = loadNotifyNative();
     const at = tempSocketPath(t);
     const fd = bareNotifySocket(t, at);
-    assert.throws(() => native.openNotifySocket(`${at}.other`, () => undefined, () => undefined, fd), errorCode('EADDRNOTAVAIL'));
+    assert.throws(
+      () =>
+        native.openNotifySocket(
+          `${at}.other`,
+          () => undefined,
+          () => undefined,
+          fd,
+        ),
+      errorCode('EADDRNOTAVAIL'),
+    );
     assert.ok(isOpen(fd));
-    const uevent = loadNative().openUeventSocket({ groups: 0, receiveBufferBytes: 4096 }, () => undefined, () => undefined);
+    const uevent = loadNative().openUeventSocket(
+      { groups: 0, receiveBufferBytes: 4096 },
+      () => undefined,
+      () => undefined,
+    );
     t.after(() => uevent.close());
     const ueventFd = ueventSocketFd(uevent.portId);
     assert.ok(ueventFd !== undefined);
-    assert.throws(() => native.openNotifySocket(at, () => undefined, () => undefined, ueventFd), errorCode('EAFNOSUPPORT'));
-    assert.throws(() => native.openNotifySocket(at, () => undefined, () => undefined, -1), TypeError);
+    assert.throws(
+      () =>
+        native.openNotifySocket(
+          at,
+          () => undefined,
+          () => undefined,
+          ueventFd,
+        ),
+      errorCode('EAFNOSUPPORT'),
+    );
+    assert.throws(
+      () =>
+        native.openNotifySocket(
+          at,
+          () => undefined,
+          () => undefined,
+          -1,
+        ),
+      TypeError,
+    );
   });
 });

@@ -112,7 +112,12 @@ interface FakeService {
 }
 
 function fakeService(section: Partial<ServiceSection>): FakeService {
-  const f: Omit<FakeService, 'unit'> & { unit?: ServiceUnit } = { states: [], restarts: 0, timers: [], spawned: [] };
+  const f: Omit<FakeService, 'unit'> & { unit?: ServiceUnit } = {
+    states: [],
+    restarts: 0,
+    timers: [],
+    spawned: [],
+  };
   let next = 900;
   const host: ServiceHost = {
     spawn: (cmd) => {
@@ -223,8 +228,17 @@ test('a control process (ExecStartPre=) is serialized with its step; adopted, it
   assert.equal(before.unit.state, 'start-pre');
   before.unit.onExit({ pid: 900, code: 'exited', status: 0 });
   assert.equal(before.unit.controlPid, 901);
-  const data = JSON.parse(JSON.stringify(before.unit.serialize(serializeContext()))) as Record<string, unknown>;
-  assert.deepEqual(data.control, { pid: 901, start: '123', phase: 'start-pre', index: 1, command: '/bin/second' });
+  const data = JSON.parse(JSON.stringify(before.unit.serialize(serializeContext()))) as Record<
+    string,
+    unknown
+  >;
+  assert.deepEqual(data.control, {
+    pid: 901,
+    start: '123',
+    phase: 'start-pre',
+    index: 1,
+    command: '/bin/second',
+  });
 
   const after = fakeService(section);
   const ctx = deserializeContext(true);
@@ -240,7 +254,10 @@ test('a control process (ExecStartPre=) is serialized with its step; adopted, it
 });
 
 test('a control process that ended while no daemon watched: its step counts as done (status unknown), with a warning', () => {
-  const section = { execStartPre: [command('/bin/first'), command('/bin/second')], execStart: [command('/bin/main')] };
+  const section = {
+    execStartPre: [command('/bin/first'), command('/bin/second')],
+    execStart: [command('/bin/main')],
+  };
   const before = fakeService(section);
   before.unit.start();
   const data = before.unit.serialize(serializeContext());
