@@ -513,6 +513,10 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
   }
 
   void Run() {
+    // Process-directed signals (SIGCHLD, SIGTERM) go to the event loop's thread, not here.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
     Worker worker(*this);
     struct epoll_event events[kMaxEvents];
     for (;;) {
