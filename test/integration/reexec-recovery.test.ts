@@ -265,7 +265,7 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
     const dir = path.join(root, 'mount', 'run');
     fs.mkdirSync(dir, { recursive: true });
     // mount(8) runs /sbin/mount.TYPE for a type with a helper: a slow one that mounts a tmpfs.
-    fs.writeFileSync(helper, '#!/bin/sh\nsleep 3\nexec /bin/mount -t tmpfs -o size=1m tmpfs "$2"\n', {
+    fs.writeFileSync(helper, '#!/bin/sh\nsleep 6\nexec /bin/mount -t tmpfs -o size=1m tmpfs "$2"\n', {
       mode: 0o755,
     });
     const units = unitDir('mount', {
@@ -290,7 +290,9 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
       await b.waitForLog((l) => l.msg === 'units restored from the state file');
       assert.ok(alive(helperPid), 'the restart happened while mount(8) ran');
       assert.ok(b.logs.some((l) => l.msg === `adopted process ${helperPid}`));
-      assert.equal(await prop(b, unitName, 'ControlPID'), String(helperPid));
+      const shown = await prop(b, unitName, 'ControlPID');
+      // Unless it has finished meanwhile (a loaded machine), the unit shows it as its own.
+      if (alive(helperPid)) assert.equal(shown, String(helperPid));
       await waitFor(
         `${unitName} mounted`,
         async () => ((await prop(b, unitName, 'SubState')) === 'mounted' ? true : undefined),
