@@ -222,7 +222,7 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
 
   test('an ExecStartPre= running at a kill -9 is adopted by the restarted daemon', async () => {
     const port = await freePort();
-    const { units, marker } = slowPreUnits('pre-crash', 3, port);
+    const { units, marker } = slowPreUnits('pre-crash', 5, port);
     const dir = path.join(root, 'pre-crash', 'run');
     fs.mkdirSync(dir, { recursive: true });
     const args = ['--unit-path', units, '--fstab', ''];
