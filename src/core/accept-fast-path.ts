@@ -57,7 +57,8 @@ export function fastPathEligibility(
     reasons.push(why);
   };
   if (!socket.accept) no('Accept=no');
-  if (socket.listen.length !== 1) no(`${socket.listen.length} Listen*= entries (one accept thread counts MaxConnections=)`);
+  if (socket.listen.length !== 1)
+    no(`${socket.listen.length} Listen*= entries (one accept thread counts MaxConnections=)`);
   else if (socket.listen[0]?.kind !== 'stream' && socket.listen[0]?.kind !== 'seqpacket')
     no(`a ${socket.listen[0]?.kind} socket`);
   if (socket.maxConnectionsPerSource > 0) no('MaxConnectionsPerSource=');
@@ -110,7 +111,8 @@ export function fastPathEligibility(
     x.cacheDirectory.length +
     x.logsDirectory.length +
     x.configurationDirectory.length;
-  if (dirs > 0) no('RuntimeDirectory=/StateDirectory=/CacheDirectory=/LogsDirectory=/ConfigurationDirectory=');
+  if (dirs > 0)
+    no('RuntimeDirectory=/StateDirectory=/CacheDirectory=/LogsDirectory=/ConfigurationDirectory=');
   // stdio: which child fds are the connection (the rest must be /dev/null).
   const connectionFds: number[] = [];
   const socketIn = x.standardInput.kind === 'socket';
@@ -256,7 +258,8 @@ export class FastInstance implements UnitInstance {
         (stopping && status === svc?.kill.killSignal) ||
         (svc?.successExitStatus.signals.includes(status) ?? false) ||
         [1, 2, 13, 15].includes(status);
-    if (!ok && this.result === 'success') this.result = code === 'exited' ? 'exit-code' : code === 'dumped' ? 'core-dump' : 'signal';
+    if (!ok && this.result === 'success')
+      this.result = code === 'exited' ? 'exit-code' : code === 'dumped' ? 'core-dump' : 'signal';
     this.setState(this.result === 'success' ? 'dead' : 'failed');
   }
 
@@ -276,7 +279,10 @@ export class FastInstance implements UnitInstance {
     this.setState(state);
     if (this.pid !== undefined && k?.killMode !== 'none') this.host.signal(this.pid, signal);
     if (this.pid !== undefined && !sigkill) this.host.signal(this.pid, 18);
-    if (this.cgroup !== undefined && (k?.killMode === 'control-group' || (k?.killMode === 'mixed' && sigkill)))
+    if (
+      this.cgroup !== undefined &&
+      (k?.killMode === 'control-group' || (k?.killMode === 'mixed' && sigkill))
+    )
       this.host.signalGroup(this.cgroup, signal);
     const timeout = this.template.service?.timeoutStopMs ?? 90_000;
     if (!sigkill && (k?.sendSIGKILL ?? true) && Number.isFinite(timeout) && timeout > 0) {
@@ -328,9 +334,12 @@ export class FastInstance implements UnitInstance {
           : this.exit.code === 'exited'
             ? ` (code=exited, status=${this.exit.status})`
             : ` (code=${this.exit.code}, signal=${this.exit.status})`;
-      lines.push(`${label('Main PID')}${this.pid}${cmd !== undefined ? ` (${cmd.argv[0] ?? cmd.path})` : ''}${how}`);
+      lines.push(
+        `${label('Main PID')}${this.pid}${cmd !== undefined ? ` (${cmd.argv[0] ?? cmd.path})` : ''}${how}`,
+      );
     }
-    if (this.remote !== undefined) lines.push(`${label('Connection')}from ${formatSocketAddress(this.remote) || 'a local peer'}`);
+    if (this.remote !== undefined)
+      lines.push(`${label('Connection')}from ${formatSocketAddress(this.remote) || 'a local peer'}`);
     if (this.failure !== undefined) lines.push(`${label('Error')}${this.failure}`);
     if (this.cgroup !== undefined) lines.push(`${label('CGroup')}${this.cgroup}`);
     lines.push(`${label('Started by')}the socket's accept thread (Accept=yes fast path)`);
@@ -350,7 +359,9 @@ export class FastInstance implements UnitInstance {
       nRestarts: 0,
       since: this.since,
       ...(up && this.pid !== undefined ? { mainPid: this.pid, mainStart: ctx.startTimeOf(this.pid) } : {}),
-      ...(this.exit !== undefined && this.pid !== undefined ? { mainExit: { pid: this.pid, ...this.exit } } : {}),
+      ...(this.exit !== undefined && this.pid !== undefined
+        ? { mainExit: { pid: this.pid, ...this.exit } }
+        : {}),
       ready: up,
       fdStore: [],
     };
@@ -448,10 +459,11 @@ export class AcceptFastPath {
     const failLog = new RateLimitedLog(10_000, 5);
     const startTimes = new Map<number, number>();
     const startedAt = (pid: number): number => startTimes.get(pid) ?? 0;
-    let spawner: AcceptSpawner | undefined;
+    // Signals go through the thread's pidfds; the thread exists once acceptSpawn returned.
+    const thread: { spawner?: AcceptSpawner } = {};
     const host: FastInstanceHost = {
       ...this.deps.instanceHost,
-      signal: (pid, signal) => spawner?.signal(pid, signal) ?? false,
+      signal: (pid, signal) => thread.spawner?.signal(pid, signal) ?? false,
     };
     const onRecords = (records: AcceptRecord[]): void => {
       // Over PollLimit= the socket pauses the thread; this batch is served all the same.
@@ -490,7 +502,10 @@ export class AcceptFastPath {
           case 'exited': {
             const finish = this.live.get(r.pid);
             if (r.cgroupBusy === true)
-              log.warn({ pid: r.pid, cgroup: r.cgroup }, `${r.cgroup} still has processes after the instance ended; not reused`);
+              log.warn(
+                { pid: r.pid, cgroup: r.cgroup },
+                `${r.cgroup} still has processes after the instance ended; not reused`,
+              );
             if (finish === undefined) break; // its status came through claimExit already
             if (r.error === undefined) {
               finish(r.code, r.status);
@@ -513,10 +528,16 @@ export class AcceptFastPath {
             const name = this.instanceName(prefix, events.nextInstance(), r);
             const unit = new FastInstance(name, template, host, undefined, undefined, r.remote, r.at);
             unit.result = 'resources';
-            const step = r.error.step !== undefined ? `failed at step ${r.error.step}` : `${r.error.syscall ?? 'clone'} failed`;
+            const step =
+              r.error.step !== undefined
+                ? `failed at step ${r.error.step}`
+                : `${r.error.syscall ?? 'clone'} failed`;
             unit.failure = `${step}: ${r.error.message.replace(/^failed at step [A-Z_]+: /, '')} (${r.error.code ?? 'EIO'})${r.error.path !== undefined ? ` ${r.error.path}` : ''}`;
             this.deps.addUnit(unit);
-            log.error({ instance: name, code: r.error.code, step: r.error.step }, `cannot start ${name}: ${unit.failure}`);
+            log.error(
+              { instance: name, code: r.error.code, step: r.error.step },
+              `cannot start ${name}: ${unit.failure}`,
+            );
             this.deps.instanceHost.stateChanged(unit, 'running', 'failed');
             this.keepFailed(unit);
             break;
@@ -534,10 +555,13 @@ export class AcceptFastPath {
     try {
       started = native.acceptSpawn(fd, plan, options, onRecords);
     } catch (err) {
-      log.warn({ err }, `accept fast path not available (${(err as Error).message}); accepting in JavaScript`);
+      log.warn(
+        { err },
+        `accept fast path not available (${(err as Error).message}); accepting in JavaScript`,
+      );
       return undefined;
     }
-    spawner = started;
+    thread.spawner = started;
     log.debug({ fd }, 'accepting on the fast path');
     return {
       pause: () => started.pause(),
@@ -560,7 +584,10 @@ export class AcceptFastPath {
     r: { local?: SocketAddress; remote?: SocketAddress; peerPid: number; peerUid: number },
   ): string {
     const unknown: SocketAddress = { family: 'unix', path: '' };
-    const instance = connectionInstance(n, r.local ?? unknown, r.remote ?? unknown, { pid: r.peerPid, uid: r.peerUid });
+    const instance = connectionInstance(n, r.local ?? unknown, r.remote ?? unknown, {
+      pid: r.peerPid,
+      uid: r.peerUid,
+    });
     return `${prefix}@${instance}.service`;
   }
 

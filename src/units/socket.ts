@@ -954,8 +954,7 @@ export class SocketUnit implements UnitInstance {
       },
       acceptFailed: (e) => {
         const suppressed = this.acceptErrorLog.admit();
-        if (suppressed >= 0)
-          this.host.log.error({ code: e.code, suppressed }, `accept failed: ${e.message}`);
+        if (suppressed >= 0) this.host.log.error({ code: e.code, suppressed }, `accept failed: ${e.message}`);
         this.pausePolling('accept-failed', `accept failed: ${e.code ?? 'error'}`, 1000);
       },
     };

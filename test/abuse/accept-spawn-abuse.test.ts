@@ -62,8 +62,16 @@ const idMax = UINT32_MAX - 1;
 function planArg(): Arg {
   return objectArg('plan', validPlan, [
     stringArg('path', () => '/bin/true', { absolute: true }),
-    arrayArg('argv', () => ['true'], stringArg('argv[]', () => 'true', { nonEmpty: false, huge: false })),
-    arrayArg('env', () => ['A=1'], stringArg('env[]', () => 'A=1', { huge: false })),
+    arrayArg(
+      'argv',
+      () => ['true'],
+      stringArg('argv[]', () => 'true', { nonEmpty: false, huge: false }),
+    ),
+    arrayArg(
+      'env',
+      () => ['A=1'],
+      stringArg('env[]', () => 'A=1', { huge: false }),
+    ),
     stringArg('cwd', () => '/', { absolute: true, optional: true }),
     intArg('uid', 0, idMax, () => 0, true),
     intArg('gid', 0, idMax, () => 0, true),
@@ -97,7 +105,11 @@ function planArg(): Arg {
 function optionsArg(): Arg {
   return objectArg('options', () => ({ maxConnections: 4, connectionFds: [0, 1] }), [
     intArg('maxConnections', 1, INT32_MAX, () => 4),
-    arrayArg('connectionFds', () => [0, 1], intArg('connectionFds[]', 0, 2, () => 0)),
+    arrayArg(
+      'connectionFds',
+      () => [0, 1],
+      intArg('connectionFds[]', 0, 2, () => 0),
+    ),
     boolArg('remoteEnvironment', () => true, true),
     stringArg('cgroupPool', () => '/sys/fs/cgroup/triggerd-abuse', { absolute: true, optional: true }),
   ]);
@@ -154,7 +166,13 @@ test('acceptSpawn: fds that are not a listening socket of its own are refused', 
     try {
       const plan = { ...validPlan(), fds: [0, 1, 2, 3].map((childFd) => ({ childFd, parentFd: -1 })) };
       assert.throws(
-        () => n.acceptSpawn(other, { ...plan, fds: plan.fds.filter((f) => f.childFd !== 2) }, { maxConnections: 1, connectionFds: [2] }, () => undefined),
+        () =>
+          n.acceptSpawn(
+            other,
+            { ...plan, fds: plan.fds.filter((f) => f.childFd !== 2) },
+            { maxConnections: 1, connectionFds: [2] },
+            () => undefined,
+          ),
         (err: unknown) => err instanceof TypeError,
       );
     } finally {
@@ -170,64 +188,76 @@ test('acceptSpawn: fds that are not a listening socket of its own are refused', 
   await assertNoFdLeak(before, 'acceptSpawn on wrong fds');
 });
 
-test('acceptSpawn handle: wrong arguments, after close, the fd closed behind its back', { skip }, async () => {
-  const n = raw as RawExports;
-  const before = openFds();
-  const dir = scratchDir('accept-spawn-handle');
-  const sockPath = path.join(dir, 'h.sock');
-  const listening = n.listen('stream', { family: 'unix', path: sockPath }, {}) as number;
-  const records: { kind: string }[] = [];
-  const spawner = n.acceptSpawn(
-    listening,
-    { ...validPlan(), path: '/bin/cat', argv: ['cat'] },
-    { maxConnections: 2, connectionFds: [0, 1] },
-    (batch: unknown) => records.push(...(batch as { kind: string }[])),
-  ) as Spawner;
-  try {
-    for (const bad of [undefined, null, 'x', -1, 0, 1.5, 2 ** 31, {}]) {
-      assert.throws(() => spawner.signal(bad, 15), (e: unknown) => e instanceof TypeError, `signal(${String(bad)})`);
+test(
+  'acceptSpawn handle: wrong arguments, after close, the fd closed behind its back',
+  { skip },
+  async () => {
+    const n = raw as RawExports;
+    const before = openFds();
+    const dir = scratchDir('accept-spawn-handle');
+    const sockPath = path.join(dir, 'h.sock');
+    const listening = n.listen('stream', { family: 'unix', path: sockPath }, {}) as number;
+    const records: { kind: string }[] = [];
+    const spawner = n.acceptSpawn(
+      listening,
+      { ...validPlan(), path: '/bin/cat', argv: ['cat'] },
+      { maxConnections: 2, connectionFds: [0, 1] },
+      (batch: unknown) => records.push(...(batch as { kind: string }[])),
+    ) as Spawner;
+    try {
+      for (const bad of [undefined, null, 'x', -1, 0, 1.5, 2 ** 31, {}]) {
+        assert.throws(
+          () => spawner.signal(bad, 15),
+          (e: unknown) => e instanceof TypeError,
+          `signal(${String(bad)})`,
+        );
+      }
+      for (const bad of [undefined, null, 'x', -1, 65, 1.5]) {
+        assert.throws(
+          () => spawner.signal(1, bad),
+          (e: unknown) => e instanceof TypeError,
+          `signal(1, ${String(bad)})`,
+        );
+      }
+      assert.equal(spawner.signal(process.pid, 0), false, 'not a child of this spawner');
+      assert.equal(spawner.live(), 0);
+      spawner.pause();
+      spawner.pause();
+      spawner.resume();
+      spawner.resume();
+      // One connection served for real, then the listening fd goes away behind the thread's back.
+      const answer = await new Promise<string>((resolve, reject) => {
+        const c = net.connect(sockPath);
+        let text = '';
+        c.on('connect', () => c.end('ping'));
+        c.on('data', (b) => (text += b.toString()));
+        c.on('close', () => resolve(text));
+        c.on('error', reject);
+      });
+      assert.equal(answer, 'ping');
+      await new Promise((r) => setTimeout(r, 50));
+      spawner.flush();
+      assert.deepEqual(
+        records.map((r) => r.kind),
+        ['started', 'exited'],
+      );
+      n.close(listening);
+      await new Promise((r) => setTimeout(r, 20));
+      spawner.resume();
+      spawner.pause();
+    } finally {
+      spawner.close();
     }
-    for (const bad of [undefined, null, 'x', -1, 65, 1.5]) {
-      assert.throws(() => spawner.signal(1, bad), (e: unknown) => e instanceof TypeError, `signal(1, ${String(bad)})`);
-    }
-    assert.equal(spawner.signal(process.pid, 0), false, 'not a child of this spawner');
-    assert.equal(spawner.live(), 0);
-    spawner.pause();
-    spawner.pause();
-    spawner.resume();
-    spawner.resume();
-    // One connection served for real, then the listening fd goes away behind the thread's back.
-    const answer = await new Promise<string>((resolve, reject) => {
-      const c = net.connect(sockPath);
-      let text = '';
-      c.on('connect', () => c.end('ping'));
-      c.on('data', (b) => (text += b.toString()));
-      c.on('close', () => resolve(text));
-      c.on('error', reject);
-    });
-    assert.equal(answer, 'ping');
-    await new Promise((r) => setTimeout(r, 50));
-    spawner.flush();
-    assert.deepEqual(
-      records.map((r) => r.kind),
-      ['started', 'exited'],
-    );
-    n.close(listening);
-    await new Promise((r) => setTimeout(r, 20));
-    spawner.resume();
-    spawner.pause();
-  } finally {
+    // After close: quiet, and nothing is left of it.
     spawner.close();
-  }
-  // After close: quiet, and nothing is left of it.
-  spawner.close();
-  spawner.pause();
-  spawner.resume();
-  spawner.flush();
-  assert.equal(spawner.signal(1, 0), false);
-  assert.equal(spawner.live(), 0);
-  fs.rmSync(dir, { recursive: true, force: true });
-  await new Promise((r) => setTimeout(r, 50));
-  await assertNoFdLeak(before, 'acceptSpawn handle');
-  await assertProcessUsable();
-});
+    spawner.pause();
+    spawner.resume();
+    spawner.flush();
+    assert.equal(spawner.signal(1, 0), false);
+    assert.equal(spawner.live(), 0);
+    fs.rmSync(dir, { recursive: true, force: true });
+    await new Promise((r) => setTimeout(r, 50));
+    await assertNoFdLeak(before, 'acceptSpawn handle');
+    await assertProcessUsable();
+  },
+);

@@ -64,8 +64,8 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
   const unit = (name: string, text: string): void => fs.writeFileSync(path.join(units, name), text);
   const status = (name: string) => client.request('unit-status', { name, lines: 20 }) as Promise<Status>;
   const listUnits = async (prefix: string) =>
-    ((await client.request('list-units', {})) as { name: string; active: string; sub: string }[]).filter((u) =>
-      u.name.startsWith(prefix),
+    ((await client.request('list-units', {})) as { name: string; active: string; sub: string }[]).filter(
+      (u) => u.name.startsWith(prefix),
     );
   const noLimits = 'TriggerLimitIntervalSec=0\nPollLimitIntervalSec=0\n';
 
@@ -109,19 +109,27 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
   });
 
   test('the qualifying sockets accept on the fast path', () => {
-    const fast = d.logs.filter((l) => String(l.msg) === 'accepting on the fast path').map((l) => String(l.unit));
+    const fast = d.logs
+      .filter((l) => String(l.msg) === 'accepting on the fast path')
+      .map((l) => String(l.unit));
     for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'fmissing'])
       assert.ok(fast.includes(`${s}.socket`), `${s}.socket: ${JSON.stringify(fast)}`);
   });
 
   test('an echo with plain cat, one instance per connection, gone once over', async () => {
     assert.equal(await request(ports.echo as number, 'hello fast path\n'), 'hello fast path\n');
-    const answers = await Promise.all([1, 2, 3, 4, 5].map((i) => request(ports.echo as number, `line ${i}\n`)));
+    const answers = await Promise.all(
+      [1, 2, 3, 4, 5].map((i) => request(ports.echo as number, `line ${i}\n`)),
+    );
     assert.deepEqual(
       answers,
       [1, 2, 3, 4, 5].map((i) => `line ${i}\n`),
     );
-    await waitFor('instances gone', async () => ((await listUnits('fecho@')).length === 0 ? true : undefined)).catch(async (e) => { throw new Error(JSON.stringify(await listUnits('fecho@')) + e); });
+    await waitFor('instances gone', async () =>
+      (await listUnits('fecho@')).length === 0 ? true : undefined,
+    ).catch(async (e) => {
+      throw new Error(JSON.stringify(await listUnits('fecho@')) + e);
+    });
     const s = await status('fecho.socket');
     assert.equal(s.properties.NAccepted, 6);
     assert.equal(s.properties.NConnections, 0);
@@ -140,7 +148,12 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
       c.on('close', () => resolve(text));
       c.on('error', reject);
     });
-    const env = new Map(out.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const env = new Map(
+      out
+        .split('\n')
+        .filter((l) => l.includes('='))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
     assert.equal(env.get('REMOTE_ADDR'), '127.0.0.1');
     assert.equal(env.get('REMOTE_PORT'), String(localPort));
     assert.equal(env.get('GREETING'), 'hi');
@@ -160,8 +173,14 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
     const pid = s.properties.MainPID as number;
     assert.ok(pid > 0);
     assert.ok(fs.existsSync(`/proc/${pid}`));
-    assert.ok(s.statusLines.some((l) => /Main PID: \d+ \(\/bin\/sh\)/.test(l)), s.statusLines.join('\n'));
-    assert.ok(s.statusLines.some((l) => /accept thread/.test(l)), s.statusLines.join('\n'));
+    assert.ok(
+      s.statusLines.some((l) => /Main PID: \d+ \(\/bin\/sh\)/.test(l)),
+      s.statusLines.join('\n'),
+    );
+    assert.ok(
+      s.statusLines.some((l) => /accept thread/.test(l)),
+      s.statusLines.join('\n'),
+    );
     assert.equal((await status('fhold.socket')).properties.NConnections, 1);
     const closed = new Promise((r) => c.once('close', r));
     c.on('error', () => undefined);
@@ -250,7 +269,9 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
       c.end('go\n');
       await closed;
       assert.equal(text, 'done\n');
-      await waitFor('fhold@ collected', async () => ((await listUnits('fhold@')).length === 0 ? true : undefined));
+      await waitFor('fhold@ collected', async () =>
+        (await listUnits('fhold@')).length === 0 ? true : undefined,
+      );
       // The socket serves on the fast path again.
       assert.equal(await request(ports.echo as number, 'after reexec\n'), 'after reexec\n');
     },
@@ -265,7 +286,9 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
     const s = await status(failed.name);
     assert.equal(s.active, 'failed');
     assert.ok(
-      s.statusLines.some((l) => /failed at step EXEC: .*\(ENOENT\) \/nonexistent\/triggerd-no-such-binary/.test(l)),
+      s.statusLines.some((l) =>
+        /failed at step EXEC: .*\(ENOENT\) \/nonexistent\/triggerd-no-such-binary/.test(l),
+      ),
       s.statusLines.join('\n'),
     );
     assert.equal((await status('fmissing.socket')).sub, 'listening');

@@ -18,7 +18,11 @@ import type { ExecPlan } from '../../src/exec/exec-plan';
 import { silentLogger } from '../helpers/logger';
 
 function socket(extra = ''): SocketSection {
-  const f = parseUnitText('echo.socket', `[Socket]\nListenStream=127.0.0.1:7000\nAccept=yes\n${extra}`, '/u/echo.socket');
+  const f = parseUnitText(
+    'echo.socket',
+    `[Socket]\nListenStream=127.0.0.1:7000\nAccept=yes\n${extra}`,
+    '/u/echo.socket',
+  );
   assert.ok(f.socket);
   return f.socket;
 }
@@ -35,33 +39,93 @@ function template(service: string, unit = ''): LoadedUnitFile {
 }
 
 describe('fastPathEligibility', () => {
-  const cases: { what: string; socket?: string; service: string; unit?: string; specifiers?: boolean; reason?: RegExp; fds?: number[] }[] = [
-    { what: 'plain cat: stdin, stdout and stderr are the connection', service: 'ExecStart=/bin/cat', fds: [0, 1, 2] },
-    { what: 'Type=exec and oneshot qualify too', service: 'Type=oneshot\nExecStart=/bin/cat', fds: [0, 1, 2] },
+  const cases: {
+    what: string;
+    socket?: string;
+    service: string;
+    unit?: string;
+    specifiers?: boolean;
+    reason?: RegExp;
+    fds?: number[];
+  }[] = [
+    {
+      what: 'plain cat: stdin, stdout and stderr are the connection',
+      service: 'ExecStart=/bin/cat',
+      fds: [0, 1, 2],
+    },
+    {
+      what: 'Type=exec and oneshot qualify too',
+      service: 'Type=oneshot\nExecStart=/bin/cat',
+      fds: [0, 1, 2],
+    },
     {
       what: 'stdout and stderr to /dev/null',
       service: 'ExecStart=/bin/cat\nStandardOutput=null\nStandardError=null',
       fds: [0],
     },
-    { what: 'stderr to the journal needs a pipe', service: 'ExecStart=/bin/cat\nStandardError=journal', reason: /StandardError=journal/ },
-    { what: 'stdin not the connection', service: 'ExecStart=/bin/cat\nStandardInput=null', reason: /StandardInput=null/ },
+    {
+      what: 'stderr to the journal needs a pipe',
+      service: 'ExecStart=/bin/cat\nStandardError=journal',
+      reason: /StandardError=journal/,
+    },
+    {
+      what: 'stdin not the connection',
+      service: 'ExecStart=/bin/cat\nStandardInput=null',
+      reason: /StandardInput=null/,
+    },
     { what: 'ExecStartPre=', service: 'ExecStartPre=/bin/true\nExecStart=/bin/cat', reason: /ExecStartPre=/ },
     { what: 'ExecStopPost=', service: 'ExecStart=/bin/cat\nExecStopPost=/bin/true', reason: /ExecStopPost=/ },
     { what: 'a sandbox', service: 'ExecStart=/bin/cat\nPrivateTmp=yes', reason: /PrivateTmp=/ },
-    { what: 'ProtectSystem=', service: 'ExecStart=/bin/cat\nProtectSystem=strict', reason: /ProtectSystem=strict/ },
-    { what: 'RuntimeDirectory=', service: 'ExecStart=/bin/cat\nRuntimeDirectory=echo', reason: /RuntimeDirectory=/ },
-    { what: 'EnvironmentFile=', service: 'ExecStart=/bin/cat\nEnvironmentFile=-/etc/default/echo', reason: /EnvironmentFile=/ },
-    { what: '$REMOTE_ADDR on the command line', service: 'ExecStart=/bin/echo $REMOTE_ADDR', reason: /\$VARIABLES/ },
+    {
+      what: 'ProtectSystem=',
+      service: 'ExecStart=/bin/cat\nProtectSystem=strict',
+      reason: /ProtectSystem=strict/,
+    },
+    {
+      what: 'RuntimeDirectory=',
+      service: 'ExecStart=/bin/cat\nRuntimeDirectory=echo',
+      reason: /RuntimeDirectory=/,
+    },
+    {
+      what: 'EnvironmentFile=',
+      service: 'ExecStart=/bin/cat\nEnvironmentFile=-/etc/default/echo',
+      reason: /EnvironmentFile=/,
+    },
+    {
+      what: '$REMOTE_ADDR on the command line',
+      service: 'ExecStart=/bin/echo $REMOTE_ADDR',
+      reason: /\$VARIABLES/,
+    },
     { what: "':' keeps $ as it is", service: 'ExecStart=:/bin/echo $REMOTE_ADDR', fds: [0, 1, 2] },
     { what: '+ prefix', service: 'ExecStart=+/bin/cat', reason: /prefix/ },
     { what: 'Type=notify', service: 'Type=notify\nExecStart=/bin/cat', reason: /Type=notify/ },
     { what: 'Restart=', service: 'ExecStart=/bin/cat\nRestart=on-failure', reason: /Restart=on-failure/ },
     { what: 'RuntimeMaxSec=', service: 'ExecStart=/bin/cat\nRuntimeMaxSec=5', reason: /RuntimeMaxSec=/ },
-    { what: 'conditions', service: 'ExecStart=/bin/cat', unit: 'ConditionPathExists=/etc', reason: /Condition/ },
-    { what: 'OnFailure=', service: 'ExecStart=/bin/cat', unit: 'OnFailure=alert.service', reason: /OnFailure=/ },
+    {
+      what: 'conditions',
+      service: 'ExecStart=/bin/cat',
+      unit: 'ConditionPathExists=/etc',
+      reason: /Condition/,
+    },
+    {
+      what: 'OnFailure=',
+      service: 'ExecStart=/bin/cat',
+      unit: 'OnFailure=alert.service',
+      reason: /OnFailure=/,
+    },
     { what: 'specifiers', service: 'ExecStart=/bin/echo %i', specifiers: true, reason: /specifiers/ },
-    { what: 'two listening sockets', socket: 'ListenStream=127.0.0.1:7001', service: 'ExecStart=/bin/cat', reason: /2 Listen/ },
-    { what: 'MaxConnectionsPerSource=', socket: 'MaxConnectionsPerSource=2', service: 'ExecStart=/bin/cat', reason: /MaxConnectionsPerSource=/ },
+    {
+      what: 'two listening sockets',
+      socket: 'ListenStream=127.0.0.1:7001',
+      service: 'ExecStart=/bin/cat',
+      reason: /2 Listen/,
+    },
+    {
+      what: 'MaxConnectionsPerSource=',
+      socket: 'MaxConnectionsPerSource=2',
+      service: 'ExecStart=/bin/cat',
+      reason: /MaxConnectionsPerSource=/,
+    },
   ];
   for (const c of cases) {
     test(c.what, () => {
@@ -70,13 +134,21 @@ describe('fastPathEligibility', () => {
         assert.deepEqual(v, { ok: true, connectionFds: c.fds });
       } else {
         assert.equal(v.ok, false);
-        if (!v.ok) assert.ok(v.reasons.some((r) => c.reason?.test(r)), v.reasons.join('; '));
+        if (!v.ok)
+          assert.ok(
+            v.reasons.some((r) => c.reason?.test(r)),
+            v.reasons.join('; '),
+          );
       }
     });
   }
 
   test('every reason is named, not just the first', () => {
-    const v = fastPathEligibility(socket(), template('ExecStartPre=/bin/true\nExecStart=/bin/cat\nPrivateTmp=yes'), true);
+    const v = fastPathEligibility(
+      socket(),
+      template('ExecStartPre=/bin/true\nExecStart=/bin/cat\nPrivateTmp=yes'),
+      true,
+    );
     assert.equal(v.ok, false);
     if (!v.ok) assert.equal(v.reasons.length, 3, v.reasons.join('; '));
   });
@@ -129,7 +201,15 @@ const REMOTE = { family: 'inet' as const, host: '127.0.0.1', port: 40000 };
 describe('FastInstance', () => {
   test('a live instance: active/running, its pid, its connection, its group', () => {
     const h = fakeHost();
-    const u = new FastInstance(NAME, template('ExecStart=/bin/cat'), h, 4242, '/cg/echo@.service.slot-f1', REMOTE, 1000);
+    const u = new FastInstance(
+      NAME,
+      template('ExecStart=/bin/cat'),
+      h,
+      4242,
+      '/cg/echo@.service.slot-f1',
+      REMOTE,
+      1000,
+    );
     assert.equal(u.activeState(), 'active');
     assert.equal(u.subState(), 'running');
     assert.equal(u.properties().MainPID, 4242);
@@ -156,7 +236,15 @@ describe('FastInstance', () => {
     const pipe = new FastInstance(NAME, template('ExecStart=/bin/cat'), h, 3, undefined, REMOTE, 0);
     pipe.exited('killed', 13);
     assert.equal(pipe.activeState(), 'inactive', 'SIGPIPE is a clean end, as in systemd');
-    const listed = new FastInstance(NAME, template('ExecStart=/bin/cat\nSuccessExitStatus=3'), h, 4, undefined, REMOTE, 0);
+    const listed = new FastInstance(
+      NAME,
+      template('ExecStart=/bin/cat\nSuccessExitStatus=3'),
+      h,
+      4,
+      undefined,
+      REMOTE,
+      0,
+    );
     listed.exited('exited', 3);
     assert.equal(listed.activeState(), 'inactive');
   });
@@ -183,7 +271,15 @@ describe('FastInstance', () => {
 
   test('stop: after TimeoutStopSec= SIGKILL, and the result says timeout', () => {
     const h = fakeHost();
-    const u = new FastInstance(NAME, template('ExecStart=/bin/cat\nTimeoutStopSec=1'), h, 77, undefined, REMOTE, 0);
+    const u = new FastInstance(
+      NAME,
+      template('ExecStart=/bin/cat\nTimeoutStopSec=1'),
+      h,
+      77,
+      undefined,
+      REMOTE,
+      0,
+    );
     u.stop();
     assert.equal(h.timers.length, 1);
     h.timers[0]?.();
@@ -209,11 +305,22 @@ describe('FastInstance', () => {
       fdStore: [],
     });
     u.exited('exited', 0);
-    assert.equal(u.serialize({ kind: 'checkpoint', carryFd: () => -1, startTimeOf: () => undefined }), undefined);
+    assert.equal(
+      u.serialize({ kind: 'checkpoint', carryFd: () => -1, startTimeOf: () => undefined }),
+      undefined,
+    );
   });
 
   test('an instance whose program never ran is failed with the reason', () => {
-    const u = new FastInstance(NAME, template('ExecStart=/nope'), fakeHost(), undefined, undefined, REMOTE, 0);
+    const u = new FastInstance(
+      NAME,
+      template('ExecStart=/nope'),
+      fakeHost(),
+      undefined,
+      undefined,
+      REMOTE,
+      0,
+    );
     u.failure = 'failed at step EXEC: No such file or directory (ENOENT) /nope';
     assert.equal(u.activeState(), 'failed');
     assert.match(u.statusLines().join('\n'), /Error: failed at step EXEC/);
@@ -315,19 +422,29 @@ const started = (seq: number, pid: number): AcceptRecord => ({
 });
 
 describe('AcceptFastPath', () => {
-  test("records become instances named as systemd names them, and go once over", () => {
+  test('records become instances named as systemd names them, and go once over', () => {
     const a = fakeAddon();
     const { path, units } = fastPath(a.native);
     const ev = events();
-    const handle = path.start('echo.socket', 5, template('ExecStart=/bin/cat'), PLAN, { maxConnections: 64, connectionFds: [0, 1] }, ev);
+    const handle = path.start(
+      'echo.socket',
+      5,
+      template('ExecStart=/bin/cat'),
+      PLAN,
+      { maxConnections: 64, connectionFds: [0, 1] },
+      ev,
+    );
     assert.ok(handle);
     a.deliver([started(1, 100), started(2, 101)]);
-    assert.deepEqual([...units.keys()], [
-      'echo@0-127.0.0.1:7000-127.0.0.1:40001.service',
-      'echo@1-127.0.0.1:7000-127.0.0.1:40002.service',
-    ]);
+    assert.deepEqual(
+      [...units.keys()],
+      ['echo@0-127.0.0.1:7000-127.0.0.1:40001.service', 'echo@1-127.0.0.1:7000-127.0.0.1:40002.service'],
+    );
     assert.equal(ev.live, 2);
-    a.deliver([{ kind: 'exited', pid: 100, code: 'exited', status: 0 }, { kind: 'refused', seq: 3, at: 0, peerPid: -1, peerUid: -1, live: 1 }]);
+    a.deliver([
+      { kind: 'exited', pid: 100, code: 'exited', status: 0 },
+      { kind: 'refused', seq: 3, at: 0, peerPid: -1, peerUid: -1, live: 1 },
+    ]);
     assert.deepEqual([...units.keys()], ['echo@1-127.0.0.1:7000-127.0.0.1:40002.service']);
     assert.equal(ev.live, 1);
     assert.equal(ev.refusedCount, 1);
@@ -339,7 +456,14 @@ describe('AcceptFastPath', () => {
   test('a failed spawn is a failed instance with the reason', () => {
     const a = fakeAddon();
     const { path, units } = fastPath(a.native);
-    path.start('echo.socket', 5, template('ExecStart=/nope'), PLAN, { maxConnections: 64, connectionFds: [0] }, events());
+    path.start(
+      'echo.socket',
+      5,
+      template('ExecStart=/nope'),
+      PLAN,
+      { maxConnections: 64, connectionFds: [0] },
+      events(),
+    );
     a.deliver([
       {
         kind: 'failed',
@@ -368,7 +492,14 @@ describe('AcceptFastPath', () => {
     const a = fakeAddon();
     const { path, units, timers } = fastPath(a.native);
     const ev = events();
-    path.start('echo.socket', 5, template('ExecStart=/bin/cat'), PLAN, { maxConnections: 64, connectionFds: [0] }, ev);
+    path.start(
+      'echo.socket',
+      5,
+      template('ExecStart=/bin/cat'),
+      PLAN,
+      { maxConnections: 64, connectionFds: [0] },
+      ev,
+    );
     // After: the thread says "gone, status unknown", then the spawn addon's reaper reports it.
     a.deliver([started(1, 200)]);
     const err = Object.assign(new Error('ECHILD'), { code: 'ECHILD', errno: -10, syscall: 'waitid' });
@@ -379,7 +510,10 @@ describe('AcceptFastPath', () => {
     // Before: the reaper's report arrives first (even before the record that started it).
     assert.equal(path.claimExit({ pid: 201, code: 'exited', status: 0 }), false);
     a.deliver([started(2, 201), { kind: 'exited', pid: 201, code: 'killed', status: 0, error: err }]);
-    assert.ok(![...units.keys()].some((n) => n.includes(':40002')), 'ended cleanly with the remembered status');
+    assert.ok(
+      ![...units.keys()].some((n) => n.includes(':40002')),
+      'ended cleanly with the remembered status',
+    );
     // The late fallback of the first one changes nothing any more.
     for (const t of timers) t();
     assert.equal(ev.live, 0);
@@ -388,7 +522,14 @@ describe('AcceptFastPath', () => {
   test('at shutdown, what is still running gets SIGKILL', () => {
     const a = fakeAddon();
     const { path } = fastPath(a.native);
-    path.start('echo.socket', 5, template('ExecStart=/bin/cat'), PLAN, { maxConnections: 64, connectionFds: [0] }, events());
+    path.start(
+      'echo.socket',
+      5,
+      template('ExecStart=/bin/cat'),
+      PLAN,
+      { maxConnections: 64, connectionFds: [0] },
+      events(),
+    );
     a.deliver([started(1, 300), started(2, 301), { kind: 'exited', pid: 300, code: 'exited', status: 0 }]);
     path.killRemaining();
     assert.deepEqual(a.calls, ['signal 301 9']);
@@ -398,6 +539,16 @@ describe('AcceptFastPath', () => {
     const a = fakeAddon();
     delete a.native.acceptSpawn;
     const { path } = fastPath(a.native);
-    assert.equal(path.start('echo.socket', 5, template('ExecStart=/bin/cat'), PLAN, { maxConnections: 64, connectionFds: [0] }, events()), undefined);
+    assert.equal(
+      path.start(
+        'echo.socket',
+        5,
+        template('ExecStart=/bin/cat'),
+        PLAN,
+        { maxConnections: 64, connectionFds: [0] },
+        events(),
+      ),
+      undefined,
+    );
   });
 });

@@ -95,7 +95,13 @@ test('the accept thread takes the place of the watch; its records drive the coun
   e.refused({ family: 'inet', host: '127.0.0.1', port: 40000 }, 2);
   assert.equal(r.unit.nConnections, 2);
   assert.equal(r.unit.nRefused, 1);
-  assert.ok(r.logs().some((m) => /refusing connection from 127\.0\.0\.1:40000: too many connections \(2, MaxConnections=2\)/.test(m)));
+  assert.ok(
+    r
+      .logs()
+      .some((m) =>
+        /refusing connection from 127\.0\.0\.1:40000: too many connections \(2, MaxConnections=2\)/.test(m),
+      ),
+  );
   e.connection(false);
   assert.ok(
     r.unit.statusLines().some((l) => /Accepted: 2; Connected: 1 \(MaxConnections=2\); Refused: 1/.test(l)),
