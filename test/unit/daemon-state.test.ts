@@ -300,3 +300,31 @@ test('the carried event sockets and the cgroup list are read back; bad entries a
   assert.deepEqual(read.state.sockets, { uevent: 7 });
   assert.deepEqual(read.state.cgroups, ['/sys/fs/cgroup/triggerd/triggerd.slice/a.service']);
 });
+
+test('an ExecStop= control process is adopted with the main process; its exit runs the next ExecStop=', () => {
+  const section = {
+    execStartPre: [],
+    execStart: [command('/bin/main')],
+    execStop: [command('/bin/stop1'), command('/bin/stop2')],
+  };
+  const before = fakeService(section);
+  before.unit.start();
+  assert.equal(before.unit.state, 'running');
+  before.unit.stop();
+  assert.equal(before.unit.state, 'stop');
+  const data = JSON.parse(JSON.stringify(before.unit.serialize(serializeContext()))) as Record<
+    string,
+    unknown
+  >;
+  assert.deepEqual(data.control, { pid: 901, start: '123', phase: 'stop', index: 0, command: '/bin/stop1' });
+
+  const after = fakeService(section);
+  const ctx = deserializeContext(true);
+  assert.ok(after.unit.deserialize(data, ctx));
+  assert.deepEqual(ctx.adopted, [900, 901]);
+  assert.equal(after.unit.state, 'stop');
+  assert.equal(after.unit.mainPid, 900);
+  after.unit.onExit({ pid: 901, code: 'exited', status: 0 });
+  assert.deepEqual(after.spawned, ['/bin/stop2']);
+  assert.equal(after.unit.state, 'stop');
+});
