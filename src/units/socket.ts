@@ -217,6 +217,9 @@ export interface PauseInfo {
 }
 
 const MAX_BACKOFF_MS = 60_000;
+/** At MaxConnections=, the limit is looked at this many times, this far apart, before refusing. */
+const LOOKS_BEFORE_REFUSING = 3;
+const LOOK_AGAIN_MS = 5;
 /** Connections accepted per wake-up (systemd takes one). */
 const ACCEPT_PER_WAKEUP = 2;
 const SIGKILL = 9;
@@ -848,6 +851,8 @@ export class SocketUnit implements UnitInstance {
     const c = this.config;
     const { native } = this.host;
     for (let i = 0; i < ACCEPT_PER_WAKEUP && this.state === 'listening'; i++) {
+      if (this.nConnections < c.maxConnections) this.looksAtLimit = 0;
+      else if (this.looksAtLimit < LOOKS_BEFORE_REFUSING) return this.lookAgainAtLimit(port);
       let conn: AcceptedConnection | undefined;
       try {
         conn = native.accept(port.fd);
@@ -868,6 +873,7 @@ export class SocketUnit implements UnitInstance {
       if (conn === undefined) return;
       const now = this.host.now();
       if (this.nConnections >= c.maxConnections) {
+        this.looksAtLimit = 0;
         this.refuse(conn, `too many connections (${this.nConnections}, MaxConnections=${c.maxConnections})`);
         continue;
       }
@@ -885,6 +891,27 @@ export class SocketUnit implements UnitInstance {
       }
       this.startInstance(conn, source);
     }
+  }
+
+  /** How often the limit was found holding since it was reached (refused at LOOKS_BEFORE_REFUSING). */
+  private looksAtLimit = 0;
+  private cancelLookAgain: (() => void) | undefined;
+
+  /**
+   * At MaxConnections=: instances that exited but whose exits are not processed yet (they come
+   * in a later poll phase of the loop, later still on a loaded machine) still count. Leave the
+   * connections in the backlog and look again a few times, LOOK_AGAIN_MS apart; only a limit
+   * that still holds then refuses (at concurrency 64 with MaxConnections=64, about half were
+   * refused for nothing).
+   */
+  private lookAgainAtLimit(port: Port): void {
+    port.watch?.pause();
+    if (this.cancelLookAgain !== undefined) return;
+    this.cancelLookAgain = this.host.setTimer(LOOK_AGAIN_MS, () => {
+      this.cancelLookAgain = undefined;
+      this.looksAtLimit++;
+      if (this.state === 'listening' && this.pause === undefined) port.watch?.resume();
+    });
   }
 
   private startInstance(conn: AcceptedConnection, source: string | undefined): void {

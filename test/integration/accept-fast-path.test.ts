@@ -71,7 +71,8 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
 
   before(async () => {
     fs.mkdirSync(units);
-    for (const k of ['echo', 'env', 'hold', 'limited', 'many', 'missing']) ports[k] = await freePort();
+    for (const k of ['echo', 'env', 'hold', 'limited', 'many', 'manyjs', 'missing'])
+      ports[k] = await freePort();
     unit('fecho.socket', `[Socket]\nListenStream=127.0.0.1:${ports.echo}\nAccept=yes\n`);
     unit('fecho@.service', '[Service]\nExecStart=/bin/cat\n');
     unit('fenv.socket', `[Socket]\nListenStream=127.0.0.1:${ports.env}\nAccept=yes\n`);
@@ -88,15 +89,21 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
       `[Socket]\nListenStream=127.0.0.1:${ports.many}\nAccept=yes\nMaxConnections=64\nBacklog=1024\n${noLimits}`,
     );
     unit('fmany@.service', '[Service]\nExecStart=/bin/cat\n');
+    // The same on the JavaScript path (stderr to the journal does not qualify).
+    unit(
+      'jmany.socket',
+      `[Socket]\nListenStream=127.0.0.1:${ports.manyjs}\nAccept=yes\nMaxConnections=64\nBacklog=1024\n${noLimits}`,
+    );
+    unit('jmany@.service', '[Service]\nExecStart=/bin/cat\nStandardError=journal\n');
     unit('fmissing.socket', `[Socket]\nListenStream=127.0.0.1:${ports.missing}\nAccept=yes\n`);
     unit('fmissing@.service', '[Service]\nExecStart=/nonexistent/triggerd-no-such-binary\n');
     const wants = path.join(units, 'sockets.target.wants');
     fs.mkdirSync(wants);
-    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'fmissing'])
+    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'jmany', 'fmissing'])
       fs.symlinkSync(`../${s}.socket`, path.join(wants, `${s}.socket`));
     d = await startDaemon(['--unit-path', units, '--shutdown-timeout', '5', '--log-level', 'debug']);
     client = await d.client();
-    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'fmissing'])
+    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'jmany', 'fmissing'])
       await waitFor(`${s}.socket listening`, async () =>
         (await status(`${s}.socket`)).sub === 'listening' ? true : undefined,
       );
@@ -217,25 +224,29 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
     assert.deepEqual(await Promise.all(answers), ['served\n', 'served\n', 'served\n']);
   });
 
-  test('MaxConnections=64 at concurrency 64 refuses nobody (an exit is reaped before a refusal)', async () => {
-    const port = ports.many as number;
-    let served = 0;
-    const worker = async (w: number): Promise<void> => {
-      for (let i = 0; i < 8; i++) {
-        const text = `w${w} i${i}\n`;
-        assert.equal(await request(port, text), text);
-        served++;
-      }
-    };
-    await Promise.all(Array.from({ length: 64 }, (_, w) => worker(w)));
-    assert.equal(served, 512);
-    // The last records may still be on their way to the event loop when the last client is served.
-    const s = await waitFor('every connection counted', async () => {
-      const st = await status('fmany.socket');
-      return st.properties.NAccepted === 512 ? st : undefined;
+  for (const [label, key, socket] of [
+    ['fast path', 'many', 'fmany.socket'],
+    ['JavaScript path', 'manyjs', 'jmany.socket'],
+  ] as const)
+    test(`MaxConnections=64 at concurrency 64 refuses nobody (${label}: exits are taken before a refusal)`, async () => {
+      const port = ports[key] as number;
+      let served = 0;
+      const worker = async (w: number): Promise<void> => {
+        for (let i = 0; i < 8; i++) {
+          const text = `w${w} i${i}\n`;
+          assert.equal(await request(port, text), text);
+          served++;
+        }
+      };
+      await Promise.all(Array.from({ length: 64 }, (_, w) => worker(w)));
+      assert.equal(served, 512);
+      // The last records may still be on their way to the event loop when the last client is served.
+      const s = await waitFor('every connection counted', async () => {
+        const st = await status(socket);
+        return st.properties.NAccepted === 512 ? st : undefined;
+      });
+      assert.equal(s.properties.NRefused, 0);
     });
-    assert.equal(s.properties.NRefused, 0);
-  });
 
   test(
     'a live instance across daemon-reexec: adopted with its pid, still in status, collected when over',

@@ -326,6 +326,22 @@ test('Accept=yes on a unix socket: instances named by the peer pid and uid', asy
   );
 });
 
+test('MaxConnections: an exit processed while it looks again takes the connection instead of a refusal', async () => {
+  const r = rig('[Socket]\nListenStream=127.0.0.1:80\nAccept=yes\nMaxConnections=2\n');
+  r.unit.start();
+  const fd = r.fd();
+  for (let i = 0; i < 3; i++) r.native.connect(fd);
+  await ticks();
+  assert.equal(r.instances.length, 2);
+  r.clock.advance(5);
+  await ticks();
+  r.instances[0]?.ended();
+  r.clock.advance(5);
+  await ticks();
+  assert.equal(r.instances.length, 3);
+  assert.equal(r.unit.nRefused, 0);
+});
+
 test('MaxConnections: the excess is accepted and closed (refused), counted, and the socket keeps going', async () => {
   const r = rig('[Socket]\nListenStream=127.0.0.1:80\nAccept=yes\nMaxConnections=2\n');
   r.unit.start();
@@ -333,6 +349,11 @@ test('MaxConnections: the excess is accepted and closed (refused), counted, and 
   for (let i = 0; i < 5; i++) r.native.connect(fd);
   await ticks();
   assert.equal(r.instances.length, 2);
+  assert.equal(r.unit.nRefused, 0, 'at the limit it looks again a moment later before refusing');
+  for (let i = 0; i < 12; i++) {
+    r.clock.advance(5);
+    await ticks();
+  }
   assert.equal(r.unit.nRefused, 3);
   assert.equal(r.native.files.get(fd)?.pending.length, 0, 'nothing left waiting in the backlog');
   const open = [...r.native.files.values()].filter((f) => f.type === 'connection').map((f) => f.fd);
