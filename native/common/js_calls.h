@@ -21,4 +21,17 @@ void RaiseUncaught(Napi::Env env, const Napi::Error& error);
 // Anything else that escaped (std::bad_alloc from a string) goes the same way, as an Error.
 void RaiseUncaught(Napi::Env env, const std::exception& exception);
 
+// Runs `body`, which may call into JavaScript from a native callback: whatever it throws is
+// raised as uncaught (above), never thrown on into libuv.
+template <typename Body>
+void CallGuarded(Napi::Env env, Body&& body) {
+  try {
+    body();
+  } catch (const Napi::Error& error) {
+    RaiseUncaught(env, error);
+  } catch (const std::exception& exception) {
+    RaiseUncaught(env, exception);
+  }
+}
+
 }  // namespace triggerd

@@ -37,8 +37,7 @@ Napi::Error SystemErrorWithPath(Napi::Env env, int err, const char* syscall,
   return error;
 }
 
-InotifyAddon::InotifyAddon(Napi::Env env, Napi::Object exports) {
-  handle_class_ = Napi::Persistent(InotifyHandle::DefineClass(env));
+InotifyAddon::InotifyAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(env) {
   DefineAddon(exports, {
                            InstanceMethod<&InotifyAddon::OpenInotify>("openInotify",
                                                                       napi_enumerable),
@@ -57,8 +56,7 @@ Napi::Value InotifyAddon::OpenInotify(const Napi::CallbackInfo& info) {
   }
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) throw MakeSystemError(env, errno, "inotify_init1");
-  return InotifyHandle::Create(env, this, handle_class_, fd, info[0].As<Napi::Function>(),
-                               info[1].As<Napi::Function>());
+  return CreateHandle(env, &fd, info[0].As<Napi::Function>(), info[1].As<Napi::Function>());
 }
 
 // udevd's way: only when nobody holds the disk (LOCK_EX|LOCK_NB, as BLOCK_DEVICE_LOCKING asks

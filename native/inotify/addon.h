@@ -1,35 +1,23 @@
 // Per-environment state of triggerd_inotify.node (napi instance data): the InotifyHandle class of
-// this environment. Open handles close themselves at teardown (see InotifyHandle's cleanup hook).
+// this environment and the fd handover (common/polled_fd_addon.h).
 #pragma once
 
 #include <napi.h>
 
 #include <string>
 
+#include "../common/polled_fd_addon.h"
+#include "inotify_handle.h"
+
 namespace triggerd {
 
-class InotifyAddon : public Napi::Addon<InotifyAddon> {
+class InotifyAddon : public PolledFdAddon<InotifyAddon, InotifyHandle> {
  public:
   InotifyAddon(Napi::Env env, Napi::Object exports);
-
-  InotifyAddon(const InotifyAddon&) = delete;
-  InotifyAddon& operator=(const InotifyAddon&) = delete;
-
-  // Hands the fd from openInotify() to the InotifyHandle constructor it calls; with nothing
-  // pending the constructor refuses (JavaScript cannot make a handle by itself).
-  void SetPendingFd(int fd) { pending_fd_ = fd; }
-  int TakePendingFd() {
-    int fd = pending_fd_;
-    pending_fd_ = -1;
-    return fd;
-  }
 
  private:
   Napi::Value OpenInotify(const Napi::CallbackInfo& info);
   Napi::Value RereadPartitionTable(const Napi::CallbackInfo& info);
-
-  Napi::FunctionReference handle_class_;
-  int pending_fd_ = -1;
 };
 
 // The "path" argument of every entry point: a non-empty string without NUL bytes.

@@ -5,21 +5,19 @@
 #pragma once
 
 #include <napi.h>
-#include <uv.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <vector>
 
-#include "../common/fd_poller.h"
+#include "../common/polled_fd_handle.h"
 
 namespace triggerd {
 
 class InotifyAddon;
 
-class InotifyHandle : public Napi::ObjectWrap<InotifyHandle>, private FdPollerClient {
+class InotifyHandle : public PolledFdHandle<InotifyHandle, InotifyAddon> {
  public:
   // One read() gets at most this much; far above one record (16 + NAME_MAX + 1 bytes).
   static constexpr size_t kReadBytes = 64 * 1024;
@@ -28,54 +26,26 @@ class InotifyHandle : public Napi::ObjectWrap<InotifyHandle>, private FdPollerCl
   // level-triggered, wakes us again.
   static constexpr size_t kMaxBatchBytes = 1024 * 1024;
 
+  static constexpr napi_type_tag kTypeTag = {0x0ccd5bcadd314eb0ULL, 0x500df749208f981fULL};
+  static constexpr const char* kClassName = "InotifyHandle";
+  static constexpr const char* kCreatedBy = "InotifyHandle is created by openInotify()";
+
   static Napi::Function DefineClass(Napi::Env env);
-  // Wraps an inotify fd in a new InotifyHandle and starts watching it. Takes the fd in every
-  // case: on failure it is closed and the error thrown.
-  static Napi::Object Create(Napi::Env env, InotifyAddon* addon,
-                             const Napi::FunctionReference& handle_class, int fd,
-                             Napi::Function on_batch, Napi::Function on_error);
 
-  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
-  // (see common/instance_tag.h).
-  static InotifyHandle* Unwrap(Napi::Object object);
-
+  // Made by openInotify() only (PolledFdAddon::CreateHandle); the kernel drops every watch of
+  // the instance with its fd.
   explicit InotifyHandle(const Napi::CallbackInfo& info);
-  ~InotifyHandle() override;
-
-  // Stops watching and closes the fd without calling into JavaScript (safe from the destructor
-  // and from the environment's teardown). Idempotent.
-  void CloseNative();
 
  private:
-  // FdPollerClient
-  void OnReadable(int status) override;
-  void OnEnvironmentTeardown() override;
+  friend Base;
 
-  void Start(Napi::Env env);
-  void HandleWakeUp(int status);
+  void OnWakeUp(Napi::Env env, int status);
   // Reads until EAGAIN or kMaxBatchBytes into `out`; returns 0 or the errno of a failed read.
   int Drain(std::vector<uint8_t>* out);
-  bool CallBack(Napi::FunctionReference& callback, napi_value argument);
-  void UpdateStrongReference();
-  void ReleaseCallbacks();
 
   Napi::Value AddWatch(const Napi::CallbackInfo& info);
   void RemoveWatch(const Napi::CallbackInfo& info);
-  void Pause(const Napi::CallbackInfo& info);
-  void Resume(const Napi::CallbackInfo& info);
-  void Close(const Napi::CallbackInfo& info);
-  void RefLoop(const Napi::CallbackInfo& info);
-  void UnrefLoop(const Napi::CallbackInfo& info);
-  Napi::Value GetClosed(const Napi::CallbackInfo& info);
 
-  int fd_ = -1;
-  FdPoller poller_;
-  bool paused_ = false;
-  bool strong_reference_ = false;
-  bool in_callback_ = false;
-  Napi::FunctionReference on_batch_;
-  Napi::FunctionReference on_error_;
-  std::unique_ptr<Napi::AsyncContext> async_context_;
   std::unique_ptr<uint8_t[]> read_buffer_;
 };
 
