@@ -14,8 +14,7 @@
 
 namespace triggerd {
 
-MountsAddon::MountsAddon(Napi::Env env, Napi::Object exports) {
-  watch_class_ = Napi::Persistent(MountInfoWatch::DefineClass(env));
+MountsAddon::MountsAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(env) {
   DefineAddon(exports, {
                            InstanceMethod<&MountsAddon::WatchMountInfo>("watchMountInfo",
                                                                         napi_enumerable),
@@ -47,8 +46,7 @@ Napi::Value MountsAddon::WatchMountInfo(const Napi::CallbackInfo& info) {
     error.Set("path", Napi::String::New(env, path));
     throw error;
   }
-  return MountInfoWatch::Create(env, this, watch_class_, fd, info[0].As<Napi::Function>(),
-                                info[1].As<Napi::Function>());
+  return CreateHandle(env, &fd, info[0].As<Napi::Function>(), info[1].As<Napi::Function>());
 }
 
 }  // namespace triggerd

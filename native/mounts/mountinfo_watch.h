@@ -13,58 +13,33 @@
 #include <napi.h>
 #include <uv.h>
 
-#include <memory>
-#include <string>
-
-#include "../common/fd_poller.h"
+#include "../common/polled_fd_handle.h"
 
 namespace triggerd {
 
 class MountsAddon;
 
-class MountInfoWatch : public Napi::ObjectWrap<MountInfoWatch>, private FdPollerClient {
+class MountInfoWatch : public PolledFdHandle<MountInfoWatch, MountsAddon> {
  public:
+  static constexpr napi_type_tag kTypeTag = {0x23ca26ee1b801ee8ULL, 0xd6b3f81121f7aab5ULL};
+  static constexpr const char* kClassName = "MountInfoWatch";
+  static constexpr const char* kCreatedBy = "MountInfoWatch is created by watchMountInfo()";
+  // POLLPRI only: the file is always POLLIN (it is a seq_file), so UV_READABLE would spin.
+  static constexpr int kPollEvents = UV_PRIORITIZED;
+
   static Napi::Function DefineClass(Napi::Env env);
-  // Wraps an open fd in a new MountInfoWatch and starts watching it. Takes the fd in every case:
-  // on failure it is closed and the error thrown.
-  static Napi::Object Create(Napi::Env env, MountsAddon* addon,
-                             const Napi::FunctionReference& watch_class, int fd,
-                             Napi::Function on_change, Napi::Function on_error);
 
-  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
-  // (see common/instance_tag.h).
-  static MountInfoWatch* Unwrap(Napi::Object object);
-
+  // Made by watchMountInfo() only, with an open fd (PolledFdAddon::CreateHandle).
   explicit MountInfoWatch(const Napi::CallbackInfo& info);
-  ~MountInfoWatch() override;
-
-  // Stops watching and closes the fd without calling into JavaScript. Idempotent.
-  void CloseNative();
 
  private:
-  // FdPollerClient
-  void OnReadable(int status) override;
-  void OnEnvironmentTeardown() override;
+  friend Base;
 
-  void Start(Napi::Env env);
-  bool CallBack(Napi::FunctionReference& callback, napi_value argument);
-  void UpdateStrongReference();
-  void ReleaseCallbacks();
+  void OnWakeUp(Napi::Env env, int status);
 
-  void Close(const Napi::CallbackInfo& info);
-  void RefLoop(const Napi::CallbackInfo& info);
-  void UnrefLoop(const Napi::CallbackInfo& info);
-  Napi::Value GetClosed(const Napi::CallbackInfo& info);
   Napi::Value GetWakeups(const Napi::CallbackInfo& info);
 
-  int fd_ = -1;
-  FdPoller poller_;
-  bool strong_reference_ = false;
-  bool in_callback_ = false;
   double wakeups_ = 0;
-  Napi::FunctionReference on_change_;
-  Napi::FunctionReference on_error_;
-  std::unique_ptr<Napi::AsyncContext> async_context_;
 };
 
 }  // namespace triggerd

@@ -15,8 +15,7 @@
 
 namespace triggerd {
 
-TimerfdAddon::TimerfdAddon(Napi::Env env, Napi::Object exports) {
-  watch_class_ = Napi::Persistent(ClockWatch::DefineClass(env));
+TimerfdAddon::TimerfdAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(env) {
   DefineAddon(exports, {
                            InstanceMethod<&TimerfdAddon::WatchClockChanges>("watchClockChanges",
                                                                             napi_enumerable),
@@ -39,8 +38,7 @@ Napi::Value TimerfdAddon::WatchClockChanges(const Napi::CallbackInfo& info) {
     close(fd);
     throw MakeSystemError(env, rc, "timerfd_settime");
   }
-  return ClockWatch::Create(env, this, watch_class_, fd, info[0].As<Napi::Function>(),
-                            info[1].As<Napi::Function>());
+  return CreateHandle(env, &fd, info[0].As<Napi::Function>(), info[1].As<Napi::Function>());
 }
 
 namespace {
