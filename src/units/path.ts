@@ -167,6 +167,8 @@ export class PathUnit implements UnitInstance {
   private cancelDeferral: (() => void) | undefined;
   private startTimes: number[] = [];
   private fileValue: LoadedUnitFile;
+  /** Unit= (or foo.service), worked out once per file: every unit's transition asks for it. */
+  private triggerNameValue: string;
 
   constructor(
     readonly name: string,
@@ -174,6 +176,7 @@ export class PathUnit implements UnitInstance {
     private readonly host: PathHost,
   ) {
     this.fileValue = file;
+    this.triggerNameValue = pathTriggerName(name, file.path ?? {});
     this.load = file.loadState;
     this.limit = this.limitWindow();
   }
@@ -186,6 +189,7 @@ export class PathUnit implements UnitInstance {
   set file(next: LoadedUnitFile) {
     const before = this.fileValue;
     this.fileValue = next;
+    this.triggerNameValue = pathTriggerName(this.name, next.path ?? {});
     if (this.state !== 'waiting' && this.state !== 'running') return;
     if (next.path === undefined || next.loadState !== 'loaded') return;
     const old = new Map(this.specs.map((s) => [specKey(s.entry), s]));
@@ -227,7 +231,7 @@ export class PathUnit implements UnitInstance {
 
   /** The unit this one starts. */
   triggerName(): string {
-    return pathTriggerName(this.name, this.fileValue.path ?? {});
+    return this.triggerNameValue;
   }
 
   activeState(): ActiveState {
