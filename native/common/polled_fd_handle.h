@@ -16,7 +16,7 @@
 //   static constexpr int kPollEvents;          uv_poll's mask (UV_READABLE)
 //   static Napi::Error MakeError(env, err, syscall);   the errors it raises (MakeSystemError)
 //   void Adopt(Pending* pending);              takes the pending fds (Pending = int: the one fd)
-//   static void ClosePending(Pending* pending); closes fds no constructor took
+//   static void ClosePending(Pending* pending); closes fds no constructor took (int, or `fd`)
 //   void CloseFds();                           closes what it owns besides the poller (fd_)
 // A Derived that owns more than fd_ closes it in its own destructor (CloseNative()).
 #pragma once
@@ -73,9 +73,14 @@ class PolledFdHandle : public Napi::ObjectWrap<Derived>, private FdPollerClient 
     return MakeSystemError(env, err, syscall);
   }
 
+  // Closes what no constructor took: the one fd (Pending = int), or a Pending struct's `fd`.
   static void ClosePending(int* fd) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
+  }
+  template <typename Opened>
+  static void ClosePending(Opened* opened) {
+    ClosePending(&opened->fd);
   }
 
  protected:

@@ -14,8 +14,7 @@
 
 namespace triggerd {
 
-NetlinkAddon::NetlinkAddon(Napi::Env env, Napi::Object exports) {
-  uevent_socket_class_ = Napi::Persistent(UeventSocket::DefineClass(env));
+NetlinkAddon::NetlinkAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(env) {
   DefineAddon(exports,
               {
                   InstanceMethod<&NetlinkAddon::OpenUeventSocket>("openUeventSocket",
@@ -53,8 +52,7 @@ Napi::Value NetlinkAddon::OpenUeventSocket(const Napi::CallbackInfo& info) {
                 : AdoptUeventFd(static_cast<int>(IntegerArgument(env, adopt, "options.fd", 0, INT_MAX)),
                                 groups, &opened, &failed_syscall);
   if (err != 0) throw MakeSystemError(env, err, failed_syscall);
-  return UeventSocket::Create(env, this, uevent_socket_class_, &opened,
-                              info[1].As<Napi::Function>(), info[2].As<Napi::Function>());
+  return CreateHandle(env, &opened, info[1].As<Napi::Function>(), info[2].As<Napi::Function>());
 }
 
 // V8 keeps the heap pages a burst of allocation grew (start-up, a coldplug through the rules)

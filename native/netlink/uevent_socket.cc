@@ -7,13 +7,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <exception>
-#include <utility>
 
 #include "addon.h"
 #include "system_error.h"
-#include "../common/instance_tag.h"
-#include "../common/js_calls.h"
 
 namespace triggerd {
 
@@ -50,147 +46,41 @@ Napi::Object OverflowItem(Napi::Env env, const ItemKeys& keys, const char* reaso
 
 }  // namespace
 
-// Marks the instances of UeventSocket (see common/instance_tag.h).
-constexpr napi_type_tag kUeventSocketTag = {0xe48c1aaad796d450ULL, 0x5e8d8ac507c3d48bULL};
-
-UeventSocket* UeventSocket::Unwrap(Napi::Object object) {
-  return UnwrapTagged<UeventSocket>(object, &kUeventSocketTag, "UeventSocket");
-}
-
 Napi::Function UeventSocket::DefineClass(Napi::Env env) {
   return ObjectWrap<UeventSocket>::DefineClass(
-      env, "UeventSocket",
+      env, kClassName,
       {
           InstanceAccessor<&UeventSocket::GetPortId>("portId"),
           InstanceAccessor<&UeventSocket::GetReceiveBufferBytes>("receiveBufferBytes"),
-          InstanceMethod<&UeventSocket::Pause>("pause"),
-          InstanceMethod<&UeventSocket::Resume>("resume"),
+          PauseMethod(),
+          ResumeMethod(),
           InstanceMethod<&UeventSocket::Send>("send"),
-          InstanceMethod<&UeventSocket::Close>("close"),
-          InstanceMethod<&UeventSocket::RefLoop>("ref"),
-          InstanceMethod<&UeventSocket::UnrefLoop>("unref"),
+          CloseMethod(),
+          RefMethod(),
+          UnrefMethod(),
       });
 }
 
-Napi::Object UeventSocket::Create(Napi::Env env, NetlinkAddon* addon,
-                                  const Napi::FunctionReference& socket_class, UeventFd* opened,
-                                  Napi::Function on_batch, Napi::Function on_error) {
-  Napi::Object object;
-  addon->SetPendingFd(opened);
-  try {
-    object = socket_class.New({on_batch, on_error});
-  } catch (...) {
-    // The constructor takes the fd (setting it to -1) only once nothing else can fail there.
-    addon->SetPendingFd(nullptr);
-    if (opened->fd >= 0) close(opened->fd);
-    opened->fd = -1;
-    throw;
-  }
-  addon->SetPendingFd(nullptr);
-  UeventSocket* socket = Unwrap(object);
-  socket->Start(env);
-  return object;
+UeventSocket::UeventSocket(const Napi::CallbackInfo& info) : Base(info) {
+  receive_buffer_ = std::make_unique<uint8_t[]>(kMaxDatagramBytes);
+  TakePending();
 }
 
-UeventSocket::UeventSocket(const Napi::CallbackInfo& info) : ObjectWrap<UeventSocket>(info) {
-  Napi::Env env = info.Env();
-  TagInstance(env, info.This().As<Napi::Object>(), &kUeventSocketTag);
-  NetlinkAddon* addon = env.GetInstanceData<NetlinkAddon>();
-  UeventFd* opened = addon != nullptr ? addon->TakePendingFd() : nullptr;
-  if (opened == nullptr || info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {
-    throw MakeArgumentError(env, "UeventSocket is created by openUeventSocket()",
-                            "ERR_ILLEGAL_CONSTRUCTOR");
-  }
-
-  // Everything that can throw happens before the fd is taken.
-  on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
-  on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
-  async_context_ = std::make_unique<Napi::AsyncContext>(env, "triggerd:UeventSocket",
-                                                        info.This().As<Napi::Object>());
-  receive_buffer_ = std::make_unique<uint8_t[]>(kMaxDatagramBytes);
-
+void UeventSocket::Adopt(UeventFd* opened) {
   fd_ = opened->fd;
   port_id_ = opened->port_id;
   receive_buffer_bytes_ = opened->receive_buffer_bytes;
   opened->fd = -1;
 }
 
-UeventSocket::~UeventSocket() { CloseNative(); }
-
-void UeventSocket::Start(Napi::Env env) {
-  const char* failed = nullptr;
-  int rc = poller_.Start(env, fd_, this, &failed);
-  if (rc != 0) {
-    CloseNative();
-    ReleaseCallbacks();
-    throw MakeSystemError(env, -rc, failed);
-  }
-  UpdateStrongReference();
-}
-
-void UeventSocket::CloseNative() {
-  poller_.Close();
-  if (fd_ >= 0) {
-    close(fd_);
-    fd_ = -1;
-  }
-}
-
-void UeventSocket::OnEnvironmentTeardown() { CloseNative(); }
-
-void UeventSocket::OnReadable(int status) { HandleWakeUp(status); }
-
-void UeventSocket::HandleWakeUp(int status) {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  // The local handle keeps the object (and so `this`) alive whatever the callbacks do.
-  Napi::Object self = Value();
-  // Shutting down: leave the datagrams in the kernel; the fd is closed with the environment.
-  if (self.IsEmpty() || !CanCallIntoJs(env)) return;
-
-  in_callback_ = true;
-  int recv_error = 0;
-  try {
+void UeventSocket::OnWakeUp(Napi::Env env, int status) {
+  // A netlink socket reports POLLERR when the kernel dropped messages, which stops the poll; the
+  // drain reads (and so clears) the ENOBUFS, and DeliverBatch watches again.
+  DeliverBatch(env, status, "recvmsg", [&](int* recv_error) {
     Napi::Array batch = Napi::Array::New(env);
-    recv_error = Drain(env, batch);
-    if (batch.Length() > 0) CallBack(on_batch_, batch);
-  } catch (const Napi::Error& error) {
-    RaiseUncaught(env, error);
-  } catch (const std::exception& exception) {
-    RaiseUncaught(env, exception);
-  }
-  if (recv_error != 0 && fd_ >= 0) {
-    try {
-      CallBack(on_error_, MakeSystemError(env, recv_error, "recvmsg").Value());
-    } catch (const Napi::Error& error) {
-      RaiseUncaught(env, error);
-    } catch (const std::exception& exception) {
-      RaiseUncaught(env, exception);
-    }
-  }
-  in_callback_ = false;
-
-  // libuv stops a poll handle whose fd reports POLLERR (status UV_EBADF), and a netlink socket
-  // does that when the kernel dropped messages; the drain above has read (and so cleared) the
-  // ENOBUFS, so watch again unless the fd itself is gone.
-  if (status < 0 && fd_ >= 0 && !paused_ && recv_error != EBADF && recv_error != ENOTSOCK) {
-    int rc = poller_.Resume();
-    if (rc != 0) {
-      paused_ = true;
-      try {
-        CallBack(on_error_, MakeSystemError(env, -rc, "uv_poll_start").Value());
-      } catch (const Napi::Error& error) {
-        RaiseUncaught(env, error);
-      } catch (const std::exception& exception) {
-        RaiseUncaught(env, exception);
-      }
-    }
-  }
-  if (fd_ < 0) {
-    async_context_.reset();  // close() ran inside a callback and left this for us
-  } else {
-    UpdateStrongReference();
-  }
+    *recv_error = Drain(env, batch);
+    if (batch.Length() > 0) CallEvent(batch);
+  });
 }
 
 int UeventSocket::Drain(Napi::Env env, Napi::Array batch) {
@@ -267,54 +157,12 @@ int UeventSocket::Drain(Napi::Env env, Napi::Array batch) {
   return 0;
 }
 
-void UeventSocket::CallBack(Napi::FunctionReference& callback, napi_value argument) {
-  // close() from an earlier callback of this wake-up releases the callbacks.
-  if (callback.IsEmpty() || async_context_ == nullptr) return;
-  // MakeCallback (not Call) so process.nextTick and promise jobs queued by the callback run
-  // when it returns, and async_hooks see one async resource per socket.
-  callback.MakeCallback(Value(), {argument}, *async_context_);
-}
-
-void UeventSocket::UpdateStrongReference() {
-  bool want = fd_ >= 0 && !paused_;
-  if (want && !strong_reference_) {
-    ObjectWrap<UeventSocket>::Ref();
-    strong_reference_ = true;
-  } else if (!want && strong_reference_) {
-    ObjectWrap<UeventSocket>::Unref();
-    strong_reference_ = false;
-  }
-}
-
-void UeventSocket::ReleaseCallbacks() {
-  on_batch_.Reset();
-  on_error_.Reset();
-  // MakeCallback is still using the context when close() runs inside a callback.
-  if (!in_callback_) async_context_.reset();
-  UpdateStrongReference();
-}
-
 Napi::Value UeventSocket::GetPortId(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), port_id_);
 }
 
 Napi::Value UeventSocket::GetReceiveBufferBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), receive_buffer_bytes_);
-}
-
-void UeventSocket::Pause(const Napi::CallbackInfo& /*info*/) {
-  if (fd_ < 0 || paused_) return;
-  poller_.Pause();
-  paused_ = true;
-  UpdateStrongReference();
-}
-
-void UeventSocket::Resume(const Napi::CallbackInfo& info) {
-  if (fd_ < 0 || !paused_) return;
-  int rc = poller_.Resume();
-  if (rc != 0) throw MakeSystemError(info.Env(), -rc, "uv_poll_start");
-  paused_ = false;
-  UpdateStrongReference();
 }
 
 Napi::Value UeventSocket::Send(const Napi::CallbackInfo& info) {
@@ -340,19 +188,6 @@ Napi::Value UeventSocket::Send(const Napi::CallbackInfo& info) {
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) throw MakeSystemError(env, errno, "sendto");
   return Napi::Number::New(env, static_cast<double>(sent));
-}
-
-void UeventSocket::Close(const Napi::CallbackInfo& /*info*/) {
-  CloseNative();
-  ReleaseCallbacks();
-}
-
-void UeventSocket::RefLoop(const Napi::CallbackInfo& /*info*/) {
-  poller_.Ref(true);
-}
-
-void UeventSocket::UnrefLoop(const Napi::CallbackInfo& /*info*/) {
-  poller_.Ref(false);
 }
 
 }  // namespace triggerd

@@ -56,8 +56,7 @@ UnixAddress AddressArgument(Napi::Env env, const Napi::Value& value, std::string
 
 }  // namespace
 
-NotifyAddon::NotifyAddon(Napi::Env env, Napi::Object exports) {
-  notify_socket_class_ = Napi::Persistent(NotifySocket::DefineClass(env));
+NotifyAddon::NotifyAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(env) {
   DefineAddon(exports,
               {
                   InstanceMethod<&NotifyAddon::OpenNotifySocket>("openNotifySocket",
@@ -87,8 +86,7 @@ Napi::Value NotifyAddon::OpenNotifySocket(const Napi::CallbackInfo& info) {
                                 address, &opened, &failed_syscall)
                 : OpenNotifyFd(address, &opened, &failed_syscall);
   if (err != 0) throw SystemErrorWithPath(env, err, failed_syscall, path);
-  return NotifySocket::Create(env, this, notify_socket_class_, &opened,
-                              info[1].As<Napi::Function>(), info[2].As<Napi::Function>());
+  return CreateHandle(env, &opened, info[1].As<Napi::Function>(), info[2].As<Napi::Function>());
 }
 
 Napi::Value NotifyAddon::SendDatagram(const Napi::CallbackInfo& info) {

@@ -6,13 +6,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <exception>
-#include <utility>
 
 #include "addon.h"
 #include "../netlink/system_error.h"
-#include "../common/instance_tag.h"
-#include "../common/js_calls.h"
 
 namespace triggerd {
 
@@ -88,114 +84,43 @@ void CloseReceivedFds(std::vector<ReceivedDatagram>* batch) {
   }
 }
 
-// Marks the instances of NotifySocket (see common/instance_tag.h).
-constexpr napi_type_tag kNotifySocketTag = {0x4e643511e57470d9ULL, 0xba6715705082180bULL};
-
-NotifySocket* NotifySocket::Unwrap(Napi::Object object) {
-  return UnwrapTagged<NotifySocket>(object, &kNotifySocketTag, "NotifySocket");
-}
-
 Napi::Function NotifySocket::DefineClass(Napi::Env env) {
   return ObjectWrap<NotifySocket>::DefineClass(
-      env, "NotifySocket",
+      env, kClassName,
       {
           InstanceAccessor<&NotifySocket::GetReceiveBufferBytes>("receiveBufferBytes"),
           InstanceAccessor<&NotifySocket::GetPassPidfd>("passPidfd"),
-          InstanceMethod<&NotifySocket::Pause>("pause"),
-          InstanceMethod<&NotifySocket::Resume>("resume"),
-          InstanceMethod<&NotifySocket::Close>("close"),
-          InstanceMethod<&NotifySocket::RefLoop>("ref"),
-          InstanceMethod<&NotifySocket::UnrefLoop>("unref"),
+          PauseMethod(),
+          ResumeMethod(),
+          CloseMethod(),
+          RefMethod(),
+          UnrefMethod(),
       });
 }
 
-Napi::Object NotifySocket::Create(Napi::Env env, NotifyAddon* addon,
-                                  const Napi::FunctionReference& socket_class, NotifyFd* opened,
-                                  Napi::Function on_batch, Napi::Function on_error) {
-  Napi::Object object;
-  addon->SetPendingFd(opened);
-  try {
-    object = socket_class.New({on_batch, on_error});
-  } catch (...) {
-    // The constructor takes the fd (setting it to -1) only once nothing else can fail there.
-    addon->SetPendingFd(nullptr);
-    if (opened->fd >= 0) close(opened->fd);
-    opened->fd = -1;
-    throw;
-  }
-  addon->SetPendingFd(nullptr);
-  NotifySocket* socket = Unwrap(object);
-  socket->Start(env);
-  return object;
-}
-
-NotifySocket::NotifySocket(const Napi::CallbackInfo& info) : ObjectWrap<NotifySocket>(info) {
-  Napi::Env env = info.Env();
-  TagInstance(env, info.This().As<Napi::Object>(), &kNotifySocketTag);
-  NotifyAddon* addon = env.GetInstanceData<NotifyAddon>();
-  NotifyFd* opened = addon != nullptr ? addon->TakePendingFd() : nullptr;
-  if (opened == nullptr || info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {
-    throw MakeArgumentError(env, "NotifySocket is created by openNotifySocket()",
-                            "ERR_ILLEGAL_CONSTRUCTOR");
-  }
-
-  // Everything that can throw happens before the fd is taken.
-  on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
-  on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
-  async_context_ = std::make_unique<Napi::AsyncContext>(env, "triggerd:NotifySocket",
-                                                        info.This().As<Napi::Object>());
+NotifySocket::NotifySocket(const Napi::CallbackInfo& info) : Base(info) {
   payload_buffer_ = std::make_unique<uint8_t[]>(kPayloadBytes);
   control_bytes_ = CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int)) +
                    CMSG_SPACE(sizeof(int) * kMaxFdsPerDatagram);
   control_buffer_ = std::make_unique<uint64_t[]>((control_bytes_ + 7) / 8);
   fd_scratch_ = std::make_unique<int[]>(kMaxFdsPerDatagram);
+  TakePending();
+}
 
+void NotifySocket::Adopt(NotifyFd* opened) {
   fd_ = opened->fd;
   receive_buffer_bytes_ = opened->receive_buffer_bytes;
   pass_pidfd_ = opened->pass_pidfd;
   opened->fd = -1;
 }
 
-NotifySocket::~NotifySocket() { CloseNative(); }
-
-void NotifySocket::Start(Napi::Env env) {
-  const char* failed = nullptr;
-  int rc = poller_.Start(env, fd_, this, &failed);
-  if (rc != 0) {
-    CloseNative();
-    ReleaseCallbacks();
-    throw MakeSystemError(env, -rc, failed);
-  }
-  UpdateStrongReference();
-}
-
-void NotifySocket::CloseNative() {
-  poller_.Close();
-  if (fd_ >= 0) {
-    // Datagrams still queued die with the socket, and the kernel closes the fds they carry.
-    close(fd_);
-    fd_ = -1;
-  }
-}
-
-void NotifySocket::OnEnvironmentTeardown() { CloseNative(); }
-
-void NotifySocket::OnReadable(int status) { HandleWakeUp(status); }
-
-void NotifySocket::HandleWakeUp(int status) {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  // The local handle keeps the object (and so `this`) alive whatever the callbacks do.
-  Napi::Object self = Value();
-  // Shutting down: leave the datagrams in the kernel; they and their fds go with the socket.
-  if (self.IsEmpty() || !CanCallIntoJs(env)) return;
-
-  in_callback_ = true;
-  int recv_error = 0;
-  try {
+void NotifySocket::OnWakeUp(Napi::Env env, int status) {
+  // A datagram socket has no pending error to clear after POLLERR: DeliverBatch watches again
+  // unless the fd itself is gone.
+  DeliverBatch(env, status, "recvmsg", [&](int* recv_error) {
     std::vector<ReceivedDatagram> received;
     BatchGuard guard(&received);
-    recv_error = Drain(&received);
+    *recv_error = Drain(&received);
     if (!received.empty()) {
       ItemKeys keys(env);
       Napi::Array batch = Napi::Array::New(env, received.size());
@@ -204,44 +129,9 @@ void NotifySocket::HandleWakeUp(int status) {
       }
       // From here the fds belong to JavaScript, also when onBatch throws.
       guard.Release();
-      if (!CallBack(on_batch_, batch)) CloseReceivedFds(&received);
+      if (!CallEvent(batch)) CloseReceivedFds(&received);
     }
-  } catch (const Napi::Error& error) {
-    RaiseUncaught(env, error);
-  } catch (const std::exception& exception) {
-    RaiseUncaught(env, exception);
-  }
-  if (recv_error != 0 && fd_ >= 0) {
-    try {
-      CallBack(on_error_, MakeSystemError(env, recv_error, "recvmsg").Value());
-    } catch (const Napi::Error& error) {
-      RaiseUncaught(env, error);
-    } catch (const std::exception& exception) {
-      RaiseUncaught(env, exception);
-    }
-  }
-  in_callback_ = false;
-
-  // libuv stops a poll handle whose fd reports POLLERR (status < 0). A datagram socket has no
-  // pending error to clear, so watch again unless the fd itself is gone.
-  if (status < 0 && fd_ >= 0 && !paused_ && recv_error != EBADF && recv_error != ENOTSOCK) {
-    int rc = poller_.Resume();
-    if (rc != 0) {
-      paused_ = true;
-      try {
-        CallBack(on_error_, MakeSystemError(env, -rc, "uv_poll_start").Value());
-      } catch (const Napi::Error& error) {
-        RaiseUncaught(env, error);
-      } catch (const std::exception& exception) {
-        RaiseUncaught(env, exception);
-      }
-    }
-  }
-  if (fd_ < 0) {
-    async_context_.reset();  // close() ran inside a callback and left this for us
-  } else {
-    UpdateStrongReference();
-  }
+  });
 }
 
 int NotifySocket::Drain(std::vector<ReceivedDatagram>* batch) {
@@ -343,68 +233,12 @@ void NotifySocket::CollectControl(struct msghdr* msg, Control* out) {
   }
 }
 
-bool NotifySocket::CallBack(Napi::FunctionReference& callback, napi_value argument) {
-  // close() from an earlier callback of this wake-up releases the callbacks.
-  if (callback.IsEmpty() || async_context_ == nullptr) return false;
-  // MakeCallback (not Call) so process.nextTick and promise jobs queued by the callback run
-  // when it returns, and async_hooks see one async resource per socket.
-  callback.MakeCallback(Value(), {argument}, *async_context_);
-  return true;
-}
-
-void NotifySocket::UpdateStrongReference() {
-  bool want = fd_ >= 0 && !paused_;
-  if (want && !strong_reference_) {
-    ObjectWrap<NotifySocket>::Ref();
-    strong_reference_ = true;
-  } else if (!want && strong_reference_) {
-    ObjectWrap<NotifySocket>::Unref();
-    strong_reference_ = false;
-  }
-}
-
-void NotifySocket::ReleaseCallbacks() {
-  on_batch_.Reset();
-  on_error_.Reset();
-  // MakeCallback is still using the context when close() runs inside a callback.
-  if (!in_callback_) async_context_.reset();
-  UpdateStrongReference();
-}
-
 Napi::Value NotifySocket::GetReceiveBufferBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), receive_buffer_bytes_);
 }
 
 Napi::Value NotifySocket::GetPassPidfd(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), pass_pidfd_);
-}
-
-void NotifySocket::Pause(const Napi::CallbackInfo& /*info*/) {
-  if (fd_ < 0 || paused_) return;
-  poller_.Pause();
-  paused_ = true;
-  UpdateStrongReference();
-}
-
-void NotifySocket::Resume(const Napi::CallbackInfo& info) {
-  if (fd_ < 0 || !paused_) return;
-  int rc = poller_.Resume();
-  if (rc != 0) throw MakeSystemError(info.Env(), -rc, "uv_poll_start");
-  paused_ = false;
-  UpdateStrongReference();
-}
-
-void NotifySocket::Close(const Napi::CallbackInfo& /*info*/) {
-  CloseNative();
-  ReleaseCallbacks();
-}
-
-void NotifySocket::RefLoop(const Napi::CallbackInfo& /*info*/) {
-  poller_.Ref(true);
-}
-
-void NotifySocket::UnrefLoop(const Napi::CallbackInfo& /*info*/) {
-  poller_.Ref(false);
 }
 
 }  // namespace triggerd

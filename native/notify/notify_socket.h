@@ -4,14 +4,13 @@
 #pragma once
 
 #include <napi.h>
-#include <uv.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
-#include "../common/fd_poller.h"
+#include "../common/polled_fd_handle.h"
 #include "notify_fd.h"
 
 namespace triggerd {
@@ -30,7 +29,7 @@ struct ReceivedDatagram {
   bool truncated = false;        // MSG_TRUNC or MSG_CTRUNC
 };
 
-class NotifySocket : public Napi::ObjectWrap<NotifySocket>, private FdPollerClient {
+class NotifySocket : public PolledFdHandle<NotifySocket, NotifyAddon, NotifyFd> {
  public:
   // systemd's NOTIFY_BUFFER_MAX is PIPE_BUF (4096); one byte more tells an oversized datagram
   // from one that fits exactly, even where MSG_TRUNC would not be reported.
@@ -44,32 +43,21 @@ class NotifySocket : public Napi::ObjectWrap<NotifySocket>, private FdPollerClie
   static constexpr uint32_t kMaxBatchDatagrams = 1024;
   static constexpr size_t kMaxBatchFds = 1024;
 
+  static constexpr napi_type_tag kTypeTag = {0x4e643511e57470d9ULL, 0xba6715705082180bULL};
+  static constexpr const char* kClassName = "NotifySocket";
+  static constexpr const char* kCreatedBy = "NotifySocket is created by openNotifySocket()";
+
   static Napi::Function DefineClass(Napi::Env env);
-  // Wraps an opened fd in a new NotifySocket and starts watching it. Takes the fd in every case:
-  // on failure it is closed and the error thrown.
-  static Napi::Object Create(Napi::Env env, NotifyAddon* addon,
-                             const Napi::FunctionReference& socket_class, NotifyFd* opened,
-                             Napi::Function on_batch, Napi::Function on_error);
 
-  // JavaScript cannot construct one itself: only Create() leaves an fd pending for it.
-  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
-  // (see common/instance_tag.h).
-  static NotifySocket* Unwrap(Napi::Object object);
-
+  // Made by openNotifySocket() only, with an opened fd (PolledFdAddon::CreateHandle). Closing
+  // it unlinks nothing.
   explicit NotifySocket(const Napi::CallbackInfo& info);
-  ~NotifySocket() override;
-
-  // Stops watching and closes the fd without calling into JavaScript, so it is safe from the
-  // destructor and from the environment's teardown. Idempotent. Unlinks nothing.
-  void CloseNative();
 
  private:
-  // FdPollerClient
-  void OnReadable(int status) override;
-  void OnEnvironmentTeardown() override;
+  friend Base;
 
-  void Start(Napi::Env env);
-  void HandleWakeUp(int status);
+  void Adopt(NotifyFd* opened);
+  void OnWakeUp(Napi::Env env, int status);
   // Reads until EAGAIN or a bound into `batch`; returns 0 or the errno of a failed recvmsg.
   int Drain(std::vector<ReceivedDatagram>* batch);
   // One datagram's ancillary data; its fds are in fd_scratch_[0..fd_count).
@@ -82,31 +70,12 @@ class NotifySocket : public Napi::ObjectWrap<NotifySocket>, private FdPollerClie
   };
   // Reads the ancillary data of the datagram just received, without allocating.
   void CollectControl(struct msghdr* msg, Control* out);
-  // Calls the callback unless close() released it; false when it was not called.
-  bool CallBack(Napi::FunctionReference& callback, napi_value argument);
-  // Holds a strong reference to the JS object while it is watched (so onBatch can run however
-  // the caller keeps it); paused or closed, it may be garbage collected, which closes the fd.
-  void UpdateStrongReference();
-  void ReleaseCallbacks();
 
   Napi::Value GetReceiveBufferBytes(const Napi::CallbackInfo& info);
   Napi::Value GetPassPidfd(const Napi::CallbackInfo& info);
-  void Pause(const Napi::CallbackInfo& info);
-  void Resume(const Napi::CallbackInfo& info);
-  void Close(const Napi::CallbackInfo& info);
-  void RefLoop(const Napi::CallbackInfo& info);
-  void UnrefLoop(const Napi::CallbackInfo& info);
 
-  int fd_ = -1;
   int receive_buffer_bytes_ = 0;
   bool pass_pidfd_ = false;
-  FdPoller poller_;
-  bool paused_ = false;
-  bool strong_reference_ = false;
-  bool in_callback_ = false;
-  Napi::FunctionReference on_batch_;
-  Napi::FunctionReference on_error_;
-  std::unique_ptr<Napi::AsyncContext> async_context_;
   std::unique_ptr<uint8_t[]> payload_buffer_;
   // Storage for one ucred, one pidfd and kMaxFdsPerDatagram fds, aligned for cmsghdr.
   std::unique_ptr<uint64_t[]> control_buffer_;
