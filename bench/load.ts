@@ -13,10 +13,11 @@
 // target: control p99 < 100 ms under load with every request answered, every load complete, and RSS
 // bounded (peak ≤ 256 MB, and ≤ idle + 64 MB once the load is over).
 // TRIGGERD_BENCH_LOAD_SCALE=0.1 runs a tenth of every load (for iterating; the JSON says so).
-// TRIGGERD_BENCH_LOAD_DAEMON_NICE=-10 renices the daemon's event loop thread and, when the daemon has
-// a session of its own, its autogroup (/proc/PID/autogroup: between sessions only the group's nice
-// counts) — a diagnosis: how much of the latency is the machine's other work taking the CPU; the
-// JSON says so.
+// TRIGGERD_BENCH_LOAD_DAEMON_NICE=-10 renices the daemon's event loop thread (a diagnosis: how much
+// of the latency is the machine's other work taking the CPU; the JSON says so; between sessions
+// only an autogroup's nice counts, so with the daemon in its own session this changes little).
+// TRIGGERD_BENCH_LOAD_AUTOGROUP_NICE=-5 starts the daemon with `--autogroup-nice -5` (its own
+// session's CPU-share group; src/core/autogroup-nice.ts); the JSON says so. Default: neither.
 // The daemon runs in a session of its own, as init or start-stop-daemon would start it: with
 // autogroup scheduling a session is one CPU-share group, and the old arrangement (the daemon in
 // the benchmark's session, sharing one group with the benchmark and every load generator, while
@@ -58,6 +59,7 @@ const DAEMON_NICE =
     ? undefined
     : Number(process.env.TRIGGERD_BENCH_LOAD_DAEMON_NICE);
 const OWN_SESSION = process.env.TRIGGERD_BENCH_LOAD_SHARED_SESSION !== '1';
+const AUTOGROUP_NICE = process.env.TRIGGERD_BENCH_LOAD_AUTOGROUP_NICE;
 const scaled = (n: number): number => Math.max(1, Math.round(n * SCALE));
 /** TRIGGERD_BENCH_LOAD_ONLY=uevents,notify runs only those loads (attributing latency; not a result). */
 const ONLY = process.env.TRIGGERD_BENCH_LOAD_ONLY?.split(',').filter((k) => k !== '');
@@ -199,9 +201,8 @@ function report(
     ...(ONLY !== undefined && ONLY.length > 0
       ? { only: ONLY, onlyNote: 'a subset of the loads: a diagnosis, not the result' }
       : {}),
-    ...(DAEMON_NICE !== undefined
-      ? { daemonEventLoopNice: DAEMON_NICE, ...(OWN_SESSION ? { daemonAutogroupNice: DAEMON_NICE } : {}) }
-      : {}),
+    ...(DAEMON_NICE !== undefined ? { daemonEventLoopNice: DAEMON_NICE } : {}),
+    daemonAutogroupNice: AUTOGROUP_NICE === undefined ? null : Number(AUTOGROUP_NICE),
     what:
       'four loads started together against one triggerd (companion mode, no rules), each in its own ' +
       'process; status probed every 20 ms on a persistent control connection and every 2 s via ' +
@@ -387,17 +388,19 @@ async function main(): Promise<object> {
     unitPath: dirs.units,
     mode: 'companion',
     // An empty udev database: coldplug takes nothing from whatever /run/udev holds.
-    extraArgs: ['--udev-db-dir', path.join(tmp, 'udevdb')],
+    extraArgs: [
+      '--udev-db-dir',
+      path.join(tmp, 'udevdb'),
+      // With '=': parseArgs takes a separate '-5' for an option.
+      ...(AUTOGROUP_NICE !== undefined ? [`--autogroup-nice=${AUTOGROUP_NICE}`] : []),
+    ],
     ownSession: OWN_SESSION,
   });
   const echoProbe = (): StatusProbe =>
     new StatusProbe(() => pinger.ask(), PROBE.intervalMs, PROBE.timeoutMs, performance.now()).start();
   try {
     // setpriority(PRIO_PROCESS, pid) on Linux: the thread whose tid is pid, i.e. the event loop.
-    if (DAEMON_NICE !== undefined) {
-      os.setPriority(daemon.pid, DAEMON_NICE);
-      if (OWN_SESSION) fs.writeFileSync(`/proc/${daemon.pid}/autogroup`, String(DAEMON_NICE));
-    }
+    if (DAEMON_NICE !== undefined) os.setPriority(daemon.pid, DAEMON_NICE);
     await armLoadUnits(daemon.request, 10_000);
     if (!(await waitListening(port, 10_000)))
       throw new Error(`the Accept=yes socket does not listen on ${port}`);

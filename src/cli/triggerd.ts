@@ -25,6 +25,7 @@ import { Daemon, type DaemonMode } from '../core/daemon';
 import { DEFAULT_CONTROL_SOCKET } from '../control/client';
 import type { LevelWithSilent } from 'pino';
 import { config as rxConfig } from '../util/rx';
+import { applyAutogroupNice, parseAutogroupNice } from '../core/autogroup-nice';
 
 const USAGE = `usage: triggerd [options]
   --unit-path DIRS        unit directories, ':'-separated
@@ -43,6 +44,9 @@ const USAGE = `usage: triggerd [options]
   --program-timeout SEC   how long a rule's PROGRAM/IMPORT{program}/RUN may take before it is killed (default 180)
   --children-max N        device events processed at once in standalone mode (default 8 + 2 per CPU, as udevd)
   --shutdown-timeout SEC  how long SIGTERM waits for units to stop before killing them (default 90)
+  --autogroup-nice=N      nice value (-20..19) of the daemon's own autogroup, the kernel's CPU-share group
+                          of a session, when the daemon leads its session; services keep their own groups
+                          and Nice= (see src/core/autogroup-nice.ts; default: left as it is)
   --log-level LEVEL       trace | debug | info | warn | error (default info)
   --log-format FORMAT     pretty | json (default: pretty on a terminal)`;
 
@@ -82,6 +86,7 @@ async function main(): Promise<void> {
         'shutdown-timeout': { type: 'string', default: '90' },
         'program-timeout': { type: 'string', default: '180' },
         'children-max': { type: 'string' },
+        'autogroup-nice': { type: 'string' },
         'receive-buffer': { type: 'string', default: String(128 * 1024 * 1024) },
         'log-level': { type: 'string', default: 'info' },
         'log-format': { type: 'string' },
@@ -110,6 +115,13 @@ async function main(): Promise<void> {
   const childrenMax = values['children-max'] === undefined ? undefined : Number(values['children-max']);
   if (childrenMax !== undefined && (!Number.isInteger(childrenMax) || childrenMax < 1))
     fail('--children-max must be a positive integer');
+  let autogroupNice: number | undefined;
+  try {
+    autogroupNice =
+      values['autogroup-nice'] === undefined ? undefined : parseAutogroupNice(values['autogroup-nice']);
+  } catch (err) {
+    fail((err as Error).message);
+  }
   const level = values['log-level'] as LevelWithSilent;
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level))
     fail('--log-level: unknown level');
@@ -132,6 +144,21 @@ async function main(): Promise<void> {
   });
   // An exception in one subscriber is logged; it must not end a shared source or the daemon.
   rxConfig.onUnhandledError = (err: unknown) => logger.error({ err }, 'unhandled error in an event stream');
+  if (autogroupNice !== undefined) {
+    try {
+      const outcome = applyAutogroupNice(autogroupNice);
+      if (outcome.applied) logger.info({ nice: autogroupNice, group: outcome.group }, 'autogroup nice set');
+      else
+        logger.warn(
+          { nice: autogroupNice, reason: outcome.reason },
+          outcome.reason === 'not-session-leader'
+            ? '--autogroup-nice: the daemon does not lead its session, whose group is shared with its caller; left alone'
+            : '--autogroup-nice: this kernel has no autogroups (/proc/self/autogroup); nothing to set',
+        );
+    } catch (err) {
+      logger.warn({ err, nice: autogroupNice }, `--autogroup-nice: ${(err as Error).message}`);
+    }
+  }
   const runtimeDir = values['runtime-dir'];
   const native = loadNative();
   const daemon = new Daemon({

@@ -31,7 +31,10 @@ describe('splitInotifyRecords', () => {
       buf.byteLength,
     );
     const names = pieces.flatMap((p) => parseInotifyRecords(p).records.map((r) => r.name));
-    assert.deepEqual(names, records(10).map((r) => r.name));
+    assert.deepEqual(
+      names,
+      records(10).map((r) => r.name),
+    );
   });
 
   test('an exact multiple leaves no empty piece; a small batch is one piece', () => {
@@ -67,8 +70,7 @@ describe('inotifyEvents in pieces', () => {
       fake.push(records(8));
       fake.overflow();
       await turn(); // the fake's wake-up: first piece at once
-      const got = (): InotifyRecord[][] =>
-        items.flatMap((i) => (i.kind === 'records' ? [i.records] : []));
+      const got = (): InotifyRecord[][] => items.flatMap((i) => (i.kind === 'records' ? [i.records] : []));
       assert.equal(got().length, 1);
       assert.equal(fake.paused, true, 'paused while pieces wait');
       await turn();
@@ -78,7 +80,9 @@ describe('inotifyEvents in pieces', () => {
         [3, 3, 2],
       );
       assert.deepEqual(
-        got().flat().map((r) => r.name),
+        got()
+          .flat()
+          .map((r) => r.name),
         records(8).map((r) => r.name),
       );
       // The overflow record came last in the batch: its item follows the last records.
