@@ -51,8 +51,7 @@ Napi::Error FanotifyErrorWithPath(Napi::Env env, int err, const char* syscall,
   return error;
 }
 
-FanotifyAddon::FanotifyAddon(Napi::Env env, Napi::Object exports) {
-  handle_class_ = Napi::Persistent(FanotifyHandle::DefineClass(env));
+FanotifyAddon::FanotifyAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(env) {
   DefineAddon(exports, {
                            InstanceMethod<&FanotifyAddon::OpenFanotify>("openFanotify",
                                                                         napi_enumerable),
@@ -75,8 +74,7 @@ Napi::Value FanotifyAddon::OpenFanotify(const Napi::CallbackInfo& info) {
   // fds alike: neither may leak into a job.
   int fd = fanotify_init(flags | FAN_CLOEXEC | FAN_NONBLOCK, event_flags | O_CLOEXEC);
   if (fd < 0) throw FanotifyError(env, errno, "fanotify_init");
-  return FanotifyHandle::Create(env, this, handle_class_, fd, info[2].As<Napi::Function>(),
-                                info[3].As<Napi::Function>());
+  return CreateHandle(env, &fd, info[2].As<Napi::Function>(), info[3].As<Napi::Function>());
 }
 
 }  // namespace triggerd

@@ -1,34 +1,22 @@
 // Per-environment state of triggerd_fanotify.node (napi instance data): the FanotifyHandle class
-// of this environment. Open handles close themselves at teardown (FdPoller's cleanup hook).
+// of this environment and the fd handover (common/polled_fd_addon.h).
 #pragma once
 
 #include <napi.h>
 
 #include <string>
 
+#include "../common/polled_fd_addon.h"
+#include "fanotify_handle.h"
+
 namespace triggerd {
 
-class FanotifyAddon : public Napi::Addon<FanotifyAddon> {
+class FanotifyAddon : public PolledFdAddon<FanotifyAddon, FanotifyHandle> {
  public:
   FanotifyAddon(Napi::Env env, Napi::Object exports);
 
-  FanotifyAddon(const FanotifyAddon&) = delete;
-  FanotifyAddon& operator=(const FanotifyAddon&) = delete;
-
-  // Hands the fd from openFanotify() to the FanotifyHandle constructor it calls; with nothing
-  // pending the constructor refuses (JavaScript cannot make a handle by itself).
-  void SetPendingFd(int fd) { pending_fd_ = fd; }
-  int TakePendingFd() {
-    int fd = pending_fd_;
-    pending_fd_ = -1;
-    return fd;
-  }
-
  private:
   Napi::Value OpenFanotify(const Napi::CallbackInfo& info);
-
-  Napi::FunctionReference handle_class_;
-  int pending_fd_ = -1;
 };
 
 // The "path" argument of every entry point: a non-empty string without NUL bytes.

@@ -8,12 +8,9 @@
 
 #include <cerrno>
 #include <cstring>
-#include <exception>
 
 #include "../netlink/system_error.h"
 #include "addon.h"
-#include "../common/instance_tag.h"
-#include "../common/js_calls.h"
 
 namespace triggerd {
 
@@ -38,16 +35,9 @@ int32_t ReadS32(const uint8_t* p) {
 
 }  // namespace
 
-// Marks the instances of FanotifyHandle (see common/instance_tag.h).
-constexpr napi_type_tag kFanotifyHandleTag = {0x24ef10a3e8ccbe93ULL, 0xbef8143c9d603eb2ULL};
-
-FanotifyHandle* FanotifyHandle::Unwrap(Napi::Object object) {
-  return UnwrapTagged<FanotifyHandle>(object, &kFanotifyHandleTag, "FanotifyHandle");
-}
-
 Napi::Function FanotifyHandle::DefineClass(Napi::Env env) {
   return ObjectWrap<FanotifyHandle>::DefineClass(
-      env, "FanotifyHandle",
+      env, kClassName,
       {
           InstanceMethod<&FanotifyHandle::Mark>("mark"),
           InstanceMethod<&FanotifyHandle::Respond>("respond"),
@@ -57,73 +47,27 @@ Napi::Function FanotifyHandle::DefineClass(Napi::Env env) {
           InstanceMethod<&FanotifyHandle::ResolveFileHandle>("resolveFileHandle"),
           InstanceMethod<&FanotifyHandle::Pause>("pause"),
           InstanceMethod<&FanotifyHandle::Resume>("resume"),
-          InstanceMethod<&FanotifyHandle::Close>("close"),
-          InstanceMethod<&FanotifyHandle::RefLoop>("ref"),
-          InstanceMethod<&FanotifyHandle::UnrefLoop>("unref"),
-          InstanceAccessor<&FanotifyHandle::GetClosed>("closed"),
+          CloseMethod(),
+          RefMethod(),
+          UnrefMethod(),
+          ClosedAccessor(),
           InstanceAccessor<&FanotifyHandle::GetOwnedEventFds>("ownedEventFds"),
           InstanceAccessor<&FanotifyHandle::GetThrottled>("throttled"),
       });
 }
 
-Napi::Object FanotifyHandle::Create(Napi::Env env, FanotifyAddon* addon,
-                                    const Napi::FunctionReference& handle_class, int fd,
-                                    Napi::Function on_batch, Napi::Function on_error) {
-  Napi::Object object;
-  addon->SetPendingFd(fd);
-  try {
-    object = handle_class.New({on_batch, on_error});
-  } catch (...) {
-    // The constructor takes the fd only once nothing else can fail there.
-    int left = addon->TakePendingFd();
-    if (left >= 0) close(left);
-    throw;
-  }
-  FanotifyHandle* handle = Unwrap(object);
-  handle->Start(env);
-  return object;
+Napi::Error FanotifyHandle::MakeError(Napi::Env env, int err, const char* syscall) {
+  return FanotifyError(env, err, syscall);
 }
 
-FanotifyHandle::FanotifyHandle(const Napi::CallbackInfo& info)
-    : ObjectWrap<FanotifyHandle>(info) {
-  Napi::Env env = info.Env();
-  TagInstance(env, info.This().As<Napi::Object>(), &kFanotifyHandleTag);
-  FanotifyAddon* addon = env.GetInstanceData<FanotifyAddon>();
-  bool pending = addon != nullptr && info.Length() >= 2 && info[0].IsFunction() &&
-                 info[1].IsFunction();
-  if (!pending) {
-    throw MakeArgumentError(env, "FanotifyHandle is created by openFanotify()",
-                            "ERR_ILLEGAL_CONSTRUCTOR");
-  }
-  // Everything that can throw happens before the fd is taken.
-  on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
-  on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
-  async_context_ = std::make_unique<Napi::AsyncContext>(env, "triggerd:FanotifyHandle",
-                                                        info.This().As<Napi::Object>());
+FanotifyHandle::FanotifyHandle(const Napi::CallbackInfo& info) : Base(info) {
   read_buffer_ = std::make_unique<uint8_t[]>(kReadBytes);
-  fd_ = addon->TakePendingFd();
-  if (fd_ < 0) {
-    throw MakeArgumentError(env, "FanotifyHandle is created by openFanotify()",
-                            "ERR_ILLEGAL_CONSTRUCTOR");
-  }
+  TakePending();
 }
 
 FanotifyHandle::~FanotifyHandle() { CloseNative(); }
 
-void FanotifyHandle::Start(Napi::Env env) {
-  const char* failed = nullptr;
-  int rc = poller_.Start(env, fd_, this, &failed);
-  if (rc != 0) {
-    CloseNative();
-    ReleaseCallbacks();
-    throw FanotifyError(env, -rc, failed);
-  }
-  polling_ = true;
-  UpdateStrongReference();
-}
-
-void FanotifyHandle::CloseNative() {
-  poller_.Close();
+void FanotifyHandle::CloseFds() {
   polling_ = false;
   if (fd_ >= 0) {
     // The group goes first: the kernel answers FAN_ALLOW to every permission event that is
@@ -137,33 +81,18 @@ void FanotifyHandle::CloseNative() {
   mount_fds_.clear();
 }
 
-void FanotifyHandle::OnEnvironmentTeardown() { CloseNative(); }
-
-void FanotifyHandle::OnReadable(int status) { HandleWakeUp(status); }
-
-void FanotifyHandle::HandleWakeUp(int status) {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  // The local handle keeps the object (and so `this`) alive whatever the callbacks do.
-  Napi::Object self = Value();
-  // Shutting down: leave the events in the kernel; they go with the fd.
-  if (self.IsEmpty() || !CanCallIntoJs(env)) return;
-
+void FanotifyHandle::OnWakeUp(Napi::Env env, int status) {
   // libuv stops a poll handle whose fd reports an error (status < 0).
   if (status < 0) polling_ = false;
   in_callback_ = true;
   int read_error = 0;
-  try {
+  CallGuarded(env, [&] {
     std::vector<uint8_t> bytes;
     read_error = Drain(&bytes);
     if (!bytes.empty()) {
-      CallBack(on_batch_, Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size()));
+      CallEvent(Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size()));
     }
-  } catch (const Napi::Error& error) {
-    RaiseUncaught(env, error);
-  } catch (const std::exception& exception) {
-    RaiseUncaught(env, exception);
-  }
+  });
   if (read_error != 0 && fd_ >= 0) CallError(env, read_error, "read");
   in_callback_ = false;
 
@@ -171,11 +100,7 @@ void FanotifyHandle::HandleWakeUp(int status) {
     int rc = UpdateThrottle();
     if (rc != 0) CallError(env, -rc, "uv_poll_start");
   }
-  if (fd_ < 0) {
-    async_context_.reset();  // close() ran inside a callback and left this for us
-  } else {
-    UpdateStrongReference();
-  }
+  FinishWakeUp();
 }
 
 int FanotifyHandle::Drain(std::vector<uint8_t>* out) {
@@ -225,42 +150,6 @@ int FanotifyHandle::UpdateThrottle() {
     polling_ = false;
   }
   return 0;
-}
-
-void FanotifyHandle::CallError(Napi::Env env, int err, const char* syscall) {
-  try {
-    CallBack(on_error_, FanotifyError(env, err, syscall).Value());
-  } catch (const Napi::Error& error) {
-    RaiseUncaught(env, error);
-  } catch (const std::exception& exception) {
-    RaiseUncaught(env, exception);
-  }
-}
-
-bool FanotifyHandle::CallBack(Napi::FunctionReference& callback, napi_value argument) {
-  if (callback.IsEmpty() || async_context_ == nullptr) return false;
-  // MakeCallback so nextTick and promise jobs queued by the callback run when it returns.
-  callback.MakeCallback(Value(), {argument}, *async_context_);
-  return true;
-}
-
-void FanotifyHandle::UpdateStrongReference() {
-  bool want = fd_ >= 0 && !paused_;
-  if (want && !strong_reference_) {
-    ObjectWrap<FanotifyHandle>::Ref();
-    strong_reference_ = true;
-  } else if (!want && strong_reference_) {
-    ObjectWrap<FanotifyHandle>::Unref();
-    strong_reference_ = false;
-  }
-}
-
-void FanotifyHandle::ReleaseCallbacks() {
-  on_batch_.Reset();
-  on_error_.Reset();
-  // MakeCallback is still using the context when close() runs inside a callback.
-  if (!in_callback_) async_context_.reset();
-  UpdateStrongReference();
 }
 
 int FanotifyHandle::OwnedEventFd(Napi::Env env, const Napi::Value& value, const char* syscall) {
@@ -382,19 +271,6 @@ void FanotifyHandle::Resume(const Napi::CallbackInfo& info) {
   int rc = UpdateThrottle();
   UpdateStrongReference();
   if (rc != 0) throw FanotifyError(info.Env(), -rc, "uv_poll_start");
-}
-
-void FanotifyHandle::Close(const Napi::CallbackInfo& /*info*/) {
-  CloseNative();
-  ReleaseCallbacks();
-}
-
-void FanotifyHandle::RefLoop(const Napi::CallbackInfo& /*info*/) { poller_.Ref(true); }
-
-void FanotifyHandle::UnrefLoop(const Napi::CallbackInfo& /*info*/) { poller_.Ref(false); }
-
-Napi::Value FanotifyHandle::GetClosed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), fd_ < 0);
 }
 
 Napi::Value FanotifyHandle::GetOwnedEventFds(const Napi::CallbackInfo& info) {

@@ -10,7 +10,6 @@
 #pragma once
 
 #include <napi.h>
-#include <uv.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -19,13 +18,13 @@
 #include <unordered_set>
 #include <vector>
 
-#include "../common/fd_poller.h"
+#include "../common/polled_fd_handle.h"
 
 namespace triggerd {
 
 class FanotifyAddon;
 
-class FanotifyHandle : public Napi::ObjectWrap<FanotifyHandle>, private FdPollerClient {
+class FanotifyHandle : public PolledFdHandle<FanotifyHandle, FanotifyAddon> {
  public:
   // One read() gets at most this much (the kernel returns whole events only; the largest, with a
   // directory handle and a name, is far below 4 KiB).
@@ -37,32 +36,25 @@ class FanotifyHandle : public Napi::ObjectWrap<FanotifyHandle>, private FdPoller
   // in the kernel's queue until TypeScript closes some). A read may overshoot it by one buffer.
   static constexpr size_t kMaxOwnedEventFds = 8192;
 
+  static constexpr napi_type_tag kTypeTag = {0x24ef10a3e8ccbe93ULL, 0xbef8143c9d603eb2ULL};
+  static constexpr const char* kClassName = "FanotifyHandle";
+  static constexpr const char* kCreatedBy = "FanotifyHandle is created by openFanotify()";
+
   static Napi::Function DefineClass(Napi::Env env);
-  // Wraps a fanotify fd in a new FanotifyHandle and starts watching it. Takes the fd in every
-  // case: on failure it is closed and the error thrown.
-  static Napi::Object Create(Napi::Env env, FanotifyAddon* addon,
-                             const Napi::FunctionReference& handle_class, int fd,
-                             Napi::Function on_batch, Napi::Function on_error);
+  // FanotifyError: MakeSystemError with glibc's errno name where libuv has none (ESTALE).
+  static Napi::Error MakeError(Napi::Env env, int err, const char* syscall);
 
-  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
-  // (see common/instance_tag.h).
-  static FanotifyHandle* Unwrap(Napi::Object object);
-
+  // Made by openFanotify() only, with a group fd (PolledFdAddon::CreateHandle).
   explicit FanotifyHandle(const Napi::CallbackInfo& info);
   ~FanotifyHandle() override;
 
-  // Stops watching and closes the group fd (the kernel then allows every permission event still
-  // waiting for an answer), the event fds and the mount fds, without calling into JavaScript
-  // (safe from the destructor and from the environment's teardown). Idempotent.
-  void CloseNative();
-
  private:
-  // FdPollerClient
-  void OnReadable(int status) override;
-  void OnEnvironmentTeardown() override;
+  friend Base;
 
-  void Start(Napi::Env env);
-  void HandleWakeUp(int status);
+  // Closes the group fd (the kernel then allows every permission event still waiting for an
+  // answer), the event fds and the mount fds.
+  void CloseFds();
+  void OnWakeUp(Napi::Env env, int status);
   // Reads until EAGAIN, kMaxBatchBytes or kMaxOwnedEventFds into `out`; returns 0 or the errno
   // of a failed read.
   int Drain(std::vector<uint8_t>* out);
@@ -71,10 +63,6 @@ class FanotifyHandle : public Napi::ObjectWrap<FanotifyHandle>, private FdPoller
   // Starts or stops the poller as pause()/resume() and the owned-fd backpressure want it;
   // returns 0 or the libuv error of a failed restart.
   int UpdateThrottle();
-  bool CallBack(Napi::FunctionReference& callback, napi_value argument);
-  void CallError(Napi::Env env, int err, const char* syscall);
-  void UpdateStrongReference();
-  void ReleaseCallbacks();
   int OwnedEventFd(Napi::Env env, const Napi::Value& value, const char* syscall);
 
   Napi::Value Mark(const Napi::CallbackInfo& info);
@@ -83,25 +71,14 @@ class FanotifyHandle : public Napi::ObjectWrap<FanotifyHandle>, private FdPoller
   Napi::Value OpenMount(const Napi::CallbackInfo& info);
   void CloseMount(const Napi::CallbackInfo& info);
   Napi::Value ResolveFileHandle(const Napi::CallbackInfo& info);
+  // pause()/resume() go through the throttle (paused_ is pause()'s, throttled_ the backpressure's).
   void Pause(const Napi::CallbackInfo& info);
   void Resume(const Napi::CallbackInfo& info);
-  void Close(const Napi::CallbackInfo& info);
-  void RefLoop(const Napi::CallbackInfo& info);
-  void UnrefLoop(const Napi::CallbackInfo& info);
-  Napi::Value GetClosed(const Napi::CallbackInfo& info);
   Napi::Value GetOwnedEventFds(const Napi::CallbackInfo& info);
   Napi::Value GetThrottled(const Napi::CallbackInfo& info);
 
-  int fd_ = -1;
-  FdPoller poller_;
-  bool paused_ = false;     // by pause() from JavaScript
   bool throttled_ = false;  // by kMaxOwnedEventFds
   bool polling_ = true;     // the poller's actual state
-  bool strong_reference_ = false;
-  bool in_callback_ = false;
-  Napi::FunctionReference on_batch_;
-  Napi::FunctionReference on_error_;
-  std::unique_ptr<Napi::AsyncContext> async_context_;
   std::unique_ptr<uint8_t[]> read_buffer_;
   std::unordered_set<int> event_fds_;
   std::unordered_set<int> mount_fds_;
