@@ -174,6 +174,8 @@ export interface FastInstanceHost {
   /** A transition someone may be waiting for (a job, `status`): tell the engine. */
   stateChanged(unit: FastInstance, from: FastInstanceState, to: FastInstanceState): void;
   jobFinished(unit: string, end: JobEnd): void;
+  /** It is over and nobody needs to see it any more (reset-failed): out of the manager. */
+  forget(unit: FastInstance): void;
 }
 
 /** One connection's instance, started by the accept thread. */
@@ -238,6 +240,15 @@ export class FastInstance implements UnitInstance {
 
   reload(): JobOutcome {
     return { failed: 'failed', reason: `${this.name} cannot be reloaded` };
+  }
+
+  /** `triggerctl reset-failed`: a failed instance goes, as a collected one does. */
+  resetFailed(): void {
+    if (this.state !== 'failed') return;
+    this.result = 'success';
+    this.watched = true;
+    this.setState('dead');
+    this.host.forget(this);
   }
 
   canReload(): boolean {
@@ -393,8 +404,8 @@ export interface AcceptFastPathDeps {
   native: () => NativeSocket;
   addUnit(unit: FastInstance): void;
   removeUnit(unit: FastInstance): void;
-  /** Everything but `signal`, which goes through the instance's accept thread. */
-  instanceHost: Omit<FastInstanceHost, 'signal'>;
+  /** Everything but `signal` (through the instance's accept thread) and `forget` (removeUnit). */
+  instanceHost: Omit<FastInstanceHost, 'signal' | 'forget'>;
   logger: Logger;
 }
 
@@ -464,6 +475,11 @@ export class AcceptFastPath {
     const host: FastInstanceHost = {
       ...this.deps.instanceHost,
       signal: (pid, signal) => thread.spawner?.signal(pid, signal) ?? false,
+      forget: (unit) => {
+        const at = this.failed.indexOf(unit);
+        if (at >= 0) this.failed.splice(at, 1);
+        this.deps.removeUnit(unit);
+      },
     };
     const onRecords = (records: AcceptRecord[]): void => {
       // Over PollLimit= the socket pauses the thread; this batch is served all the same.

@@ -303,5 +303,7 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
       s.statusLines.join('\n'),
     );
     assert.equal((await status('fmissing.socket')).sub, 'listening');
+    await client.request('reset-failed', { names: [failed.name] });
+    assert.deepEqual(await listUnits('fmissing@'), [], 'reset-failed lets it go');
   });
 });

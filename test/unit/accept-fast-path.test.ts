@@ -169,6 +169,7 @@ interface FakeHost extends FastInstanceHost {
   changes: [string, string][];
   jobs: [string, string][];
   timers: (() => void)[];
+  forgotten: string[];
 }
 
 function fakeHost(): FakeHost {
@@ -178,6 +179,8 @@ function fakeHost(): FakeHost {
     changes: [],
     jobs: [],
     timers: [],
+    forgotten: [],
+    forget: (u) => void h.forgotten.push(u.name),
     signal: (pid, sig) => {
       h.signals.push([pid, sig]);
       return true;
@@ -309,6 +312,17 @@ describe('FastInstance', () => {
       u.serialize({ kind: 'checkpoint', carryFd: () => -1, startTimeOf: () => undefined }),
       undefined,
     );
+  });
+
+  test('reset-failed: a failed instance goes; a live one stays', () => {
+    const h = fakeHost();
+    const bad = new FastInstance(NAME, template('ExecStart=/bin/cat'), h, 5, undefined, REMOTE, 0);
+    bad.resetFailed();
+    assert.deepEqual(h.forgotten, []);
+    bad.exited('exited', 1);
+    bad.resetFailed();
+    assert.equal(bad.activeState(), 'inactive');
+    assert.deepEqual(h.forgotten, [NAME]);
   });
 
   test('an instance whose program never ran is failed with the reason', () => {
