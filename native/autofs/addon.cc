@@ -40,8 +40,7 @@ Napi::Error SystemErrorWithPath(Napi::Env env, int err, const char* syscall,
   return error;
 }
 
-AutofsAddon::AutofsAddon(Napi::Env env, Napi::Object exports) {
-  mount_class_ = Napi::Persistent(AutofsMount::DefineClass(env));
+AutofsAddon::AutofsAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(env) {
   DefineAddon(exports,
               {
                   InstanceMethod<&AutofsAddon::MountAutofs>("mountAutofs", napi_enumerable),
@@ -156,8 +155,7 @@ Napi::Value AutofsAddon::MountAutofs(const Napi::CallbackInfo& info) {
     throw SystemErrorWithPath(env, err, failed, where);
   }
   try {
-    return AutofsMount::Create(env, this, mount_class_, pending, info[1].As<Napi::Function>(),
-                               info[2].As<Napi::Function>());
+    return CreateHandle(env, &pending, info[1].As<Napi::Function>(), info[2].As<Napi::Function>());
   } catch (...) {
     // Create closed the fds; the mount must not stay behind without a daemon.
     umount2(where.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);

@@ -6,16 +6,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
-#include <exception>
+#include <memory>
 #include <thread>
-#include <vector>
 
 #include "../netlink/system_error.h"
 #include "addon.h"
 #include "dev_ioctl.h"
-#include "../common/instance_tag.h"
-#include "../common/js_calls.h"
 
 namespace triggerd {
 
@@ -30,16 +26,9 @@ struct ExpireResult {
 
 }  // namespace
 
-// Marks the instances of AutofsMount (see common/instance_tag.h).
-constexpr napi_type_tag kAutofsMountTag = {0x4fde199f3c72efc2ULL, 0xa77e2af4e5deeaccULL};
-
-AutofsMount* AutofsMount::Unwrap(Napi::Object object) {
-  return UnwrapTagged<AutofsMount>(object, &kAutofsMountTag, "AutofsMount");
-}
-
 Napi::Function AutofsMount::DefineClass(Napi::Env env) {
   return ObjectWrap<AutofsMount>::DefineClass(
-      env, "AutofsMount",
+      env, kClassName,
       {
           InstanceMethod<&AutofsMount::Ready>("ready"),
           InstanceMethod<&AutofsMount::Fail>("fail"),
@@ -48,9 +37,9 @@ Napi::Function AutofsMount::DefineClass(Napi::Env env) {
           InstanceMethod<&AutofsMount::Catatonic>("catatonic"),
           InstanceMethod<&AutofsMount::AskUmount>("askUmount"),
           InstanceMethod<&AutofsMount::Unmount>("unmount"),
-          InstanceMethod<&AutofsMount::Close>("close"),
-          InstanceMethod<&AutofsMount::RefLoop>("ref"),
-          InstanceMethod<&AutofsMount::UnrefLoop>("unref"),
+          CloseMethod(),
+          RefMethod(),
+          UnrefMethod(),
           InstanceAccessor<&AutofsMount::GetClosed>("closed"),
           InstanceAccessor<&AutofsMount::GetDevId>("devId"),
           InstanceAccessor<&AutofsMount::GetWhere>("where"),
@@ -60,74 +49,33 @@ Napi::Function AutofsMount::DefineClass(Napi::Env env) {
       });
 }
 
-Napi::Object AutofsMount::Create(Napi::Env env, AutofsAddon* addon,
-                                 const Napi::FunctionReference& mount_class,
-                                 const PendingAutofsMount& pending, Napi::Function on_batch,
-                                 Napi::Function on_error) {
-  Napi::Object object;
-  addon->SetPending(pending);
-  try {
-    object = mount_class.New({on_batch, on_error});
-  } catch (...) {
-    // The constructor takes the fds only once nothing else can fail there.
-    PendingAutofsMount left;
-    if (addon->TakePending(&left)) {
-      if (left.pipe_fd >= 0) close(left.pipe_fd);
-      if (left.control_fd >= 0) close(left.control_fd);
-    }
-    throw;
-  }
-  AutofsMount* mount = Unwrap(object);
-  mount->Start(env);
-  return object;
+void AutofsMount::ClosePending(PendingAutofsMount* pending) {
+  if (pending->pipe_fd >= 0) close(pending->pipe_fd);
+  if (pending->control_fd >= 0) close(pending->control_fd);
+  pending->pipe_fd = -1;
+  pending->control_fd = -1;
 }
 
-AutofsMount::AutofsMount(const Napi::CallbackInfo& info) : ObjectWrap<AutofsMount>(info) {
-  Napi::Env env = info.Env();
-  TagInstance(env, info.This().As<Napi::Object>(), &kAutofsMountTag);
-  AutofsAddon* addon = env.GetInstanceData<AutofsAddon>();
-  bool callbacks = info.Length() >= 2 && info[0].IsFunction() && info[1].IsFunction();
-  if (addon == nullptr || !callbacks) {
-    throw MakeArgumentError(env, "AutofsMount is created by mountAutofs()",
-                            "ERR_ILLEGAL_CONSTRUCTOR");
-  }
-  // Everything that can throw happens before the fds are taken.
-  on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
-  on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
-  async_context_ = std::make_unique<Napi::AsyncContext>(env, "triggerd:AutofsMount",
-                                                        info.This().As<Napi::Object>());
-  PendingAutofsMount pending;
-  if (!addon->TakePending(&pending)) {
-    throw MakeArgumentError(env, "AutofsMount is created by mountAutofs()",
-                            "ERR_ILLEGAL_CONSTRUCTOR");
-  }
-  pipe_fd_ = pending.pipe_fd;
-  control_fd_ = pending.control_fd;
-  where_ = pending.where;
-  devid_ = pending.devid;
-  strict_expire_ = pending.strict_expire;
-  proto_version_ = pending.proto_version;
-  proto_sub_version_ = pending.proto_sub_version;
-}
+AutofsMount::AutofsMount(const Napi::CallbackInfo& info) : Base(info) { TakePending(); }
 
 AutofsMount::~AutofsMount() { CloseNative(); }
 
-void AutofsMount::Start(Napi::Env env) {
-  const char* failed = nullptr;
-  int rc = poller_.Start(env, pipe_fd_, this, &failed);
-  if (rc != 0) {
-    CloseNative();
-    ReleaseCallbacks();
-    throw MakeSystemError(env, -rc, failed);
-  }
-  UpdateStrongReference();
+void AutofsMount::Adopt(PendingAutofsMount* pending) {
+  fd_ = pending->pipe_fd;
+  control_fd_ = pending->control_fd;
+  where_ = pending->where;
+  devid_ = pending->devid;
+  strict_expire_ = pending->strict_expire;
+  proto_version_ = pending->proto_version;
+  proto_sub_version_ = pending->proto_sub_version;
+  pending->pipe_fd = -1;
+  pending->control_fd = -1;
 }
 
-void AutofsMount::CloseNative() {
-  poller_.Close();
-  if (pipe_fd_ >= 0) {
-    close(pipe_fd_);
-    pipe_fd_ = -1;
+void AutofsMount::CloseFds() {
+  if (fd_ >= 0) {
+    close(fd_);
+    fd_ = -1;
   }
   if (control_fd_ >= 0) {
     close(control_fd_);
@@ -135,25 +83,16 @@ void AutofsMount::CloseNative() {
   }
 }
 
-void AutofsMount::OnEnvironmentTeardown() { CloseNative(); }
-
-void AutofsMount::OnReadable(int status) { HandleWakeUp(status); }
-
-void AutofsMount::HandleWakeUp(int status) {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  Napi::Object self = Value();
-  if (self.IsEmpty() || !CanCallIntoJs(env)) return;
-
+void AutofsMount::OnWakeUp(Napi::Env env, int status) {
   in_callback_ = true;
   int read_error = 0;
   bool hang_up = false;
-  try {
+  CallGuarded(env, [&] {
     Napi::Array batch = Napi::Array::New(env);
     uint32_t n = 0;
     uint8_t buffer[kReadBytes];
-    while (n < kMaxPacketsPerBatch && pipe_fd_ >= 0) {
-      ssize_t got = read(pipe_fd_, buffer, sizeof(buffer));
+    while (n < kMaxPacketsPerBatch && fd_ >= 0) {
+      ssize_t got = read(fd_, buffer, sizeof(buffer));
       if (got < 0) {
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) read_error = errno;
@@ -166,54 +105,17 @@ void AutofsMount::HandleWakeUp(int status) {
       }
       batch.Set(n++, Napi::Buffer<uint8_t>::Copy(env, buffer, static_cast<size_t>(got)));
     }
-    if (n > 0) CallBack(on_batch_, batch);
-  } catch (const Napi::Error& error) {
-    RaiseUncaught(env, error.Value());
-  } catch (const std::exception& exception) {
-    RaiseUncaught(env, exception);
-  }
-  if ((read_error != 0 || hang_up || status < 0) && pipe_fd_ >= 0) {
+    if (n > 0) CallEvent(batch);
+  });
+  if ((read_error != 0 || hang_up || status < 0) && fd_ >= 0) {
     // A pipe whose writers are gone stays readable for ever: stop watching, then say why.
     poller_.Pause();
-    try {
-      int err = read_error != 0 ? read_error : hang_up ? EPIPE : -status;
-      CallBack(on_error_, MakeSystemError(env, err, read_error != 0 ? "read" : "poll").Value());
-    } catch (const Napi::Error& error) {
-      RaiseUncaught(env, error.Value());
-    } catch (const std::exception& exception) {
-      RaiseUncaught(env, exception);
-    }
-    if (pipe_fd_ >= 0) poller_.Close();
+    int err = read_error != 0 ? read_error : hang_up ? EPIPE : -status;
+    CallError(env, err, read_error != 0 ? "read" : "poll");
+    if (fd_ >= 0) poller_.Close();  // unwatched, it no longer holds the object
   }
   in_callback_ = false;
-  if (pipe_fd_ < 0) {
-    async_context_.reset();
-  }
-  UpdateStrongReference();
-}
-
-bool AutofsMount::CallBack(Napi::FunctionReference& callback, napi_value argument) {
-  if (callback.IsEmpty() || async_context_ == nullptr) return false;
-  callback.MakeCallback(Value(), {argument}, *async_context_);
-  return true;
-}
-
-void AutofsMount::UpdateStrongReference() {
-  bool want = pipe_fd_ >= 0 && poller_.started();
-  if (want && !strong_reference_) {
-    ObjectWrap<AutofsMount>::Ref();
-    strong_reference_ = true;
-  } else if (!want && strong_reference_) {
-    ObjectWrap<AutofsMount>::Unref();
-    strong_reference_ = false;
-  }
-}
-
-void AutofsMount::ReleaseCallbacks() {
-  on_batch_.Reset();
-  on_error_.Reset();
-  if (!in_callback_) async_context_.reset();
-  UpdateStrongReference();
+  FinishWakeUp();
 }
 
 template <typename Command>
@@ -347,17 +249,8 @@ Napi::Value AutofsMount::Unmount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, count);
 }
 
-void AutofsMount::Close(const Napi::CallbackInfo& /*info*/) {
-  CloseNative();
-  ReleaseCallbacks();
-}
-
-void AutofsMount::RefLoop(const Napi::CallbackInfo& /*info*/) { poller_.Ref(true); }
-
-void AutofsMount::UnrefLoop(const Napi::CallbackInfo& /*info*/) { poller_.Ref(false); }
-
 Napi::Value AutofsMount::GetClosed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), pipe_fd_ < 0 && control_fd_ < 0);
+  return Napi::Boolean::New(info.Env(), fd_ < 0 && control_fd_ < 0);
 }
 
 Napi::Value AutofsMount::GetDevId(const Napi::CallbackInfo& info) {
@@ -369,7 +262,7 @@ Napi::Value AutofsMount::GetWhere(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value AutofsMount::GetPipeFd(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), pipe_fd_);
+  return Napi::Number::New(info.Env(), fd_);
 }
 
 Napi::Value AutofsMount::GetStrictExpire(const Napi::CallbackInfo& info) {

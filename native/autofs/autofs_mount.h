@@ -12,17 +12,26 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
 
-#include "../common/fd_poller.h"
+#include "../common/polled_fd_handle.h"
 
 namespace triggerd {
 
 class AutofsAddon;
-struct PendingAutofsMount;
 
-class AutofsMount : public Napi::ObjectWrap<AutofsMount>, private FdPollerClient {
+// What mountAutofs() hands the AutofsMount constructor it calls (JavaScript cannot make one).
+struct PendingAutofsMount {
+  int pipe_fd = -1;
+  int control_fd = -1;
+  std::string where;
+  dev_t devid = 0;
+  bool strict_expire = false;
+  uint32_t proto_version = 0;
+  uint32_t proto_sub_version = 0;
+};
+
+class AutofsMount : public PolledFdHandle<AutofsMount, AutofsAddon, PendingAutofsMount> {
  public:
   // A v5 packet is 300 bytes (304 with the padding of 64-bit ABIs). The pipe is in packet mode:
   // a read returns one packet and drops what does not fit, so read with room to spare.
@@ -30,34 +39,27 @@ class AutofsMount : public Napi::ObjectWrap<AutofsMount>, private FdPollerClient
   // The rest waits in the pipe (the kernel's writers block meanwhile: the pipe is the bound).
   static constexpr size_t kMaxPacketsPerBatch = 256;
 
+  static constexpr napi_type_tag kTypeTag = {0x4fde199f3c72efc2ULL, 0xa77e2af4e5deeaccULL};
+  static constexpr const char* kClassName = "AutofsMount";
+  static constexpr const char* kCreatedBy = "AutofsMount is created by mountAutofs()";
+
   static Napi::Function DefineClass(Napi::Env env);
-  // Wraps a mounted autofs in a new AutofsMount and starts watching its pipe. Takes the fds in
-  // every case: on failure they are closed (the mount stays; the caller unmounts).
-  static Napi::Object Create(Napi::Env env, AutofsAddon* addon,
-                             const Napi::FunctionReference& mount_class,
-                             const PendingAutofsMount& pending, Napi::Function on_batch,
-                             Napi::Function on_error);
+  // Closes the fds no constructor took (the mount stays; the caller unmounts).
+  static void ClosePending(PendingAutofsMount* pending);
 
-  // Only objects this class made: accessors called on a foreign `this` reach Unwrap too
-  // (see common/instance_tag.h).
-  static AutofsMount* Unwrap(Napi::Object object);
-
+  // Made by mountAutofs() only, for a mounted autofs (PolledFdAddon::CreateHandle). Its fd_ is
+  // the pipe's read end.
   explicit AutofsMount(const Napi::CallbackInfo& info);
   ~AutofsMount() override;
 
-  // Stops watching and closes both fds without calling into JavaScript. Idempotent. The kernel
-  // keeps the mount; with the pipe's read end gone its next write fails and it turns catatonic.
-  void CloseNative();
-
  private:
-  void OnReadable(int status) override;
-  void OnEnvironmentTeardown() override;
+  friend Base;
 
-  void Start(Napi::Env env);
-  void HandleWakeUp(int status);
-  bool CallBack(Napi::FunctionReference& callback, napi_value argument);
-  void UpdateStrongReference();
-  void ReleaseCallbacks();
+  void Adopt(PendingAutofsMount* pending);
+  // Closes both fds. The kernel keeps the mount; with the pipe's read end gone its next write
+  // fails and it turns catatonic.
+  void CloseFds();
+  void OnWakeUp(Napi::Env env, int status);
   // OPENMOUNT, `command(ioctl_fd)`, CLOSEMOUNT; returns 0 or a positive errno.
   template <typename Command>
   int WithMountFd(Command command, const char** failed);
@@ -70,9 +72,6 @@ class AutofsMount : public Napi::ObjectWrap<AutofsMount>, private FdPollerClient
   void Catatonic(const Napi::CallbackInfo& info);
   Napi::Value AskUmount(const Napi::CallbackInfo& info);
   Napi::Value Unmount(const Napi::CallbackInfo& info);
-  void Close(const Napi::CallbackInfo& info);
-  void RefLoop(const Napi::CallbackInfo& info);
-  void UnrefLoop(const Napi::CallbackInfo& info);
   Napi::Value GetClosed(const Napi::CallbackInfo& info);
   Napi::Value GetDevId(const Napi::CallbackInfo& info);
   Napi::Value GetWhere(const Napi::CallbackInfo& info);
@@ -80,19 +79,12 @@ class AutofsMount : public Napi::ObjectWrap<AutofsMount>, private FdPollerClient
   Napi::Value GetStrictExpire(const Napi::CallbackInfo& info);
   Napi::Value GetProtocol(const Napi::CallbackInfo& info);
 
-  int pipe_fd_ = -1;
   int control_fd_ = -1;
   std::string where_;
   dev_t devid_ = 0;
   bool strict_expire_ = false;
   uint32_t proto_version_ = 0;
   uint32_t proto_sub_version_ = 0;
-  FdPoller poller_;
-  bool strong_reference_ = false;
-  bool in_callback_ = false;
-  Napi::FunctionReference on_batch_;
-  Napi::FunctionReference on_error_;
-  std::unique_ptr<Napi::AsyncContext> async_context_;
 };
 
 }  // namespace triggerd
