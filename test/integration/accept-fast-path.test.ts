@@ -71,7 +71,7 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
 
   before(async () => {
     fs.mkdirSync(units);
-    for (const k of ['echo', 'env', 'hold', 'limited', 'many', 'manyjs', 'missing'])
+    for (const k of ['echo', 'env', 'hold', 'limited', 'many', 'manyjs', 'flood', 'missing'])
       ports[k] = await freePort();
     unit('fecho.socket', `[Socket]\nListenStream=127.0.0.1:${ports.echo}\nAccept=yes\n`);
     unit('fecho@.service', '[Service]\nExecStart=/bin/cat\n');
@@ -95,15 +95,20 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
       `[Socket]\nListenStream=127.0.0.1:${ports.manyjs}\nAccept=yes\nMaxConnections=64\nBacklog=1024\n${noLimits}`,
     );
     unit('jmany@.service', '[Service]\nExecStart=/bin/cat\nStandardError=journal\n');
+    unit(
+      'fflood.socket',
+      `[Socket]\nListenStream=127.0.0.1:${ports.flood}\nAccept=yes\nMaxConnections=8\nBacklog=2048\n${noLimits}`,
+    );
+    unit('fflood@.service', "[Service]\nExecStart=/bin/sh -c 'sleep 0.05; echo ok'\n");
     unit('fmissing.socket', `[Socket]\nListenStream=127.0.0.1:${ports.missing}\nAccept=yes\n`);
     unit('fmissing@.service', '[Service]\nExecStart=/nonexistent/triggerd-no-such-binary\n');
     const wants = path.join(units, 'sockets.target.wants');
     fs.mkdirSync(wants);
-    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'jmany', 'fmissing'])
+    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'jmany', 'fflood', 'fmissing'])
       fs.symlinkSync(`../${s}.socket`, path.join(wants, `${s}.socket`));
     d = await startDaemon(['--unit-path', units, '--shutdown-timeout', '5', '--log-level', 'debug']);
     client = await d.client();
-    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'jmany', 'fmissing'])
+    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'jmany', 'fflood', 'fmissing'])
       await waitFor(`${s}.socket listening`, async () =>
         (await status(`${s}.socket`)).sub === 'listening' ? true : undefined,
       );
@@ -287,6 +292,53 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
       assert.equal(await request(ports.echo as number, 'after reexec\n'), 'after reexec\n');
     },
   );
+
+  test('a flood of 1,000 connections with MaxConnections=8: at most 8 live, each served or refused, triggerctl answers', async () => {
+    const port = ports.flood as number;
+    let served = 0;
+    let refused = 0;
+    let maxLive = 0;
+    let slowestAnswerMs = 0;
+    let flooding = true;
+    const sampler = (async () => {
+      while (flooding) {
+        const t0 = Date.now();
+        const live = (await listUnits('fflood@')).filter((u) => u.active === 'active').length;
+        slowestAnswerMs = Math.max(slowestAnswerMs, Date.now() - t0);
+        maxLive = Math.max(maxLive, live);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    const one = (): Promise<void> =>
+      new Promise((resolve) => {
+        const c = net.connect(port, '127.0.0.1');
+        let text = '';
+        c.on('data', (b) => (text += b.toString()));
+        c.on('error', () => undefined);
+        c.on('close', () => {
+          if (text === 'ok\n') served++;
+          else refused++;
+          resolve();
+        });
+      });
+    const queue = Array.from({ length: 1000 }, (_, i) => i);
+    await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        while (queue.pop() !== undefined) await one();
+      }),
+    );
+    flooding = false;
+    await sampler;
+    assert.equal(served + refused, 1000);
+    assert.ok(served > 0);
+    assert.ok(maxLive <= 8, `${maxLive} live instances seen`);
+    assert.ok(slowestAnswerMs < 2000, `list-units took ${slowestAnswerMs} ms`);
+    const s = await waitFor('every connection counted', async () => {
+      const st = await status('fflood.socket');
+      return (st.properties.NAccepted as number) === served ? st : undefined;
+    });
+    assert.equal(s.properties.NRefused, refused, 'what the clients saw closed is what the socket refused');
+  });
 
   test('a missing binary: a failed instance that says why, the socket goes on listening', async () => {
     assert.equal(await request(ports.missing as number), '');
