@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <string>
 
+#include "../common/arguments.h"
 #include "../netlink/system_error.h"
 #include "autofs_mount.h"
 #include "dev_ioctl.h"
@@ -29,15 +30,6 @@ std::string AbsolutePathArgument(Napi::Env env, const Napi::Value& value, const 
         "ERR_INVALID_ARG_VALUE");
   }
   return path;
-}
-
-Napi::Error SystemErrorWithPath(Napi::Env env, int err, const char* syscall,
-                                const std::string& path) {
-  Napi::Error error = MakeSystemError(env, err, syscall);
-  error.Set("path", Napi::String::New(env, path));
-  error.Set("message", Napi::String::New(
-                           env, error.Get("message").ToString().Utf8Value() + " '" + path + "'"));
-  return error;
 }
 
 AutofsAddon::AutofsAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(env) {
@@ -72,8 +64,8 @@ std::string StringOption(Napi::Env env, Napi::Object options, const char* name) 
 Napi::Value AutofsAddon::MountAutofs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw MakeArgumentError(env, "The \"options\" argument must be an object");
-  if (!info[1].IsFunction()) throw MakeArgumentError(env, "The \"onBatch\" argument must be a function");
-  if (!info[2].IsFunction()) throw MakeArgumentError(env, "The \"onError\" argument must be a function");
+  Napi::Function on_batch = FunctionArgument(env, info[1], "onBatch");
+  Napi::Function on_error = FunctionArgument(env, info[2], "onError");
   Napi::Object options = info[0].As<Napi::Object>();
   std::string where = AbsolutePathArgument(env, options.Get("where"), "options.where");
   std::string source = StringOption(env, options, "source");
@@ -155,7 +147,7 @@ Napi::Value AutofsAddon::MountAutofs(const Napi::CallbackInfo& info) {
     throw SystemErrorWithPath(env, err, failed, where);
   }
   try {
-    return CreateHandle(env, &pending, info[1].As<Napi::Function>(), info[2].As<Napi::Function>());
+    return CreateHandle(env, &pending, on_batch, on_error);
   } catch (...) {
     // Create closed the fds; the mount must not stay behind without a daemon.
     umount2(where.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);

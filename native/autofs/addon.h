@@ -26,8 +26,4 @@ class AutofsAddon : public PolledFdAddon<AutofsAddon, AutofsMount> {
 // The "path" argument of every entry point: an absolute path without NUL bytes.
 std::string AbsolutePathArgument(Napi::Env env, const Napi::Value& value, const char* name);
 
-// A system error that also names the path, as Node's fs errors do.
-Napi::Error SystemErrorWithPath(Napi::Env env, int err, const char* syscall,
-                                const std::string& path);
-
 }  // namespace triggerd

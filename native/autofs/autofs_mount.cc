@@ -9,6 +9,7 @@
 #include <memory>
 #include <thread>
 
+#include "../common/arguments.h"
 #include "../netlink/system_error.h"
 #include "addon.h"
 #include "dev_ioctl.h"

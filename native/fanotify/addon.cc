@@ -11,20 +11,11 @@
 #include <cstring>
 #include <string>
 
+#include "../common/arguments.h"
 #include "../netlink/system_error.h"
 #include "fanotify_handle.h"
 
 namespace triggerd {
-
-std::string FanotifyPathArgument(Napi::Env env, const Napi::Value& value) {
-  if (!value.IsString()) throw MakeArgumentError(env, "The \"path\" argument must be a string");
-  std::string path = value.As<Napi::String>().Utf8Value();
-  if (path.empty() || path.find('\0') != std::string::npos) {
-    throw MakeArgumentError(env, "The \"path\" argument must be a non-empty path without NUL bytes",
-                            "ERR_INVALID_ARG_VALUE");
-  }
-  return path;
-}
 
 Napi::Error FanotifyError(Napi::Env env, int err, const char* syscall) {
   Napi::Error error = MakeSystemError(env, err, syscall);
@@ -44,11 +35,7 @@ Napi::Error FanotifyError(Napi::Env env, int err, const char* syscall) {
 
 Napi::Error FanotifyErrorWithPath(Napi::Env env, int err, const char* syscall,
                                   const std::string& path) {
-  Napi::Error error = FanotifyError(env, err, syscall);
-  error.Set("path", Napi::String::New(env, path));
-  error.Set("message", Napi::String::New(
-                           env, error.Get("message").ToString().Utf8Value() + " '" + path + "'"));
-  return error;
+  return AddPath(env, FanotifyError(env, err, syscall), path);
 }
 
 FanotifyAddon::FanotifyAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(env) {
@@ -64,17 +51,13 @@ Napi::Value FanotifyAddon::OpenFanotify(const Napi::CallbackInfo& info) {
   uint32_t flags = static_cast<uint32_t>(IntegerArgument(env, info[0], "flags", 0, UINT32_MAX));
   uint32_t event_flags =
       static_cast<uint32_t>(IntegerArgument(env, info[1], "eventFlags", 0, UINT32_MAX));
-  if (!info[2].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onBatch\" argument must be a function");
-  }
-  if (!info[3].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onError\" argument must be a function");
-  }
+  Napi::Function on_batch = FunctionArgument(env, info[2], "onBatch");
+  Napi::Function on_error = FunctionArgument(env, info[3], "onError");
   // Always non-blocking (uv_poll drains to EAGAIN) and close-on-exec, the group fd and the event
   // fds alike: neither may leak into a job.
   int fd = fanotify_init(flags | FAN_CLOEXEC | FAN_NONBLOCK, event_flags | O_CLOEXEC);
   if (fd < 0) throw FanotifyError(env, errno, "fanotify_init");
-  return CreateHandle(env, &fd, info[2].As<Napi::Function>(), info[3].As<Napi::Function>());
+  return CreateHandle(env, &fd, on_batch, on_error);
 }
 
 }  // namespace triggerd

@@ -19,9 +19,6 @@ class FanotifyAddon : public PolledFdAddon<FanotifyAddon, FanotifyHandle> {
   Napi::Value OpenFanotify(const Napi::CallbackInfo& info);
 };
 
-// The "path" argument of every entry point: a non-empty string without NUL bytes.
-std::string FanotifyPathArgument(Napi::Env env, const Napi::Value& value);
-
 // MakeSystemError, with glibc's errno name where libuv has none (ESTALE).
 Napi::Error FanotifyError(Napi::Env env, int err, const char* syscall);
 

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "../common/arguments.h"
 #include "../netlink/system_error.h"
 #include "addon.h"
 
@@ -164,7 +165,7 @@ Napi::Value FanotifyHandle::Mark(const Napi::CallbackInfo& info) {
   uint32_t flags = static_cast<uint32_t>(IntegerArgument(env, info[0], "flags", 0, UINT32_MAX));
   uint64_t mask = static_cast<uint64_t>(
       IntegerArgument(env, info[1], "mask", 0, (int64_t{1} << 53) - 1));
-  std::string path = FanotifyPathArgument(env, info[2]);
+  std::string path = PathArgument(env, info[2]);
   if (fd_ < 0) throw FanotifyErrorWithPath(env, EBADF, "fanotify_mark", path);
   if (fanotify_mark(fd_, flags, mask, AT_FDCWD, path.c_str()) != 0) {
     throw FanotifyErrorWithPath(env, errno, "fanotify_mark", path);
@@ -204,7 +205,7 @@ void FanotifyHandle::CloseEventFd(const Napi::CallbackInfo& info) {
 
 Napi::Value FanotifyHandle::OpenMount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = FanotifyPathArgument(env, info[0]);
+  std::string path = PathArgument(env, info[0]);
   if (fd_ < 0) throw FanotifyErrorWithPath(env, EBADF, "open", path);
   // Not O_PATH: open_by_handle_at refuses O_PATH fds (EBADF). A directory opened for reading
   // raises FAN_OPEN (and FAN_OPEN_PERM) once, here, and nothing later.

@@ -13,29 +13,11 @@
 #include <cerrno>
 #include <string>
 
+#include "../common/arguments.h"
 #include "../netlink/system_error.h"
 #include "inotify_handle.h"
 
 namespace triggerd {
-
-std::string PathArgument(Napi::Env env, const Napi::Value& value) {
-  if (!value.IsString()) throw MakeArgumentError(env, "The \"path\" argument must be a string");
-  std::string path = value.As<Napi::String>().Utf8Value();
-  if (path.empty() || path.find('\0') != std::string::npos) {
-    throw MakeArgumentError(env, "The \"path\" argument must be a non-empty path without NUL bytes",
-                            "ERR_INVALID_ARG_VALUE");
-  }
-  return path;
-}
-
-Napi::Error SystemErrorWithPath(Napi::Env env, int err, const char* syscall,
-                                const std::string& path) {
-  Napi::Error error = MakeSystemError(env, err, syscall);
-  error.Set("path", Napi::String::New(env, path));
-  error.Set("message", Napi::String::New(
-                           env, error.Get("message").ToString().Utf8Value() + " '" + path + "'"));
-  return error;
-}
 
 InotifyAddon::InotifyAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(env) {
   DefineAddon(exports, {
@@ -48,15 +30,11 @@ InotifyAddon::InotifyAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(
 
 Napi::Value InotifyAddon::OpenInotify(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onBatch\" argument must be a function");
-  }
-  if (!info[1].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onError\" argument must be a function");
-  }
+  Napi::Function on_batch = FunctionArgument(env, info[0], "onBatch");
+  Napi::Function on_error = FunctionArgument(env, info[1], "onError");
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) throw MakeSystemError(env, errno, "inotify_init1");
-  return CreateHandle(env, &fd, info[0].As<Napi::Function>(), info[1].As<Napi::Function>());
+  return CreateHandle(env, &fd, on_batch, on_error);
 }
 
 // udevd's way: only when nobody holds the disk (LOCK_EX|LOCK_NB, as BLOCK_DEVICE_LOCKING asks

@@ -4,8 +4,6 @@
 
 #include <napi.h>
 
-#include <string>
-
 #include "../common/polled_fd_addon.h"
 #include "inotify_handle.h"
 
@@ -19,12 +17,5 @@ class InotifyAddon : public PolledFdAddon<InotifyAddon, InotifyHandle> {
   Napi::Value OpenInotify(const Napi::CallbackInfo& info);
   Napi::Value RereadPartitionTable(const Napi::CallbackInfo& info);
 };
-
-// The "path" argument of every entry point: a non-empty string without NUL bytes.
-std::string PathArgument(Napi::Env env, const Napi::Value& value);
-
-// A system error that also names the path, as Node's fs errors do.
-Napi::Error SystemErrorWithPath(Napi::Env env, int err, const char* syscall,
-                                const std::string& path);
 
 }  // namespace triggerd

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "../common/arguments.h"
 #include "../netlink/system_error.h"
 #include "addon.h"
 

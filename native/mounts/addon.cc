@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <string>
 
+#include "../common/arguments.h"
 #include "../netlink/system_error.h"
 #include "mountinfo_watch.h"
 
@@ -24,29 +25,17 @@ MountsAddon::MountsAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(en
 // watchMountInfo(onChange, onError, path = '/proc/self/mountinfo')
 Napi::Value MountsAddon::WatchMountInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onChange\" argument must be a function");
-  }
-  if (!info[1].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onError\" argument must be a function");
-  }
+  Napi::Function on_change = FunctionArgument(env, info[0], "onChange");
+  Napi::Function on_error = FunctionArgument(env, info[1], "onError");
   std::string path = "/proc/self/mountinfo";
-  if (info.Length() >= 3 && !info[2].IsUndefined()) {
-    if (!info[2].IsString()) throw MakeArgumentError(env, "The \"path\" argument must be a string");
-    path = info[2].As<Napi::String>().Utf8Value();
-    if (path.empty() || path.find('\0') != std::string::npos) {
-      throw MakeArgumentError(env,
-                              "The \"path\" argument must be a non-empty path without NUL bytes",
-                              "ERR_INVALID_ARG_VALUE");
-    }
-  }
+  if (info.Length() >= 3 && !info[2].IsUndefined()) path = PathArgument(env, info[2]);
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     Napi::Error error = MakeSystemError(env, errno, "open");
     error.Set("path", Napi::String::New(env, path));
     throw error;
   }
-  return CreateHandle(env, &fd, info[0].As<Napi::Function>(), info[1].As<Napi::Function>());
+  return CreateHandle(env, &fd, on_change, on_error);
 }
 
 }  // namespace triggerd

@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdint>
 
+#include "../common/arguments.h"
 #include "peer_credentials.h"
 #include "system_error.h"
 #include "uevent_fd.h"
@@ -36,12 +37,8 @@ Napi::Value NetlinkAddon::OpenUeventSocket(const Napi::CallbackInfo& info) {
       IntegerArgument(env, options.Get("groups"), "options.groups", 0, UINT32_MAX));
   int receive_buffer_bytes = static_cast<int>(IntegerArgument(
       env, options.Get("receiveBufferBytes"), "options.receiveBufferBytes", 1, INT_MAX));
-  if (!info[1].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onBatch\" argument must be a function");
-  }
-  if (!info[2].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onError\" argument must be a function");
-  }
+  Napi::Function on_batch = FunctionArgument(env, info[1], "onBatch");
+  Napi::Function on_error = FunctionArgument(env, info[2], "onError");
 
   UeventFd opened;
   const char* failed_syscall = "socket";
@@ -52,7 +49,7 @@ Napi::Value NetlinkAddon::OpenUeventSocket(const Napi::CallbackInfo& info) {
                 : AdoptUeventFd(static_cast<int>(IntegerArgument(env, adopt, "options.fd", 0, INT_MAX)),
                                 groups, &opened, &failed_syscall);
   if (err != 0) throw MakeSystemError(env, err, failed_syscall);
-  return CreateHandle(env, &opened, info[1].As<Napi::Function>(), info[2].As<Napi::Function>());
+  return CreateHandle(env, &opened, on_batch, on_error);
 }
 
 // V8 keeps the heap pages a burst of allocation grew (start-up, a coldplug through the rules)

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/arguments.h"
 #include "../netlink/system_error.h"
 #include "notify_client.h"
 #include "notify_fd.h"
@@ -24,15 +25,6 @@ namespace {
 // Far above SCM_MAX_FD (253): the kernel, not this check, refuses what it does not take, so
 // tests can see its EINVAL. This only keeps an absurd array from becoming a huge allocation.
 constexpr size_t kMaxSendFds = 4096;
-
-Napi::Error SystemErrorWithPath(Napi::Env env, int err, const char* syscall,
-                                const std::string& path) {
-  Napi::Error error = MakeSystemError(env, err, syscall);
-  error.Set("path", Napi::String::New(env, path));
-  error.Set("message", Napi::String::New(
-                           env, error.Get("message").ToString().Utf8Value() + " '" + path + "'"));
-  return error;
-}
 
 // The "path" argument: a string naming an absolute path or "@name" that fits sun_path.
 UnixAddress AddressArgument(Napi::Env env, const Napi::Value& value, std::string* path) {
@@ -71,12 +63,8 @@ Napi::Value NotifyAddon::OpenNotifySocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path;
   UnixAddress address = AddressArgument(env, info[0], &path);
-  if (!info[1].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onBatch\" argument must be a function");
-  }
-  if (!info[2].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onError\" argument must be a function");
-  }
+  Napi::Function on_batch = FunctionArgument(env, info[1], "onBatch");
+  Napi::Function on_error = FunctionArgument(env, info[2], "onError");
 
   NotifyFd opened;
   const char* failed_syscall = "socket";
@@ -86,7 +74,7 @@ Napi::Value NotifyAddon::OpenNotifySocket(const Napi::CallbackInfo& info) {
                                 address, &opened, &failed_syscall)
                 : OpenNotifyFd(address, &opened, &failed_syscall);
   if (err != 0) throw SystemErrorWithPath(env, err, failed_syscall, path);
-  return CreateHandle(env, &opened, info[1].As<Napi::Function>(), info[2].As<Napi::Function>());
+  return CreateHandle(env, &opened, on_batch, on_error);
 }
 
 Napi::Value NotifyAddon::SendDatagram(const Napi::CallbackInfo& info) {

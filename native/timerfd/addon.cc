@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <ctime>
 
+#include "../common/arguments.h"
 #include "../netlink/system_error.h"
 #include "clock_watch.h"
 
@@ -25,12 +26,8 @@ TimerfdAddon::TimerfdAddon(Napi::Env env, Napi::Object exports) : PolledFdAddon(
 
 Napi::Value TimerfdAddon::WatchClockChanges(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onChange\" argument must be a function");
-  }
-  if (!info[1].IsFunction()) {
-    throw MakeArgumentError(env, "The \"onError\" argument must be a function");
-  }
+  Napi::Function on_change = FunctionArgument(env, info[0], "onChange");
+  Napi::Function on_error = FunctionArgument(env, info[1], "onError");
   int fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
   if (fd < 0) throw MakeSystemError(env, errno, "timerfd_create");
   int rc = ClockWatch::Arm(fd);
@@ -38,7 +35,7 @@ Napi::Value TimerfdAddon::WatchClockChanges(const Napi::CallbackInfo& info) {
     close(fd);
     throw MakeSystemError(env, rc, "timerfd_settime");
   }
-  return CreateHandle(env, &fd, info[0].As<Napi::Function>(), info[1].As<Napi::Function>());
+  return CreateHandle(env, &fd, on_change, on_error);
 }
 
 namespace {
