@@ -1,7 +1,7 @@
 // The one module that loads triggerd_autofs.node (native/autofs/) and declares its interface.
 // Everything else takes a `NativeAutofs`, so pure tests can pass test/helpers/fake-autofs. The
 // packets are parsed in TypeScript (src/mounts/autofs-packets.ts: parseAutofsPacket).
-import { requireAddon } from './addon';
+import { requireCheckedAddon } from './checked-addon';
 import type { NativeSystemError } from './types';
 
 export type { NativeSystemError };
@@ -96,20 +96,10 @@ let cached: NativeAutofs | undefined;
 /** Loads the addon once per process (loading a Node-API addon twice in one environment is not safe). */
 export function loadAutofsNative(): NativeAutofs {
   if (cached !== undefined) return cached;
-  const { loaded, file } = requireAddon(ADDON_FILE);
-  cached = checkShape(loaded, file);
+  cached = requireCheckedAddon<NativeAutofs>(ADDON_FILE, 'autofs', [
+    'mountAutofs',
+    'unmountLazy',
+    'processGroup',
+  ]);
   return cached;
-}
-
-function checkShape(loaded: unknown, file: string): NativeAutofs {
-  const names = ['mountAutofs', 'unmountLazy', 'processGroup'] as const;
-  if (
-    typeof loaded === 'object' &&
-    loaded !== null &&
-    names.every((name) => typeof Reflect.get(loaded, name) === 'function')
-  ) {
-    // The shape is checked above; the signatures are the C++ side's contract with this file.
-    return loaded as NativeAutofs;
-  }
-  throw new Error(`${file} is not triggerd's autofs addon (${names.join('/')} missing); rebuild it`);
 }

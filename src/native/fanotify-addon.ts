@@ -1,7 +1,7 @@
 // The one module that loads triggerd_fanotify.node (native/fanotify/) and declares its interface.
 // Everything else takes a `NativeFanotify`, so pure tests can pass test/helpers/fake-fanotify.
 // The records are parsed in TypeScript (src/events/fanotify-events.ts: parseFanotifyRecords).
-import { requireAddon } from './addon';
+import { requireCheckedAddon } from './checked-addon';
 import type { NativeSystemError } from './types';
 
 export type { NativeSystemError };
@@ -161,20 +161,6 @@ let cached: NativeFanotify | undefined;
 /** Loads the addon once per process (loading a Node-API addon twice in one environment is not safe). */
 export function loadFanotifyNative(): NativeFanotify {
   if (cached !== undefined) return cached;
-  const { loaded, file } = requireAddon(ADDON_FILE);
-  cached = checkShape(loaded, file);
+  cached = requireCheckedAddon<NativeFanotify>(ADDON_FILE, 'fanotify', ['openFanotify']);
   return cached;
-}
-
-function checkShape(loaded: unknown, file: string): NativeFanotify {
-  const names = ['openFanotify'] as const;
-  if (
-    typeof loaded === 'object' &&
-    loaded !== null &&
-    names.every((name) => typeof Reflect.get(loaded, name) === 'function')
-  ) {
-    // The shape is checked above; the signatures are the C++ side's contract with this file.
-    return loaded as NativeFanotify;
-  }
-  throw new Error(`${file} is not triggerd's fanotify addon (${names.join('/')} missing); rebuild it`);
 }

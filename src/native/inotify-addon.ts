@@ -1,7 +1,7 @@
 // The one module that loads triggerd_inotify.node (native/inotify/) and declares its interface.
 // Everything else takes a `NativeInotify`, so pure tests can pass test/helpers/fake-inotify.
 // The records are parsed in TypeScript (src/events/inotify-events.ts: parseInotifyRecords).
-import { requireAddon } from './addon';
+import { requireCheckedAddon } from './checked-addon';
 import type { NativeSystemError } from './types';
 
 export type { NativeSystemError };
@@ -75,20 +75,6 @@ let cached: NativeInotify | undefined;
 /** Loads the addon once per process (loading a Node-API addon twice in one environment is not safe). */
 export function loadInotifyNative(): NativeInotify {
   if (cached !== undefined) return cached;
-  const { loaded, file } = requireAddon(ADDON_FILE);
-  cached = checkShape(loaded, file);
+  cached = requireCheckedAddon<NativeInotify>(ADDON_FILE, 'inotify', ['openInotify', 'rereadPartitionTable']);
   return cached;
-}
-
-function checkShape(loaded: unknown, file: string): NativeInotify {
-  const names = ['openInotify', 'rereadPartitionTable'] as const;
-  if (
-    typeof loaded === 'object' &&
-    loaded !== null &&
-    names.every((name) => typeof Reflect.get(loaded, name) === 'function')
-  ) {
-    // The shape is checked above; the signatures are the C++ side's contract with this file.
-    return loaded as NativeInotify;
-  }
-  throw new Error(`${file} is not triggerd's inotify addon (${names.join('/')} missing); rebuild it`);
 }

@@ -1,7 +1,7 @@
 // The one module that loads triggerd_mounts.node (native/mounts/) and declares its interface.
 // Everything else takes a `NativeMounts`, so pure tests can pass test/helpers/fake-mounts.
 // The table itself is read and parsed in TypeScript (src/mounts/mountinfo.ts).
-import { requireAddon } from './addon';
+import { requireCheckedAddon } from './checked-addon';
 import type { NativeSystemError } from './types';
 
 export type { NativeSystemError };
@@ -41,15 +41,6 @@ let cached: NativeMounts | undefined;
 /** Loads the addon once per process (loading a Node-API addon twice in one environment is not safe). */
 export function loadNativeMounts(): NativeMounts {
   if (cached !== undefined) return cached;
-  const { loaded, file } = requireAddon(ADDON_FILE);
-  if (
-    typeof loaded === 'object' &&
-    loaded !== null &&
-    typeof Reflect.get(loaded, 'watchMountInfo') === 'function'
-  ) {
-    // The shape is checked above; the signatures are the C++ side's contract with this file.
-    cached = loaded as NativeMounts;
-    return cached;
-  }
-  throw new Error(`${file} is not triggerd's mounts addon (watchMountInfo missing); rebuild it`);
+  cached = requireCheckedAddon<NativeMounts>(ADDON_FILE, 'mounts', ['watchMountInfo']);
+  return cached;
 }

@@ -1,7 +1,7 @@
 // The one module that loads triggerd_notify.node (native/notify/) and declares its interface.
 // Everything else takes a `NativeNotify`, so pure tests can pass test/helpers/fake-notify instead.
 import { readFileSync } from 'node:fs';
-import { requireAddon } from './addon';
+import { requireCheckedAddon } from './checked-addon';
 import type { NativeSystemError } from './types';
 
 export type { NativeSystemError };
@@ -95,8 +95,12 @@ let cached: NativeNotify | undefined;
 /** Loads the addon once per process (loading a Node-API addon twice in one environment is not safe). */
 export function loadNotifyNative(): NativeNotify {
   if (cached !== undefined) return cached;
-  const { loaded, file } = requireAddon(ADDON_FILE);
-  const exports = checkShape(loaded, file);
+  const exports = requireCheckedAddon<NativeNotifyExports>(ADDON_FILE, 'notify', [
+    'openNotifySocket',
+    'closeFd',
+    'sendDatagram',
+    'pipe',
+  ]);
   cached = {
     openNotifySocket: (path, onBatch, onError, fd) =>
       fd === undefined
@@ -108,19 +112,6 @@ export function loadNotifyNative(): NativeNotify {
     pipe: () => exports.pipe(),
   };
   return cached;
-}
-
-function checkShape(loaded: unknown, file: string): NativeNotifyExports {
-  const names = ['openNotifySocket', 'closeFd', 'sendDatagram', 'pipe'] as const;
-  if (
-    typeof loaded === 'object' &&
-    loaded !== null &&
-    names.every((name) => typeof Reflect.get(loaded, name) === 'function')
-  ) {
-    // The shape is checked above; the signatures are the C++ side's contract with this file.
-    return loaded as NativeNotifyExports;
-  }
-  throw new Error(`${file} is not triggerd's notify addon (${names.join('/')} missing); rebuild it`);
 }
 
 /**

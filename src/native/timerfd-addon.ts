@@ -1,6 +1,6 @@
 // The one module that loads triggerd_timerfd.node (native/timerfd/) and declares its interface.
 // Everything else takes a `NativeTimerfd`, so pure tests can pass test/helpers/fake-timerfd.
-import { requireAddon } from './addon';
+import { requireCheckedAddon } from './checked-addon';
 import type { NativeSystemError } from './types';
 
 export type { NativeSystemError };
@@ -48,20 +48,6 @@ let cached: NativeTimerfd | undefined;
 /** Loads the addon once per process (loading a Node-API addon twice in one environment is not safe). */
 export function loadTimerfdNative(): NativeTimerfd {
   if (cached !== undefined) return cached;
-  const { loaded, file } = requireAddon(ADDON_FILE);
-  cached = checkShape(loaded, file);
+  cached = requireCheckedAddon<NativeTimerfd>(ADDON_FILE, 'timerfd', ['watchClockChanges', 'clockNow']);
   return cached;
-}
-
-function checkShape(loaded: unknown, file: string): NativeTimerfd {
-  const names = ['watchClockChanges', 'clockNow'] as const;
-  if (
-    typeof loaded === 'object' &&
-    loaded !== null &&
-    names.every((name) => typeof Reflect.get(loaded, name) === 'function')
-  ) {
-    // The shape is checked above; the signatures are the C++ side's contract with this file.
-    return loaded as NativeTimerfd;
-  }
-  throw new Error(`${file} is not triggerd's timerfd addon (${names.join('/')} missing); rebuild it`);
 }
