@@ -7,6 +7,8 @@
 
 #include <cerrno>
 
+#include "../common/adopted_socket.h"
+
 namespace triggerd {
 
 namespace {
@@ -98,23 +100,10 @@ int AdoptUeventFd(int fd, uint32_t groups, UeventFd* out, const char** failed_sy
     *failed_syscall = "getsockname";
     return EINVAL;
   }
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
-      fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
-    *failed_syscall = "fcntl";
-    return errno;
-  }
-  int on = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) != 0) {
-    *failed_syscall = "setsockopt";
-    return errno;
-  }
   int granted = 0;
-  socklen_t granted_length = sizeof(granted);
-  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &granted_length) != 0) {
-    *failed_syscall = "getsockopt";
-    return errno;
-  }
+  int err = PrepareAdoptedSocket(fd, failed_syscall);
+  if (err == 0) err = ReceiveBufferBytes(fd, &granted, failed_syscall);
+  if (err != 0) return err;
   out->fd = fd;
   out->port_id = bound.nl_pid;
   out->receive_buffer_bytes = granted;

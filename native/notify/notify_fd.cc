@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "../common/adopted_socket.h"
+
 namespace triggerd {
 
 namespace {
@@ -97,24 +99,13 @@ int AdoptNotifyFd(int fd, const UnixAddress& address, NotifyFd* out, const char*
     *failed_syscall = "getsockname";
     return EADDRNOTAVAIL;
   }
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
-      fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
-    *failed_syscall = "fcntl";
-    return errno;
-  }
+  int err = PrepareAdoptedSocket(fd, failed_syscall);
+  if (err != 0) return err;
   int on = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) != 0) {
-    *failed_syscall = "setsockopt";
-    return errno;
-  }
   bool pass_pidfd = setsockopt(fd, SOL_SOCKET, SO_PASSPIDFD, &on, sizeof(on)) == 0;
   int granted = 0;
-  socklen_t granted_length = sizeof(granted);
-  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &granted_length) != 0) {
-    *failed_syscall = "getsockopt";
-    return errno;
-  }
+  err = ReceiveBufferBytes(fd, &granted, failed_syscall);
+  if (err != 0) return err;
   out->fd = fd;
   out->receive_buffer_bytes = granted;
   out->pass_pidfd = pass_pidfd;
