@@ -18,11 +18,13 @@
 // only an autogroup's nice counts, so with the daemon in its own session this changes little).
 // TRIGGERD_BENCH_LOAD_AUTOGROUP_NICE=-5 starts the daemon with `--autogroup-nice -5` (its own
 // session's CPU-share group; src/core/autogroup-nice.ts); the JSON says so. Default: neither.
-// The daemon runs in a session of its own, as init or start-stop-daemon would start it: with
-// autogroup scheduling a session is one CPU-share group, and the old arrangement (the daemon in
-// the benchmark's session, sharing one group with the benchmark and every load generator, while
-// each service it spawns has a group of its own) starved it; TRIGGERD_BENCH_LOAD_SHARED_SESSION=1
-// brings that back for comparison.
+// The daemon runs in a session of its own, as init or start-stop-daemon would start it, and so
+// does each load generator (as udevd, network clients and a user's program would): with autogroup
+// scheduling a session is one CPU-share group. In the old arrangement the daemon shared one group
+// with the benchmark and every generator (while each service it spawns has a group of its own),
+// and the probes' own process, starved by the generators, read answers late (the C echo peer's
+// p99 fell from ~36 ms to ~4 ms when the generators got sessions of their own);
+// TRIGGERD_BENCH_LOAD_SHARED_SESSION=1 brings the old arrangement back for comparison.
 // A second peer is the floor under load: a single-threaded C line-echo server (bench/lib/
 // line-echo-peer), in the same session arrangement as the daemon, probed the same way every 20 ms
 // throughout; its latency is what the scheduler alone costs any process woken to answer.
@@ -212,7 +214,7 @@ function report(
       : {}),
     // Issue 9's bench/storm figures in one place (details below).
     daemonSession: OWN_SESSION
-      ? 'its own (setsid), as init would start it'
+      ? 'its own (setsid), as init would start it; each load generator in a session of its own too'
       : "the benchmark's, shared with the load generators (TRIGGERD_BENCH_LOAD_SHARED_SESSION=1)",
     figures: {
       ueventsPerSecSustained:
@@ -420,6 +422,7 @@ async function main(): Promise<object> {
       sizes: SIZES,
       probe: PROBE,
       deadlineMs: DEADLINE_MS,
+      ownSessions: OWN_SESSION,
     });
     echo.underLoad = latency(await echoLoad.stop());
     await sleep(QUIET_MS);

@@ -372,6 +372,13 @@ export interface CombinedLoadOptions {
   probe: { intervalMs: number; cliIntervalMs: number; timeoutMs: number };
   /** Bound on each load's run and on each completion wait. */
   deadlineMs: number;
+  /**
+   * Each load generator in a session of its own, as udevd, network clients and a user's program
+   * would be: with autogroup scheduling a session is one CPU-share group, and generators left in
+   * the benchmark's session starve the probes' own process (its answers were read late). Default
+   * false.
+   */
+  ownSessions?: boolean;
 }
 
 async function daemonCounters(request: Request): Promise<DaemonCounters> {
@@ -427,8 +434,15 @@ interface PreparedSender {
  * Start bench/lib/uevent-sender and wait until it encoded every message and said ready; killed by
  * its pid `deadlineMs` after the start, or when the benchmark is interrupted.
  */
-async function prepareUeventSender(args: string[], deadlineMs: number): Promise<PreparedSender> {
-  const child = spawn(process.execPath, [UEVENT_SENDER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+async function prepareUeventSender(
+  args: string[],
+  deadlineMs: number,
+  ownSession: boolean,
+): Promise<PreparedSender> {
+  const child = spawn(process.execPath, [UEVENT_SENDER, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: ownSession,
+  });
   const kill = (): void => {
     if (child.pid !== undefined && child.exitCode === null && child.signalCode === null)
       killPid(child.pid, 'SIGKILL');
@@ -493,6 +507,7 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
             String(readKernelSeqnum() + 1),
           ],
           o.deadlineMs,
+          o.ownSessions === true,
         );
   const probeClient = await ControlClient.connect(o.socket);
   const rss = new RssSampler(o.daemonPid).start();
@@ -561,6 +576,7 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
       const c = sizes.connections;
       out.client = await runLoad(o.programs.client, o.port, c.count, c.concurrency, {
         connectionTimeoutMs: c.timeoutMs,
+        ownSession: o.ownSessions,
       });
       out.endMs = since();
     } catch (err) {
@@ -609,6 +625,7 @@ export async function runCombinedLoad(o: CombinedLoadOptions): Promise<CombinedL
     try {
       const r = await runCommand(o.programs.fileBurst, [dirs.spool, String(sizes.files.count), resultFile], {
         timeoutMs: o.deadlineMs,
+        ownSession: o.ownSessions,
       });
       const result = readJson<NonNullable<FilesOutcome['result']> & { lastRealtimeNs: string }>(resultFile);
       if (r.code !== 0 || result === undefined)

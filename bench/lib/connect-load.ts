@@ -150,7 +150,7 @@ export async function runLoad(
   port: number,
   total: number,
   concurrency: number,
-  options: { mode?: 'line' | 'byte'; connectionTimeoutMs?: number } = {},
+  options: { mode?: 'line' | 'byte'; connectionTimeoutMs?: number; ownSession?: boolean } = {},
 ): Promise<LoadResult> {
   const connectionTimeoutMs = options.connectionTimeoutMs ?? 5000;
   // Bounded: even if every connection timed out one after the other.
@@ -158,7 +158,7 @@ export async function runLoad(
   const result = await runCommand(
     client,
     [String(port), String(total), String(concurrency), String(connectionTimeoutMs), options.mode ?? 'line'],
-    { timeoutMs: bound, env: {} },
+    { timeoutMs: bound, env: {}, ownSession: options.ownSession },
   );
   if (result.code !== 0) {
     throw new Error(

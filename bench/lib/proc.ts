@@ -38,13 +38,20 @@ export function runCommand(
     cwd?: string;
     /** Kill it if the benchmark is interrupted (default); not for apt-get, which must not die midway. */
     killOnCleanup?: boolean;
+    /** In a session of its own (setsid): with autogroup scheduling, a CPU-share group of its own. */
+    ownSession?: boolean;
   },
 ): Promise<CommandResult> {
   return new Promise((resolve) => {
     const t0 = performance.now();
     let child: ChildProcess;
     try {
-      child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env, cwd: options.cwd });
+      child = spawn(command, args, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: options.env,
+        cwd: options.cwd,
+        detached: options.ownSession === true,
+      });
     } catch (err) {
       resolve({ code: null, signal: null, stdout: '', stderr: String(err), ms: 0, timedOut: false });
       return;
