@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "../common/arguments.h"
+#include "../common/read_records.h"
 #include "../netlink/system_error.h"
 #include "addon.h"
 
@@ -105,24 +106,16 @@ void FanotifyHandle::OnWakeUp(Napi::Env env, int status) {
 }
 
 int FanotifyHandle::Drain(std::vector<uint8_t>* out) {
-  while (out->size() < kMaxBatchBytes && fd_ >= 0) {
+  auto may_read = [&] {
+    if (fd_ < 0) return false;
     if (event_fds_.size() >= kMaxOwnedEventFds) {
       throttled_ = true;
-      return 0;
+      return false;
     }
-    // Whole events only: consecutive reads concatenate into one valid record stream.
-    ssize_t got = read(fd_, read_buffer_.get(), kReadBytes);
-    if (got < 0) {
-      int err = errno;
-      if (err == EINTR) continue;
-      if (err == EAGAIN || err == EWOULDBLOCK) return 0;
-      return err;
-    }
-    if (got == 0) return 0;
-    TakeEventFds(read_buffer_.get(), static_cast<size_t>(got));
-    out->insert(out->end(), read_buffer_.get(), read_buffer_.get() + got);
-  }
-  return 0;
+    return true;
+  };
+  return ReadRecords(fd_, read_buffer_.get(), kReadBytes, kMaxBatchBytes, out, may_read,
+                     [&](const uint8_t* data, size_t size) { TakeEventFds(data, size); });
 }
 
 void FanotifyHandle::TakeEventFds(const uint8_t* data, size_t size) {

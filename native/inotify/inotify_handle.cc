@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "../common/arguments.h"
+#include "../common/read_records.h"
 #include "../netlink/system_error.h"
 #include "addon.h"
 
@@ -43,20 +44,9 @@ void InotifyHandle::OnWakeUp(Napi::Env env, int status) {
 }
 
 int InotifyHandle::Drain(std::vector<uint8_t>* out) {
-  while (out->size() < kMaxBatchBytes && fd_ >= 0) {
-    // The kernel returns whole records only, so consecutive reads concatenate into one valid
-    // record stream.
-    ssize_t got = read(fd_, read_buffer_.get(), kReadBytes);
-    if (got < 0) {
-      int err = errno;
-      if (err == EINTR) continue;
-      if (err == EAGAIN || err == EWOULDBLOCK) return 0;
-      return err;
-    }
-    if (got == 0) return 0;
-    out->insert(out->end(), read_buffer_.get(), read_buffer_.get() + got);
-  }
-  return 0;
+  return ReadRecords(
+      fd_, read_buffer_.get(), kReadBytes, kMaxBatchBytes, out, [&] { return fd_ >= 0; },
+      [](const uint8_t*, size_t) {});
 }
 
 Napi::Value InotifyHandle::AddWatch(const Napi::CallbackInfo& info) {
