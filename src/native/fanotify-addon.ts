@@ -2,6 +2,7 @@
 // Everything else takes a `NativeFanotify`, so pure tests can pass test/helpers/fake-fanotify.
 // The records are parsed in TypeScript (src/events/fanotify-events.ts: parseFanotifyRecords).
 import { requireCheckedAddon } from './checked-addon';
+import { FSNOTIFY_EVENTS } from './fsnotify-bits';
 import type { NativeSystemError } from './types';
 
 export type { NativeSystemError };
@@ -10,18 +11,7 @@ const ADDON_FILE = 'triggerd_fanotify.node';
 
 /** fanotify(7) event mask bits, from <linux/fanotify.h> (pre-content from Linux 6.14). */
 export const FAN = {
-  ACCESS: 0x1,
-  MODIFY: 0x2,
-  ATTRIB: 0x4,
-  CLOSE_WRITE: 0x8,
-  CLOSE_NOWRITE: 0x10,
-  OPEN: 0x20,
-  MOVED_FROM: 0x40,
-  MOVED_TO: 0x80,
-  CREATE: 0x100,
-  DELETE: 0x200,
-  DELETE_SELF: 0x400,
-  MOVE_SELF: 0x800,
+  ...FSNOTIFY_EVENTS,
   OPEN_EXEC: 0x1000,
   Q_OVERFLOW: 0x4000,
   FS_ERROR: 0x8000,
