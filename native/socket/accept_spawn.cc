@@ -374,6 +374,12 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     }
   }
 
+  // MaxConnections= less the instances this spawner does not count (adopted after a re-exec).
+  void SetMaxConnections(int max) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    max_connections_ = max;
+  }
+
   int Live() {
     std::lock_guard<std::mutex> lock(mutex_);
     return static_cast<int>(children_.size());
@@ -924,6 +930,10 @@ Napi::Value StartAcceptSpawn(const Napi::CallbackInfo& info) {
   handle.Set("live", Napi::Function::New(env, [weak](const Napi::CallbackInfo& call) -> Napi::Value {
                auto s = weak.lock();
                return Napi::Number::New(call.Env(), s ? s->Live() : 0);
+             }));
+  handle.Set("setMaxConnections", Napi::Function::New(env, [weak](const Napi::CallbackInfo& call) {
+               int max = static_cast<int>(IntegerArgument(call.Env(), call[0], "max", 0, INT_MAX));
+               if (auto s = weak.lock()) s->SetMaxConnections(max);
              }));
   handle.Set("flush", Napi::Function::New(env, [weak](const Napi::CallbackInfo& call) {
                if (auto s = weak.lock()) s->Flush(call.Env());

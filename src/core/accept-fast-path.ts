@@ -19,8 +19,9 @@
 //     connection and stdout/stderr the connection or /dev/null (no per-instance log pipes), and
 //     no '+'/'!' prefixes.
 // Differences that remain: TriggerLimit= and PollLimit= are checked as the batches arrive, so
-// the connections of the batch that hit a limit are served (the next ones wait in the backlog);
-// instances restored after a re-exec are not counted by the new thread's MaxConnections=.
+// the connections of the batch that hit a limit are served (the next ones wait in the backlog).
+// Instances restored after a re-exec (ServiceUnits then) lower the thread's MaxConnections=
+// until they end.
 import type { Logger } from '../util/logger';
 import { RateLimitedLog } from '../util/logger';
 import type {
@@ -398,6 +399,8 @@ export interface FastAccept {
   pause(): void;
   resume(): void;
   close(): void;
+  /** The live count at which the thread refuses (MaxConnections= less adopted instances). */
+  setMaxConnections(max: number): void;
 }
 
 export interface AcceptFastPathDeps {
@@ -425,6 +428,10 @@ export class AcceptFastPath {
   /** Live instances of every accept thread, by pid: what to do when each is over. */
   private readonly live = new Map<number, (code: ExitCode, status: number) => void>();
   private readonly liveUnits = new Map<number, FastInstance>();
+  /** Statuses the spawn addon's reaper reported for live instances, until the thread's record. */
+  private readonly claimed = new Map<number, { code: ExitCode; status: number }>();
+  /** Live instances whose record came without a status: waiting for claimExit. */
+  private readonly awaitingStatus = new Set<number>();
   private readonly orphanExits = new Map<number, { code: ExitCode; status: number; at: number }>();
 
   /**
@@ -436,7 +443,10 @@ export class AcceptFastPath {
   claimExit(exit: { pid: number; code: ExitCode; status: number }): boolean {
     const finish = this.live.get(exit.pid);
     if (finish !== undefined) {
-      finish(exit.code, exit.status);
+      // The instance ends with the thread's record (its slot group is free by then); the
+      // status is kept for it, or completes a record that came without one.
+      if (this.awaitingStatus.delete(exit.pid)) finish(exit.code, exit.status);
+      else this.claimed.set(exit.pid, { code: exit.code, status: exit.status });
       return true;
     }
     this.orphanExits.delete(exit.pid);
@@ -496,6 +506,8 @@ export class AcceptFastPath {
               if (this.live.get(pid) !== finish) return;
               this.live.delete(pid);
               this.liveUnits.delete(pid);
+              this.claimed.delete(pid);
+              this.awaitingStatus.delete(pid);
               startTimes.delete(pid);
               events.connection(false);
               unit.exited(code, status);
@@ -522,20 +534,27 @@ export class AcceptFastPath {
                 { pid: r.pid, cgroup: r.cgroup },
                 `${r.cgroup} still has processes after the instance ended; not reused`,
               );
-            if (finish === undefined) break; // its status came through claimExit already
+            if (finish === undefined) break;
+            const claimed = this.claimed.get(r.pid);
             if (r.error === undefined) {
               finish(r.code, r.status);
               break;
             }
-            // Another reaper took the status: it comes (or came) through claimExit.
+            // Another reaper took the status: it came, or comes, through claimExit.
+            if (claimed !== undefined) {
+              finish(claimed.code, claimed.status);
+              break;
+            }
             const known = this.orphanExits.get(r.pid);
             if (known !== undefined && known.at >= startedAt(r.pid)) {
               this.orphanExits.delete(r.pid);
               finish(known.code, known.status);
               break;
             }
+            this.awaitingStatus.add(r.pid);
             this.deps.instanceHost.setTimer(STATUS_WAIT_MS, () => {
               // Nobody reported it: the status is lost; an end like any other.
+              if (this.live.get(r.pid) === finish) this.awaitingStatus.delete(r.pid);
               finish('exited', 0);
             });
             break;
@@ -583,6 +602,7 @@ export class AcceptFastPath {
       pause: () => started.pause(),
       resume: () => started.resume(),
       close: () => started.close(),
+      setMaxConnections: (max) => started.setMaxConnections(max),
     };
   }
 

@@ -355,7 +355,7 @@ export class UnitSystem {
         return { ok: true, done: this.engine.queue.whenFinished(r.jobId) ?? Promise.resolve('done') };
       },
       startConnection: (n, conn, ended) => this.startConnection(n, conn, ended),
-      startFastAccept: (fd, events) => this.startFastAccept(name, fd, events),
+      startFastAccept: (fd, events, max) => this.startFastAccept(name, fd, events, max),
       symlink: (target, link) => {
         fs.mkdirSync(path.dirname(link), { recursive: true });
         try {
@@ -460,7 +460,12 @@ export class UnitSystem {
    * Accept=yes: the accept thread for one listening fd of `socket`, when the socket and its
    * template qualify (fastPathEligibility); undefined keeps startConnection's path.
    */
-  private startFastAccept(socket: string, fd: number, events: FastAcceptEvents): FastAccept | undefined {
+  private startFastAccept(
+    socket: string,
+    fd: number,
+    events: FastAcceptEvents,
+    maxConnections: number,
+  ): FastAccept | undefined {
     const config = this.sockets.get(socket)?.file.socket;
     const template = socketTemplateName(socket);
     const loaded = this.instanceFile(`${template.slice(0, -'@.service'.length)}@fast-path.service`);
@@ -482,7 +487,7 @@ export class UnitSystem {
       return undefined;
     }
     return this.fastPath.start(socket, fd, file, plan, {
-      maxConnections: config.maxConnections,
+      maxConnections,
       connectionFds: verdict.connectionFds,
       remoteEnvironment: true,
       ...(this.cgroups !== undefined ? { cgroupPool: this.cgroups.pathOf(template) } : {}),

@@ -178,6 +178,8 @@ export interface AcceptSpawner {
   /** pidfd_send_signal to a live child of this spawner; false once it has been reaped. */
   signal(pid: number, signal: number): boolean;
   live(): number;
+  /** A new limit for live children (0 refuses every connection); takes effect at the next accept. */
+  setMaxConnections(max: number): void;
   /** Deliver what the thread queued now (synchronously). */
   flush(): void;
 }

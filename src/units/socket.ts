@@ -161,7 +161,7 @@ export interface SocketHost {
    * Accept=yes: an accept thread that starts the instances itself (src/core/accept-fast-path.ts)
    * for the listening `fd`, when the socket and its template qualify; undefined: accept here.
    */
-  startFastAccept?(fd: number, events: FastAcceptEvents): FastAccept | undefined;
+  startFastAccept?(fd: number, events: FastAcceptEvents, maxConnections: number): FastAccept | undefined;
   log: Logger;
 }
 
@@ -947,8 +947,16 @@ export class SocketUnit implements UnitInstance {
   private startFast(p: Port): boolean {
     if (this.file.socket?.accept !== true || this.host.startFastAccept === undefined) return false;
     if (p.entry.kind !== 'stream' && p.entry.kind !== 'seqpacket') return false;
-    p.fast = this.host.startFastAccept(p.fd, this.fastEvents());
+    p.fast = this.host.startFastAccept(p.fd, this.fastEvents(), this.fastLimit());
     return p.fast !== undefined;
+  }
+
+  /** Instances restored after a re-exec or a crash and still live (the thread does not see them). */
+  private adoptedLive = 0;
+
+  /** What the accept thread refuses at: MaxConnections= less the adopted instances. */
+  private fastLimit(): number {
+    return Math.max(0, (this.file.socket?.maxConnections ?? 64) - this.adoptedLive);
   }
 
   /** What the accept thread's records do to this unit: the counters, the limits, the logs. */
@@ -1393,12 +1401,20 @@ export class SocketUnit implements UnitInstance {
    */
   adoptConnection(): () => void {
     this.nConnections++;
+    this.adoptedLive++;
+    this.updateFastLimit();
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
       this.nConnections--;
+      this.adoptedLive--;
+      this.updateFastLimit();
     };
+  }
+
+  private updateFastLimit(): void {
+    for (const p of this.ports) p.fast?.setMaxConnections(this.fastLimit());
   }
 
   /** Before a re-exec: stop taking traffic (the kernel queues it on the fds, which survive). */

@@ -44,6 +44,7 @@ interface Spawner {
   signal(pid: unknown, signal: unknown): boolean;
   live(): number;
   flush(): void;
+  setMaxConnections(max: unknown): void;
 }
 
 function validPlan(): Record<string, unknown> {
@@ -220,6 +221,15 @@ test(
         );
       }
       assert.equal(spawner.signal(process.pid, 0), false, 'not a child of this spawner');
+      for (const bad of [undefined, null, 'x', -1, 1.5, 2 ** 31, {}]) {
+        assert.throws(
+          () => spawner.setMaxConnections(bad),
+          (e: unknown) => e instanceof TypeError,
+          `setMaxConnections(${String(bad)})`,
+        );
+      }
+      spawner.setMaxConnections(0);
+      spawner.setMaxConnections(2);
       assert.equal(spawner.live(), 0);
       spawner.pause();
       spawner.pause();
@@ -255,6 +265,7 @@ test(
     spawner.flush();
     assert.equal(spawner.signal(1, 0), false);
     assert.equal(spawner.live(), 0);
+    spawner.setMaxConnections(5);
     fs.rmSync(dir, { recursive: true, force: true });
     await new Promise((r) => setTimeout(r, 50));
     await assertNoFdLeak(before, 'acceptSpawn handle');

@@ -370,6 +370,7 @@ function fakeAddon(): { native: NativeSocket; deliver: (r: AcceptRecord[]) => vo
           return true;
         },
         live: () => 0,
+        setMaxConnections: (max: number) => void calls.push(`max ${max}`),
         flush: () => undefined,
       };
     },
@@ -528,6 +529,16 @@ describe('AcceptFastPath', () => {
       ![...units.keys()].some((n) => n.includes(':40002')),
       'ended cleanly with the remembered status',
     );
+    // A status the reaper reports while the thread's record is still on its way: the instance
+    // ends with the record (its slot group is free by then), with that status.
+    a.deliver([started(3, 202)]);
+    assert.equal(path.claimExit({ pid: 202, code: 'killed', status: 9 }), true);
+    assert.ok(
+      [...units.keys()].some((n) => n.includes(':40003')),
+      'still there until the record',
+    );
+    a.deliver([{ kind: 'exited', pid: 202, code: 'killed', status: 0, error: err }]);
+    assert.equal([...units.values()].find((u) => u.name.includes(':40003'))?.result, 'signal');
     // The late fallback of the first one changes nothing any more.
     for (const t of timers) t();
     assert.equal(ev.live, 0);

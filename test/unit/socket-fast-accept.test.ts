@@ -19,12 +19,15 @@ interface Rig {
   calls: string[];
   events: () => FastAcceptEvents;
   logs: () => string[];
+  /** The MaxConnections= the thread got at start and every change since. */
+  limits: number[];
 }
 
 function rig(socket: string, fast = true): Rig {
   const clock = new VirtualClock();
   const native = new FakeNativeSocket();
   const calls: string[] = [];
+  const limits: number[] = [];
   const logger = recordingLogger();
   let events: FastAcceptEvents | undefined;
   const host: SocketHost = {
@@ -48,13 +51,15 @@ function rig(socket: string, fast = true): Rig {
     stateChanged: () => undefined,
     ...(fast
       ? {
-          startFastAccept: (fd: number, e: FastAcceptEvents): FastAccept => {
+          startFastAccept: (fd: number, e: FastAcceptEvents, max: number): FastAccept => {
             calls.push(`start ${fd}`);
+            limits.push(max);
             events = e;
             return {
               pause: () => void calls.push('pause'),
               resume: () => void calls.push('resume'),
               close: () => void calls.push('close'),
+              setMaxConnections: (m) => void limits.push(m),
             };
           },
         }
@@ -74,6 +79,7 @@ function rig(socket: string, fast = true): Rig {
       return events;
     },
     logs: () => logger.lines.map((r) => String(r.msg)),
+    limits,
   };
 }
 
@@ -160,6 +166,18 @@ test('stop closes the thread before the fd; a re-exec hold pauses and a release 
   assert.equal(r.calls[0], 'pause');
   assert.ok(r.calls.includes('close'));
   assert.equal(r.native.openListeners().length, 0);
+});
+
+test("instances adopted after a re-exec lower the thread's MaxConnections= until they end", () => {
+  const r = rig(`${SOCKET}MaxConnections=10\n`);
+  const releases = [r.unit.adoptConnection(), r.unit.adoptConnection()];
+  r.unit.start();
+  assert.deepEqual(r.limits, [8]);
+  releases[0]?.();
+  releases[0]?.();
+  releases[1]?.();
+  assert.deepEqual(r.limits, [8, 9, 10]);
+  assert.equal(r.unit.nConnections, 0);
 });
 
 test('a host without a fast path (or one that declines) watches the fd as before', () => {
