@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "../common/batch_item.h"
 #include "addon.h"
 #include "system_error.h"
 
@@ -30,12 +31,6 @@ struct ItemKeys {
         overflow(Napi::String::New(env, "overflow")) {}
   Napi::String kind, reason, buffer, sender_port, sender_groups, uid, gid, pid, message, overflow;
 };
-
-// Defined (not assigned) properties, so setters on Object.prototype never run.
-Napi::PropertyDescriptor Field(const Napi::String& key, napi_value value) {
-  return Napi::PropertyDescriptor::Value(static_cast<napi_value>(key), value,
-                                         napi_default_jsproperty);
-}
 
 Napi::Object OverflowItem(Napi::Env env, const ItemKeys& keys, const char* reason) {
   Napi::Object item = Napi::Object::New(env);

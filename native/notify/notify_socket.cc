@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "../common/batch_item.h"
 #include "addon.h"
 #include "../netlink/system_error.h"
 
@@ -29,12 +30,6 @@ struct ItemKeys {
         truncated(Napi::String::New(env, "truncated")) {}
   Napi::String kind, datagram, buffer, length, pid, uid, gid, pidfd, fds, truncated;
 };
-
-// Defined (not assigned) properties, so setters on Object.prototype never run.
-Napi::PropertyDescriptor Field(const Napi::String& key, napi_value value) {
-  return Napi::PropertyDescriptor::Value(static_cast<napi_value>(key), value,
-                                         napi_default_jsproperty);
-}
 
 Napi::Object DatagramItem(Napi::Env env, const ItemKeys& keys, const ReceivedDatagram& received) {
   Napi::Array fds = Napi::Array::New(env, received.fds.size());
