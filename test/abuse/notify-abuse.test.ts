@@ -22,6 +22,8 @@ import {
   Findings,
   functionArg,
   HUGE_STRING,
+  INT32_MAX,
+  intArg,
   loadRaw,
   openFds,
   scratchDir,
@@ -77,6 +79,13 @@ test('notify: every export refuses wrong arguments', { skip }, async () => {
         stringArg('path', fresh, { absolute: true, abstract: true }),
         functionArg('onBatch'),
         functionArg('onError'),
+        // A socket carried across a re-exec, to take over instead of binding: a socket fd only.
+        {
+          name: 'fd',
+          valid: () => undefined,
+          optional: true,
+          bad: () => [...intArg('fd', 0, INT32_MAX, () => 0, true).bad(), ...unopenedFds(), passed],
+        },
       ],
       cleanup: (socket) => (socket as Socket).close(),
     });
