@@ -593,7 +593,9 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       r.slot = slots_[slot].path;
       if (SlotEmpty(slot)) {
         slots_[slot].free = true;
-        free_slots_.push_back(slot);
+        // Closed: no connection will take it again.
+        if (closed_) rmdir(slots_[slot].path.c_str());
+        else free_slots_.push_back(slot);
       } else {
         r.slot_busy = true;  // a process the instance left behind: never reused
       }

@@ -958,6 +958,14 @@ export class UnitSystem {
     // The units' kept groups and the Accept=yes pools' spare groups go with the daemon (a busy
     // group stays, as it would at a unit's stop).
     this.supervisor.removeGroups();
+    // So do the accept threads' slot groups (the sockets are stopped: none is taken again).
+    for (const dir of this.fastSlots) {
+      try {
+        if (this.cgroups?.remove(dir) === true) this.fastSlots.delete(dir);
+      } catch (err) {
+        this.logger.warn({ err }, `cannot remove ${dir}`);
+      }
+    }
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
     this.adoptionTable?.close();
     this.automounts.close();
