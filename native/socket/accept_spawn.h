@@ -1,10 +1,13 @@
-// acceptSpawn(): the Accept=yes fast path. A thread of its own waits (epoll) on one listening
-// socket and on the pidfds of the children it started; per connection it accepts, checks
-// MaxConnections against its own live count (exits are reaped on the same thread before any
-// accept, so a finished instance never counts), clones the child from a plan built once in
-// TypeScript (the connection as the plan's connection fds, REMOTE_ADDR/REMOTE_PORT added),
-// closes its copy of the connection, and queues a record. JavaScript gets the records in batches,
-// one call per wake-up of its loop: started, failed, refused, exited, accept-error.
+// acceptSpawn(): the Accept=yes fast path. Four threads of its own wait (one epoll set) on one
+// listening socket and on the pidfds of the children they started; per connection a thread
+// accepts, checks MaxConnections against the spawner's live count (children plus clones under
+// way; exits that are ready are reaped before a refusal), clones the child from a plan built once
+// in TypeScript (the connection as the plan's connection fds, REMOTE_ADDR/REMOTE_PORT added)
+// without holding the lock, closes its copy of the connection, and queues a record. Exec resets
+// a child's exit signal to SIGCHLD, so the spawn addon's reaper may take an exit first: the
+// record then has no status (src/core/accept-fast-path.ts gets it from that reaper). JavaScript
+// gets the records in batches, one call per wake-up of its loop: started, failed, refused,
+// exited, accept-error.
 #pragma once
 
 #include <napi.h>

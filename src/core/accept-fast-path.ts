@@ -16,8 +16,8 @@
 //     (nobody to route notify messages to), no Condition*/Assert* and no OnFailure=/OnSuccess=
 //     (they are evaluated per run), no EnvironmentFile= (read per run), no sandboxing or
 //     RootDirectory= and no RuntimeDirectory=/StateDirectory=/... (per-run staging), stdin the
-//     connection and stdout/stderr the connection or /dev/null (no per-instance log pipes), and
-//     no '+'/'!' prefixes.
+//     connection and stdout/stderr the connection or /dev/null (no per-instance log pipes), no
+//     '+'/'!' prefixes, and no $VARIABLES on the command line (REMOTE_ADDR differs per connection).
 // Differences that remain: TriggerLimit= and PollLimit= are checked as the batches arrive, so
 // the connections of the batch that hit a limit are served (the next ones wait in the backlog).
 // Instances restored after a re-exec (ServiceUnits then) lower the thread's MaxConnections=
