@@ -486,12 +486,19 @@ export class UnitSystem {
       log.debug({ err }, `instances start in JavaScript: ${(err as Error).message}`);
       return undefined;
     }
-    return this.fastPath.start(socket, fd, file, plan, {
-      maxConnections,
-      connectionFds: verdict.connectionFds,
-      remoteEnvironment: true,
-      ...(this.cgroups !== undefined ? { cgroupPool: this.cgroups.pathOf(template) } : {}),
-    }, events);
+    return this.fastPath.start(
+      socket,
+      fd,
+      file,
+      plan,
+      {
+        maxConnections,
+        connectionFds: verdict.connectionFds,
+        remoteEnvironment: true,
+        ...(this.cgroups !== undefined ? { cgroupPool: this.cgroups.pathOf(template) } : {}),
+      },
+      events,
+    );
   }
 
   /** An Accept=yes instance's file: the template's, read once per (re)load and shared. */
@@ -977,7 +984,10 @@ export class UnitSystem {
   /** daemon-reload: re-read every unit file; running units keep running. */
   reload(): { loaded: number; errors: number } {
     this.instanceFiles.clear();
-    return this.engine.loadAll();
+    const loaded = this.engine.loadAll();
+    // New Accept=yes connections start from the templates as they are now.
+    for (const s of this.sockets.values()) s.templateReloaded();
+    return loaded;
   }
 
   /** `enable`: the [Install] symlinks, in the first unit directory. */

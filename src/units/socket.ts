@@ -174,6 +174,13 @@ interface Port {
   fast?: FastAccept;
 }
 
+/** An accept thread's instances as its records told them: live ones count until they end. */
+interface AcceptThreadCount {
+  live: number;
+  /** Replaced at a daemon-reload: its live instances still count against MaxConnections=. */
+  retired: boolean;
+}
+
 /** A counter over a fixed window, systemd's RateLimit: `burst` events per `intervalMs`. */
 class RateWindow {
   private begin = -Infinity;
@@ -947,8 +954,53 @@ export class SocketUnit implements UnitInstance {
   private startFast(p: Port): boolean {
     if (this.file.socket?.accept !== true || this.host.startFastAccept === undefined) return false;
     if (p.entry.kind !== 'stream' && p.entry.kind !== 'seqpacket') return false;
-    p.fast = this.host.startFastAccept(p.fd, this.fastEvents(), this.fastLimit());
+    const count: AcceptThreadCount = { live: 0, retired: false };
+    p.fast = this.host.startFastAccept(p.fd, this.fastEvents(count), this.fastLimit());
+    if (p.fast !== undefined) this.threadCounts.set(p.fast, count);
     return p.fast !== undefined;
+  }
+
+  /** Per accept thread, its live instances; a retired thread's are dropped when they reach 0. */
+  private readonly threadCounts = new Map<FastAccept, AcceptThreadCount>();
+
+  /**
+   * daemon-reload: an accept thread clones from a plan made from the template as it was when the
+   * thread started, and systemd starts every instance from the template as it is now. So each
+   * thread lets go of its fd (its live instances go on, and still end through it) and a new one
+   * starts from the reloaded template, or the fd is watched here if the template no longer
+   * qualifies. The old thread's live instances count against MaxConnections= until they end.
+   */
+  templateReloaded(): void {
+    for (const p of this.ports) {
+      const old = p.fast;
+      if (old === undefined) continue;
+      this.retire(old);
+      p.fast = undefined;
+      if (!this.startFast(p)) {
+        try {
+          p.watch = this.host.native.watch(p.fd, () => this.onReadable(p));
+        } catch (err) {
+          this.host.log.error(`cannot watch ${p.entry.text}: ${(err as Error).message}`);
+        }
+      }
+    }
+    if (this.pause !== undefined) this.pauseWatches();
+  }
+
+  /** No more connections through `thread`; its live instances still count until they end. */
+  private retire(thread: FastAccept): void {
+    thread.close();
+    const count = this.threadCounts.get(thread);
+    if (count === undefined) return;
+    count.retired = true;
+    if (count.live <= 0) this.threadCounts.delete(thread);
+  }
+
+  /** Live instances of accept threads replaced at a daemon-reload or closed with the socket. */
+  private retiredLive(): number {
+    let n = 0;
+    for (const c of this.threadCounts.values()) if (c.retired) n += c.live;
+    return n;
   }
 
   /** Instances restored after a re-exec or a crash and still live (the thread does not see them). */
@@ -956,11 +1008,11 @@ export class SocketUnit implements UnitInstance {
 
   /** What the accept thread refuses at: MaxConnections= less the adopted instances. */
   private fastLimit(): number {
-    return Math.max(0, (this.file.socket?.maxConnections ?? 64) - this.adoptedLive);
+    return Math.max(0, (this.file.socket?.maxConnections ?? 64) - this.adoptedLive - this.retiredLive());
   }
 
   /** What the accept thread's records do to this unit: the counters, the limits, the logs. */
-  private fastEvents(): FastAcceptEvents {
+  private fastEvents(count: AcceptThreadCount): FastAcceptEvents {
     return {
       woken: () => {
         const now = this.host.now();
@@ -977,9 +1029,17 @@ export class SocketUnit implements UnitInstance {
       connection: (live) => {
         if (!live) {
           this.nConnections--;
+          count.live--;
+          if (count.retired) {
+            if (count.live <= 0)
+              for (const [t, c] of this.threadCounts) if (c === count) this.threadCounts.delete(t);
+            this.updateFastLimit();
+          }
           return;
         }
         this.nConnections++;
+        count.live++;
+        if (count.retired) this.updateFastLimit();
         const now = this.host.now();
         if (!this.trigger.below(now) && this.pause === undefined) this.triggerLimitHit(now);
       },
@@ -1098,7 +1158,7 @@ export class SocketUnit implements UnitInstance {
     for (const p of this.ports.splice(0)) {
       try {
         // The accept thread lets go of the fd first (its live instances go on).
-        p.fast?.close();
+        if (p.fast !== undefined) this.retire(p.fast);
         p.watch?.close();
         this.host.native.close(p.fd);
       } catch {

@@ -71,7 +71,7 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
 
   before(async () => {
     fs.mkdirSync(units);
-    for (const k of ['echo', 'env', 'hold', 'limited', 'many', 'manyjs', 'flood', 'missing'])
+    for (const k of ['echo', 'env', 'hold', 'limited', 'many', 'manyjs', 'flood', 'missing', 'reload'])
       ports[k] = await freePort();
     unit('fecho.socket', `[Socket]\nListenStream=127.0.0.1:${ports.echo}\nAccept=yes\n`);
     unit('fecho@.service', '[Service]\nExecStart=/bin/cat\n');
@@ -102,13 +102,18 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
     unit('fflood@.service', "[Service]\nExecStart=/bin/sh -c 'sleep 0.05; echo ok'\n");
     unit('fmissing.socket', `[Socket]\nListenStream=127.0.0.1:${ports.missing}\nAccept=yes\n`);
     unit('fmissing@.service', '[Service]\nExecStart=/nonexistent/triggerd-no-such-binary\n');
+    unit(
+      'freload.socket',
+      `[Socket]\nListenStream=127.0.0.1:${ports.reload}\nAccept=yes\nMaxConnections=2\n${noLimits}`,
+    );
+    unit('freload@.service', "[Service]\nExecStart=/bin/sh -c 'read line; echo before'\n");
     const wants = path.join(units, 'sockets.target.wants');
     fs.mkdirSync(wants);
-    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'jmany', 'fflood', 'fmissing'])
+    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'jmany', 'fflood', 'fmissing', 'freload'])
       fs.symlinkSync(`../${s}.socket`, path.join(wants, `${s}.socket`));
     d = await startDaemon(['--unit-path', units, '--shutdown-timeout', '5', '--log-level', 'debug']);
     client = await d.client();
-    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'jmany', 'fflood', 'fmissing'])
+    for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'jmany', 'fflood', 'fmissing', 'freload'])
       await waitFor(`${s}.socket listening`, async () =>
         (await status(`${s}.socket`)).sub === 'listening' ? true : undefined,
       );
@@ -126,6 +131,41 @@ describe('Accept=yes fast path on the real kernel', { skip }, () => {
       .map((l) => String(l.unit));
     for (const s of ['fecho', 'fenv', 'fhold', 'flimited', 'fmany', 'fmissing'])
       assert.ok(fast.includes(`${s}.socket`), `${s}.socket: ${JSON.stringify(fast)}`);
+  });
+
+  test('daemon-reload: new connections start from the template as it is now, live ones go on', async () => {
+    // A connection served by the thread started before the reload, still waiting for its line.
+    const held = net.connect(ports.reload as number, '127.0.0.1');
+    let heldOut = '';
+    held.on('data', (b) => (heldOut += b.toString()));
+    const heldClosed = new Promise<void>((r) => held.on('close', () => r()));
+    await waitFor('the held instance is live', async () =>
+      (await listUnits('freload@')).length === 1 ? true : undefined,
+    );
+    unit('freload@.service', "[Service]\nExecStart=/bin/sh -c 'read line; echo after'\n");
+    await client.request('daemon-reload', {});
+    // MaxConnections=2 with the held one still live: one more fits, a second is refused.
+    const a = net.connect(ports.reload as number, '127.0.0.1');
+    let aOut = '';
+    a.on('data', (b) => (aOut += b.toString()));
+    const aClosed = new Promise<void>((r) => a.on('close', () => r()));
+    await waitFor('two live instances', async () =>
+      (await listUnits('freload@')).length === 2 ? true : undefined,
+    );
+    assert.equal(await request(ports.reload as number, 'x\n'), '', 'the third connection is refused');
+    a.end('go\n');
+    await aClosed;
+    assert.equal(aOut, 'after\n', 'a connection after the reload runs the new ExecStart=');
+    held.end('go\n');
+    await heldClosed;
+    assert.equal(heldOut, 'before\n', 'the instance started before the reload finishes as it was');
+    await waitFor('instances gone', async () =>
+      (await listUnits('freload@')).length === 0 ? true : undefined,
+    );
+    assert.equal(await request(ports.reload as number, 'x\n'), 'after\n');
+    const s = await status('freload.socket');
+    assert.equal(s.properties.NRefused, 1);
+    assert.equal(s.properties.NConnections, 0);
   });
 
   test('an echo with plain cat, one instance per connection, gone once over', async () => {
