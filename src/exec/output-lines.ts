@@ -53,7 +53,11 @@ export class LineReader {
   private pendingBytes = 0;
   private readonly maxLineBytes: number;
 
-  constructor(fd: number, opts: OutputLinesOptions, private readonly sink: LineSink) {
+  constructor(
+    fd: number,
+    opts: OutputLinesOptions,
+    private readonly sink: LineSink,
+  ) {
     this.maxLineBytes = opts.maxLineBytes ?? 48 * 1024;
     this.socket = new net.Socket({ fd, readable: true, writable: false });
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));

@@ -379,7 +379,8 @@ export interface PathSection {
 }
 
 /** The monotonic settings of [Timer] (systemd.timer(5)), named as the keys are. */
-export type TimerBase = 'OnActiveSec' | 'OnBootSec' | 'OnStartupSec' | 'OnUnitActiveSec' | 'OnUnitInactiveSec';
+export type TimerBase =
+  'OnActiveSec' | 'OnBootSec' | 'OnStartupSec' | 'OnUnitActiveSec' | 'OnUnitInactiveSec';
 
 /** [Timer] (systemd.timer(5)) plus [X-Triggerd] StrictSystemdCalendar=; times in µs as systemd keeps them. */
 export interface TimerSection {

@@ -63,28 +63,45 @@ const TYPES: Readonly<Record<string, Factory>> = {
   },
   '.path': (file, deps) => {
     const ref: { unit?: PathUnit } = {};
-    const unit = new PathUnit(file.name, file, deps.pathHost(file.name, () => ref.unit));
+    const unit = new PathUnit(
+      file.name,
+      file,
+      deps.pathHost(file.name, () => ref.unit),
+    );
     ref.unit = unit;
     deps.pathCreated(unit);
     return unit;
   },
   '.automount': (file, deps) => {
     const ref: { unit?: AutomountUnit } = {};
-    const unit = new AutomountUnit(file.name, file, deps.automountHost(file.name, () => ref.unit));
+    const unit = new AutomountUnit(
+      file.name,
+      file,
+      deps.automountHost(file.name, () => ref.unit),
+    );
     ref.unit = unit;
     deps.automountCreated(unit);
     return unit;
   },
   '.mount': (file, deps) => {
     const ref: { unit?: MountUnit } = {};
-    const unit = new MountUnit(file.name, file, file.mount?.where ?? '', deps.mountHost(file.name, () => ref.unit));
+    const unit = new MountUnit(
+      file.name,
+      file,
+      file.mount?.where ?? '',
+      deps.mountHost(file.name, () => ref.unit),
+    );
     ref.unit = unit;
     deps.mountCreated(unit);
     return unit;
   },
   '.timer': (file, deps) => {
     const ref: { unit?: TimerUnit } = {};
-    const unit = new TimerUnit(file.name, file, deps.timerHost(file.name, () => ref.unit));
+    const unit = new TimerUnit(
+      file.name,
+      file,
+      deps.timerHost(file.name, () => ref.unit),
+    );
     ref.unit = unit;
     deps.timerCreated(unit);
     return unit;

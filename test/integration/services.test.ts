@@ -286,7 +286,7 @@ describe('services on the real kernel', { skip }, () => {
     );
   });
 
-  test('output: each run\'s lines are logged, a last line without a newline at its exit, runs never merged', async () => {
+  test("output: each run's lines are logged, a last line without a newline at its exit, runs never merged", async () => {
     for (let run = 1; run <= 2; run++) {
       await client.request('start', { names: ['partial-line.service'] });
       await waitFor(`run ${run}'s last line in the log`, async () => {

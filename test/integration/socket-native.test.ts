@@ -770,7 +770,10 @@ describe('socket addon on the real kernel', () => {
     const fifo = path.join(work, 'special-fifo');
     native.close(native.openFifo(fifo, {}));
     assert.throws(() => native.openSpecial(fifo), { code: 'EINVAL', syscall: 'fstat', path: fifo });
-    assert.throws(() => native.openSpecial(path.join(work, 'no-such-file')), { code: 'ENOENT', syscall: 'open' });
+    assert.throws(() => native.openSpecial(path.join(work, 'no-such-file')), {
+      code: 'ENOENT',
+      syscall: 'open',
+    });
     if (!isRoot) return;
     // Read-only when read-write is refused (a file only its owner may write; we are someone else).
     const readOnly = path.join(work, 'read-only');

@@ -8,7 +8,15 @@
 // the process). Every test kills what it started by pid and removes what it made, pass or fail.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -828,42 +836,50 @@ describe('spawn: real kernel', () => {
       },
     );
 
-    it('reuses empty slot groups of a pool and removes spares beyond the limit', { skip: needsCgroup }, async (t) => {
-      const first = tree.takeSlot('slot-test@.service');
-      const second = tree.takeSlot('slot-test@.service');
-      t.after(() => {
-        tree.remove(first);
-        tree.remove(second);
-      });
-      assert.notEqual(first, second);
-      assert.match(path.basename(first), /^slot-test@\.service\.slot-\d+$/);
-      const { pid, exit } = run(t, basicPlan(['/bin/true'], { cgroup: first }));
-      assert.equal((await exit).pid, pid);
-      for (let i = 0; i < 100 && !tree.isEmpty(first); i++) await delay(10);
-      tree.returnSlot('slot-test@.service', first);
-      assert.equal(tree.takeSlot('slot-test@.service'), first, 'the spare comes back');
-      // With no room for spares, a returned slot is removed.
-      tree.returnSlot('slot-test@.service', second, 0);
-      assert.equal(existsSync(second), false);
-      tree.returnSlot('slot-test@.service', first);
-      tree.dropSpares();
-      assert.equal(existsSync(first), false);
-    });
+    it(
+      'reuses empty slot groups of a pool and removes spares beyond the limit',
+      { skip: needsCgroup },
+      async (t) => {
+        const first = tree.takeSlot('slot-test@.service');
+        const second = tree.takeSlot('slot-test@.service');
+        t.after(() => {
+          tree.remove(first);
+          tree.remove(second);
+        });
+        assert.notEqual(first, second);
+        assert.match(path.basename(first), /^slot-test@\.service\.slot-\d+$/);
+        const { pid, exit } = run(t, basicPlan(['/bin/true'], { cgroup: first }));
+        assert.equal((await exit).pid, pid);
+        for (let i = 0; i < 100 && !tree.isEmpty(first); i++) await delay(10);
+        tree.returnSlot('slot-test@.service', first);
+        assert.equal(tree.takeSlot('slot-test@.service'), first, 'the spare comes back');
+        // With no room for spares, a returned slot is removed.
+        tree.returnSlot('slot-test@.service', second, 0);
+        assert.equal(existsSync(second), false);
+        tree.returnSlot('slot-test@.service', first);
+        tree.dropSpares();
+        assert.equal(existsSync(first), false);
+      },
+    );
 
-    it('a new slot never takes an existing group (one an earlier daemon left, maybe busy)', { skip: needsCgroup }, (t) => {
-      // A second tree on the same base, as after a re-exec: its slot counter starts again.
-      const again = openCgroupTree({ base: testBase });
-      assert.ok(again.ok);
-      const left = path.join(tree.slice, 'slot-reuse@.service.slot-1');
-      mkdirSync(left, { recursive: true });
-      const got = again.tree.takeSlot('slot-reuse@.service');
-      t.after(() => {
-        tree.remove(got);
-        tree.remove(left);
-      });
-      assert.notEqual(got, left);
-      assert.match(path.basename(got), /^slot-reuse@\.service\.slot-\d+$/);
-    });
+    it(
+      'a new slot never takes an existing group (one an earlier daemon left, maybe busy)',
+      { skip: needsCgroup },
+      (t) => {
+        // A second tree on the same base, as after a re-exec: its slot counter starts again.
+        const again = openCgroupTree({ base: testBase });
+        assert.ok(again.ok);
+        const left = path.join(tree.slice, 'slot-reuse@.service.slot-1');
+        mkdirSync(left, { recursive: true });
+        const got = again.tree.takeSlot('slot-reuse@.service');
+        t.after(() => {
+          tree.remove(got);
+          tree.remove(left);
+        });
+        assert.notEqual(got, left);
+        assert.match(path.basename(got), /^slot-reuse@\.service\.slot-\d+$/);
+      },
+    );
 
     it('a missing cgroup fails at step CGROUP', { skip: needsCgroup }, () => {
       assert.throws(

@@ -87,7 +87,7 @@ test('Rebroadcaster sends through the injected send and counts failures without 
   assert.deepEqual(failing.stats, { sent: 0, failed: 1, skipped: 0 });
 });
 
-test('synthetic events (the coldplug at start, seqnum 0) are not rebroadcast: udevd sends only the kernel\'s', () => {
+test("synthetic events (the coldplug at start, seqnum 0) are not rebroadcast: udevd sends only the kernel's", () => {
   const sent: Buffer[] = [];
   const r = new Rebroadcaster((b) => sent.push(b));
   const synthetic = { ...kernelEvent('msg00-kernel.bin'), seqnum: 0 };
