@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { TRIGGERCTL, run, skipUnlessRoot, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
 import { addonCandidates } from '../../src/native/addon';
 import { findCgroupHierarchy } from '../../src/exec/cgroups';
+import { freePort } from '../helpers/loopback';
 
 const skip =
   skipUnlessRoot() ??
@@ -84,14 +85,6 @@ function connectOnce(port: number): Promise<string> {
       reject(new Error('no answer'));
     });
   });
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 /** Running (a zombie is not: PID 1 here may take its time to reap what it inherits). */

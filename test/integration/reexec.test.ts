@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { TRIGGERCTL, run, skipUnlessRoot, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
 import { addonCandidates } from '../../src/native/addon';
+import { freePort } from '../helpers/loopback';
 
 const skip =
   skipUnlessRoot() ??
@@ -22,15 +23,6 @@ const skip =
     ? undefined
     : 'needs the triggerd_socket and triggerd_reexec addons (npm install builds them)') ??
   (fs.existsSync('/usr/bin/python3') ? undefined : 'needs /usr/bin/python3');
-
-/** A free loopback port (bound and released). */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** Connect and read to EOF. */
 function fetchLine(port: number, timeoutMs = 10_000): Promise<string> {

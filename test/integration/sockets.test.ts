@@ -21,6 +21,7 @@ const noCgroup = findCgroupHierarchy().ok
   ? undefined
   : 'no cgroup2 hierarchy: instances are tracked by session';
 import { addonCandidates } from '../../src/native/addon';
+import { freePort, request } from '../helpers/loopback';
 
 const pythonSystemd =
   spawnSync('/usr/bin/python3', ['-c', 'from systemd import daemon'], { stdio: 'ignore' }).status === 0;
@@ -40,33 +41,6 @@ interface Status {
   properties: Record<string, unknown>;
   statusLines: string[];
   diagnostics: { severity: string; message: string }[];
-}
-
-/** A free loopback port (bound and released; nothing else on this VM races for it in practice). */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** Connect, send `send` (then half-close), read to EOF. */
-function request(port: number, send?: string, timeoutMs = 5000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(port, '127.0.0.1');
-    let out = '';
-    c.on('connect', () => {
-      if (send !== undefined) c.end(send);
-    });
-    c.on('data', (d) => (out += d.toString()));
-    c.on('end', () => resolve(out));
-    c.on('error', reject);
-    c.setTimeout(timeoutMs, () => {
-      c.destroy();
-      reject(new Error(`no answer from port ${port} within ${timeoutMs} ms (got ${JSON.stringify(out)})`));
-    });
-  });
 }
 
 describe('socket activation on the real kernel', { skip }, () => {
