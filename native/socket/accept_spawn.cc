@@ -30,6 +30,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../common/batch_item.h"
 #include "../common/js_calls.h"
 #include "../netlink/system_error.h"
 #include "../spawn/spawn_child.h"
@@ -58,6 +59,12 @@ constexpr int kSpawnThreads = 4;
 constexpr int kMaxEvents = 64;
 // epoll data for the two fds that are not pidfds (pids are > 0).
 constexpr uint64_t kListenTag = 0;
+// The listening fd and the pidfds are one-shot in the shared epoll set: an event wakes one
+// thread, not every idle one in turn (a level-triggered event is handed to the next waiter until
+// someone consumed it: 3 spurious wake-ups, mutex round trips and accept4 EAGAINs per connection
+// and per exit). The thread that took the listening fd's event re-arms it right after its
+// accept4, so the next connection can go to another thread while this one clones.
+constexpr uint32_t kListenEvents = EPOLLIN | EPOLLONESHOT;
 constexpr uint64_t kWakeTag = UINT64_MAX;
 constexpr char kSlotInfix[] = ".slot-f";
 
@@ -138,6 +145,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     for (const auto& child : children_) close(child.second.pidfd);
     for (const Slot& slot : slots_) {
       if (slot.fd >= 0) close(slot.fd);
+      if (slot.events_fd >= 0) close(slot.events_fd);
     }
   }
   Spawner(const Spawner&) = delete;
@@ -152,6 +160,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       throw MakeSystemError(env, errno, "getsockopt");
     }
     if (accepting == 0) throw MakeSystemError(env, EINVAL, "acceptSpawn");
+    FindFixedLocalAddress(listen_fd);
 
     spec_ = ReadPlan(env, plan_value);
     if (!spec_.mounts.empty() || spec_.private_network || spec_.private_sysfs ||
@@ -294,7 +303,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     // The thread must never block in accept4: another holder of the socket may take a connection.
     int flags = fcntl(listen_fd, F_GETFL);
     if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0) throw MakeSystemError(env, errno, "fcntl");
-    ev.events = EPOLLIN;
+    ev.events = kListenEvents;
     ev.data.u64 = kListenTag;
     if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd, &ev) != 0) throw MakeSystemError(env, errno, "epoll_ctl");
     listening_ = true;
@@ -398,8 +407,9 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     if (records.empty() || !CanCallIntoJs(env)) return;
     Napi::HandleScope scope(env);
     Napi::Array batch = Napi::Array::New(env, records.size());
+    RecordKeys keys(env);
     uint32_t n = 0;
-    for (const Record& r : records) batch.Set(n++, ToObject(env, r));
+    for (const Record& r : records) batch.Set(n++, ToObject(env, keys, r));
     try {
       callback.Call({batch});
     } catch (const Napi::Error& error) {
@@ -480,7 +490,36 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     std::string path;
     int fd;
     bool free;
+    int events_fd;  // its cgroup.events, kept open: pread at 0 reads it anew (-1: open each time)
   };
+
+  // A wildcard address (0.0.0.0, ::) or a transparent socket accepts on many local addresses.
+  void FindFixedLocalAddress(int listen_fd) {
+    struct sockaddr_storage address = {};
+    socklen_t length = sizeof(address);
+    if (getsockname(listen_fd, reinterpret_cast<struct sockaddr*>(&address), &length) != 0) return;
+    int transparent = 0;
+    socklen_t option_length = sizeof(transparent);
+    if (address.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const struct sockaddr_in*>(&address);
+      if (in->sin_addr.s_addr == htonl(INADDR_ANY)) return;
+      if (getsockopt(listen_fd, SOL_IP, IP_TRANSPARENT, &transparent, &option_length) != 0 || transparent != 0) {
+        return;
+      }
+    } else if (address.ss_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(&address);
+      if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) return;
+      if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr32[3] == htonl(INADDR_ANY)) return;
+      if (getsockopt(listen_fd, SOL_IPV6, IPV6_TRANSPARENT, &transparent, &option_length) != 0 ||
+          transparent != 0) {
+        return;
+      }
+    } else if (address.ss_family != AF_UNIX) {
+      return;
+    }
+    fixed_local_ = address;
+    fixed_local_length_ = length;
+  }
 
   static bool prctl_capbset_read(int cap) { return prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; }
 
@@ -488,10 +527,27 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
   void SetListening(bool on) {
     if (on == listening_ || listen_fd_ < 0) return;
     struct epoll_event ev = {};
-    ev.events = EPOLLIN;
+    ev.events = kListenEvents;
     ev.data.u64 = kListenTag;
     epoll_ctl(epoll_fd_, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listen_fd_, &ev);
     listening_ = on;
+  }
+
+  // Under the mutex: the listening fd's one-shot event was taken; arm it again.
+  void RearmListening() {
+    if (!listening_) return;
+    struct epoll_event ev = {};
+    ev.events = kListenEvents;
+    ev.data.u64 = kListenTag;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+  }
+
+  // Under the mutex: a pidfd whose one-shot event came before its child could be reaped.
+  void RearmChild(pid_t pid, int pidfd) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.u64 = static_cast<uint64_t>(pid);
+    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, pidfd, &ev);
   }
 
   void Wake() {
@@ -573,7 +629,10 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       rc = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(found->second.pidfd), &info,
                   WEXITED | WNOHANG | __WALL);
     } while (rc != 0 && errno == EINTR);
-    if (rc == 0 && info.si_pid == 0) return;  // not yet
+    if (rc == 0 && info.si_pid == 0) {  // not yet
+      RearmChild(pid, found->second.pidfd);
+      return;
+    }
     Record r;
     r.kind = Record::kExited;
     r.pid = pid;
@@ -585,7 +644,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       r.code = info.si_code;
       r.status = info.si_status;
     }
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, found->second.pidfd, nullptr);
+    // The pidfd's only reference: closing it takes it out of the epoll set as well.
     close(found->second.pidfd);
     int slot = found->second.slot;
     children_.erase(found);
@@ -609,16 +668,25 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     int n = epoll_wait(epoll_fd_, events, kMaxEvents, 0);
     for (int i = 0; i < n; i++) {
       uint64_t tag = events[i].data.u64;
-      if (tag != kWakeTag && tag != kListenTag) Reap(static_cast<pid_t>(tag));
+      if (tag == kListenTag) {
+        RearmListening();  // this thread's accept loop goes on; others may take the next one
+      } else if (tag != kWakeTag) {
+        Reap(static_cast<pid_t>(tag));
+      }
     }
   }
 
   bool SlotEmpty(int slot) {
-    int fd = openat(slots_[slot].fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
     char text[256];
-    ssize_t got = read(fd, text, sizeof(text) - 1);
-    close(fd);
+    ssize_t got;
+    if (slots_[slot].events_fd >= 0) {
+      got = pread(slots_[slot].events_fd, text, sizeof(text) - 1, 0);
+    } else {
+      int fd = openat(slots_[slot].fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return false;
+      got = read(fd, text, sizeof(text) - 1);
+      close(fd);
+    }
     if (got <= 0) return false;
     text[got] = '\0';
     return strstr(text, "populated 0") != nullptr;
@@ -645,7 +713,8 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
         errno = err;
         return -1;
       }
-      slots_.push_back({path, fd, false});
+      int events_fd = openat(fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+      slots_.push_back({path, fd, false, events_fd});
       return static_cast<int>(slots_.size()) - 1;
     }
     errno = EEXIST;
@@ -658,6 +727,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       r.remote_length = sizeof(r.remote);
       int connection = accept4(listen_fd_, reinterpret_cast<struct sockaddr*>(&r.remote),
                                &r.remote_length, SOCK_CLOEXEC);
+      if (i == 0) RearmListening();
       if (connection < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
         // A client that gave up between SYN and accept: a normal end, not a failure.
@@ -673,9 +743,14 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       }
       r.at_ms = WallMs();
       r.seq = ++accepted_;
-      r.local_length = sizeof(r.local);
-      if (getsockname(connection, reinterpret_cast<struct sockaddr*>(&r.local), &r.local_length) != 0) {
-        r.local_length = 0;
+      if (fixed_local_length_ > 0) {
+        r.local = fixed_local_;
+        r.local_length = fixed_local_length_;
+      } else {
+        r.local_length = sizeof(r.local);
+        if (getsockname(connection, reinterpret_cast<struct sockaddr*>(&r.local), &r.local_length) != 0) {
+          r.local_length = 0;
+        }
       }
       if (r.local.ss_family == AF_UNIX) {
         struct ucred cred = {};
@@ -757,7 +832,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     r->kind = Record::kStarted;
     r->pid = launched.pid;
     struct epoll_event ev = {};
-    ev.events = EPOLLIN;
+    ev.events = EPOLLIN | EPOLLONESHOT;
     ev.data.u64 = static_cast<uint64_t>(launched.pid);
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, launched.pidfd, &ev);
     children_[launched.pid] = {launched.pidfd, slot};
@@ -781,42 +856,97 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     return error.Value();
   }
 
-  Napi::Object ToObject(Napi::Env env, const Record& r) {
+  // The keys and fixed values of one batch's records, made once per batch; the local address
+  // object is shared by the records that have the same one (the listening address, mostly).
+  struct RecordKeys {
+    explicit RecordKeys(Napi::Env e)
+        : env(e),
+          kind(Napi::String::New(e, "kind")),
+          seq(Napi::String::New(e, "seq")),
+          at(Napi::String::New(e, "at")),
+          local(Napi::String::New(e, "local")),
+          remote(Napi::String::New(e, "remote")),
+          peer_pid(Napi::String::New(e, "peerPid")),
+          peer_uid(Napi::String::New(e, "peerUid")),
+          pid(Napi::String::New(e, "pid")),
+          cgroup(Napi::String::New(e, "cgroup")),
+          cgroup_busy(Napi::String::New(e, "cgroupBusy")),
+          code(Napi::String::New(e, "code")),
+          status(Napi::String::New(e, "status")),
+          error(Napi::String::New(e, "error")),
+          live(Napi::String::New(e, "live")) {
+      static const char* const names[] = {"started", "failed", "refused", "exited", "accept-error"};
+      for (int i = 0; i < 5; i++) kinds[i] = Napi::String::New(e, names[i]);
+    }
+    Napi::Env env;
+    Napi::String kind, seq, at, local, remote, peer_pid, peer_uid, pid, cgroup, cgroup_busy, code, status,
+        error, live;
+    Napi::String kinds[5];
+    Napi::String exited, dumped, killed;  // made on first use
+    // The last local address made into an object, and that object.
+    struct sockaddr_storage last_local = {};
+    socklen_t last_local_length = 0;
+    Napi::Value last_local_object;
+    std::vector<Napi::PropertyDescriptor> fields;
+
+    Napi::String& CodeName(int c) {
+      Napi::String& slot = c == CLD_EXITED ? exited : c == CLD_DUMPED ? dumped : killed;
+      if (slot.IsEmpty()) {
+        slot = Napi::String::New(env, c == CLD_EXITED ? "exited" : c == CLD_DUMPED ? "dumped" : "killed");
+      }
+      return slot;
+    }
+    Napi::Value Local(const Record& r) {
+      if (last_local_length == 0 || r.local_length != last_local_length ||
+          memcmp(&r.local, &last_local, r.local_length) != 0) {
+        last_local_object = AddressToObject(env, r.local, r.local_length, -1, "getsockname");
+        last_local = r.local;
+        last_local_length = r.local_length;
+      }
+      return last_local_object;
+    }
+  };
+
+  static Napi::Object ToObject(Napi::Env env, RecordKeys& k, const Record& r) {
     Napi::Object o = Napi::Object::New(env);
-    static const char* const kinds[] = {"started", "failed", "refused", "exited", "accept-error"};
-    o.Set("kind", kinds[r.kind]);
+    std::vector<Napi::PropertyDescriptor>& f = k.fields;
+    f.clear();
+    f.push_back(Field(k.kind, k.kinds[r.kind]));
     if (r.kind == Record::kExited) {
-      o.Set("pid", Napi::Number::New(env, r.pid));
-      o.Set("code", r.code == CLD_EXITED ? "exited" : r.code == CLD_DUMPED ? "dumped" : "killed");
-      o.Set("status", Napi::Number::New(env, r.status));
-      if (!r.slot.empty()) o.Set("cgroup", r.slot);
-      if (r.slot_busy) o.Set("cgroupBusy", Napi::Boolean::New(env, true));
+      f.push_back(Field(k.pid, Napi::Number::New(env, r.pid)));
+      f.push_back(Field(k.code, k.CodeName(r.code)));
+      f.push_back(Field(k.status, Napi::Number::New(env, r.status)));
+      if (!r.slot.empty()) f.push_back(Field(k.cgroup, Napi::String::New(env, r.slot)));
+      if (r.slot_busy) f.push_back(Field(k.cgroup_busy, Napi::Boolean::New(env, true)));
       // waitid failed (someone else reaped it): the status is unknown.
-      if (r.err != 0) o.Set("error", MakeSystemError(env, r.err, "waitid").Value());
+      if (r.err != 0) f.push_back(Field(k.error, MakeSystemError(env, r.err, "waitid").Value()));
+      o.DefineProperties(f);
       return o;
     }
     if (r.kind == Record::kAcceptError) {
-      o.Set("error", MakeSystemError(env, r.err, r.syscall).Value());
+      f.push_back(Field(k.error, MakeSystemError(env, r.err, r.syscall).Value()));
+      o.DefineProperties(f);
       return o;
     }
-    o.Set("seq", Napi::Number::New(env, static_cast<double>(r.seq)));
-    o.Set("at", Napi::Number::New(env, r.at_ms));
+    f.push_back(Field(k.seq, Napi::Number::New(env, static_cast<double>(r.seq))));
+    f.push_back(Field(k.at, Napi::Number::New(env, r.at_ms)));
     // An address the kernel reports in a family we cannot show is left out, not fatal.
     try {
-      if (r.local_length > 0) o.Set("local", AddressToObject(env, r.local, r.local_length, -1, "getsockname"));
-      o.Set("remote", AddressToObject(env, r.remote, r.remote_length, -1, "accept4"));
+      if (r.local_length > 0) f.push_back(Field(k.local, k.Local(r)));
+      f.push_back(Field(k.remote, AddressToObject(env, r.remote, r.remote_length, -1, "accept4")));
     } catch (const Napi::Error&) {
     }
-    o.Set("peerPid", Napi::Number::New(env, r.peer_pid));
-    o.Set("peerUid", Napi::Number::New(env, r.peer_uid));
+    f.push_back(Field(k.peer_pid, Napi::Number::New(env, r.peer_pid)));
+    f.push_back(Field(k.peer_uid, Napi::Number::New(env, r.peer_uid)));
     if (r.kind == Record::kStarted) {
-      o.Set("pid", Napi::Number::New(env, r.pid));
-      if (!r.slot.empty()) o.Set("cgroup", r.slot);
+      f.push_back(Field(k.pid, Napi::Number::New(env, r.pid)));
+      if (!r.slot.empty()) f.push_back(Field(k.cgroup, Napi::String::New(env, r.slot)));
     } else if (r.kind == Record::kFailed) {
-      o.Set("error", ErrorObject(env, r));
+      f.push_back(Field(k.error, ErrorObject(env, r)));
     } else if (r.kind == Record::kRefused) {
-      o.Set("live", Napi::Number::New(env, r.live));
+      f.push_back(Field(k.live, Napi::Number::New(env, r.live)));
     }
+    o.DefineProperties(f);
     return o;
   }
 
@@ -827,6 +957,10 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
   std::vector<std::thread> threads_;
   Napi::ThreadSafeFunction tsfn_;
   int listen_fd_ = -1;
+  // The listening socket's own address when every connection has it as its local address (a
+  // specific IP address without IP_TRANSPARENT, or a unix socket): no getsockname per connection.
+  struct sockaddr_storage fixed_local_ = {};
+  socklen_t fixed_local_length_ = 0;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   int null_fd_ = -1;
