@@ -292,6 +292,11 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     plan.cgroup_procs_fd = -1;
     plan.listen_pid_digits = nullptr;
     plan.report = nullptr;
+    // The kernel clears the handlers at the clone; the child resets what the daemon ignores (read
+    // once here: Node ignores SIGPIPE at start-up and the daemon ignores nothing later; SIGPIPE
+    // and SIGXFSZ are always reset in case).
+    plan.clear_handlers = true;
+    plan.ignored_signals = IgnoredSignals();
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) throw MakeSystemError(env, errno, "epoll_create1");
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -519,6 +524,25 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     }
     fixed_local_ = address;
     fixed_local_length_ = length;
+  }
+
+  // Bit n-1 for each signal n whose disposition is SIG_IGN now (rt_sigaction directly: glibc
+  // refuses its own reserved signals), and SIGPIPE and SIGXFSZ.
+  static uint64_t IgnoredSignals() {
+    uint64_t ignored = (1ULL << (SIGPIPE - 1)) | (1ULL << (SIGXFSZ - 1));
+    for (int sig = 1; sig <= 64; sig++) {
+      if (sig == SIGKILL || sig == SIGSTOP) continue;
+      struct {
+        void* handler;
+        unsigned long flags;
+        void* restorer;
+        uint64_t mask;
+      } old = {};
+      if (syscall(SYS_rt_sigaction, sig, nullptr, &old, sizeof(uint64_t)) == 0 && old.handler == SIG_IGN) {
+        ignored |= 1ULL << (sig - 1);
+      }
+    }
+    return ignored;
   }
 
   static bool prctl_capbset_read(int cap) { return prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; }

@@ -24,6 +24,9 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
@@ -172,12 +175,14 @@ namespace {
   for (;;) syscall(SYS_exit_group, 127);
 }
 
-CHILD_CODE void ResetSignals() {
+CHILD_CODE void ResetSignals(const ChildPlan* plan) {
   // Handlers would be the parent's code running on our shared memory, and SIG_IGN (Node ignores
-  // SIGPIPE) survives exec: every signal back to SIG_DFL, then unblock all.
+  // SIGPIPE) survives exec: every signal back to SIG_DFL, then unblock all. When the clone
+  // cleared the handlers already, only the ignored ones are left to reset.
   KernelSigaction default_action = {};
   for (int sig = 1; sig <= 64; sig++) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
+    if (plan->handlers_cleared && ((plan->ignored_signals >> (sig - 1)) & 1) == 0) continue;
     syscall(SYS_rt_sigaction, sig, &default_action, nullptr, sizeof(uint64_t));
   }
   uint64_t none = 0;
@@ -478,7 +483,7 @@ CHILD_CODE void WriteListenPid(const ChildPlan* plan) {
 // Runs in the child, on ChildStack, sharing the parent's memory: system calls only.
 CHILD_CODE int SpawnChildMain(void* arg) {
   const ChildPlan* plan = static_cast<const ChildPlan*>(arg);
-  ResetSignals();
+  ResetSignals(plan);
 
   if (plan->cgroup_procs_fd >= 0 && syscall(SYS_write, plan->cgroup_procs_fd, "0", 1) != 1) {
     Fail(plan, kStepCgroup, kSysWrite, errno, -1);
@@ -564,6 +569,7 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
                          CloneMethod method, std::atomic<bool>* clone3_missing, int exit_signal) {
   LaunchResult result;
   plan->cgroup_procs_fd = -1;
+  plan->handlers_cleared = false;
   int procs_fd = -1;
 
   // Every signal blocked from before the clone until the child has reset its handlers: a
@@ -590,7 +596,17 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
     args.exit_signal = static_cast<uint64_t>(exit_signal);
     args.stack = reinterpret_cast<uintptr_t>(stack.base());
     args.stack_size = stack.size();
+    if (plan->clear_handlers) {
+      args.flags |= CLONE_CLEAR_SIGHAND;
+      plan->handlers_cleared = true;
+    }
     pid = triggerd_clone3(&args, sizeof(args), SpawnChildMain, plan);
+    if (pid == -EINVAL && plan->clear_handlers) {
+      // A kernel before 5.5: the child resets every signal itself.
+      args.flags &= ~static_cast<uint64_t>(CLONE_CLEAR_SIGHAND);
+      plan->handlers_cleared = false;
+      pid = triggerd_clone3(&args, sizeof(args), SpawnChildMain, plan);
+    }
     if (pid < 0 && cgroup_fd >= 0 && pid != -ENOSYS && pid != -EAGAIN && pid != -ENOMEM) {
       // clone3 could not start the child in the cgroup (a kernel without CLONE_INTO_CGROUP,
       // a cgroup it refuses): try again with the child joining through cgroup.procs.
@@ -631,6 +647,7 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
       }
     }
     plan->cgroup_procs_fd = procs_fd;
+    plan->handlers_cleared = false;
     result.used = CloneMethod::kClone;
     void* top = static_cast<char*>(stack.base()) + stack.size();
     pid = clone(SpawnChildMain, top, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | exit_signal, plan,
