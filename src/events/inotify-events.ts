@@ -46,6 +46,7 @@ const LITTLE = endianness() === 'LE';
 export function parseInotifyRecords(buf: Uint8Array): ParsedInotifyRecords {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const records: InotifyRecord[] = [];
+  const bytes = Buffer.isBuffer(buf) ? buf : undefined;
   let overflow = false;
   let offset = 0;
   while (buf.byteLength - offset >= INOTIFY_HEADER_BYTES) {
@@ -57,15 +58,15 @@ export function parseInotifyRecords(buf: Uint8Array): ParsedInotifyRecords {
     if (end > buf.byteLength) break;
     let nameEnd = offset + INOTIFY_HEADER_BYTES;
     while (nameEnd < end && buf[nameEnd] !== 0) nameEnd++;
-    // Events on a watched path itself carry no name: no Buffer for those.
+    // Events on a watched path itself carry no name. A Buffer (what the addon hands over) is
+    // decoded in place: a view per name was an object per record of a burst, for the GC.
+    const start = offset + INOTIFY_HEADER_BYTES;
     const name =
-      nameEnd === offset + INOTIFY_HEADER_BYTES
+      nameEnd === start
         ? ''
-        : Buffer.from(
-            buf.buffer,
-            buf.byteOffset + offset + INOTIFY_HEADER_BYTES,
-            nameEnd - offset - INOTIFY_HEADER_BYTES,
-          ).toString('utf8');
+        : bytes !== undefined
+          ? bytes.toString('utf8', start, nameEnd)
+          : Buffer.from(buf.buffer, buf.byteOffset + start, nameEnd - start).toString('utf8');
     records.push({ wd, mask, cookie, name });
     if ((mask & IN.Q_OVERFLOW) !== 0) overflow = true;
     offset = end;
