@@ -233,22 +233,17 @@ export class NotifyRouter {
       });
     }
 
-    // Asked for lazily: pidfd_get_pid reads /proc/self/fdinfo (~40 us), for every datagram of a
-    // flood, and nothing on the delivery path needs it.
-    let exited: boolean | undefined;
-    const senderExited = (): boolean => (exited ??= this.senderExited(sender));
-    const eventSender: NotifyEventSender = {
-      ...sender,
-      get exited(): boolean {
-        return senderExited();
-      },
-    };
+    const eventSender = new EventSender(sender, this.options.pidfdGetPid);
     const newMain = this.resolveNewMainPid(fields, fds, sender);
-    const seen = new Set<string>();
-    for (const unit of units) {
-      if (seen.has(unit.name)) continue; // systemd's notifygen: once per unit per message
-      seen.add(unit.name);
-      this.deliverTo(unit, fields, eventSender, fds, newMain);
+    if (units.length === 1) this.deliverTo(units[0] as NotifyUnit, fields, eventSender, fds, newMain);
+    else {
+      // A Set only for a sender with several candidates (most datagrams have one).
+      const seen = new Set<string>();
+      for (const unit of units) {
+        if (seen.has(unit.name)) continue; // systemd's notifygen: once per unit per message
+        seen.add(unit.name);
+        this.deliverTo(unit, fields, eventSender, fds, newMain);
+      }
     }
     if (fds.count > 0) {
       this.counters.fdsUnused += fds.count;
@@ -385,15 +380,6 @@ export class NotifyRouter {
     return undefined;
   }
 
-  private senderExited(sender: NotifySender): boolean {
-    if (sender.pidfd < 0 || this.options.pidfdGetPid === undefined) return false;
-    try {
-      return this.options.pidfdGetPid(sender.pidfd) === -1;
-    } catch {
-      return false;
-    }
-  }
-
   private closeRest(datagram: ReceivedNotify, fds: FdSet): void {
     for (const fd of fds.take()) this.close(fd);
     if (datagram.sender.pidfd >= 0) this.close(datagram.sender.pidfd);
@@ -449,6 +435,43 @@ export class NotifyRouter {
 interface NewMainPid {
   pid?: number | undefined;
   problem?: { code: string; message: string };
+}
+
+/**
+ * The sender as events carry it. `exited` is asked for lazily: pidfd_get_pid reads
+ * /proc/self/fdinfo (~40 us), for every datagram of a flood, and nothing on the delivery path
+ * needs it. A class, not an object literal with a getter: that made a getter function and an
+ * accessor pair per datagram (with the rest, most of the router's time in a flood went to the GC).
+ */
+class EventSender implements NotifyEventSender {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly pidfd: number;
+  private answer: boolean | undefined;
+
+  constructor(
+    sender: NotifySender,
+    private readonly pidfdGetPid: ((pidfd: number) => number) | undefined,
+  ) {
+    this.pid = sender.pid;
+    this.uid = sender.uid;
+    this.gid = sender.gid;
+    this.pidfd = sender.pidfd;
+  }
+
+  get exited(): boolean {
+    return (this.answer ??= this.ask());
+  }
+
+  private ask(): boolean {
+    if (this.pidfd < 0 || this.pidfdGetPid === undefined) return false;
+    try {
+      return this.pidfdGetPid(this.pidfd) === -1;
+    } catch {
+      return false;
+    }
+  }
 }
 
 class FdSet implements NotifyFdSet {
