@@ -225,45 +225,12 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       error.Set("path", Napi::String::New(env, "/dev/null"));
       throw error;
     }
-    int max_child_fd = 2;
-    for (FdSpec& fd : spec_.fds) {
-      if (fd.parent_fd < 0) fd.parent_fd = null_fd_;
-      max_child_fd = std::max(max_child_fd, fd.child_fd);
-    }
-    std::vector<bool> mapped(max_child_fd + 1, false);
-    for (const FdSpec& fd : spec_.fds) mapped[fd.child_fd] = true;
-    for (int fd = 0; fd <= max_child_fd; fd++) {
-      if (!mapped[fd]) gap_fds_.push_back(fd);
-    }
+    int max_child_fd = LayOutChildFds(&spec_.fds, null_fd_, &gap_fds_);
     fds_ = spec_.fds;
-    struct rlimit nofile = {};
-    getrlimit(RLIMIT_NOFILE, &nofile);
-    unsigned close_limit = nofile.rlim_cur == RLIM_INFINITY || nofile.rlim_cur > (1U << 20)
-                               ? (1U << 20)
-                               : static_cast<unsigned>(nofile.rlim_cur);
-    int last_cap = 0;
-    while (last_cap < 63 && prctl_capbset_read(last_cap + 1)) last_cap++;
 
     ChildPlan& plan = plan_;
-    plan.path = spec_.path.c_str();
+    FillChildPlanFromSpec(spec_, oom_text_, ProbeLastCapability(), &plan);
     plan.argv = argv_.data();
-    plan.cwd = spec_.has_cwd ? spec_.cwd.c_str() : nullptr;
-    plan.cwd_optional = spec_.cwd_optional;
-    plan.set_uid = spec_.has_uid;
-    plan.uid = spec_.uid;
-    plan.set_gid = spec_.has_gid;
-    plan.gid = spec_.gid;
-    plan.set_groups = spec_.has_groups;
-    plan.groups = spec_.groups.data();
-    plan.group_count = spec_.groups.size();
-    plan.set_umask = spec_.has_umask;
-    plan.umask = spec_.umask;
-    plan.set_nice = spec_.has_nice;
-    plan.nice = spec_.nice;
-    plan.oom_text = spec_.has_oom_score_adjust ? oom_text_.c_str() : nullptr;
-    plan.oom_length = oom_text_.size();
-    plan.rlimits = spec_.rlimits.data();
-    plan.rlimit_count = spec_.rlimits.size();
     plan.fds = fds_.data();
     plan.fd_count = fds_.size();
     plan.fd_scratch = nullptr;
@@ -271,14 +238,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     plan.gap_count = gap_fds_.size();
     plan.max_child_fd = max_child_fd;
     plan.dup_base = max_child_fd + 1;
-    plan.close_limit = close_limit;
-    plan.new_session = spec_.new_session;
-    plan.no_new_privileges = spec_.no_new_privileges;
-    plan.set_bounding_set = spec_.has_bounding_set;
-    plan.bounding_set = spec_.bounding_set;
-    plan.last_cap = last_cap;
-    plan.set_ambient = spec_.has_ambient;
-    plan.ambient = spec_.ambient;
+    plan.close_limit = ChildCloseLimit();
     plan.mount_namespace = false;
     plan.mounts = nullptr;
     plan.mount_count = 0;
@@ -545,7 +505,6 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     return ignored;
   }
 
-  static bool prctl_capbset_read(int cap) { return prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; }
 
   // Under the mutex.
   void SetListening(bool on) {

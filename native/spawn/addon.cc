@@ -79,13 +79,6 @@ Napi::Error MakeStepError(Napi::Env env, int step, int err, const char* syscall,
   return error;
 }
 
-// The highest capability this kernel knows (CAP_LAST_CAP), without reading /proc.
-int ProbeLastCapability() {
-  int cap = 0;
-  while (cap < 63 && prctl(PR_CAPBSET_READ, cap + 1, 0, 0, 0) >= 0) cap++;
-  return cap;
-}
-
 // The child's copy of a failed spawn is a zombie by now or about to be: reap it here, so no
 // exit is reported for a spawn that threw.
 void ReapFailedChild(pid_t pid, int pidfd) {
@@ -224,51 +217,18 @@ std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, in
     if (p.cgroup_fd.get() < 0) throw MakeStepError(env, kStepCgroup, errno, "open", spec.cgroup);
   }
 
-  int max_child_fd = 2;
   p.fds = spec.fds;
-  for (FdSpec& fd : p.fds) {
-    if (fd.parent_fd < 0) fd.parent_fd = p.null_fd.get();
-    max_child_fd = std::max(max_child_fd, fd.child_fd);
-  }
+  int max_child_fd = LayOutChildFds(&p.fds, p.null_fd.get(), &p.gap_fds);
   // The child's temporary copies only have to stay clear of the targets (F_DUPFD never takes an
   // open fd); parent fd numbers do not matter, and a bogus huge one must not push the base past
   // RLIMIT_NOFILE.
   int dup_base = max_child_fd + 1;
   p.fd_scratch.assign(p.fds.size(), -1);
-  {
-    std::vector<bool> mapped(max_child_fd + 1, false);
-    for (const FdSpec& fd : p.fds) mapped[fd.child_fd] = true;
-    for (int fd = 0; fd <= max_child_fd; fd++) {
-      if (!mapped[fd]) p.gap_fds.push_back(fd);
-    }
-  }
-  struct rlimit nofile = {};
-  getrlimit(RLIMIT_NOFILE, &nofile);
-  unsigned close_limit = nofile.rlim_cur == RLIM_INFINITY || nofile.rlim_cur > (1U << 20)
-                             ? (1U << 20)
-                             : static_cast<unsigned>(nofile.rlim_cur);
 
   ChildPlan& plan = p.plan;
-  plan.path = spec.path.c_str();
+  FillChildPlanFromSpec(spec, p.oom_text, last_cap, &plan);
   plan.argv = p.argv.data();
   plan.envp = p.envp.data();
-  plan.cwd = spec.has_cwd ? spec.cwd.c_str() : nullptr;
-  plan.cwd_optional = spec.cwd_optional;
-  plan.set_uid = spec.has_uid;
-  plan.uid = spec.uid;
-  plan.set_gid = spec.has_gid;
-  plan.gid = spec.gid;
-  plan.set_groups = spec.has_groups;
-  plan.groups = spec.groups.data();
-  plan.group_count = spec.groups.size();
-  plan.set_umask = spec.has_umask;
-  plan.umask = spec.umask;
-  plan.set_nice = spec.has_nice;
-  plan.nice = spec.nice;
-  plan.oom_text = spec.has_oom_score_adjust ? p.oom_text.c_str() : nullptr;
-  plan.oom_length = p.oom_text.size();
-  plan.rlimits = spec.rlimits.data();
-  plan.rlimit_count = spec.rlimits.size();
   plan.fds = p.fds.data();
   plan.fd_count = p.fds.size();
   plan.fd_scratch = p.fd_scratch.data();
@@ -276,14 +236,7 @@ std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, in
   plan.gap_count = p.gap_fds.size();
   plan.max_child_fd = max_child_fd;
   plan.dup_base = dup_base;
-  plan.close_limit = close_limit;
-  plan.new_session = spec.new_session;
-  plan.no_new_privileges = spec.no_new_privileges;
-  plan.set_bounding_set = spec.has_bounding_set;
-  plan.bounding_set = spec.bounding_set;
-  plan.last_cap = last_cap;
-  plan.set_ambient = spec.has_ambient;
-  plan.ambient = spec.ambient;
+  plan.close_limit = ChildCloseLimit();
   plan.mount_namespace = !spec.mounts.empty() || spec.private_sysfs;
   plan.mounts = p.mounts.data();
   plan.mount_count = p.mounts.size();

@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 
 // Kernel ABI constants that older libc headers may lack.
@@ -661,6 +662,63 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
   if (procs_fd >= 0) close(procs_fd);
   if (result.err == 0) result.pid = static_cast<pid_t>(pid);
   return result;
+}
+
+int LayOutChildFds(std::vector<FdSpec>* fds, int null_fd, std::vector<int>* gap_fds) {
+  int max_child_fd = 2;
+  for (FdSpec& fd : *fds) {
+    if (fd.parent_fd < 0) fd.parent_fd = null_fd;
+    max_child_fd = std::max(max_child_fd, fd.child_fd);
+  }
+  std::vector<bool> mapped(max_child_fd + 1, false);
+  for (const FdSpec& fd : *fds) mapped[fd.child_fd] = true;
+  for (int fd = 0; fd <= max_child_fd; fd++) {
+    if (!mapped[fd]) gap_fds->push_back(fd);
+  }
+  return max_child_fd;
+}
+
+unsigned ChildCloseLimit() {
+  struct rlimit nofile = {};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  return nofile.rlim_cur == RLIM_INFINITY || nofile.rlim_cur > (1U << 20)
+             ? (1U << 20)
+             : static_cast<unsigned>(nofile.rlim_cur);
+}
+
+int ProbeLastCapability() {
+  int cap = 0;
+  while (cap < 63 && prctl(PR_CAPBSET_READ, cap + 1, 0, 0, 0) >= 0) cap++;
+  return cap;
+}
+
+void FillChildPlanFromSpec(const PlanSpec& spec, const std::string& oom_text, int last_cap,
+                           ChildPlan* plan) {
+  plan->path = spec.path.c_str();
+  plan->cwd = spec.has_cwd ? spec.cwd.c_str() : nullptr;
+  plan->cwd_optional = spec.cwd_optional;
+  plan->set_uid = spec.has_uid;
+  plan->uid = spec.uid;
+  plan->set_gid = spec.has_gid;
+  plan->gid = spec.gid;
+  plan->set_groups = spec.has_groups;
+  plan->groups = spec.groups.data();
+  plan->group_count = spec.groups.size();
+  plan->set_umask = spec.has_umask;
+  plan->umask = spec.umask;
+  plan->set_nice = spec.has_nice;
+  plan->nice = spec.nice;
+  plan->oom_text = spec.has_oom_score_adjust ? oom_text.c_str() : nullptr;
+  plan->oom_length = oom_text.size();
+  plan->rlimits = spec.rlimits.data();
+  plan->rlimit_count = spec.rlimits.size();
+  plan->new_session = spec.new_session;
+  plan->no_new_privileges = spec.no_new_privileges;
+  plan->set_bounding_set = spec.has_bounding_set;
+  plan->bounding_set = spec.bounding_set;
+  plan->last_cap = last_cap;
+  plan->set_ambient = spec.has_ambient;
+  plan->ambient = spec.ambient;
 }
 
 }  // namespace triggerd

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "spawn_plan.h"
 
@@ -163,5 +165,22 @@ struct LaunchResult {
 // children). `clone3_missing` is remembered by the caller across calls.
 LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd,
                          CloneMethod method, std::atomic<bool>* clone3_missing, int exit_signal);
+
+// Parent side, shared by the spawn addon (per spawn) and acceptSpawn (once per listening
+// socket): the parts of a ChildPlan both build the same way.
+//
+// The child's fd layout: a parent fd of -1 becomes `null_fd`; returns the highest child fd, and
+// `gap_fds` gets the ones below it that no FdSpec maps (the child closes those).
+int LayOutChildFds(std::vector<FdSpec>* fds, int null_fd, std::vector<int>* gap_fds);
+// How far the child's close_range reaches: RLIMIT_NOFILE, at most 2^20 (a huge limit must not
+// make the child walk a million fds).
+unsigned ChildCloseLimit();
+// The highest capability this kernel knows (CAP_LAST_CAP), without reading /proc.
+int ProbeLastCapability();
+// The ChildPlan fields that come straight from the spec: path, cwd, identity, umask, nice, OOM
+// score (`oom_text`, kept alive by the caller), limits and privileges. Argv, environment, fds,
+// mounts and the cgroup each spawner sets from its own storage.
+void FillChildPlanFromSpec(const PlanSpec& spec, const std::string& oom_text, int last_cap,
+                           ChildPlan* plan);
 
 }  // namespace triggerd
