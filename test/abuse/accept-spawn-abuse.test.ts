@@ -27,10 +27,10 @@ import {
   openFds,
   scratchDir,
   stringArg,
-  UINT32_MAX,
   unopenedFds,
   type RawExports,
 } from '../helpers/abuse';
+import { commandFieldArgs, fdsArg, validPlan } from '../helpers/plan-args';
 
 const { exports: raw, skip: noAddon } = loadRaw('triggerd_socket.node');
 const skip =
@@ -47,44 +47,10 @@ interface Spawner {
   setMaxConnections(max: unknown): void;
 }
 
-function validPlan(): Record<string, unknown> {
-  return {
-    path: '/bin/true',
-    argv: ['true'],
-    env: ['TRIGGERD_ABUSE=1'],
-    rlimits: [],
-    fds: [0, 1, 2].map((childFd) => ({ childFd, parentFd: -1 })),
-    mounts: [],
-  };
-}
-
-const idMax = UINT32_MAX - 1;
-
 function planArg(): Arg {
   return objectArg('plan', validPlan, [
-    stringArg('path', () => '/bin/true', { absolute: true }),
-    arrayArg(
-      'argv',
-      () => ['true'],
-      stringArg('argv[]', () => 'true', { nonEmpty: false, huge: false }),
-    ),
-    arrayArg(
-      'env',
-      () => ['A=1'],
-      stringArg('env[]', () => 'A=1', { huge: false }),
-    ),
-    stringArg('cwd', () => '/', { absolute: true, optional: true }),
-    intArg('uid', 0, idMax, () => 0, true),
-    intArg('gid', 0, idMax, () => 0, true),
-    intArg('umask', 0, 0o777, () => 0o22, true),
-    arrayArg(
-      'fds',
-      () => [0, 1, 2].map((childFd) => ({ childFd, parentFd: -1 })),
-      objectArg('fds[]', () => ({ childFd: 3, parentFd: -1 }), [
-        intArg('childFd', 3, 65535, () => 3),
-        intArg('parentFd', -1, INT32_MAX, () => -1),
-      ]),
-    ),
+    ...commandFieldArgs(),
+    fdsArg(),
     boolArg('newSession', () => false, true),
     // Not on the fast path: a namespace, a cgroup of the plan's own, LISTEN_PID.
     {

@@ -26,10 +26,10 @@ import {
   objectArg,
   openFds,
   stringArg,
-  UINT32_MAX,
   unopenedFds,
   type RawExports,
 } from '../helpers/abuse';
+import { commandFieldArgs, fdsArg, ID_MAX, validPlan } from '../helpers/plan-args';
 
 const { exports: raw, skip } = loadRaw('triggerd_spawn.node');
 
@@ -42,17 +42,6 @@ interface Watcher {
 const RLIMIT_NOFILE = 7;
 const RLIM_NLIMITS = 16;
 
-function validPlan(): Record<string, unknown> {
-  return {
-    path: '/bin/true',
-    argv: ['true'],
-    env: ['TRIGGERD_ABUSE=1'],
-    rlimits: [],
-    fds: [0, 1, 2].map((childFd) => ({ childFd, parentFd: -1 })),
-    mounts: [],
-  };
-}
-
 function bigintArg(name: string): Arg {
   return {
     name,
@@ -62,32 +51,16 @@ function bigintArg(name: string): Arg {
   };
 }
 
-const idMax = UINT32_MAX - 1;
-
 function planArg(): Arg {
   return objectArg('plan', validPlan, [
-    stringArg('path', () => '/bin/true', { absolute: true }),
-    arrayArg(
-      'argv',
-      () => ['true'],
-      stringArg('argv[]', () => 'true', { nonEmpty: false, huge: false }),
-    ),
-    arrayArg(
-      'env',
-      () => ['A=1'],
-      stringArg('env[]', () => 'A=1', { huge: false }),
-    ),
-    stringArg('cwd', () => '/', { absolute: true, optional: true }),
+    ...commandFieldArgs(),
     boolArg('cwdOptional', () => false, true),
-    intArg('uid', 0, idMax, () => 0, true),
-    intArg('gid', 0, idMax, () => 0, true),
     arrayArg(
       'groups',
       () => [0],
-      intArg('groups[]', 0, idMax, () => 0),
+      intArg('groups[]', 0, ID_MAX, () => 0),
       true,
     ),
-    intArg('umask', 0, 0o777, () => 0o22, true),
     intArg('nice', -20, 19, () => 0, true),
     intArg('oomScoreAdjust', -1000, 1000, () => 0, true),
     arrayArg(
@@ -99,16 +72,7 @@ function planArg(): Arg {
         intArg('hard', -1, 2 ** 53 - 1, () => 1024),
       ]),
     ),
-    arrayArg(
-      'fds',
-      () => [0, 1, 2].map((childFd) => ({ childFd, parentFd: -1 })),
-      // A fourth mapping, so a bad one never hides a missing 0, 1 or 2.
-      objectArg('fds[]', () => ({ childFd: 3, parentFd: -1 }), [
-        intArg('childFd', 3, 65535, () => 3),
-        intArg('parentFd', -1, INT32_MAX, () => -1),
-        boolArg('nonBlocking', () => false, true),
-      ]),
-    ),
+    fdsArg([boolArg('nonBlocking', () => false, true)]),
     boolArg('newSession', () => false, true),
     boolArg('noNewPrivileges', () => false, true),
     bigintArg('capabilityBoundingSet'),
