@@ -15,8 +15,9 @@ import {
   defaultUnitSection,
 } from '../../src/units/unit-keys';
 
-export function command(line: string, prefixes: Partial<ExecCommand> = {}): ExecCommand {
-  const argv = line.split(' ');
+/** A command from a line split at blanks, or from its argv as given. */
+export function command(line: string | string[], prefixes: Partial<ExecCommand> = {}): ExecCommand {
+  const argv = typeof line === 'string' ? line.split(' ') : line;
   return {
     path: argv[0] as string,
     argv,
@@ -33,6 +34,11 @@ export function command(line: string, prefixes: Partial<ExecCommand> = {}): Exec
 // systemd's defaults, as the unit-file loader applies them, with the fields a test cares about.
 export function execContext(over: Partial<ExecContext> = {}): ExecContext {
   return { ...defaultExecContext(), ...over };
+}
+
+/** systemd's defaults, with stdout and stderr inherited so a test sees the output. */
+export function inheritingContext(over: Partial<ExecContext> = {}): ExecContext {
+  return execContext({ standardOutput: { kind: 'inherit' }, standardError: { kind: 'inherit' }, ...over });
 }
 
 export function killContext(over: Partial<KillContext> = {}): KillContext {

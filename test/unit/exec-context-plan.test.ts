@@ -16,7 +16,7 @@ import {
 } from '../../src/exec/exec-context-plan';
 import { expandArgv, parseEnvironmentFile, splitUnquote } from '../../src/exec/exec-environment';
 import { parseMountInfo, topMountsBelow } from '../../src/exec/mount-info';
-import { execContext } from '../helpers/unit-fixtures';
+import { command, inheritingContext as context } from '../helpers/unit-fixtures';
 
 const PASSWD = `root:x:0:0:root:/root:/bin/bash
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
@@ -80,29 +80,6 @@ after(() => {
   }
   rmSync(fixture, { recursive: true, force: true });
 });
-
-/** systemd's defaults (the loader's), with output inherited so a test sees it. */
-function context(overrides: Partial<ExecContext> = {}): ExecContext {
-  return execContext({
-    standardOutput: { kind: 'inherit' },
-    standardError: { kind: 'inherit' },
-    ...overrides,
-  });
-}
-
-function command(argv: string[], overrides: Partial<ExecCommand> = {}): ExecCommand {
-  return {
-    path: argv[0],
-    argv,
-    ignoreFailure: false,
-    noEnvExpand: false,
-    fullPrivileges: false,
-    noSetuidDrop: false,
-    ambientFallback: false,
-    source: { file: 'test.service', line: 7 },
-    ...overrides,
-  };
-}
 
 const ENV: ExecEnvironmentInput = { base: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' }, pass: {} };
 
@@ -248,7 +225,7 @@ describe('buildExecPlan: User=, Group=, SupplementaryGroups=', () => {
   });
   it('a numeric user outside the database is reported as a warning', () => {
     const { diagnostics } = build({ user: '4242' });
-    assert.ok(diagnostics.some((d) => d.code === 'EXEC_USER_NOT_IN_DATABASE' && d.source?.line === 7));
+    assert.ok(diagnostics.some((d) => d.code === 'EXEC_USER_NOT_IN_DATABASE' && d.source?.line === 1));
   });
 });
 

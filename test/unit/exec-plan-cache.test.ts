@@ -16,7 +16,7 @@ import {
 } from '../../src/exec/exec-context-plan';
 import { ExecPlanCache } from '../../src/exec/exec-plan-cache';
 import { readUserDatabase, type UserDatabase } from '../../src/exec/user-database';
-import { execContext } from '../helpers/unit-fixtures';
+import { command, inheritingContext as context } from '../helpers/unit-fixtures';
 
 const MOUNTINFO = `21 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
 22 21 0:20 / /sys rw,nosuid,nodev,noexec,relatime shared:2 - sysfs sysfs rw
@@ -49,28 +49,6 @@ before(() => {
 });
 
 after(() => rmSync(fixture, { recursive: true, force: true }));
-
-function context(overrides: Partial<ExecContext> = {}): ExecContext {
-  return execContext({
-    standardOutput: { kind: 'inherit' },
-    standardError: { kind: 'inherit' },
-    ...overrides,
-  });
-}
-
-function command(argv: string[], overrides: Partial<ExecCommand> = {}): ExecCommand {
-  return {
-    path: argv[0],
-    argv,
-    ignoreFailure: false,
-    noEnvExpand: false,
-    fullPrivileges: false,
-    noSetuidDrop: false,
-    ambientFallback: false,
-    source: { file: 'test.service', line: 7 },
-    ...overrides,
-  };
-}
 
 const BASE = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' };
 
