@@ -2,6 +2,7 @@
 // of real udev rules and sd_notify messages, with near-misses (wrong case, trailing blanks,
 // prototype names, broken braces, invalid bytes). Shared by the fast-check targets (fuzz/targets/)
 // and the seeded unit tests (test/unit/*-fuzz.test.ts), so both explore the same vocabulary.
+import type { SubstitutionContext } from '../src/devices/rules/substitute';
 
 export const RULE_KEYS: readonly string[] = [
   'ACTION',
@@ -146,3 +147,20 @@ export const NOTIFY_KEYS: readonly string[] = [
   'ready',
   '',
 ];
+
+/** The device that rule values are substituted against: a loop device with a few properties. */
+export const SUBSTITUTION_CONTEXT: SubstitutionContext = {
+  devpath: '/devices/virtual/block/loop0',
+  kernel: 'loop0',
+  major: 7,
+  minor: 0,
+  devnode: '/dev/loop0',
+  name: () => 'loop0',
+  links: () => ['disk/by-label/x', 'b'],
+  result: () => 'one two three',
+  matchedKernel: () => 'loop0',
+  matchedDriver: () => undefined,
+  parentNode: () => undefined,
+  env: (k) => (k === 'ID_FS_UUID' ? 'a b' : k === 'X' ? 'x value' : undefined),
+  attr: (n) => (n === 'size' ? '2048\n' : undefined),
+};

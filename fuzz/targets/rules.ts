@@ -7,11 +7,11 @@
 import * as fc from 'fast-check';
 import { compileRules, type CompiledRules } from '../../src/devices/rules/rules-compiler';
 import { RULE_ERROR_CODES, RULE_LINE_MAX } from '../../src/devices/rules/rules-lexer';
-import { substitute, type SubstitutionContext } from '../../src/devices/rules/substitute';
+import { substitute } from '../../src/devices/rules/substitute';
 import { defineTarget, violation, type Tally } from '../target';
 import { mutantArbitrary, PROTO_NAMES, randomTextArbitrary, showText, utf8Text } from '../mutate';
 import { nonEmpty, readFile, readFiles, repo, type CorpusOptions } from '../corpus';
-import { RULE_ATTRS, RULE_KEYS, RULE_VALUES } from '../fragments';
+import { RULE_ATTRS, RULE_KEYS, RULE_VALUES, SUBSTITUTION_CONTEXT } from '../fragments';
 
 const CODES: ReadonlySet<string> = new Set(RULE_ERROR_CODES);
 
@@ -60,22 +60,6 @@ const lineArbitrary: fc.Arbitrary<string> = fc.oneof(
 const fileArbitrary: fc.Arbitrary<string> = fc
   .tuple(fc.array(lineArbitrary, { minLength: 1, maxLength: 12 }), fc.constantFrom('\n', '\r\n'))
   .map(([lines, eol]) => lines.join(eol) + eol);
-
-const CONTEXT: SubstitutionContext = {
-  devpath: '/devices/virtual/block/loop0',
-  kernel: 'loop0',
-  major: 7,
-  minor: 0,
-  devnode: '/dev/loop0',
-  name: () => 'loop0',
-  links: () => ['disk/by-label/x', 'b'],
-  result: () => 'one two three',
-  matchedKernel: () => 'loop0',
-  matchedDriver: () => undefined,
-  parentNode: () => undefined,
-  env: (k) => (k === 'ID_FS_UUID' ? 'a b' : undefined),
-  attr: (n) => (n === 'size' ? '2048\n' : undefined),
-};
 
 /** Longest value a pattern is tried on: a USB string descriptor or a sysfs attribute line. */
 const HOSTILE_VALUE_LENGTH = 512;
@@ -127,7 +111,9 @@ function checkCompiled(compiled: CompiledRules, files: { file: string; text: str
         }
       }
       if ('value' in t && typeof t.value === 'string') {
-        const r = substitute(t.value, CONTEXT, { replaceWhitespace: t.type === 'assign-symlink' });
+        const r = substitute(t.value, SUBSTITUTION_CONTEXT, {
+          replaceWhitespace: t.type === 'assign-symlink',
+        });
         if (typeof r.value !== 'string') violation('substitution gave no string');
         for (const problem of r.problems)
           if (!(problem.offset >= 0 && problem.offset <= t.value.length))

@@ -4,10 +4,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileRules } from '../../src/devices/rules/rules-compiler';
-import { substitute, type SubstitutionContext } from '../../src/devices/rules/substitute';
+import { substitute } from '../../src/devices/rules/substitute';
 import { compilePattern } from '../../src/devices/rules/rules-pattern';
 import { Prng } from '../helpers/prng';
-import { RULE_ATTRS, RULE_KEYS, RULE_VALUES } from '../../fuzz/fragments';
+import { RULE_ATTRS, RULE_KEYS, RULE_VALUES, SUBSTITUTION_CONTEXT } from '../../fuzz/fragments';
 
 const RULE_INPUTS = 70_000;
 const SUBST_INPUTS = 40_000;
@@ -46,22 +46,6 @@ function ruleText(rng: Prng): string {
   }
   return out;
 }
-
-const CTX: SubstitutionContext = {
-  devpath: '/devices/virtual/block/loop0',
-  kernel: 'loop0',
-  major: 7,
-  minor: 0,
-  devnode: '/dev/loop0',
-  name: () => 'loop0',
-  links: () => ['a', 'b'],
-  result: () => 'one two three',
-  matchedKernel: () => 'loop0',
-  matchedDriver: () => undefined,
-  parentNode: () => undefined,
-  env: (k) => (k === 'X' ? 'x value' : undefined),
-  attr: (n) => (n === 'size' ? '2048\n' : undefined),
-};
 
 const SUBST_PARTS = [
   '$',
@@ -155,7 +139,7 @@ describe('rules fuzz', () => {
       const n = rng.int(8);
       for (let i = 0; i < n; i++) template += rng.pick(SUBST_PARTS);
       try {
-        const r = substitute(template, CTX, { replaceWhitespace: rng.int(2) === 0 });
+        const r = substitute(template, SUBSTITUTION_CONTEXT, { replaceWhitespace: rng.int(2) === 0 });
         assert.equal(typeof r.value, 'string');
         for (const p of r.problems) {
           if (!(p.offset >= 0 && p.offset < template.length))
