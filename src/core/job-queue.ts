@@ -206,6 +206,7 @@ export class JobQueue {
   private nextId = 1;
   private readonly runQueue = new Set<Job>();
   private tickScheduled = false;
+  private ticking = false;
 
   // Recorded by event handlers, acted on in the tick.
   private triggers: { unit: string; kind: 'OnFailure' | 'OnSuccess' }[] = [];
@@ -423,21 +424,40 @@ export class JobQueue {
   private scheduleTick(): void {
     if (this.tickScheduled) return;
     this.tickScheduled = true;
-    this.scheduler.schedule(() => this.tick());
+    // runPromptly() may have run this tick already.
+    this.scheduler.schedule(() => {
+      if (this.tickScheduled) this.tick();
+    });
+  }
+
+  /**
+   * Runs the scheduled tick now rather than when the event handler that asked for it returns:
+   * for a start whose latency is the point (a path unit's trigger), so its process is spawned
+   * before the caller's own bookkeeping and the rest of the handler's batch. Nothing happens
+   * inside a tick (a job's run may trigger a path unit) or when no tick is scheduled.
+   */
+  runPromptly(): void {
+    if (!this.tickScheduled || this.ticking) return;
+    this.tick();
   }
 
   private tick(): void {
     this.tickScheduled = false;
-    this.recentlyFinished.clear();
-    this.dispatchTriggers();
-    this.dispatchRetroactive();
-    this.dispatchChecks();
-    while (this.runQueue.size > 0) {
-      const job = this.runQueue.values().next().value as Job;
-      this.runQueue.delete(job);
-      if (this.installed.get(job.unit) !== job || job.state !== 'waiting') continue;
-      // A blocked job is woken again when the job blocking it finishes or changes.
-      if (this.isRunnable(job)) this.run(job);
+    this.ticking = true;
+    try {
+      this.recentlyFinished.clear();
+      this.dispatchTriggers();
+      this.dispatchRetroactive();
+      this.dispatchChecks();
+      while (this.runQueue.size > 0) {
+        const job = this.runQueue.values().next().value as Job;
+        this.runQueue.delete(job);
+        if (this.installed.get(job.unit) !== job || job.state !== 'waiting') continue;
+        // A blocked job is woken again when the job blocking it finishes or changes.
+        if (this.isRunnable(job)) this.run(job);
+      }
+    } finally {
+      this.ticking = false;
     }
   }
 

@@ -184,6 +184,8 @@ export class PathUnits {
           { activationEnv?: Record<string, string> } | undefined;
         if (target !== undefined && 'activationEnv' in target) target.activationEnv = env;
         const done = e.queue.whenFinished(r.jobId) ?? Promise.resolve('done');
+        // The job runs now, its environment set: the trigger's latency is the point of the unit.
+        e.queue.runPromptly();
         void done.then(
           () => {
             if (target !== undefined && target.activationEnv === env) target.activationEnv = undefined;

@@ -376,6 +376,22 @@ export class PathUnit implements UnitInstance {
     if (this.state !== 'waiting' && this.state !== 'running') return;
     rt.events++;
     if (ev.overflow) this.nOverflows++;
+    if (
+      this.state === 'waiting' &&
+      ev.changed &&
+      ev.pid === undefined &&
+      rt.exists &&
+      isEdge(rt.entry.kind)
+    ) {
+      // A write to a path that existed fires whatever a stat would say: the stat that keeps the
+      // existence and snapshot current comes after the trigger, off the path of the job's start.
+      this.trigger({ kind: rt.entry.kind, path: ev.where ?? rt.entry.path, why: 'changed' });
+      const after = this.host.check(rt.entry);
+      rt.problem = after.problem;
+      rt.exists = after.exists;
+      rt.snapshot = after.snapshot;
+      return;
+    }
     const c = this.host.check(rt.entry);
     rt.problem = c.problem;
     const edge = isEdge(rt.entry.kind);

@@ -507,3 +507,46 @@ test('job queue: a requirement chain thousands deep fails down the chain without
   assert.equal(results.filter((r) => r.endsWith('=dependency')).length, n - 1);
   assert.deepEqual(h.calls, [`start u${n - 1}.service`]);
 });
+
+test('job queue: runPromptly runs the scheduled tick at once; the scheduled one then does nothing', () => {
+  const h = new Harness({ a: {} });
+  h.enqueue('a');
+  assert.deepEqual(h.calls, [], 'enqueue alone runs nothing');
+  h.queue.runPromptly();
+  assert.deepEqual(h.calls, ['start a'], 'the start ran inside runPromptly');
+  assert.deepEqual(h.results(), ['a/start=done']);
+  h.settle(); // the tick that was scheduled before
+  assert.deepEqual(h.calls, ['start a'], 'no second run');
+  // Nothing scheduled: nothing to do.
+  h.queue.runPromptly();
+  assert.deepEqual(h.calls, ['start a']);
+});
+
+test('job queue: runPromptly inside a tick leaves the new job to that tick (no re-entry)', () => {
+  const h = new Harness({ a: {}, b: {} });
+  // Starting a enqueues b and asks for it promptly, as a job's run can trigger a path unit.
+  const order: string[] = [];
+  h.behaviour.set('start a', 'done');
+  const queue = h.queue;
+  const enqueueB = (): void => {
+    order.push('a runs');
+    const r = queue.enqueue({ unit: 'b', type: 'start', mode: 'replace' });
+    assert.ok(r.ok);
+    queue.runPromptly();
+    order.push('runPromptly returned');
+  };
+  (queue as unknown as { runner: UnitRunner }).runner = {
+    start: (u) => {
+      if (u === 'a') enqueueB();
+      else order.push(`${u} runs`);
+      h.setActive(u, 'active');
+      return 'done';
+    },
+    stop: () => 'done',
+    reload: () => 'done',
+  };
+  h.enqueue('a');
+  h.settle();
+  assert.deepEqual(order, ['a runs', 'runPromptly returned', 'b runs'], 'b ran in the same tick, after a');
+  assert.deepEqual(h.results().sort(), ['a/start=done', 'b/start=done']);
+});

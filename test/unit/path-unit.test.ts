@@ -365,6 +365,41 @@ describe('path unit state machine', () => {
     assert.equal(r.unit.state, 'waiting');
   });
 
+  test('a write to an existing path starts the unit before the stat; the stat still updates what is known', () => {
+    const r = rig('[Path]\nPathChanged=/etc/conf\n');
+    r.fs.set('/etc/conf', file('a'));
+    r.unit.start();
+    const order: string[] = [];
+    const unit = r.unit as unknown as { host: PathHost };
+    const check = unit.host.check;
+    const startUnit = unit.host.startUnit;
+    unit.host.check = (spec) => {
+      order.push('check');
+      return check(spec);
+    };
+    unit.host.startUnit = (n, env) => {
+      order.push('start');
+      return startUnit(n, env);
+    };
+    r.fs.set('/etc/conf', file(''));
+    r.source.emit('/etc/conf', { changed: true });
+    assert.deepEqual(order, ['start', 'check']);
+    assert.equal(r.unit.lastTrigger?.why, 'changed');
+    // The stat after the trigger saw the file gone: its re-creation during the run is a change.
+    r.run();
+    r.fs.set('/etc/conf', file('b'));
+    r.source.emit('/etc/conf', { rewalked: true });
+    assert.equal(r.unit.nLatched, 1, 'the re-creation was latched');
+    r.end();
+    assert.equal(r.starts.length, 2);
+    // A path that did not exist before takes the stat first, so the cause says 'created'.
+    const fresh = rig('[Path]\nPathChanged=/run/new\n');
+    fresh.unit.start();
+    fresh.fs.set('/run/new', file('x'));
+    fresh.source.emit('/run/new', { changed: true });
+    assert.equal(fresh.unit.lastTrigger?.why, 'created');
+  });
+
   test('LatchWhileRunning=no drops changes during a run (systemd), but an existence flip still fires', () => {
     const r = rig('[Path]\nPathChanged=/etc/conf\n[X-Triggerd]\nLatchWhileRunning=no\n');
     r.fs.set('/etc/conf', file('a'));
