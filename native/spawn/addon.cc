@@ -95,8 +95,12 @@ void ReapFailedChild(pid_t pid, int pidfd) {
 
 }  // namespace
 
-SpawnAddon::SpawnAddon(Napi::Env env, Napi::Object exports) {
+SpawnAddon::SpawnAddon(Napi::Env env, Napi::Object exports)
+    : plan_keys_(std::make_unique<PlanKeys>(env)) {
   last_cap_ = ProbeLastCapability();
+  // Read once: Node ignores SIGPIPE (and SIGXFSZ) at start-up and nothing in the daemon ignores a
+  // signal later (JavaScript cannot: removing a listener restores SIG_DFL).
+  ignored_signals_ = IgnoredSignals();
   Napi::Array steps = Napi::Array::New(env, kStepCount);
   for (uint32_t i = 0; i < kStepCount; i++) steps.Set(i, Napi::String::New(env, kExecStepNames[i]));
   DefineAddon(exports,
@@ -111,6 +115,7 @@ SpawnAddon::SpawnAddon(Napi::Env env, Napi::Object exports) {
                   InstanceMethod<&SpawnAddon::Kill>("kill", napi_enumerable),
                   InstanceMethod<&SpawnAddon::CloseFd>("closeFd", napi_enumerable),
                   InstanceMethod<&SpawnAddon::Pipe>("pipe", napi_enumerable),
+                  InstanceMethod<&SpawnAddon::ForgetCgroup>("forgetCgroup", napi_enumerable),
                   InstanceMethod<&SpawnAddon::SetCloneMethodForTesting>(
                       "setCloneMethodForTesting", napi_enumerable),
                   InstanceValue("execSteps", steps, napi_enumerable),
@@ -150,8 +155,11 @@ struct PreparedSpawn {
   std::vector<FdSpec> fds;
   std::vector<int> fd_scratch;
   std::vector<int> gap_fds;
+  // Opened for this spawn (spawnAsync), or left empty when the addon's SpawnFdCache holds them.
   FdGuard null_fd;
   FdGuard cgroup_fd;
+  int cgroup_fd_in_use = -1;
+  bool cgroup_fd_held = false;  // from the cache, held from an earlier spawn
   ChildReport report = {-1, 0, 0, -1};
   ChildPlan plan = {};
   LaunchResult launched;
@@ -170,11 +178,15 @@ namespace {
 constexpr char kListenPid[] = "LISTEN_PID=";
 
 // Reads and checks the plan (TypeError), opens /dev/null and the cgroup (system errors) and lays
-// out the child's view of it.
-std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, int last_cap) {
+// out the child's view of it. With `cache` (spawn()) the two fds come from it and stay open
+// after the spawn; without (spawnAsync(), whose clone runs on another thread while JavaScript
+// may forget a cgroup) they are opened for this spawn and closed with it.
+std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, int last_cap,
+                                            const PlanKeys& keys, uint64_t ignored_signals,
+                                            SpawnFdCache* cache) {
   auto prepared = std::make_unique<PreparedSpawn>();
   PreparedSpawn& p = *prepared;
-  p.spec = ReadPlan(env, value);
+  p.spec = ReadPlan(env, value, keys);
   PlanSpec& spec = p.spec;
 
   p.argv.reserve(spec.argv.size() + 1);
@@ -204,21 +216,32 @@ std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, in
 
   bool needs_null = std::any_of(spec.fds.begin(), spec.fds.end(),
                                 [](const FdSpec& fd) { return fd.parent_fd < 0; });
+  int null_fd = -1;
   if (needs_null) {
-    p.null_fd.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
-    if (p.null_fd.get() < 0) {
+    if (cache != nullptr) {
+      null_fd = cache->NullFd();
+    } else {
+      p.null_fd.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
+      null_fd = p.null_fd.get();
+    }
+    if (null_fd < 0) {
       Napi::Error error = MakeSystemError(env, errno, "open");
       error.Set("path", Napi::String::New(env, "/dev/null"));
       throw error;
     }
   }
   if (spec.has_cgroup) {
-    p.cgroup_fd.reset(open(spec.cgroup.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (p.cgroup_fd.get() < 0) throw MakeStepError(env, kStepCgroup, errno, "open", spec.cgroup);
+    if (cache != nullptr) {
+      p.cgroup_fd_in_use = cache->CgroupFd(spec.cgroup, &p.cgroup_fd_held);
+    } else {
+      p.cgroup_fd.reset(open(spec.cgroup.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      p.cgroup_fd_in_use = p.cgroup_fd.get();
+    }
+    if (p.cgroup_fd_in_use < 0) throw MakeStepError(env, kStepCgroup, errno, "open", spec.cgroup);
   }
 
   p.fds = spec.fds;
-  int max_child_fd = LayOutChildFds(&p.fds, p.null_fd.get(), &p.gap_fds);
+  int max_child_fd = LayOutChildFds(&p.fds, null_fd, &p.gap_fds);
   // The child's temporary copies only have to stay clear of the targets (F_DUPFD never takes an
   // open fd); parent fd numbers do not matter, and a bogus huge one must not push the base past
   // RLIMIT_NOFILE.
@@ -236,7 +259,7 @@ std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, in
   plan.gap_count = p.gap_fds.size();
   plan.max_child_fd = max_child_fd;
   plan.dup_base = dup_base;
-  plan.close_limit = ChildCloseLimit();
+  plan.close_limit = 0;  // the child asks for RLIMIT_NOFILE itself, only if close_range is missing
   plan.mount_namespace = !spec.mounts.empty() || spec.private_sysfs;
   plan.mounts = p.mounts.data();
   plan.mount_count = p.mounts.size();
@@ -252,6 +275,9 @@ std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, in
   plan.listen_pid_digits =
       spec.set_listen_pid ? &p.listen_pid_slot[sizeof(kListenPid) - 1] : nullptr;
   plan.report = &p.report;
+  // The kernel puts handled signals back to SIG_DFL at the clone; the child resets the ignored.
+  plan.clear_handlers = true;
+  plan.ignored_signals = ignored_signals;
   return prepared;
 }
 
@@ -262,6 +288,11 @@ void ReapIfFailed(PreparedSpawn* p) {
   ReapFailedChild(p->launched.pid, p->launched.pidfd);
   close(p->launched.pidfd);
   p->launched.pidfd = -1;
+}
+
+// The clone failed in the parent, or the child at step CGROUP: the cgroup fd may be what failed.
+bool CgroupMayBeAtFault(const PreparedSpawn& p) {
+  return p.launched.err != 0 || p.report.step == kStepCgroup;
 }
 
 // The error for a spawn that failed (JavaScript thread), or an empty value when it did not.
@@ -291,10 +322,10 @@ Napi::Value SpawnFailure(Napi::Env env, const PreparedSpawn& p) {
   return MakeStepError(env, step, p.report.err, syscall, path).Value();
 }
 
-Napi::Object ChildObject(Napi::Env env, pid_t pid, int pidfd) {
+Napi::Object ChildObject(Napi::Env env, const PlanKeys& keys, pid_t pid, int pidfd) {
   Napi::Object result = Napi::Object::New(env);
-  result.Set("pid", Napi::Number::New(env, pid));
-  result.Set("pidfd", Napi::Number::New(env, pidfd));
+  result.Set(keys.Get(kKeyPid), Napi::Number::New(env, pid));
+  result.Set(keys.Get(kKeyPidfd), Napi::Number::New(env, pidfd));
   return result;
 }
 
@@ -332,7 +363,7 @@ class SpawnWork : public Napi::AsyncWorker {
       p->launched.err = err;
       p->launched.syscall = "mmap";
     } else {
-      p->launched = LaunchChild(&p->plan, *stack, p->cgroup_fd.get(), method_,
+      p->launched = LaunchChild(&p->plan, *stack, p->cgroup_fd_in_use, method_,
                                 &shared_->clone3_missing, 0);
       ReapIfFailed(p);
     }
@@ -361,7 +392,8 @@ class SpawnWork : public Napi::AsyncWorker {
     // turn, after `done` (the watcher's timer).
     addon_->AdoptChild(p->launched.pid, p->launched.pidfd);
     addon_->SpawnOver(seq_, p->launched.pid);
-    Callback().Call({env.Null(), ChildObject(env, p->launched.pid, p->launched.pidfd)});
+    Callback().Call(
+        {env.Null(), ChildObject(env, addon_->plan_keys(), p->launched.pid, p->launched.pidfd)});
   }
 
  private:
@@ -447,19 +479,37 @@ void SpawnAddon::WorkOver(SpawnWork* work) { works_.erase(work); }
 
 Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::unique_ptr<PreparedSpawn> prepared = PrepareSpawn(env, info[0], last_cap_);
+  std::unique_ptr<PreparedSpawn> prepared =
+      PrepareSpawn(env, info[0], last_cap_, *plan_keys_, ignored_signals_, &fd_cache_);
   PreparedSpawn* p = prepared.get();
 
   int err = stack_.Ensure();
   if (err != 0) throw MakeSystemError(env, err, "mmap");
-  p->launched = LaunchChild(&p->plan, stack_, p->cgroup_fd.get(), clone_method_,
+  p->launched = LaunchChild(&p->plan, stack_, p->cgroup_fd_in_use, clone_method_,
                             &shared_->clone3_missing, SIGCHLD);
   ReapIfFailed(p);
+  if (p->spec.has_cgroup && CgroupMayBeAtFault(*p)) {
+    // No fd a spawn failed with is kept. A held one may name a group that was removed since
+    // (clone3 fails for a dead one: ENOENT here, ENODEV on some kernels), maybe made again at the
+    // same path: try once more with the path opened afresh.
+    fd_cache_.ForgetCgroup(p->spec.cgroup);
+    if (p->cgroup_fd_held) {
+      p->cgroup_fd_in_use = fd_cache_.CgroupFd(p->spec.cgroup, &p->cgroup_fd_held);
+      if (p->cgroup_fd_in_use < 0) {
+        throw MakeStepError(env, kStepCgroup, errno, "open", p->spec.cgroup);
+      }
+      p->report = {-1, 0, 0, -1};
+      p->launched = LaunchChild(&p->plan, stack_, p->cgroup_fd_in_use, clone_method_,
+                                &shared_->clone3_missing, SIGCHLD);
+      ReapIfFailed(p);
+      if (CgroupMayBeAtFault(*p)) fd_cache_.ForgetCgroup(p->spec.cgroup);
+    }
+  }
   Napi::Value failure = SpawnFailure(env, *p);
   if (!failure.IsEmpty()) throw Napi::Error(env, failure);
 
   AdoptChild(p->launched.pid, p->launched.pidfd);
-  return ChildObject(env, p->launched.pid, p->launched.pidfd);
+  return ChildObject(env, *plan_keys_, p->launched.pid, p->launched.pidfd);
 }
 
 void SpawnAddon::SpawnAsync(const Napi::CallbackInfo& info) {
@@ -473,7 +523,8 @@ void SpawnAddon::SpawnAsync(const Napi::CallbackInfo& info) {
       hand_over.push_back(static_cast<int>(IntegerArgument(env, fds.Get(i), "handOver[]", 0, INT_MAX)));
     }
   }
-  std::unique_ptr<PreparedSpawn> prepared = PrepareSpawn(env, info[0], last_cap_);
+  std::unique_ptr<PreparedSpawn> prepared =
+      PrepareSpawn(env, info[0], last_cap_, *plan_keys_, ignored_signals_, nullptr);
   prepared->handed_over = std::move(hand_over);
   auto* work = new SpawnWork(info[1].As<Napi::Function>(), this, std::move(prepared), shared_,
                              clone_method_);
@@ -567,6 +618,19 @@ Napi::Value SpawnAddon::Pipe(const Napi::CallbackInfo& info) {
   result.Set(0u, Napi::Number::New(env, fds[0]));
   result.Set(1u, Napi::Number::New(env, fds[1]));
   return result;
+}
+
+Napi::Value SpawnAddon::ForgetCgroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw MakeArgumentError(env, "The \"path\" argument must be a string");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  // The same checks as plan.cgroup: anything else was never held.
+  if (path.empty() || path[0] != '/' || path.find('\0') != std::string::npos ||
+      path.size() >= PATH_MAX) {
+    throw MakeArgumentError(env, "The \"path\" argument must be an absolute path without NUL bytes",
+                            "ERR_INVALID_ARG_VALUE");
+  }
+  return Napi::Boolean::New(env, fd_cache_.ForgetCgroup(path));
 }
 
 void SpawnAddon::SetCloneMethodForTesting(const Napi::CallbackInfo& info) {

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "spawn_child.h"
+#include "spawn_fd_cache.h"
+#include "spawn_plan.h"
 
 namespace triggerd {
 
@@ -64,6 +66,7 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
   // they were reaped is left.
   void SpawnOver(uint64_t seq, pid_t pid);
   std::vector<ReadyExit> TakeReadyExits(size_t max);
+  const PlanKeys& plan_keys() const { return *plan_keys_; }
   uint64_t StartSpawn() {
     in_flight_.insert(next_seq_);
     return next_seq_++;
@@ -79,11 +82,16 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
   void Kill(const Napi::CallbackInfo& info);
   void CloseFd(const Napi::CallbackInfo& info);
   Napi::Value Pipe(const Napi::CallbackInfo& info);
+  Napi::Value ForgetCgroup(const Napi::CallbackInfo& info);
   void SetCloneMethodForTesting(const Napi::CallbackInfo& info);
 
   ChildWatcher* WatcherById(uint64_t id) const;
 
   ChildStack stack_;
+  std::unique_ptr<PlanKeys> plan_keys_;
+  // spawn()'s /dev/null and cgroup directory fds, kept open between calls.
+  SpawnFdCache fd_cache_;
+  uint64_t ignored_signals_ = 0;
   std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
   // spawnAsync() calls not yet delivered.
   std::unordered_set<SpawnWork*> works_;

@@ -386,9 +386,19 @@ CHILD_CODE void PlaceFds(const ChildPlan* plan) {
     }
   }
   // Copy every source above all targets first, so placing one fd can never overwrite a source
-  // that is still to be placed (fd 1 -> 0 and fd 0 -> 1, say).
+  // that is still to be placed (fd 1 -> 0 and fd 0 -> 1, say). When every source is above every
+  // target already (the usual case: /dev/null and pipes the daemon opened), nothing can be
+  // overwritten and each goes to its target directly.
+  bool sources_clear = true;
+  for (size_t i = 0; i < plan->fd_count; i++) {
+    if (plan->fds[i].parent_fd <= plan->max_child_fd) sources_clear = false;
+  }
   for (size_t i = 0; i < plan->fd_count; i++) {
     const FdSpec& fd = plan->fds[i];
+    if (sources_clear) {
+      plan->fd_scratch[i] = fd.parent_fd;
+      continue;
+    }
     long copy = syscall(SYS_fcntl, fd.parent_fd, F_DUPFD_CLOEXEC, plan->dup_base);
     if (copy < 0) Fail(plan, StepForFd(fd.child_fd), kSysFcntl, errno, fd.child_fd);
     plan->fd_scratch[i] = static_cast<int>(copy);
@@ -416,7 +426,15 @@ CHILD_CODE void PlaceFds(const ChildPlan* plan) {
   unsigned int first = static_cast<unsigned int>(plan->max_child_fd) + 1;
   if (syscall(SYS_close_range, first, ~0U, 0) != 0) {
     if (errno != ENOSYS) Fail(plan, kStepFds, kSysCloseRange, errno, -1);
-    for (unsigned int fd = first; fd < plan->close_limit; fd++) syscall(SYS_close, fd);
+    unsigned int limit = plan->close_limit;
+    if (limit == 0) {
+      uint64_t nofile[2] = {0, 0};  // struct rlimit64
+      limit = 1U << 20;
+      if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, nofile) == 0 && nofile[0] < limit) {
+        limit = static_cast<unsigned int>(nofile[0]);
+      }
+    }
+    for (unsigned int fd = first; fd < limit; fd++) syscall(SYS_close, fd);
   }
 }
 
@@ -684,6 +702,20 @@ unsigned ChildCloseLimit() {
   return nofile.rlim_cur == RLIM_INFINITY || nofile.rlim_cur > (1U << 20)
              ? (1U << 20)
              : static_cast<unsigned>(nofile.rlim_cur);
+}
+
+uint64_t IgnoredSignals() {
+  uint64_t ignored = (1ULL << (SIGPIPE - 1)) | (1ULL << (SIGXFSZ - 1));
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    // rt_sigaction directly: glibc refuses its own reserved signals.
+    KernelSigaction old = {};
+    if (syscall(SYS_rt_sigaction, sig, nullptr, &old, sizeof(uint64_t)) == 0 &&
+        old.handler == SIG_IGN) {
+      ignored |= 1ULL << (sig - 1);
+    }
+  }
+  return ignored;
 }
 
 int ProbeLastCapability() {

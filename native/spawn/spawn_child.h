@@ -97,7 +97,8 @@ struct ChildPlan {
   size_t gap_count;
   int max_child_fd;
   int dup_base;       // above every child fd: where the temporary copies go
-  unsigned close_limit;  // upper bound for the close() loop when close_range is missing
+  unsigned close_limit;  // upper bound for the close() loop when close_range is missing; 0: the
+                         // child takes RLIMIT_NOFILE (at most 2^20) then
   bool new_session;
   bool no_new_privileges;
   bool set_bounding_set;
@@ -177,6 +178,9 @@ int LayOutChildFds(std::vector<FdSpec>* fds, int null_fd, std::vector<int>* gap_
 unsigned ChildCloseLimit();
 // The highest capability this kernel knows (CAP_LAST_CAP), without reading /proc.
 int ProbeLastCapability();
+// ChildPlan::ignored_signals for the calling process now: bit n-1 for each signal n whose
+// disposition is SIG_IGN, and SIGPIPE and SIGXFSZ always (Node ignores them at start-up).
+uint64_t IgnoredSignals();
 // The ChildPlan fields that come straight from the spec: path, cwd, identity, umask, nice, OOM
 // score (`oom_text`, kept alive by the caller), limits and privileges. Argv, environment, fds,
 // mounts and the cgroup each spawner sets from its own storage.

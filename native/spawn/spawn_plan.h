@@ -109,8 +109,58 @@ struct PlanSpec {
 constexpr int kMaxChildFd = 65535;
 constexpr size_t kMaxSysfsSubmounts = 256;
 
+// The property names ReadPlan looks up on every plan, created once: a lookup by a held key skips
+// turning the C string into an internalized V8 string each time (the bulk of a named lookup).
+enum PlanKey : int {
+  kKeyPath = 0,
+  kKeyArgv,
+  kKeyEnv,
+  kKeyCwd,
+  kKeyCwdOptional,
+  kKeyUid,
+  kKeyGid,
+  kKeyGroups,
+  kKeyUmask,
+  kKeyNice,
+  kKeyOomScoreAdjust,
+  kKeyRlimits,
+  kKeyFds,
+  kKeyNewSession,
+  kKeyNoNewPrivileges,
+  kKeyCapabilityBoundingSet,
+  kKeyAmbientCapabilities,
+  kKeyPrivateNetwork,
+  kKeyMounts,
+  kKeyCgroup,
+  kKeyPrivateSysfs,
+  kKeyInaccessibleSources,
+  kKeySetListenPid,
+  kKeyResource,
+  kKeySoft,
+  kKeyHard,
+  kKeyChildFd,
+  kKeyParentFd,
+  kKeyNonBlocking,
+  kKeyPid,
+  kKeyPidfd,
+  kPlanKeyCount,
+};
+
+// Node-API (before version 10) cannot hold a reference to a string, so the keys live in an
+// array that is held.
+class PlanKeys {
+ public:
+  explicit PlanKeys(Napi::Env env);
+  Napi::Value Get(PlanKey key) const { return keys_.Value().Get(static_cast<uint32_t>(key)); }
+
+ private:
+  Napi::Reference<Napi::Array> keys_;
+};
+
 // Reads a plan object; throws a TypeError (code ERR_INVALID_ARG_TYPE / ERR_INVALID_ARG_VALUE)
-// that names the offending field.
+// that names the offending field. `keys` are the environment's (the spawn addon keeps one set);
+// without it a set is made for this call.
+PlanSpec ReadPlan(Napi::Env env, Napi::Value value, const PlanKeys& keys);
 PlanSpec ReadPlan(Napi::Env env, Napi::Value value);
 
 }  // namespace triggerd

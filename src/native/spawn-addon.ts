@@ -89,6 +89,15 @@ export interface NativeSpawn {
    * `new net.Socket({ fd })`); the write end stays blocking, as a service expects its stdout.
    */
   pipe(): [number, number];
+  /**
+   * spawn() keeps the cgroup directories it starts children in open (O_PATH, close-on-exec, at
+   * most 128, the least recently used closed first); this closes the one held for `path`. Call it
+   * when removing the cgroup: a held fd keeps the removed group around as a dying cgroup. A
+   * group removed and made again at the same path still works without it (spawn() retries once
+   * with the path opened afresh when the held fd fails). Returns whether one was held.
+   * spawn() keeps one /dev/null fd open the same way; spawnAsync() opens both per call.
+   */
+  forgetCgroup(path: string): boolean;
   /** Tests only: force the glibc clone() fallback (no CLONE_INTO_CGROUP) or clone3. */
   setCloneMethodForTesting(method: CloneMethod): void;
 }
@@ -104,6 +113,7 @@ const METHODS = [
   'kill',
   'closeFd',
   'pipe',
+  'forgetCgroup',
   'setCloneMethodForTesting',
 ] as const;
 

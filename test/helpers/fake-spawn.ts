@@ -122,6 +122,8 @@ export class FakeNativeSpawn implements NativeSpawn {
   private nextFd = 100;
   private readonly live = new Map<number, FakeChild>();
   private readonly zombies: ChildExit[] = [];
+  /** The cgroups spawn() has held open, as the addon does (forgetCgroup). */
+  readonly heldCgroups = new Set<string>();
   private watcher: FakeWatcher | undefined;
   private deliveryScheduled = false;
 
@@ -146,6 +148,7 @@ export class FakeNativeSpawn implements NativeSpawn {
     };
     this.children.push(child);
     this.live.set(child.pid, child);
+    if (plan.cgroup !== undefined) this.heldCgroups.add(plan.cgroup);
     return { pid: child.pid, pidfd: child.pidfd };
   }
 
@@ -249,6 +252,11 @@ export class FakeNativeSpawn implements NativeSpawn {
 
   pipe(): [number, number] {
     return [this.allocateFd(), this.allocateFd()];
+  }
+
+  forgetCgroup(path: string): boolean {
+    if (typeof path !== 'string') throw argumentError('The "path" argument must be a string');
+    return this.heldCgroups.delete(path);
   }
 
   setCloneMethodForTesting(method: CloneMethod): void {
