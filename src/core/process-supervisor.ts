@@ -64,7 +64,10 @@ export class ProcessSupervisor {
   /** Without cgroups: the session ids (pids of the processes we spawned with setsid) of each unit. */
   private readonly sessions = new Map<string, Set<number>>();
 
-  constructor(private readonly options: ProcessSupervisorOptions) {}
+  constructor(private readonly options: ProcessSupervisorOptions) {
+    const tree = options.cgroups;
+    if (tree !== undefined) tree.onRemoved = (dir) => options.native.forgetCgroup(dir);
+  }
 
   /**
    * /etc/passwd and /etc/group as of their last change (checked with two stats per spawn, so an
@@ -131,11 +134,14 @@ export class ProcessSupervisor {
   private removeGroup(unit: string): void {
     const tree = this.options.cgroups;
     if (tree === undefined || !this.madeGroups.delete(unit)) return;
+    const dir = tree.pathOf(unit);
     try {
-      fs.rmdirSync(tree.pathOf(unit));
+      fs.rmdirSync(dir);
     } catch {
       // not there, or still populated
     }
+    // The addon's fd of the group would keep a removed one alive; a busy one is opened again.
+    this.options.native.forgetCgroup(dir);
   }
 
   /**

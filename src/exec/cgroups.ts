@@ -152,6 +152,12 @@ export class CgroupTree {
     readonly slice: string,
   ) {}
 
+  /**
+   * Told of every group remove() took away: the spawn addon keeps an fd of the groups it spawns
+   * into, and a removed group lingers (dying) in the kernel until that fd is closed.
+   */
+  onRemoved: ((dir: string) => void) | undefined;
+
   /** The group of a unit. Unit names cannot contain '/'; cgroup's own file names are refused too. */
   pathOf(unitName: string): string {
     if (
@@ -283,10 +289,14 @@ export class CgroupTree {
     for (const child of childGroups(dir)) if (!this.remove(child)) return false;
     try {
       rmdirSync(dir);
+      this.onRemoved?.(dir);
       return true;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return true;
+      if (code === 'ENOENT') {
+        this.onRemoved?.(dir);
+        return true;
+      }
       if (code === 'EBUSY') return false;
       throw err;
     }

@@ -270,6 +270,24 @@ describe('spawn: the cgroup fds it keeps', () => {
   );
 
   it(
+    "the tree's removal tells the addon (onRemoved, as the supervisor wires it): no fd left on a removed group",
+    { skip: needsCgroup },
+    async (t) => {
+      const forgotten: string[] = [];
+      tree.onRemoved = (dir) => {
+        forgotten.push(dir);
+        native.forgetCgroup(dir);
+      };
+      t.after(() => (tree.onRemoved = undefined));
+      const dir = tree.create('removed-by-tree.service');
+      await spawnInto(t, dir);
+      assert.equal(tree.remove(dir), true);
+      assert.deepEqual(forgotten, [dir]);
+      assert.equal(native.forgetCgroup(dir), false, 'the held fd was closed by the removal');
+    },
+  );
+
+  it(
     'forgetCgroup closes the held fd once; a spawn after it opens the path again',
     { skip: needsCgroup },
     async (t) => {
