@@ -575,11 +575,15 @@ export class ProcessSupervisor {
     }
     let reader: LineReader;
     try {
-      reader = new LineReader(readFd, {}, {
-        line: (line) => log.info({ stream }, line.text),
-        end: () => undefined,
-        error: () => undefined,
-      });
+      reader = new LineReader(
+        readFd,
+        {},
+        {
+          line: (line) => log.info({ stream }, line.text),
+          end: () => undefined,
+          error: () => undefined,
+        },
+      );
     } catch (err) {
       this.options.native.closeFd(readFd);
       this.options.native.closeFd(writeFd);
