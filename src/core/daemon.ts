@@ -48,6 +48,7 @@ import {
   ueventSocketFd,
   unixSocketFd,
   writeStateFile,
+  writeStateFileAsync,
   type DaemonStateFile,
 } from './daemon-state';
 import type { RestoreInput } from './unit-system';
@@ -341,6 +342,8 @@ export class Daemon {
     this.stopping = true;
     this.clearCheckpointTimer();
     await this.units.shutdown(this.options.shutdownTimeoutMs ?? 90_000);
+    // A checkpoint still on its way would put the file back after its removal.
+    await this.checkpointWrite;
     // A clean stop leaves nothing to recover: the next start is a fresh one.
     try {
       removeStateFile(this.options.runtimeDir);
@@ -406,13 +409,32 @@ export class Daemon {
     this.checkpointTimer = undefined;
   }
 
+  /** The checkpoint being written (its file system calls run on libuv's pool), if any. */
+  private checkpointWrite: Promise<void> | undefined;
+  /** A checkpoint was due while one was being written: write again when it is done. */
+  private checkpointAgain = false;
+
   private writeCheckpoint(): void {
     if (this.stopping || this.reexecing) return;
+    if (this.checkpointWrite !== undefined) {
+      this.checkpointAgain = true;
+      return;
+    }
+    let state: DaemonStateFile;
     try {
-      writeStateFile(this.options.runtimeDir, this.stateFile('checkpoint', []));
+      state = this.stateFile('checkpoint', []);
     } catch (err) {
       this.options.logger.warn({ err }, 'cannot write the state file');
+      return;
     }
+    this.checkpointWrite = writeStateFileAsync(this.options.runtimeDir, state)
+      .catch((err: unknown) => this.options.logger.warn({ err }, 'cannot write the state file'))
+      .finally(() => {
+        this.checkpointWrite = undefined;
+        if (!this.checkpointAgain) return;
+        this.checkpointAgain = false;
+        this.writeCheckpoint();
+      });
   }
 
   private stateFile(kind: DaemonStateFile['kind'], fds: number[], controlFd?: number): DaemonStateFile {
@@ -552,6 +574,8 @@ export class Daemon {
       performance.now() - Math.max(this.ueventItemAt, this.units.notifyItemAt) >= 20 &&
       this.pipeline.pending() === 0;
     while (!quiet() && Date.now() < settled) await new Promise((r) => setTimeout(r, 2));
+    // A checkpoint still on its way must not rename itself over the state written below.
+    await this.checkpointWrite;
     const fds: number[] = [];
     const controlFd = this.control?.fd();
     const state = this.stateFile('reexec', fds, controlFd);

@@ -16,6 +16,7 @@ import {
   readStateFile,
   sameProcess,
   writeStateFile,
+  writeStateFileAsync,
   type DaemonStateFile,
 } from '../../src/core/daemon-state';
 import { ServiceUnit, UNKNOWN_EXIT_STATUS, type ServiceHost } from '../../src/units/service';
@@ -47,6 +48,28 @@ test('the state file is written under a temporary name and renamed; it reads bac
     assert.deepEqual(read.warnings, []);
     fs.rmSync(path.join(dir, 'state.json'));
     assert.deepEqual(readStateFile(dir), { ok: false, reason: 'missing' });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a checkpoint written off the event loop: the same file, renamed over the old one, no temporary left', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-state-'));
+  try {
+    writeStateFile(dir, { ...sample(), writtenAt: 0 });
+    const pending = writeStateFileAsync(dir, sample());
+    // Until it settles, a reader sees the old state whole.
+    const before = readStateFile(dir);
+    assert.ok(before.ok);
+    assert.ok(before.state.writtenAt === 0 || before.state.writtenAt === 1);
+    await pending;
+    assert.deepEqual(fs.readdirSync(dir), ['state.json']);
+    const read = readStateFile(dir);
+    assert.ok(read.ok);
+    assert.deepEqual(read.state, sample());
+    assert.equal(fs.statSync(path.join(dir, 'state.json')).mode & 0o777, 0o600);
+    // A directory that is gone: the promise rejects (the daemon logs it), nothing throws inline.
+    await assert.rejects(writeStateFileAsync(path.join(dir, 'gone'), sample()), { code: 'ENOENT' });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
