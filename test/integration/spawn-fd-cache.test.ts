@@ -16,19 +16,10 @@ import {
   statSync,
 } from 'node:fs';
 import * as path from 'node:path';
-import type { ExecPlan } from '../../src/exec/exec-plan';
-import { findCgroupHierarchy, openCgroupTree, type CgroupTree } from '../../src/exec/cgroups';
+import { openCgroupTree, type CgroupTree } from '../../src/exec/cgroups';
 import { loadNativeSpawn, type ChildExit, type ChildWatcher } from '../../src/native/spawn-addon';
+import { basicPlan, cgroupHierarchy, needsCgroup } from '../helpers/spawn-plan';
 
-const uid = process.getuid?.() ?? -1;
-const needsRoot = uid === 0 ? false : `needs root (running as uid ${uid})`;
-const cgroupHierarchy = findCgroupHierarchy();
-const needsCgroup =
-  needsRoot !== false
-    ? needsRoot
-    : cgroupHierarchy.ok
-      ? false
-      : `no cgroup2 hierarchy: ${cgroupHierarchy.reason}`;
 const SIGKILL = 9;
 
 const native = loadNativeSpawn();
@@ -70,25 +61,7 @@ function killLater(t: TestContext, pid: number): void {
   });
 }
 
-function plan(argv: string[], overrides: Partial<ExecPlan> = {}): ExecPlan {
-  return {
-    path: argv[0],
-    argv,
-    env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
-    cwd: '/',
-    rlimits: [],
-    fds: [
-      { childFd: 0, parentFd: -1 },
-      { childFd: 1, parentFd: -1 },
-      { childFd: 2, parentFd: -1 },
-    ],
-    newSession: true,
-    noNewPrivileges: false,
-    privateNetwork: false,
-    mounts: [],
-    ...overrides,
-  };
-}
+const plan = basicPlan;
 
 /** Our fds that are /dev/null. */
 function devNullFds(): number[] {

@@ -25,7 +25,7 @@ import { firstValueFrom, toArray } from 'rxjs';
 import type { ExecCommand, ExecContext } from '../../src/units/config-types';
 import type { ExecPlan } from '../../src/exec/exec-plan';
 import { buildExecPlan, type ExecPlanOptions } from '../../src/exec/exec-context-plan';
-import { findCgroupHierarchy, openCgroupTree, type CgroupTree } from '../../src/exec/cgroups';
+import { openCgroupTree, type CgroupTree } from '../../src/exec/cgroups';
 import { childExitEvents } from '../../src/exec/child-exit-events';
 import { outputLines } from '../../src/exec/output-lines';
 import { removeUnitRuntime } from '../../src/exec/sandbox-mounts';
@@ -39,42 +39,12 @@ import {
 } from '../../src/native/spawn-addon';
 import { FakeNativeSpawn } from '../helpers/fake-spawn';
 import { execContext } from '../helpers/unit-fixtures';
-
-const uid = process.getuid?.() ?? -1;
-const needsRoot = uid === 0 ? false : `needs root (running as uid ${uid})`;
-const cgroupHierarchy = findCgroupHierarchy();
-const needsCgroup =
-  needsRoot !== false
-    ? needsRoot
-    : cgroupHierarchy.ok
-      ? false
-      : `no cgroup2 hierarchy: ${cgroupHierarchy.reason}`;
+import { basicPlan, cgroupHierarchy, needsCgroup, needsRoot, PATH_ENV } from '../helpers/spawn-plan';
 
 const SIGKILL = 9;
 const SIGTERM = 15;
-const PATH_ENV = 'PATH=/usr/sbin:/usr/bin:/sbin:/bin';
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function basicPlan(argv: string[], overrides: Partial<ExecPlan> = {}): ExecPlan {
-  return {
-    path: argv[0],
-    argv,
-    env: [PATH_ENV],
-    cwd: '/',
-    rlimits: [],
-    fds: [
-      { childFd: 0, parentFd: -1 },
-      { childFd: 1, parentFd: -1 },
-      { childFd: 2, parentFd: -1 },
-    ],
-    newSession: true,
-    noNewPrivileges: false,
-    privateNetwork: false,
-    mounts: [],
-    ...overrides,
-  };
-}
 
 function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
@@ -356,7 +326,7 @@ describe('spawn: real kernel', () => {
       }
     });
     // Sandboxed runs need their runtime dir outside /tmp (PrivateTmp= covers /tmp).
-    const base = uid === 0 && existsSync('/run') ? '/run' : tmpdir();
+    const base = needsRoot === false && existsSync('/run') ? '/run' : tmpdir();
     runtimeRoot = mkdtempSync(path.join(base, 'triggerd-spawn-test-'));
   });
 
