@@ -17,17 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "../common/pidfd_compat.h"
 #include "../netlink/system_error.h"
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 
 namespace triggerd {
 

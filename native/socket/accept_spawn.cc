@@ -32,17 +32,12 @@
 
 #include "../common/batch_item.h"
 #include "../common/js_calls.h"
+#include "../common/pidfd_compat.h"
 #include "../netlink/system_error.h"
 #include "../spawn/spawn_child.h"
 #include "../spawn/spawn_plan.h"
 #include "address_argument.h"
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-#if defined(__x86_64__) && !defined(SYS_pidfd_send_signal)
-#define SYS_pidfd_send_signal 424
-#endif
 
 namespace triggerd {
 
@@ -485,26 +480,6 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     fixed_local_ = address;
     fixed_local_length_ = length;
   }
-
-  // Bit n-1 for each signal n whose disposition is SIG_IGN now (rt_sigaction directly: glibc
-  // refuses its own reserved signals), and SIGPIPE and SIGXFSZ.
-  static uint64_t IgnoredSignals() {
-    uint64_t ignored = (1ULL << (SIGPIPE - 1)) | (1ULL << (SIGXFSZ - 1));
-    for (int sig = 1; sig <= 64; sig++) {
-      if (sig == SIGKILL || sig == SIGSTOP) continue;
-      struct {
-        void* handler;
-        unsigned long flags;
-        void* restorer;
-        uint64_t mask;
-      } old = {};
-      if (syscall(SYS_rt_sigaction, sig, nullptr, &old, sizeof(uint64_t)) == 0 && old.handler == SIG_IGN) {
-        ignored |= 1ULL << (sig - 1);
-      }
-    }
-    return ignored;
-  }
-
 
   // Under the mutex.
   void SetListening(bool on) {

@@ -20,16 +20,11 @@
 #include <string>
 #include <vector>
 
+#include "../common/pidfd_compat.h"
 #include "../netlink/system_error.h"
 #include "child_watcher.h"
 #include "spawn_plan.h"
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-#if defined(__x86_64__) && !defined(SYS_pidfd_send_signal)
-#define SYS_pidfd_send_signal 424
-#endif
 
 namespace triggerd {
 
