@@ -288,6 +288,15 @@ function loadEnvironmentFiles(
   }
 }
 
+/**
+ * systemd's merge order for environment lists: a later one overrides an earlier one, and an
+ * overridden variable takes the later position.
+ */
+function setLast(env: Map<string, string>, key: string, value: string): void {
+  env.delete(key);
+  env.set(key, value);
+}
+
 function buildEnvironment(
   ctx: ExecContext,
   input: ExecEnvironmentInput,
@@ -296,12 +305,7 @@ function buildEnvironment(
   diagnostics: Diagnostic[],
 ): Map<string, string> {
   const env = new Map<string, string>();
-  // systemd's merge order: later lists override earlier ones, and an overridden variable takes
-  // the later position.
-  const set = (key: string, value: string): void => {
-    env.delete(key);
-    env.set(key, value);
-  };
+  const set = (key: string, value: string): void => setLast(env, key, value);
   for (const [k, v] of Object.entries(input.base)) set(k, v);
   if (!env.has('PATH')) set('PATH', DEFAULT_PATH);
   for (const [k, v] of Object.entries(input.extra ?? {})) set(k, v);
@@ -644,17 +648,11 @@ export function prepareExecPlan(
   // The base, then the unit's own variables on top (buildEnvironment's order without the
   // invocation's, which go between the two halves per run).
   const headMap = new Map<string, string>();
-  const setHead = (k: string, v: string): void => {
-    headMap.delete(k);
-    headMap.set(k, v);
-  };
+  const setHead = (k: string, v: string): void => setLast(headMap, k, v);
   for (const [k, v] of Object.entries(env.base)) setHead(k, v);
   if (!headMap.has('PATH')) setHead('PATH', DEFAULT_PATH);
   const tailMap = new Map<string, string>();
-  const setTail = (k: string, v: string): void => {
-    tailMap.delete(k);
-    tailMap.set(k, v);
-  };
+  const setTail = (k: string, v: string): void => setLast(tailMap, k, v);
   const user = credentials.user;
   if (user !== undefined) {
     if (user.entry !== undefined) setTail('HOME', user.entry.home);

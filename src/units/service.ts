@@ -204,16 +204,8 @@ const CONTROL_PHASES: readonly Phase[] = [
   'stop',
   'stop-post',
 ];
-/** States in which a control process of one of those phases runs. */
-const CONTROL_STATES: readonly ServiceState[] = [
-  'condition',
-  'start-pre',
-  'start',
-  'start-post',
-  'reload',
-  'stop',
-  'stop-post',
-];
+/** States in which a control process of one of those phases runs (each such state is named after its phase). */
+const CONTROL_STATES: readonly ServiceState[] = CONTROL_PHASES;
 const SERVICE_RESULTS: readonly ServiceResult[] = [
   'success',
   'protocol',
