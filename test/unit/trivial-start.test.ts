@@ -234,6 +234,22 @@ const settled = (h: Harness): string[] => {
   h.settle();
   return [];
 };
+/** setup: the unit's start step answers 'pending' (it completes when `finishes` says). */
+const startStaysPending =
+  (unit: string) =>
+  (h: Harness): string[] => {
+    h.behaviour.set(`start ${unit}`, 'pending');
+    return [];
+  };
+/** after: the queue runs, then the unit's pending step ends in `to` with `result`. */
+const finishes =
+  (unit: string, to: 'active' | 'failed' = 'active', result: 'done' | 'failed' = 'done') =>
+  (h: Harness): string[] => {
+    h.settle();
+    h.change(unit, to, result);
+    h.settle();
+    return [];
+  };
 
 const cases: Case[] = [
   {
@@ -258,18 +274,10 @@ const cases: Case[] = [
     description: 'no dependencies at all (a path-triggered oneshot), a step that completes later',
     units: { 'job.service': {}, 'job.path': { Before: ['job.service'] } },
     states: { 'job.path': { active: 'active' } },
-    setup: (h) => {
-      h.behaviour.set('start job.service', 'pending');
-      return [];
-    },
+    setup: startStaysPending('job.service'),
     request: startOf('job.service'),
     trivial: true,
-    after: (h) => {
-      h.settle();
-      h.change('job.service', 'active', 'done');
-      h.settle();
-      return [];
-    },
+    after: finishes('job.service'),
   },
   {
     description: 'mode fail and replace-irreversibly',
@@ -288,18 +296,10 @@ const cases: Case[] = [
   {
     description: 'a requirement is inactive: falls back, the requirement starts first',
     units: { 'job.service': { Requires: ['a.service'], After: ['a.service'] }, 'a.service': {} },
-    setup: (h) => {
-      h.behaviour.set('start a.service', 'pending');
-      return [];
-    },
+    setup: startStaysPending('a.service'),
     request: startOf('job.service'),
     trivial: false,
-    after: (h) => {
-      h.settle();
-      h.change('a.service', 'active', 'done');
-      h.settle();
-      return [];
-    },
+    after: finishes('a.service'),
   },
   {
     description: 'a requirement of an active requirement is not loaded: falls back, the start fails',
@@ -356,28 +356,15 @@ const cases: Case[] = [
     },
     request: startOf('job.service'),
     trivial: false,
-    after: (h) => {
-      h.settle();
-      h.change('a.service', 'active', 'done');
-      h.settle();
-      return [];
-    },
+    after: finishes('a.service'),
   },
   {
     description: 'the start fails: the job result and OnFailure= as before',
     units: { 'job.service': { OnFailure: ['alert.service'] }, 'alert.service': {} },
-    setup: (h) => {
-      h.behaviour.set('start job.service', 'pending');
-      return [];
-    },
+    setup: startStaysPending('job.service'),
     request: startOf('job.service'),
     trivial: true,
-    after: (h) => {
-      h.settle();
-      h.change('job.service', 'failed', 'failed');
-      h.settle();
-      return [];
-    },
+    after: finishes('job.service', 'failed', 'failed'),
   },
 ];
 
