@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <utility>
 
 #include "../common/arguments.h"
 #include "../common/read_records.h"
@@ -18,6 +20,8 @@ Napi::Function InotifyHandle::DefineClass(Napi::Env env) {
       {
           InstanceMethod<&InotifyHandle::AddWatch>("addWatch"),
           InstanceMethod<&InotifyHandle::RemoveWatch>("removeWatch"),
+          InstanceMethod<&InotifyHandle::ArmCall>("armCall"),
+          InstanceMethod<&InotifyHandle::DisarmCall>("disarmCall"),
           PauseMethod(),
           ResumeMethod(),
           CloseMethod(),
@@ -37,10 +41,39 @@ void InotifyHandle::OnWakeUp(Napi::Env env, int status) {
   DeliverBatch(env, status, "read", [&](int* read_error) {
     std::vector<uint8_t> bytes;
     *read_error = Drain(&bytes);
-    if (!bytes.empty()) {
+    if (!armed_.empty() && !bytes.empty()) FireArmed(env, bytes);
+    if (!bytes.empty() && fd_ >= 0) {
       CallEvent(Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size()));
     }
   });
+}
+
+void InotifyHandle::FireArmed(Napi::Env env, const std::vector<uint8_t>& bytes) {
+  size_t offset = 0;
+  while (!armed_.empty() && bytes.size() - offset >= sizeof(struct inotify_event)) {
+    struct inotify_event header;
+    std::memcpy(&header, bytes.data() + offset, sizeof(header));
+    offset += sizeof(header) + header.len;
+    if (header.len != 0) continue;
+    auto found = armed_.find(header.wd);
+    if (found == armed_.end()) continue;
+    // One-shot: out of the table before the calls, which may arm or disarm others.
+    std::vector<Napi::FunctionReference> due;
+    std::vector<ArmedCall>& list = found->second;
+    for (size_t i = 0; i < list.size();) {
+      if ((list[i].mask & header.mask) == 0) {
+        i++;
+        continue;
+      }
+      due.push_back(std::move(list[i].fn));
+      list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    if (list.empty()) armed_.erase(found);
+    for (Napi::FunctionReference& fn : due) {
+      if (fd_ < 0) return;  // an earlier call closed the handle
+      CallGuarded(env, [&] { fn.Call(this->Value(), {}); });
+    }
+  }
 }
 
 int InotifyHandle::Drain(std::vector<uint8_t>* out) {
@@ -57,6 +90,36 @@ Napi::Value InotifyHandle::AddWatch(const Napi::CallbackInfo& info) {
   int wd = inotify_add_watch(fd_, path.c_str(), mask);
   if (wd < 0) throw SystemErrorWithPath(env, errno, "inotify_add_watch", path);
   return Napi::Number::New(env, wd);
+}
+
+// armCall(wd, mask, fn) → id: fn() once, on the first record about wd's inode itself with a
+// bit of `mask`, before that batch's onBatch.
+Napi::Value InotifyHandle::ArmCall(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int wd = static_cast<int>(IntegerArgument(env, info[0], "wd", 1, INT32_MAX));
+  uint32_t mask = static_cast<uint32_t>(IntegerArgument(env, info[1], "mask", 1, UINT32_MAX));
+  Napi::Function fn = FunctionArgument(env, info[2], "fn");
+  if (fd_ < 0) throw MakeSystemError(env, EBADF, "armCall");
+  uint32_t id = next_arm_id_++;
+  if (next_arm_id_ == 0) next_arm_id_ = 1;
+  armed_[wd].push_back({id, mask, Napi::Persistent(fn)});
+  return Napi::Number::New(env, id);
+}
+
+// disarmCall(id) → whether it was still armed.
+Napi::Value InotifyHandle::DisarmCall(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id = static_cast<uint32_t>(IntegerArgument(env, info[0], "id", 1, UINT32_MAX));
+  for (auto it = armed_.begin(); it != armed_.end(); ++it) {
+    std::vector<ArmedCall>& list = it->second;
+    for (size_t i = 0; i < list.size(); i++) {
+      if (list[i].id != id) continue;
+      list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
+      if (list.empty()) armed_.erase(it);
+      return Napi::Boolean::New(env, true);
+    }
+  }
+  return Napi::Boolean::New(env, false);
 }
 
 void InotifyHandle::RemoveWatch(const Napi::CallbackInfo& info) {

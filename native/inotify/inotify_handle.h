@@ -2,6 +2,11 @@
 // watches, watches the fd with uv_poll on the environment's own loop, and on each wake-up drains
 // it into one Buffer of raw inotify_event records for `onBatch`. It parses nothing: TypeScript
 // does (parseInotifyRecords). IN_Q_OVERFLOW arrives as a record like any other.
+//
+// Armed calls (armCall): a one-shot function tied to a wd and a mask. When a wake-up's records
+// hold one on that wd about the watched inode itself (no name) with a bit of the mask, the
+// function is called once, before onBatch gets the batch (src/core/path-armed-start.ts starts a
+// path unit's job from there: no JavaScript between the wake-up and the clone but the call).
 #pragma once
 
 #include <napi.h>
@@ -9,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "../common/polled_fd_handle.h"
@@ -45,8 +51,21 @@ class InotifyHandle : public PolledFdHandle<InotifyHandle, InotifyAddon> {
 
   Napi::Value AddWatch(const Napi::CallbackInfo& info);
   void RemoveWatch(const Napi::CallbackInfo& info);
+  Napi::Value ArmCall(const Napi::CallbackInfo& info);
+  Napi::Value DisarmCall(const Napi::CallbackInfo& info);
+  // Calls (and drops) the armed functions whose wd and mask a record of `bytes` matches.
+  void FireArmed(Napi::Env env, const std::vector<uint8_t>& bytes);
+
+  struct ArmedCall {
+    uint32_t id;
+    uint32_t mask;
+    Napi::FunctionReference fn;
+  };
 
   std::unique_ptr<uint8_t[]> read_buffer_;
+  // By wd: a burst's every record is looked up, and 1,000 path units may each have an arm.
+  std::unordered_map<int, std::vector<ArmedCall>> armed_;
+  uint32_t next_arm_id_ = 1;
 };
 
 }  // namespace triggerd

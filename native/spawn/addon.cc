@@ -3,6 +3,7 @@
 #include "addon.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -474,6 +475,15 @@ void SpawnAddon::WorkOver(SpawnWork* work) { works_.erase(work); }
 
 Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  bool yield_after = false;
+  if (!info[1].IsUndefined()) {
+    if (!info[1].IsObject()) throw MakeArgumentError(env, "The \"options\" argument must be an object");
+    Napi::Value yield_value = info[1].As<Napi::Object>().Get("yieldAfter");
+    if (!yield_value.IsUndefined() && !yield_value.IsBoolean()) {
+      throw MakeArgumentError(env, "The \"options.yieldAfter\" property must be a boolean");
+    }
+    yield_after = yield_value.IsBoolean() && yield_value.As<Napi::Boolean>().Value();
+  }
   std::unique_ptr<PreparedSpawn> prepared =
       PrepareSpawn(env, info[0], last_cap_, *plan_keys_, ignored_signals_, &fd_cache_);
   PreparedSpawn* p = prepared.get();
@@ -504,6 +514,8 @@ Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
   if (!failure.IsEmpty()) throw Napi::Error(env, failure);
 
   AdoptChild(p->launched.pid, p->launched.pidfd);
+  // The exec woke us, and we preempted the child on this CPU: let it run first.
+  if (yield_after) sched_yield();
   return ChildObject(env, *plan_keys_, p->launched.pid, p->launched.pidfd);
 }
 

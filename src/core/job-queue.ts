@@ -236,6 +236,23 @@ export class JobQueue {
     this.scheduleTick();
   }
 
+  /**
+   * The units a non-manual start of `unit` would look at, when that start is trivial now (its
+   * transaction would be its own job alone, see trivialStartTransaction); undefined otherwise.
+   * A change of state or job of any of them may change the answer.
+   */
+  trivialStartClosure(unit: string): Set<string> | undefined {
+    const visited = new Set<string>();
+    const tx = trivialStartTransaction(
+      this.graph,
+      { unit, type: 'start', mode: 'replace', manual: false },
+      this.units,
+      (u) => this.installed.get(u),
+      visited,
+    );
+    return tx === undefined ? undefined : visited;
+  }
+
   /** Build the transaction for a request and install it. */
   enqueue(request: JobRequest): EnqueueResult {
     // A path- or timer-triggered start of a unit whose dependencies are up: the same outcome

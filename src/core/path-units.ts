@@ -20,6 +20,7 @@ import { conditionHolds } from '../units/conditions';
 import type { PathHost, PathUnit, TriggeredUnitView } from '../units/path';
 import type { UnitEngine } from './unit-engine';
 import type { Manager } from './manager';
+import type { PathArmedStarts } from './path-armed-start';
 
 export interface PathUnitsOptions {
   logger: Logger;
@@ -36,6 +37,8 @@ export interface PathUnitsOptions {
   unitOfPid?: (pid: number) => string | undefined;
   /** Every transition goes to the engine through the unit system. */
   stateChanged(unit: PathUnit, from: string, to: string): void;
+  /** Jobs started from the inotify wake-up itself (src/core/path-armed-start.ts); none without. */
+  armedStarts?: PathArmedStarts;
 }
 
 export class PathUnits {
@@ -203,6 +206,8 @@ export class PathUnits {
         const u = unit();
         if (u !== undefined) this.options.stateChanged(u, from, to);
       },
+      armableChanged: () => this.options.armedStarts?.unitArmableChanged(name),
+      armedState: () => this.options.armedStarts?.state(name),
       log,
     };
   }
@@ -212,7 +217,9 @@ export class PathUnits {
     const previous = this.units.get(unit.name);
     if (previous !== undefined && previous !== unit) unit.carryOver(previous);
     this.units.set(unit.name, unit);
+    this.options.armedStarts?.track(unit);
   }
+
 
   /** A unit changed state: the path units that trigger it look again. */
   unitChanged(name: string): void {
@@ -220,6 +227,7 @@ export class PathUnits {
   }
 
   close(): void {
+    this.options.armedStarts?.close();
     this.registry?.close();
     this.registry = undefined;
     this.recursiveSource?.close();

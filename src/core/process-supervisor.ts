@@ -7,7 +7,8 @@ import path = require('node:path');
 import type { Logger } from '../util/logger';
 import type { NativeSpawn, SpawnedChild, SpawnError } from '../native/spawn-addon';
 import type { ChildExit } from '../native/spawn-addon';
-import { ExecPlanError, needsUserDatabase } from '../exec/exec-context-plan';
+import { ExecPlanError, needsUserDatabase, type BuiltExecPlan } from '../exec/exec-context-plan';
+import type { ExecPlan } from '../exec/exec-plan';
 import { ExecPlanCache } from '../exec/exec-plan-cache';
 import { LineReader } from '../exec/output-lines';
 import { removeUnitRuntime } from '../exec/sandbox-mounts';
@@ -123,6 +124,7 @@ export class ProcessSupervisor {
 
   /** Forget a unit that is gone for good (a garbage-collected Accept=yes instance). */
   unregister(name: string, unit?: ServiceUnit): void {
+    this.armedPlanGone(name);
     if (unit === undefined || this.services.get(name) === unit) this.services.delete(name);
     this.sessions.delete(name);
     this.emptyGroups.delete(name);
@@ -199,7 +201,10 @@ export class ProcessSupervisor {
 
   /** At exit: the groups kept between runs, and the pools' spare groups. */
   removeGroups(): void {
-    for (const unit of [...this.madeGroups]) this.removeGroup(unit);
+    for (const unit of [...this.madeGroups]) {
+      this.armedPlanGone(unit);
+      this.removeGroup(unit);
+    }
     const tree = this.options.cgroups;
     for (const dir of this.inheritedBusy) {
       try {
@@ -401,6 +406,15 @@ export class ProcessSupervisor {
     if (service === undefined || ctx === undefined) {
       return { ok: false, failure: { step: 'PLAN', code: 'ERR_EXEC_INVALID', message: 'unknown service' } };
     }
+    const armed = this.armedChildren.get(unit);
+    if (armed !== undefined && role === 'main' && later === undefined && passFds.length === 0) {
+      // The armed path start cloned this very process already (path-armed-start.ts).
+      if (armed.cmd === cmd && sameEnvironment(armed.env, extraEnv)) {
+        this.armedChildren.delete(unit);
+        this.emptyGroups.delete(unit);
+        return this.recordStarted(unit, armed.child, armed.cgroup, role, cmd, log);
+      }
+    }
     // An Accept=yes connection goes to the main process only, as in systemd.
     const conn =
       role === 'main' && service.connection !== undefined && service.connection.fd >= 0
@@ -440,15 +454,6 @@ export class ProcessSupervisor {
     later?: (result: SpawnResult) => void,
   ): SpawnResult {
     const { native } = this.options;
-    const extra: Record<string, string> = conn !== undefined ? { ...conn.env, ...extraEnv } : { ...extraEnv };
-    if (this.options.notifySocket !== undefined && notify) {
-      extra.NOTIFY_SOCKET = this.options.notifySocket;
-    }
-    if (passFds.length > 0) {
-      // The fd store comes back as LISTEN_FDS (sd_listen_fds(3)), after any socket fds.
-      extra.LISTEN_FDS = String(passFds.length);
-      extra.LISTEN_FDNAMES = passFds.map((f) => f.name).join(':');
-    }
     const opened: number[] = [];
     const closeAll = (): void => {
       for (const fd of opened) native.closeFd(fd);
@@ -456,74 +461,16 @@ export class ProcessSupervisor {
     let cgroup: string | undefined;
     const started = (child: SpawnedChild): SpawnResult => {
       closeAll();
-      this.owners.set(child.pid, { unit, pidfd: child.pidfd });
-      if (cgroup === undefined) {
-        const set = this.sessions.get(unit) ?? new Set<number>();
-        set.add(child.pid);
-        this.sessions.set(unit, set);
-      }
-      if (log.isLevelEnabled('debug'))
-        log.debug({ pid: child.pid, role, command: cmd.argv.join(' ') }, `started ${role} process`);
-      return { ok: true, pid: child.pid };
+      return this.recordStarted(unit, child, cgroup, role, cmd, log);
     };
     const failed = (err: unknown): SpawnResult => {
       closeAll();
-      if (err instanceof ExecPlanError) {
-        return { ok: false, failure: { step: err.step ?? 'PLAN', code: err.code, message: err.message } };
-      }
-      const e = err as SpawnError;
-      return {
-        ok: false,
-        failure: {
-          step: e.step ?? 'CLONE',
-          code: e.code ?? 'EIO',
-          message: (e.message ?? String(err)).replace(/^[A-Z]+: /, ''),
-        },
-      };
+      return spawnFailure(err);
     };
     try {
-      // StandardInput=socket: the connection is stdin, and stdout/stderr that inherit or say
-      // "socket" are the connection too (systemd.exec(5)).
-      const socketIn = conn !== undefined && ctx.standardInput.kind === 'socket';
-      const stdin = socketIn ? conn.fd : -1;
-      const stdout =
-        conn !== undefined &&
-        (ctx.standardOutput.kind === 'socket' || (socketIn && ctx.standardOutput.kind === 'inherit'))
-          ? conn.fd
-          : this.outputFd(ctx.standardOutput, 'stdout', unit, log, opened);
-      const stderr =
-        ctx.standardError.kind === 'inherit-output' || ctx.standardError.kind === 'inherit'
-          ? stdout
-          : conn !== undefined && ctx.standardError.kind === 'socket'
-            ? conn.fd
-            : this.outputFd(ctx.standardError, 'stderr', unit, log, opened);
-      this.emptyGroups.delete(unit);
-      if (ctx.privateTmp || ctx.privateDevices) this.staged.add(unit);
-      if (this.options.cgroups !== undefined) {
-        const instance = this.services.get(unit)?.connection !== undefined;
-        cgroup = this.groupFor(this.options.cgroups, unit, instance);
-      }
-      const built = this.plans.build(
-        ctx,
-        cmd,
-        { base: this.options.baseEnv, extra },
-        {
-          unitName: unit,
-          runtimeDir: this.options.runtimeDir,
-          cgroup,
-          stdio: { stdin, stdout, stderr },
-          extraFds: passFds.map((f) => f.fd),
-          nonBlocking: socketFlags(
-            conn,
-            passFds,
-            nonBlocking,
-            conn !== undefined && (stdin === conn.fd || stdout === conn.fd || stderr === conn.fd),
-          ),
-          setListenPid: passFds.length > 0,
-          ...this.planInputs(ctx, conn !== undefined),
-        },
-      );
-      for (const d of built.diagnostics) log.warn({ code: d.code }, d.message);
+      const prepared = this.preparePlan(unit, ctx, notify, conn, cmd, extraEnv, log, passFds, nonBlocking, opened);
+      cgroup = prepared.cgroup;
+      const built = prepared.built;
       if (later === undefined) {
         try {
           return started(native.spawn(built.plan));
@@ -551,6 +498,182 @@ export class ProcessSupervisor {
     } catch (err) {
       return failed(err);
     }
+  }
+
+  /**
+   * The plan of one spawn: stdio (files it opens go to `opened`, for the caller to close), the
+   * unit's cgroup (made on first use), the environment. Throws ExecPlanError.
+   */
+  private preparePlan(
+    unit: string,
+    ctx: ExecContext,
+    notify: boolean,
+    conn: { fd: number; env: Record<string, string> } | undefined,
+    cmd: ExecCommand,
+    extraEnv: Record<string, string>,
+    log: Logger,
+    passFds: readonly StoredFd[],
+    nonBlocking: boolean,
+    opened: number[],
+  ): { built: BuiltExecPlan; cgroup: string | undefined } {
+    const extra: Record<string, string> = conn !== undefined ? { ...conn.env, ...extraEnv } : { ...extraEnv };
+    if (this.options.notifySocket !== undefined && notify) {
+      extra.NOTIFY_SOCKET = this.options.notifySocket;
+    }
+    if (passFds.length > 0) {
+      // The fd store comes back as LISTEN_FDS (sd_listen_fds(3)), after any socket fds.
+      extra.LISTEN_FDS = String(passFds.length);
+      extra.LISTEN_FDNAMES = passFds.map((f) => f.name).join(':');
+    }
+    // StandardInput=socket: the connection is stdin, and stdout/stderr that inherit or say
+    // "socket" are the connection too (systemd.exec(5)).
+    const socketIn = conn !== undefined && ctx.standardInput.kind === 'socket';
+    const stdin = socketIn ? conn.fd : -1;
+    const stdout =
+      conn !== undefined &&
+      (ctx.standardOutput.kind === 'socket' || (socketIn && ctx.standardOutput.kind === 'inherit'))
+        ? conn.fd
+        : this.outputFd(ctx.standardOutput, 'stdout', unit, log, opened);
+    const stderr =
+      ctx.standardError.kind === 'inherit-output' || ctx.standardError.kind === 'inherit'
+        ? stdout
+        : conn !== undefined && ctx.standardError.kind === 'socket'
+          ? conn.fd
+          : this.outputFd(ctx.standardError, 'stderr', unit, log, opened);
+    this.emptyGroups.delete(unit);
+    if (ctx.privateTmp || ctx.privateDevices) this.staged.add(unit);
+    let cgroup: string | undefined;
+    if (this.options.cgroups !== undefined) {
+      const instance = this.services.get(unit)?.connection !== undefined;
+      cgroup = this.groupFor(this.options.cgroups, unit, instance);
+    }
+    const built = this.plans.build(
+      ctx,
+      cmd,
+      { base: this.options.baseEnv, extra },
+      {
+        unitName: unit,
+        runtimeDir: this.options.runtimeDir,
+        cgroup,
+        stdio: { stdin, stdout, stderr },
+        extraFds: passFds.map((f) => f.fd),
+        nonBlocking: socketFlags(
+          conn,
+          passFds,
+          nonBlocking,
+          conn !== undefined && (stdin === conn.fd || stdout === conn.fd || stderr === conn.fd),
+        ),
+        setListenPid: passFds.length > 0,
+        ...this.planInputs(ctx, conn !== undefined),
+      },
+    );
+    for (const d of built.diagnostics) log.warn({ code: d.code }, d.message);
+    return { built, cgroup };
+  }
+
+  /** A child now runs for `unit`: its pidfd for signals and its exit, its session without cgroups. */
+  private recordStarted(
+    unit: string,
+    child: SpawnedChild,
+    cgroup: string | undefined,
+    role: 'main' | 'control',
+    cmd: ExecCommand,
+    log: Logger,
+  ): SpawnResult {
+    this.owners.set(child.pid, { unit, pidfd: child.pidfd });
+    if (cgroup === undefined) {
+      const set = this.sessions.get(unit) ?? new Set<number>();
+      set.add(child.pid);
+      this.sessions.set(unit, set);
+    }
+    if (log.isLevelEnabled('debug'))
+      log.debug({ pid: child.pid, role, command: cmd.argv.join(' ') }, `started ${role} process`);
+    return { ok: true, pid: child.pid };
+  }
+
+  // ---- armed path starts (src/core/path-armed-start.ts) ----------------------------------------
+
+  /** Children an armed path start cloned, each waiting for its unit's start to take it (spawn()). */
+  private readonly armedChildren = new Map<
+    string,
+    { cmd: ExecCommand; env: Record<string, string>; child: SpawnedChild; cgroup: string | undefined }
+  >();
+  /** Called when what an armed plan refers to (the unit's log pipes, its group) goes away. */
+  onArmedPlanGone: ((unit: string) => void) | undefined;
+
+  private armedPlanGone(unit: string): void {
+    this.onArmedPlanGone?.(unit);
+  }
+
+  /**
+   * The plan spawn() would build now for `unit`'s main process running `cmd` with `env`, for an
+   * armed path start to clone from later; or why there is none. Only a plan that opens nothing
+   * per run qualifies (its fds are the unit's kept log pipes, /dev/null, its kept group).
+   */
+  armedPlan(
+    unit: string,
+    cmd: ExecCommand,
+    env: Record<string, string>,
+  ): { ok: true; plan: ExecPlan; cgroup: string | undefined } | { ok: false; why: string } {
+    const service = this.services.get(unit);
+    const ctx = service?.config.exec;
+    if (service === undefined || ctx === undefined) return { ok: false, why: 'not a service' };
+    if (service.connection !== undefined) return { ok: false, why: 'an Accept=yes instance' };
+    // Accounts are looked up per spawn (an account changed a moment ago counts): not ahead.
+    if (needsUserDatabase(ctx)) return { ok: false, why: 'User=/Group= are looked up per run' };
+    const opened: number[] = [];
+    try {
+      const { built, cgroup } = this.preparePlan(
+        unit,
+        ctx,
+        service.notifyAccess() !== 'none',
+        undefined,
+        cmd,
+        env,
+        this.options.logger.child({ unit }),
+        [],
+        service.config.nonBlocking,
+        opened,
+      );
+      if (opened.length > 0) return { ok: false, why: 'its output goes to a file opened per run' };
+      const p = built.plan;
+      if (p.mounts.length > 0 || p.privateNetwork || p.privateSysfs !== undefined)
+        return { ok: false, why: 'a sandbox staged per run' };
+      return { ok: true, plan: p, cgroup };
+    } catch (err) {
+      return { ok: false, why: (err as Error).message };
+    } finally {
+      for (const fd of opened) this.options.native.closeFd(fd);
+    }
+  }
+
+  /** A child cloned from armedPlan(unit, cmd, env): the unit's next main spawn of `cmd` with `env` takes it. */
+  holdArmedChild(
+    unit: string,
+    cmd: ExecCommand,
+    env: Record<string, string>,
+    child: SpawnedChild,
+    cgroup: string | undefined,
+  ): void {
+    this.armedChildren.set(unit, { cmd, env, child, cgroup });
+  }
+
+  /**
+   * After the start an armed child was cloned for: true when spawn() took it. Otherwise the start
+   * went another way (it should not: the arm is dropped on every change that could) and the
+   * child, which nobody asked for, is killed.
+   */
+  settleArmedChild(unit: string): boolean {
+    const armed = this.armedChildren.get(unit);
+    if (armed === undefined) return true;
+    this.armedChildren.delete(unit);
+    this.owners.set(armed.child.pid, { unit: ARMED_LEFTOVER, pidfd: armed.child.pidfd });
+    try {
+      this.options.native.pidfdSendSignal(armed.child.pidfd, 9);
+    } catch {
+      // it is gone already
+    }
+    return false;
   }
 
   /**
@@ -716,6 +839,31 @@ export class ProcessSupervisor {
     for (const [unit, sids] of this.sessions) if (sids.has(sid)) return unit;
     return undefined;
   }
+}
+
+/** The owner of an armed child nobody took, killed (its exit concerns no unit). */
+const ARMED_LEFTOVER = '(armed path start, not taken)';
+
+function sameEnvironment(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => b[k] === a[k]);
+}
+
+/** A plan or spawn failure as the unit reports it ("failed at step CHDIR: ..."). */
+function spawnFailure(err: unknown): SpawnResult {
+  if (err instanceof ExecPlanError) {
+    return { ok: false, failure: { step: err.step ?? 'PLAN', code: err.code, message: err.message } };
+  }
+  const e = err as SpawnError;
+  return {
+    ok: false,
+    failure: {
+      step: e.step ?? 'CLONE',
+      code: e.code ?? 'EIO',
+      message: (e.message ?? String(err)).replace(/^[A-Z]+: /, ''),
+    },
+  };
 }
 
 /**

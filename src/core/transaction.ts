@@ -379,17 +379,23 @@ export function trivialStartTransaction(
   request: JobRequest,
   state: UnitViewFn,
   installed: (unit: string) => InstalledJobView | undefined,
+  /** Gets every unit whose state or job the answer depended on. */
+  visited?: Set<string>,
 ): Transaction | undefined {
   const { mode } = request;
   if (mode !== 'replace' && mode !== 'fail' && mode !== 'replace-irreversibly') return undefined;
   const unit = graph.resolve(request.unit);
+  visited?.add(unit);
   const anchorView = state(unit);
   if (anchorView === undefined || anchorView.loadState !== 'loaded') return undefined;
   if (collapseJobType(request.type, anchorView.active) !== 'start') return undefined;
   if (request.manual === true && anchorView.refuseManualStart === true) return undefined;
   if (installed(unit) !== undefined) return undefined;
   for (const kind of ['After', 'Before'] as const) {
-    for (const u of graph.targets(unit, kind)) if (installed(u) !== undefined) return undefined;
+    for (const u of graph.targets(unit, kind)) {
+      visited?.add(u);
+      if (installed(u) !== undefined) return undefined;
+    }
   }
   // The jobs buildTransaction would add, as unit → type; each is followed once, as there.
   const seen = new Map<string, CollapsedJobType>([[unit, 'start']]);
@@ -397,6 +403,7 @@ export function trivialStartTransaction(
   const reach = (kinds: readonly EdgeKind[], from: string, type: CollapsedJobType): boolean => {
     for (const kind of kinds) {
       for (const u of graph.targets(from, kind)) {
+        visited?.add(u);
         const had = seen.get(u);
         if (had !== undefined) {
           if (had !== type) return false;

@@ -43,6 +43,11 @@ export interface UnitEngineOptions {
   logger: Logger;
   scheduler?: Scheduler;
   clock?: JobClock;
+  /**
+   * A unit changed state, or a job of it was installed, merged, run or finished; undefined: the
+   * unit files were (re)loaded, anything may have changed. (Armed path starts listen.)
+   */
+  onChange?: (unit: string | undefined) => void;
 }
 
 const JOB_END_RESULT: Record<JobEnd, JobResult> = {
@@ -79,6 +84,7 @@ export class UnitEngine {
       scheduler: options.scheduler,
       clock: options.clock,
       onEvent: (e) => {
+        if (e.kind !== 'auto' && e.kind !== 'runner-error') this.options.onChange?.(e.job.unit);
         if (e.kind === 'finished' && e.result !== 'done') {
           // A job replaced by another (a stop replacing a start) is routine, not a warning.
           this.logger[e.result === 'canceled' ? 'info' : 'warn'](
@@ -125,6 +131,7 @@ export class UnitEngine {
       }
     }
     this.rebuildGraph();
+    this.options.onChange?.(undefined);
     return { loaded: seen.size, errors };
   }
 
@@ -229,6 +236,7 @@ export class UnitEngine {
     if (now === 'active' && prev !== 'active' && deviceWants(unit).length > 0) this.rebuildGraph();
     this.options.manager.reportStateChange(unit, from, to);
     if (prev !== now && !this.restoring) this.queue.unitChanged(unit.name, prev, now);
+    this.options.onChange?.(unit.name);
   }
 
   /**

@@ -33,6 +33,7 @@ import { AutomountUnits } from './automount-units';
 import { MountSystem } from '../mounts/mount-system';
 import { loadNativeMounts, type NativeMounts } from '../native/mounts-addon';
 import { PathUnits } from './path-units';
+import { PathArmedStarts } from './path-armed-start';
 import type { NativeInotify } from '../native/inotify-addon';
 import { TimerUnits } from './timer-units';
 import {
@@ -65,6 +66,11 @@ export interface UnitSystemOptions {
   mounts?: NativeMounts | null;
   /** pidfds for processes adopted after a re-exec or a crash (default: the triggerd_reexec addon). */
   reexec?: NativeReexec;
+  /**
+   * Start path-triggered jobs from the inotify wake-up where the outcome is known in advance
+   * (src/core/path-armed-start.ts). Default: on, unless TRIGGERD_ARMED_PATH_STARTS=0.
+   */
+  armedPathStarts?: boolean;
 }
 
 /** What start() restores instead of starting default.target (src/core/daemon-state.ts). */
@@ -190,6 +196,22 @@ export class UnitSystem {
       socketFds: (unit: string) => this.socketFdsFor(unit),
     };
     this.serviceCallbacks = callbacks;
+    const armedStarts =
+      (options.armedPathStarts ?? process.env.TRIGGERD_ARMED_PATH_STARTS !== '0')
+        ? new PathArmedStarts({
+            logger: options.logger.child({ component: 'path-armed-start' }),
+            spawn: options.spawn,
+            resolve: (name) => this.engine.resolve(name),
+            service: (name) => this.services.get(name),
+            trivialStartClosure: (name) => this.engine.queue.trivialStartClosure(name),
+            armedPlan: (unit, cmd, env) => this.supervisor.armedPlan(unit, cmd, env),
+            holdArmedChild: (unit, cmd, env, child, cgroup) =>
+              this.supervisor.holdArmedChild(unit, cmd, env, child, cgroup),
+            settleArmedChild: (unit) => this.supervisor.settleArmedChild(unit),
+          })
+        : undefined;
+    this.armedStarts = armedStarts;
+    this.supervisor.onArmedPlanGone = (unit) => armedStarts?.planGone(unit);
     this.paths = new PathUnits({
       logger: options.logger,
       manager: options.manager,
@@ -197,6 +219,7 @@ export class UnitSystem {
       inotify: options.inotify,
       unitOfPid: (pid) => this.supervisor.unitOfPid(pid),
       stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
+      armedStarts,
     });
     this.mounts = new MountSystem({
       logger: options.logger,
@@ -229,6 +252,7 @@ export class UnitSystem {
       manager: options.manager,
       source,
       logger: options.logger,
+      onChange: (unit) => this.armedStarts?.changed(unit),
       create: (file) =>
         createUnit(file, {
           serviceHost: (name) => this.supervisor.hostFor(name, callbacks),
@@ -267,6 +291,9 @@ export class UnitSystem {
 
   /** Path units and their one shared inotify instance. */
   readonly paths: PathUnits;
+
+  /** Path-triggered jobs cloned from the inotify wake-up (undefined when turned off). */
+  readonly armedStarts: PathArmedStarts | undefined;
 
   private readonly serviceCallbacks: Parameters<ProcessSupervisor['hostFor']>[1];
 

@@ -47,6 +47,8 @@ export interface PathWatchEvent {
   where?: string;
   /** Who did it, when the source knows (PathAccessed=: the opener). */
   pid?: number;
+  /** Among what this event sums up is the record an armed call (SpecWatch.armOnChange) fired for. */
+  armed?: boolean;
 }
 
 /** What a spec's watch looks like now, for `status`. */
@@ -75,6 +77,14 @@ export interface SpecWatch {
    * Plain inotify watches have nothing to release.
    */
   release?(outcome: 'success' | 'failure'): void;
+  /**
+   * Arms `fn` to be called from the source's wake-up itself, before any event of that wake-up is
+   * delivered, on the first change of the path itself that would make this watch's event
+   * `changed` (src/core/path-armed-start.ts starts a job from there). One-shot; dropped by any
+   * re-walk and by close(), which then call `dropped`. Returns the disarm function, or undefined
+   * when the path has no watch of its own now. The event that carries that record says `armed`.
+   */
+  armOnChange?(fn: () => void, dropped?: () => void): (() => void) | undefined;
 }
 
 /**
@@ -199,6 +209,10 @@ class SpecWatchImpl implements SpecWatch {
   problem: string | undefined;
   closed = false;
   pending: PathWatchEvent | undefined;
+  /** The call armed on the path's own wd (armOnChange), until it fires or is dropped. */
+  arm: { id: number; wd: number; mask: number; dropped: (() => void) | undefined } | undefined;
+  /** It fired: the first record of its kind on that wd is the one, and its event says `armed`. */
+  armFired: { wd: number; mask: number } | undefined;
 
   constructor(
     private readonly owner: InotifyPathWatches,
@@ -223,6 +237,10 @@ class SpecWatchImpl implements SpecWatch {
     if (this.closed) return;
     this.closed = true;
     this.owner.release(this);
+  }
+
+  armOnChange(fn: () => void, dropped?: () => void): (() => void) | undefined {
+    return this.owner.armCall(this, fn, dropped);
   }
 
   /** What one record on one of this spec's wds means for it. */
@@ -312,6 +330,7 @@ export class InotifyPathWatches implements PathWatchSource {
 
   /** Closes the instance (every watch goes with it); specs still open stop hearing anything. */
   close(): void {
+    for (const w of this.specs) this.disarm(w);
     this.subscription?.unsubscribe();
     this.subscription = undefined;
     this.handle = undefined;
@@ -342,6 +361,40 @@ export class InotifyPathWatches implements PathWatchSource {
     this.stats.instancesOpened++;
   }
 
+  /** SpecWatch.armOnChange: one call armed on the spec's own wd, with the mask of its kind. */
+  armCall(w: SpecWatchImpl, fn: () => void, dropped?: () => void): (() => void) | undefined {
+    const handle = this.handle;
+    if (handle === undefined || w.closed) return undefined;
+    this.disarm(w, false);
+    let wd: number | undefined;
+    for (const [d, roles] of w.held) if (roles.some((r) => r.kind === 'final')) wd = d;
+    if (wd === undefined) return undefined;
+    const mask = finalMask(w.spec.kind);
+    const at = wd;
+    const id = handle.armCall(wd, mask, () => {
+      w.arm = undefined;
+      w.armFired = { wd: at, mask };
+      fn();
+    });
+    w.arm = { id, wd, mask, dropped };
+    return () => {
+      if (w.arm?.id === id) this.disarm(w, false);
+    };
+  }
+
+  /** `tell`: the source drops it (re-walk, close), and its owner hears of it. */
+  private disarm(w: SpecWatchImpl, tell = true): void {
+    const arm = w.arm;
+    if (arm === undefined) return;
+    try {
+      this.handle?.disarmCall(arm.id);
+    } catch {
+      // the handle is closed: its arms went with it
+    }
+    w.arm = undefined;
+    if (tell) arm.dropped?.();
+  }
+
   // ---- walking ---------------------------------------------------------------------------------
 
   /** Re-establish a spec's watches from what is on disk now; subscribers of dropped wds leave. */
@@ -349,6 +402,9 @@ export class InotifyPathWatches implements PathWatchSource {
     const handle = this.handle;
     if (handle === undefined || w.closed) return;
     this.stats.rewalks++;
+    // The arm's wd may not be the path's own any more; the armer arms again if it still wants to.
+    this.disarm(w);
+    w.armFired = undefined;
     for (let round = 0; round < MAX_WALK_ROUNDS; round++) {
       const plan = this.plan(w.spec);
       const next = new Map<number, Role[]>();
@@ -486,6 +542,8 @@ export class InotifyPathWatches implements PathWatchSource {
   }
 
   release(w: SpecWatchImpl): void {
+    this.disarm(w);
+    w.armFired = undefined;
     for (const [wd] of w.held) this.unsubscribe(w, wd);
     w.held.clear();
     this.specs.delete(w);
@@ -513,11 +571,12 @@ export class InotifyPathWatches implements PathWatchSource {
     }
   }
 
-  private mark(w: SpecWatchImpl, changed: boolean, rewalk: boolean, overflow = false): void {
+  private mark(w: SpecWatchImpl, changed: boolean, rewalk: boolean, overflow = false, armed = false): void {
     const p = w.pending ?? { changed: false, rewalked: false, overflow: false };
     p.changed ||= changed;
     p.rewalked ||= rewalk;
     p.overflow ||= overflow;
+    if (armed) p.armed = true;
     w.pending = p;
     this.dirty.add(w);
   }
@@ -538,7 +597,10 @@ export class InotifyPathWatches implements PathWatchSource {
       }
       for (const [w, roles] of entry.subs) {
         const c = w.classify(roles, r);
-        if (c.changed || c.rewalk) this.mark(w, c.changed, c.rewalk);
+        const fired = w.armFired;
+        const armed = fired !== undefined && fired.wd === r.wd && r.name === '' && (r.mask & fired.mask) !== 0;
+        if (armed) w.armFired = undefined;
+        if (c.changed || c.rewalk) this.mark(w, c.changed, c.rewalk, false, armed);
       }
     }
     this.stats.wds = this.byWd.size;

@@ -33,6 +33,14 @@ export interface InotifyHandle {
   addWatch(path: string, mask: number): number;
   /** inotify_rm_watch(2); the kernel then queues IN_IGNORED for it. EINVAL for an unknown wd. */
   removeWatch(wd: number): void;
+  /**
+   * One-shot: `fn()` is called inside the wake-up whose records first hold one on `wd` about the
+   * watched inode itself (no name) with a bit of `mask`, before onBatch gets that batch; what it
+   * throws is raised as uncaught. Returns the arm's id. EBADF once closed.
+   */
+  armCall(wd: number, mask: number, fn: () => void): number;
+  /** Drops an arm that has not fired; false when it had (or never existed). */
+  disarmCall(id: number): boolean;
   /** Stop reading (records wait in the kernel's queue; beyond its bound, IN_Q_OVERFLOW). */
   pause(): void;
   resume(): void;

@@ -51,8 +51,12 @@ export interface NativeSpawn {
    * `plan.cgroup` is set) and exec of the plan. Returns once the child has exec'd. Throws a
    * TypeError for a malformed plan and a SpawnError for a failure before exec (the failed child is
    * reaped before it throws, so no exit is reported for it).
+   *
+   * `yieldAfter`: sched_yield(2) before returning. The exec wakes the caller, which preempts the
+   * child on this CPU; a caller with much to do before it waits again (an armed path start's
+   * bookkeeping) lets the child run first.
    */
-  spawn(plan: ExecPlan): SpawnedChild;
+  spawn(plan: ExecPlan, options?: { yieldAfter?: boolean }): SpawnedChild;
   /**
    * spawn() with the clone on a thread of libuv's pool: only that thread waits for the child's
    * exec, the event loop goes on. `done` is called on a later turn (never inside this call) with

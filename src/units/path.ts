@@ -72,6 +72,10 @@ export interface PathHost {
   /** Monotonic ms. */
   now(): number;
   stateChanged(from: PathState, to: PathState, result: PathResult): void;
+  /** What armableSpec() answers may have changed (an armed start looks again). */
+  armableChanged?(): void;
+  /** Whether the next trigger starts the job from the inotify wake-up, else why not (status). */
+  armedState?(): { armed: true } | { armed: false; why: string } | undefined;
   log: Logger;
 }
 
@@ -119,6 +123,11 @@ class RateWindow {
     return this.intervalMs > 0 && this.burst > 0;
   }
 
+  /** Whether below(now) would say yes, without counting. */
+  allows(now: number): boolean {
+    return !this.enabled || now - this.begin >= this.intervalMs || this.count < this.burst;
+  }
+
   below(now: number): boolean {
     if (!this.enabled) return true;
     if (now - this.begin >= this.intervalMs) {
@@ -155,6 +164,8 @@ export class PathUnit implements UnitInstance {
   nLatched = 0;
   /** Overflow re-checks this unit went through. */
   nOverflows = 0;
+  /** Triggers whose job was cloned from the inotify wake-up (armed starts). */
+  nArmedStarts = 0;
   lastTrigger: (TriggerCause & { at: number; result: string }) | undefined;
   /** The one trigger waiting for the run (or a deferral) to end. */
   pending: TriggerCause | undefined;
@@ -169,6 +180,8 @@ export class PathUnit implements UnitInstance {
   private fileValue: LoadedUnitFile;
   /** Unit= (or foo.service), worked out once per file: every unit's transition asks for it. */
   private triggerNameValue: string;
+  /** firedArmed() made the trigger of the change whose event (marked `armed`) is on its way. */
+  private armedTriggered = false;
 
   constructor(
     readonly name: string,
@@ -343,6 +356,7 @@ export class PathUnit implements UnitInstance {
     this.nTriggers = previous.nTriggers;
     this.nLatched = previous.nLatched;
     this.nOverflows = previous.nOverflows;
+    this.nArmedStarts = previous.nArmedStarts;
     this.startTimes = previous.startTimes;
   }
 
@@ -372,10 +386,60 @@ export class PathUnit implements UnitInstance {
     this.afterRun();
   }
 
+  // ---- armed starts (src/core/path-armed-start.ts) ---------------------------------------------
+
+  /**
+   * What an armed start may fire for: the one spec of this unit, a PathChanged=/PathModified= path
+   * that exists and has a watch of its own, while the unit waits with nothing pending or deferred
+   * and its trigger limit allows one more trigger. Undefined otherwise.
+   */
+  armableSpec(): { watch: SpecWatch; cause: TriggerCause } | undefined {
+    if (this.state !== 'waiting' || this.deferral !== undefined || this.pending !== undefined) return undefined;
+    const rt = this.specs.length === 1 ? this.specs[0] : undefined;
+    if (rt === undefined || (rt.entry.kind !== 'PathChanged' && rt.entry.kind !== 'PathModified')) return undefined;
+    const watch = rt.watch;
+    if (!rt.exists || watch?.armOnChange === undefined || watch.release !== undefined) return undefined;
+    if (!this.limit.allows(this.host.now())) return undefined;
+    return { watch, cause: { kind: rt.entry.kind, path: rt.entry.path, why: 'changed' } };
+  }
+
+  /**
+   * The armed start fired: its process runs already, and this is the trigger the change would
+   * have made when its event came. False when the unit would not trigger now (the armed process
+   * is then not taken, and killed).
+   */
+  firedArmed(): boolean {
+    this.armedTriggered = false;
+    const armed = this.armableSpec();
+    if (armed === undefined) return false;
+    const before = this.nTriggers;
+    this.trigger({ ...armed.cause, why: 'changed (started from the inotify wake-up)' });
+    this.armedTriggered = this.nTriggers > before;
+    if (this.armedTriggered) this.nArmedStarts++;
+    return this.armedTriggered;
+  }
+
   private onWatchEvent(rt: SpecRuntime, ev: PathWatchEvent): void {
+    try {
+      this.onWatchEventNow(rt, ev);
+    } finally {
+      this.host.armableChanged?.();
+    }
+  }
+
+  private onWatchEventNow(rt: SpecRuntime, ev: PathWatchEvent): void {
     if (this.state !== 'waiting' && this.state !== 'running') return;
     rt.events++;
     if (ev.overflow) this.nOverflows++;
+    if (ev.armed === true && this.armedTriggered && !ev.overflow) {
+      // firedArmed() made this change's trigger already: only the path's state is news.
+      this.armedTriggered = false;
+      const c = this.host.check(rt.entry);
+      rt.problem = c.problem;
+      rt.exists = c.exists;
+      rt.snapshot = c.snapshot;
+      return;
+    }
     if (
       this.state === 'waiting' &&
       ev.changed &&
@@ -588,7 +652,9 @@ export class PathUnit implements UnitInstance {
       this.pending = undefined;
       if (p !== undefined) this.trigger({ ...p, why: `${p.why}, deferred` });
       else this.checkLevels('condition holds after the deferral');
+      this.host.armableChanged?.();
     });
+    this.host.armableChanged?.();
   }
 
   private clearDeferral(): void {
@@ -636,7 +702,9 @@ export class PathUnit implements UnitInstance {
     if (from === next) return;
     this.state = next;
     this.since = Date.now();
+    if (next === 'dead' || next === 'failed') this.armedTriggered = false;
     this.host.stateChanged(from, next, this.result);
+    this.host.armableChanged?.();
   }
 
   // ---- status ---------------------------------------------------------------------------------
@@ -717,6 +785,16 @@ export class PathUnit implements UnitInstance {
         `${label('Deferred')}until ${new Date(this.deferral.untilWall).toISOString()} (in ${formatMs(left)}): ${this.deferral.reason}`,
       );
     }
+    const armed = this.host.armedState?.();
+    if (armed !== undefined && (this.state === 'waiting' || this.state === 'running')) {
+      const how = armed.armed
+        ? 'yes: the next change starts the job from the inotify wake-up'
+        : this.state === 'running'
+          ? 'not while the triggered unit runs'
+          : `no (${armed.why})`;
+      const so = this.nArmedStarts > 0 ? `; ${this.nArmedStarts} of ${this.nTriggers} triggers started so` : '';
+      lines.push(`${label('Armed')}${how}${so}`);
+    }
     const limit = this.limit.enabled ? `${this.limit.burst}/${formatMs(this.limit.intervalMs)}` : 'off';
     lines.push(
       `${label('Limits')}trigger ${limit}${this.nOverflows > 0 ? `; overflow re-checks: ${this.nOverflows}` : ''}`,
@@ -736,6 +814,7 @@ export class PathUnit implements UnitInstance {
       DirectoryMode: `0${(c?.directoryMode ?? 0o755).toString(8)}`,
       TriggerLimitIntervalUSec: this.limit.intervalMs * 1000,
       TriggerLimitBurst: this.limit.burst,
+      NArmedStarts: this.nArmedStarts,
       LatchWhileRunning: c?.latchWhileRunning ?? true,
       NTriggers: this.nTriggers,
       NLatched: this.nLatched,

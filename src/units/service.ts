@@ -1006,6 +1006,41 @@ export class ServiceUnit implements UnitInstance {
     return undefined;
   }
 
+  /**
+   * The first process the next start would spawn, with its environment, when nothing before it
+   * can go another way: no condition, no ExecCondition=/ExecStartPre=, no fds to pass, the start
+   * limit not reached. An armed path start (src/core/path-armed-start.ts) clones it ahead of the
+   * start, which then takes it (the spawn layer compares command and environment). Otherwise why not.
+   */
+  nextStartProcess(
+    activationEnv: Record<string, string>,
+  ): { ok: true; cmd: ExecCommand; env: Record<string, string> } | { ok: false; why: string } {
+    const c = this.config;
+    if (this.state !== 'dead' && this.state !== 'failed') return { ok: false, why: `it is ${this.state}` };
+    if (this.load !== 'loaded') return { ok: false, why: `it is ${this.load}` };
+    if (this.pendingJob !== undefined || this.mainPid !== undefined) return { ok: false, why: 'a job step is on' };
+    if (c.type !== 'simple' && c.type !== 'exec' && c.type !== 'oneshot') return { ok: false, why: `Type=${c.type}` };
+    const cmd = c.execStart[0];
+    if (cmd === undefined) return { ok: false, why: 'no ExecStart=' };
+    if (c.execCondition.length > 0 || c.execStartPre.length > 0)
+      return { ok: false, why: 'ExecCondition=/ExecStartPre= run first' };
+    if (this.file.unit.conditions.length > 0) return { ok: false, why: 'Condition*=/Assert*= are checked per start' };
+    if (this.connection !== undefined || this.fdStore.length > 0 || (this.host.socketFds?.() ?? []).length > 0)
+      return { ok: false, why: 'it is passed fds' };
+    const interval = this.file.unit.startLimitIntervalMs ?? 10_000;
+    const burst = this.file.unit.startLimitBurst ?? 5;
+    if (interval > 0 && burst > 0) {
+      const now = this.host.now();
+      if (this.startTimes.filter((t) => now - t < interval).length >= burst)
+        return { ok: false, why: 'its start limit is reached' };
+    }
+    // execEnv() as start() leaves it: result reset, no exit, no main pid yet.
+    const env: Record<string, string> = { ...activationEnv };
+    if (this.watchdogMs > 0 && Number.isFinite(this.watchdogMs)) env.WATCHDOG_USEC = String(this.watchdogMs * 1000);
+    env.SERVICE_RESULT = 'success';
+    return { ok: true, cmd, env };
+  }
+
   private checkStartLimit(): boolean {
     const interval = this.file.unit.startLimitIntervalMs ?? 10_000;
     const burst = this.file.unit.startLimitBurst ?? 5;

@@ -113,6 +113,17 @@ test(
               ],
               afterClose: 'throws',
             },
+            armCall: {
+              args: [
+                intArg('wd', 1, INT32_MAX, () =>
+                  current !== undefined && !current.closed ? current.addWatch(dir, IN.CREATE) : 1,
+                ),
+                intArg('mask', 1, UINT32_MAX, () => IN.CREATE),
+                functionArg('fn'),
+              ],
+              afterClose: 'throws',
+            },
+            disarmCall: { args: [intArg('id', 1, UINT32_MAX, () => 1)], afterClose: 'quiet' },
             pause: { args: [], afterClose: 'quiet' },
             resume: { args: [], afterClose: 'quiet' },
             ref: { args: [], afterClose: 'quiet' },

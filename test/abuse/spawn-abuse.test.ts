@@ -118,7 +118,15 @@ test('spawn: every export refuses wrong arguments', { skip }, async () => {
     await abuseCall(findings, {
       label: 'spawn',
       call: exported(n, 'spawn'),
-      args: [planArg()],
+      args: [
+        planArg(),
+        {
+          name: 'options',
+          valid: () => ({ yieldAfter: true }),
+          optional: true,
+          bad: () => [null, 1, 'yield', true, 1n, Symbol('o'), { yieldAfter: 1 }, { yieldAfter: 'yes' }],
+        },
+      ],
       cleanup: () => {
         spawned++;
       },

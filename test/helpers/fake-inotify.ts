@@ -85,6 +85,9 @@ export class FakeInotifyHandle implements InotifyHandle {
   readonly masks = new Map<number, number>();
   /** Records waiting for a wake-up (the kernel's queue). */
   readonly queue: FakeRecord[] = [];
+  /** armCall's arms, as the addon keeps them. */
+  readonly arms: { id: number; wd: number; mask: number; fn: () => void }[] = [];
+  private nextArm = 1;
   private scheduled = false;
 
   constructor(
@@ -118,6 +121,23 @@ export class FakeInotifyHandle implements InotifyHandle {
     this.push([{ wd: w, mask: IN.IGNORED }]);
   }
 
+  armCall(wd: unknown, mask: unknown, fn: unknown): number {
+    const w = checkInteger(wd, 'wd', 1, 0x7fffffff);
+    const m = checkInteger(mask, 'mask', 1, 0xffffffff);
+    if (typeof fn !== 'function') throw new TypeError('The "fn" argument must be of type function');
+    if (this.closed) throw fakeInotifyError('EBADF', 'armCall');
+    const id = this.nextArm++;
+    this.arms.push({ id, wd: w, mask: m, fn: fn as () => void });
+    return id;
+  }
+
+  disarmCall(id: unknown): boolean {
+    const i = this.arms.findIndex((a) => a.id === id);
+    if (i < 0) return false;
+    this.arms.splice(i, 1);
+    return true;
+  }
+
   pause(): void {
     if (!this.closed) this.paused = true;
   }
@@ -132,6 +152,7 @@ export class FakeInotifyHandle implements InotifyHandle {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
+    this.arms.length = 0;
     this.wdByPath.clear();
     this.pathByWd.clear();
     this.onBatch = undefined;
@@ -177,7 +198,18 @@ export class FakeInotifyHandle implements InotifyHandle {
   drain(): void {
     if (this.closed || this.paused || this.queue.length === 0 || this.onBatch === undefined) return;
     this.batches++;
-    this.onBatch(encodeInotifyRecords(this.queue.splice(0)));
+    const records = this.queue.splice(0);
+    // The addon's order: armed calls first (one-shot), then the batch.
+    for (const r of records) {
+      if ((r.name ?? '') !== '' || r.wd < 0) continue;
+      for (const a of [...this.arms]) {
+        if (a.wd !== r.wd || (a.mask & r.mask) === 0) continue;
+        this.arms.splice(this.arms.indexOf(a), 1);
+        a.fn();
+      }
+    }
+    if (this.closed || this.onBatch === undefined) return;
+    this.onBatch(encodeInotifyRecords(records));
   }
 
   fail(error: NativeSystemError = fakeInotifyError('EINVAL', 'read')): void {

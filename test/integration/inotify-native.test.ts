@@ -57,6 +57,35 @@ function writeAndClose(native: NativeInotify, handle: InotifyHandle, file: strin
 
 function contract(name: string, make: () => NativeInotify): void {
   describe(`inotify contract: ${name}`, () => {
+    test("armCall: once, inside the wake-up before its batch, for its wd and mask; disarmCall", async () => {
+      const native = make();
+      const file = path.join(work, `${name}-armed`);
+      fs.writeFileSync(file, '');
+      const order: string[] = [];
+      const handle = native.openInotify(
+        () => order.push('batch'),
+        (error) => {
+          throw error;
+        },
+      );
+      try {
+        const wd = handle.addWatch(file, IN.CLOSE_WRITE);
+        const id = handle.armCall(wd, IN.CLOSE_WRITE, () => order.push('armed'));
+        const otherMask = handle.armCall(wd, IN.DELETE_SELF, () => order.push('wrong mask'));
+        writeAndClose(native, handle, file);
+        await until('the batch', () => order.includes('batch'));
+        assert.deepEqual(order, ['armed', 'batch']);
+        assert.equal(handle.disarmCall(id), false, 'it fired: one-shot');
+        writeAndClose(native, handle, file);
+        await until('the second batch', () => order.length === 3);
+        assert.deepEqual(order, ['armed', 'batch', 'batch']);
+        assert.equal(handle.disarmCall(otherMask), true);
+        assert.equal(handle.disarmCall(otherMask), false);
+      } finally {
+        handle.close();
+      }
+    });
+
     test('a watched file reports IN_CLOSE_WRITE to the same wd, in one batch per wake-up', async () => {
       const native = make();
       const file = path.join(work, `${name}-cw`);
@@ -170,6 +199,22 @@ describe('inotify on the real kernel', () => {
           [wd, IN.IGNORED, ''],
         ],
       );
+    } finally {
+      handle.close();
+    }
+  });
+
+  test('armCall does not fire for a record that names an entry of a watched directory', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'armed-dir-'));
+    const { handle, records } = open(native);
+    let fired = 0;
+    try {
+      const wd = handle.addWatch(dir, IN.CREATE | IN.CLOSE_WRITE);
+      const id = handle.armCall(wd, IN.CREATE | IN.CLOSE_WRITE, () => fired++);
+      fs.writeFileSync(path.join(dir, 'entry'), 'x');
+      await until('the records', () => records.length >= 2);
+      assert.equal(fired, 0);
+      assert.equal(handle.disarmCall(id), true, 'still armed');
     } finally {
       handle.close();
     }

@@ -1,0 +1,177 @@
+// Armed path starts under a private triggerd (src/core/path-armed-start.ts): a PathChanged= unit
+// whose oneshot is cloned from the inotify wake-up itself. Checked on the real kernel: the job
+// runs with the environment the ordinary start gives it (TRIGGER_UNIT, TRIGGER_PATH,
+// SERVICE_RESULT), its output reaches the log, its exit ends the run; a change during the run is
+// latched once, not twice; status says "Armed"; the arm is not used where the outcome is not
+// known in advance (a trigger limit that would defer, ExecStartPre=, a dependency to start), and
+// those units still trigger the ordinary way. No armed process is ever killed as "not taken".
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { ControlClient } from '../../src/control/client';
+import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
+import { addonCandidates } from '../../src/native/addon';
+
+const skip =
+  (process.getuid?.() === 0 ? undefined : `needs root (running as uid ${process.getuid?.()})`) ??
+  (addonCandidates('triggerd_inotify.node').some((f) => fs.existsSync(f))
+    ? undefined
+    : 'needs the triggerd_inotify addon (npm install builds it)');
+
+interface Status {
+  active: string;
+  sub: string;
+  statusLines: string[];
+  properties: Record<string, unknown>;
+}
+
+describe('armed path starts under triggerd', { skip }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-path-armed-'));
+  const units = path.join(dir, 'units');
+  const work = path.join(dir, 'work');
+  let d: RunningDaemon;
+  let client: ControlClient;
+  const unit = (name: string, text: string): void => fs.writeFileSync(path.join(units, name), text);
+  const status = (name: string) => client.request('unit-status', { name, lines: 20 }) as Promise<Status>;
+  const lines = (f: string): string[] => {
+    try {
+      return fs.readFileSync(f, 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+  const text = async (name: string): Promise<string> => (await status(name)).statusLines.join('\n');
+  const armed = (name: string) =>
+    waitFor(`${name} armed`, async () => (/Armed: yes/.test(await text(name)) ? true : undefined));
+  const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  before(async () => {
+    fs.mkdirSync(units);
+    fs.mkdirSync(work);
+    const enable: string[] = [];
+    const pathUnit = (name: string, body: string): void => {
+      unit(name, `[Path]\n${body}\n[Install]\nWantedBy=multi-user.target\n`);
+      enable.push(name);
+    };
+    for (const f of ['fast', 'slow', 'limited', 'pre', 'deps']) fs.writeFileSync(path.join(work, f), '0');
+    // Eligible: its runs record the environment and the cgroup they got, and print a line.
+    pathUnit('fast.path', `PathChanged=${work}/fast`);
+    unit(
+      'fast.service',
+      '[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\n' +
+        `ExecStart=/bin/sh -c 'echo "$$TRIGGER_UNIT $$TRIGGER_PATH $$SERVICE_RESULT $$(cut -d: -f3 /proc/self/cgroup | tail -n1)" >> ${work}/fast-runs; echo fast-output-line'\n`,
+    );
+    // Eligible, and long enough for a change during its run.
+    pathUnit('slow.path', `PathChanged=${work}/slow`);
+    unit(
+      'slow.service',
+      `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo run >> ${work}/slow-runs; sleep 0.5'\n`,
+    );
+    // One trigger per hour: the second change must be deferred, never started from an arm.
+    pathUnit('limited.path', `PathChanged=${work}/limited\nTriggerLimitIntervalSec=1h\nTriggerLimitBurst=1`);
+    unit(
+      'limited.service',
+      `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo run >> ${work}/limited-runs'\n`,
+    );
+    // Not eligible: something runs before ExecStart=.
+    pathUnit('pre.path', `PathChanged=${work}/pre`);
+    unit(
+      'pre.service',
+      `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStartPre=/bin/true\nExecStart=/bin/sh -c 'echo run >> ${work}/pre-runs'\n`,
+    );
+    // Not eligible while its dependency is down: the start is more than its own job.
+    pathUnit('deps.path', `PathChanged=${work}/deps`);
+    unit(
+      'deps.service',
+      `[Unit]\nStartLimitIntervalSec=0\nRequires=helper.service\nAfter=helper.service\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo run >> ${work}/deps-runs'\n`,
+    );
+    unit('helper.service', '[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n');
+    fs.mkdirSync(path.join(units, 'multi-user.target.wants'));
+    for (const n of enable) fs.symlinkSync(path.join(units, n), path.join(units, 'multi-user.target.wants', n));
+    d = await startDaemon(['--unit-path', units, '--shutdown-timeout', '5', '--log-level', 'debug']);
+    client = await d.client();
+  });
+
+  after(async () => {
+    client?.close();
+    await d?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the job is cloned from the wake-up, with the ordinary environment, cgroup and log', async () => {
+    await armed('fast.path');
+    fs.writeFileSync(path.join(work, 'fast'), '1');
+    await waitFor('the run', () => (lines(path.join(work, 'fast-runs')).length === 1 ? true : undefined));
+    const [env] = lines(path.join(work, 'fast-runs'));
+    assert.match(env ?? '', new RegExp(`^fast\\.path ${work}/fast success .*/triggerd\\.slice/fast\\.service$`));
+    await waitFor('the run is over', async () => ((await status('fast.service')).active === 'inactive' ? true : undefined));
+    await d.waitForLog((l) => l.unit === 'fast.service' && l.msg === 'fast-output-line');
+    const s = await text('fast.path');
+    assert.match(s, /Last: .*PathChanged=.*changed \(started from the inotify wake-up\) → done/);
+    await armed('fast.path');
+    assert.match(await text('fast.path'), /Armed: yes.*; 1 of 1 triggers started so/);
+  });
+
+  test('every change of a series starts its own run from the arm', async () => {
+    for (let i = 2; i <= 11; i++) {
+      await armed('fast.path');
+      fs.writeFileSync(path.join(work, 'fast'), String(i));
+      await waitFor(`run ${i}`, () => (lines(path.join(work, 'fast-runs')).length === i ? true : undefined));
+      await waitFor('the run is over', async () => ((await status('fast.service')).active === 'inactive' ? true : undefined));
+    }
+    const p = (await status('fast.path')).properties;
+    assert.equal(p.NArmedStarts, 11);
+  });
+
+  test('a change during the run is latched once: exactly one more run', async () => {
+    await armed('slow.path');
+    fs.writeFileSync(path.join(work, 'slow'), '1');
+    await waitFor('the first run', () => (lines(path.join(work, 'slow-runs')).length === 1 ? true : undefined));
+    fs.writeFileSync(path.join(work, 'slow'), '2');
+    fs.writeFileSync(path.join(work, 'slow'), '3');
+    await waitFor('the latched run', () => (lines(path.join(work, 'slow-runs')).length === 2 ? true : undefined));
+    await settle(1200);
+    assert.equal(lines(path.join(work, 'slow-runs')).length, 2);
+  });
+
+  test('a trigger limit that would defer the next trigger leaves the unit unarmed', async () => {
+    await armed('limited.path');
+    fs.writeFileSync(path.join(work, 'limited'), '1');
+    await waitFor('the first run', () => (lines(path.join(work, 'limited-runs')).length === 1 ? true : undefined));
+    await waitFor('the run is over', async () => ((await status('limited.service')).active === 'inactive' ? true : undefined));
+    await settle(100);
+    assert.match(await text('limited.path'), /Armed: no/);
+    fs.writeFileSync(path.join(work, 'limited'), '2');
+    await waitFor('deferred', async () => (/Deferred: until/.test(await text('limited.path')) ? true : undefined));
+    await settle(300);
+    assert.equal(lines(path.join(work, 'limited-runs')).length, 1);
+  });
+
+  test('ExecStartPre= and a dependency to start: not armed, and triggered the ordinary way', async () => {
+    await waitFor('pre.path says why', async () =>
+      /Armed: no \(pre\.service: ExecCondition=\/ExecStartPre= run first\)/.test(await text('pre.path')) ? true : undefined,
+    );
+    fs.writeFileSync(path.join(work, 'pre'), '1');
+    await waitFor('pre run', () => (lines(path.join(work, 'pre-runs')).length === 1 ? true : undefined));
+    await waitFor('deps.path says why', async () =>
+      /Armed: no \(starting deps\.service needs more than its own job now\)/.test(await text('deps.path'))
+        ? true
+        : undefined,
+    );
+    fs.writeFileSync(path.join(work, 'deps'), '1');
+    await waitFor('deps run', () => (lines(path.join(work, 'deps-runs')).length === 1 ? true : undefined));
+    assert.equal((await status('helper.service')).active, 'active');
+    // helper.service is up now: the next start of deps.service is its own job alone.
+    await waitFor('the run is over', async () => ((await status('deps.service')).active === 'inactive' ? true : undefined));
+    await armed('deps.path');
+  });
+
+  test('no armed process was ever left untaken', () => {
+    assert.equal(
+      d.logs.filter((l) => /did not take the process cloned for it/.test(String(l.msg))).length,
+      0,
+    );
+  });
+});
