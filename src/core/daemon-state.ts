@@ -8,6 +8,8 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import type { SerializedUnit } from '../units/unit-type';
+import type { SerializedJob } from './job-queue';
+import { COLLAPSED_JOB_TYPES, JOB_STATES } from './job-types';
 
 export const STATE_FORMAT = 'triggerd-state';
 export const STATE_VERSION = 1;
@@ -42,6 +44,8 @@ export interface DaemonStateFile {
   /** cgroups this image made and keeps (the next image removes the empty ones nobody uses). */
   cgroups?: string[];
   units: StateUnitEntry[];
+  /** The job queue (JobQueue.serialize): taken back after the units, so no job is lost. */
+  jobs?: SerializedJob[];
 }
 
 export type ReadState =
@@ -156,6 +160,33 @@ export function parseState(text: string): ReadState {
       : undefined;
     units.push({ name: u.name, active: u.active, sub: u.sub, data: u.data, ...(outputs ? { outputs } : {}) });
   }
+  const jobs: SerializedJob[] = [];
+  if (Array.isArray(raw.jobs)) {
+    for (const [i, j] of raw.jobs.entries()) {
+      if (
+        !isRecord(j) ||
+        !Number.isSafeInteger(j.id) ||
+        (j.id as number) < 1 ||
+        typeof j.unit !== 'string' ||
+        !isJobType(j.type) ||
+        !isJobType(j.runType) ||
+        !(JOB_STATES as readonly unknown[]).includes(j.state)
+      ) {
+        warnings.push(`job entry ${i} is malformed; skipped`);
+        continue;
+      }
+      jobs.push({
+        id: j.id as number,
+        unit: j.unit,
+        type: j.type,
+        runType: j.runType,
+        state: j.state as SerializedJob['state'],
+        ...(j.ignoreOrder === true ? { ignoreOrder: true } : {}),
+        ...(j.irreversible === true ? { irreversible: true } : {}),
+        ...(j.rerun === true ? { rerun: true } : {}),
+      });
+    }
+  }
   let control: DaemonStateFile['control'];
   if (isRecord(raw.control) && isFd(raw.control.fd) && typeof raw.control.path === 'string')
     control = { fd: raw.control.fd, path: raw.control.path };
@@ -186,8 +217,13 @@ export function parseState(text: string): ReadState {
         ? { cgroups: raw.cgroups.filter((c): c is string => typeof c === 'string' && c.startsWith('/')) }
         : {}),
       units,
+      ...(jobs.length > 0 ? { jobs } : {}),
     },
   };
+}
+
+function isJobType(v: unknown): v is SerializedJob['type'] {
+  return (COLLAPSED_JOB_TYPES as readonly unknown[]).includes(v);
 }
 
 /**

@@ -467,6 +467,7 @@ export class Daemon {
       ...(kind === 'reexec' ? { sockets } : {}),
       cgroups: this.units.ownedGroups(),
       units,
+      jobs: this.units.serializeJobs(),
     };
   }
 
@@ -550,7 +551,8 @@ export class Daemon {
   /**
    * `triggerctl daemon-reexec` and SIGUSR1: execve the same program with the same arguments,
    * keeping listening sockets, stored fds, the control socket and running services. Traffic is
-   * held (the kernel queues it) while running jobs and spawns finish (at most 5 s), the state is
+   * held (the kernel queues it) while spawns finish (at most 5 s) and jobs get a second; the
+   * jobs still installed go into the state with the units, the state is
    * written, the fds to carry lose FD_CLOEXEC, and the image is replaced. If execve fails, the
    * daemon goes on as it was and the error is thrown.
    */
@@ -562,9 +564,13 @@ export class Daemon {
     this.clearCheckpointTimer();
     const t0 = performance.now();
     this.units.holdTraffic();
+    // Spawns on their way must land (their pids go into the state); jobs get a second to end in
+    // this image, and the rest is carried in the state file (JobQueue.serialize/restore).
     const deadline = Date.now() + 5000;
-    while (this.units.busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-    if (this.units.busy()) logger.warn('jobs still running after 5 s: re-executing anyway (they are lost)');
+    const jobsBy = Date.now() + 1000;
+    while ((this.units.spawning() || (this.units.busy() && Date.now() < jobsBy)) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 2));
+    if (this.units.spawning()) logger.warn('spawns still on their way after 5 s: re-executing anyway');
     // Then the event sockets stop being read (the new image reads them on); what was read
     // already is handed on and processed first (at most 1 s more).
     this.ueventSource?.pause();

@@ -86,6 +86,19 @@ export type JobEvent =
   | { kind: 'runner-error'; job: JobInfo; error: unknown }
   | { kind: 'auto'; reason: AutoReason; by: string; request: JobRequest; result: EnqueueResult };
 
+/** An installed job as the state file keeps it across a re-exec or a crash (JobQueue.serialize). */
+export interface SerializedJob {
+  id: number;
+  unit: string;
+  type: CollapsedJobType;
+  state: JobState;
+  /** The type the running step was started as (a restart runs its stop step first). */
+  runType: CollapsedJobType;
+  ignoreOrder?: boolean;
+  irreversible?: boolean;
+  rerun?: boolean;
+}
+
 export type EnqueueResult =
   | { ok: true; jobId: number; jobs: JobInfo[]; diagnostics: TransactionDiagnostic[] }
   | { ok: false; error: TransactionError; diagnostics: TransactionDiagnostic[] };
@@ -386,6 +399,75 @@ export class JobQueue {
     return this.installed.size;
   }
 
+  // --- across a re-exec or a crash ---
+
+  /** The installed jobs, oldest first, as restore() takes them back in the next image. */
+  serialize(): SerializedJob[] {
+    return [...this.installed.values()]
+      .sort((a, b) => a.id - b.id)
+      .map((j) => ({
+        id: j.id,
+        unit: j.unit,
+        type: j.type,
+        state: j.state,
+        runType: j.runType,
+        ...(j.ignoreOrder ? { ignoreOrder: true } : {}),
+        ...(j.irreversible ? { irreversible: true } : {}),
+        ...(j.rerun ? { rerun: true } : {}),
+      }));
+  }
+
+  /**
+   * Jobs the earlier image had installed (into an empty queue, right after the units took back
+   * their state). A waiting job waits again. A running one stays running when its unit is still
+   * in that step (`resume`: the unit then reports the step's end as if it had run it); otherwise
+   * its step ended while no daemon watched, and it ends now: done when the unit is where the job
+   * wanted it, failed when not. Waiters and the transaction's anchors are not kept. Returns the
+   * jobs taken back and those ended at once.
+   */
+  restore(
+    jobs: readonly SerializedJob[],
+    resume: (unit: string, type: 'start' | 'stop' | 'reload', jobId: number) => boolean,
+  ): { restored: number; ended: number } {
+    const counts = { restored: 0, ended: 0 };
+    for (const j of jobs) {
+      const unit = this.graph.resolve(j.unit);
+      if (this.installed.has(unit) || this.byId.has(j.id)) continue;
+      if (j.id >= this.nextId) this.nextId = j.id + 1;
+      const job = this.createJob(unit, j.type, j.ignoreOrder === true, j.irreversible === true, j.id);
+      job.rerun = j.rerun === true;
+      counts.restored++;
+      if (j.state === 'waiting') {
+        this.wake(job);
+        continue;
+      }
+      job.state = 'running';
+      job.runType = j.runType;
+      job.runs = 1;
+      const step =
+        j.runType === 'restart'
+          ? 'stop'
+          : j.runType === 'verify-active' || j.runType === 'nop'
+            ? undefined
+            : j.runType;
+      if (step !== undefined && resume(unit, step, job.id)) {
+        job.runTimer = this.arm(this.view(unit)?.jobRunningTimeoutMs, () =>
+          this.timedOut(job, 'JobRunningTimeoutSec='),
+        );
+        continue;
+      }
+      const active = this.active(unit);
+      const reached =
+        step === 'stop'
+          ? isInactiveOrFailed(active)
+          : step === undefined || step === 'reload' || isUp(active);
+      counts.ended++;
+      this.stepDone(job, reached ? 'done' : 'failed');
+    }
+    this.scheduleTick();
+    return counts;
+  }
+
   // --- installing ---
 
   private view(unit: string): UnitView | undefined {
@@ -402,9 +484,15 @@ export class JobQueue {
     return { type: job.type, state: job.state, irreversible: job.irreversible, ignoreOrder: job.ignoreOrder };
   }
 
-  private createJob(unit: string, type: CollapsedJobType, ignoreOrder: boolean, irreversible: boolean): Job {
+  private createJob(
+    unit: string,
+    type: CollapsedJobType,
+    ignoreOrder: boolean,
+    irreversible: boolean,
+    id = this.nextId++,
+  ): Job {
     const job: Job = {
-      id: this.nextId++,
+      id,
       unit,
       type,
       state: 'waiting',

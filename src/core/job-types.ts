@@ -17,7 +17,8 @@ export const JOB_TYPES = [
 export type JobType = (typeof JOB_TYPES)[number];
 
 /** What a job in a transaction or in the queue can be, once collapsed against the unit's state. */
-export type CollapsedJobType = 'start' | 'verify-active' | 'stop' | 'reload' | 'restart' | 'nop';
+export const COLLAPSED_JOB_TYPES = ['start', 'verify-active', 'stop', 'reload', 'restart', 'nop'] as const;
+export type CollapsedJobType = (typeof COLLAPSED_JOB_TYPES)[number];
 
 /**
  * The merge table's domain: the collapsed types plus 'reload-or-start', which merging a reload
@@ -50,7 +51,8 @@ export const JOB_RESULTS = [
 ] as const;
 export type JobResult = (typeof JOB_RESULTS)[number];
 
-export type JobState = 'waiting' | 'running';
+export const JOB_STATES = ['waiting', 'running'] as const;
+export type JobState = (typeof JOB_STATES)[number];
 
 type MergeRow = Readonly<Record<MergeableJobType, MergeableJobType | null>>;
 

@@ -21,6 +21,8 @@
 import type { Logger } from '../util/logger';
 import type { NativeSpawn, SpawnedChild } from '../native/spawn-addon';
 import type { ExecPlan } from '../exec/exec-plan';
+import type { JobQueue } from './job-queue';
+import type { ProcessSupervisor } from './process-supervisor';
 import type { ExecCommand } from '../units/config-types';
 import type { PathUnit } from '../units/path';
 import type { ServiceUnit } from '../units/service';
@@ -33,24 +35,10 @@ export interface PathArmedStartHost {
   resolve(name: string): string;
   /** The service of that name, when it is one. */
   service(name: string): ServiceUnit | undefined;
-  /** JobQueue.trivialStartClosure. */
-  trivialStartClosure(name: string): Set<string> | undefined;
-  /** ProcessSupervisor.armedPlan. */
-  armedPlan(
-    unit: string,
-    cmd: ExecCommand,
-    env: Record<string, string>,
-  ): { ok: true; plan: ExecPlan; cgroup: string | undefined } | { ok: false; why: string };
-  /** ProcessSupervisor.holdArmedChild. */
-  holdArmedChild(
-    unit: string,
-    cmd: ExecCommand,
-    env: Record<string, string>,
-    child: SpawnedChild,
-    cgroup: string | undefined,
-  ): void;
-  /** ProcessSupervisor.settleArmedChild. */
-  settleArmedChild(unit: string): boolean;
+  trivialStartClosure: JobQueue['trivialStartClosure'];
+  armedPlan: ProcessSupervisor['armedPlan'];
+  holdArmedChild: ProcessSupervisor['holdArmedChild'];
+  settleArmedChild: ProcessSupervisor['settleArmedChild'];
 }
 
 interface Arm {
@@ -201,7 +189,10 @@ export class PathArmedStarts {
     } catch (err) {
       // The ordinary start, from the change's event, clones again and reports what fails.
       this.stats.spawnFailed++;
-      this.host.logger.debug({ unit: unit.name, err }, 'armed start: clone failed; starting the ordinary way');
+      this.host.logger.debug(
+        { unit: unit.name, err },
+        'armed start: clone failed; starting the ordinary way',
+      );
       this.schedule();
       return;
     }

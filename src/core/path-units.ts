@@ -220,7 +220,6 @@ export class PathUnits {
     this.options.armedStarts?.track(unit);
   }
 
-
   /** A unit changed state: the path units that trigger it look again. */
   unitChanged(name: string): void {
     for (const p of this.units.values()) if (p.triggerName() === name) p.onUnitChanged(name);

@@ -468,7 +468,18 @@ export class ProcessSupervisor {
       return spawnFailure(err);
     };
     try {
-      const prepared = this.preparePlan(unit, ctx, notify, conn, cmd, extraEnv, log, passFds, nonBlocking, opened);
+      const prepared = this.preparePlan(
+        unit,
+        ctx,
+        notify,
+        conn,
+        cmd,
+        extraEnv,
+        log,
+        passFds,
+        nonBlocking,
+        opened,
+      );
       cgroup = prepared.cgroup;
       const built = prepared.built;
       if (later === undefined) {

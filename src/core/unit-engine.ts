@@ -245,6 +245,18 @@ export class UnitEngine {
    */
   restoring = false;
 
+  /**
+   * A job that was running when the earlier image wrote its state: its unit takes the step back
+   * (UnitInstance.resumeJob) and reports its end to this job (a device not plugged yet: when it
+   * is).
+   */
+  resumeJob(name: string, type: 'start' | 'stop' | 'reload', jobId: number): boolean {
+    const unit = this.options.manager.getUnit(name) ?? this.deviceFor(name);
+    if (unit?.resumeJob?.(type) !== true) return false;
+    this.runningJob.set(name, jobId);
+    return true;
+  }
+
   /** A unit that is gone for good (a collected Accept=yes instance): drop what is kept per name. */
   forgetUnit(name: string): void {
     this.lastActive.delete(name);

@@ -34,6 +34,7 @@ import { MountSystem } from '../mounts/mount-system';
 import { loadNativeMounts, type NativeMounts } from '../native/mounts-addon';
 import { PathUnits } from './path-units';
 import { PathArmedStarts } from './path-armed-start';
+import type { SerializedJob } from './job-queue';
 import type { NativeInotify } from '../native/inotify-addon';
 import { TimerUnits } from './timer-units';
 import {
@@ -699,6 +700,11 @@ export class UnitSystem {
   }
 
   /** Every unit with a file, for the state file (src/core/daemon-state.ts). */
+  /** The job queue for the state file (taken back by restoreUnits). */
+  serializeJobs(): SerializedJob[] {
+    return this.engine.queue.serialize();
+  }
+
   serializeUnits(ctx: SerializeContext): StateUnitEntry[] {
     const out: StateUnitEntry[] = [];
     let readEnds: Map<string, number> | undefined;
@@ -851,6 +857,10 @@ export class UnitSystem {
     } finally {
       this.engine.restoring = false;
     }
+    // Before the catch-up: a step that ends there reports to its job.
+    const jobs = this.engine.queue.restore(state.jobs ?? [], (unit, type, id) =>
+      this.engine.resumeJob(unit, type, id),
+    );
     for (const fd of carried) {
       try {
         this.nativeSocket().close(fd);
@@ -873,7 +883,15 @@ export class UnitSystem {
     // Groups the earlier image made: the empty ones nobody uses now go (adopted ones stay).
     const groups = this.supervisor.reclaimGroups(state.cgroups ?? [], this.fastSlots);
     this.logger.info(
-      { ...counts, kind, leftFds: carried.size, groupsRemoved: groups.removed, groupsKept: groups.kept },
+      {
+        ...counts,
+        kind,
+        jobs: jobs.restored,
+        jobsEnded: jobs.ended,
+        leftFds: carried.size,
+        groupsRemoved: groups.removed,
+        groupsKept: groups.kept,
+      },
       'units restored from the state file',
     );
   }
@@ -946,9 +964,13 @@ export class UnitSystem {
     for (const s of this.sockets.values()) s.releaseTraffic();
   }
 
-  /** Jobs running or an instance's main process on its way: a re-exec waits for these. */
+  /** Jobs installed, or an instance's main process on its way (a re-exec gives them a moment). */
   busy(): boolean {
-    if (this.engine.queue.list().length > 0) return true;
+    return this.engine.queue.size > 0 || this.spawning();
+  }
+
+  /** A main process is being cloned off the event loop (its pid is not known yet). */
+  spawning(): boolean {
     for (const s of this.services.values()) if (s.spawnPending) return true;
     return false;
   }

@@ -598,7 +598,8 @@ export class InotifyPathWatches implements PathWatchSource {
       for (const [w, roles] of entry.subs) {
         const c = w.classify(roles, r);
         const fired = w.armFired;
-        const armed = fired !== undefined && fired.wd === r.wd && r.name === '' && (r.mask & fired.mask) !== 0;
+        const armed =
+          fired !== undefined && fired.wd === r.wd && r.name === '' && (r.mask & fired.mask) !== 0;
         if (armed) w.armFired = undefined;
         if (c.changed || c.rewalk) this.mark(w, c.changed, c.rewalk, false, armed);
       }

@@ -75,6 +75,12 @@ export class DeviceUnit implements UnitInstance {
     return 'pending';
   }
 
+  resumeJob(type: 'start' | 'stop' | 'reload'): boolean {
+    if (type !== 'start' || this.state === 'plugged') return false;
+    this.waiting = true;
+    return true;
+  }
+
   stop(): JobOutcome {
     this.waiting = false;
     return 'done';

@@ -264,6 +264,22 @@ export class MountUnit implements UnitInstance {
     return 'pending';
   }
 
+  resumeJob(type: 'start' | 'stop' | 'reload'): boolean {
+    if (this.pending !== undefined) return this.pending === type;
+    const going =
+      type === 'start'
+        ? this.state === 'mounting' || this.state === 'mounting-done'
+        : type === 'stop'
+          ? this.state === 'unmounting' ||
+            this.state === 'unmounting-sigterm' ||
+            this.state === 'unmounting-sigkill'
+          : this.state === 'remounting' ||
+            this.state === 'remounting-sigterm' ||
+            this.state === 'remounting-sigkill';
+    if (going) this.pending = type;
+    return going;
+  }
+
   stop(): JobOutcome {
     switch (this.state) {
       case 'dead':

@@ -394,9 +394,11 @@ export class PathUnit implements UnitInstance {
    * and its trigger limit allows one more trigger. Undefined otherwise.
    */
   armableSpec(): { watch: SpecWatch; cause: TriggerCause } | undefined {
-    if (this.state !== 'waiting' || this.deferral !== undefined || this.pending !== undefined) return undefined;
+    if (this.state !== 'waiting' || this.deferral !== undefined || this.pending !== undefined)
+      return undefined;
     const rt = this.specs.length === 1 ? this.specs[0] : undefined;
-    if (rt === undefined || (rt.entry.kind !== 'PathChanged' && rt.entry.kind !== 'PathModified')) return undefined;
+    if (rt === undefined || (rt.entry.kind !== 'PathChanged' && rt.entry.kind !== 'PathModified'))
+      return undefined;
     const watch = rt.watch;
     if (!rt.exists || watch?.armOnChange === undefined || watch.release !== undefined) return undefined;
     if (!this.limit.allows(this.host.now())) return undefined;
@@ -792,7 +794,8 @@ export class PathUnit implements UnitInstance {
         : this.state === 'running'
           ? 'not while the triggered unit runs'
           : `no (${armed.why})`;
-      const so = this.nArmedStarts > 0 ? `; ${this.nArmedStarts} of ${this.nTriggers} triggers started so` : '';
+      const so =
+        this.nArmedStarts > 0 ? `; ${this.nArmedStarts} of ${this.nTriggers} triggers started so` : '';
       lines.push(`${label('Armed')}${how}${so}`);
     }
     const limit = this.limit.enabled ? `${this.limit.burst}/${formatMs(this.limit.intervalMs)}` : 'off';

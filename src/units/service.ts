@@ -166,6 +166,21 @@ const SIGABRT = 6;
 const SIGHUP = 1;
 const SIGCONT = 18;
 
+/** The states in which a job step of each type is still going on (resumeJob after a re-exec). */
+const RESUMABLE: Record<'start' | 'stop' | 'reload', readonly ServiceState[]> = {
+  start: ['condition', 'start-pre', 'start', 'start-post'],
+  stop: [
+    'stop',
+    'stop-watchdog',
+    'stop-sigterm',
+    'stop-sigkill',
+    'stop-post',
+    'final-sigterm',
+    'final-sigkill',
+  ],
+  reload: ['reload', 'reload-signal', 'reload-notify'],
+};
+
 /** Types whose start is over once the main process has exec'd (with a vfork-style spawn, at once). */
 function startsAtExec(type: ServiceSection['type']): boolean {
   return type === 'simple' || type === 'exec' || type === 'idle' || type === 'dbus';
@@ -1006,6 +1021,13 @@ export class ServiceUnit implements UnitInstance {
     return undefined;
   }
 
+  resumeJob(type: 'start' | 'stop' | 'reload'): boolean {
+    if (this.pendingJob !== undefined) return this.pendingJob === type;
+    if (!RESUMABLE[type].includes(this.state)) return false;
+    this.pendingJob = type;
+    return true;
+  }
+
   /**
    * The first process the next start would spawn, with its environment, when nothing before it
    * can go another way: no condition, no ExecCondition=/ExecStartPre=, no fds to pass, the start
@@ -1018,14 +1040,21 @@ export class ServiceUnit implements UnitInstance {
     const c = this.config;
     if (this.state !== 'dead' && this.state !== 'failed') return { ok: false, why: `it is ${this.state}` };
     if (this.load !== 'loaded') return { ok: false, why: `it is ${this.load}` };
-    if (this.pendingJob !== undefined || this.mainPid !== undefined) return { ok: false, why: 'a job step is on' };
-    if (c.type !== 'simple' && c.type !== 'exec' && c.type !== 'oneshot') return { ok: false, why: `Type=${c.type}` };
+    if (this.pendingJob !== undefined || this.mainPid !== undefined)
+      return { ok: false, why: 'a job step is on' };
+    if (c.type !== 'simple' && c.type !== 'exec' && c.type !== 'oneshot')
+      return { ok: false, why: `Type=${c.type}` };
     const cmd = c.execStart[0];
     if (cmd === undefined) return { ok: false, why: 'no ExecStart=' };
     if (c.execCondition.length > 0 || c.execStartPre.length > 0)
       return { ok: false, why: 'ExecCondition=/ExecStartPre= run first' };
-    if (this.file.unit.conditions.length > 0) return { ok: false, why: 'Condition*=/Assert*= are checked per start' };
-    if (this.connection !== undefined || this.fdStore.length > 0 || (this.host.socketFds?.() ?? []).length > 0)
+    if (this.file.unit.conditions.length > 0)
+      return { ok: false, why: 'Condition*=/Assert*= are checked per start' };
+    if (
+      this.connection !== undefined ||
+      this.fdStore.length > 0 ||
+      (this.host.socketFds?.() ?? []).length > 0
+    )
       return { ok: false, why: 'it is passed fds' };
     const interval = this.file.unit.startLimitIntervalMs ?? 10_000;
     const burst = this.file.unit.startLimitBurst ?? 5;
@@ -1036,7 +1065,8 @@ export class ServiceUnit implements UnitInstance {
     }
     // execEnv() as start() leaves it: result reset, no exit, no main pid yet.
     const env: Record<string, string> = { ...activationEnv };
-    if (this.watchdogMs > 0 && Number.isFinite(this.watchdogMs)) env.WATCHDOG_USEC = String(this.watchdogMs * 1000);
+    if (this.watchdogMs > 0 && Number.isFinite(this.watchdogMs))
+      env.WATCHDOG_USEC = String(this.watchdogMs * 1000);
     env.SERVICE_RESULT = 'success';
     return { ok: true, cmd, env };
   }

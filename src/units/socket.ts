@@ -366,6 +366,24 @@ export class SocketUnit implements UnitInstance {
     return this.synchronously(() => this.runPhase('start-pre', this.config.execStartPre));
   }
 
+  resumeJob(type: 'start' | 'stop' | 'reload'): boolean {
+    if (type === 'reload') return false;
+    if (this.pendingJob !== undefined) return this.pendingJob === type;
+    const going =
+      type === 'start'
+        ? ['start-pre', 'start-chown', 'start-post'].includes(this.state)
+        : [
+            'stop-pre',
+            'stop-pre-sigterm',
+            'stop-pre-sigkill',
+            'stop-post',
+            'final-sigterm',
+            'final-sigkill',
+          ].includes(this.state);
+    if (going) this.pendingJob = type;
+    return going;
+  }
+
   stop(): JobOutcome {
     switch (this.state) {
       case 'dead':

@@ -84,6 +84,11 @@ export interface UnitInstance {
   deserialize?(data: SerializedUnit, ctx: DeserializeContext): boolean;
   /** After every unit is restored: reconcile with what the system really is now (catch up). */
   catchup?(): void;
+  /**
+   * A job of this type was running when the earlier image wrote the state: true when the unit is
+   * still in that job's step, and will report its end (JobHost.jobFinished) as if it had run it.
+   */
+  resumeJob?(type: 'start' | 'stop' | 'reload'): boolean;
 }
 
 /** The row `list-units` prints for one unit. */

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ControlClient } from '../../src/control/client';
+import { addonCandidates } from '../../src/native/addon';
 
 export const REPO_ROOT = path.resolve(__dirname, '../../..');
 export const TRIGGERD = path.join(REPO_ROOT, 'dist/src/cli/triggerd.js');
@@ -28,6 +29,24 @@ export interface RunningDaemon {
 
 export function skipUnlessRoot(): string | undefined {
   return process.getuid?.() === 0 ? undefined : `needs root (running as uid ${process.getuid?.()})`;
+}
+
+/** Path units under the daemon need root and the inotify addon; says which is missing. */
+export function skipUnlessPathUnits(): string | undefined {
+  return (
+    skipUnlessRoot() ??
+    (addonCandidates('triggerd_inotify.node').some((f) => fs.existsSync(f))
+      ? undefined
+      : 'needs the triggerd_inotify addon (npm install builds it)')
+  );
+}
+
+/** The fields of a `unit-status` answer that the tests read. */
+export interface UnitStatus {
+  active: string;
+  sub: string;
+  statusLines: string[];
+  properties: Record<string, unknown>;
 }
 
 /** `dir`: run on an existing runtime dir (a restart after a crash finds the state file there). */

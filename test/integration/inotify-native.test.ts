@@ -57,7 +57,7 @@ function writeAndClose(native: NativeInotify, handle: InotifyHandle, file: strin
 
 function contract(name: string, make: () => NativeInotify): void {
   describe(`inotify contract: ${name}`, () => {
-    test("armCall: once, inside the wake-up before its batch, for its wd and mask; disarmCall", async () => {
+    test('armCall: once, inside the wake-up before its batch, for its wd and mask; disarmCall', async () => {
       const native = make();
       const file = path.join(work, `${name}-armed`);
       fs.writeFileSync(file, '');

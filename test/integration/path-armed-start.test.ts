@@ -11,21 +11,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ControlClient } from '../../src/control/client';
-import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
-import { addonCandidates } from '../../src/native/addon';
+import {
+  skipUnlessPathUnits,
+  startDaemon,
+  waitFor,
+  type RunningDaemon,
+  type UnitStatus,
+} from '../helpers/daemon';
 
-const skip =
-  (process.getuid?.() === 0 ? undefined : `needs root (running as uid ${process.getuid?.()})`) ??
-  (addonCandidates('triggerd_inotify.node').some((f) => fs.existsSync(f))
-    ? undefined
-    : 'needs the triggerd_inotify addon (npm install builds it)');
-
-interface Status {
-  active: string;
-  sub: string;
-  statusLines: string[];
-  properties: Record<string, unknown>;
-}
+const skip = skipUnlessPathUnits();
 
 describe('armed path starts under triggerd', { skip }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-path-armed-'));
@@ -34,7 +28,7 @@ describe('armed path starts under triggerd', { skip }, () => {
   let d: RunningDaemon;
   let client: ControlClient;
   const unit = (name: string, text: string): void => fs.writeFileSync(path.join(units, name), text);
-  const status = (name: string) => client.request('unit-status', { name, lines: 20 }) as Promise<Status>;
+  const status = (name: string) => client.request('unit-status', { name, lines: 20 }) as Promise<UnitStatus>;
   const lines = (f: string): string[] => {
     try {
       return fs.readFileSync(f, 'utf8').split('\n').filter(Boolean);
@@ -89,7 +83,8 @@ describe('armed path starts under triggerd', { skip }, () => {
     );
     unit('helper.service', '[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n');
     fs.mkdirSync(path.join(units, 'multi-user.target.wants'));
-    for (const n of enable) fs.symlinkSync(path.join(units, n), path.join(units, 'multi-user.target.wants', n));
+    for (const n of enable)
+      fs.symlinkSync(path.join(units, n), path.join(units, 'multi-user.target.wants', n));
     d = await startDaemon(['--unit-path', units, '--shutdown-timeout', '5', '--log-level', 'debug']);
     client = await d.client();
   });
@@ -105,8 +100,13 @@ describe('armed path starts under triggerd', { skip }, () => {
     fs.writeFileSync(path.join(work, 'fast'), '1');
     await waitFor('the run', () => (lines(path.join(work, 'fast-runs')).length === 1 ? true : undefined));
     const [env] = lines(path.join(work, 'fast-runs'));
-    assert.match(env ?? '', new RegExp(`^fast\\.path ${work}/fast success .*/triggerd\\.slice/fast\\.service$`));
-    await waitFor('the run is over', async () => ((await status('fast.service')).active === 'inactive' ? true : undefined));
+    assert.match(
+      env ?? '',
+      new RegExp(`^fast\\.path ${work}/fast success .*/triggerd\\.slice/fast\\.service$`),
+    );
+    await waitFor('the run is over', async () =>
+      (await status('fast.service')).active === 'inactive' ? true : undefined,
+    );
     await d.waitForLog((l) => l.unit === 'fast.service' && l.msg === 'fast-output-line');
     const s = await text('fast.path');
     assert.match(s, /Last: .*PathChanged=.*changed \(started from the inotify wake-up\) → done/);
@@ -119,7 +119,9 @@ describe('armed path starts under triggerd', { skip }, () => {
       await armed('fast.path');
       fs.writeFileSync(path.join(work, 'fast'), String(i));
       await waitFor(`run ${i}`, () => (lines(path.join(work, 'fast-runs')).length === i ? true : undefined));
-      await waitFor('the run is over', async () => ((await status('fast.service')).active === 'inactive' ? true : undefined));
+      await waitFor('the run is over', async () =>
+        (await status('fast.service')).active === 'inactive' ? true : undefined,
+      );
     }
     const p = (await status('fast.path')).properties;
     assert.equal(p.NArmedStarts, 11);
@@ -128,10 +130,14 @@ describe('armed path starts under triggerd', { skip }, () => {
   test('a change during the run is latched once: exactly one more run', async () => {
     await armed('slow.path');
     fs.writeFileSync(path.join(work, 'slow'), '1');
-    await waitFor('the first run', () => (lines(path.join(work, 'slow-runs')).length === 1 ? true : undefined));
+    await waitFor('the first run', () =>
+      lines(path.join(work, 'slow-runs')).length === 1 ? true : undefined,
+    );
     fs.writeFileSync(path.join(work, 'slow'), '2');
     fs.writeFileSync(path.join(work, 'slow'), '3');
-    await waitFor('the latched run', () => (lines(path.join(work, 'slow-runs')).length === 2 ? true : undefined));
+    await waitFor('the latched run', () =>
+      lines(path.join(work, 'slow-runs')).length === 2 ? true : undefined,
+    );
     await settle(1200);
     assert.equal(lines(path.join(work, 'slow-runs')).length, 2);
   });
@@ -139,19 +145,27 @@ describe('armed path starts under triggerd', { skip }, () => {
   test('a trigger limit that would defer the next trigger leaves the unit unarmed', async () => {
     await armed('limited.path');
     fs.writeFileSync(path.join(work, 'limited'), '1');
-    await waitFor('the first run', () => (lines(path.join(work, 'limited-runs')).length === 1 ? true : undefined));
-    await waitFor('the run is over', async () => ((await status('limited.service')).active === 'inactive' ? true : undefined));
+    await waitFor('the first run', () =>
+      lines(path.join(work, 'limited-runs')).length === 1 ? true : undefined,
+    );
+    await waitFor('the run is over', async () =>
+      (await status('limited.service')).active === 'inactive' ? true : undefined,
+    );
     await settle(100);
     assert.match(await text('limited.path'), /Armed: no/);
     fs.writeFileSync(path.join(work, 'limited'), '2');
-    await waitFor('deferred', async () => (/Deferred: until/.test(await text('limited.path')) ? true : undefined));
+    await waitFor('deferred', async () =>
+      /Deferred: until/.test(await text('limited.path')) ? true : undefined,
+    );
     await settle(300);
     assert.equal(lines(path.join(work, 'limited-runs')).length, 1);
   });
 
   test('ExecStartPre= and a dependency to start: not armed, and triggered the ordinary way', async () => {
     await waitFor('pre.path says why', async () =>
-      /Armed: no \(pre\.service: ExecCondition=\/ExecStartPre= run first\)/.test(await text('pre.path')) ? true : undefined,
+      /Armed: no \(pre\.service: ExecCondition=\/ExecStartPre= run first\)/.test(await text('pre.path'))
+        ? true
+        : undefined,
     );
     fs.writeFileSync(path.join(work, 'pre'), '1');
     await waitFor('pre run', () => (lines(path.join(work, 'pre-runs')).length === 1 ? true : undefined));
@@ -164,7 +178,9 @@ describe('armed path starts under triggerd', { skip }, () => {
     await waitFor('deps run', () => (lines(path.join(work, 'deps-runs')).length === 1 ? true : undefined));
     assert.equal((await status('helper.service')).active, 'active');
     // helper.service is up now: the next start of deps.service is its own job alone.
-    await waitFor('the run is over', async () => ((await status('deps.service')).active === 'inactive' ? true : undefined));
+    await waitFor('the run is over', async () =>
+      (await status('deps.service')).active === 'inactive' ? true : undefined,
+    );
     await armed('deps.path');
   });
 

@@ -9,21 +9,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ControlClient } from '../../src/control/client';
-import { TRIGGERCTL, run, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
-import { addonCandidates } from '../../src/native/addon';
+import {
+  TRIGGERCTL,
+  run,
+  skipUnlessPathUnits,
+  startDaemon,
+  waitFor,
+  type RunningDaemon,
+  type UnitStatus,
+} from '../helpers/daemon';
 
-const skip =
-  (process.getuid?.() === 0 ? undefined : `needs root (running as uid ${process.getuid?.()})`) ??
-  (addonCandidates('triggerd_inotify.node').some((f) => fs.existsSync(f))
-    ? undefined
-    : 'needs the triggerd_inotify addon (npm install builds it)');
-
-interface Status {
-  active: string;
-  sub: string;
-  statusLines: string[];
-  properties: Record<string, unknown>;
-}
+const skip = skipUnlessPathUnits();
 
 describe('path units under triggerd', { skip }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-path-daemon-'));
@@ -32,7 +28,7 @@ describe('path units under triggerd', { skip }, () => {
   let d: RunningDaemon;
   let client: ControlClient;
   const unit = (name: string, text: string): void => fs.writeFileSync(path.join(units, name), text);
-  const status = (name: string) => client.request('unit-status', { name, lines: 20 }) as Promise<Status>;
+  const status = (name: string) => client.request('unit-status', { name, lines: 20 }) as Promise<UnitStatus>;
   const ctl = (...args: string[]) =>
     run(process.execPath, [TRIGGERCTL, '--socket', d.socket, ...args], { allowFail: true });
   const lines = (f: string): string[] => {

@@ -178,7 +178,7 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
   };
 
   test('an ExecStartPre= spanning a re-exec is adopted and the start goes on after it', async () => {
-    // The re-exec waits up to 5 s for running jobs; the sleep outlasts that.
+    // The re-exec gives running jobs a second; the sleep outlasts that.
     const port = await freePort();
     const { units, marker } = slowPreUnits('pre-reexec', 10, port);
     const d = await startDaemon(['--unit-path', units, '--fstab', '']);
@@ -212,6 +212,74 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
     assert.equal(d.proc.exitCode, null);
     await d.stop();
   });
+
+  /**
+   * a.service in a slow ExecStartPre=, b.service (Requires= and After= it) waiting for it; then a
+   * re-exec or a kill -9 and a restart: both jobs go on in the new image, b after a, once each.
+   */
+  async function jobsSurvive(kind: 'reexec' | 'crash'): Promise<void> {
+    const base = path.join(root, `jobs-${kind}`);
+    fs.mkdirSync(base, { recursive: true });
+    const marker = path.join(base, 'steps');
+    const units = unitDir(`jobs-${kind}`, {
+      // A oneshot: b's start waits for a's to complete (a simple service's would end at exec).
+      [`${token}a.service`]:
+        `[Service]\nType=oneshot\nRemainAfterExit=yes\n` +
+        `ExecStartPre=/bin/sh -c 'echo pre >> ${marker}; exec /bin/sleep 3'\n` +
+        `ExecStart=/bin/sh -c 'echo a >> ${marker}'\n`,
+      [`${token}b.service`]:
+        `[Unit]\nRequires=${token}a.service\nAfter=${token}a.service\n` +
+        `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo b >> ${marker}'\n`,
+      'default.target': `[Unit]\nWants=${token}b.service\n`,
+    });
+    const dir = path.join(base, 'run');
+    fs.mkdirSync(dir, { recursive: true });
+    const args = ['--unit-path', units, '--fstab', ''];
+    let d = await startDaemon(args, { dir });
+    daemons.push(d);
+    await waitFor('a.service in ExecStartPre=', () => (readSteps(marker).includes('pre') ? true : undefined));
+    const waiting = new RegExp(`${token}b\\.service\\s+start\\s+waiting`);
+    assert.match((await ctl(d, 'list-jobs')).stdout, waiting);
+    if (kind === 'reexec') {
+      const r = await ctl(d, 'daemon-reexec');
+      assert.equal(r.code, 0, r.stderr);
+      await waitFor('the re-exec', () => (restoredCount(d) >= 1 ? true : undefined), 15_000);
+    } else {
+      await waitForState(dir, 'the checkpoint lists the jobs', (t) =>
+        t.includes(`"unit":"${token}b.service"`),
+      );
+      process.kill(d.pid, 'SIGKILL');
+      await d.exited;
+      d = await startDaemon(args, { dir });
+      daemons.push(d);
+      await d.waitForLog((l) => l.msg === 'units restored from the state file');
+    }
+    const restored = d.logs.find((l) => l.msg === 'units restored from the state file');
+    assert.ok(Number(restored?.jobs) >= 2, `jobs taken back: ${JSON.stringify(restored)}`);
+    assert.deepEqual(readSteps(marker), ['pre'], `the ${kind} happened while ExecStartPre= ran`);
+    const jobs = (await ctl(d, 'list-jobs')).stdout;
+    assert.match(jobs, new RegExp(`${token}a\\.service\\s+start\\s+running`));
+    assert.match(jobs, waiting);
+    await waitFor(
+      'b.service ran after a.service',
+      () => (readSteps(marker).includes('b') ? true : undefined),
+      15_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; log: ${logTail(d)}`);
+    });
+    assert.deepEqual(readSteps(marker), ['pre', 'a', 'b']);
+    assert.equal(await prop(d, `${token}b.service`, 'ActiveState'), 'active');
+    await waitFor('no jobs left', async () =>
+      (await ctl(d, 'list-jobs')).stdout.includes(token) ? undefined : true,
+    );
+    await d.stop();
+  }
+
+  test('jobs across a re-exec: the running start and the job waiting for it go on in the new image', () =>
+    jobsSurvive('reexec'));
+
+  test('jobs across a kill -9 and a restart: taken back from the checkpoint, they go on', () =>
+    jobsSurvive('crash'));
 
   test('an ExecStartPre= running at a kill -9 is adopted by the restarted daemon', async () => {
     const port = await freePort();

@@ -117,6 +117,29 @@ test('malformed or repeated unit entries are skipped with a warning, the rest is
   assert.equal(r.warnings.length, 4);
 });
 
+test('the job list: well-formed jobs kept, malformed ones skipped with a warning', () => {
+  const good = { id: 4, unit: 'a.service', type: 'start', state: 'running', runType: 'start' };
+  const text = JSON.stringify({
+    ...sample(),
+    jobs: [
+      good,
+      { ...good, id: 5, unit: 'b.service', state: 'waiting', ignoreOrder: true, rerun: 'yes' },
+      { ...good, id: 0 },
+      { ...good, type: 'explode' },
+      { ...good, state: 'sleeping' },
+      { ...good, runType: undefined },
+      'c.service',
+    ],
+  });
+  const r = parseState(text);
+  assert.ok(r.ok);
+  assert.deepEqual(r.state.jobs, [
+    good,
+    { id: 5, unit: 'b.service', type: 'start', state: 'waiting', runType: 'start', ignoreOrder: true },
+  ]);
+  assert.equal(r.warnings.length, 5);
+});
+
 test('a process is named by pid and start time', () => {
   const start = processStartTime(process.pid);
   assert.match(start ?? '', /^\d+$/);

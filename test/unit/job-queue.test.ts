@@ -550,3 +550,87 @@ test('job queue: runPromptly inside a tick leaves the new job to that tick (no r
   assert.deepEqual(order, ['a runs', 'runPromptly returned', 'b runs'], 'b ran in the same tick, after a');
   assert.deepEqual(h.results().sort(), ['a/start=done', 'b/start=done']);
 });
+
+// ---- across a re-exec: serialize() in the old image, restore() into the new one's empty queue --
+
+/** A second queue over the same units, as the next image builds it. */
+function nextImage(h: Harness, units: Record<string, Deps>): Harness {
+  const n = new Harness(units);
+  for (const [name, view] of h.states) n.states.set(name, { ...view });
+  return n;
+}
+
+test('job queue restore: the running start and the job waiting for it go on; ids are kept', () => {
+  const units = { 'a.service': { Requires: ['b.service'], After: ['b.service'] }, 'b.service': {} };
+  const h = new Harness(units);
+  h.behaviour.set('start b.service', 'pending');
+  const { jobId } = h.enqueue('a.service') as { jobId: number };
+  h.settle();
+  const saved = h.queue.serialize();
+  assert.deepEqual(
+    saved.map((j) => `${j.unit}/${j.type}:${j.state}`),
+    ['a.service/start:waiting', 'b.service/start:running'],
+  );
+  const n = nextImage(h, units);
+  const resumed: string[] = [];
+  const r = n.queue.restore(saved, (unit, type) => {
+    resumed.push(`${type} ${unit}`);
+    return true;
+  });
+  assert.deepEqual(r, { restored: 2, ended: 0 });
+  assert.deepEqual(resumed, ['start b.service']);
+  n.settle();
+  assert.deepEqual(n.calls, [], 'the running step is not run again; a waits');
+  assert.deepEqual(n.jobs(), ['a.service/start:waiting', 'b.service/start:running']);
+  assert.equal(n.queue.get(jobId)?.unit, 'a.service');
+  n.change('b.service', 'active', 'done');
+  n.settle();
+  assert.deepEqual(n.calls, ['start a.service']);
+  assert.deepEqual(n.results(), ['b.service/start=done', 'a.service/start=done']);
+  // New jobs get ids after the restored ones.
+  const again = n.enqueue('b.service', 'stop') as { jobId: number };
+  assert.ok(again.jobId > jobId);
+});
+
+test('job queue restore: a step that ended while no daemon ran ends its job now, by the unit state', () => {
+  const units = { 'a.service': {}, 'b.service': {}, 'c.service': {} };
+  const h = new Harness(units);
+  for (const u of ['a.service', 'b.service']) h.behaviour.set(`start ${u}`, 'pending');
+  h.setActive('c.service', 'active');
+  h.behaviour.set('stop c.service', 'pending');
+  h.enqueue('a.service');
+  h.enqueue('b.service');
+  h.enqueue('c.service', 'stop');
+  h.settle();
+  const saved = h.queue.serialize();
+  const n = nextImage(h, units);
+  n.setActive('a.service', 'active'); // came up meanwhile
+  n.setActive('b.service', 'failed'); // failed meanwhile
+  n.setActive('c.service', 'inactive'); // stopped meanwhile
+  const r = n.queue.restore(saved, () => false);
+  assert.deepEqual(r, { restored: 3, ended: 3 });
+  n.settle();
+  assert.deepEqual(n.results().sort(), [
+    'a.service/start=done',
+    'b.service/start=failed',
+    'c.service/stop=done',
+  ]);
+  assert.deepEqual(n.jobs(), []);
+});
+
+test('job queue restore: a restart caught in its stop step starts the unit once the stop is over', () => {
+  const units = { 'a.service': {} };
+  const h = new Harness(units, { states: { 'a.service': { active: 'active' } } });
+  h.behaviour.set('stop a.service', 'pending');
+  h.enqueue('a.service', 'restart');
+  h.settle();
+  const saved = h.queue.serialize();
+  assert.equal(saved[0]?.runType, 'restart');
+  const n = nextImage(h, units);
+  n.queue.restore(saved, (_unit, type) => type === 'stop');
+  n.change('a.service', 'inactive', 'done');
+  n.settle();
+  assert.deepEqual(n.calls, ['start a.service']);
+  // After its stop step a restart goes on as a start, re-exec or not.
+  assert.deepEqual(n.results(), ['a.service/start=done']);
+});

@@ -1,25 +1,21 @@
 // Armed path starts (src/core/path-armed-start.ts) on fakes: the inotify registry's one-shot arm
-// (fake addon and a fake lstat), the path unit's side (armableSpec/firedArmed on a fake host and
-// virtual time), the orchestrator on a fake host, and the supervisor handing the armed child to
-// the service's own spawn (fake native spawn). Nothing here needs root or a kernel.
+// (fake addon and a fake lstat), the path unit's side (armableSpec/firedArmed on the fake host of
+// test/helpers/path-rig.ts), the orchestrator on a fake host, and the supervisor handing the armed
+// child to the service's own spawn (fake native spawn). Nothing here needs root or a kernel.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IN } from '../../src/native/inotify-addon';
 import type { SpawnedChild } from '../../src/native/spawn-addon';
 import type { ExecPlan } from '../../src/exec/exec-plan';
-import type { ExecCommand, PathSpecEntry } from '../../src/units/config-types';
+import type { ExecCommand } from '../../src/units/config-types';
 import type { PathCheck } from '../../src/units/path-checks';
-import { parseUnitText } from '../../src/units/unit-loader';
-import { PathUnit, type PathHost, type TriggeredUnitView } from '../../src/units/path';
+import type { PathHost } from '../../src/units/path';
 import { ServiceUnit } from '../../src/units/service';
 import {
   InotifyPathWatches,
   type PathProbe,
   type PathWatchEvent,
   type PathWatchSource,
-  type SpecWatch,
-  type SpecWatchState,
-  type WatchSpec,
 } from '../../src/events/path-watches';
 import { PathArmedStarts, type PathArmedStartHost } from '../../src/core/path-armed-start';
 import { ProcessSupervisor } from '../../src/core/process-supervisor';
@@ -28,7 +24,7 @@ import { FakeNativeInotify } from '../helpers/fake-inotify';
 import { FakeNativeSpawn } from '../helpers/fake-spawn';
 import { command, execContext, serviceFile } from '../helpers/unit-fixtures';
 import { silentLogger } from '../helpers/logger';
-import { VirtualClock } from '../helpers/virtual-clock';
+import { pathRig, type PathRig } from '../helpers/path-rig';
 
 const flush = async (): Promise<void> => {
   for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));
@@ -178,119 +174,11 @@ describe('InotifyPathWatches: armOnChange', () => {
 
 // ---- 2. the path unit's side --------------------------------------------------------------------
 
-/** A fake watch per path; armOnChange keeps the one armed call for the test to fire. */
-class FakeWatchSource implements PathWatchSource {
-  readonly name = 'fake';
-  readonly live = new Map<string, { listener: (e: PathWatchEvent) => void; closed: boolean }>();
-  readonly armed = new Map<string, () => void>();
-  disarms = 0;
-  /** armOnChange answers undefined (no watch of its own). */
-  noArm = false;
-
-  watch(spec: WatchSpec, listener: (e: PathWatchEvent) => void): SpecWatch {
-    const rec = { listener, closed: false };
-    this.live.set(spec.path, rec);
-    return {
-      state: (): SpecWatchState => ({ watching: spec.path, watches: 1 }),
-      rewalk: () => undefined,
-      close: () => void (rec.closed = true),
-      armOnChange: (fn) => {
-        if (this.noArm) return undefined;
-        this.armed.set(spec.path, fn);
-        return () => {
-          if (this.armed.get(spec.path) !== fn) return;
-          this.armed.delete(spec.path);
-          this.disarms++;
-        };
-      },
-    };
-  }
-
-  emit(path: string, e: Partial<PathWatchEvent> = {}): void {
-    const r = this.live.get(path);
-    if (r !== undefined && !r.closed) r.listener({ changed: false, rewalked: false, overflow: false, ...e });
-  }
-
-  /** The wake-up: the armed call first (one-shot), as the addon does. */
-  fire(path: string): void {
-    const fn = this.armed.get(path);
-    assert.ok(fn !== undefined, `nothing armed on ${path}`);
-    this.armed.delete(path);
-    fn();
-  }
-}
-
-interface Rig {
-  unit: PathUnit;
-  source: FakeWatchSource;
-  clock: VirtualClock;
-  starts: { name: string; env: Record<string, string> }[];
-  fs: Map<string, PathCheck>;
-  target: TriggeredUnitView;
-  startAnswer: { ok: true } | { ok: false; reason: string };
-  /** The unit's state at each armableChanged call. */
-  armable: string[];
-  /** Where armableChanged/armedState go besides the spy (the orchestrator, in part 3). */
-  onArmable?: () => void;
-  armedState?: () => { armed: true } | { armed: false; why: string };
-  run(): void;
-  end(): void;
-}
-
-function rig(text: string, name = 'foo.path'): Rig {
-  const f = parseUnitText(name, text, `/etc/triggerd/${name}`);
-  assert.equal(f.loadState, 'loaded', JSON.stringify(f.diagnostics));
-  const clock = new VirtualClock();
-  const source = new FakeWatchSource();
-  const r: Rig = {
-    unit: undefined as unknown as PathUnit,
-    source,
-    clock,
-    starts: [],
-    fs: new Map(),
-    target: { active: 'inactive', load: 'loaded', hasJob: false },
-    startAnswer: { ok: true },
-    armable: [],
-    run() {
-      r.target = { active: 'activating', load: 'loaded', hasJob: false };
-      r.unit.onUnitChanged(r.unit.triggerName());
-    },
-    end() {
-      r.target = { active: 'inactive', load: 'loaded', hasJob: false };
-      r.unit.onUnitChanged(r.unit.triggerName());
-    },
-  };
-  const host: PathHost = {
-    sourceFor: () => source,
-    check: (spec: PathSpecEntry) => r.fs.get(spec.path) ?? { exists: false, holds: false, snapshot: '' },
-    makeDirectory: () => undefined,
-    conditionHolds: () => true,
-    unitStatus: () => r.target,
-    startUnit: (n, env) => {
-      if (!r.startAnswer.ok) return r.startAnswer;
-      r.starts.push({ name: n, env });
-      r.target = { active: 'inactive', load: 'loaded', hasJob: true };
-      return { ok: true, done: Promise.resolve('done') };
-    },
-    setTimer: clock.setTimer,
-    now: clock.now,
-    stateChanged: () => undefined,
-    armableChanged: () => {
-      r.armable.push(`${r.unit.state}${r.unit.deferral !== undefined ? ' deferred' : ''}`);
-      r.onArmable?.();
-    },
-    armedState: () => r.armedState?.(),
-    log: silentLogger(),
-  };
-  r.unit = new PathUnit(name, f, host);
-  return r;
-}
-
 const file = (snapshot: string): PathCheck => ({ exists: snapshot !== '', holds: false, snapshot });
 
 /** A waiting PathChanged= unit on an existing file. */
-function waitingRig(extra = ''): Rig {
-  const r = rig(`[Path]\nPathChanged=/etc/conf\n${extra}`);
+function waitingRig(extra = ''): PathRig {
+  const r = pathRig(`[Path]\nPathChanged=/etc/conf\n${extra}`);
   r.fs.set('/etc/conf', file('a'));
   assert.equal(r.unit.start(), 'done');
   assert.equal(r.unit.state, 'waiting');
@@ -303,7 +191,7 @@ describe('PathUnit: armableSpec and firedArmed', () => {
     const spec = r.unit.armableSpec();
     assert.ok(spec !== undefined);
     assert.deepEqual(spec.cause, { kind: 'PathChanged', path: '/etc/conf', why: 'changed' });
-    const m = rig('[Path]\nPathModified=/var/log/x\n');
+    const m = pathRig('[Path]\nPathModified=/var/log/x\n');
     m.fs.set('/var/log/x', file('1'));
     m.unit.start();
     assert.equal(m.unit.armableSpec()?.cause.kind, 'PathModified');
@@ -317,7 +205,7 @@ describe('PathUnit: armableSpec and firedArmed', () => {
   ];
   for (const [what, text, more] of notArmable) {
     test(`not armable: ${what}`, () => {
-      const r = rig(text);
+      const r = pathRig(text);
       r.fs.set('/etc/conf', file('a'));
       for (const [p, c] of Object.entries(more)) r.fs.set(p, c);
       r.unit.start();
@@ -430,7 +318,7 @@ const CMD: ExecCommand = command('/usr/bin/job');
 const PLAN = { path: '/usr/bin/job', argv: ['/usr/bin/job'] } as unknown as ExecPlan;
 
 interface Orchestrated {
-  r: Rig;
+  r: PathRig;
   armed: PathArmedStarts;
   /** What the host saw, in order. */
   calls: string[];
@@ -450,7 +338,7 @@ interface Orchestrated {
 
 /** `source`: the watch source of the path unit (default: the rig's fake). */
 function orchestrated(text = '[Path]\nPathChanged=/etc/conf\n', source?: PathWatchSource): Orchestrated {
-  const r = rig(text);
+  const r = pathRig(text);
   if (source !== undefined) (r.unit as unknown as { host: PathHost }).host.sourceFor = () => source;
   r.fs.set('/etc/conf', file('a'));
   const calls: string[] = [];
@@ -707,24 +595,21 @@ describe('PathArmedStarts over InotifyPathWatches', () => {
     s.watches.close();
   });
 
-  test(
-    'a re-walk that changes nothing (an overflow re-check) leaves the unit armed',
-    async () => {
-      const s = stacked();
-      s.armed.refresh();
-      assert.equal(s.handle.arms.length, 1);
-      s.handle.overflow();
-      await flush();
-      assert.equal(s.r.unit.state, 'waiting');
-      // Whatever status says, an arm must exist in the addon for the next change.
-      assert.equal(s.armed.state('foo.path').armed, s.handle.arms.length === 1);
-      s.handle.closeWrite('/etc/conf');
-      await flush();
-      assert.equal(s.r.unit.nArmedStarts, 1, 'the next change starts from the wake-up');
-      s.armed.close();
-      s.watches.close();
-    },
-  );
+  test('a re-walk that changes nothing (an overflow re-check) leaves the unit armed', async () => {
+    const s = stacked();
+    s.armed.refresh();
+    assert.equal(s.handle.arms.length, 1);
+    s.handle.overflow();
+    await flush();
+    assert.equal(s.r.unit.state, 'waiting');
+    // Whatever status says, an arm must exist in the addon for the next change.
+    assert.equal(s.armed.state('foo.path').armed, s.handle.arms.length === 1);
+    s.handle.closeWrite('/etc/conf');
+    await flush();
+    assert.equal(s.r.unit.nArmedStarts, 1, 'the next change starts from the wake-up');
+    s.armed.close();
+    s.watches.close();
+  });
 });
 
 // ---- 4. the supervisor hands the armed child to the service's spawn -----------------------------
@@ -747,7 +632,11 @@ describe('ProcessSupervisor: holdArmedChild / settleArmedChild', () => {
       execStart: [command('/usr/bin/job')],
       exec: execContext({ standardOutput: { kind: 'null' }, standardError: { kind: 'null' } }),
     });
-    const callbacks = { jobFinished: () => undefined, stateChanged: () => undefined, requestRestart: () => undefined };
+    const callbacks = {
+      jobFinished: () => undefined,
+      stateChanged: () => undefined,
+      requestRestart: () => undefined,
+    };
     const service = new ServiceUnit('foo.service', f, sup.hostFor('foo.service', callbacks));
     sup.register(service);
     const next = service.nextStartProcess(activation);

@@ -1,117 +1,16 @@
-// The .path unit on fakes: a fake watch source (tests deliver coalesced events by hand), checks
+// The .path unit on the fakes of test/helpers/path-rig.ts: a fake watch source (tests deliver coalesced events by hand), checks
 // answered from a table the test edits, a triggered unit whose state the test moves, and virtual
 // time for the trigger limit. Config: [Path] parsed from text, with its load-time refusals.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseUnitText } from '../../src/units/unit-loader';
-import type { PathSpecEntry } from '../../src/units/config-types';
 import type { PathCheck } from '../../src/units/path-checks';
-import { PathUnit, type PathHost, type PathState, type TriggeredUnitView } from '../../src/units/path';
-import type {
-  PathWatchEvent,
-  PathWatchSource,
-  SpecWatch,
-  SpecWatchState,
-  WatchSpec,
-} from '../../src/events/path-watches';
-import { silentLogger } from '../helpers/logger';
-import { VirtualClock } from '../helpers/virtual-clock';
+import type { PathHost } from '../../src/units/path';
+import { pathRig } from '../helpers/path-rig';
 
 const flush = async (): Promise<void> => {
   for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));
 };
-
-class FakeWatchSource implements PathWatchSource {
-  readonly name = 'fake';
-  readonly live = new Map<string, { listener: (e: PathWatchEvent) => void; closed: boolean }[]>();
-  opened = 0;
-  closed = 0;
-  failWith: Error | undefined;
-
-  watch(spec: WatchSpec, listener: (e: PathWatchEvent) => void): SpecWatch {
-    if (this.failWith !== undefined) throw this.failWith;
-    this.opened++;
-    const rec = { listener, closed: false };
-    const list = this.live.get(spec.path) ?? [];
-    list.push(rec);
-    this.live.set(spec.path, list);
-    return {
-      state: (): SpecWatchState => ({ watching: spec.path, watches: 1 }),
-      rewalk: () => undefined,
-      close: () => {
-        if (rec.closed) return;
-        rec.closed = true;
-        this.closed++;
-      },
-    };
-  }
-
-  emit(path: string, e: Partial<PathWatchEvent> = {}): void {
-    for (const r of this.live.get(path) ?? [])
-      if (!r.closed) r.listener({ changed: false, rewalked: false, overflow: false, ...e });
-  }
-}
-
-interface Rig {
-  unit: PathUnit;
-  source: FakeWatchSource;
-  clock: VirtualClock;
-  states: PathState[];
-  starts: { name: string; env: Record<string, string> }[];
-  /** What check() answers per path. */
-  fs: Map<string, PathCheck>;
-  target: TriggeredUnitView | undefined;
-  startAnswer: { ok: true } | { ok: false; reason: string };
-  made: string[];
-  /** The triggered unit runs (after a start) and then ends. */
-  run(): void;
-  end(): void;
-}
-
-function rig(text: string, name = 'foo.path'): Rig {
-  const file = parseUnitText(name, text, `/etc/triggerd/${name}`);
-  assert.equal(file.loadState, 'loaded', JSON.stringify(file.diagnostics));
-  const clock = new VirtualClock();
-  const source = new FakeWatchSource();
-  const r: Rig = {
-    unit: undefined as unknown as PathUnit,
-    source,
-    clock,
-    states: [],
-    starts: [],
-    fs: new Map(),
-    target: { active: 'inactive', load: 'loaded', hasJob: false },
-    startAnswer: { ok: true },
-    made: [],
-    run() {
-      r.target = { active: 'activating', load: 'loaded', hasJob: false };
-      r.unit.onUnitChanged(r.unit.triggerName());
-    },
-    end() {
-      r.target = { active: 'inactive', load: 'loaded', hasJob: false };
-      r.unit.onUnitChanged(r.unit.triggerName());
-    },
-  };
-  const host: PathHost = {
-    sourceFor: () => source,
-    check: (spec: PathSpecEntry) => r.fs.get(spec.path) ?? { exists: false, holds: false, snapshot: '' },
-    makeDirectory: (p) => r.made.push(p),
-    conditionHolds: (c) => c.value !== 'nobody-here',
-    unitStatus: () => r.target,
-    startUnit: (n, env) => {
-      if (!r.startAnswer.ok) return r.startAnswer;
-      r.starts.push({ name: n, env });
-      r.target = { active: 'inactive', load: 'loaded', hasJob: true };
-      return { ok: true, done: Promise.resolve('done') };
-    },
-    setTimer: clock.setTimer,
-    now: clock.now,
-    stateChanged: (_from, to) => r.states.push(to),
-    log: silentLogger(),
-  };
-  r.unit = new PathUnit(name, file, host);
-  return r;
-}
 
 const exists = (holds = true): PathCheck => ({ exists: holds, holds });
 const file = (snapshot: string): PathCheck => ({ exists: snapshot !== '', holds: false, snapshot });
@@ -303,7 +202,7 @@ describe('[Path] configuration', () => {
 
 describe('path unit state machine', () => {
   test('PathExists: waits, triggers when the path appears, and again after the run while it holds', async () => {
-    const r = rig('[Path]\nPathExists=/run/flag\n');
+    const r = pathRig('[Path]\nPathExists=/run/flag\n');
     assert.equal(r.unit.start(), 'done');
     assert.equal(r.unit.state, 'waiting');
     assert.equal(r.starts.length, 0);
@@ -330,7 +229,7 @@ describe('path unit state machine', () => {
   });
 
   test('a level condition that holds at start triggers at once', () => {
-    const r = rig('[Path]\nDirectoryNotEmpty=/spool\n');
+    const r = pathRig('[Path]\nDirectoryNotEmpty=/spool\n');
     r.fs.set('/spool', exists());
     r.unit.start();
     assert.equal(r.starts.length, 1);
@@ -338,7 +237,7 @@ describe('path unit state machine', () => {
   });
 
   test('PathChanged during a run is latched: one more run after it, however many changes', () => {
-    const r = rig('[Path]\nPathChanged=/etc/conf\n');
+    const r = pathRig('[Path]\nPathChanged=/etc/conf\n');
     r.fs.set('/etc/conf', file('a'));
     r.unit.start();
     assert.equal(r.starts.length, 0, 'an existing file is not a change');
@@ -366,7 +265,7 @@ describe('path unit state machine', () => {
   });
 
   test('a write to an existing path starts the unit before the stat; the stat still updates what is known', () => {
-    const r = rig('[Path]\nPathChanged=/etc/conf\n');
+    const r = pathRig('[Path]\nPathChanged=/etc/conf\n');
     r.fs.set('/etc/conf', file('a'));
     r.unit.start();
     const order: string[] = [];
@@ -393,7 +292,7 @@ describe('path unit state machine', () => {
     r.end();
     assert.equal(r.starts.length, 2);
     // A path that did not exist before takes the stat first, so the cause says 'created'.
-    const fresh = rig('[Path]\nPathChanged=/run/new\n');
+    const fresh = pathRig('[Path]\nPathChanged=/run/new\n');
     fresh.unit.start();
     fresh.fs.set('/run/new', file('x'));
     fresh.source.emit('/run/new', { changed: true });
@@ -401,7 +300,7 @@ describe('path unit state machine', () => {
   });
 
   test('LatchWhileRunning=no drops changes during a run (systemd), but an existence flip still fires', () => {
-    const r = rig('[Path]\nPathChanged=/etc/conf\n[X-Triggerd]\nLatchWhileRunning=no\n');
+    const r = pathRig('[Path]\nPathChanged=/etc/conf\n[X-Triggerd]\nLatchWhileRunning=no\n');
     r.fs.set('/etc/conf', file('a'));
     r.unit.start();
     r.source.emit('/etc/conf', { changed: true });
@@ -422,7 +321,7 @@ describe('path unit state machine', () => {
   });
 
   test('PathModified fires on every coalesced event, PathChanged on creation and removal', () => {
-    const r = rig('[Path]\nPathModified=/var/log/x\nPathChanged=/run/y\n');
+    const r = pathRig('[Path]\nPathModified=/var/log/x\nPathChanged=/run/y\n');
     r.unit.start();
     r.fs.set('/run/y', file('1'));
     r.source.emit('/run/y', { rewalked: true });
@@ -435,7 +334,7 @@ describe('path unit state machine', () => {
   });
 
   test('IN_Q_OVERFLOW: a changed snapshot triggers, an unchanged one does not; level conditions re-check', () => {
-    const r = rig('[Path]\nPathChanged=/a\nDirectoryNotEmpty=/d\n');
+    const r = pathRig('[Path]\nPathChanged=/a\nDirectoryNotEmpty=/d\n');
     r.fs.set('/a', file('1'));
     r.unit.start();
     r.source.emit('/a', { overflow: true, rewalked: true });
@@ -454,7 +353,7 @@ describe('path unit state machine', () => {
   });
 
   test('a hit trigger limit defers (keeps watching, status says until when) instead of failing', () => {
-    const r = rig('[Path]\nPathChanged=/a\nTriggerLimitIntervalSec=1s\nTriggerLimitBurst=2\n');
+    const r = pathRig('[Path]\nPathChanged=/a\nTriggerLimitIntervalSec=1s\nTriggerLimitBurst=2\n');
     r.unit.start();
     const once = (): void => {
       r.source.emit('/a', { changed: true });
@@ -483,7 +382,7 @@ describe('path unit state machine', () => {
   });
 
   test('a refused start defers with back-off and retries', () => {
-    const r = rig('[Path]\nPathExists=/x\n');
+    const r = pathRig('[Path]\nPathExists=/x\n');
     r.startAnswer = { ok: false, reason: 'transaction is destructive' };
     r.fs.set('/x', exists());
     r.unit.start();
@@ -495,7 +394,7 @@ describe('path unit state machine', () => {
   });
 
   test('the triggered unit hitting its own start limit: the trigger waits and is retried, not lost', async () => {
-    const r = rig('[Path]\nPathChanged=/a\n');
+    const r = pathRig('[Path]\nPathChanged=/a\n');
     r.unit.start();
     let answer = 'failed';
     const host = (r.unit as unknown as { host: PathHost }).host;
@@ -521,7 +420,7 @@ describe('path unit state machine', () => {
   });
 
   test('the unit to trigger missing: the start fails clearly', () => {
-    const r = rig('[Path]\nPathExists=/x\nUnit=gone.service\n');
+    const r = pathRig('[Path]\nPathExists=/x\nUnit=gone.service\n');
     r.target = undefined;
     const out = r.unit.start();
     assert.ok(typeof out === 'object');
@@ -531,7 +430,7 @@ describe('path unit state machine', () => {
   });
 
   test('no watch possible (EMFILE): failed with result resources', () => {
-    const r = rig('[Path]\nPathExists=/x\n');
+    const r = pathRig('[Path]\nPathExists=/x\n');
     r.source.failWith = Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' });
     const out = r.unit.start();
     assert.ok(typeof out === 'object');
@@ -540,7 +439,7 @@ describe('path unit state machine', () => {
   });
 
   test('the triggered unit already running: the path unit starts in running', () => {
-    const r = rig('[Path]\nPathExists=/x\n');
+    const r = pathRig('[Path]\nPathExists=/x\n');
     r.fs.set('/x', exists());
     r.target = { active: 'active', load: 'loaded', hasJob: false };
     r.unit.start();
@@ -551,7 +450,7 @@ describe('path unit state machine', () => {
   });
 
   test('a failed Condition skips the start: dead, nothing watched, status says why', () => {
-    const r = rig('[Unit]\nConditionUser=nobody-here\n[Path]\nPathExists=/x\n');
+    const r = pathRig('[Unit]\nConditionUser=nobody-here\n[Path]\nPathExists=/x\n');
     assert.equal(r.unit.start(), 'done');
     assert.equal(r.unit.state, 'dead');
     assert.equal(r.source.opened, 0);
@@ -562,7 +461,7 @@ describe('path unit state machine', () => {
   });
 
   test('PathAccessed=: held openers are released when the start job completes, with its result', async () => {
-    const r = rig('[X-Triggerd]\nPathAccessed=/run/lazy/data\nHoldAccess=yes\n', 'lazy.path');
+    const r = pathRig('[X-Triggerd]\nPathAccessed=/run/lazy/data\nHoldAccess=yes\n', 'lazy.path');
     const releases: string[] = [];
     const origWatch = r.source.watch.bind(r.source);
     r.source.watch = (spec, listener) => ({ ...origWatch(spec, listener), release: (o) => releases.push(o) });
@@ -587,7 +486,7 @@ describe('path unit state machine', () => {
   });
 
   test('PathAccessed=: an opener that fired during another run waits for the latched run', () => {
-    const r = rig(
+    const r = pathRig(
       '[Path]\nPathChanged=/etc/conf\n[X-Triggerd]\nPathAccessed=/run/lazy/data\nHoldAccess=yes\n',
     );
     const releases: string[] = [];
@@ -609,10 +508,10 @@ describe('path unit state machine', () => {
   });
 
   test('MakeDirectory= creates the watched directories, not PathExists= ones', () => {
-    const r = rig('[Path]\nPathExists=/e\nDirectoryNotEmpty=/d\nPathChanged=/c\nMakeDirectory=yes\n');
+    const r = pathRig('[Path]\nPathExists=/e\nDirectoryNotEmpty=/d\nPathChanged=/c\nMakeDirectory=yes\n');
     r.unit.start();
     assert.deepEqual(r.made, ['/d', '/c']);
-    const a = rig(
+    const a = pathRig(
       '[X-Triggerd]\nPathAccessed=/run/lazy/*.gpg\nPathChangedRecursive=/srv/tree\n[Path]\nMakeDirectory=yes\n',
     );
     a.unit.start();
@@ -620,7 +519,7 @@ describe('path unit state machine', () => {
   });
 
   test('stop closes every watch; a skipped start goes back to waiting', async () => {
-    const r = rig('[Path]\nPathChanged=/a\nPathExists=/b\n');
+    const r = pathRig('[Path]\nPathChanged=/a\nPathExists=/b\n');
     r.unit.start();
     assert.equal(r.source.opened, 2);
     r.source.emit('/a', { changed: true });
@@ -635,7 +534,7 @@ describe('path unit state machine', () => {
   });
 
   test('daemon-reload keeps the watches of unchanged specs and re-arms only what changed', () => {
-    const r = rig('[Path]\nPathChanged=/a\nPathExists=/b\n');
+    const r = pathRig('[Path]\nPathChanged=/a\nPathExists=/b\n');
     r.unit.start();
     assert.equal(r.source.opened, 2);
     r.unit.file = parseUnitText(
@@ -654,7 +553,7 @@ describe('path unit state machine', () => {
   });
 
   test('show and status name the watches, the last trigger and the limits', () => {
-    const r = rig('[Path]\nDirectoryNotEmpty=/spool\nUnit=work.service\n');
+    const r = pathRig('[Path]\nDirectoryNotEmpty=/spool\nUnit=work.service\n');
     r.unit.start();
     r.fs.set('/spool', exists());
     r.source.emit('/spool', { changed: true });
