@@ -323,6 +323,8 @@ export class Daemon {
     }
     // Kept current from here on, so that a restart after a crash finds what runs.
     this.subscriptions.push(this.manager.unitChanges$.subscribe(() => this.scheduleCheckpoint()));
+    // Jobs are in it too: one installed while no unit changes (a start waiting for another).
+    this.units.onQueueChange = () => this.scheduleCheckpoint(false);
     this.writeCheckpoint();
     this.gcTimer = setInterval(() => this.manager.collectGarbage(), 30_000);
     this.gcTimer.unref();
@@ -377,8 +379,9 @@ export class Daemon {
   /** Unit transitions so far (the idle memory release watches it with the uevent batches). */
   transitions = 0;
 
-  private scheduleCheckpoint(): void {
-    this.transitions++;
+  /** `transition`: a unit's (counted); a job's change only schedules. */
+  private scheduleCheckpoint(transition = true): void {
+    if (transition) this.transitions++;
     if (this.stopping || this.reexecing) return;
     const now = Date.now();
     this.lastTransition = now;

@@ -253,7 +253,10 @@ export class UnitSystem {
       manager: options.manager,
       source,
       logger: options.logger,
-      onChange: (unit) => this.armedStarts?.changed(unit),
+      onChange: (unit) => {
+        this.armedStarts?.changed(unit);
+        this.onQueueChange?.();
+      },
       create: (file) =>
         createUnit(file, {
           serviceHost: (name) => this.supervisor.hostFor(name, callbacks),
@@ -292,6 +295,12 @@ export class UnitSystem {
 
   /** Path units and their one shared inotify instance. */
   readonly paths: PathUnits;
+
+  /**
+   * A unit changed state or a job was installed, merged, run or finished: the daemon's
+   * checkpoint follows (jobs are in the state file too).
+   */
+  onQueueChange: (() => void) | undefined;
 
   /** Path-triggered jobs cloned from the inotify wake-up (undefined when turned off). */
   readonly armedStarts: PathArmedStarts | undefined;
