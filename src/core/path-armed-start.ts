@@ -165,7 +165,7 @@ export class PathArmedStarts {
         this.schedule();
       },
     );
-    if (disarm === undefined) return no('the path has no watch of its own');
+    if (disarm === undefined) return no('the path is not a file with a watch of its own');
     this.whyNot.delete(unit.name);
     this.arms.set(unit.name, { target, closure, disarm });
     this.stats.armed++;

@@ -82,7 +82,8 @@ export interface SpecWatch {
    * delivered, on the first change of the path itself that would make this watch's event
    * `changed` (src/core/path-armed-start.ts starts a job from there). One-shot; dropped by any
    * re-walk and by close(), which then call `dropped`. Returns the disarm function, or undefined
-   * when the path has no watch of its own now. The event that carries that record says `armed`.
+   * when the path is not a file with a watch of its own now. The event that carries that record
+   * says `armed`.
    */
   armOnChange?(fn: () => void, dropped?: () => void): (() => void) | undefined;
 }
@@ -366,6 +367,8 @@ export class InotifyPathWatches implements PathWatchSource {
     const handle = this.handle;
     if (handle === undefined || w.closed) return undefined;
     this.disarm(w, false);
+    // A directory's changes come as records naming its entries; the arm fires on the path's own.
+    if (this.probe.lstat(w.spec.path) !== 'file') return undefined;
     let wd: number | undefined;
     for (const [d, roles] of w.held) if (roles.some((r) => r.kind === 'final')) wd = d;
     if (wd === undefined) return undefined;

@@ -88,6 +88,15 @@ describe('InotifyPathWatches: armOnChange', () => {
     r.watches.close();
   });
 
+  test('a directory or a symbolic link is not armed: its changes come as named records', () => {
+    for (const kind of ['dir', 'link']) {
+      const r = watchRig({ '/etc': 'dir', '/etc/conf': kind });
+      assert.equal(r.watch.armOnChange?.(r.fn), undefined, kind);
+      assert.equal(r.handle.arms.length, 0, kind);
+      r.watches.close();
+    }
+  });
+
   test('disarmed before the change: never called, the event is not armed', async () => {
     const r = watchRig();
     const disarm = r.watch.armOnChange?.(r.fn);
@@ -446,7 +455,11 @@ describe('PathArmedStarts', () => {
       (o) => (o.answers.plan = { ok: false, why: 'a sandbox staged per run' }),
       /^foo\.service: a sandbox staged per run$/,
     ],
-    ['no watch of its own', (o) => (o.r.source.noArm = true), /no watch of its own/],
+    [
+      'not a file with a watch of its own',
+      (o) => (o.r.source.noArm = true),
+      /not a file with a watch of its own/,
+    ],
   ];
   for (const [what, set, why] of whyNot) {
     test(`not armed, and status says why: ${what}`, () => {
