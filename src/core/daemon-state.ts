@@ -9,6 +9,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import type { SerializedUnit } from '../units/unit-type';
 import type { SerializedJob } from './job-queue';
+import type { FdHolderRecord } from './fd-holder';
 import { COLLAPSED_JOB_TYPES, JOB_STATES } from './job-types';
 
 export const STATE_FORMAT = 'triggerd-state';
@@ -46,6 +47,8 @@ export interface DaemonStateFile {
   units: StateUnitEntry[];
   /** The job queue (JobQueue.serialize): taken back after the units, so no job is lost. */
   jobs?: SerializedJob[];
+  /** The process that keeps a copy of the event sockets for the next daemon (fd-holder.ts). */
+  holder?: FdHolderRecord;
 }
 
 export type ReadState =
@@ -187,6 +190,22 @@ export function parseState(text: string): ReadState {
       });
     }
   }
+  let holder: FdHolderRecord | undefined;
+  if (isRecord(raw.holder)) {
+    const h = raw.holder;
+    const fds = isRecord(h.fds) ? h.fds : {};
+    if (isPid(h.pid) && typeof h.startTime === 'string')
+      holder = {
+        pid: h.pid,
+        startTime: h.startTime,
+        fds: {
+          ...(isFd(fds.notify) ? { notify: fds.notify } : {}),
+          ...(isFd(fds.uevent) ? { uevent: fds.uevent } : {}),
+        },
+        ...(typeof h.mode === 'string' ? { mode: h.mode } : {}),
+      };
+    else warnings.push('the fd holder entry is malformed; ignored');
+  }
   let control: DaemonStateFile['control'];
   if (isRecord(raw.control) && isFd(raw.control.fd) && typeof raw.control.path === 'string')
     control = { fd: raw.control.fd, path: raw.control.path };
@@ -218,6 +237,7 @@ export function parseState(text: string): ReadState {
         : {}),
       units,
       ...(jobs.length > 0 ? { jobs } : {}),
+      ...(holder !== undefined ? { holder } : {}),
     },
   };
 }

@@ -53,6 +53,7 @@ import {
 } from './daemon-state';
 import type { RestoreInput } from './unit-system';
 import { loadNativeReexec } from '../native/reexec-addon';
+import { holderRuns, startFdHolder, takeBackFromHolder, type FdHolderRecord } from './fd-holder';
 import type { SerializeContext } from '../units/unit-type';
 
 export type DaemonMode = 'standalone' | 'companion' | 'auto';
@@ -325,6 +326,7 @@ export class Daemon {
     this.subscriptions.push(this.manager.unitChanges$.subscribe(() => this.scheduleCheckpoint()));
     // Jobs are in it too: one installed while no unit changes (a start waiting for another).
     this.units.onQueueChange = () => this.scheduleCheckpoint(false);
+    this.ensureHolder();
     this.writeCheckpoint();
     this.gcTimer = setInterval(() => this.manager.collectGarbage(), 30_000);
     this.gcTimer.unref();
@@ -347,6 +349,7 @@ export class Daemon {
     // A checkpoint still on its way would put the file back after its removal.
     await this.checkpointWrite;
     // A clean stop leaves nothing to recover: the next start is a fresh one.
+    this.stopHolder();
     try {
       removeStateFile(this.options.runtimeDir);
     } catch (err) {
@@ -471,6 +474,7 @@ export class Daemon {
       cgroups: this.units.ownedGroups(),
       units,
       jobs: this.units.serializeJobs(),
+      ...(this.holder !== undefined ? { holder: this.holder } : {}),
     };
   }
 
@@ -519,6 +523,8 @@ export class Daemon {
         { units: state.units.length, fds: open.length, ueventFd, notifyFd },
         'continuing after re-exec',
       );
+      // The holder outlives the exec and holds the very sockets carried across it.
+      if (state.holder !== undefined && holderRuns(state.holder)) this.holder = state.holder;
       return {
         input: {
           kind: 'reexec',
@@ -548,7 +554,94 @@ export class Daemon {
       { pid: state.daemon.pid, writtenAt: new Date(state.writtenAt).toISOString() },
       'the previous daemon did not stop cleanly: recovering its units from the state file',
     );
-    return { input: { kind: 'crash', state, fds: [] } };
+    // Its fd holder kept the event sockets: what was sent to them meanwhile is still queued.
+    const held = state.holder !== undefined ? this.takeBackSockets(state.holder) : undefined;
+    return {
+      input: {
+        kind: 'crash',
+        state,
+        fds: [],
+        ...(held?.notify !== undefined ? { notifyFd: held.notify } : {}),
+      },
+      ...(held?.uevent !== undefined ? { ueventFd: held.uevent } : {}),
+    };
+  }
+
+  // ---- the fd holder (fd-holder.ts) -------------------------------------------------------------
+
+  /** The process keeping a copy of the event sockets for the next daemon after a crash. */
+  private holder: FdHolderRecord | undefined;
+
+  private takeBackSockets(held: FdHolderRecord): { notify?: number; uevent?: number } | undefined {
+    let got: { notify?: number; uevent?: number } | undefined;
+    try {
+      got = takeBackFromHolder(loadNativeReexec(), held, (pidfd) =>
+        this.options.spawn.pidfdSendSignal(pidfd, 9),
+      );
+    } catch (err) {
+      this.options.logger.warn({ err }, 'cannot take the event sockets back from the fd holder');
+      return undefined;
+    }
+    if (got === undefined) {
+      this.options.logger.warn(
+        { pid: held.pid },
+        'the fd holder is gone: what was sent to the event sockets meanwhile is lost',
+      );
+      return undefined;
+    }
+    if (got.uevent !== undefined && held.mode !== this.mode) {
+      // Another --mode listens to another uevent group: a fresh socket.
+      closeQuietly(got.uevent);
+      delete got.uevent;
+    }
+    this.options.logger.info(
+      { pid: held.pid, notifyFd: got.notify, ueventFd: got.uevent },
+      'took the event sockets back from the fd holder (what was sent meanwhile is queued there)',
+    );
+    return got;
+  }
+
+  /** Once the sockets exist: a holder of this daemon's (a re-exec keeps the one it had). */
+  private ensureHolder(): void {
+    if (this.holder !== undefined && holderRuns(this.holder)) return;
+    const port = this.pipeline.stats.port;
+    const sockets = {
+      notify: unixSocketFd(this.units.notifySocket),
+      uevent: port > 0 ? ueventSocketFd(port) : undefined,
+    };
+    let started: ReturnType<typeof startFdHolder>;
+    try {
+      started = startFdHolder(this.options.spawn, sockets);
+    } catch (err) {
+      started = { error: (err as Error).message };
+    }
+    if ('error' in started) {
+      this.holder = undefined;
+      this.options.logger.warn(
+        `no fd holder (${started.error}): after a crash, what is sent to the event sockets until the next start is lost`,
+      );
+      return;
+    }
+    this.holder = { ...started, mode: this.mode };
+    this.options.logger.info({ pid: started.pid, fds: started.fds }, 'fd holder started');
+  }
+
+  /** A clean stop: nobody is to take the sockets back. */
+  private stopHolder(): void {
+    const held = this.holder;
+    this.holder = undefined;
+    if (held === undefined) return;
+    try {
+      const reexec = loadNativeReexec();
+      const pidfd = reexec.pidfdOpen(held.pid);
+      try {
+        if (holderRuns(held)) this.options.spawn.pidfdSendSignal(pidfd, 9);
+      } finally {
+        reexec.closeFd(pidfd);
+      }
+    } catch {
+      // gone already
+    }
   }
 
   /**

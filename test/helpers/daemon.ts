@@ -83,6 +83,8 @@ export async function startDaemon(
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const logs: Record<string, unknown>[] = [];
+  /** This daemon's fd holders (a restart's new daemon kills the one it takes the sockets from). */
+  const mine = new Set<number>();
   const waiters: {
     match: (l: Record<string, unknown>) => boolean;
     resolve: (l: Record<string, unknown>) => void;
@@ -101,6 +103,10 @@ export async function startDaemon(
         parsed = { msg: line };
       }
       logs.push(parsed);
+      if (parsed.msg === 'fd holder started' && typeof parsed.pid === 'number') {
+        mine.add(parsed.pid);
+        holders.add(parsed.pid);
+      }
       for (const w of waiters.splice(0)) {
         if (w.match(parsed)) w.resolve(parsed);
         else waiters.push(w);
@@ -149,9 +155,11 @@ export async function startDaemon(
         }, 5000);
         const code = await exited;
         clearTimeout(timer);
+        killHolders(mine);
         fs.rmSync(dir, { recursive: true, force: true });
         return code;
       }
+      killHolders(mine);
       fs.rmSync(dir, { recursive: true, force: true });
       return proc.exitCode;
     },
@@ -164,6 +172,27 @@ export async function startDaemon(
   ]);
   return d;
 }
+
+/**
+ * The fd holders the daemons of this file started (src/core/fd-holder.ts). A clean stop kills
+ * its own; one of a daemon killed on purpose and not restarted outlives it, so the test kills
+ * it: by pid, after checking that the pid is still a holder.
+ */
+const holders = new Set<number>();
+
+function killHolders(which: Set<number> = holders): void {
+  for (const pid of which) {
+    try {
+      if (fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('triggerd: fd holder'))
+        process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    holders.delete(pid);
+    which.delete(pid);
+  }
+}
+process.once('exit', () => killHolders());
 
 /** Run a command, resolve with its output; reject on non-zero exit. */
 export function run(

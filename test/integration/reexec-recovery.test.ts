@@ -482,6 +482,73 @@ while True:
     await d.stop();
   });
 
+  test(
+    'sd_notify datagrams sent while no daemon runs (kill -9, later a restart) reach the restarted daemon',
+    { skip: skipPython },
+    async () => {
+      const base = path.join(root, 'notify-crash');
+      const dir = path.join(base, 'run');
+      fs.mkdirSync(dir, { recursive: true });
+      const script = path.join(base, 'notifier.py');
+      const go = path.join(base, 'go');
+      const sent = path.join(base, 'sent');
+      // READY=1 only once `go` exists, which the test makes after the kill -9: with nobody
+      // holding the socket the send is refused (ECONNREFUSED) and the script dies without `sent`.
+      fs.writeFileSync(
+        script,
+        `import os, socket, sys, time
+def notify(msg):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.connect(os.environ["NOTIFY_SOCKET"])
+    s.send(msg.encode())
+    s.close()
+open(sys.argv[3], "w").write(str(os.getpid()))
+notify("STATUS=waiting")
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.005)
+notify("READY=1\\nSTATUS=sent-while-down")
+open(sys.argv[2], "w").write("sent")
+while True:
+    time.sleep(1000)
+`,
+      );
+      const units = unitDir('notify-crash', {
+        'talker.service': `[Service]\nType=notify\nExecStart=/usr/bin/python3 ${script} ${go} ${sent} ${base}/talker.pid\n`,
+        'default.target': '[Unit]\nWants=talker.service\n',
+      });
+      const args = ['--unit-path', units, '--fstab', ''];
+      const a = await startDaemon(args, { dir });
+      daemons.push(a);
+      await waitFor('talker.service waiting for its go', async () =>
+        (await prop(a, 'talker.service', 'StatusText')) === 'waiting' ? true : undefined,
+      );
+      assert.equal(await prop(a, 'talker.service', 'SubState'), 'start');
+      const holder = Number((await a.waitForLog((l) => l.msg === 'fd holder started')).pid);
+      await waitForState(dir, 'the checkpoint names the fd holder', (t) =>
+        t.includes(`"holder":{"pid":${holder}`),
+      );
+      process.kill(a.pid, 'SIGKILL');
+      await a.exited;
+      fs.writeFileSync(go, '');
+      await waitFor('the datagram sent while no daemon ran', () => (fs.existsSync(sent) ? true : undefined));
+      const b = await startDaemon(args, { dir });
+      daemons.push(b);
+      await b.waitForLog((l) => l.msg === 'units restored from the state file');
+      assert.ok(
+        b.logs.some((l) => /took the event sockets back from the fd holder/.test(String(l.msg))),
+        'the sockets came from the holder',
+      );
+      await waitFor('talker.service running', async () =>
+        (await prop(b, 'talker.service', 'SubState')) === 'running' ? true : undefined,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; log: ${logTail(b)}`);
+      });
+      assert.equal(await prop(b, 'talker.service', 'StatusText'), 'sent-while-down');
+      await waitFor('the old holder gone', () => (alive(holder) ? undefined : true));
+      await b.stop();
+    },
+  );
+
   test('uevents generated during a re-exec are processed by the new image', { skip: skipLoop }, async (t) => {
     const base = path.join(root, 'uevent');
     const rules = path.join(base, 'rules');

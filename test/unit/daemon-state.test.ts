@@ -140,6 +140,24 @@ test('the job list: well-formed jobs kept, malformed ones skipped with a warning
   assert.equal(r.warnings.length, 5);
 });
 
+test('the fd holder entry: kept when well-formed, ignored with a warning when not', () => {
+  const holder = { pid: 4242, startTime: '123', fds: { notify: 3, uevent: 4, other: 9 }, mode: 'standalone' };
+  const ok = parseState(JSON.stringify({ ...sample(), holder }));
+  assert.ok(ok.ok);
+  assert.deepEqual(ok.state.holder, {
+    pid: 4242,
+    startTime: '123',
+    fds: { notify: 3, uevent: 4 },
+    mode: 'standalone',
+  });
+  for (const bad of [{ ...holder, pid: -1 }, { ...holder, startTime: 5 }, 'holder']) {
+    const r = parseState(JSON.stringify({ ...sample(), holder: bad }));
+    assert.ok(r.ok);
+    assert.equal(r.state.holder, undefined);
+    assert.equal(r.warnings.length, typeof bad === 'string' ? 0 : 1);
+  }
+});
+
 test('a process is named by pid and start time', () => {
   const start = processStartTime(process.pid);
   assert.match(start ?? '', /^\d+$/);
