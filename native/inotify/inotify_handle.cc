@@ -55,23 +55,21 @@ void InotifyHandle::FireArmed(Napi::Env env, const std::vector<uint8_t>& bytes) 
     std::memcpy(&header, bytes.data() + offset, sizeof(header));
     offset += sizeof(header) + header.len;
     if (header.len != 0) continue;
-    auto found = armed_.find(header.wd);
-    if (found == armed_.end()) continue;
-    // One-shot: out of the table before the calls, which may arm or disarm others.
-    std::vector<Napi::FunctionReference> due;
-    std::vector<ArmedCall>& list = found->second;
-    for (size_t i = 0; i < list.size();) {
-      if ((list[i].mask & header.mask) == 0) {
-        i++;
-        continue;
-      }
-      due.push_back(std::move(list[i].fn));
+    // One call at a time, looked up again after each: a call may disarm the others (an arm
+    // dropped by the first one's start must not fire).
+    for (;;) {
+      auto found = armed_.find(header.wd);
+      if (found == armed_.end()) break;
+      std::vector<ArmedCall>& list = found->second;
+      size_t i = 0;
+      while (i < list.size() && (list[i].mask & header.mask) == 0) i++;
+      if (i == list.size()) break;
+      // One-shot: out of the table before the call.
+      Napi::FunctionReference fn = std::move(list[i].fn);
       list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
-    }
-    if (list.empty()) armed_.erase(found);
-    for (Napi::FunctionReference& fn : due) {
-      if (fd_ < 0) return;  // an earlier call closed the handle
+      if (list.empty()) armed_.erase(found);
       CallGuarded(env, [&] { fn.Call(this->Value(), {}); });
+      if (fd_ < 0) return;  // the call closed the handle
     }
   }
 }

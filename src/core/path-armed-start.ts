@@ -42,6 +42,8 @@ export interface PathArmedStartHost {
 }
 
 interface Arm {
+  /** Identifies this arm to its own call. */
+  token: object;
   target: string;
   /** Every unit whose change may change the answer (the path unit and the service among them). */
   closure: Set<string>;
@@ -157,8 +159,14 @@ export class PathArmedStarts {
     closure.add(target);
     const { cmd, env } = next;
     const { plan, cgroup } = built;
+    const token = {};
     const disarm = spec.watch.armOnChange?.(
-      () => this.fire(unit, target, plan, cmd, env, cgroup),
+      () => {
+        // Only while this arm is still the unit's (a drop may come between the addon's record
+        // and this call, e.g. from another arm's start in the same wake-up).
+        if (this.arms.get(unit.name)?.token !== token) return;
+        this.fire(unit, target, plan, cmd, env, cgroup);
+      },
       // A re-walk or a close dropped it: forget it, and arm again when the turn settles.
       () => {
         if (this.arms.get(unit.name)?.disarm === disarm) this.arms.delete(unit.name);
@@ -167,7 +175,7 @@ export class PathArmedStarts {
     );
     if (disarm === undefined) return no('the path is not a file with a watch of its own');
     this.whyNot.delete(unit.name);
-    this.arms.set(unit.name, { target, closure, disarm });
+    this.arms.set(unit.name, { target, closure, disarm, token });
     this.stats.armed++;
   }
 

@@ -199,13 +199,16 @@ export class FakeInotifyHandle implements InotifyHandle {
     if (this.closed || this.paused || this.queue.length === 0 || this.onBatch === undefined) return;
     this.batches++;
     const records = this.queue.splice(0);
-    // The addon's order: armed calls first (one-shot), then the batch.
+    // The addon's order: armed calls first (one-shot, looked up again after each call: a call
+    // may disarm the others), then the batch.
     for (const r of records) {
       if ((r.name ?? '') !== '' || r.wd < 0) continue;
-      for (const a of [...this.arms]) {
-        if (a.wd !== r.wd || (a.mask & r.mask) === 0) continue;
-        this.arms.splice(this.arms.indexOf(a), 1);
-        a.fn();
+      for (;;) {
+        const i = this.arms.findIndex((a) => a.wd === r.wd && (a.mask & r.mask) !== 0);
+        if (i < 0) break;
+        const [a] = this.arms.splice(i, 1);
+        a?.fn();
+        if (this.closed) return;
       }
     }
     if (this.closed || this.onBatch === undefined) return;

@@ -49,7 +49,8 @@ describe('armed path starts under triggerd', { skip }, () => {
       unit(name, `[Path]\n${body}\n[Install]\nWantedBy=multi-user.target\n`);
       enable.push(name);
     };
-    for (const f of ['fast', 'slow', 'limited', 'pre', 'deps']) fs.writeFileSync(path.join(work, f), '0');
+    for (const f of ['fast', 'slow', 'limited', 'pre', 'deps', 'twin'])
+      fs.writeFileSync(path.join(work, f), '0');
     // Eligible: its runs record the environment and the cgroup they got, and print a line.
     pathUnit('fast.path', `PathChanged=${work}/fast`);
     unit(
@@ -82,6 +83,13 @@ describe('armed path starts under triggerd', { skip }, () => {
       `[Unit]\nStartLimitIntervalSec=0\nRequires=helper.service\nAfter=helper.service\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo run >> ${work}/deps-runs'\n`,
     );
     unit('helper.service', '[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n');
+    // Two path units on one file starting one service: one arm fires, the other's is dropped.
+    for (const n of ['twin-a', 'twin-b'])
+      pathUnit(`${n}.path`, `PathChanged=${work}/twin\nUnit=twin.service`);
+    unit(
+      'twin.service',
+      `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo "$$TRIGGER_UNIT" >> ${work}/twin-runs; sleep 0.2'\n`,
+    );
     fs.mkdirSync(path.join(units, 'multi-user.target.wants'));
     for (const n of enable)
       fs.symlinkSync(path.join(units, n), path.join(units, 'multi-user.target.wants', n));
@@ -182,6 +190,23 @@ describe('armed path starts under triggerd', { skip }, () => {
       (await status('deps.service')).active === 'inactive' ? true : undefined,
     );
     await armed('deps.path');
+  });
+
+  test('two path units armed on one file for one service: one fires, the other is dropped, not fired', async () => {
+    await armed('twin-a.path');
+    await armed('twin-b.path');
+    fs.writeFileSync(path.join(work, 'twin'), '1');
+    await waitFor('the runs', () => (lines(path.join(work, 'twin-runs')).length === 2 ? true : undefined));
+    await waitFor('the runs are over', async () =>
+      (await status('twin.service')).active === 'inactive' ? true : undefined,
+    );
+    await settle(300);
+    // As without arms: the first unit's run, then the sibling's change latched during it.
+    assert.deepEqual(lines(path.join(work, 'twin-runs')).sort(), ['twin-a.path', 'twin-b.path']);
+    const fired = await Promise.all(
+      ['twin-a.path', 'twin-b.path'].map(async (n) => (await status(n)).properties.NArmedStarts),
+    );
+    assert.equal(Number(fired[0]) + Number(fired[1]), 1, 'one clone from the wake-up, not two');
   });
 
   test('no armed process was ever left untaken', () => {
