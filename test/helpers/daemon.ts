@@ -194,6 +194,35 @@ function killHolders(which: Set<number> = holders): void {
 }
 process.once('exit', () => killHolders());
 
+/** A temporary directory with `units/` (the daemon's unit path) and `work/`, and a unit writer. */
+export function unitScratch(prefix: string): {
+  dir: string;
+  units: string;
+  work: string;
+  unit(name: string, text: string): void;
+} {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const units = path.join(dir, 'units');
+  const work = path.join(dir, 'work');
+  fs.mkdirSync(units);
+  fs.mkdirSync(work);
+  return { dir, units, work, unit: (name, text) => fs.writeFileSync(path.join(units, name), text) };
+}
+
+/** `unit-status` of one unit over a control connection. */
+export function unitStatus(client: ControlClient, name: string): Promise<UnitStatus> {
+  return client.request('unit-status', { name, lines: 20 }) as Promise<UnitStatus>;
+}
+
+/** A file's non-empty lines; none while it does not exist (what a job appends, run by run). */
+export function readLines(file: string): string[] {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
 /** Run a command, resolve with its output; reject on non-zero exit. */
 export function run(
   cmd: string,

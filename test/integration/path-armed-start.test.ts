@@ -8,10 +8,12 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ControlClient } from '../../src/control/client';
 import {
+  readLines,
+  unitScratch,
+  unitStatus,
   skipUnlessPathUnits,
   startDaemon,
   waitFor,
@@ -22,28 +24,17 @@ import {
 const skip = skipUnlessPathUnits();
 
 describe('armed path starts under triggerd', { skip }, () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-path-armed-'));
-  const units = path.join(dir, 'units');
-  const work = path.join(dir, 'work');
+  const { dir, units, work, unit } = unitScratch('triggerd-path-armed-');
   let d: RunningDaemon;
   let client: ControlClient;
-  const unit = (name: string, text: string): void => fs.writeFileSync(path.join(units, name), text);
-  const status = (name: string) => client.request('unit-status', { name, lines: 20 }) as Promise<UnitStatus>;
-  const lines = (f: string): string[] => {
-    try {
-      return fs.readFileSync(f, 'utf8').split('\n').filter(Boolean);
-    } catch {
-      return [];
-    }
-  };
+  const status = (name: string): Promise<UnitStatus> => unitStatus(client, name);
+  const lines = readLines;
   const text = async (name: string): Promise<string> => (await status(name)).statusLines.join('\n');
   const armed = (name: string) =>
     waitFor(`${name} armed`, async () => (/Armed: yes/.test(await text(name)) ? true : undefined));
   const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   before(async () => {
-    fs.mkdirSync(units);
-    fs.mkdirSync(work);
     const enable: string[] = [];
     const pathUnit = (name: string, body: string): void => {
       unit(name, `[Path]\n${body}\n[Install]\nWantedBy=multi-user.target\n`);

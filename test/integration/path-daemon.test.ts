@@ -6,12 +6,14 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ControlClient } from '../../src/control/client';
 import {
   TRIGGERCTL,
   run,
+  readLines,
+  unitScratch,
+  unitStatus,
   skipUnlessPathUnits,
   startDaemon,
   waitFor,
@@ -22,26 +24,15 @@ import {
 const skip = skipUnlessPathUnits();
 
 describe('path units under triggerd', { skip }, () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-path-daemon-'));
-  const units = path.join(dir, 'units');
-  const work = path.join(dir, 'work');
+  const { dir, units, work, unit } = unitScratch('triggerd-path-daemon-');
   let d: RunningDaemon;
   let client: ControlClient;
-  const unit = (name: string, text: string): void => fs.writeFileSync(path.join(units, name), text);
-  const status = (name: string) => client.request('unit-status', { name, lines: 20 }) as Promise<UnitStatus>;
+  const status = (name: string): Promise<UnitStatus> => unitStatus(client, name);
   const ctl = (...args: string[]) =>
     run(process.execPath, [TRIGGERCTL, '--socket', d.socket, ...args], { allowFail: true });
-  const lines = (f: string): string[] => {
-    try {
-      return fs.readFileSync(f, 'utf8').split('\n').filter(Boolean);
-    } catch {
-      return [];
-    }
-  };
+  const lines = readLines;
 
   before(async () => {
-    fs.mkdirSync(units);
-    fs.mkdirSync(work);
     unit(
       'spool.path',
       `[Path]\nDirectoryNotEmpty=${work}/spool\nMakeDirectory=yes\n[Install]\nWantedBy=multi-user.target\n`,

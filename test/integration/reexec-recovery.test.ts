@@ -177,6 +177,38 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
     }
   };
 
+  /**
+   * A Type=notify service's program (python3): writes its pid to argv[3], sends `first`, waits
+   * until the expression `until` holds (argv[1] is the file it looks at), sends `then` and writes
+   * `sent` to argv[2]. A datagram nobody's socket takes is refused (ECONNREFUSED): the script
+   * then dies without writing `sent`.
+   */
+  function writeNotifier(file: string, first: string, until: string, then: string): void {
+    fs.writeFileSync(
+      file,
+      `import os, socket, sys, time
+def notify(msg):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.connect(os.environ["NOTIFY_SOCKET"])
+    s.send(msg.encode())
+    s.close()
+def ready():
+    try:
+        return ${until}
+    except OSError:
+        return False
+open(sys.argv[3], "w").write(str(os.getpid()))
+notify("${first}")
+while not ready():
+    time.sleep(0.001)
+notify("${then}")
+open(sys.argv[2], "w").write("sent")
+while True:
+    time.sleep(1000)
+`,
+    );
+  }
+
   test('an ExecStartPre= spanning a re-exec is adopted and the start goes on after it', async () => {
     // The re-exec gives running jobs a second; the sleep outlasts that.
     const port = await freePort();
@@ -434,30 +466,12 @@ describe('re-exec and crash recovery: control processes, output, cgroups', { ski
     const script = path.join(base, 'notifier.py');
     const sent = path.join(base, 'sent');
     // Sends once the state file says a re-exec is under way: after the old image read its
-    // socket for the last time, before the new one runs. A socket not carried across would
-    // refuse the datagram (ECONNREFUSED): the script then dies instead of writing `sent`.
-    fs.writeFileSync(
+    // socket for the last time, before the new one runs (a socket not carried across refuses it).
+    writeNotifier(
       script,
-      `import os, socket, sys, time
-def notify(msg):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.connect(os.environ["NOTIFY_SOCKET"])
-    s.send(msg.encode())
-    s.close()
-open(sys.argv[3], "w").write(str(os.getpid()))
-notify("READY=1\\nSTATUS=started")
-while True:
-    try:
-        if '"kind":"reexec"' in open(sys.argv[1]).read():
-            break
-    except OSError:
-        pass
-    time.sleep(0.001)
-notify("READY=1\\nSTATUS=sent-in-the-window")
-open(sys.argv[2], "w").write("sent")
-while True:
-    time.sleep(1000)
-`,
+      'READY=1\\nSTATUS=started',
+      `'"kind":"reexec"' in open(sys.argv[1]).read()`,
+      'READY=1\\nSTATUS=sent-in-the-window',
     );
     const units = unitDir('notify', {
       'talker.service': `[Service]\nType=notify\nExecStart=/usr/bin/python3 ${script} ${dir}/state.json ${sent} ${base}/talker.pid\n`,
@@ -493,24 +507,12 @@ while True:
       const go = path.join(base, 'go');
       const sent = path.join(base, 'sent');
       // READY=1 only once `go` exists, which the test makes after the kill -9: with nobody
-      // holding the socket the send is refused (ECONNREFUSED) and the script dies without `sent`.
-      fs.writeFileSync(
+      // holding the socket the send would be refused.
+      writeNotifier(
         script,
-        `import os, socket, sys, time
-def notify(msg):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.connect(os.environ["NOTIFY_SOCKET"])
-    s.send(msg.encode())
-    s.close()
-open(sys.argv[3], "w").write(str(os.getpid()))
-notify("STATUS=waiting")
-while not os.path.exists(sys.argv[1]):
-    time.sleep(0.005)
-notify("READY=1\\nSTATUS=sent-while-down")
-open(sys.argv[2], "w").write("sent")
-while True:
-    time.sleep(1000)
-`,
+        'STATUS=waiting',
+        'os.path.exists(sys.argv[1])',
+        'READY=1\\nSTATUS=sent-while-down',
       );
       const units = unitDir('notify-crash', {
         'talker.service': `[Service]\nType=notify\nExecStart=/usr/bin/python3 ${script} ${go} ${sent} ${base}/talker.pid\n`,
