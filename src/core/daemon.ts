@@ -426,6 +426,12 @@ export class Daemon {
       this.checkpointAgain = true;
       return;
     }
+    // A holder killed meanwhile (by hand, an OOM kill) is replaced: the state must not name it.
+    if (this.holder !== undefined && !holderRuns(this.holder)) {
+      this.options.logger.warn({ pid: this.holder.pid }, 'the fd holder is gone; starting another');
+      this.holder = undefined;
+      this.ensureHolder();
+    }
     let state: DaemonStateFile;
     try {
       state = this.stateFile('checkpoint', []);

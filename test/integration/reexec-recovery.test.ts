@@ -551,6 +551,34 @@ while True:
     },
   );
 
+  test('an fd holder killed while the daemon runs is replaced at the next checkpoint', async () => {
+    const base = path.join(root, 'holder-replaced');
+    const dir = path.join(base, 'run');
+    fs.mkdirSync(dir, { recursive: true });
+    const units = unitDir('holder-replaced', {
+      'blip.service': '[Service]\nType=oneshot\nExecStart=/bin/true\n',
+    });
+    const d = await startDaemon(['--unit-path', units, '--fstab', ''], { dir });
+    daemons.push(d);
+    const first = Number((await d.waitForLog((l) => l.msg === 'fd holder started')).pid);
+    process.kill(first, 'SIGKILL');
+    await waitFor('the holder gone', () => (alive(first) ? undefined : true));
+    // A transition makes a checkpoint.
+    assert.equal((await ctl(d, 'start', 'blip.service')).code, 0);
+    await d.waitForLog((l) => l.msg === 'the fd holder is gone; starting another');
+    const second = await waitFor('another holder', () => {
+      const started = d.logs.filter((l) => l.msg === 'fd holder started').map((l) => Number(l.pid));
+      return started.length >= 2 ? started[started.length - 1] : undefined;
+    });
+    assert.notEqual(second, first);
+    assert.ok(alive(second));
+    await waitForState(dir, 'the checkpoint names the new holder', (t) =>
+      t.includes(`"holder":{"pid":${second}`),
+    );
+    await d.stop();
+    await waitFor('the holder stopped with the daemon', () => (alive(second) ? undefined : true));
+  });
+
   test('uevents generated during a re-exec are processed by the new image', { skip: skipLoop }, async (t) => {
     const base = path.join(root, 'uevent');
     const rules = path.join(base, 'rules');
