@@ -271,11 +271,12 @@ export class Daemon {
       ueventEvents(this.options.native, {
         expect: this.mode === 'companion' ? 'udev' : 'kernel',
         receiveBufferBytes: this.options.receiveBufferBytes,
-        // A storm is handed on 64 events per turn of the loop, so control requests, notify
-        // messages and child exits are answered in between. 256 per turn made a turn's share
-        // the largest of the loop: bench/load's status p99 with the machine loaded was
-        // 216-369 ms at 256 and 145-180 ms at 64, with the same events/s.
-        maxPerTurn: 64,
+        // A storm is handed on 16 events per turn of the loop, so control requests, notify
+        // messages and child exits are answered in between. bench/load's status p99 with the
+        // machine loaded: 216-369 ms at 256 per turn, 145-180 ms at 64 (an older daemon); then
+        // 91-149 ms at 64 against 70-96 ms at 16 (with notify at 128 and 32 per turn; 7 paired
+        // runs, 2 and 7 under 100 ms), with the same events/s.
+        maxPerTurn: 16,
         ...(adoptFd !== undefined ? { adoptFd } : {}),
       }).subscribe({
         next: (item) => {
