@@ -271,12 +271,13 @@ export class Daemon {
       ueventEvents(this.options.native, {
         expect: this.mode === 'companion' ? 'udev' : 'kernel',
         receiveBufferBytes: this.options.receiveBufferBytes,
-        // A storm is handed on 16 events per turn of the loop, so control requests, notify
-        // messages and child exits are answered in between. bench/load's status p99 with the
-        // machine loaded: 216-369 ms at 256 per turn, 145-180 ms at 64 (an older daemon); then
-        // 91-149 ms at 64 against 70-96 ms at 16 (with notify at 128 and 32 per turn; 7 paired
-        // runs, 2 and 7 under 100 ms), with the same events/s.
-        maxPerTurn: 16,
+        // A storm is handed on 8 events per turn of the loop, so control requests, notify
+        // messages and child exits are answered in between: the shorter the turns, the sooner a
+        // request is read. bench/load's status p99 with the machine loaded: 216-369 ms at 256
+        // per turn, 145-180 ms at 64 (older daemons); 91-149 ms at 64 against 70-96 ms at 16
+        // (7 paired runs); 61-102 ms at 16 against 56-80 ms at 8 (4 paired runs, notify at half
+        // as much too), with the same events/s.
+        maxPerTurn: 8,
         ...(adoptFd !== undefined ? { adoptFd } : {}),
       }).subscribe({
         next: (item) => {

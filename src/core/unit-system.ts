@@ -660,10 +660,10 @@ export class UnitSystem {
     });
     const adoptFd = restore?.notifyFd;
     this.subscriptions.push(
-      // A flood of datagrams is routed 32 per turn of the loop (the rest wait, socket paused):
+      // A flood of datagrams is routed 16 per turn of the loop (the rest wait, socket paused):
       // shorter turns, so a control request waits less (see the uevent slices in daemon.ts).
       notifyEvents(notify, this.notifySocket, {
-        maxPerTurn: 32,
+        maxPerTurn: 16,
         ...(adoptFd !== undefined ? { adoptFd } : {}),
       }).subscribe({
         next: (item) => {
