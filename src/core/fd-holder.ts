@@ -61,7 +61,7 @@ export function startFdHolder(
     mounts: [],
   };
   const child = spawn.spawn(plan);
-  // Its exit (a kill) comes to the reaper as any child's; the pidfd is not needed.
+  // Its exit (a kill) comes to the reaper like every child's; the pidfd is not needed.
   spawn.closeFd(child.pidfd);
   const startTime = processStartTime(child.pid);
   if (startTime === undefined) return { error: `the holder (pid ${child.pid}) ended at once` };

@@ -9,9 +9,9 @@
 // unit whose trigger would start its service right away (PathUnit.armableSpec), a service whose
 // start would spawn that process first with that environment (ServiceUnit.nextStartProcess), and
 // a start whose transaction would be its own job alone (JobQueue.trivialStartClosure). The arm is
-// dropped, synchronously, as soon as any of that may change: a change of state or job of any unit
-// the answer looked at, a reload, the path unit's deferral, a re-walk of its watch, its log pipes
-// or group going away. When it fires, the path unit triggers as the change would have made it,
+// dropped, synchronously, the moment anything of that may change: a change of state or job of a
+// unit the answer looked at, a reload, the path unit's deferral, a re-walk of its watch, its log
+// pipes or group going away. When it fires, the path unit triggers as the change would have made it,
 // and the service's spawn takes the child already running instead of cloning (the supervisor
 // compares command and environment). Should the start still go another way, the child nobody
 // took is killed and the warning says so; that is a bug to report, never the expected path.
