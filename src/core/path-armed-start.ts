@@ -151,21 +151,17 @@ export class PathArmedStarts {
     // host.startUnit's TRIGGER_* (PathHost.startUnit in path-units.ts).
     const next = service.nextStartProcess({ TRIGGER_UNIT: unit.name, TRIGGER_PATH: spec.cause.path });
     if (!next.ok) return no(`${target}: ${next.why}`);
-    const closure = this.host.trivialStartClosure(target);
-    if (closure === undefined) return no(`starting ${target} needs more than its own job now`);
-    const built = this.host.armedPlan(target, next.cmd, next.env);
-    if (!built.ok) return no(`${target}: ${built.why}`);
-    closure.add(unit.name);
-    closure.add(target);
-    const { cmd, env } = next;
-    const { plan, cgroup } = built;
+    // The watch first (a directory is refused at once), then what costs more: this runs again
+    // after every change while the unit waits.
     const token = {};
+    let armed: { plan: ExecPlan; cgroup: string | undefined } | undefined;
+    const { cmd, env } = next;
     const disarm = spec.watch.armOnChange?.(
       () => {
         // Only while this arm is still the unit's (a drop may come between the addon's record
         // and this call, e.g. from another arm's start in the same wake-up).
-        if (this.arms.get(unit.name)?.token !== token) return;
-        this.fire(unit, target, plan, cmd, env, cgroup);
+        if (this.arms.get(unit.name)?.token !== token || armed === undefined) return;
+        this.fire(unit, target, armed.plan, cmd, env, armed.cgroup);
       },
       // A re-walk or a close dropped it: forget it, and arm again when the turn settles.
       () => {
@@ -174,6 +170,19 @@ export class PathArmedStarts {
       },
     );
     if (disarm === undefined) return no('the path is not a file with a watch of its own');
+    const closure = this.host.trivialStartClosure(target);
+    if (closure === undefined) {
+      disarm();
+      return no(`starting ${target} needs more than its own job now`);
+    }
+    const built = this.host.armedPlan(target, cmd, env);
+    if (!built.ok) {
+      disarm();
+      return no(`${target}: ${built.why}`);
+    }
+    armed = { plan: built.plan, cgroup: built.cgroup };
+    closure.add(unit.name);
+    closure.add(target);
     this.whyNot.delete(unit.name);
     this.arms.set(unit.name, { target, closure, disarm, token });
     this.stats.armed++;
