@@ -66,8 +66,11 @@ void InotifyHandle::FireArmed(Napi::Env env, const std::vector<uint8_t>& bytes) 
       if (i == list.size()) break;
       // One-shot: out of the table before the call.
       Napi::FunctionReference fn = std::move(list[i].fn);
+      NativeLaunch* launch = list[i].launch;
+      Napi::ObjectReference owner = std::move(list[i].owner);
       list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
       if (list.empty()) armed_.erase(found);
+      if (launch != nullptr) launch->launch(launch->context);
       CallGuarded(env, [&] { fn.Call(this->Value(), {}); });
       if (fd_ < 0) return;  // the call closed the handle
     }
@@ -90,17 +93,38 @@ Napi::Value InotifyHandle::AddWatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, wd);
 }
 
-// armCall(wd, mask, fn) → id: fn() once, on the first record about wd's inode itself with a
-// bit of `mask`, before that batch's onBatch.
+// armCall(wd, mask, fn, prepared?) → id: fn() once, on the first record about wd's inode itself
+// with a bit of `mask`, before that batch's onBatch; with `prepared` (spawn's prepare()), its
+// clone is made first, and fn takes the child with prepared.launch().
 Napi::Value InotifyHandle::ArmCall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int wd = static_cast<int>(IntegerArgument(env, info[0], "wd", 1, INT32_MAX));
   uint32_t mask = static_cast<uint32_t>(IntegerArgument(env, info[1], "mask", 1, UINT32_MAX));
   Napi::Function fn = FunctionArgument(env, info[2], "fn");
+  NativeLaunch* launch = nullptr;
+  Napi::Object owner;
+  if (!info[3].IsUndefined()) {
+    bool tagged = false;
+    if (info[3].IsObject()) {
+      NAPI_THROW_IF_FAILED(env, napi_check_object_type_tag(env, info[3], &kNativeLaunchTag, &tagged),
+                           Napi::Value());
+    }
+    if (!tagged) {
+      throw MakeArgumentError(env, "The \"prepared\" argument must be a prepared launch (spawn's prepare())");
+    }
+    owner = info[3].As<Napi::Object>();
+    Napi::Value external = owner.Get(kNativeLaunchProperty);
+    if (!external.IsExternal()) {
+      throw MakeArgumentError(env, "The \"prepared\" argument must be a prepared launch (spawn's prepare())");
+    }
+    launch = external.As<Napi::External<NativeLaunch>>().Data();
+  }
   if (fd_ < 0) throw MakeSystemError(env, EBADF, "armCall");
   uint32_t id = next_arm_id_++;
   if (next_arm_id_ == 0) next_arm_id_ = 1;
-  armed_[wd].push_back({id, mask, Napi::Persistent(fn)});
+  ArmedCall call{id, mask, Napi::Persistent(fn), launch, Napi::ObjectReference()};
+  if (launch != nullptr) call.owner = Napi::Persistent(owner);
+  armed_[wd].push_back(std::move(call));
   return Napi::Number::New(env, id);
 }
 

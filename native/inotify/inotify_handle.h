@@ -5,8 +5,9 @@
 //
 // Armed calls (armCall): a one-shot function tied to a wd and a mask. When a wake-up's records
 // hold one on that wd about the watched inode itself (no name) with a bit of the mask, the
-// function is called once, before onBatch gets the batch (src/core/path-armed-start.ts starts a
-// path unit's job from there: no JavaScript between the wake-up and the clone but the call).
+// function is called once, before onBatch gets the batch. With a prepared launch of
+// triggerd_spawn.node, its clone comes first, from here: src/core/path-armed-start.ts starts a
+// path unit's job that way, with no JavaScript between the wake-up's read and the clone.
 #pragma once
 
 #include <napi.h>
@@ -17,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../common/native_launch.h"
 #include "../common/polled_fd_handle.h"
 
 namespace triggerd {
@@ -60,6 +62,10 @@ class InotifyHandle : public PolledFdHandle<InotifyHandle, InotifyAddon> {
     uint32_t id;
     uint32_t mask;
     Napi::FunctionReference fn;
+    // armCall's prepared launch (native/common/native_launch.h), cloned before `fn` is called;
+    // `owner` keeps the object that holds it alive.
+    NativeLaunch* launch = nullptr;
+    Napi::ObjectReference owner;
   };
 
   std::unique_ptr<uint8_t[]> read_buffer_;

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/native_launch.h"
 #include "../common/pidfd_compat.h"
 #include "../netlink/system_error.h"
 #include "child_watcher.h"
@@ -103,6 +104,7 @@ SpawnAddon::SpawnAddon(Napi::Env env, Napi::Object exports)
               {
                   InstanceMethod<&SpawnAddon::Spawn>("spawn", napi_enumerable),
                   InstanceMethod<&SpawnAddon::SpawnAsync>("spawnAsync", napi_enumerable),
+                  InstanceMethod<&SpawnAddon::Prepare>("prepare", napi_enumerable),
                   InstanceMethod<&SpawnAddon::SetSubreaper>("setSubreaper", napi_enumerable),
                   InstanceMethod<&SpawnAddon::IsSubreaper>("isSubreaper", napi_enumerable),
                   InstanceMethod<&SpawnAddon::WatchChildren>("watchChildren", napi_enumerable),
@@ -173,13 +175,72 @@ namespace {
 
 constexpr char kListenPid[] = "LISTEN_PID=";
 
+// Why BindFds failed: errno from open() of /dev/null or of the cgroup (0: it did not).
+struct BindFailure {
+  int err = 0;
+  bool cgroup = false;
+};
+
+// Opens /dev/null and the cgroup (from `cache`, or for this spawn alone) and lays out the child's
+// fds with them. No JavaScript: an armed launch binds again just before its clone, so fd numbers
+// taken long before are never trusted.
+BindFailure BindFds(PreparedSpawn* prepared, SpawnFdCache* cache) {
+  PreparedSpawn& p = *prepared;
+  const PlanSpec& spec = p.spec;
+  bool needs_null = std::any_of(spec.fds.begin(), spec.fds.end(),
+                                [](const FdSpec& fd) { return fd.parent_fd < 0; });
+  int null_fd = -1;
+  if (needs_null) {
+    if (cache != nullptr) {
+      null_fd = cache->NullFd();
+    } else {
+      if (p.null_fd.get() < 0) p.null_fd.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
+      null_fd = p.null_fd.get();
+    }
+    if (null_fd < 0) return {errno, false};
+  }
+  if (spec.has_cgroup) {
+    if (cache != nullptr) {
+      p.cgroup_fd_in_use = cache->CgroupFd(spec.cgroup, &p.cgroup_fd_held);
+    } else {
+      p.cgroup_fd.reset(open(spec.cgroup.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      p.cgroup_fd_in_use = p.cgroup_fd.get();
+    }
+    if (p.cgroup_fd_in_use < 0) return {errno, true};
+  }
+
+  p.fds = spec.fds;
+  p.gap_fds.clear();
+  int max_child_fd = LayOutChildFds(&p.fds, null_fd, &p.gap_fds);
+  // The child's temporary copies only have to stay clear of the targets (F_DUPFD never takes an
+  // open fd); parent fd numbers do not matter, and a bogus huge one must not push the base past
+  // RLIMIT_NOFILE.
+  p.fd_scratch.assign(p.fds.size(), -1);
+  ChildPlan& plan = p.plan;
+  plan.fds = p.fds.data();
+  plan.fd_count = p.fds.size();
+  plan.fd_scratch = p.fd_scratch.data();
+  plan.gap_fds = p.gap_fds.data();
+  plan.gap_count = p.gap_fds.size();
+  plan.max_child_fd = max_child_fd;
+  plan.dup_base = max_child_fd + 1;
+  return {};
+}
+
+Napi::Error BindError(Napi::Env env, const PreparedSpawn& p, const BindFailure& failure) {
+  if (failure.cgroup) return MakeStepError(env, kStepCgroup, failure.err, "open", p.spec.cgroup);
+  Napi::Error error = MakeSystemError(env, failure.err, "open");
+  error.Set("path", Napi::String::New(env, "/dev/null"));
+  return error;
+}
+
 // Reads and checks the plan (TypeError), opens /dev/null and the cgroup (system errors) and lays
 // out the child's view of it. With `cache` (spawn()) the two fds come from it and stay open
 // after the spawn; without (spawnAsync(), whose clone runs on another thread while JavaScript
 // may forget a cgroup) they are opened for this spawn and closed with it.
 std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, int last_cap,
                                             const PlanKeys& keys, uint64_t ignored_signals,
-                                            SpawnFdCache* cache) {
+                                            SpawnFdCache* cache, bool bind = true) {
   auto prepared = std::make_unique<PreparedSpawn>();
   PreparedSpawn& p = *prepared;
   p.spec = ReadPlan(env, value, keys);
@@ -210,51 +271,15 @@ std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, in
 
   if (spec.has_oom_score_adjust) p.oom_text = std::to_string(spec.oom_score_adjust);
 
-  bool needs_null = std::any_of(spec.fds.begin(), spec.fds.end(),
-                                [](const FdSpec& fd) { return fd.parent_fd < 0; });
-  int null_fd = -1;
-  if (needs_null) {
-    if (cache != nullptr) {
-      null_fd = cache->NullFd();
-    } else {
-      p.null_fd.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
-      null_fd = p.null_fd.get();
-    }
-    if (null_fd < 0) {
-      Napi::Error error = MakeSystemError(env, errno, "open");
-      error.Set("path", Napi::String::New(env, "/dev/null"));
-      throw error;
-    }
+  if (bind) {
+    BindFailure failure = BindFds(&p, cache);
+    if (failure.err != 0) throw BindError(env, p, failure);
   }
-  if (spec.has_cgroup) {
-    if (cache != nullptr) {
-      p.cgroup_fd_in_use = cache->CgroupFd(spec.cgroup, &p.cgroup_fd_held);
-    } else {
-      p.cgroup_fd.reset(open(spec.cgroup.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-      p.cgroup_fd_in_use = p.cgroup_fd.get();
-    }
-    if (p.cgroup_fd_in_use < 0) throw MakeStepError(env, kStepCgroup, errno, "open", spec.cgroup);
-  }
-
-  p.fds = spec.fds;
-  int max_child_fd = LayOutChildFds(&p.fds, null_fd, &p.gap_fds);
-  // The child's temporary copies only have to stay clear of the targets (F_DUPFD never takes an
-  // open fd); parent fd numbers do not matter, and a bogus huge one must not push the base past
-  // RLIMIT_NOFILE.
-  int dup_base = max_child_fd + 1;
-  p.fd_scratch.assign(p.fds.size(), -1);
 
   ChildPlan& plan = p.plan;
   FillChildPlanFromSpec(spec, p.oom_text, last_cap, &plan);
   plan.argv = p.argv.data();
   plan.envp = p.envp.data();
-  plan.fds = p.fds.data();
-  plan.fd_count = p.fds.size();
-  plan.fd_scratch = p.fd_scratch.data();
-  plan.gap_fds = p.gap_fds.data();
-  plan.gap_count = p.gap_fds.size();
-  plan.max_child_fd = max_child_fd;
-  plan.dup_base = dup_base;
   plan.close_limit = 0;  // the child asks for RLIMIT_NOFILE itself, only if close_range is missing
   plan.mount_namespace = !spec.mounts.empty() || spec.private_sysfs;
   plan.mounts = p.mounts.data();
@@ -402,6 +427,108 @@ class SpawnWork : public Napi::AsyncWorker {
   bool delivered_ = false;
 };
 
+// prepare(plan): a spawn read and laid out now and cloned later, with no JavaScript on the way:
+// from another addon's native code through `launcher` (an inotify armed call), or by launch().
+// It clones at most once. launch() hands the child over (or throws the failure) and frees the
+// plan; release() frees it unused, killing a child nobody took.
+class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
+ public:
+  static Napi::Function DefineClass(Napi::Env env) {
+    return ObjectWrap<PreparedLaunch>::DefineClass(
+        env, "PreparedLaunch",
+        {
+            InstanceMethod<&PreparedLaunch::LaunchMethod>("launch"),
+            InstanceMethod<&PreparedLaunch::Release>("release"),
+            InstanceAccessor<&PreparedLaunch::Launched>("launched"),
+        });
+  }
+
+  explicit PreparedLaunch(const Napi::CallbackInfo& info) : ObjectWrap<PreparedLaunch>(info) {
+    Napi::Env env = info.Env();
+    hook_.launch = &PreparedLaunch::LaunchFromNative;
+    hook_.context = this;
+    Napi::Object self = info.This().As<Napi::Object>();
+    NAPI_THROW_IF_FAILED_VOID(env, napi_type_tag_object(env, self, &kNativeLaunchTag));
+    self.DefineProperty(Napi::PropertyDescriptor::Value(
+        kNativeLaunchProperty, Napi::External<NativeLaunch>::New(env, &hook_), napi_default));
+  }
+
+  // prepare() only: a PreparedLaunch made any other way has nothing to launch.
+  void Adopt(SpawnAddon* addon, std::unique_ptr<PreparedSpawn> prepared) {
+    addon_ = addon;
+    prepared_ = std::move(prepared);
+  }
+
+  ~PreparedLaunch() override { KillUntaken(); }
+
+ private:
+  static void LaunchFromNative(void* context) {
+    static_cast<PreparedLaunch*>(context)->LaunchNow(true);
+  }
+
+  void LaunchNow(bool yield_after) {
+    if (prepared_ == nullptr || launched_ || addon_ == nullptr) return;
+    launched_ = true;
+    PreparedSpawn* p = prepared_.get();
+    // Bound now: fd numbers read long before may have been closed and reused since.
+    BindFailure failure = BindFds(p, addon_->fd_cache());
+    if (failure.err != 0) {
+      p->launched.err = failure.err;
+      p->launched.syscall = "open";
+      p->launched.cgroup_step = failure.cgroup;
+      return;
+    }
+    addon_->Launch(p, yield_after);
+  }
+
+  // launch(options?) → the child, cloned now or already from native code; throws its failure.
+  Napi::Value LaunchMethod(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool yield_after = false;
+    if (!info[0].IsUndefined()) {
+      if (!info[0].IsObject()) throw MakeArgumentError(env, "The \"options\" argument must be an object");
+      Napi::Value value = info[0].As<Napi::Object>().Get("yieldAfter");
+      if (!value.IsUndefined() && !value.IsBoolean()) {
+        throw MakeArgumentError(env, "The \"options.yieldAfter\" property must be a boolean");
+      }
+      yield_after = value.IsBoolean() && value.As<Napi::Boolean>().Value();
+    }
+    if (prepared_ == nullptr || addon_ == nullptr) {
+      throw MakeArgumentError(env, "The prepared launch was released or already launched",
+                              "ERR_INVALID_STATE");
+    }
+    LaunchNow(yield_after);
+    std::unique_ptr<PreparedSpawn> done = std::move(prepared_);
+    Napi::Value failure = SpawnFailure(env, *done);
+    if (!failure.IsEmpty()) throw Napi::Error(env, failure);
+    return ChildObject(env, addon_->plan_keys(), done->launched.pid, done->launched.pidfd);
+  }
+
+  void Release(const Napi::CallbackInfo& info) {
+    KillUntaken();
+    prepared_.reset();
+  }
+
+  Napi::Value Launched(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), launched_);
+  }
+
+  // Cloned from native code and never taken by launch(): nobody knows of it, so it must not run.
+  // Its exit is reported as an own child's (the addon adopted it).
+  void KillUntaken() {
+    if (prepared_ == nullptr || !launched_) return;
+    const LaunchResult& launched = prepared_->launched;
+    if (launched.err == 0 && prepared_->report.step < 0 && launched.pidfd >= 0) {
+      syscall(SYS_pidfd_send_signal, launched.pidfd, SIGKILL, nullptr, 0);
+    }
+  }
+
+  SpawnAddon* addon_ = nullptr;
+  std::unique_ptr<PreparedSpawn> prepared_;
+  bool launched_ = false;
+  NativeLaunch hook_ = {};
+};
+
 SpawnAddon::~SpawnAddon() {
   // The environment is gone: the watcher (closed by its teardown hook before this runs) must not
   // call back, and pidfds nobody can use any more are closed.
@@ -487,9 +614,19 @@ Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
   std::unique_ptr<PreparedSpawn> prepared =
       PrepareSpawn(env, info[0], last_cap_, *plan_keys_, ignored_signals_, &fd_cache_);
   PreparedSpawn* p = prepared.get();
+  Launch(p, yield_after);
+  Napi::Value failure = SpawnFailure(env, *p);
+  if (!failure.IsEmpty()) throw Napi::Error(env, failure);
+  return ChildObject(env, *plan_keys_, p->launched.pid, p->launched.pidfd);
+}
 
+void SpawnAddon::Launch(PreparedSpawn* p, bool yield_after) {
   int err = stack_.Ensure();
-  if (err != 0) throw MakeSystemError(env, err, "mmap");
+  if (err != 0) {
+    p->launched.err = err;
+    p->launched.syscall = "mmap";
+    return;
+  }
   p->launched = LaunchChild(&p->plan, stack_, p->cgroup_fd_in_use, clone_method_,
                             &shared_->clone3_missing, SIGCHLD);
   ReapIfFailed(p);
@@ -501,7 +638,11 @@ Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
     if (p->cgroup_fd_held) {
       p->cgroup_fd_in_use = fd_cache_.CgroupFd(p->spec.cgroup, &p->cgroup_fd_held);
       if (p->cgroup_fd_in_use < 0) {
-        throw MakeStepError(env, kStepCgroup, errno, "open", p->spec.cgroup);
+        p->launched = LaunchResult();
+        p->launched.err = errno;
+        p->launched.syscall = "open";
+        p->launched.cgroup_step = true;
+        return;
       }
       p->report = {-1, 0, 0, -1};
       p->launched = LaunchChild(&p->plan, stack_, p->cgroup_fd_in_use, clone_method_,
@@ -510,13 +651,22 @@ Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
       if (CgroupMayBeAtFault(*p)) fd_cache_.ForgetCgroup(p->spec.cgroup);
     }
   }
-  Napi::Value failure = SpawnFailure(env, *p);
-  if (!failure.IsEmpty()) throw Napi::Error(env, failure);
-
+  if (p->launched.err != 0 || p->report.step >= 0) return;
   AdoptChild(p->launched.pid, p->launched.pidfd);
   // The exec woke us, and we preempted the child on this CPU: let it run first.
   if (yield_after) sched_yield();
-  return ChildObject(env, *plan_keys_, p->launched.pid, p->launched.pidfd);
+}
+
+// prepare(plan) → a PreparedLaunch: the plan read and checked now (TypeError), its fds bound and
+// the clone made at launch.
+Napi::Value SpawnAddon::Prepare(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::unique_ptr<PreparedSpawn> prepared =
+      PrepareSpawn(env, info[0], last_cap_, *plan_keys_, ignored_signals_, &fd_cache_, false);
+  if (prepared_class_.IsEmpty()) prepared_class_ = Napi::Persistent(PreparedLaunch::DefineClass(env));
+  Napi::Object object = prepared_class_.New({});
+  PreparedLaunch::Unwrap(object)->Adopt(this, std::move(prepared));
+  return object;
 }
 
 void SpawnAddon::SpawnAsync(const Napi::CallbackInfo& info) {

@@ -22,6 +22,7 @@ namespace triggerd {
 
 class ChildWatcher;
 class SpawnWork;
+struct PreparedSpawn;
 
 // An exit reaped while spawnAsync() calls were on their way, reported once they are over.
 struct ReadyExit {
@@ -67,6 +68,10 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
   void SpawnOver(uint64_t seq, pid_t pid);
   std::vector<ReadyExit> TakeReadyExits(size_t max);
   const PlanKeys& plan_keys() const { return *plan_keys_; }
+  SpawnFdCache* fd_cache() { return &fd_cache_; }
+  // Clones and execs `p` (its fds bound) on this thread; a child that exec'd is adopted, a
+  // failure kept in `p` (SpawnFailure). spawn() and a prepared launch. No JavaScript.
+  void Launch(PreparedSpawn* p, bool yield_after);
   uint64_t StartSpawn() {
     in_flight_.insert(next_seq_);
     return next_seq_++;
@@ -75,6 +80,7 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
  private:
   Napi::Value Spawn(const Napi::CallbackInfo& info);
   void SpawnAsync(const Napi::CallbackInfo& info);
+  Napi::Value Prepare(const Napi::CallbackInfo& info);
   void SetSubreaper(const Napi::CallbackInfo& info);
   Napi::Value IsSubreaper(const Napi::CallbackInfo& info);
   Napi::Value WatchChildren(const Napi::CallbackInfo& info);
@@ -110,6 +116,7 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
   uint64_t next_watcher_id_ = 1;
   int last_cap_ = 40;
   CloneMethod clone_method_ = CloneMethod::kAuto;
+  Napi::FunctionReference prepared_class_;
 };
 
 }  // namespace triggerd

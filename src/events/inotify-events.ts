@@ -178,7 +178,7 @@ function throughSlices(handle: InotifyHandle, slices: TurnSlices<Uint8Array>): I
   return {
     addWatch: (path, mask) => handle.addWatch(path, mask),
     removeWatch: (wd) => handle.removeWatch(wd),
-    armCall: (wd, mask, fn) => handle.armCall(wd, mask, fn),
+    armCall: (wd, mask, fn, prepared) => handle.armCall(wd, mask, fn, prepared),
     disarmCall: (id) => handle.disarmCall(id),
     pause: () => slices.pause(),
     resume: () => slices.resume(),

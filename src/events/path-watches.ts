@@ -26,6 +26,7 @@ import type { Subscription } from 'rxjs';
 import type { Logger } from '../util/logger';
 import { RateLimitedLog } from '../util/logger';
 import { IN, type InotifyHandle, type NativeInotify } from '../native/inotify-addon';
+import type { PreparedLaunch } from '../native/spawn-addon';
 import { inotifyEvents, type InotifyRecord, type InotifySourceItem } from './inotify-events';
 
 /** What a path unit watches: systemd.path(5)'s kinds; other sources may accept more. */
@@ -84,8 +85,15 @@ export interface SpecWatch {
    * re-walk and by close(), which then call `dropped`. Returns the disarm function, or undefined
    * when the path is not a file with a watch of its own now. The event that carries that record
    * says `armed`.
+   *
+   * `prepare`, called once the watch can be armed (so a directory costs no more than its lstat):
+   * the launch to clone from the wake-up before `fn` (inotify's armCall), or undefined to not arm.
    */
-  armOnChange?(fn: () => void, dropped?: () => void): (() => void) | undefined;
+  armOnChange?(
+    fn: () => void,
+    dropped?: () => void,
+    prepare?: () => PreparedLaunch | undefined,
+  ): (() => void) | undefined;
 }
 
 /**
@@ -240,8 +248,12 @@ class SpecWatchImpl implements SpecWatch {
     this.owner.release(this);
   }
 
-  armOnChange(fn: () => void, dropped?: () => void): (() => void) | undefined {
-    return this.owner.armCall(this, fn, dropped);
+  armOnChange(
+    fn: () => void,
+    dropped?: () => void,
+    prepare?: () => PreparedLaunch | undefined,
+  ): (() => void) | undefined {
+    return this.owner.armCall(this, fn, dropped, prepare);
   }
 
   /** What one record on one of this spec's wds means for it. */
@@ -363,7 +375,12 @@ export class InotifyPathWatches implements PathWatchSource {
   }
 
   /** SpecWatch.armOnChange: one call armed on the spec's own wd, with the mask of its kind. */
-  armCall(w: SpecWatchImpl, fn: () => void, dropped?: () => void): (() => void) | undefined {
+  armCall(
+    w: SpecWatchImpl,
+    fn: () => void,
+    dropped?: () => void,
+    prepare?: () => PreparedLaunch | undefined,
+  ): (() => void) | undefined {
     const handle = this.handle;
     if (handle === undefined || w.closed) return undefined;
     this.disarm(w, false);
@@ -374,11 +391,18 @@ export class InotifyPathWatches implements PathWatchSource {
     if (wd === undefined) return undefined;
     const mask = finalMask(w.spec.kind);
     const at = wd;
-    const id = handle.armCall(wd, mask, () => {
-      w.arm = undefined;
-      w.armFired = { wd: at, mask };
-      fn();
-    });
+    const prepared = prepare?.();
+    if (prepare !== undefined && prepared === undefined) return undefined;
+    const id = handle.armCall(
+      wd,
+      mask,
+      () => {
+        w.arm = undefined;
+        w.armFired = { wd: at, mask };
+        fn();
+      },
+      prepared,
+    );
     w.arm = { id, wd, mask, dropped };
     return () => {
       if (w.arm?.id === id) this.disarm(w, false);

@@ -3,6 +3,7 @@
 // The records are parsed in TypeScript (src/events/inotify-events.ts: parseInotifyRecords).
 import { requireCheckedAddon } from './checked-addon';
 import { FSNOTIFY_EVENTS } from './fsnotify-bits';
+import type { PreparedLaunch } from './spawn-addon';
 import type { NativeSystemError } from './types';
 
 export type { NativeSystemError };
@@ -37,8 +38,10 @@ export interface InotifyHandle {
    * One-shot: `fn()` is called inside the wake-up whose records first hold one on `wd` about the
    * watched inode itself (no name) with a bit of `mask`, before onBatch gets that batch; what it
    * throws is raised as uncaught. Returns the arm's id. EBADF once closed.
+   * With `prepared` (spawn's prepare()), its clone is made in native code just before `fn` is
+   * called; `fn` takes the child with `prepared.launch()`. The arm keeps it alive, not released.
    */
-  armCall(wd: number, mask: number, fn: () => void): number;
+  armCall(wd: number, mask: number, fn: () => void, prepared?: PreparedLaunch): number;
   /** Drops an arm that has not fired; false when it had (or never existed). */
   disarmCall(id: number): boolean;
   /** Stop reading (records wait in the kernel's queue; beyond its bound, IN_Q_OVERFLOW). */

@@ -43,6 +43,24 @@ export interface SpawnError extends NativeSystemError {
 
 export type CloneMethod = 'auto' | 'clone3' | 'clone';
 
+/**
+ * prepare()'s result: a plan read and checked, cloned later. The inotify addon's armCall can make
+ * the clone from its wake-up (native code, no JavaScript between the read and the clone);
+ * launch() hands the child over, cloning first if nothing did yet.
+ */
+export interface PreparedLaunch {
+  /** Whether the clone was made (by the inotify addon, or by launch()). */
+  readonly launched: boolean;
+  /**
+   * The child, as spawn() returns it, or spawn()'s SpawnError; the fds (/dev/null, the cgroup)
+   * are bound at the clone. Once only: ERR_INVALID_STATE after it or after release().
+   * `yieldAfter` as for spawn(), when the clone is made here (a native launch always yields).
+   */
+  launch(options?: { yieldAfter?: boolean }): SpawnedChild;
+  /** Frees the plan unused (idempotent). A child cloned but never taken by launch() is killed. */
+  release(): void;
+}
+
 export interface NativeSpawn {
   /** The step names in the native order; the loader checks them against EXEC_STEPS. */
   readonly execSteps: readonly string[];
@@ -57,6 +75,11 @@ export interface NativeSpawn {
    * bookkeeping) lets the child run first.
    */
   spawn(plan: ExecPlan, options?: { yieldAfter?: boolean }): SpawnedChild;
+  /**
+   * The plan read and checked now (TypeError as spawn()), for one clone later (PreparedLaunch).
+   * The plan's own fds must stay open until it is launched or released.
+   */
+  prepare(plan: ExecPlan): PreparedLaunch;
   /**
    * spawn() with the clone on a thread of libuv's pool: only that thread waits for the child's
    * exec, the event loop goes on. `done` is called on a later turn (never inside this call) with
@@ -109,6 +132,7 @@ export interface NativeSpawn {
 const ADDON_FILE = 'triggerd_spawn.node';
 const METHODS = [
   'spawn',
+  'prepare',
   'spawnAsync',
   'setSubreaper',
   'isSubreaper',

@@ -120,6 +120,13 @@ test(
                 ),
                 intArg('mask', 1, UINT32_MAX, () => IN.CREATE),
                 functionArg('fn'),
+                {
+                  // spawn's prepare() result; anything else, even an object shaped like one, is refused.
+                  name: 'prepared',
+                  optional: true,
+                  valid: () => undefined,
+                  bad: () => [null, 1, 'launch', true, 1n, Symbol('p'), {}, [], () => 0, { launcher: {} }],
+                },
               ],
               afterClose: 'throws',
             },

@@ -12,6 +12,7 @@ import type {
   ChildWatcher,
   CloneMethod,
   NativeSpawn,
+  PreparedLaunch,
   SpawnError,
   SpawnedChild,
 } from '../../src/native/spawn-addon';
@@ -150,6 +151,26 @@ export class FakeNativeSpawn implements NativeSpawn {
     this.live.set(child.pid, child);
     if (plan.cgroup !== undefined) this.heldCgroups.add(plan.cgroup);
     return { pid: child.pid, pidfd: child.pidfd };
+  }
+
+  /** Like the addon: the plan is checked now, cloned by launch() (a fake watch never clones it). */
+  prepare(plan: ExecPlan): PreparedLaunch {
+    checkPlan(plan);
+    let state: 'ready' | 'launched' | 'released' = 'ready';
+    return {
+      get launched(): boolean {
+        return state === 'launched';
+      },
+      launch: (): SpawnedChild => {
+        if (state !== 'ready')
+          throw argumentError('The prepared launch was released or already launched', 'ERR_INVALID_STATE');
+        state = 'launched';
+        return this.spawn(plan);
+      },
+      release: (): void => {
+        if (state === 'ready') state = 'released';
+      },
+    };
   }
 
   /** Like the addon: the plan is checked now, the child (or failNext) delivered on a later turn. */

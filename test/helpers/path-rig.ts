@@ -43,8 +43,10 @@ export class FakeWatchSource implements PathWatchSource {
         rec.closed = true;
         this.closed++;
       },
-      armOnChange: (fn) => {
+      armOnChange: (fn, _dropped, prepare) => {
         if (this.noArm) return undefined;
+        // As the source does: the caller's prepare last, and no arm when it declines.
+        if (prepare !== undefined && prepare() === undefined) return undefined;
         this.armed.set(spec.path, fn);
         return () => {
           if (this.armed.get(spec.path) !== fn) return;

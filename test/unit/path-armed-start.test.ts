@@ -334,6 +334,8 @@ interface Orchestrated {
   warns: string[];
   planArgs: { unit: string; cmd: ExecCommand; env: Record<string, string> }[];
   held: { unit: string; cmd: ExecCommand; env: Record<string, string>; child: SpawnedChild }[];
+  /** Each release() of a prepared launch: whether it had been launched. */
+  released: boolean[];
   /** What the fakes answer; tests change them. */
   answers: {
     service: boolean;
@@ -352,10 +354,12 @@ function orchestrated(text = '[Path]\nPathChanged=/etc/conf\n', source?: PathWat
   r.fs.set('/etc/conf', file('a'));
   const calls: string[] = [];
   const warns: string[] = [];
+  const released: boolean[] = [];
   const o: Omit<Orchestrated, 'armed'> = {
     r,
     calls,
     warns,
+    released,
     planArgs: [],
     held: [],
     answers: {
@@ -378,11 +382,21 @@ function orchestrated(text = '[Path]\nPathChanged=/etc/conf\n', source?: PathWat
   const host: PathArmedStartHost = {
     logger,
     spawn: {
-      spawn: (plan) => {
-        calls.push('spawn');
+      prepare: (plan) => {
         assert.equal(plan, PLAN, 'the plan built when arming');
-        if (o.answers.spawnThrows) throw Object.assign(new Error('EAGAIN: clone'), { code: 'EAGAIN' });
-        return { pid: 4242, pidfd: 17 };
+        let launched = false;
+        return {
+          get launched() {
+            return launched;
+          },
+          launch: () => {
+            calls.push('spawn');
+            launched = true;
+            if (o.answers.spawnThrows) throw Object.assign(new Error('EAGAIN: clone'), { code: 'EAGAIN' });
+            return { pid: 4242, pidfd: 17 };
+          },
+          release: () => void released.push(launched),
+        };
       },
     },
     resolve: (n) => n,
