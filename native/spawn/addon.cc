@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/instance_tag.h"
 #include "../common/native_launch.h"
 #include "../common/pidfd_compat.h"
 #include "../netlink/system_error.h"
@@ -453,13 +454,27 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
         kNativeLaunchProperty, Napi::External<NativeLaunch>::New(env, &hook_), napi_default));
   }
 
+  // Only objects this class made (instance_tag.h): a getter called on a foreign `this` must not
+  // read another class's object as ours.
+  static PreparedLaunch* Unwrap(Napi::Object object) {
+    return UnwrapTagged<PreparedLaunch>(object, &kNativeLaunchTag, "PreparedLaunch");
+  }
+
   // prepare() only: a PreparedLaunch made any other way has nothing to launch.
   void Adopt(SpawnAddon* addon, std::unique_ptr<PreparedSpawn> prepared) {
     addon_ = addon;
     prepared_ = std::move(prepared);
+    addon_->launches().insert(this);
   }
 
-  ~PreparedLaunch() override { KillUntaken(); }
+  // The addon is going away (the environment's teardown): nothing of it may be used after this.
+  void Orphan() { addon_ = nullptr; }
+
+  // Collected unreleased: as release().
+  ~PreparedLaunch() override {
+    KillUntaken();
+    if (addon_ != nullptr) addon_->launches().erase(this);
+  }
 
  private:
   static void LaunchFromNative(void* context) {
@@ -501,6 +516,12 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
     std::unique_ptr<PreparedSpawn> done = std::move(prepared_);
     Napi::Value failure = SpawnFailure(env, *done);
     if (!failure.IsEmpty()) throw Napi::Error(env, failure);
+    if (!ChildStillOwned(*done)) {
+      // Cloned from native code and left untaken until its exit was reported: its pidfd is
+      // closed (the number may be another file's by now), and its pid was already given out.
+      throw MakeArgumentError(env, "The prepared launch's child exited before launch() took it",
+                              "ERR_INVALID_STATE");
+    }
     return ChildObject(env, addon_->plan_keys(), done->launched.pid, done->launched.pidfd);
   }
 
@@ -513,12 +534,22 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
     return Napi::Boolean::New(info.Env(), launched_);
   }
 
+  // Whether the addon still holds the child's pidfd: the child watcher closes it once the exit
+  // was reported, and closeFd() may have taken it.
+  bool ChildStillOwned(const PreparedSpawn& p) const {
+    if (addon_ == nullptr) return false;
+    auto found = addon_->children().find(p.launched.pid);
+    return found != addon_->children().end() && found->second == p.launched.pidfd;
+  }
+
   // Cloned from native code and never taken by launch(): nobody knows of it, so it must not run.
-  // Its exit is reported as an own child's (the addon adopted it).
+  // Its exit is reported as an own child's (the addon adopted it). Only through a pidfd the addon
+  // still holds: after the exit was reported the number may be another file's.
   void KillUntaken() {
     if (prepared_ == nullptr || !launched_) return;
     const LaunchResult& launched = prepared_->launched;
-    if (launched.err == 0 && prepared_->report.step < 0 && launched.pidfd >= 0) {
+    if (launched.err == 0 && prepared_->report.step < 0 && launched.pidfd >= 0 &&
+        ChildStillOwned(*prepared_)) {
       syscall(SYS_pidfd_send_signal, launched.pidfd, SIGKILL, nullptr, 0);
     }
   }
@@ -537,6 +568,7 @@ SpawnAddon::~SpawnAddon() {
     if (child.second >= 0) close(child.second);
   }
   for (SpawnWork* work : works_) work->Orphan();
+  for (PreparedLaunch* launch : launches_) launch->Orphan();
 }
 
 std::unique_ptr<ChildStack> SpawnAddon::Shared::TakeStack() {

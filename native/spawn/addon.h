@@ -22,6 +22,7 @@ namespace triggerd {
 
 class ChildWatcher;
 class SpawnWork;
+class PreparedLaunch;
 struct PreparedSpawn;
 
 // An exit reaped while spawnAsync() calls were on their way, reported once they are over.
@@ -69,6 +70,8 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
   std::vector<ReadyExit> TakeReadyExits(size_t max);
   const PlanKeys& plan_keys() const { return *plan_keys_; }
   SpawnFdCache* fd_cache() { return &fd_cache_; }
+  // prepare()'s objects still alive, told when the addon goes first.
+  std::unordered_set<PreparedLaunch*>& launches() { return launches_; }
   // Clones and execs `p` (its fds bound) on this thread; a child that exec'd is adopted, a
   // failure kept in `p` (SpawnFailure). spawn() and a prepared launch. No JavaScript.
   void Launch(PreparedSpawn* p, bool yield_after);
@@ -117,6 +120,7 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
   int last_cap_ = 40;
   CloneMethod clone_method_ = CloneMethod::kAuto;
   Napi::FunctionReference prepared_class_;
+  std::unordered_set<PreparedLaunch*> launches_;
 };
 
 }  // namespace triggerd

@@ -1,6 +1,8 @@
 // Abuse of triggerd_spawn.node: spawn and spawnAsync (every field of the exec plan), setSubreaper,
 // isSubreaper, watchChildren (and its handle), pidfdSendSignal, kill, closeFd, pipe, forgetCgroup
-// and setCloneMethodForTesting, through the harness in test/helpers/abuse.ts. The valid plan runs
+// and setCloneMethodForTesting, through the harness in test/helpers/abuse.ts. Then prepare()
+// (refused as spawn() refuses) and its PreparedLaunch: launch()'s options, once only, after
+// release(), foreign receivers both ways, instances made by hand, fd leaks. The valid plan runs
 // /bin/true with /dev/null as stdio; a child watcher reaps everything this process spawns.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +21,7 @@ import {
   exported,
   fdArg,
   Findings,
+  foreignHandles,
   functionArg,
   intArg,
   INT32_MAX,
@@ -314,3 +317,428 @@ test(
     }
   },
 );
+
+// ---- prepare() and its PreparedLaunch ----
+
+interface Prepared {
+  readonly launched: boolean;
+  launch(options?: unknown): { pid: number; pidfd: number };
+  release(): void;
+}
+
+/** Whether two refusals are the same: the class, the code and the message. */
+function sameRefusal(a: unknown, b: unknown): boolean {
+  if (!(a instanceof Error) || !(b instanceof Error)) return false;
+  return (
+    a.constructor === b.constructor &&
+    (a as { code?: unknown }).code === (b as { code?: unknown }).code &&
+    a.message === b.message
+  );
+}
+
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return `non-Error ${String(error)}`;
+  return `${error.constructor.name} ${String((error as { code?: unknown }).code)}: ${error.message}`;
+}
+
+/** Waits (at most 10 s) until the watcher has reported `count` exits. */
+async function exitsReported(exits: unknown[], count: number): Promise<void> {
+  const deadline = Date.now() + 10000;
+  while (exits.length < count && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(exits.length, count, 'every child launched is reaped');
+}
+
+/** A first spawn opens the /dev/null the addon keeps from then on (not a leak). */
+async function warmUp(n: RawExports): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const watcher = n.watchChildren(() => {
+      watcher.close();
+      resolve();
+    }) as Watcher;
+    n.spawn(validPlan());
+  });
+}
+
+test(
+  'spawn: prepare refuses every malformed plan as spawn does, and a plan that fails as spawn fails at launch',
+  { skip },
+  async () => {
+    const n = raw as RawExports;
+    await warmUp(n);
+    const before = openFds();
+    const findings = new Findings();
+    const exits: unknown[] = [];
+    const watcher = n.watchChildren((batch: unknown) => exits.push(...(batch as unknown[]))) as Watcher;
+    let launched = 0;
+    try {
+      // Each refusal of prepare() is compared with spawn()'s of the same arguments (which never
+      // clones for a plan it refuses); what prepare() accepts is released unlaunched.
+      const prepareLikeSpawn = (...args: unknown[]): unknown => {
+        try {
+          return n.prepare(...args);
+        } catch (error) {
+          let spawnError: unknown;
+          try {
+            n.spawn(...args);
+            launched++;
+            findings.add(`prepare refused (${describeError(error)}) what spawn accepted`);
+          } catch (e) {
+            spawnError = e;
+          }
+          if (spawnError !== undefined && !sameRefusal(error, spawnError))
+            findings.add(
+              `prepare refused with ${describeError(error)}, spawn with ${describeError(spawnError)}`,
+            );
+          throw error;
+        }
+      };
+      await abuseCall(findings, {
+        label: 'prepare',
+        call: prepareLikeSpawn,
+        args: [planArg()],
+        cleanup: (prepared) => (prepared as Prepared).release(),
+      });
+      // Plans the child cannot carry out (the same as spawn's above): prepare() takes them, launch()
+      // throws spawn()'s SpawnError, with its step.
+      const failing: [string, Record<string, unknown>][] = [
+        ['a missing executable', { path: '/nonexistent/true' }],
+        ['a missing cwd', { cwd: '/nonexistent' }],
+        [
+          'parent fd INT32_MAX',
+          { fds: [0, 1, 2].map((childFd) => ({ childFd, parentFd: childFd === 2 ? INT32_MAX : -1 })) },
+        ],
+        ['soft limit above hard', { rlimits: [{ resource: RLIMIT_NOFILE, soft: 10, hard: 5 }] }],
+        ['a missing cgroup', { cgroup: '/nonexistent/cgroup' }],
+      ];
+      for (const [what, change] of failing) {
+        const plan = { ...validPlan(), ...change };
+        let spawnError: unknown;
+        try {
+          n.spawn(plan);
+          launched++;
+        } catch (error) {
+          spawnError = error;
+        }
+        const prepared = n.prepare(plan) as Prepared;
+        try {
+          prepared.launch();
+          launched++;
+          findings.add(`prepare(${what}).launch(): accepted`);
+        } catch (error) {
+          const keys = ['step', 'code', 'errno', 'syscall', 'path', 'message'] as const;
+          const pick = (e: unknown): Record<string, unknown> =>
+            Object.fromEntries(keys.map((k) => [k, (e as Record<string, unknown>)[k]]));
+          if (spawnError === undefined)
+            findings.add(`prepare(${what}).launch(): ${JSON.stringify(pick(error))}, spawn accepted it`);
+          else if (JSON.stringify(pick(error)) !== JSON.stringify(pick(spawnError)))
+            findings.add(
+              `prepare(${what}).launch(): ${JSON.stringify(pick(error))}, spawn: ${JSON.stringify(pick(spawnError))}`,
+            );
+        } finally {
+          prepared.release();
+        }
+      }
+      await exitsReported(exits, launched);
+    } finally {
+      watcher.close();
+    }
+    findings.assertNone();
+    await assertNoFdLeak(before, 'prepare');
+    await assertProcessUsable();
+  },
+);
+
+/** launch()'s options: an object whose yieldAfter, if there, is a boolean. */
+function launchOptionsArg(): Arg {
+  return {
+    name: 'options',
+    valid: () => ({ yieldAfter: true }),
+    optional: true,
+    fields: [boolArg('yieldAfter', () => true, true)],
+    bad: () => [null, 1, 'yield', true, 1n, Symbol('o')],
+  };
+}
+
+/** A receiver by what it is: its class, or the value itself. */
+function receiverLabel(receiver: unknown, prototype: object): string {
+  if (receiver === null || (typeof receiver !== 'object' && typeof receiver !== 'function'))
+    return typeof receiver === 'string' ? JSON.stringify(receiver) : String(receiver);
+  if (Object.getPrototypeOf(receiver) === prototype) return 'Object.create(PreparedLaunch.prototype)';
+  return (receiver as object).constructor.name;
+}
+
+const isInvalidState = (error: unknown): boolean =>
+  error instanceof TypeError && (error as { code?: unknown }).code === 'ERR_INVALID_STATE';
+
+/** V8's refusal of a method called on a `this` of another class: a TypeError before any native code. */
+const isForeignThisRefusal = (error: unknown): boolean =>
+  error instanceof TypeError && (error as { code?: unknown }).code !== 'ERR_INVALID_STATE';
+
+test(
+  'spawn: PreparedLaunch refuses bad launch options, a second launch, a launch after release',
+  { skip },
+  async () => {
+    const n = raw as RawExports;
+    await warmUp(n);
+    const before = openFds();
+    const findings = new Findings();
+    const exits: unknown[] = [];
+    const watcher = n.watchChildren((batch: unknown) => exits.push(...(batch as unknown[]))) as Watcher;
+    let launched = 0;
+    try {
+      // Every bad options value is refused without using the launch up: the valid call at the end
+      // (with extra arguments) is the one that clones.
+      const prepared = n.prepare(validPlan()) as Prepared;
+      await abuseCall(findings, {
+        label: 'prepared.launch',
+        call: (...args) => Reflect.apply(prepared.launch, prepared, args),
+        args: [launchOptionsArg()],
+        cleanup: () => void launched++,
+      });
+      if (!prepared.launched) findings.add('launched is false after launch()');
+      await expectRefused(
+        findings,
+        'launch() a second time',
+        { call: () => prepared.launch() },
+        [],
+        isInvalidState,
+      );
+      await expectRefused(
+        findings,
+        'launch({ yieldAfter: false }) a second time',
+        { call: () => prepared.launch({ yieldAfter: false }) },
+        [],
+        isInvalidState,
+      );
+      await expectAccepted(findings, 'release() after launch()', { call: () => prepared.release() }, []);
+      await expectAccepted(
+        findings,
+        'release() after launch(), again',
+        { call: () => prepared.release() },
+        [],
+      );
+      await expectRefused(
+        findings,
+        'launch() after launch() and release()',
+        { call: () => prepared.launch() },
+        [],
+        isInvalidState,
+      );
+      if (!prepared.launched) findings.add('launched is false after launch() and release()');
+
+      const released = n.prepare(validPlan()) as Prepared;
+      await expectAccepted(findings, 'release() unlaunched', { call: () => released.release() }, []);
+      await expectAccepted(findings, 'release() unlaunched, again', { call: () => released.release() }, []);
+      for (const options of [undefined, {}, { yieldAfter: true }, { yieldAfter: false }]) {
+        await expectRefused(
+          findings,
+          `launch(${JSON.stringify(options)}) after release()`,
+          { call: () => released.launch(options), cleanup: () => void launched++ },
+          [],
+          isInvalidState,
+        );
+      }
+      // Bad options after release() are still refused (as a TypeError), never a launch.
+      for (const options of [1, { yieldAfter: 'yes' }]) {
+        await expectRefused(
+          findings,
+          `launch(${JSON.stringify(options)}) after release()`,
+          { call: () => released.launch(options), cleanup: () => void launched++ },
+          [],
+          (error) => error instanceof TypeError,
+        );
+      }
+      if (released.launched) findings.add('launched is true after release() alone');
+      await exitsReported(exits, launched);
+    } finally {
+      watcher.close();
+    }
+    findings.assertNone();
+    await assertNoFdLeak(before, 'PreparedLaunch');
+  },
+);
+
+test(
+  'spawn: PreparedLaunch methods refuse foreign receivers, and foreign methods refuse it',
+  { skip },
+  async () => {
+    const n = raw as RawExports;
+    const findings = new Findings();
+    const prepared = n.prepare(validPlan()) as Prepared;
+    const foreign = foreignHandles();
+    try {
+      const prototype = Object.getPrototypeOf(prepared) as Record<string, unknown>;
+      const receivers: unknown[] = [
+        {},
+        Object.create(prototype),
+        1,
+        'string',
+        null,
+        undefined,
+        ...foreign.objects,
+      ];
+      for (const name of ['launch', 'release']) {
+        const fn = prototype[name] as (...args: unknown[]) => unknown;
+        for (const receiver of receivers) {
+          await expectRefused(
+            findings,
+            `PreparedLaunch.${name}.call(${receiverLabel(receiver, prototype)})`,
+            { call: () => fn.call(receiver, name === 'launch' ? { yieldAfter: false } : undefined) },
+            [],
+            isForeignThisRefusal,
+          );
+        }
+      }
+      // The other addons' methods and accessors on a PreparedLaunch.
+      for (const object of foreign.objects) {
+        const other = Object.getPrototypeOf(object) as object;
+        const label = object.constructor.name;
+        for (const name of Object.getOwnPropertyNames(other)) {
+          if (name === 'constructor') continue;
+          const descriptor = Object.getOwnPropertyDescriptor(other, name);
+          const fn = descriptor?.get ?? descriptor?.value;
+          if (typeof fn !== 'function') continue;
+          await expectRefused(
+            findings,
+            `${label}.${name} on a PreparedLaunch`,
+            { call: () => (fn as (...args: unknown[]) => unknown).call(prepared) },
+            [],
+            (error) => error instanceof TypeError,
+          );
+        }
+      }
+      // Nothing above reached it: still unlaunched.
+      if (prepared.launched) findings.add('launched after the foreign calls');
+    } finally {
+      prepared.release();
+      foreign.close();
+    }
+    findings.assertNone();
+  },
+);
+
+test('spawn: the PreparedLaunch launched getter refuses a foreign receiver', { skip }, async () => {
+  const n = raw as RawExports;
+  const findings = new Findings();
+  const prepared = n.prepare(validPlan()) as Prepared;
+  const foreign = foreignHandles();
+  try {
+    const prototype = Object.getPrototypeOf(prepared) as object;
+    const getter = Object.getOwnPropertyDescriptor(prototype, 'launched')?.get;
+    assert.equal(typeof getter, 'function', 'launched is an accessor on the prototype');
+    // Objects other addons wrapped first: read through the wrong type they would give garbage.
+    const receivers: unknown[] = [
+      ...foreign.objects,
+      {},
+      Object.create(prototype),
+      1,
+      'string',
+      null,
+      undefined,
+    ];
+    for (const receiver of receivers) {
+      await expectRefused(
+        findings,
+        `launched getter on ${receiverLabel(receiver, prototype)}`,
+        { call: () => getter?.call(receiver) },
+        [],
+        (error) => error instanceof TypeError,
+      );
+    }
+  } finally {
+    prepared.release();
+    foreign.close();
+  }
+  findings.assertNone();
+});
+
+test('spawn: a PreparedLaunch made by hand has nothing to launch', { skip }, async () => {
+  const n = raw as RawExports;
+  const findings = new Findings();
+  const prepared = n.prepare(validPlan()) as Prepared;
+  prepared.release();
+  const prototype = Object.getPrototypeOf(prepared) as Prepared;
+  const Ctor = prepared.constructor as new (...args: unknown[]) => Prepared;
+  const f = (): void => undefined;
+  class Sub extends Ctor {}
+  const made: [string, () => Prepared][] = [
+    ['new C()', () => new Ctor()],
+    ['new C(plan)', () => new Ctor(validPlan())],
+    ['new C(f, f, f, f)', () => new Ctor(f, f, f, f)],
+    ['new (class extends C)()', () => new Sub()],
+    // An instance with Object.prototype: reached through the prototype's methods.
+    ['Reflect.construct(C, [], Object)', () => Reflect.construct(Ctor, [], Object) as Prepared],
+  ];
+  const launchedGetter = Object.getOwnPropertyDescriptor(prototype, 'launched')?.get as () => boolean;
+  for (const [what, make] of made) {
+    let object: Prepared;
+    try {
+      object = make();
+    } catch (error) {
+      findings.add(`${what}: threw ${describeError(error)}`);
+      continue;
+    }
+    for (const options of [undefined, { yieldAfter: true }]) {
+      await expectRefused(
+        findings,
+        `${what}.launch(${JSON.stringify(options)})`,
+        { call: () => prototype.launch.call(object, options) },
+        [],
+        isInvalidState,
+      );
+    }
+    if (launchedGetter.call(object) !== false) findings.add(`${what}: launched is not false`);
+    await expectAccepted(findings, `${what}.release()`, { call: () => prototype.release.call(object) }, []);
+    await expectAccepted(
+      findings,
+      `${what}.release() again`,
+      { call: () => prototype.release.call(object) },
+      [],
+    );
+    await expectRefused(
+      findings,
+      `${what}.launch() after release()`,
+      { call: () => prototype.launch.call(object) },
+      [],
+      isInvalidState,
+    );
+  }
+  await expectRefused(
+    findings,
+    'C() without new',
+    { call: () => (Ctor as unknown as (...args: unknown[]) => unknown)() },
+    [],
+    (error) => error instanceof TypeError,
+  );
+  findings.assertNone();
+});
+
+test('spawn: prepare then release, launch, or neither (collected) leaks no fd', { skip }, async () => {
+  const n = raw as RawExports;
+  await warmUp(n);
+  const before = openFds();
+  const exits: unknown[] = [];
+  const watcher = n.watchChildren((batch: unknown) => exits.push(...(batch as unknown[]))) as Watcher;
+  let launched = 0;
+  try {
+    for (let i = 0; i < 50; i++) (n.prepare(validPlan()) as Prepared).release();
+    for (let i = 0; i < 50; i++) {
+      const prepared = n.prepare(validPlan()) as Prepared;
+      prepared.launch();
+      launched++;
+      prepared.release();
+    }
+    for (let i = 0; i < 20; i++) {
+      const prepared = n.prepare({ ...validPlan(), path: '/nonexistent/true' }) as Prepared;
+      assert.throws(() => prepared.launch(), { step: 'EXEC', code: 'ENOENT' });
+    }
+    // Dropped without release(): the finalizer frees them (assertNoFdLeak collects garbage).
+    for (let i = 0; i < 50; i++) n.prepare(validPlan());
+    await exitsReported(exits, launched);
+  } finally {
+    watcher.close();
+  }
+  await assertNoFdLeak(before, 'prepare + release / launch');
+  await assertProcessUsable();
+});

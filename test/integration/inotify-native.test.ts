@@ -2,8 +2,9 @@
 // addon (watch a temp file: close-write, IN_IGNORED after removeWatch, errors), then what only
 // the kernel does (records for create/close-write/delete in a directory, IN_Q_OVERFLOW with a
 // lowered fs.inotify.max_queued_events, restored afterwards), abuse (wrong argument types, a
-// closed handle, a throwing callback), and a worker that ends with a handle open.
-import { describe, test, after } from 'node:test';
+// closed handle, a throwing callback), and a worker that ends with a handle open. Last, armCall
+// with a prepared launch of the spawn addon: the clone made inside the wake-up, before fn.
+import { describe, test, after, before, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,7 +17,15 @@ import {
   type NativeInotify,
 } from '../../src/native/inotify-addon';
 import { parseInotifyRecords, type InotifyRecord } from '../../src/events/inotify-events';
+import {
+  loadNativeSpawn,
+  type ChildExit,
+  type ChildWatcher,
+  type PreparedLaunch,
+  type SpawnedChild,
+} from '../../src/native/spawn-addon';
 import { FakeNativeInotify } from '../helpers/fake-inotify';
+import { basicPlan, PATH_ENV } from '../helpers/spawn-plan';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-inotify-'));
 after(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -384,5 +393,213 @@ describe('inotify on the real kernel', () => {
     // The open handle keeps the worker alive; terminate must close it and not crash.
     const exitCode = await worker.terminate();
     assert.equal(exitCode, 1);
+  });
+});
+
+describe('armCall with a prepared launch (the spawn addon)', () => {
+  const inotify = loadInotifyNative();
+  const spawn = loadNativeSpawn();
+  const SIGKILL = 9;
+  /** Every exit the spawn addon reported, by pid (its watcher reaps every child of the process). */
+  const exits = new Map<number, ChildExit>();
+  let watcher: ChildWatcher | undefined;
+  let dir: string;
+
+  before(() => {
+    watcher = spawn.watchChildren((batch) => {
+      for (const exit of batch) exits.set(exit.pid, exit);
+    });
+    dir = fs.mkdtempSync(path.join(work, 'prepared-'));
+  });
+
+  after(() => {
+    watcher?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function exitOf(pid: number): Promise<ChildExit> {
+    await until(`the exit of pid ${pid}`, () => exits.has(pid));
+    return exits.get(pid) as ChildExit;
+  }
+
+  /** Kill `pid` when the test ends, unless its exit was reported. */
+  function killLater(t: TestContext, pid: number): void {
+    t.after(() => {
+      if (exits.has(pid)) return;
+      try {
+        spawn.kill(pid, SIGKILL);
+      } catch {
+        // gone
+      }
+    });
+  }
+
+  /** A file under a close-write watch; the handle closed when the test ends. */
+  function watched(
+    t: TestContext,
+    name: string,
+  ): { file: string; handle: InotifyHandle; wd: number; batches: () => number } {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, '');
+    let batches = 0;
+    const handle = inotify.openInotify(
+      () => batches++,
+      (error) => {
+        throw error;
+      },
+    );
+    t.after(() => handle.close());
+    const wd = handle.addWatch(file, IN.CLOSE_WRITE);
+    return { file, handle, wd, batches: () => batches };
+  }
+
+  /** A prepared launch of `argv`, released when the test ends. */
+  function prepared(t: TestContext, argv: string[], env: string[] = []): PreparedLaunch {
+    const launch = spawn.prepare(basicPlan(argv, { env: [PATH_ENV, ...env] }));
+    t.after(() => launch.release());
+    return launch;
+  }
+
+  /** The pid a child wrote to `file` (`echo $$ > file`), once it is all there. */
+  function writtenPid(file: string): number | undefined {
+    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    return /^\d+\n$/.test(text) ? Number(text) : undefined;
+  }
+
+  test('the child is cloned before fn runs, and fn takes it with launch()', async (t) => {
+    const { file, handle, wd } = watched(t, 'fire');
+    const out = path.join(dir, 'fire.out');
+    const launch = prepared(t, ['/bin/sh', '-c', 'echo $$ > "$OUT"'], [`OUT=${out}`]);
+    let inFn: { launched: boolean; child?: SpawnedChild; error?: unknown } | undefined;
+    const id = handle.armCall(
+      wd,
+      IN.CLOSE_WRITE,
+      () => {
+        inFn = { launched: launch.launched };
+        try {
+          inFn.child = launch.launch();
+          killLater(t, inFn.child.pid);
+        } catch (error) {
+          inFn.error = error;
+        }
+      },
+      launch,
+    );
+    assert.equal(launch.launched, false, 'armed, not cloned yet');
+    fs.writeFileSync(file, 'x');
+    await until('the armed call', () => inFn !== undefined);
+    assert.equal(inFn?.error, undefined);
+    assert.equal(inFn?.launched, true, 'cloned before fn was called');
+    const child = inFn?.child as SpawnedChild;
+    assert.ok(child.pid > 0 && child.pidfd >= 0, JSON.stringify(child));
+    assert.deepEqual(await exitOf(child.pid), { pid: child.pid, code: 'exited', status: 0, ownChild: true });
+    assert.equal(writtenPid(out), child.pid, 'the child ran');
+    assert.equal(handle.disarmCall(id), false, 'it fired');
+    assert.throws(() => launch.launch(), { name: 'TypeError', code: 'ERR_INVALID_STATE' });
+  });
+
+  test('a disarmed arm never launches its prepared', async (t) => {
+    const { file, handle, wd, batches } = watched(t, 'disarmed');
+    const launch = prepared(t, ['/bin/true']);
+    const known = exits.size;
+    let fired = 0;
+    const id = handle.armCall(wd, IN.CLOSE_WRITE, () => fired++, launch);
+    assert.equal(handle.disarmCall(id), true);
+    fs.writeFileSync(file, 'x');
+    await until('the batch', () => batches() > 0);
+    assert.equal(fired, 0);
+    assert.equal(launch.launched, false);
+    // The caller's to release; a /bin/true cloned would have been reported by now.
+    launch.release();
+    assert.equal(launch.launched, false);
+    assert.throws(() => launch.launch(), { code: 'ERR_INVALID_STATE' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(exits.size, known, 'nothing exited');
+  });
+
+  test('a child cloned for an arm and released without launch() is killed with SIGKILL', async (t) => {
+    const { file, handle, wd } = watched(t, 'untaken');
+    const out = path.join(dir, 'untaken.out');
+    const launch = prepared(t, ['/bin/sh', '-c', 'echo $$ > "$OUT"; exec sleep 30'], [`OUT=${out}`]);
+    let launchedInFn: boolean | undefined;
+    handle.armCall(wd, IN.CLOSE_WRITE, () => (launchedInFn = launch.launched), launch);
+    fs.writeFileSync(file, 'x');
+    await until('the armed call', () => launchedInFn !== undefined);
+    assert.equal(launchedInFn, true);
+    await until('the child to write its pid', () => writtenPid(out) !== undefined);
+    const pid = writtenPid(out) as number;
+    killLater(t, pid);
+    assert.equal(exits.has(pid), false, 'it runs until released');
+    launch.release();
+    assert.deepEqual(await exitOf(pid), { pid, code: 'killed', status: SIGKILL, ownChild: true });
+    launch.release();
+    assert.throws(() => launch.launch(), { code: 'ERR_INVALID_STATE' });
+  });
+
+  test('a prepared released before its arm fires: fn is called, nothing is cloned', async (t) => {
+    const { file, handle, wd } = watched(t, 'released-first');
+    const launch = prepared(t, ['/bin/true']);
+    const known = exits.size;
+    let launchedInFn: boolean | undefined;
+    handle.armCall(wd, IN.CLOSE_WRITE, () => (launchedInFn = launch.launched), launch);
+    launch.release();
+    fs.writeFileSync(file, 'x');
+    await until('the armed call', () => launchedInFn !== undefined);
+    assert.equal(launchedInFn, false);
+    assert.throws(() => launch.launch(), { code: 'ERR_INVALID_STATE' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(exits.size, known, 'nothing exited');
+  });
+
+  test('a PreparedLaunch made by hand is taken by armCall and clones nothing', async (t) => {
+    const { file, handle, wd } = watched(t, 'by-hand');
+    const model = prepared(t, ['/bin/true']);
+    const Ctor = model.constructor as new () => PreparedLaunch;
+    const empty = new Ctor();
+    let launchedInFn: boolean | undefined;
+    handle.armCall(wd, IN.CLOSE_WRITE, () => (launchedInFn = empty.launched), empty);
+    fs.writeFileSync(file, 'x');
+    await until('the armed call', () => launchedInFn !== undefined);
+    assert.equal(launchedInFn, false);
+    assert.throws(() => empty.launch(), { code: 'ERR_INVALID_STATE' });
+    empty.release();
+    assert.equal(model.launched, false);
+  });
+
+  test("release() after the untaken child's exit was reported signals no other process", async (t) => {
+    // The untaken child's pidfd belongs to the addon, which closes it when it reports the exit;
+    // a later release() must not signal whatever has that fd number by then.
+    const isPidfd = (fd: string): boolean => {
+      try {
+        return /pidfd/.test(fs.readlinkSync(`/proc/self/fd/${fd}`));
+      } catch {
+        return false;
+      }
+    };
+    const pidfds = (): number[] => fs.readdirSync('/proc/self/fd').filter(isPidfd).map(Number);
+    const { file, handle, wd } = watched(t, 'stale');
+    const launch = prepared(t, ['/bin/true']);
+    const known = new Set(exits.keys());
+    const pidfdsBefore = pidfds();
+    let untakenPidfds: number[] | undefined;
+    handle.armCall(
+      wd,
+      IN.CLOSE_WRITE,
+      () => (untakenPidfds = pidfds().filter((fd) => !pidfdsBefore.includes(fd))),
+      launch,
+    );
+    fs.writeFileSync(file, 'x');
+    await until('the armed call', () => untakenPidfds !== undefined);
+    assert.equal(untakenPidfds?.length, 1, 'the clone made one pidfd');
+    await until('the untaken child to exit', () => [...exits.keys()].some((pid) => !known.has(pid)));
+    // Another child; its pidfd takes the lowest free number, the one closed with that exit.
+    const other = spawn.spawn(basicPlan(['/bin/sleep', '30']));
+    killLater(t, other.pid);
+    assert.equal(other.pidfd, untakenPidfds?.[0], 'precondition: the fd number was reused');
+    launch.release();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(exits.get(other.pid), undefined, 'the other child was not signalled');
+    spawn.kill(other.pid, SIGKILL);
+    await exitOf(other.pid);
   });
 });

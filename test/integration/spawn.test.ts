@@ -37,7 +37,7 @@ import {
   type SpawnError,
   type SpawnedChild,
 } from '../../src/native/spawn-addon';
-import { FakeNativeSpawn } from '../helpers/fake-spawn';
+import { FakeNativeSpawn, fakeSpawnError } from '../helpers/fake-spawn';
 import { execContext } from '../helpers/unit-fixtures';
 import { basicPlan, cgroupHierarchy, needsCgroup, needsRoot, PATH_ENV } from '../helpers/spawn-plan';
 
@@ -63,6 +63,12 @@ function isSpawnError(step: string, code: string, message?: string): (err: unkno
   };
 }
 
+function isInvalidState(err: unknown): boolean {
+  assert.ok(err instanceof TypeError, `a TypeError: ${String(err)}`);
+  assert.equal((err as { code?: unknown }).code, 'ERR_INVALID_STATE');
+  return true;
+}
+
 function isSystemError(code: string, syscall: string): (err: unknown) => boolean {
   return (err) => {
     assert.ok(err instanceof Error);
@@ -83,6 +89,27 @@ function readAll(fd: number): Promise<string> {
     socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     socket.on('error', reject);
   });
+}
+
+/** Plans every implementation refuses with a TypeError before it clones. */
+function malformedPlans(): unknown[] {
+  return [
+    null,
+    'plan',
+    { ...basicPlan(['/bin/true']), path: 42 },
+    { ...basicPlan(['/bin/true']), argv: [] },
+    { ...basicPlan(['/bin/true']), env: ['NOEQUALS'] },
+    { ...basicPlan(['/bin/true']), fds: [{ childFd: 0, parentFd: -1 }] },
+    {
+      ...basicPlan(['/bin/true']),
+      fds: [
+        { childFd: 0, parentFd: -1 },
+        { childFd: 1, parentFd: -1 },
+        { childFd: 2, parentFd: -1 },
+        { childFd: 1, parentFd: 2 },
+      ],
+    },
+  ];
 }
 
 // --- one contract, two implementations -------------------------------------------------------
@@ -173,23 +200,7 @@ for (const implementation of implementations) {
 
     it('rejects malformed plans and arguments with TypeErrors', () => {
       const native = implementation.make();
-      const bad: unknown[] = [
-        null,
-        'plan',
-        { ...basicPlan(['/bin/true']), path: 42 },
-        { ...basicPlan(['/bin/true']), argv: [] },
-        { ...basicPlan(['/bin/true']), env: ['NOEQUALS'] },
-        { ...basicPlan(['/bin/true']), fds: [{ childFd: 0, parentFd: -1 }] },
-        {
-          ...basicPlan(['/bin/true']),
-          fds: [
-            { childFd: 0, parentFd: -1 },
-            { childFd: 1, parentFd: -1 },
-            { childFd: 2, parentFd: -1 },
-            { childFd: 1, parentFd: 2 },
-          ],
-        },
-      ];
+      const bad = malformedPlans();
       for (const plan of bad)
         assert.throws(() => native.spawn(plan as ExecPlan), TypeError, JSON.stringify(plan));
       assert.throws(() => native.kill(1.5, 0), TypeError);
@@ -255,6 +266,110 @@ for (const implementation of implementations) {
       native.closeFd(r);
       native.closeFd(w);
       assert.throws(() => native.closeFd(r), isSystemError('EBADF', 'close'));
+    });
+
+    /** The watcher of a prepare() test: every exit, and a promise for the first one. */
+    function watchExits(native: NativeSpawn, t: TestContext): { exits: ChildExit[]; exited: Promise<void> } {
+      const exits: ChildExit[] = [];
+      let resolveExit: () => void = () => undefined;
+      const exited = new Promise<void>((resolve) => (resolveExit = resolve));
+      const watcher = native.watchChildren((batch) => {
+        exits.push(...batch);
+        resolveExit();
+      });
+      t.after(() => watcher.close());
+      return { exits, exited };
+    }
+
+    /** Kill `pid` when the test ends (an exit reported already makes this a no-op). */
+    function killAfter(native: NativeSpawn, t: TestContext, pid: number): void {
+      t.after(() => {
+        try {
+          native.kill(pid, SIGKILL);
+        } catch {
+          // already reaped
+        }
+      });
+    }
+
+    it('prepare: TypeErrors for the plans spawn refuses, at once', () => {
+      const native = implementation.make();
+      for (const plan of malformedPlans())
+        assert.throws(() => native.prepare(plan as ExecPlan), TypeError, JSON.stringify(plan));
+    });
+
+    it('prepare: launch() runs the child once, and its exit is reported as an own child', async (t) => {
+      const native = implementation.make();
+      const fake = native instanceof FakeNativeSpawn ? native : undefined;
+      const { exits, exited } = watchExits(native, t);
+      const prepared = native.prepare(basicPlan(['/bin/sh', '-c', 'exit 3']));
+      t.after(() => prepared.release());
+      assert.equal(prepared.launched, false);
+      assert.equal(fake?.children.length ?? 0, 0, 'prepare() clones nothing');
+      const child = prepared.launch({ yieldAfter: true });
+      killAfter(native, t, child.pid);
+      assert.equal(prepared.launched, true);
+      assert.ok(child.pid > 0 && child.pidfd >= 0, JSON.stringify(child));
+      assert.throws(() => prepared.launch(), isInvalidState);
+      fake?.exit(child.pid, 'exited', 3);
+      await exited;
+      assert.deepEqual(exits, [{ pid: child.pid, code: 'exited', status: 3, ownChild: true }]);
+      // Taken: release() has nothing left to free, and it is still once only.
+      prepared.release();
+      prepared.release();
+      assert.equal(prepared.launched, true);
+      assert.throws(() => prepared.launch(), isInvalidState);
+    });
+
+    it('prepare: release() after launch() leaves the child alone', async (t) => {
+      const native = implementation.make();
+      const { exits, exited } = watchExits(native, t);
+      const prepared = native.prepare(basicPlan(['/bin/sleep', '30']));
+      const child = prepared.launch();
+      killAfter(native, t, child.pid);
+      prepared.release();
+      await delay(20);
+      native.kill(child.pid, 0);
+      assert.deepEqual(exits, [], 'still running');
+      native.pidfdSendSignal(child.pidfd, SIGTERM);
+      await exited;
+      assert.deepEqual(exits, [{ pid: child.pid, code: 'killed', status: SIGTERM, ownChild: true }]);
+    });
+
+    it('prepare: release() before launch() clones nothing; launch() after it is ERR_INVALID_STATE', async (t) => {
+      const native = implementation.make();
+      const fake = native instanceof FakeNativeSpawn ? native : undefined;
+      const { exits } = watchExits(native, t);
+      const prepared = native.prepare(basicPlan(['/bin/true']));
+      prepared.release();
+      assert.equal(prepared.launched, false);
+      assert.throws(() => prepared.launch(), isInvalidState);
+      assert.throws(() => prepared.launch({ yieldAfter: true }), isInvalidState);
+      prepared.release();
+      assert.equal(prepared.launched, false);
+      if (fake !== undefined) assert.equal(fake.children.length, 0);
+      // A /bin/true cloned would have exited and been reported by now.
+      await delay(50);
+      assert.deepEqual(exits, []);
+    });
+
+    it("prepare: a failing exec is launch()'s SpawnError (step EXEC), and no exit is reported for it", async (t) => {
+      const native = implementation.make();
+      const fake = native instanceof FakeNativeSpawn ? native : undefined;
+      const { exits } = watchExits(native, t);
+      const prepared = native.prepare(basicPlan(['/nonexistent/binary']));
+      t.after(() => prepared.release());
+      if (fake !== undefined)
+        fake.failNext = fakeSpawnError('EXEC', 'ENOENT', 'No such file or directory', 'execve');
+      assert.throws(
+        () => prepared.launch(),
+        isSpawnError('EXEC', 'ENOENT', 'failed at step EXEC: No such file or directory'),
+      );
+      // Once only, even when it failed.
+      assert.throws(() => prepared.launch(), isInvalidState);
+      prepared.release();
+      await delay(50);
+      assert.deepEqual(exits, []);
     });
   });
 }
@@ -861,6 +976,60 @@ describe('spawn: real kernel', () => {
         },
       );
     });
+
+    it(
+      'prepare() binds the cgroup at launch: a group made after it, and one removed and made again in between',
+      { skip: needsCgroup },
+      async (t) => {
+        const dir = tree.pathOf('spawn-prepared.service');
+        const pids: number[] = [];
+        t.after(async () => {
+          for (const pid of pids) {
+            try {
+              native.kill(pid, SIGKILL);
+            } catch {
+              // reaped
+            }
+          }
+          for (let i = 0; i < 100 && !tree.isEmpty(dir); i++) await delay(10);
+          tree.remove(dir);
+          native.forgetCgroup(dir);
+        });
+        /** Launches `prepared`, checks the child is in the group at `dir` now, and ends it. */
+        const launchInto = async (prepared: ReturnType<NativeSpawn['prepare']>): Promise<void> => {
+          const { pid } = prepared.launch();
+          pids.push(pid);
+          killLater(t, pid);
+          assert.equal(tree.cgroupOfPid(pid), dir);
+          assert.deepEqual(tree.listPids(dir), [pid], 'in the group that is at the path now');
+          native.kill(pid, SIGKILL);
+          assert.equal((await waitExit(pid)).status, SIGKILL);
+          for (let i = 0; i < 100 && !tree.isEmpty(dir); i++) await delay(10);
+          assert.equal(tree.isEmpty(dir), true);
+        };
+        const plan = basicPlan(['/bin/sleep', '30'], { cgroup: dir });
+
+        // The group does not exist when the plan is prepared.
+        assert.equal(existsSync(dir), false);
+        const first = native.prepare(plan);
+        t.after(() => first.release());
+        tree.create('spawn-prepared.service');
+        await launchInto(first);
+
+        // The addon keeps the group it spawned into open; prepared now, and the group replaced.
+        const second = native.prepare(plan);
+        t.after(() => second.release());
+        assert.equal(tree.remove(dir), true);
+        tree.create('spawn-prepared.service');
+        await launchInto(second);
+
+        // Removed and not made again: launch() is the CGROUP failure spawn() gives.
+        const third = native.prepare(plan);
+        t.after(() => third.release());
+        assert.equal(tree.remove(dir), true);
+        assert.throws(() => third.launch(), isSpawnError('CGROUP', 'ENOENT'));
+      },
+    );
   });
 
   describe('sandbox', () => {
