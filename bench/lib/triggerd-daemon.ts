@@ -154,7 +154,11 @@ export async function startTriggerd(rulesPath: string, options: StartOptions = {
   const dispose = onCleanup('stop triggerd and remove its temporary directory', undo);
   const tail: string[] = [];
   let lines = 0;
+  // TRIGGERD_BENCH_DAEMON_LOG=FILE: the daemon's whole output appended there too (a diagnosis,
+  // e.g. with TRIGGERD_BENCH_NODE_FLAGS=--trace-gc).
+  const logFile = process.env.TRIGGERD_BENCH_DAEMON_LOG;
   const keep = (chunk: Buffer): void => {
+    if (logFile !== undefined && logFile !== '') fs.appendFileSync(logFile, chunk);
     const text = chunk.toString('utf8');
     for (const l of text.split('\n')) {
       if (l.length === 0) continue;
