@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +23,18 @@
 
 
 namespace triggerd {
+
+// <linux/pidfd.h>'s struct pidfd_info (its first version, 64 bytes) and PIDFD_GET_INFO, spelled
+// out: the build machine's headers may predate them (Linux 6.13; exit_code since 6.15).
+struct KernelPidfdInfo {
+  uint64_t mask;
+  uint64_t cgroupid;
+  uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+  int32_t exit_code;
+};
+static_assert(sizeof(KernelPidfdInfo) == 64, "PIDFD_INFO_SIZE_VER0");
+constexpr unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, KernelPidfdInfo);
+constexpr uint64_t kPidfdInfoExit = 1ULL << 3;
 
 namespace {
 
@@ -67,6 +80,7 @@ class ReexecAddon : public Napi::Addon<ReexecAddon> {
                     InstanceMethod<&ReexecAddon::PidfdOpen>("pidfdOpen", napi_enumerable),
                     InstanceMethod<&ReexecAddon::PidfdGetfd>("pidfdGetfd", napi_enumerable),
                     InstanceMethod<&ReexecAddon::WaitPidfd>("waitPidfd", napi_enumerable),
+                    InstanceMethod<&ReexecAddon::PidfdExitInfo>("pidfdExitInfo", napi_enumerable),
                     InstanceMethod<&ReexecAddon::CloseFd>("closeFd", napi_enumerable),
                 });
   }
@@ -166,6 +180,31 @@ class ReexecAddon : public Napi::Addon<ReexecAddon> {
     out.Set("pid", Napi::Number::New(env, si.si_pid));
     out.Set("code", Napi::String::New(env, code));
     out.Set("status", Napi::Number::New(env, si.si_status));
+    return out;
+  }
+
+  // pidfdExitInfo(pidfd: number): { code, status } | null — the exit status the kernel keeps
+  // for a pidfd once its process was reaped, by whoever reaped it (ioctl PIDFD_GET_INFO with
+  // PIDFD_INFO_EXIT, Linux 6.15): the status of a process reparented to init while the daemon was
+  // down. null while it is not reaped yet, and on kernels without it.
+  Napi::Value PidfdExitInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int pidfd = FdArgument(env, info[0], "pidfd");
+    KernelPidfdInfo kinfo;
+    std::memset(&kinfo, 0, sizeof kinfo);
+    kinfo.mask = kPidfdInfoExit;
+    if (ioctl(pidfd, kPidfdGetInfo, &kinfo) != 0) {
+      // ENOTTY/EINVAL: no PIDFD_GET_INFO (before 6.13) or not a pidfd; ESRCH: reaped, without
+      // exit information (before 6.15).
+      if (errno == ENOTTY || errno == EINVAL || errno == ESRCH) return env.Null();
+      throw MakeSystemError(env, errno, "ioctl");
+    }
+    if ((kinfo.mask & kPidfdInfoExit) == 0) return env.Null();
+    int status = kinfo.exit_code;
+    Napi::Object out = Napi::Object::New(env);
+    const char* code = WIFEXITED(status) ? "exited" : WCOREDUMP(status) ? "dumped" : "killed";
+    out.Set("code", Napi::String::New(env, code));
+    out.Set("status", Napi::Number::New(env, WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)));
     return out;
   }
 

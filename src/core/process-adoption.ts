@@ -5,9 +5,10 @@
 // After a re-exec they are still our children (execve keeps the pid): the exit is reaped with
 // waitid(P_PIDFD, __WALL), status included (the spawn addon's SIGCHLD reaper may get there first;
 // then the supervisor has routed it already). After a crash they were reparented to another
-// reaper (our parent's subreaper or init): waitid says ECHILD, and the status can be read only
-// while the process is a zombie nobody reaped yet (field 52 of /proc/PID/stat); otherwise it
-// is unknown (UNKNOWN_EXIT_STATUS, counted as a failure).
+// reaper (our parent's subreaper or init): waitid says ECHILD. The status is then what the kernel
+// keeps for the pidfd once the reaper reaped it (PIDFD_INFO_EXIT, Linux 6.15), or, while the
+// process is a zombie nobody reaped yet, field 52 of /proc/PID/stat; on an older kernel whose
+// init was quicker than us it is unknown (UNKNOWN_EXIT_STATUS, counted as a failure).
 import os = require('node:os');
 import type { Logger } from '../util/logger';
 import type { NativeReexec, PidfdExit } from '../native/reexec-addon';
@@ -104,14 +105,17 @@ export class ProcessAdoption {
     if (!reaped && w.ourChild) return;
     let statusUnknown = false;
     if (exit === null) {
-      const zombie = zombieExitCode(pid);
-      exit = zombie !== undefined ? { pid, ...zombie } : { pid, code: 'exited', status: UNKNOWN_EXIT_STATUS };
-      statusUnknown = zombie === undefined;
-      if (zombie === undefined)
+      // Not ours to reap: what the kernel kept for the pidfd if its reaper was quick, else the
+      // zombie's /proc entry, else the pidfd again (it may have been reaped in between).
+      const kept = (): Omit<PidfdExit, 'pid'> | undefined => this.exitInfo(w.pidfd);
+      const found = kept() ?? zombieExitCode(pid) ?? kept();
+      exit = found !== undefined ? { pid, ...found } : { pid, code: 'exited', status: UNKNOWN_EXIT_STATUS };
+      statusUnknown = found === undefined;
+      if (found === undefined)
         this.options.logger.warn(
           { unit: w.unit, pid },
-          `adopted process ${pid} ended; not our child (reparented while the daemon was down) and already reaped: ` +
-            `exit status unknown, taken as ${UNKNOWN_EXIT_STATUS}`,
+          `adopted process ${pid} ended; not our child (reparented while the daemon was down) and already reaped, ` +
+            `and this kernel keeps no exit status for a pidfd (Linux 6.15): exit status unknown, taken as ${UNKNOWN_EXIT_STATUS}`,
         );
     }
     this.options.exited({
@@ -121,6 +125,15 @@ export class ProcessAdoption {
       ownChild: reaped,
       ...(statusUnknown ? { statusUnknown } : {}),
     });
+  }
+
+  /** PIDFD_INFO_EXIT; undefined when the kernel has none (yet). */
+  private exitInfo(pidfd: number): Omit<PidfdExit, 'pid'> | undefined {
+    try {
+      return this.options.native.pidfdExitInfo(pidfd) ?? undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private release(pid: number): void {

@@ -29,6 +29,12 @@ export interface NativeReexec {
    * runs; ECHILD when it is not our child (then only the pidfd turning readable says it ended).
    */
   waitPidfd(pidfd: number): PidfdExit | null;
+  /**
+   * The exit status the kernel keeps for `pidfd` once its process was reaped, by whoever reaped
+   * it (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15): how an adopted process that init reaped
+   * ended. null before it is reaped, and on older kernels.
+   */
+  pidfdExitInfo(pidfd: number): Omit<PidfdExit, 'pid'> | null;
   closeFd(fd: number): void;
 }
 
@@ -40,6 +46,7 @@ const METHODS = [
   'pidfdOpen',
   'pidfdGetfd',
   'waitPidfd',
+  'pidfdExitInfo',
   'closeFd',
 ] as const;
 

@@ -1,5 +1,5 @@
 // Abuse of triggerd_reexec.node: execve (only calls that cannot succeed: a successful one would
-// replace this test process), setCloseOnExec, closeOnExec, pidfdOpen, pidfdGetfd, waitPidfd and
+// replace this test process), setCloseOnExec, closeOnExec, pidfdOpen, pidfdGetfd, waitPidfd, pidfdExitInfo and
 // closeFd, through the harness in test/helpers/abuse.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -96,6 +96,12 @@ test('reexec: every export refuses wrong arguments', { skip }, async () => {
       args: [fdArg('pidfd', () => pidfd)],
       noValidCall: true,
     });
+    // Our own pidfd: running, so nothing kept (null).
+    await abuseCall(findings, {
+      label: 'pidfdExitInfo',
+      call: exported(n, 'pidfdExitInfo'),
+      args: [fdArg('pidfd', () => pidfd)],
+    });
     await abuseCall(findings, {
       label: 'closeFd',
       call: exported(n, 'closeFd'),
@@ -109,6 +115,7 @@ test('reexec: every export refuses wrong arguments', { skip }, async () => {
         [`pidfdGetfd(${fd}, own)`, () => n.pidfdGetfd(fd, own)],
         [`pidfdGetfd(pidfd, ${fd})`, () => n.pidfdGetfd(pidfd, fd)],
         [`waitPidfd(${fd})`, () => n.waitPidfd(fd)],
+        [`pidfdExitInfo(${fd})`, () => n.pidfdExitInfo(fd)],
         [`closeFd(${fd})`, () => n.closeFd(fd)],
       );
       for (const [what, call] of refused) await expectRefused(findings, what, { call }, []);
