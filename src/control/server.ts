@@ -44,6 +44,8 @@ export interface ControlServerOptions {
   socketPath: string;
   native: NativeNetlink;
   logger: Logger;
+  /** Called before each request is handled (PathArmedStarts.flush: no request sees a half-recorded start). */
+  beforeRequest?: () => void;
   handlers: ControlHandlers;
   /** gid allowed to make mutating requests besides root. */
   controlGid?: number;
@@ -230,6 +232,7 @@ export class ControlServer {
       return;
     }
     try {
+      this.options.beforeRequest?.();
       const result = await this.options.handlers[request.method](request.params, ctx(request.id));
       if (result !== STREAMING) send({ id: request.id, ok: true, result: result ?? null });
     } catch (err) {

@@ -309,6 +309,7 @@ export class Daemon {
       native: this.options.native,
       logger,
       handlers: this.handlers(),
+      beforeRequest: () => this.units.armedStarts?.flush(),
       controlGid: this.options.controlGid,
     });
     if (restore?.controlFd !== undefined) {
@@ -452,6 +453,8 @@ export class Daemon {
   }
 
   private stateFile(kind: DaemonStateFile['kind'], fds: number[], controlFd?: number): DaemonStateFile {
+    // An armed path start whose bookkeeping waits is in the state as started.
+    this.units.armedStarts?.flush();
     const ctx: SerializeContext = {
       kind,
       carryFd: (fd) => {

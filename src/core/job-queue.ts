@@ -266,8 +266,15 @@ export class JobQueue {
     return tx === undefined ? undefined : visited;
   }
 
+  /**
+   * Called before every request is looked at: an armed path start whose bookkeeping waits is
+   * recorded first (PathArmedStarts.flush), so no request meets its units half-started.
+   */
+  beforeEnqueue: (() => void) | undefined;
+
   /** Build the transaction for a request and install it. */
   enqueue(request: JobRequest): EnqueueResult {
+    this.beforeEnqueue?.();
     // A path- or timer-triggered start of a unit whose dependencies are up: the same outcome
     // without building (and checking) a transaction over the graph.
     const trivial = this.trivialStarts

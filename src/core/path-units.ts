@@ -208,6 +208,7 @@ export class PathUnits {
       },
       armableChanged: () => this.options.armedStarts?.unitArmableChanged(name),
       armedState: () => this.options.armedStarts?.state(name),
+      settleArmed: () => this.options.armedStarts?.flush(),
       log,
     };
   }

@@ -317,7 +317,15 @@ export class ProcessSupervisor {
   otherOwners: ((exit: ChildExit) => boolean)[] = [];
 
   /** Route a batch of reaped children. Orphans (double-forked daemons) go to whoever is waiting for its group to empty. */
+  /**
+   * An armed child held for a start not recorded yet exited: the start is recorded first
+   * (PathArmedStarts.flush), so its exit goes to the unit that took it.
+   */
+  onArmedChildExit: (() => void) | undefined;
+
   onExits(exits: ChildExit[]): void {
+    if (this.armedChildren.size > 0 && exits.some((e) => this.isHeldArmedChild(e.pid)))
+      this.onArmedChildExit?.();
     for (const exit of exits) {
       if (!this.owners.has(exit.pid) && this.otherOwners.some((claim) => claim(exit))) continue;
       const owner = this.owners.get(exit.pid);
@@ -667,6 +675,11 @@ export class ProcessSupervisor {
     cgroup: string | undefined,
   ): void {
     this.armedChildren.set(unit, { cmd, env, child, cgroup });
+  }
+
+  private isHeldArmedChild(pid: number): boolean {
+    for (const a of this.armedChildren.values()) if (a.child.pid === pid) return true;
+    return false;
   }
 
   /**

@@ -213,6 +213,7 @@ export class UnitSystem {
         : undefined;
     this.armedStarts = armedStarts;
     this.supervisor.onArmedPlanGone = (unit) => armedStarts?.planGone(unit);
+    this.supervisor.onArmedChildExit = () => armedStarts?.flush();
     this.paths = new PathUnits({
       logger: options.logger,
       manager: options.manager,
@@ -282,6 +283,11 @@ export class UnitSystem {
           stateChanged: (unit, from, to) => this.unitChanged(unit, from, to),
         }),
     });
+    // A fired armed start's bookkeeping, if it waits, comes before any job request.
+    if (this.armedStarts !== undefined) {
+      const armed = this.armedStarts;
+      this.engine.queue.beforeEnqueue = () => armed.flush();
+    }
   }
 
   /** Automount units: autofs mounts and the mount starter they share. */
@@ -632,7 +638,11 @@ export class UnitSystem {
     this.watchChildren();
     raiseDatagramQueue(logger);
     const router = new NotifyRouter({
-      unitsForPid: (pid) => this.notifyUnitsFor(pid),
+      unitsForPid: (pid) => {
+        // A message from an armed start's job before its bookkeeping: recorded first.
+        this.armedStarts?.flush();
+        return this.notifyUnitsFor(pid);
+      },
       deliver: (event) => {
         const service = this.services.get(event.unit.name);
         if (service === undefined) return;
@@ -991,6 +1001,7 @@ export class UnitSystem {
    * systemd --user manager on exit: a supervisor that goes away takes its services with it.
    */
   async shutdown(timeoutMs: number): Promise<void> {
+    this.armedStarts?.flush();
     const waits: Promise<unknown>[] = [];
     for (const unit of this.options.manager.allUnits()) {
       if (unit.file === undefined || unit.keepOnShutdown === true) continue;
@@ -1042,6 +1053,7 @@ export class UnitSystem {
 
   /** daemon-reload: re-read every unit file; running units keep running. */
   reload(): { loaded: number; errors: number } {
+    this.armedStarts?.flush();
     this.instanceFiles.clear();
     const loaded = this.engine.loadAll();
     // New Accept=yes connections start from the templates as they are now.

@@ -30,6 +30,9 @@ import type { PreparedLaunch } from '../native/spawn-addon';
 import { inotifyEvents, type InotifyRecord, type InotifySourceItem } from './inotify-events';
 
 /** What a path unit watches: systemd.path(5)'s kinds; other sources may accept more. */
+/** Items held back at most (holdEvents); past it they are routed at once (a hold is a few ms). */
+const MAX_HELD_ITEMS = 256;
+
 export interface WatchSpec {
   kind: string;
   /** Absolute and normalized; for PathExistsGlob the pattern. */
@@ -94,6 +97,11 @@ export interface SpecWatch {
     dropped?: () => void,
     prepare?: () => PreparedLaunch | undefined,
   ): (() => void) | undefined;
+  /**
+   * Holds back the source's events (every spec's, in order) until the returned release is called:
+   * an armed start's job has the CPU before the daemon routes the change that started it.
+   */
+  holdEvents?(): () => void;
 }
 
 /**
@@ -256,6 +264,10 @@ class SpecWatchImpl implements SpecWatch {
     return this.owner.armCall(this, fn, dropped, prepare);
   }
 
+  holdEvents(): () => void {
+    return this.owner.holdEvents();
+  }
+
   /** What one record on one of this spec's wds means for it. */
   classify(roles: readonly Role[], r: InotifyRecord): { changed: boolean; rewalk: boolean } {
     let changed = false;
@@ -361,6 +373,9 @@ export class InotifyPathWatches implements PathWatchSource {
     const sub = inotifyEvents(this.options.native).subscribe({
       next: (item) => {
         if (item.kind === 'open') opened = item.handle;
+        // Held (holdEvents), or others held before it still to go: in order, later.
+        else if ((this.holds > 0 || this.heldItems.length > 0) && this.heldItems.length < MAX_HELD_ITEMS)
+          this.heldItems.push(item);
         else this.onItem(item);
       },
       error: (err: unknown) => (failed = err),
@@ -372,6 +387,30 @@ export class InotifyPathWatches implements PathWatchSource {
     this.subscription = sub;
     this.handle = opened;
     this.stats.instancesOpened++;
+  }
+
+  /** SpecWatch.holdEvents: items wait in `heldItems` while any hold is on. */
+  private holds = 0;
+  private readonly heldItems: Exclude<InotifySourceItem, { kind: 'open' }>[] = [];
+
+  holdEvents(): () => void {
+    this.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      // On a turn of its own: a release comes from inside a flush (a job request, a control
+      // request), where routing changes into path units must not run.
+      if (this.holds === 0 && this.heldItems.length > 0) setImmediate(() => this.drainHeld());
+    };
+  }
+
+  private drainHeld(): void {
+    while (this.holds === 0 && this.heldItems.length > 0) {
+      const item = this.heldItems.shift();
+      if (item !== undefined) this.onItem(item);
+    }
   }
 
   /** SpecWatch.armOnChange: one call armed on the spec's own wd, with the mask of its kind. */

@@ -76,6 +76,8 @@ export interface PathHost {
   armableChanged?(): void;
   /** Whether the next trigger starts the job from the inotify wake-up, else why not (status). */
   armedState?(): { armed: true } | { armed: false; why: string } | undefined;
+  /** Records a fired armed start whose bookkeeping waits, now (PathArmedStarts.flush). */
+  settleArmed?(): void;
   log: Logger;
 }
 
@@ -182,6 +184,10 @@ export class PathUnit implements UnitInstance {
   private triggerNameValue: string;
   /** firedArmed() made the trigger of the change whose event (marked `armed`) is on its way. */
   private armedTriggered = false;
+  /** An armed start fired and its firedArmed() is still to come (armedFiredLater). */
+  private armedPending = false;
+  /** ...and its change's event came meanwhile (only the path's state was taken from it). */
+  private armedEventSeen = false;
 
   constructor(
     readonly name: string,
@@ -411,17 +417,35 @@ export class PathUnit implements UnitInstance {
    * is then not taken, and killed).
    */
   firedArmed(): boolean {
+    const eventSeen = this.armedPending && this.armedEventSeen;
+    this.armedPending = false;
+    this.armedEventSeen = false;
     this.armedTriggered = false;
     const armed = this.armableSpec();
     if (armed === undefined) return false;
     const before = this.nTriggers;
     this.trigger({ ...armed.cause, why: 'changed (started from the inotify wake-up)' });
-    this.armedTriggered = this.nTriggers > before;
-    if (this.armedTriggered) this.nArmedStarts++;
-    return this.armedTriggered;
+    const triggered = this.nTriggers > before;
+    // Its event still to come carries no trigger of its own.
+    this.armedTriggered = triggered && !eventSeen;
+    if (triggered) this.nArmedStarts++;
+    return triggered;
+  }
+
+  /**
+   * The armed start fired, and its firedArmed() comes later (the job first on the CPU): the
+   * change's event, if it comes before, only refreshes the path's state; any other event asks
+   * for that firedArmed() first (host.settleArmed).
+   */
+  armedFiredLater(): void {
+    this.armedPending = true;
+    this.armedEventSeen = false;
   }
 
   private onWatchEvent(rt: SpecRuntime, ev: PathWatchEvent): void {
+    // Any event but an armed start's own: a start whose bookkeeping waits (this unit's, or a
+    // sibling's on the same file) is recorded before this one is judged.
+    if (ev.armed !== true || ev.overflow || !this.armedPending) this.host.settleArmed?.();
     try {
       this.onWatchEventNow(rt, ev);
     } finally {
@@ -433,6 +457,15 @@ export class PathUnit implements UnitInstance {
     if (this.state !== 'waiting' && this.state !== 'running') return;
     rt.events++;
     if (ev.overflow) this.nOverflows++;
+    if (ev.armed === true && this.armedPending && !ev.overflow) {
+      // The armed start's trigger is firedArmed()'s, still to come: only the path's state is news.
+      this.armedEventSeen = true;
+      const c = this.host.check(rt.entry);
+      rt.problem = c.problem;
+      rt.exists = c.exists;
+      rt.snapshot = c.snapshot;
+      return;
+    }
     if (ev.armed === true && this.armedTriggered && !ev.overflow) {
       // firedArmed() made this change's trigger already: only the path's state is news.
       this.armedTriggered = false;
@@ -704,7 +737,11 @@ export class PathUnit implements UnitInstance {
     if (from === next) return;
     this.state = next;
     this.since = Date.now();
-    if (next === 'dead' || next === 'failed') this.armedTriggered = false;
+    if (next === 'dead' || next === 'failed') {
+      this.armedTriggered = false;
+      this.armedPending = false;
+      this.armedEventSeen = false;
+    }
     this.host.stateChanged(from, next, this.result);
     this.host.armableChanged?.();
   }

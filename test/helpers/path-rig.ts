@@ -87,6 +87,8 @@ export interface PathRig {
   /** Where armableChanged/armedState go besides the spy (an armed-start orchestrator). */
   onArmable?: () => void;
   armedState?: () => { armed: true } | { armed: false; why: string };
+  /** Where settleArmed goes (PathArmedStarts.flush). */
+  settleArmed?: () => void;
   /** The triggered unit runs (after a start) and then ends. */
   run(): void;
   end(): void;
@@ -138,6 +140,7 @@ export function pathRig(text: string, name = 'foo.path'): PathRig {
       r.onArmable?.();
     },
     armedState: () => r.armedState?.(),
+    settleArmed: () => r.settleArmed?.(),
     log: silentLogger(),
   };
   r.unit = new PathUnit(name, file, host);

@@ -207,3 +207,107 @@ describe('armed path starts under triggerd', { skip }, () => {
     );
   });
 });
+
+// The bookkeeping of a fired start waits (2 ms by default: the job first on the CPU). Here it waits
+// 5 s, and everything that would see the units in between must find the start recorded first:
+// a control request, the job's own exit, a stop.
+describe('armed path starts: what comes before the bookkeeping records the start first', { skip }, () => {
+  const { dir, units, work, unit } = unitScratch('triggerd-path-armed-wait-');
+  let d: RunningDaemon;
+  let client: ControlClient;
+  const status = (name: string): Promise<UnitStatus> => unitStatus(client, name);
+  const text = async (name: string): Promise<string> => (await status(name)).statusLines.join('\n');
+  const armed = (name: string) =>
+    waitFor(`${name} armed`, async () => (/Armed: yes/.test(await text(name)) ? true : undefined));
+  const runs = (name: string): string[] => readLines(path.join(work, `${name}-runs`));
+  const pidAlive = (pid: number): boolean => fs.existsSync(`/proc/${pid}`);
+  // Stopping a oneshot in its start reports the start's job as canceled (as it is, armed or not).
+  const stop = async (names: string[]): Promise<void> => {
+    try {
+      await client.request('stop', { names });
+    } catch (err) {
+      if (!/canceled/.test((err as Error).message)) throw err;
+    }
+  };
+
+  before(async () => {
+    const enable: string[] = [];
+    for (const [name, job] of [
+      ['quick', `echo $$$$ >> ${work}/quick-runs`],
+      ['long', `echo $$$$ >> ${work}/long-runs; exec sleep 30`],
+      ['stopped', `echo $$$$ >> ${work}/stopped-runs; exec sleep 30`],
+    ] as const) {
+      fs.writeFileSync(path.join(work, name), '0');
+      unit(`${name}.path`, `[Path]\nPathChanged=${work}/${name}\n[Install]\nWantedBy=multi-user.target\n`);
+      enable.push(`${name}.path`);
+      unit(
+        `${name}.service`,
+        `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=/bin/sh -c '${job}'\n`,
+      );
+    }
+    fs.mkdirSync(path.join(units, 'multi-user.target.wants'));
+    for (const n of enable)
+      fs.symlinkSync(path.join(units, n), path.join(units, 'multi-user.target.wants', n));
+    process.env.TRIGGERD_ARMED_BOOKKEEPING_DELAY_MS = '5000';
+    try {
+      d = await startDaemon(['--unit-path', units, '--shutdown-timeout', '5', '--log-level', 'debug']);
+    } finally {
+      delete process.env.TRIGGERD_ARMED_BOOKKEEPING_DELAY_MS;
+    }
+    client = await d.client();
+  });
+
+  after(async () => {
+    client?.close();
+    await d?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("the job's exit records its start: success, and the unit waits again", async () => {
+    await armed('quick.path');
+    fs.writeFileSync(path.join(work, 'quick'), '1');
+    await waitFor('the run', () => (runs('quick').length === 1 ? true : undefined));
+    const pid = Number(runs('quick')[0]);
+    // No control request until the daemon logged the run's end: its exit came first.
+    await d.waitForLog((l) => l.unit === 'quick.service' && l.msg === 'quick.service dead', 4000);
+    const s = await status('quick.service');
+    assert.equal(s.active, 'inactive');
+    assert.equal(s.properties.Result, 'success');
+    assert.equal(s.properties.ExecMainCode, 'exited', 'the exit of the armed process reached the unit');
+    assert.equal(s.properties.ExecMainStatus, 0);
+    assert.ok(!fs.existsSync(`/proc/${pid}`));
+    assert.equal((await status('quick.path')).properties.NArmedStarts, 1);
+  });
+
+  test("a control request records a waiting start: the running job is the unit's", async () => {
+    await armed('long.path');
+    fs.writeFileSync(path.join(work, 'long'), '1');
+    await waitFor('the run', () => (runs('long').length === 1 ? true : undefined));
+    const pid = Number(runs('long')[0]);
+    const s = await status('long.service');
+    assert.equal(s.active, 'activating', 'recorded before the answer');
+    assert.equal(Number(s.properties.MainPID), pid);
+    assert.equal((await status('long.path')).sub, 'running');
+    await stop(['long.service']);
+    await waitFor('the job gone', () => (pidAlive(pid) ? undefined : true));
+  });
+
+  test('a stop records a waiting start first, and stops its job', async () => {
+    await armed('stopped.path');
+    fs.writeFileSync(path.join(work, 'stopped'), '1');
+    await waitFor('the run', () => (runs('stopped').length === 1 ? true : undefined));
+    const pid = Number(runs('stopped')[0]);
+    await stop(['stopped.path', 'stopped.service']);
+    await waitFor('the job gone', () => (pidAlive(pid) ? undefined : true));
+    assert.equal((await status('stopped.service')).active, 'inactive');
+    assert.equal((await status('stopped.path')).active, 'inactive');
+    assert.equal((await status('stopped.path')).properties.NArmedStarts, 1, 'the start was recorded');
+  });
+
+  test('nothing was killed as not taken, and no exit went to no unit', () => {
+    assert.equal(
+      d.logs.filter((l) => /did not take the process cloned for it/.test(String(l.msg))).length,
+      0,
+    );
+  });
+});

@@ -17,7 +17,11 @@ import {
   type PathWatchEvent,
   type PathWatchSource,
 } from '../../src/events/path-watches';
-import { PathArmedStarts, type PathArmedStartHost } from '../../src/core/path-armed-start';
+import {
+  bookkeepingDelayMs,
+  PathArmedStarts,
+  type PathArmedStartHost,
+} from '../../src/core/path-armed-start';
 import { ProcessSupervisor } from '../../src/core/process-supervisor';
 import type { Logger } from '../../src/util/logger';
 import { FakeNativeInotify } from '../helpers/fake-inotify';
@@ -348,7 +352,12 @@ interface Orchestrated {
 }
 
 /** `source`: the watch source of the path unit (default: the rig's fake). */
-function orchestrated(text = '[Path]\nPathChanged=/etc/conf\n', source?: PathWatchSource): Orchestrated {
+/** `delayMs`: the bookkeeping's wait after the clone (0: at once, as most tests here want). */
+function orchestrated(
+  text = '[Path]\nPathChanged=/etc/conf\n',
+  source?: PathWatchSource,
+  delayMs = 0,
+): Orchestrated {
   const r = pathRig(text);
   if (source !== undefined) (r.unit as unknown as { host: PathHost }).host.sourceFor = () => source;
   r.fs.set('/etc/conf', file('a'));
@@ -414,8 +423,10 @@ function orchestrated(text = '[Path]\nPathChanged=/etc/conf\n', source?: PathWat
       calls.push('settle');
       return o.answers.settle;
     },
+    bookkeepingDelayMs: delayMs,
   };
   const armed = new PathArmedStarts(host);
+  r.settleArmed = () => armed.flush();
   r.onArmable = () => armed.unitArmableChanged(r.unit.name);
   r.armedState = () => armed.state(r.unit.name);
   const firedArmed = r.unit.firedArmed.bind(r.unit);
@@ -538,6 +549,94 @@ describe('PathArmedStarts', () => {
     assert.equal(o.armed.state('foo.path').armed, false);
     assert.equal(o.r.source.disarms, 1);
     o.armed.close();
+  });
+
+  test('the bookkeeping waits (the job first on the CPU): clone and hold now, the trigger at the timer', async () => {
+    const o = orchestrated(undefined, undefined, 30);
+    o.armed.refresh();
+    o.r.source.fire('/etc/conf');
+    assert.deepEqual(o.calls, ['spawn', 'hold'], 'nothing of the start is recorded yet');
+    assert.equal(o.armed.waiting, 1);
+    assert.equal(o.r.unit.state, 'waiting');
+    assert.equal(o.armed.state('foo.path').armed, false);
+    // The change's own event comes first: it only refreshes the path's state.
+    o.r.source.emit('/etc/conf', { changed: true, armed: true });
+    assert.deepEqual(o.calls, ['spawn', 'hold'], 'its event does not record the start');
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.deepEqual(o.calls, ['spawn', 'hold', 'firedArmed', 'startUnit', 'settle']);
+    assert.equal(o.armed.waiting, 0);
+    assert.equal(o.r.unit.nTriggers, 1);
+    assert.equal(o.r.unit.nArmedStarts, 1);
+    o.r.run();
+    o.r.end();
+    assert.equal(o.r.starts.length, 1, 'one start for the change');
+    assert.equal(o.r.unit.nLatched, 0, 'its event latched nothing');
+    o.armed.close();
+  });
+
+  test('its event after the recording (a later slice) carries no second trigger either', async () => {
+    const o = orchestrated(undefined, undefined, 5);
+    o.armed.refresh();
+    o.r.source.fire('/etc/conf');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.deepEqual(o.calls, ['spawn', 'hold', 'firedArmed', 'startUnit', 'settle']);
+    o.r.source.emit('/etc/conf', { changed: true, armed: true });
+    o.r.run();
+    o.r.end();
+    assert.equal(o.r.starts.length, 1);
+    assert.equal(o.r.unit.nLatched, 0);
+    o.armed.close();
+  });
+
+  test('another change while the bookkeeping waits records the start first, then is latched', () => {
+    const o = orchestrated(undefined, undefined, 10_000);
+    o.armed.refresh();
+    o.r.source.fire('/etc/conf');
+    o.r.source.emit('/etc/conf', { changed: true, armed: true });
+    o.r.fs.set('/etc/conf', file('c'));
+    o.r.source.emit('/etc/conf', { changed: true });
+    assert.deepEqual(o.calls, ['spawn', 'hold', 'firedArmed', 'startUnit', 'settle'], 'recorded at once');
+    assert.equal(o.armed.waiting, 0, 'and its timer is gone');
+    assert.equal(o.r.unit.nLatched, 1, 'the later change waits for the run to end');
+    o.r.run();
+    o.r.end();
+    assert.equal(o.r.starts.length, 2);
+    o.armed.close();
+  });
+
+  test('flush() records every waiting start now; a unit is not armed again while its start waits', async () => {
+    const o = orchestrated(undefined, undefined, 10_000);
+    o.armed.refresh();
+    o.r.source.fire('/etc/conf');
+    o.armed.refresh();
+    assert.deepEqual(o.armed.state('foo.path'), {
+      armed: false,
+      why: 'its last armed start is still being recorded',
+    });
+    o.armed.flush();
+    assert.deepEqual(o.calls, ['spawn', 'hold', 'firedArmed', 'startUnit', 'settle']);
+    o.armed.flush();
+    assert.equal(o.calls.length, 5, 'once');
+    o.armed.close();
+  });
+
+  test('close() records a waiting start before it drops the arms', () => {
+    const o = orchestrated(undefined, undefined, 10_000);
+    o.armed.refresh();
+    o.r.source.fire('/etc/conf');
+    o.armed.close();
+    assert.deepEqual(o.calls, ['spawn', 'hold', 'firedArmed', 'startUnit', 'settle']);
+    assert.equal(o.armed.waiting, 0);
+  });
+
+  test('bookkeepingDelayMs: the variable, bounded; 2 ms by default', () => {
+    assert.equal(bookkeepingDelayMs(undefined), 2);
+    assert.equal(bookkeepingDelayMs(''), 2);
+    assert.equal(bookkeepingDelayMs('0'), 0);
+    assert.equal(bookkeepingDelayMs('5'), 5);
+    assert.equal(bookkeepingDelayMs('1e9'), 60_000);
+    assert.equal(bookkeepingDelayMs('-1'), 2);
+    assert.equal(bookkeepingDelayMs('soon'), 2);
   });
 
   test('firing: clone, hold the child, trigger, settle, in that order', async () => {
