@@ -411,8 +411,13 @@ export class ServiceUnit implements UnitInstance {
       default:
         break;
     }
-    // A start in progress is superseded by the stop.
-    if (this.pendingJob === 'start' || this.pendingJob === 'reload') this.finishJob('canceled');
+    // A start in progress is superseded by the stop. Its job is over already: the queue replaced
+    // it with this stop, so nothing is reported for it (reported, the 'canceled' went to the job
+    // running now, this stop, wherever the engine no longer knew the start's job id).
+    if (this.pendingJob === 'start' || this.pendingJob === 'reload') {
+      this.lastOutcome = { failed: 'canceled', reason: `${this.name}: ${this.result}` };
+      this.pendingJob = undefined;
+    }
     this.pendingJob = 'stop';
     // The main process is on its way: stop it once its pid is known (mainSpawned).
     if (this.mainSpawnPending) return 'pending';

@@ -157,7 +157,8 @@ test('spawnLater: a stop while the pid is unknown waits for it, then stops the p
   assert.ok(r.signals.includes('100:15'));
   r.kill(15);
   assert.equal(r.unit.state, 'dead');
-  assert.deepEqual(r.jobs, ['canceled', 'done']);
+  // Only the stop's own end: the start's job was replaced by the queue, not reported from here.
+  assert.deepEqual(r.jobs, ['done']);
 });
 
 test('spawnLater: a failed spawn fails the instance like a failed spawn()', () => {
@@ -198,6 +199,19 @@ test('Type=oneshot runs each ExecStart in turn; RemainAfterExit keeps it exited'
   assert.equal(r.unit.state, 'exited');
   assert.deepEqual(r.jobs, ['done']);
   assert.equal(r.unit.activeState(), 'active');
+});
+
+test("a stop during a oneshot's start reports nothing for the start: the queue replaced its job", () => {
+  const r = rig({ type: 'oneshot' });
+  assert.equal(r.unit.start(), 'pending');
+  // The queue's stop job replaced the start job and runs the stop step: the only report the
+  // service makes from here on is the stop's own (its 'canceled' for the start went to the stop).
+  const stopped = r.unit.stop();
+  assert.deepEqual(r.jobs, [], 'no canceled report from inside stop()');
+  assert.equal(stopped, 'pending');
+  r.exit(0, undefined);
+  assert.equal(r.unit.state, 'dead');
+  assert.deepEqual(r.jobs, ['done'], 'the stop job is done');
 });
 
 test('Type=oneshot without RemainAfterExit ends dead; a failing command fails the job', () => {
