@@ -176,6 +176,17 @@ namespace {
 
 constexpr char kListenPid[] = "LISTEN_PID=";
 
+// spawn()'s and launch()'s `options`: undefined, or an object whose `yieldAfter` is a boolean.
+bool YieldAfterOption(Napi::Env env, Napi::Value options) {
+  if (options.IsUndefined()) return false;
+  if (!options.IsObject()) throw MakeArgumentError(env, "The \"options\" argument must be an object");
+  Napi::Value value = options.As<Napi::Object>().Get("yieldAfter");
+  if (!value.IsUndefined() && !value.IsBoolean()) {
+    throw MakeArgumentError(env, "The \"options.yieldAfter\" property must be a boolean");
+  }
+  return value.IsBoolean() && value.As<Napi::Boolean>().Value();
+}
+
 // Why BindFds failed: errno from open() of /dev/null or of the cgroup (0: it did not).
 struct BindFailure {
   int err = 0;
@@ -499,15 +510,7 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
   // launch(options?) → the child, cloned now or already from native code; throws its failure.
   Napi::Value LaunchMethod(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    bool yield_after = false;
-    if (!info[0].IsUndefined()) {
-      if (!info[0].IsObject()) throw MakeArgumentError(env, "The \"options\" argument must be an object");
-      Napi::Value value = info[0].As<Napi::Object>().Get("yieldAfter");
-      if (!value.IsUndefined() && !value.IsBoolean()) {
-        throw MakeArgumentError(env, "The \"options.yieldAfter\" property must be a boolean");
-      }
-      yield_after = value.IsBoolean() && value.As<Napi::Boolean>().Value();
-    }
+    bool yield_after = YieldAfterOption(env, info[0]);
     if (prepared_ == nullptr || addon_ == nullptr) {
       throw MakeArgumentError(env, "The prepared launch was released or already launched",
                               "ERR_INVALID_STATE");
@@ -634,15 +637,7 @@ void SpawnAddon::WorkOver(SpawnWork* work) { works_.erase(work); }
 
 Napi::Value SpawnAddon::Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  bool yield_after = false;
-  if (!info[1].IsUndefined()) {
-    if (!info[1].IsObject()) throw MakeArgumentError(env, "The \"options\" argument must be an object");
-    Napi::Value yield_value = info[1].As<Napi::Object>().Get("yieldAfter");
-    if (!yield_value.IsUndefined() && !yield_value.IsBoolean()) {
-      throw MakeArgumentError(env, "The \"options.yieldAfter\" property must be a boolean");
-    }
-    yield_after = yield_value.IsBoolean() && yield_value.As<Napi::Boolean>().Value();
-  }
+  bool yield_after = YieldAfterOption(env, info[1]);
   std::unique_ptr<PreparedSpawn> prepared =
       PrepareSpawn(env, info[0], last_cap_, *plan_keys_, ignored_signals_, &fd_cache_);
   PreparedSpawn* p = prepared.get();

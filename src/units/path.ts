@@ -457,18 +457,11 @@ export class PathUnit implements UnitInstance {
     if (this.state !== 'waiting' && this.state !== 'running') return;
     rt.events++;
     if (ev.overflow) this.nOverflows++;
-    if (ev.armed === true && this.armedPending && !ev.overflow) {
-      // The armed start's trigger is firedArmed()'s, still to come: only the path's state is news.
-      this.armedEventSeen = true;
-      const c = this.host.check(rt.entry);
-      rt.problem = c.problem;
-      rt.exists = c.exists;
-      rt.snapshot = c.snapshot;
-      return;
-    }
-    if (ev.armed === true && this.armedTriggered && !ev.overflow) {
-      // firedArmed() made this change's trigger already: only the path's state is news.
-      this.armedTriggered = false;
+    if (ev.armed === true && (this.armedPending || this.armedTriggered) && !ev.overflow) {
+      // The armed start's trigger is firedArmed()'s (made already, or still to come when its
+      // bookkeeping waits): only the path's state is news.
+      if (this.armedPending) this.armedEventSeen = true;
+      else this.armedTriggered = false;
       const c = this.host.check(rt.entry);
       rt.problem = c.problem;
       rt.exists = c.exists;

@@ -360,18 +360,38 @@ async function warmUp(n: RawExports): Promise<void> {
   });
 }
 
+/**
+ * A prepare() test's frame: the addon warmed up, a child watcher, the clones counted (r.launched)
+ * and their exits awaited, then no findings, no fd leaked (and, with `usable`, the process fine).
+ */
+async function withPreparedRig(
+  label: string,
+  usable: boolean,
+  body: (n: RawExports, findings: Findings, r: { launched: number }) => Promise<void>,
+): Promise<void> {
+  const n = raw as RawExports;
+  await warmUp(n);
+  const before = openFds();
+  const findings = new Findings();
+  const exits: unknown[] = [];
+  const watcher = n.watchChildren((batch: unknown) => exits.push(...(batch as unknown[]))) as Watcher;
+  const r = { launched: 0 };
+  try {
+    await body(n, findings, r);
+    await exitsReported(exits, r.launched);
+  } finally {
+    watcher.close();
+  }
+  findings.assertNone();
+  await assertNoFdLeak(before, label);
+  if (usable) await assertProcessUsable();
+}
+
 test(
   'spawn: prepare refuses every malformed plan as spawn does, and a plan that fails as spawn fails at launch',
   { skip },
   async () => {
-    const n = raw as RawExports;
-    await warmUp(n);
-    const before = openFds();
-    const findings = new Findings();
-    const exits: unknown[] = [];
-    const watcher = n.watchChildren((batch: unknown) => exits.push(...(batch as unknown[]))) as Watcher;
-    let launched = 0;
-    try {
+    await withPreparedRig('prepare', true, async (n, findings, r) => {
       // Each refusal of prepare() is compared with spawn()'s of the same arguments (which never
       // clones for a plan it refuses); what prepare() accepts is released unlaunched.
       const prepareLikeSpawn = (...args: unknown[]): unknown => {
@@ -381,7 +401,7 @@ test(
           let spawnError: unknown;
           try {
             n.spawn(...args);
-            launched++;
+            r.launched++;
             findings.add(`prepare refused (${describeError(error)}) what spawn accepted`);
           } catch (e) {
             spawnError = e;
@@ -416,14 +436,14 @@ test(
         let spawnError: unknown;
         try {
           n.spawn(plan);
-          launched++;
+          r.launched++;
         } catch (error) {
           spawnError = error;
         }
         const prepared = n.prepare(plan) as Prepared;
         try {
           prepared.launch();
-          launched++;
+          r.launched++;
           findings.add(`prepare(${what}).launch(): accepted`);
         } catch (error) {
           const keys = ['step', 'code', 'errno', 'syscall', 'path', 'message'] as const;
@@ -439,13 +459,7 @@ test(
           prepared.release();
         }
       }
-      await exitsReported(exits, launched);
-    } finally {
-      watcher.close();
-    }
-    findings.assertNone();
-    await assertNoFdLeak(before, 'prepare');
-    await assertProcessUsable();
+    });
   },
 );
 
@@ -479,14 +493,7 @@ test(
   'spawn: PreparedLaunch refuses bad launch options, a second launch, a launch after release',
   { skip },
   async () => {
-    const n = raw as RawExports;
-    await warmUp(n);
-    const before = openFds();
-    const findings = new Findings();
-    const exits: unknown[] = [];
-    const watcher = n.watchChildren((batch: unknown) => exits.push(...(batch as unknown[]))) as Watcher;
-    let launched = 0;
-    try {
+    await withPreparedRig('PreparedLaunch', false, async (n, findings, r) => {
       // Every bad options value is refused without using the launch up: the valid call at the end
       // (with extra arguments) is the one that clones.
       const prepared = n.prepare(validPlan()) as Prepared;
@@ -494,7 +501,7 @@ test(
         label: 'prepared.launch',
         call: (...args) => Reflect.apply(prepared.launch, prepared, args),
         args: [launchOptionsArg()],
-        cleanup: () => void launched++,
+        cleanup: () => void r.launched++,
       });
       if (!prepared.launched) findings.add('launched is false after launch()');
       await expectRefused(
@@ -534,7 +541,7 @@ test(
         await expectRefused(
           findings,
           `launch(${JSON.stringify(options)}) after release()`,
-          { call: () => released.launch(options), cleanup: () => void launched++ },
+          { call: () => released.launch(options), cleanup: () => void r.launched++ },
           [],
           isInvalidState,
         );
@@ -544,18 +551,13 @@ test(
         await expectRefused(
           findings,
           `launch(${JSON.stringify(options)}) after release()`,
-          { call: () => released.launch(options), cleanup: () => void launched++ },
+          { call: () => released.launch(options), cleanup: () => void r.launched++ },
           [],
           (error) => error instanceof TypeError,
         );
       }
       if (released.launched) findings.add('launched is true after release() alone');
-      await exitsReported(exits, launched);
-    } finally {
-      watcher.close();
-    }
-    findings.assertNone();
-    await assertNoFdLeak(before, 'PreparedLaunch');
+    });
   },
 );
 

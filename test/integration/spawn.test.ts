@@ -220,14 +220,7 @@ for (const implementation of implementations) {
         () => native.spawnAsync(basicPlan(['/bin/true']), 'done' as unknown as () => void),
         TypeError,
       );
-      const exits: ChildExit[] = [];
-      let resolveExit: () => void = () => undefined;
-      const exited = new Promise<void>((resolve) => (resolveExit = resolve));
-      const watcher = native.watchChildren((batch) => {
-        exits.push(...batch);
-        resolveExit();
-      });
-      t.after(() => watcher.close());
+      const { exits, exited } = watchExits(native, t);
       let inCall = true;
       const child = await new Promise<SpawnedChild>((resolve, reject) => {
         native.spawnAsync(basicPlan(['/bin/sh', '-c', 'exit 4']), (err, c) => {
