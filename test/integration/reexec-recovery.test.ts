@@ -350,6 +350,47 @@ while True:
     await b.stop();
   });
 
+  test('an ExecStartPre= that fails after a kill -9 fails the start: its exit status is not lost', async () => {
+    const base = path.join(root, 'pre-fails');
+    fs.mkdirSync(base, { recursive: true });
+    const marker = path.join(base, 'steps');
+    const units = unitDir('pre-fails', {
+      'fails.service':
+        `[Service]\nExecStartPre=/bin/sh -c 'echo first >> ${marker}; sleep 2; exit 3'\n` +
+        `ExecStart=/bin/sh -c 'echo main >> ${marker}; exec sleep 1000'\n`,
+      'default.target': '[Unit]\nWants=fails.service\n',
+    });
+    const dir = path.join(base, 'run');
+    fs.mkdirSync(dir, { recursive: true });
+    const args = ['--unit-path', units, '--fstab', ''];
+    const a = await startDaemon(args, { dir });
+    daemons.push(a);
+    await waitFor('ExecStartPre running', () => (readSteps(marker).includes('first') ? true : undefined));
+    const controlPid = Number(await prop(a, 'fails.service', 'ControlPID'));
+    await waitForState(dir, 'the checkpoint lists the control process', (t) =>
+      t.includes(`"control":{"pid":${controlPid}`),
+    );
+    process.kill(a.pid, 'SIGKILL');
+    await a.exited;
+    const b = await startDaemon(args, { dir });
+    daemons.push(b);
+    await b.waitForLog((l) => l.msg === 'units restored from the state file');
+    assert.ok(alive(controlPid), 'the restart happened while ExecStartPre= ran');
+    // Reparented to init (or our subreaper) while no daemon ran: its status comes from the zombie's
+    // /proc entry or, once reaped, from the kernel's PIDFD_INFO_EXIT; never taken as success.
+    await waitFor(
+      'fails.service failed',
+      async () => ((await prop(b, 'fails.service', 'ActiveState')) === 'failed' ? true : undefined),
+      15_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; log: ${logTail(b)}`);
+    });
+    assert.equal(await prop(b, 'fails.service', 'Result'), 'exit-code');
+    assert.deepEqual(readSteps(marker), ['first'], 'ExecStart= never ran');
+    assert.ok(!b.logs.some((l) => /exit status unknown/.test(String(l.msg))));
+    await b.stop();
+  });
+
   test('a mount helper (mount(8)) running at a kill -9 is adopted: the mount unit ends up mounted', async () => {
     const type = `trgd${token}`;
     const helper = `/sbin/mount.${type}`;
