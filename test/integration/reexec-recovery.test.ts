@@ -313,16 +313,24 @@ while True:
   test('jobs across a kill -9 and a restart: taken back from the checkpoint, they go on', () =>
     jobsSurvive('crash'));
 
-  test('an ExecStartPre= running at a kill -9 is adopted by the restarted daemon', async () => {
-    const port = await freePort();
-    const { units, marker } = slowPreUnits('pre-crash', 5, port);
-    const dir = path.join(root, 'pre-crash', 'run');
+  /**
+   * A daemon whose `unit` is in its first ExecStartPre= (it writes "first" to `marker`) killed
+   * with SIGKILL once the checkpoint lists that control process, and a second one started on the
+   * same state, the control process still running: the restarted daemon and the process's pid.
+   */
+  async function crashDuringPre(
+    name: string,
+    units: string,
+    marker: string,
+    unit: string,
+  ): Promise<{ b: RunningDaemon; controlPid: number }> {
+    const dir = path.join(root, name, 'run');
     fs.mkdirSync(dir, { recursive: true });
     const args = ['--unit-path', units, '--fstab', ''];
     const a = await startDaemon(args, { dir });
     daemons.push(a);
     await waitFor('ExecStartPre running', () => (readSteps(marker).includes('first') ? true : undefined));
-    const controlPid = Number(await prop(a, 'pre.service', 'ControlPID'));
+    const controlPid = Number(await prop(a, unit, 'ControlPID'));
     await waitForState(dir, 'the checkpoint lists the control process', (t) =>
       t.includes(`"control":{"pid":${controlPid}`),
     );
@@ -332,6 +340,13 @@ while True:
     daemons.push(b);
     await b.waitForLog((l) => l.msg === 'units restored from the state file');
     assert.ok(alive(controlPid), 'the restart happened while ExecStartPre= ran');
+    return { b, controlPid };
+  }
+
+  test('an ExecStartPre= running at a kill -9 is adopted by the restarted daemon', async () => {
+    const port = await freePort();
+    const { units, marker } = slowPreUnits('pre-crash', 5, port);
+    const { b, controlPid } = await crashDuringPre('pre-crash', units, marker, 'pre.service');
     assert.ok(b.logs.some((l) => l.msg === `adopted process ${controlPid}`));
     await waitFor(
       'pre.service running',
@@ -360,22 +375,7 @@ while True:
         `ExecStart=/bin/sh -c 'echo main >> ${marker}; exec sleep 1000'\n`,
       'default.target': '[Unit]\nWants=fails.service\n',
     });
-    const dir = path.join(base, 'run');
-    fs.mkdirSync(dir, { recursive: true });
-    const args = ['--unit-path', units, '--fstab', ''];
-    const a = await startDaemon(args, { dir });
-    daemons.push(a);
-    await waitFor('ExecStartPre running', () => (readSteps(marker).includes('first') ? true : undefined));
-    const controlPid = Number(await prop(a, 'fails.service', 'ControlPID'));
-    await waitForState(dir, 'the checkpoint lists the control process', (t) =>
-      t.includes(`"control":{"pid":${controlPid}`),
-    );
-    process.kill(a.pid, 'SIGKILL');
-    await a.exited;
-    const b = await startDaemon(args, { dir });
-    daemons.push(b);
-    await b.waitForLog((l) => l.msg === 'units restored from the state file');
-    assert.ok(alive(controlPid), 'the restart happened while ExecStartPre= ran');
+    const { b } = await crashDuringPre('pre-fails', units, marker, 'fails.service');
     // Reparented to init (or our subreaper) while no daemon ran: its status comes from the zombie's
     // /proc entry or, once reaped, from the kernel's PIDFD_INFO_EXIT; never taken as success.
     await waitFor(
