@@ -100,24 +100,36 @@ export class ProcessAdoption {
     // Readable but not reaped: a child of ours that has not exited (cannot happen for a pidfd
     // that polls readable, but waitid is the judge).
     if (reaped && exit === null) return;
-    this.release(pid);
     // Our child, but not ours to reap: the SIGCHLD reaper got it first and routed it.
-    if (!reaped && w.ourChild) return;
+    if (!reaped && w.ourChild) {
+      this.release(pid);
+      return;
+    }
     let statusUnknown = false;
     if (exit === null) {
       // Not ours to reap: what the kernel kept for the pidfd if its reaper was quick, else the
       // zombie's /proc entry, else the pidfd again (it may have been reaped in between).
       const kept = (): Omit<PidfdExit, 'pid'> | undefined => this.exitInfo(w.pidfd);
-      const found = kept() ?? zombieExitCode(pid) ?? kept();
+      const keptFirst = kept();
+      const fromZombie = keptFirst === undefined ? zombieExitCode(pid) : undefined;
+      const found = keptFirst ?? fromZombie ?? kept();
       exit = found !== undefined ? { pid, ...found } : { pid, code: 'exited', status: UNKNOWN_EXIT_STATUS };
       statusUnknown = found === undefined;
-      if (found === undefined)
+      if (found !== undefined)
+        this.options.logger.info(
+          { unit: w.unit, pid, code: found.code, status: found.status },
+          `adopted process ${pid} ended (reaped by another process); its status from ` +
+            (fromZombie !== undefined ? 'its zombie /proc entry' : 'the kernel (PIDFD_INFO_EXIT)'),
+        );
+      else
         this.options.logger.warn(
           { unit: w.unit, pid },
           `adopted process ${pid} ended; not our child (reparented while the daemon was down) and already reaped, ` +
             `and this kernel keeps no exit status for a pidfd (Linux 6.15): exit status unknown, taken as ${UNKNOWN_EXIT_STATUS}`,
         );
     }
+    // Only now: the kept status is read through the pidfd this closes.
+    this.release(pid);
     this.options.exited({
       pid,
       code: exit.code,
@@ -131,7 +143,12 @@ export class ProcessAdoption {
   private exitInfo(pidfd: number): Omit<PidfdExit, 'pid'> | undefined {
     try {
       return this.options.native.pidfdExitInfo(pidfd) ?? undefined;
-    } catch {
+    } catch (err) {
+      // Older kernels answer null, not an error: this is unexpected (and hid a closed pidfd once).
+      this.options.logger.warn(
+        { pidfd, err },
+        'cannot read the exit status the kernel kept for an adopted process',
+      );
       return undefined;
     }
   }

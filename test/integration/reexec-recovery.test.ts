@@ -16,6 +16,8 @@ import { TRIGGERCTL, run, skipUnlessRoot, startDaemon, waitFor, type RunningDaem
 import { addonCandidates } from '../../src/native/addon';
 import { findCgroupHierarchy } from '../../src/exec/cgroups';
 import { freePort } from '../helpers/loopback';
+import { loadNativeSpawn } from '../../src/native/spawn-addon';
+import { loadNativeReexec } from '../../src/native/reexec-addon';
 
 const skip =
   skipUnlessRoot() ??
@@ -85,6 +87,33 @@ function connectOnce(port: number): Promise<string> {
       reject(new Error('no answer'));
     });
   });
+}
+
+/** PIDFD_INFO_EXIT came in Linux 6.15. */
+const skipPidfdExitInfo =
+  skip ??
+  ((): string | undefined => {
+    const [major, minor] = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').split('.').map(Number);
+    return major > 6 || (major === 6 && minor >= 15) ? undefined : 'PIDFD_INFO_EXIT needs Linux 6.15';
+  })();
+
+/** The parent pid from /proc/PID/stat (field 4), or undefined when it is gone. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function zombie(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat[stat.lastIndexOf(')') + 2] === 'Z';
+  } catch {
+    return false;
+  }
 }
 
 /** Running (a zombie is not: PID 1 here may take its time to reap what it inherits). */
@@ -390,6 +419,66 @@ while True:
     assert.ok(!b.logs.some((l) => /exit status unknown/.test(String(l.msg))));
     await b.stop();
   });
+
+  test(
+    'an ExecStartPre= reaped by its subreaper before the restarted daemon looks: its status from PIDFD_INFO_EXIT',
+    { skip: skipPidfdExitInfo },
+    async () => {
+      // This test process is the subreaper the orphaned ExecStartPre= goes to at the kill -9, and
+      // it reaps it while the restarted daemon is stopped (SIGSTOP): when the daemon looks, no
+      // zombie is left, and only the kernel's PIDFD_INFO_EXIT for its pidfd has the status.
+      const spawnAddon = loadNativeSpawn();
+      const reexec = loadNativeReexec();
+      const wasSubreaper = spawnAddon.isSubreaper();
+      spawnAddon.setSubreaper(true);
+      let stopped: number | undefined;
+      try {
+        const base = path.join(root, 'pre-reaped');
+        fs.mkdirSync(base, { recursive: true });
+        const marker = path.join(base, 'steps');
+        const go = path.join(base, 'go');
+        const units = unitDir('pre-reaped', {
+          'reaped.service':
+            `[Service]\nExecStartPre=/bin/sh -c 'echo first >> ${marker}; ` +
+            `while [ ! -e ${go} ]; do sleep 0.05; done; exit 3'\n` +
+            `ExecStart=/bin/sh -c 'echo main >> ${marker}; exec sleep 1000'\n`,
+          'default.target': '[Unit]\nWants=reaped.service\n',
+        });
+        const { b, controlPid } = await crashDuringPre('pre-reaped', units, marker, 'reaped.service');
+        await b.waitForLog((l) => l.msg === `adopted process ${controlPid}`);
+        assert.equal(parentOf(controlPid), process.pid, 'the orphan went to this test process');
+        process.kill(b.pid, 'SIGSTOP');
+        stopped = b.pid;
+        const pidfd = reexec.pidfdOpen(controlPid);
+        try {
+          fs.writeFileSync(go, '');
+          await waitFor('ExecStartPre= exited', () => (zombie(controlPid) ? true : undefined));
+          assert.deepEqual(reexec.waitPidfd(pidfd), { pid: controlPid, code: 'exited', status: 3 });
+        } finally {
+          reexec.closeFd(pidfd);
+        }
+        assert.ok(!fs.existsSync(`/proc/${controlPid}`), 'reaped before the daemon runs again');
+        process.kill(b.pid, 'SIGCONT');
+        stopped = undefined;
+        await waitFor(
+          'reaped.service failed',
+          async () => ((await prop(b, 'reaped.service', 'ActiveState')) === 'failed' ? true : undefined),
+          15_000,
+        ).catch((err: Error) => {
+          throw new Error(`${err.message}; log: ${logTail(b)}`);
+        });
+        assert.equal(await prop(b, 'reaped.service', 'Result'), 'exit-code');
+        assert.deepEqual(readSteps(marker), ['first'], 'ExecStart= never ran');
+        const ended = b.logs.find((l) => String(l.msg).startsWith(`adopted process ${controlPid} ended`));
+        assert.match(String(ended?.msg), /its status from the kernel \(PIDFD_INFO_EXIT\)/);
+        assert.equal(ended?.status, 3);
+        await b.stop();
+      } finally {
+        if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
+        spawnAddon.setSubreaper(wasSubreaper);
+      }
+    },
+  );
 
   test('a mount helper (mount(8)) running at a kill -9 is adopted: the mount unit ends up mounted', async () => {
     const type = `trgd${token}`;

@@ -17,6 +17,8 @@ interface Rig {
   adoption: ProcessAdoption;
   exits: AdoptedExit[];
   warnings: string[];
+  /** Info lines (an adopted process's end says where its status came from). */
+  infos: string[];
   /** The pidfd turns readable. */
   readable(): void;
   infoCalls: () => number;
@@ -30,7 +32,10 @@ function rig(answers: { wait: () => PidfdExit | null; info: (() => Omit<PidfdExi
   const native = {
     pidfdOpen: () => 42,
     waitPidfd: () => answers.wait(),
-    pidfdExitInfo: () => {
+    pidfdExitInfo: (fd: number) => {
+      // As the kernel does: a closed pidfd has nothing to tell.
+      if (closed.includes(fd))
+        throw Object.assign(new Error('EBADF: bad file descriptor, ioctl'), { code: 'EBADF' });
       const next = answers.info[Math.min(infoCalls, answers.info.length - 1)];
       infoCalls++;
       return next();
@@ -41,6 +46,8 @@ function rig(answers: { wait: () => PidfdExit | null; info: (() => Omit<PidfdExi
   const warnings: string[] = [];
   const logger = silentLogger();
   logger.warn = ((_o: unknown, msg: string) => void warnings.push(msg)) as typeof logger.warn;
+  const infos: string[] = [];
+  logger.info = ((_o: unknown, msg: string) => void infos.push(msg)) as typeof logger.info;
   const adoption = new ProcessAdoption({
     native,
     watch: (_fd, cb) => {
@@ -54,6 +61,7 @@ function rig(answers: { wait: () => PidfdExit | null; info: (() => Omit<PidfdExi
     adoption,
     exits,
     warnings,
+    infos,
     readable: () => onReadable?.(),
     infoCalls: () => infoCalls,
     closed,
@@ -73,6 +81,10 @@ test('not our child, reaped by init: the status the kernel kept for the pidfd', 
   assert.deepEqual(r.exits, [{ pid, code: 'exited', status: 3, ownChild: false }]);
   assert.deepEqual(r.warnings, []);
   assert.deepEqual(r.closed, [42], 'the pidfd is closed once the exit is known');
+  assert.match(
+    r.infos.at(-1) ?? '',
+    /ended \(reaped by another process\); its status from the kernel \(PIDFD_INFO_EXIT\)/,
+  );
   assert.equal(r.adoption.size, 0);
 });
 
@@ -91,6 +103,7 @@ test('not reaped yet at the first look, reaped by the second (after the zombie c
   assert.equal(r.infoCalls(), 2);
   assert.deepEqual(r.exits, [{ pid, code: 'exited', status: 0, ownChild: false }]);
   assert.deepEqual(r.warnings, []);
+  assert.match(r.infos.at(-1) ?? '', /PIDFD_INFO_EXIT/);
 });
 
 test('no kept status (an older kernel) and no zombie: unknown, with a warning that says why', () => {
@@ -101,6 +114,7 @@ test('no kept status (an older kernel) and no zombie: unknown, with a warning th
     { pid, code: 'exited', status: UNKNOWN_EXIT_STATUS, ownChild: false, statusUnknown: true },
   ]);
   assert.equal(r.warnings.length, 1);
+  assert.ok(!r.infos.some((m) => / ended \(/.test(m)), 'no source is claimed');
   assert.match(r.warnings[0], /exit status unknown/);
   assert.match(r.warnings[0], /6\.15/);
 });
