@@ -64,6 +64,17 @@ function waitForState(dir: string, what: string, check: (text: string) => boolea
   });
 }
 
+/** Waits (15 s) until `unit`'s `name` property is `value`; the daemon's log tail on a timeout. */
+async function waitForProp(d: RunningDaemon, unit: string, name: string, value: string): Promise<void> {
+  await waitFor(
+    `${unit} ${name}=${value}`,
+    async () => ((await prop(d, unit, name)) === value ? true : undefined),
+    15_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; log: ${logTail(d)}`);
+  });
+}
+
 function restoredCount(d: RunningDaemon): number {
   return d.logs.filter((l) => l.msg === 'units restored from the state file').length;
 }
@@ -254,13 +265,7 @@ while True:
     assert.ok(alive(controlPid), 'the re-exec happened while ExecStartPre= ran');
     assert.equal(await prop(d, 'pre.service', 'ControlPID'), String(controlPid));
     assert.equal(await prop(d, 'pre.service', 'SubState'), 'start-pre');
-    await waitFor(
-      'pre.service running',
-      async () => ((await prop(d, 'pre.service', 'SubState')) === 'running' ? true : undefined),
-      15_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}; log: ${logTail(d)}`);
-    });
+    await waitForProp(d, 'pre.service', 'SubState', 'running');
     await waitFor('ExecStartPost= ran', () => (readSteps(marker).includes('post') ? true : undefined));
     assertSteps(readSteps(marker));
     assert.equal(await prop(d, 'pre.service', 'Result'), 'success');
@@ -372,18 +377,19 @@ while True:
     return { b, controlPid };
   }
 
+  /** `unit` ends failed with exit-code, its ExecStartPre= having run and its ExecStart= not. */
+  async function failsAtPre(b: RunningDaemon, unit: string, marker: string): Promise<void> {
+    await waitForProp(b, unit, 'ActiveState', 'failed');
+    assert.equal(await prop(b, unit, 'Result'), 'exit-code');
+    assert.deepEqual(readSteps(marker), ['first'], 'ExecStart= never ran');
+  }
+
   test('an ExecStartPre= running at a kill -9 is adopted by the restarted daemon', async () => {
     const port = await freePort();
     const { units, marker } = slowPreUnits('pre-crash', 5, port);
     const { b, controlPid } = await crashDuringPre('pre-crash', units, marker, 'pre.service');
     assert.ok(b.logs.some((l) => l.msg === `adopted process ${controlPid}`));
-    await waitFor(
-      'pre.service running',
-      async () => ((await prop(b, 'pre.service', 'SubState')) === 'running' ? true : undefined),
-      15_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}; log: ${logTail(b)}`);
-    });
+    await waitForProp(b, 'pre.service', 'SubState', 'running');
     await waitFor('ExecStartPost= ran', () => (readSteps(marker).includes('post') ? true : undefined));
     assertSteps(readSteps(marker));
     await waitFor('slow.socket listening', async () =>
@@ -407,15 +413,7 @@ while True:
     const { b } = await crashDuringPre('pre-fails', units, marker, 'fails.service');
     // Reparented to init (or our subreaper) while no daemon ran: its status comes from the zombie's
     // /proc entry or, once reaped, from the kernel's PIDFD_INFO_EXIT; never taken as success.
-    await waitFor(
-      'fails.service failed',
-      async () => ((await prop(b, 'fails.service', 'ActiveState')) === 'failed' ? true : undefined),
-      15_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}; log: ${logTail(b)}`);
-    });
-    assert.equal(await prop(b, 'fails.service', 'Result'), 'exit-code');
-    assert.deepEqual(readSteps(marker), ['first'], 'ExecStart= never ran');
+    await failsAtPre(b, 'fails.service', marker);
     assert.ok(!b.logs.some((l) => /exit status unknown/.test(String(l.msg))));
     await b.stop();
   });
@@ -460,15 +458,7 @@ while True:
         assert.ok(!fs.existsSync(`/proc/${controlPid}`), 'reaped before the daemon runs again');
         process.kill(b.pid, 'SIGCONT');
         stopped = undefined;
-        await waitFor(
-          'reaped.service failed',
-          async () => ((await prop(b, 'reaped.service', 'ActiveState')) === 'failed' ? true : undefined),
-          15_000,
-        ).catch((err: Error) => {
-          throw new Error(`${err.message}; log: ${logTail(b)}`);
-        });
-        assert.equal(await prop(b, 'reaped.service', 'Result'), 'exit-code');
-        assert.deepEqual(readSteps(marker), ['first'], 'ExecStart= never ran');
+        await failsAtPre(b, 'reaped.service', marker);
         const ended = b.logs.find((l) => String(l.msg).startsWith(`adopted process ${controlPid} ended`));
         assert.match(String(ended?.msg), /its status from the kernel \(PIDFD_INFO_EXIT\)/);
         assert.equal(ended?.status, 3);
@@ -516,13 +506,7 @@ while True:
       const shown = await prop(b, unitName, 'ControlPID');
       // Unless it has finished meanwhile (a loaded machine), the unit shows it as its own.
       if (alive(helperPid)) assert.equal(shown, String(helperPid));
-      await waitFor(
-        `${unitName} mounted`,
-        async () => ((await prop(b, unitName, 'SubState')) === 'mounted' ? true : undefined),
-        15_000,
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}; log: ${logTail(b)}`);
-      });
+      await waitForProp(b, unitName, 'SubState', 'mounted');
       assert.match(fs.readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(` ${where} `));
       const stopped = await ctl(b, 'stop', unitName);
       assert.equal(stopped.code, 0, stopped.stderr);
