@@ -122,11 +122,16 @@ SpawnAddon::SpawnAddon(Napi::Env env, Napi::Object exports)
 }
 
 
-bool SpawnAddon::ForgetChild(pid_t pid) {
+bool SpawnAddon::ForgetChild(pid_t pid, std::vector<int>* close_later) {
   auto found = children_.find(pid);
   if (found == children_.end()) return false;
   if (watcher_ != nullptr) watcher_->UnwatchPidfd(pid);
-  if (found->second >= 0) close(found->second);
+  if (found->second >= 0) {
+    if (close_later != nullptr)
+      close_later->push_back(found->second);
+    else
+      close(found->second);
+  }
   children_.erase(found);
   return true;
 }

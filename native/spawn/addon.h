@@ -50,8 +50,9 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
     void ReturnStack(std::unique_ptr<ChildStack> stack);
   };
 
-  // A reaped child: stop polling and close its pidfd. Returns whether we spawned it.
-  bool ForgetChild(pid_t pid);
+  // A reaped child: stop polling and close its pidfd, or hand the pidfd to `close_later` (the
+  // caller closes it). Returns whether we spawned it.
+  bool ForgetChild(pid_t pid, std::vector<int>* close_later = nullptr);
   // The watcher says it is closing; the addon forgets it.
   void WatcherClosing(ChildWatcher* watcher);
   const std::unordered_map<pid_t, int>& children() const { return children_; }

@@ -219,9 +219,13 @@ void ChildWatcher::HandleWakeUp(pid_t polled_pid) {
   if (!CanCallIntoJs(env)) return;
 
   in_callback_ = true;
+  // The pidfds of this batch's children, closed only once onExits has returned: until then the
+  // caller may still hold them for exits it has not handled yet (a signal through one must find
+  // the reaped process, ESRCH, not whatever a spawn inside onExits got under the same number).
+  std::vector<int> pidfds;
   try {
     Napi::Array batch = Napi::Array::New(env);
-    uint32_t count = Drain(env, batch);
+    uint32_t count = Drain(env, batch, &pidfds);
     if (count == kMaxExitsPerBatch) {
       uv_timer_start(&timer_, OnTimer, 0, 0);
     } else if (polled_pid > 0 && addon_->children().count(polled_pid) != 0) {
@@ -238,11 +242,12 @@ void ChildWatcher::HandleWakeUp(pid_t polled_pid) {
   } catch (const std::exception& exception) {
     RaiseUncaught(env, exception);
   }
+  for (int fd : pidfds) close(fd);
   in_callback_ = false;
   if (closing_ && !tearing_down_) ReleaseJs();  // close() ran inside onExits
 }
 
-uint32_t ChildWatcher::Drain(Napi::Env env, Napi::Array batch) {
+uint32_t ChildWatcher::Drain(Napi::Env env, Napi::Array batch, std::vector<int>* pidfds) {
   Napi::String pid_key = Napi::String::New(env, "pid");
   Napi::String code_key = Napi::String::New(env, "code");
   Napi::String status_key = Napi::String::New(env, "status");
@@ -254,7 +259,7 @@ uint32_t ChildWatcher::Drain(Napi::Env env, Napi::Array batch) {
   uint32_t count = 0;
   // Exits held back while spawnAsync() calls were on their way, now sorted out.
   for (const ReadyExit& ready : addon_->TakeReadyExits(kMaxExitsPerBatch)) {
-    if (ready.own) addon_->ForgetChild(ready.pid);
+    if (ready.own) addon_->ForgetChild(ready.pid, pidfds);
     napi_value code = ready.code == CLD_EXITED   ? static_cast<napi_value>(exited)
                       : ready.code == CLD_DUMPED ? static_cast<napi_value>(dumped)
                                                  : static_cast<napi_value>(killed);
@@ -274,7 +279,7 @@ uint32_t ChildWatcher::Drain(Napi::Env env, Napi::Array batch) {
       break;  // ECHILD: no children at all
     }
     if (info.si_pid == 0) break;  // children, none of them exited
-    bool own = addon_->ForgetChild(info.si_pid);
+    bool own = addon_->ForgetChild(info.si_pid, pidfds);
     // Perhaps the child of a spawnAsync() whose pid is not delivered yet: held back until then.
     if (!own && addon_->DeferExit(info.si_pid, info.si_code, info.si_status)) continue;
     napi_value code = info.si_code == CLD_EXITED   ? static_cast<napi_value>(exited)

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
+#include <vector>
 
 namespace triggerd {
 
@@ -54,7 +55,7 @@ class ChildWatcher {
   static void OnEnvironmentTeardown(napi_async_cleanup_hook_handle hook, void* data);
 
   void HandleWakeUp(pid_t polled_pid);
-  uint32_t Drain(Napi::Env env, Napi::Array batch);
+  uint32_t Drain(Napi::Env env, Napi::Array batch, std::vector<int>* pidfds);
   void HandleClosed();
   void ReleaseJs();
 

@@ -8,8 +8,10 @@ export interface SpawnedChild {
   pid: number;
   /**
    * Owned by the addon: valid until the exit batch that reports this pid has been delivered
-   * (the watcher closes it after reaping). Do not use it after that; `closeFd` it to give it up
-   * earlier (the exit is still reported, through SIGCHLD).
+   * (the watcher closes it once its onExits call has returned, so while that call handles
+   * earlier exits of the batch it still names the reaped process: ESRCH, never another's fd).
+   * Do not use it after that; `closeFd` it to give it up earlier (the exit is still reported,
+   * through SIGCHLD).
    */
   pidfd: number;
 }

@@ -424,9 +424,12 @@ describe('spawn: real kernel', () => {
   const waiters = new Map<number, (exit: ChildExit) => void>();
   let watcher: ChildWatcher;
   let runtimeRoot: string;
+  /** Called with each batch before it is routed (a test's look inside onExits). */
+  let onBatch: ((batch: ChildExit[]) => void) | undefined;
 
   before(() => {
     watcher = native.watchChildren((batch) => {
+      onBatch?.(batch);
       for (const exit of batch) {
         exits.set(exit.pid, exit);
         waiters.get(exit.pid)?.(exit);
@@ -571,6 +574,46 @@ describe('spawn: real kernel', () => {
       });
       // Reaped and reported: the pid is gone.
       assert.throws(() => native.kill(child.pid, 0), isSystemError('ESRCH', 'kill'));
+    });
+
+    it("keeps a batch's pidfds open until onExits returns: a spawn inside it never gets their numbers", async (t) => {
+      // Two children that exit while the event loop is busy, so that one wake-up reaps both, and
+      // a spawn while that batch is handled: had the reaped children's pidfds been closed before
+      // onExits, the new child would get one of their numbers (the lowest free fd), and a signal
+      // meant for the second exit (not handled yet) would reach it.
+      const a = native.spawn(basicPlan(['/bin/true']));
+      const b = native.spawn(basicPlan(['/bin/true']));
+      killLater(t, a.pid);
+      killLater(t, b.pid);
+      let seen: { spawned: SpawnedChild; signalB: unknown } | undefined;
+      onBatch = (batch) => {
+        if (seen !== undefined || !batch.some((e) => e.pid === a.pid) || !batch.some((e) => e.pid === b.pid))
+          return;
+        const spawned = native.spawn(basicPlan(['/bin/sleep', '30']));
+        killLater(t, spawned.pid);
+        let signalB: unknown;
+        try {
+          native.pidfdSendSignal(b.pidfd, 0);
+        } catch (err) {
+          signalB = err;
+        }
+        seen = { spawned, signalB };
+      };
+      t.after(() => (onBatch = undefined));
+      const until = Date.now() + 300;
+      while (Date.now() < until) {
+        // Busy: both exit before the watcher's next wake-up.
+      }
+      await Promise.all([waitExit(a.pid), waitExit(b.pid)]);
+      assert.ok(seen !== undefined, 'both exits came in one batch');
+      assert.notEqual(seen.spawned.pidfd, a.pidfd);
+      assert.notEqual(seen.spawned.pidfd, b.pidfd);
+      assert.ok(
+        isSystemError('ESRCH', 'pidfd_send_signal')(seen.signalB),
+        'the reaped process, not another fd',
+      );
+      native.pidfdSendSignal(seen.spawned.pidfd, SIGKILL);
+      assert.equal((await waitExit(seen.spawned.pid)).status, SIGKILL);
     });
 
     it('reports a core dump as dumped', async (t) => {
