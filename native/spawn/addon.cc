@@ -780,6 +780,11 @@ void SpawnAddon::Kill(const Napi::CallbackInfo& info) {
 void SpawnAddon::CloseFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = static_cast<int>(IntegerArgument(env, info[0], "fd", 0, INT_MAX));
+  // A pidfd of a child whose exit onExits is being told: ours to close now, not after it.
+  if (watcher_ != nullptr && watcher_->TakeBackBatchPidfd(fd)) {
+    if (close(fd) != 0 && errno != EINTR) throw MakeSystemError(env, errno, "close");
+    return;
+  }
   // A pidfd of an own child: stop polling it first (SIGCHLD still reports the exit).
   for (auto& child : children_) {
     if (child.second != fd) continue;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 #include <vector>
@@ -106,6 +107,13 @@ void ChildWatcher::WatchPidfd(pid_t pid, int pidfd) {
   event.events = EPOLLIN;
   event.data.u64 = static_cast<uint64_t>(pid);
   if (epoll_ctl(pidfds_epoll_, EPOLL_CTL_ADD, pidfd, &event) == 0) pidfds_[pid] = pidfd;
+}
+
+bool ChildWatcher::TakeBackBatchPidfd(int fd) {
+  auto found = std::find(batch_pidfds_.begin(), batch_pidfds_.end(), fd);
+  if (found == batch_pidfds_.end()) return false;
+  batch_pidfds_.erase(found);
+  return true;
 }
 
 void ChildWatcher::UnwatchPidfd(pid_t pid) {
@@ -219,13 +227,13 @@ void ChildWatcher::HandleWakeUp(pid_t polled_pid) {
   if (!CanCallIntoJs(env)) return;
 
   in_callback_ = true;
-  // The pidfds of this batch's children, closed only once onExits has returned: until then the
-  // caller may still hold them for exits it has not handled yet (a signal through one must find
-  // the reaped process, ESRCH, not whatever a spawn inside onExits got under the same number).
-  std::vector<int> pidfds;
+  // The pidfds of this batch's children are closed only once onExits has returned: until then
+  // the caller may still hold them for exits it has not handled yet (a signal through one must
+  // find the reaped process, ESRCH, not whatever a spawn inside onExits got under that number).
+  batch_pidfds_.clear();
   try {
     Napi::Array batch = Napi::Array::New(env);
-    uint32_t count = Drain(env, batch, &pidfds);
+    uint32_t count = Drain(env, batch);
     if (count == kMaxExitsPerBatch) {
       uv_timer_start(&timer_, OnTimer, 0, 0);
     } else if (polled_pid > 0 && addon_->children().count(polled_pid) != 0) {
@@ -242,12 +250,14 @@ void ChildWatcher::HandleWakeUp(pid_t polled_pid) {
   } catch (const std::exception& exception) {
     RaiseUncaught(env, exception);
   }
+  std::vector<int> pidfds;
+  pidfds.swap(batch_pidfds_);
   for (int fd : pidfds) close(fd);
   in_callback_ = false;
   if (closing_ && !tearing_down_) ReleaseJs();  // close() ran inside onExits
 }
 
-uint32_t ChildWatcher::Drain(Napi::Env env, Napi::Array batch, std::vector<int>* pidfds) {
+uint32_t ChildWatcher::Drain(Napi::Env env, Napi::Array batch) {
   Napi::String pid_key = Napi::String::New(env, "pid");
   Napi::String code_key = Napi::String::New(env, "code");
   Napi::String status_key = Napi::String::New(env, "status");
@@ -259,7 +269,7 @@ uint32_t ChildWatcher::Drain(Napi::Env env, Napi::Array batch, std::vector<int>*
   uint32_t count = 0;
   // Exits held back while spawnAsync() calls were on their way, now sorted out.
   for (const ReadyExit& ready : addon_->TakeReadyExits(kMaxExitsPerBatch)) {
-    if (ready.own) addon_->ForgetChild(ready.pid, pidfds);
+    if (ready.own) addon_->ForgetChild(ready.pid, &batch_pidfds_);
     napi_value code = ready.code == CLD_EXITED   ? static_cast<napi_value>(exited)
                       : ready.code == CLD_DUMPED ? static_cast<napi_value>(dumped)
                                                  : static_cast<napi_value>(killed);
@@ -279,7 +289,7 @@ uint32_t ChildWatcher::Drain(Napi::Env env, Napi::Array batch, std::vector<int>*
       break;  // ECHILD: no children at all
     }
     if (info.si_pid == 0) break;  // children, none of them exited
-    bool own = addon_->ForgetChild(info.si_pid, pidfds);
+    bool own = addon_->ForgetChild(info.si_pid, &batch_pidfds_);
     // Perhaps the child of a spawnAsync() whose pid is not delivered yet: held back until then.
     if (!own && addon_->DeferExit(info.si_pid, info.si_code, info.si_status)) continue;
     napi_value code = info.si_code == CLD_EXITED   ? static_cast<napi_value>(exited)

@@ -42,6 +42,9 @@ class ChildWatcher {
   void SetReferenced(bool referenced);
   // Look again on the next turn of the loop (exits that were held back are ready).
   void WakeSoon();
+  // closeFd() of a pidfd whose exit the batch being delivered reports: the caller closes it now,
+  // so it is not closed again after onExits. Whether it was one.
+  bool TakeBackBatchPidfd(int fd);
 
  private:
 
@@ -55,7 +58,7 @@ class ChildWatcher {
   static void OnEnvironmentTeardown(napi_async_cleanup_hook_handle hook, void* data);
 
   void HandleWakeUp(pid_t polled_pid);
-  uint32_t Drain(Napi::Env env, Napi::Array batch, std::vector<int>* pidfds);
+  uint32_t Drain(Napi::Env env, Napi::Array batch);
   void HandleClosed();
   void ReleaseJs();
 
@@ -75,6 +78,8 @@ class ChildWatcher {
   bool tearing_down_ = false;
   bool referenced_ = true;
   bool in_callback_ = false;
+  // The pidfds of the batch being delivered, closed once onExits has returned (see HandleWakeUp).
+  std::vector<int> batch_pidfds_;
   Napi::FunctionReference on_exits_;
   Napi::ObjectReference receiver_;
   std::unique_ptr<Napi::AsyncContext> async_context_;

@@ -9,11 +9,14 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -45,6 +48,15 @@ const SIGKILL = 9;
 const SIGTERM = 15;
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What an fd of ours is open on (/proc/self/fd), or undefined when it is not open. */
+function fdTarget(fd: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
 
 function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
@@ -614,6 +626,44 @@ describe('spawn: real kernel', () => {
       );
       native.pidfdSendSignal(seen.spawned.pidfd, SIGKILL);
       assert.equal((await waitExit(seen.spawned.pid)).status, SIGKILL);
+    });
+
+    it("closeFd of a batch child's pidfd inside onExits closes it once: a new fd under that number survives", async (t) => {
+      const a = native.spawn(basicPlan(['/bin/true']));
+      const b = native.spawn(basicPlan(['/bin/true']));
+      killLater(t, a.pid);
+      killLater(t, b.pid);
+      const opened: number[] = [];
+      t.after(() => opened.forEach((fd) => closeSync(fd)));
+      let reused: number | undefined;
+      let afterBatch: string | undefined;
+      onBatch = (batch) => {
+        if (
+          reused !== undefined ||
+          !batch.some((e) => e.pid === a.pid) ||
+          !batch.some((e) => e.pid === b.pid)
+        )
+          return;
+        native.closeFd(a.pidfd); // given back early: the watcher must not close the number again
+        // Open files until one gets the number just given back (the lowest free fd, or close).
+        for (let i = 0; i < 64 && reused === undefined; i++) {
+          const fd = openSync('/dev/null', 'r');
+          opened.push(fd);
+          if (fd === a.pidfd) reused = fd;
+        }
+        const fd = reused;
+        // Right after onExits has returned: is that number still our /dev/null?
+        if (fd !== undefined) setImmediate(() => (afterBatch = fdTarget(fd)));
+      };
+      t.after(() => (onBatch = undefined));
+      const until = Date.now() + 300;
+      while (Date.now() < until) {
+        // Busy: both exit before the watcher's next wake-up.
+      }
+      await Promise.all([waitExit(a.pid), waitExit(b.pid)]);
+      await delay(20);
+      assert.ok(reused !== undefined, "both exits came in one batch, and a file got the first one's number");
+      assert.equal(afterBatch, '/dev/null', 'not closed a second time after onExits');
     });
 
     it('reports a core dump as dumped', async (t) => {
