@@ -105,31 +105,17 @@ export class ProcessAdoption {
       this.release(pid);
       return;
     }
+    // The status someone else reaped is read through the pidfd: closed only after (even on a throw).
     let statusUnknown = false;
-    if (exit === null) {
-      // Not ours to reap: what the kernel kept for the pidfd if its reaper was quick, else the
-      // zombie's /proc entry, else the pidfd again (it may have been reaped in between).
-      const kept = (): Omit<PidfdExit, 'pid'> | undefined => this.exitInfo(w.pidfd);
-      const keptFirst = kept();
-      const fromZombie = keptFirst === undefined ? zombieExitCode(pid) : undefined;
-      const found = keptFirst ?? fromZombie ?? kept();
-      exit = found !== undefined ? { pid, ...found } : { pid, code: 'exited', status: UNKNOWN_EXIT_STATUS };
-      statusUnknown = found === undefined;
-      if (found !== undefined)
-        this.options.logger.info(
-          { unit: w.unit, pid, code: found.code, status: found.status },
-          `adopted process ${pid} ended (reaped by another process); its status from ` +
-            (fromZombie !== undefined ? 'its zombie /proc entry' : 'the kernel (PIDFD_INFO_EXIT)'),
-        );
-      else
-        this.options.logger.warn(
-          { unit: w.unit, pid },
-          `adopted process ${pid} ended; not our child (reparented while the daemon was down) and already reaped, ` +
-            `and this kernel keeps no exit status for a pidfd (Linux 6.15): exit status unknown, taken as ${UNKNOWN_EXIT_STATUS}`,
-        );
+    try {
+      if (exit === null) {
+        const found = this.statusOfReaped(w.unit, pid, w.pidfd);
+        exit = found !== undefined ? { pid, ...found } : { pid, code: 'exited', status: UNKNOWN_EXIT_STATUS };
+        statusUnknown = found === undefined;
+      }
+    } finally {
+      this.release(pid);
     }
-    // Only now: the kept status is read through the pidfd this closes.
-    this.release(pid);
     this.options.exited({
       pid,
       code: exit.code,
@@ -137,6 +123,30 @@ export class ProcessAdoption {
       ownChild: reaped,
       ...(statusUnknown ? { statusUnknown } : {}),
     });
+  }
+
+  /**
+   * Not ours to reap: what the kernel kept for the pidfd if its reaper was quick, else the
+   * zombie's /proc entry, else the pidfd again (it may have been reaped in between); undefined
+   * when none has it (an older kernel), with a warning.
+   */
+  private statusOfReaped(unit: string, pid: number, pidfd: number): Omit<PidfdExit, 'pid'> | undefined {
+    const keptFirst = this.exitInfo(pidfd);
+    const fromZombie = keptFirst === undefined ? zombieExitCode(pid) : undefined;
+    const found = keptFirst ?? fromZombie ?? this.exitInfo(pidfd);
+    if (found !== undefined)
+      this.options.logger.info(
+        { unit, pid, code: found.code, status: found.status },
+        `adopted process ${pid} ended (reaped by another process); its status from ` +
+          (fromZombie !== undefined ? 'its zombie /proc entry' : 'the kernel (PIDFD_INFO_EXIT)'),
+      );
+    else
+      this.options.logger.warn(
+        { unit, pid },
+        `adopted process ${pid} ended; not our child (reparented while the daemon was down) and already reaped, ` +
+          `and this kernel keeps no exit status for a pidfd (Linux 6.15): exit status unknown, taken as ${UNKNOWN_EXIT_STATUS}`,
+      );
+    return found;
   }
 
   /** PIDFD_INFO_EXIT; undefined when the kernel has none (yet). */
