@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <condition_variable>
@@ -349,6 +350,42 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     max_connections_ = max;
   }
 
+  // Every process in the slot group of instance `pid` gets `signal`, while that group is still
+  // the instance's: a group found empty at its exit goes back to the pool, and a later instance
+  // may be in it before JavaScript has read the exit. Under the mutex, so no clone reuses it
+  // meanwhile. SIGKILL through cgroup.kill where there is one, else to each pid in cgroup.procs.
+  // False when the instance has no such group (any more).
+  bool SignalGroup(pid_t pid, int signal) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const Slot& slot : slots_) {
+      if (slot.owner != pid || slot.free) continue;
+      if (signal == SIGKILL) {
+        int kill_fd = openat(slot.fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+        if (kill_fd >= 0) {
+          bool killed = write(kill_fd, "1", 1) == 1;
+          close(kill_fd);
+          if (killed) return true;
+        }
+      }
+      int procs_fd = openat(slot.fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+      if (procs_fd < 0) return false;
+      std::string text;
+      char buffer[4096];
+      ssize_t got;
+      while ((got = read(procs_fd, buffer, sizeof(buffer))) > 0) text.append(buffer, static_cast<size_t>(got));
+      close(procs_fd);
+      for (size_t at = 0; at < text.size();) {
+        size_t end = text.find('\n', at);
+        if (end == std::string::npos) end = text.size();
+        long member = strtol(text.c_str() + at, nullptr, 10);
+        if (member > 0) kill(static_cast<pid_t>(member), signal);
+        at = end + 1;
+      }
+      return true;
+    }
+    return false;
+  }
+
   int Live() {
     std::lock_guard<std::mutex> lock(mutex_);
     return static_cast<int>(children_.size());
@@ -451,6 +488,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     int fd;
     bool free;
     int events_fd;  // its cgroup.events, kept open: pread at 0 reads it anew (-1: open each time)
+    pid_t owner = 0;  // the instance started in it last (0 while one is being cloned into it)
   };
 
   // A wildcard address (0.0.0.0, ::) or a transparent socket accepts on many local addresses.
@@ -656,6 +694,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       int slot = free_slots_.back();
       free_slots_.pop_back();
       slots_[slot].free = false;
+      slots_[slot].owner = 0;  // no longer the last instance's
       return slot;
     }
     for (int tries = 0; tries < 100000; tries++) {
@@ -794,6 +833,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     ev.data.u64 = static_cast<uint64_t>(launched.pid);
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, launched.pidfd, &ev);
     children_[launched.pid] = {launched.pidfd, slot};
+    if (slot >= 0) slots_[slot].owner = launched.pid;
   }
 
   static Napi::Object ErrorObject(Napi::Env env, const Record& r) {
@@ -1020,6 +1060,15 @@ Napi::Value StartAcceptSpawn(const Napi::CallbackInfo& info) {
                int signal = static_cast<int>(IntegerArgument(e, call[1], "signal", 0, 64));
                auto s = weak.lock();
                return Napi::Boolean::New(e, s && s->Signal(pid, signal));
+             }));
+  handle.Set("signalGroup", Napi::Function::New(env, [weak](const Napi::CallbackInfo& call) -> Napi::Value {
+               Napi::Env e = call.Env();
+               int pid = static_cast<int>(IntegerArgument(e, call[0], "pid", 1, INT_MAX));
+               int signal = static_cast<int>(IntegerArgument(e, call[1], "signal", 0, 64));
+               auto s = weak.lock();
+               // null: the spawner is gone, and with it any reuse of its groups.
+               if (!s) return e.Null();
+               return Napi::Boolean::New(e, s->SignalGroup(pid, signal));
              }));
   handle.Set("live", Napi::Function::New(env, [weak](const Napi::CallbackInfo& call) -> Napi::Value {
                auto s = weak.lock();

@@ -169,8 +169,11 @@ const ACTIVE: Record<FastInstanceState, ActiveState> = {
 export interface FastInstanceHost {
   /** Signal the main process (through the accept thread's pidfd); false once it was reaped. */
   signal(pid: number, signal: number): boolean;
-  /** Signal every process in the instance's cgroup (KillMode=control-group/mixed). */
-  signalGroup(cgroup: string, signal: number): void;
+  /**
+   * Signal every process in the instance's cgroup (KillMode=control-group/mixed). `pid`: the
+   * instance's main process, by which the accept thread knows whether the group is still its own.
+   */
+  signalGroup(cgroup: string, signal: number, pid: number | undefined): void;
   setTimer(ms: number, fn: () => void): () => void;
   /** A transition someone may be waiting for (a job, `status`): tell the engine. */
   stateChanged(unit: FastInstance, from: FastInstanceState, to: FastInstanceState): void;
@@ -281,7 +284,7 @@ export class FastInstance implements UnitInstance {
     this.cancelTimer?.();
     this.cancelTimer = undefined;
     if (this.pid !== undefined) this.host.signal(this.pid, 9);
-    if (this.cgroup !== undefined) this.host.signalGroup(this.cgroup, 9);
+    if (this.cgroup !== undefined) this.host.signalGroup(this.cgroup, 9, this.pid);
   }
 
   private kill(state: 'stop-sigterm' | 'stop-sigkill'): void {
@@ -295,7 +298,7 @@ export class FastInstance implements UnitInstance {
       this.cgroup !== undefined &&
       (k?.killMode === 'control-group' || (k?.killMode === 'mixed' && sigkill))
     )
-      this.host.signalGroup(this.cgroup, signal);
+      this.host.signalGroup(this.cgroup, signal, this.pid);
     const timeout = this.template.service?.timeoutStopMs ?? 90_000;
     if (!sigkill && (k?.sendSIGKILL ?? true) && Number.isFinite(timeout) && timeout > 0) {
       this.cancelTimer = this.host.setTimer(timeout, () => {
@@ -485,6 +488,12 @@ export class AcceptFastPath {
     const host: FastInstanceHost = {
       ...this.deps.instanceHost,
       signal: (pid, signal) => thread.spawner?.signal(pid, signal) ?? false,
+      // The slot's group through the thread, which lends it to the next instance once found
+      // empty (maybe before this instance's exit record is read): by path only once it is gone.
+      signalGroup: (cgroup, signal, pid) => {
+        const answer = pid !== undefined ? thread.spawner?.signalGroup(pid, signal) : undefined;
+        if (answer === undefined || answer === null) this.deps.instanceHost.signalGroup(cgroup, signal, pid);
+      },
       forget: (unit) => {
         const at = this.failed.indexOf(unit);
         if (at >= 0) this.failed.splice(at, 1);

@@ -177,6 +177,13 @@ export interface AcceptSpawner {
   close(): void;
   /** pidfd_send_signal to a live child of this spawner; false once it has been reaped. */
   signal(pid: number, signal: number): boolean;
+  /**
+   * Signal every process in the cgroup pool slot of instance `pid` (SIGKILL by cgroup.kill),
+   * while that slot is still the instance's: false when it has none (any more: a slot found
+   * empty at the instance's exit may hold a later instance before its exit record is read);
+   * null once the spawner is gone (no slot of it is reused then).
+   */
+  signalGroup(pid: number, signal: number): boolean | null;
   live(): number;
   /** A new limit for live children (0 refuses every connection); takes effect at the next accept. */
   setMaxConnections(max: number): void;

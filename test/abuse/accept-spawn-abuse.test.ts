@@ -42,6 +42,7 @@ interface Spawner {
   resume(): void;
   close(): void;
   signal(pid: unknown, signal: unknown): boolean;
+  signalGroup(pid: unknown, signal: unknown): boolean | null;
   live(): number;
   flush(): void;
   setMaxConnections(max: unknown): void;
@@ -172,21 +173,24 @@ test(
       (batch: unknown) => records.push(...(batch as { kind: string }[])),
     ) as Spawner;
     try {
-      for (const bad of [undefined, null, 'x', -1, 0, 1.5, 2 ** 31, {}]) {
-        assert.throws(
-          () => spawner.signal(bad, 15),
-          (e: unknown) => e instanceof TypeError,
-          `signal(${String(bad)})`,
-        );
-      }
-      for (const bad of [undefined, null, 'x', -1, 65, 1.5]) {
-        assert.throws(
-          () => spawner.signal(1, bad),
-          (e: unknown) => e instanceof TypeError,
-          `signal(1, ${String(bad)})`,
-        );
-      }
       assert.equal(spawner.signal(process.pid, 0), false, 'not a child of this spawner');
+      for (const method of ['signal', 'signalGroup'] as const) {
+        for (const bad of [undefined, null, 'x', -1, 0, 1.5, 2 ** 31, {}]) {
+          assert.throws(
+            () => spawner[method](bad, 15),
+            (e: unknown) => e instanceof TypeError,
+            `${method}(${String(bad)})`,
+          );
+        }
+        for (const bad of [undefined, null, 'x', -1, 65, 1.5]) {
+          assert.throws(
+            () => spawner[method](1, bad),
+            (e: unknown) => e instanceof TypeError,
+            `${method}(1, ${String(bad)})`,
+          );
+        }
+      }
+      assert.equal(spawner.signalGroup(process.pid, 0), false, 'not an instance of this spawner');
       for (const bad of [undefined, null, 'x', -1, 1.5, 2 ** 31, {}]) {
         assert.throws(
           () => spawner.setMaxConnections(bad),
@@ -230,6 +234,7 @@ test(
     spawner.resume();
     spawner.flush();
     assert.equal(spawner.signal(1, 0), false);
+    assert.ok([false, null].includes(spawner.signalGroup(1, 0)), 'nothing of it is signaled');
     assert.equal(spawner.live(), 0);
     spawner.setMaxConnections(5);
     fs.rmSync(dir, { recursive: true, force: true });

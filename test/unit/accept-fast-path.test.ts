@@ -344,7 +344,15 @@ describe('FastInstance', () => {
 
 // ---- AcceptFastPath on a fake addon ---------------------------------------------------------------
 
-function fakeAddon(): { native: NativeSocket; deliver: (r: AcceptRecord[]) => void; calls: string[] } {
+interface FakeAddon {
+  native: NativeSocket;
+  deliver: (r: AcceptRecord[]) => void;
+  calls: string[];
+  /** What the spawner's signalGroup answers (null: the spawner is gone). */
+  groupAnswer: boolean | null;
+}
+
+function fakeAddon(): FakeAddon {
   let onRecords: ((r: AcceptRecord[]) => void) | undefined;
   const calls: string[] = [];
   const fail = (): never => {
@@ -369,24 +377,31 @@ function fakeAddon(): { native: NativeSocket; deliver: (r: AcceptRecord[]) => vo
           calls.push(`signal ${pid} ${sig}`);
           return true;
         },
+        signalGroup: (pid: number, sig: number) => {
+          calls.push(`group ${pid} ${sig}`);
+          return addon.groupAnswer;
+        },
         live: () => 0,
         setMaxConnections: (max: number) => void calls.push(`max ${max}`),
         flush: () => undefined,
       };
     },
   };
-  return { native, deliver: (r) => onRecords?.(r), calls };
+  const addon: FakeAddon = { native, deliver: (r) => onRecords?.(r), calls, groupAnswer: true };
+  return addon;
 }
 
 function fastPath(native: NativeSocket) {
   const units = new Map<string, FastInstance>();
   const timers: (() => void)[] = [];
+  /** Groups signaled by path (the daemon's cgroup tree). */
+  const byPath: [string, number][] = [];
   const path = new AcceptFastPath({
     native: () => native,
     addUnit: (u) => void units.set(u.name, u),
     removeUnit: (u) => void units.delete(u.name),
     instanceHost: {
-      signalGroup: () => undefined,
+      signalGroup: (dir, sig) => void byPath.push([dir, sig]),
       setTimer: (_ms, fn) => {
         timers.push(fn);
         return () => undefined;
@@ -396,7 +411,7 @@ function fastPath(native: NativeSocket) {
     },
     logger: silentLogger(),
   });
-  return { path, units, timers };
+  return { path, units, timers, byPath };
 }
 
 function events(): FastAcceptEvents & { n: number; live: number; refusedCount: number } {
@@ -425,7 +440,7 @@ const PLAN: ExecPlan = {
   mounts: [],
 };
 const LOCAL = { family: 'inet' as const, host: '127.0.0.1', port: 7000 };
-const started = (seq: number, pid: number): AcceptRecord => ({
+const started = (seq: number, pid: number, cgroup?: string): AcceptRecord => ({
   kind: 'started',
   seq,
   at: Date.now() - 10,
@@ -434,9 +449,39 @@ const started = (seq: number, pid: number): AcceptRecord => ({
   remote: { ...REMOTE, port: 40000 + seq },
   peerPid: -1,
   peerUid: -1,
+  ...(cgroup !== undefined ? { cgroup } : {}),
 });
 
 describe('AcceptFastPath', () => {
+  test("a stop signals the instance's group through the accept thread, by path only once it is gone", () => {
+    for (const [answer, expectByPath] of [
+      [true, []],
+      // The slot went back to the pool at the exit and holds a later instance: not signaled.
+      [false, []],
+      [null, [['/cg/slot-f1', 15]]],
+    ] as const) {
+      const a = fakeAddon();
+      a.groupAnswer = answer;
+      const { path, units, byPath } = fastPath(a.native);
+      path.start(
+        'echo.socket',
+        5,
+        template('ExecStart=/bin/cat'),
+        PLAN,
+        { maxConnections: 64, connectionFds: [0, 1] },
+        events(),
+      );
+      a.deliver([started(1, 100, '/cg/slot-f1')]);
+      const [unit] = units.values();
+      unit.stop();
+      assert.ok(
+        a.calls.includes('group 100 15'),
+        `asked the thread (${String(answer)}): ${a.calls.join(', ')}`,
+      );
+      assert.deepEqual(byPath, expectByPath, `answer ${String(answer)}`);
+    }
+  });
+
   test('records become instances named as systemd names them, and go once over', () => {
     const a = fakeAddon();
     const { path, units } = fastPath(a.native);
