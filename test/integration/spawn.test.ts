@@ -771,12 +771,11 @@ describe('spawn: real kernel', () => {
 
     it('maps fds: stdout and fd 5 to pipes read in TS; nothing else stays open', async (t) => {
       const [readFive, writeFive] = native.pipe();
+      // Closed below once spawned; only if the test failed before that (a second close would
+      // take whatever fd had the number by then).
+      let writeOpen = true;
       t.after(() => {
-        try {
-          native.closeFd(writeFive);
-        } catch {
-          // closed below
-        }
+        if (writeOpen) native.closeFd(writeFive);
       });
       const plan = basicPlan(
         ['/bin/sh', '-c', 'echo to-five >&5; echo fds: $(ls /proc/$$/fd | sort -n | tr "\\n" " ")'],
@@ -786,6 +785,7 @@ describe('spawn: real kernel', () => {
       );
       const { stdout, exit } = run(t, plan);
       native.closeFd(writeFive);
+      writeOpen = false;
       assert.equal(await readAll(readFive), 'to-five\n');
       // The shell's own fds: 0-2 and 5 from the map, plus whatever the $(...) pipe took (3 or 4).
       const listed = (await stdout)
