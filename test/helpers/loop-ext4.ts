@@ -32,8 +32,18 @@ export function mountLoopExt4(tag: string, sizeMiB = 64): LoopExt4 {
     if (mounted) {
       const r = spawnSync('umount', [dir], { encoding: 'utf8' });
       // Still busy (a child still in there): detach lazily; the loop goes when it is released.
-      if (r.status !== 0) spawnSync('umount', ['-l', dir]);
+      const lazy = r.status !== 0 ? spawnSync('umount', ['-l', dir], { encoding: 'utf8' }) : undefined;
       mounted = false;
+      // Said loudly: a leaked mount (and its loop device) must fail the test, not pass silently.
+      if (
+        fs
+          .readFileSync('/proc/self/mountinfo', 'utf8')
+          .split('\n')
+          .some((l) => l.split(' ')[4] === dir)
+      )
+        throw new Error(
+          `${dir} is still mounted: umount said ${r.stderr.trim()}; umount -l said ${lazy?.stderr.trim()}`,
+        );
     }
     fs.rmSync(work, { recursive: true, force: true });
   };

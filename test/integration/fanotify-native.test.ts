@@ -418,8 +418,11 @@ describe('fanotify on the real kernel', { skip: ROOT }, () => {
           clearInterval(drain);
         }
       } finally {
-        o.handle.close();
-        ext4.unmount();
+        try {
+          o.handle.close();
+        } finally {
+          ext4.unmount();
+        }
       }
     },
   );

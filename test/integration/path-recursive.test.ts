@@ -102,8 +102,11 @@ describe('PathChangedRecursive= with fanotify', { skip: ROOT }, () => {
     try {
       await deepChange(ext4.dir, /^fanotify filesystem mark/, source);
     } finally {
-      source.close();
-      ext4.unmount();
+      try {
+        source.close();
+      } finally {
+        ext4.unmount();
+      }
     }
   });
 
