@@ -212,8 +212,15 @@ describe('socket activation on the real kernel', { skip }, () => {
       answers,
       [1, 2, 3, 4, 5].map((i) => `line ${i}\n`),
     );
-    const s = await status('echo.socket');
-    assert.equal(s.properties.NAccepted, 6);
+    // Counted as the accept thread's records come in, which may be a moment after the answers.
+    const s = await waitFor('six accepted', async () => {
+      const now = await status('echo.socket');
+      return now.properties.NAccepted === 6 ? now : undefined;
+    }).catch(async (err: Error) => {
+      throw new Error(
+        `${err.message}: NAccepted ${String((await status('echo.socket')).properties.NAccepted)}`,
+      );
+    });
     assert.ok(
       s.statusLines.some((l) => /Listen: 127\.0\.0\.1:\d+ \(Stream\)/.test(l)),
       s.statusLines.join('\n'),
