@@ -392,15 +392,28 @@ describe('socket activation on the real kernel', { skip }, () => {
     "Accept=yes: each live instance has a cgroup of its own, taken from the template's pool and reused",
     { skip: noCgroup },
     async () => {
+      const noInstances = () =>
+        waitFor('limited@ instances gone', async () => {
+          const units = (await client.request('list-units', {})) as { name: string }[];
+          return units.some((u) => u.name.startsWith('limited@')) ? undefined : true;
+        });
       const groupOfRunning = async (): Promise<{ name: string; group: string; pid: number }> =>
         waitFor('a running limited@ instance', async () => {
           const units = (await client.request('list-units', {})) as { name: string; active: string }[];
           const inst = units.find((u) => u.name.startsWith('limited@') && u.active === 'active');
           if (inst === undefined) return undefined;
-          const s = await status(inst.name);
-          const pid = s.properties.MainPID as number;
-          return pid > 0 ? { name: inst.name, group: String(s.properties.ControlGroup), pid } : undefined;
+          // It may be over and collected between the two requests: look again then.
+          const s = await status(inst.name).catch((err: { code?: string }) => {
+            if (err.code === 'ERR_NO_SUCH_UNIT') return undefined;
+            throw err;
+          });
+          const pid = s?.properties.MainPID as number | undefined;
+          return s !== undefined && pid !== undefined && pid > 0
+            ? { name: inst.name, group: String(s.properties.ControlGroup), pid }
+            : undefined;
         });
+      // The instances of the test before may still be finishing.
+      await noInstances();
       const first = request(ports.limited as number);
       const a = await groupOfRunning();
       assert.match(a.group, /\/limited@\.service\.slot-f?\d+$/);
@@ -414,10 +427,7 @@ describe('socket activation on the real kernel', { skip }, () => {
         ),
       );
       assert.equal(await first, 'served\n');
-      await waitFor('limited@ instances gone', async () => {
-        const units = (await client.request('list-units', {})) as { name: string }[];
-        return units.some((u) => u.name.startsWith('limited@')) ? undefined : true;
-      });
+      await noInstances();
       const second = request(ports.limited as number);
       const b = await groupOfRunning();
       assert.notEqual(b.name, a.name);
