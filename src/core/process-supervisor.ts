@@ -351,7 +351,12 @@ export class ProcessSupervisor {
       spawnLater: (cmd, role, extraEnv, passFds, done) => {
         const r = this.spawn(name, cmd, role, extraEnv, log, passFds, done);
         // The plan could not be built: answered on a later turn all the same.
-        if (!r.ok) setImmediate(() => done(r));
+        if (!r.ok) {
+          setImmediate(() => done(r));
+          return undefined;
+        }
+        // pid 0: on its way (spawnAsync). A pid: the armed path start's child, taken now.
+        return r.pid > 0 ? r : undefined;
       },
       socketFds: () => callbacks.socketFds?.(name) ?? [],
       closeFd: (fd) => {
@@ -415,8 +420,9 @@ export class ProcessSupervisor {
       return { ok: false, failure: { step: 'PLAN', code: 'ERR_EXEC_INVALID', message: 'unknown service' } };
     }
     const armed = this.armedChildren.get(unit);
-    if (armed !== undefined && role === 'main' && later === undefined && passFds.length === 0) {
-      // The armed path start cloned this very process already (path-armed-start.ts).
+    if (armed !== undefined && role === 'main' && passFds.length === 0) {
+      // The armed path start cloned this very process already (path-armed-start.ts). Taken now
+      // even when asked for later: its exit may be reported from the next turn on.
       if (armed.cmd === cmd && sameEnvironment(armed.env, extraEnv)) {
         this.armedChildren.delete(unit);
         this.emptyGroups.delete(unit);
@@ -460,6 +466,7 @@ export class ProcessSupervisor {
     passFds: readonly StoredFd[],
     nonBlocking: boolean,
     later?: (result: SpawnResult) => void,
+    groupRemade = false,
   ): SpawnResult {
     const { native } = this.options;
     const opened: number[] = [];
@@ -494,12 +501,7 @@ export class ProcessSupervisor {
         try {
           return started(native.spawn(built.plan));
         } catch (err) {
-          // The kept group was removed behind our back: make it again, once.
-          const e = err as SpawnError;
-          if (e.step !== 'CGROUP' || e.code !== 'ENOENT' || !this.madeGroups.delete(unit)) throw err;
-          const tree = this.options.cgroups;
-          if (tree !== undefined) tree.create(unit);
-          this.madeGroups.add(unit);
+          if (!this.remakeRemovedGroup(unit, err)) throw err;
           return started(native.spawn(built.plan));
         }
       }
@@ -508,7 +510,30 @@ export class ProcessSupervisor {
       const handOver = conn !== undefined ? [...opened, conn.fd] : [...opened];
       native.spawnAsync(
         built.plan,
-        (err, child) => later(err !== null || child === undefined ? failed(err) : started(child)),
+        (err, child) => {
+          if (err === null && child !== undefined) return later(started(child));
+          // The fds went with the failed attempt: once more with the plan made again (its files
+          // opened afresh), which an Accept=yes connection cannot be.
+          if (conn === undefined && !groupRemade && this.remakeRemovedGroup(unit, err)) {
+            const again = this.spawnWith(
+              unit,
+              ctx,
+              notify,
+              conn,
+              cmd,
+              role,
+              extraEnv,
+              log,
+              passFds,
+              nonBlocking,
+              later,
+              true,
+            );
+            if (!again.ok) later(again);
+            return;
+          }
+          later(failed(err));
+        },
         handOver,
       );
       opened.length = 0;
@@ -517,6 +542,16 @@ export class ProcessSupervisor {
     } catch (err) {
       return failed(err);
     }
+  }
+
+  /** A spawn failed because the kept group was removed behind our back: it is made again. */
+  private remakeRemovedGroup(unit: string, err: unknown): boolean {
+    const e = err as Partial<SpawnError> | null;
+    if (e?.step !== 'CGROUP' || e.code !== 'ENOENT' || !this.madeGroups.delete(unit)) return false;
+    const tree = this.options.cgroups;
+    if (tree !== undefined) tree.create(unit);
+    this.madeGroups.add(unit);
+    return true;
   }
 
   /**

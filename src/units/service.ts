@@ -123,7 +123,10 @@ export interface ServiceHost {
   /**
    * spawn() without waiting on the daemon's thread for the child to reach exec: `done` gets what
    * spawn() would have returned, on a later turn (never inside this call), and no exit of the
-   * process is reported before it. Optional; used for the main process of an Accept=yes instance.
+   * process is reported before it. Returns undefined then; or the result itself, without calling
+   * `done`, when the process was there already (an armed path start's, path-armed-start.ts).
+   * Optional; used for main processes nothing needs the pid of before it is known (see
+   * ServiceUnit.spawnsLater).
    */
   spawnLater?(
     command: ExecCommand,
@@ -131,7 +134,7 @@ export interface ServiceHost {
     extraEnv: Record<string, string>,
     passFds: readonly StoredFd[],
     done: (result: SpawnResult) => void,
-  ): void;
+  ): SpawnResult | undefined;
   closeFd(fd: number): void;
   /**
    * The socket fds the main process gets before the fd store (LISTEN_FDS): the listening fds of
@@ -560,12 +563,9 @@ export class ServiceUnit implements UnitInstance {
     this.currentCommand = cmd;
     const socketFds = this.host.socketFds?.() ?? [];
     const passFds = socketFds.length > 0 ? [...socketFds, ...this.fdStore] : this.fdStore;
-    if (this.connection !== undefined && this.host.spawnLater !== undefined && startsAtExec(c.type)) {
-      // An inetd-style instance: the daemon's thread must not wait for each child's exec.
-      this.mainSpawnPending = true;
+    if (startsAtExec(c.type) && this.spawnsLater(passFds)) {
       this.setState('start');
-      this.host.spawnLater(cmd, 'main', this.execEnv(), passFds, (r) => this.mainSpawned(cmd, r));
-      return;
+      return this.spawnMainLater(cmd, passFds);
     }
     const spawned = this.host.spawn(cmd, c.type === 'forking' ? 'control' : 'main', this.execEnv(), passFds);
     this.releaseConnection();
@@ -585,12 +585,38 @@ export class ServiceUnit implements UnitInstance {
     this.armTimer(c.timeoutStartMs, () => this.onTimeout());
   }
 
+  /**
+   * Whether the main process is spawned off the event loop (the host's spawnLater), so that the
+   * daemon's thread does not wait for each child's exec (under load, the wait for a new session's
+   * child to get a CPU: 4 ms median, up to 40 ms, in bench/load). Only where nothing can need the
+   * pid before it is known: an Accept=yes instance, or a process with no fds passed on (whose
+   * numbers could be closed and reused before the clone) and no notify access (a message sent
+   * right after the exec could come before the pid). Type=notify/forking/oneshot's start waits
+   * for the process anyway; for simple and exec the start completes with the answer, as systemd's
+   * does once it has forked.
+   */
+  private spawnsLater(passFds: readonly StoredFd[]): boolean {
+    if (this.host.spawnLater === undefined) return false;
+    if (this.connection !== undefined) return true;
+    return passFds.length === 0 && this.notifyAccess() === 'none';
+  }
+
+  /** The main process through spawnLater; mainSpawned() gets the answer, now or on a later turn. */
+  private spawnMainLater(cmd: ExecCommand, passFds: readonly StoredFd[]): void {
+    this.mainSpawnPending = true;
+    const now = this.host.spawnLater?.(cmd, 'main', this.execEnv(), passFds, (r) => this.mainSpawned(cmd, r));
+    if (now !== undefined) this.mainSpawned(cmd, now);
+  }
+
   /** spawnLater's answer for the main process (state 'start' meanwhile). */
   private mainSpawned(cmd: ExecCommand, spawned: SpawnResult): void {
     this.mainSpawnPending = false;
     this.releaseConnection();
+    const oneshot = this.config.type === 'oneshot';
     if (!spawned.ok) {
       this.logSpawnFailure(cmd, spawned.failure);
+      if (oneshot && this.pendingJob !== 'stop')
+        return this.onMainExit({ pid: -1, code: 'exited', status: 203 });
       this.result = 'exit-code';
       this.mainExit = { pid: -1, code: 'exited', status: 203 };
       return this.enterStopSigterm();
@@ -598,13 +624,14 @@ export class ServiceUnit implements UnitInstance {
     this.mainPid = spawned.pid;
     // A stop that came while the pid was unknown (stop() answered 'pending').
     if (this.pendingJob === 'stop') return this.enterStop();
-    this.runPhase('start-post', this.config.execStartPost);
+    if (!oneshot) this.runPhase('start-post', this.config.execStartPost);
   }
 
   private runNextOneshot(): void {
     const cmd = this.queue.shift();
     if (cmd === undefined) return this.phaseDone('start');
     this.currentCommand = cmd;
+    if (this.spawnsLater([])) return this.spawnMainLater(cmd, []);
     const spawned = this.host.spawn(cmd, 'main', this.execEnv());
     if (!spawned.ok) {
       this.logSpawnFailure(cmd, spawned.failure);

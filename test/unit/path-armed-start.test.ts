@@ -786,11 +786,13 @@ describe('ProcessSupervisor: holdArmedChild / settleArmedChild', () => {
     assert.equal(s.sup.unitOfPid(s.child.pid), 'foo.service');
   });
 
-  test('another environment: not taken; settle kills it by pidfd and says false', () => {
+  test('another environment: not taken; settle kills it by pidfd and says false', async () => {
     const s = supervised();
     s.sup.holdArmedChild('foo.service', s.cmd, s.env, s.child, undefined);
     s.service.activationEnv = { ...activation, TRIGGER_PATH: '/etc/other' };
     s.service.start();
+    // Not taken, so cloned as any start is: off the event loop, answered on a later turn.
+    await new Promise((resolve) => setImmediate(resolve));
     assert.equal(s.native.children.length, 2, 'the start cloned its own');
     assert.equal(s.service.mainPid, s.native.children[1]?.pid);
     assert.equal(s.sup.settleArmedChild('foo.service'), false);
@@ -798,11 +800,12 @@ describe('ProcessSupervisor: holdArmedChild / settleArmedChild', () => {
     assert.deepEqual(s.native.children[1]?.signals, []);
   });
 
-  test('an equal command that is not the same object: not taken', () => {
+  test('an equal command that is not the same object: not taken', async () => {
     const s = supervised();
     s.sup.holdArmedChild('foo.service', { ...s.cmd }, s.env, s.child, undefined);
     s.service.activationEnv = { ...activation };
     s.service.start();
+    await new Promise((resolve) => setImmediate(resolve));
     assert.equal(s.native.children.length, 2);
     assert.equal(s.sup.settleArmedChild('foo.service'), false);
     assert.deepEqual(s.native.children[0]?.signals, [9]);

@@ -39,8 +39,10 @@ function rig(
     failSpawn?: string;
     pidFile?: number;
     conditions?: (c: ConditionSpec) => boolean;
-    /** Offer spawnLater (as the daemon does for Accept=yes instances). */
+    /** Offer spawnLater (as the daemon does). */
     later?: boolean;
+    /** spawnLater answers at once (the armed path start's child). */
+    laterAtOnce?: boolean;
   } = {},
 ): Rig {
   const clock = new VirtualClock();
@@ -80,8 +82,10 @@ function rig(
     },
     ...(options.later === true
       ? {
-          spawnLater(cmd, role, env, passFds, done): void {
+          spawnLater(cmd, role, env, passFds, done): SpawnResult | undefined {
+            if (options.laterAtOnce === true) return host.spawn(cmd, role, env, passFds);
             r.later.push(() => done(host.spawn(cmd, role, env, passFds)));
+            return undefined;
           },
         }
       : {}),
@@ -169,6 +173,81 @@ test('spawnLater: a failed spawn fails the instance like a failed spawn()', () =
   assert.equal(r.unit.state, 'failed');
   assert.equal(r.unit.result, 'exit-code');
   assert.deepEqual(r.jobs, ['failed']);
+});
+
+test('Type=oneshot spawns later: start until the pid is known, done when it exits', () => {
+  const r = rig({ type: 'oneshot', execStart: [command('/bin/a'), command('/bin/b')] }, {}, { later: true });
+  assert.equal(r.unit.start(), 'pending');
+  assert.equal(r.unit.state, 'start');
+  assert.equal(r.unit.mainPid, undefined);
+  assert.equal(r.unit.spawnPending, true, 'a re-exec waits for the pid');
+  r.later.shift()?.();
+  assert.equal(r.unit.mainPid, 100);
+  assert.equal(r.unit.spawnPending, false);
+  r.exit(0);
+  assert.equal(r.unit.mainPid, undefined, 'the second command is on its way');
+  r.later.shift()?.();
+  assert.equal(r.unit.mainPid, 101);
+  r.exit(0);
+  assert.equal(r.unit.state, 'dead');
+  assert.deepEqual(r.jobs, ['done']);
+  assert.deepEqual(
+    r.spawned.map((s) => s.path),
+    ['/bin/a', '/bin/b'],
+  );
+});
+
+test('Type=oneshot spawned later: a failed spawn fails the start with exit status 203', () => {
+  const r = rig(
+    { type: 'oneshot', execStart: [command('/bin/missing')] },
+    {},
+    { later: true, failSpawn: '/bin/missing' },
+  );
+  assert.equal(r.unit.start(), 'pending');
+  r.later.shift()?.();
+  assert.equal(r.unit.state, 'failed');
+  assert.equal(r.unit.result, 'exit-code');
+  assert.deepEqual(r.jobs, ['failed']);
+});
+
+test('Type=oneshot spawned later: a stop while the pid is unknown waits for it, then stops it', () => {
+  const r = rig({ type: 'oneshot' }, {}, { later: true });
+  r.unit.start();
+  assert.equal(r.unit.stop(), 'pending');
+  r.later.shift()?.();
+  assert.equal(r.unit.state, 'stop-sigterm');
+  assert.ok(r.signals.includes('100:15'));
+  r.kill(15);
+  assert.equal(r.unit.state, 'dead');
+});
+
+test('spawnLater answering at once (an armed start): the pid is taken in the same call', () => {
+  const oneshot = rig({ type: 'oneshot' }, {}, { later: true, laterAtOnce: true });
+  assert.equal(oneshot.unit.start(), 'pending');
+  assert.equal(oneshot.unit.mainPid, 100);
+  assert.equal(oneshot.unit.spawnPending, false);
+  oneshot.exit(0);
+  assert.equal(oneshot.unit.state, 'dead');
+  const simple = rig({}, {}, { later: true, laterAtOnce: true });
+  assert.equal(simple.unit.start(), 'done');
+  assert.equal(simple.unit.state, 'running');
+});
+
+test('Type=simple spawns later, but not with fds to pass or notify access', () => {
+  const plain = rig({}, {}, { later: true });
+  assert.equal(plain.unit.start(), 'pending');
+  plain.later.shift()?.();
+  assert.equal(plain.unit.state, 'running');
+  assert.deepEqual(plain.jobs, ['done']);
+  // NotifyAccess=: a message right after the exec could come before the pid.
+  const notify = rig({ notifyAccess: 'all' }, {}, { later: true });
+  assert.equal(notify.unit.start(), 'done');
+  assert.equal(notify.unit.mainPid, 100);
+  assert.equal(notify.later.length, 0);
+  const oneshot = rig({ type: 'oneshot', notifyAccess: 'main' }, {}, { later: true });
+  assert.equal(oneshot.unit.start(), 'pending');
+  assert.equal(oneshot.unit.mainPid, 100, 'spawned at once');
+  assert.equal(oneshot.later.length, 0);
 });
 
 test('stop escalates to SIGKILL after TimeoutStopSec, on virtual time', () => {
