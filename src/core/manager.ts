@@ -5,11 +5,14 @@ import { Subject } from '../util/rx';
 import type { Logger } from '../util/logger';
 import type { DeviceChange } from '../devices/device-registry';
 import { summarizeUnit, type ActiveState, type UnitInstance, type UnitSummary } from '../units/unit-type';
+import type { DeviceRecord } from '../devices/types';
 import {
   DeviceUnit,
   deviceUnitNames,
+  FINDING_KEYS,
   findingFor,
   isDeviceUnitCandidate,
+  type DeviceFinding,
   type DeviceUnitState,
 } from '../units/device';
 
@@ -33,9 +36,37 @@ export interface ManagerOptions {
   onDeviceStateChange?: (unit: DeviceUnit, from: DeviceUnitState, to: DeviceUnitState) => void;
 }
 
+/** What applyDeviceChange made of one device record, reused while the next ones keep it. */
+interface DeviceNaming {
+  record: DeviceRecord;
+  names: readonly string[];
+  finding: DeviceFinding;
+}
+
+/** The same unit names: the same device path, node and links (deviceUnitNames' inputs). */
+function sameNaming(a: DeviceRecord, b: DeviceRecord): boolean {
+  return a.devpath === b.devpath && a.devname === b.devname && sameList(a.devlinks, b.devlinks);
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The same finding: findingFor's inputs are equal. */
+function sameFindingInputs(a: DeviceRecord, b: DeviceRecord): boolean {
+  if (a.devpath !== b.devpath) return false;
+  for (const key of FINDING_KEYS) if (a.properties.get(key) !== b.properties.get(key)) return false;
+  return true;
+}
+
 export class Manager {
   private readonly units = new Map<string, UnitInstance>();
   private readonly deviceUnits = new Map<string, DeviceUnit>();
+  /** By devpath: the unit names and finding of each device's record that has units. */
+  private readonly naming = new Map<string, DeviceNaming>();
   readonly unitChanges$ = new Subject<UnitStateChange>();
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -101,25 +132,39 @@ export class Manager {
 
   /** Route one device change to the device units whose names it carries or carried. */
   applyDeviceChange(change: DeviceChange): void {
+    const { record, previous } = change;
+    const known = previous === undefined ? undefined : this.naming.get(previous.devpath);
+    // What the record before was given, unless the registry and this table disagree.
+    const last = known !== undefined && known.record === previous ? known : undefined;
+    if (previous !== undefined) this.naming.delete(previous.devpath);
     const before =
-      change.previous !== undefined && isDeviceUnitCandidate(change.previous)
-        ? deviceUnitNames(change.previous)
+      previous !== undefined && isDeviceUnitCandidate(previous)
+        ? (last?.names ?? deviceUnitNames(previous))
         : [];
     const after =
-      change.kind !== 'removed' && isDeviceUnitCandidate(change.record) ? deviceUnitNames(change.record) : [];
-    const devpathBefore = change.previous?.devpath;
-    for (const name of before) {
-      if (after.includes(name) && devpathBefore === change.record.devpath) continue;
-      const unit = this.deviceUnits.get(name);
-      if (unit === undefined || devpathBefore === undefined) continue;
-      unit.data.udev.delete(devpathBefore);
-      unit.setState();
+      change.kind === 'removed' || !isDeviceUnitCandidate(record)
+        ? []
+        : last !== undefined && sameNaming(last.record, record)
+          ? last.names
+          : deviceUnitNames(record);
+    const devpathBefore = previous?.devpath;
+    // Most change events keep the names (the same array then): nothing to take away.
+    if (before !== after || devpathBefore !== record.devpath) {
+      for (const name of before) {
+        if (after.includes(name) && devpathBefore === record.devpath) continue;
+        const unit = this.deviceUnits.get(name);
+        if (unit === undefined || devpathBefore === undefined) continue;
+        unit.data.udev.delete(devpathBefore);
+        unit.setState();
+      }
     }
     if (after.length === 0) return;
-    const finding = findingFor(change.record);
+    const finding =
+      last !== undefined && sameFindingInputs(last.record, record) ? last.finding : findingFor(record);
+    this.naming.set(record.devpath, { record, names: after, finding });
     for (const name of after) {
       const unit = this.deviceUnits.get(name) ?? this.addDeviceUnit(name);
-      unit.data.udev.set(change.record.devpath, finding);
+      unit.data.udev.set(record.devpath, finding);
       unit.setState();
     }
   }

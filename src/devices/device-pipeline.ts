@@ -5,7 +5,7 @@ import os = require('node:os');
 import { Subject } from '../util/rx';
 import type { Logger } from '../util/logger';
 import { RateLimitedLog } from '../util/logger';
-import type { Uevent } from './types';
+import type { DeviceRecord, Uevent } from './types';
 import { DeviceRegistry, defaultDecision, type DeviceChange, type DeviceDecision } from './device-registry';
 import { readKernelSeqnum, scanSysfs, syntheticUevent, DEFAULT_SYS_ROOT, type SysfsDevice } from './sysfs';
 import type { UeventSourceItem, UeventRejection } from '../events/uevent-events';
@@ -33,8 +33,11 @@ export interface DevicePipelineStats {
 export interface DevicePipelineOptions {
   logger: Logger;
   sysRoot?: string;
-  /** The rules layer; until it exists, systemd's default tags. */
-  decide?: (event: Uevent) => DeviceDecision;
+  /**
+   * The rules layer; until it exists, systemd's default tags. Gets the device's record before
+   * the event, when there is one.
+   */
+  decide?: (event: Uevent, previous?: DeviceRecord) => DeviceDecision;
   /** Adds what sysfs cannot tell to events made from a scan (companion mode: udevd's database). */
   enrichSynthetic?: (event: Uevent) => Uevent;
   /** Standalone device manager: run the rules (and apply their effects) before the registry. */
@@ -79,7 +82,7 @@ export class DevicePipeline {
   batches = 0;
   private readonly logger: Logger;
   private readonly sysRoot: string;
-  private readonly decide: (event: Uevent) => DeviceDecision;
+  private readonly decide: (event: Uevent, previous?: DeviceRecord) => DeviceDecision;
   private readonly enrichSynthetic: (event: Uevent) => Uevent;
   private readonly rejectLog = new RateLimitedLog(10_000, 5);
   private readonly rules: RulesStage | undefined;
@@ -262,7 +265,7 @@ export class DevicePipeline {
       this.queue.push(event);
       return;
     }
-    const change = this.registry.apply(event, this.decide(event));
+    const change = this.registry.apply(event, this.decide(event, this.registry.get(event.devpath)));
     if (change !== undefined) this.changes$.next(change);
     if (announce) this.events$.next(event);
   }
@@ -272,7 +275,7 @@ export class DevicePipeline {
       this.queue.push(event);
       return;
     }
-    this.commit(event, this.decide(event));
+    this.commit(event, this.decide(event, this.registry.get(event.devpath)));
   }
 
   /** The event, as the rules (or the defaults) decided it, into the registry and out to listeners. */

@@ -4,7 +4,7 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import type { DeviceDecision } from './device-registry';
-import type { Uevent } from './types';
+import type { DeviceRecord, Uevent } from './types';
 
 export const DEFAULT_UDEV_DB_DIR = '/run/udev/data';
 
@@ -86,10 +86,19 @@ export function withUdevDb(event: Uevent, record: UdevDbRecord): Uevent {
 }
 
 /** Tags and symlinks as udevd decided them, read from its event's TAGS and DEVLINKS. */
-export function udevEventDecision(event: Uevent): DeviceDecision {
-  const tags = new Set(
-    (event.properties.get('CURRENT_TAGS') ?? event.properties.get('TAGS') ?? '').split(':').filter(Boolean),
-  );
-  const devlinks = (event.properties.get('DEVLINKS') ?? '').split(' ').filter((l) => l.startsWith('/dev/'));
+export function udevEventDecision(event: Uevent, previous?: DeviceRecord): DeviceDecision {
+  const tagList = event.properties.get('CURRENT_TAGS') ?? event.properties.get('TAGS') ?? '';
+  const linkList = event.properties.get('DEVLINKS') ?? '';
+  // A device's change events mostly repeat its tags and links: the record before has them
+  // already (records are never changed in place, so sharing is safe).
+  const before = previous?.properties;
+  const tags =
+    previous !== undefined && (before?.get('CURRENT_TAGS') ?? before?.get('TAGS') ?? '') === tagList
+      ? previous.tags
+      : new Set(tagList.split(':').filter(Boolean));
+  const devlinks =
+    previous !== undefined && (before?.get('DEVLINKS') ?? '') === linkList
+      ? previous.devlinks
+      : linkList.split(' ').filter((l) => l.startsWith('/dev/'));
   return { tags, devlinks };
 }

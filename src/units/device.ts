@@ -157,6 +157,15 @@ function splitList(value: string | undefined): string[] {
   return value === undefined ? [] : value.split(/\s+/).filter((s) => s.length > 0);
 }
 
+/** The properties findingFor() reads (besides the devpath). */
+export const FINDING_KEYS = [
+  'SYSTEMD_READY',
+  'SYSTEMD_WANTS',
+  'SYSTEMD_USER_WANTS',
+  'ID_MODEL_FROM_DATABASE',
+  'ID_MODEL',
+] as const;
+
 export function findingFor(record: DeviceRecord): DeviceFinding {
   const p = record.properties;
   const finding: DeviceFinding = {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeviceRegistry, defaultDecision } from '../../src/devices/device-registry';
+import { udevEventDecision } from '../../src/devices/udev-db';
 import { Manager, type UnitStateChange } from '../../src/core/manager';
 import type { Uevent } from '../../src/devices/types';
 import { uevent, LOOP0 } from '../helpers/events';
@@ -90,4 +91,75 @@ test('a unit name shared by two devices stays plugged until both are gone', () =
   assert.equal(manager.getUnit('dev-x.device')?.subState(), 'plugged');
   apply(uevent('remove', '/devices/b/block/x', 'block', { DEVNAME: 'x' }));
   assert.equal(manager.getUnit('dev-x.device')?.subState(), 'dead');
+});
+
+// Companion mode: udevd's tags and links, as the daemon decides them (udevEventDecision gets the
+// record before, and the manager reuses names and findings while a change keeps them).
+function companionRig(): ReturnType<typeof rig> & { reg: DeviceRegistry } {
+  const r = rig();
+  r.apply = (e: Uevent): void => {
+    const change = r.reg.apply(e, udevEventDecision(e, r.reg.get(e.devpath)));
+    if (change) r.manager.applyDeviceChange(change);
+  };
+  return r;
+}
+
+const DISK = '/devices/virtual/block/loop7';
+const tagged = (extra: Record<string, string>): Record<string, string> => ({
+  DEVNAME: '/dev/loop7',
+  MAJOR: '7',
+  MINOR: '7',
+  TAGS: ':systemd:',
+  CURRENT_TAGS: ':systemd:',
+  ...extra,
+});
+const unitsOf = (manager: Manager): string[] =>
+  manager
+    .listUnits()
+    .filter((u) => u.active === 'active')
+    .map((u) => u.name);
+
+test('companion mode: links that change move the units; unchanged ones keep them and their state', () => {
+  const { manager, apply, reg } = companionRig();
+  apply(uevent('add', DISK, 'block', tagged({ DEVLINKS: '/dev/disk/by-label/a' })));
+  assert.deepEqual(unitsOf(manager), [
+    'dev-disk-by\\x2dlabel-a.device',
+    'dev-loop7.device',
+    'sys-devices-virtual-block-loop7.device',
+  ]);
+  const first = reg.get(DISK);
+  apply(uevent('change', DISK, 'block', tagged({ DEVLINKS: '/dev/disk/by-label/a' })));
+  assert.equal(reg.get(DISK)?.devlinks, first?.devlinks, 'the same links: the list is shared');
+  assert.equal(reg.get(DISK)?.tags, first?.tags);
+  apply(uevent('change', DISK, 'block', tagged({ DEVLINKS: '/dev/disk/by-label/b' })));
+  assert.deepEqual(unitsOf(manager), [
+    'dev-disk-by\\x2dlabel-b.device',
+    'dev-loop7.device',
+    'sys-devices-virtual-block-loop7.device',
+  ]);
+  assert.equal(manager.getUnit('dev-disk-by\\x2dlabel-a.device')?.subState(), 'dead');
+  // SYSTEMD_READY=0 with the same links: the finding is made again, the units go dead.
+  apply(uevent('change', DISK, 'block', tagged({ DEVLINKS: '/dev/disk/by-label/b', SYSTEMD_READY: '0' })));
+  assert.deepEqual(unitsOf(manager), []);
+  apply(
+    uevent('change', DISK, 'block', tagged({ DEVLINKS: '/dev/disk/by-label/b', SYSTEMD_WANTS: 'x.service' })),
+  );
+  assert.deepEqual(manager.describeUnit('dev-loop7.device')?.properties.Wants, ['x.service']);
+  // Untagged: no units; tagged again: all back.
+  apply(
+    uevent('change', DISK, 'block', tagged({ DEVLINKS: '/dev/disk/by-label/b', TAGS: '', CURRENT_TAGS: '' })),
+  );
+  assert.deepEqual(unitsOf(manager), []);
+  apply(uevent('change', DISK, 'block', tagged({ DEVLINKS: '/dev/disk/by-label/b' })));
+  assert.equal(unitsOf(manager).length, 3);
+  apply(uevent('remove', DISK, 'block', tagged({ DEVLINKS: '/dev/disk/by-label/b' })));
+  assert.deepEqual(unitsOf(manager), []);
+});
+
+test('companion mode: a move takes the units to the new path', () => {
+  const { manager, apply } = companionRig();
+  apply(uevent('add', DISK, 'block', tagged({})));
+  apply(uevent('move', '/devices/virtual/block/loop8', 'block', tagged({ DEVPATH_OLD: DISK })));
+  assert.deepEqual(unitsOf(manager), ['dev-loop7.device', 'sys-devices-virtual-block-loop8.device']);
+  assert.equal(manager.getUnit('sys-devices-virtual-block-loop7.device')?.subState(), 'dead');
 });
