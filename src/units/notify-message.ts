@@ -157,31 +157,40 @@ export function parseNotifyMessage(buf: Uint8Array): NotifyParseResult {
  * systemd drops the whole message. Works on bytes: NUL must already be excluded.
  */
 export function splitNotifyTags(text: Uint8Array): Buffer[] | undefined {
+  // Views into the datagram where a tag has no escapes (nearly always): no copy per tag.
+  const bytes = Buffer.isBuffer(text) ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
   const tags: Buffer[] = [];
-  const n = text.length;
+  const n = bytes.length;
   let p = 0;
   for (;;) {
-    while (p < n && (text[p] === NEWLINE || text[p] === CARRIAGE_RETURN)) p++;
+    while (p < n && (bytes[p] === NEWLINE || bytes[p] === CARRIAGE_RETURN)) p++;
     if (p >= n) return tags;
-    const word: number[] = [];
-    for (;;) {
-      if (p >= n) {
-        tags.push(Buffer.from(word));
-        return tags;
-      }
-      const c = text[p] as number;
+    const start = p;
+    let escapes = 0;
+    while (p < n) {
+      const c = bytes[p] as number;
       if (c === BACKSLASH) {
         if (p + 1 >= n) return undefined;
-        word.push(text[p + 1] as number);
+        escapes++;
         p += 2;
         continue;
       }
       if (c === NEWLINE || c === CARRIAGE_RETURN) break;
-      word.push(c);
       p++;
     }
-    tags.push(Buffer.from(word));
+    tags.push(escapes === 0 ? bytes.subarray(start, p) : unescapeTag(bytes, start, p, escapes));
   }
+}
+
+/** A tag's bytes with each backslash dropped and the byte after it taken as it is. */
+function unescapeTag(bytes: Buffer, start: number, end: number, escapes: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start - escapes);
+  let o = 0;
+  for (let i = start; i < end; i++) {
+    if (bytes[i] === BACKSLASH) i++;
+    out[o++] = bytes[i] as number;
+  }
+  return out;
 }
 
 /** Keys read with strv_contains(tags, "KEY=<literal>"): present when any tag is exactly that. */
@@ -200,8 +209,13 @@ const FLAG_KEYS: ReadonlyMap<string, string> = new Map([
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+/** `other` of a message without such keys (most): one shared empty map, not one per message. */
+const NO_OTHER: ReadonlyMap<string, string> = new Map();
+/** readValue's answer for a key triggerd does not interpret. */
+const UNKNOWN_KEY = Symbol('unknown notify key');
+
 function readFields(rawTags: Buffer[]): NotifyFields {
-  const other = new Map<string, string>();
+  let other: Map<string, string> | undefined;
   const fields: Mutable<NotifyFields> = {
     tags: rawTags.map((tag) => tag.toString('utf8')),
     ready: false,
@@ -213,10 +227,13 @@ function readFields(rawTags: Buffer[]): NotifyFields {
     fdPoll: true,
     barrier: false,
     restartReset: false,
-    other,
+    other: NO_OTHER,
     invalid: [],
   };
-  const seen = new Set<string>();
+  // Keys seen so far: the first in a variable, a Set only from the second on (most messages
+  // have one key, STATUS= or READY=1).
+  let firstKey: string | undefined;
+  let seen: Set<string> | undefined;
   for (const tag of rawTags) {
     const equals = tag.indexOf(EQUALS);
     if (equals <= 0) {
@@ -232,8 +249,9 @@ function readFields(rawTags: Buffer[]): NotifyFields {
       readFlag(fields, key, flag, tag, equals);
       continue;
     }
-    if (seen.has(key)) continue; // the first tag with a key decides, valid or not
-    seen.add(key);
+    if (key === firstKey || seen?.has(key) === true) continue; // the first tag with a key decides
+    if (firstKey === undefined) firstKey = key;
+    else (seen ??= new Set<string>()).add(key);
     if (!isValidUtf8(tag)) {
       fields.invalid.push(
         fieldError(
@@ -246,8 +264,14 @@ function readFields(rawTags: Buffer[]): NotifyFields {
       continue;
     }
     const value = tag.toString('utf8', equals + 1);
-    const problem = readValue(fields, other, key, value);
-    if (problem !== undefined) fields.invalid.push(fieldError(key, value, 'ERR_NOTIFY_FIELD_VALUE', problem));
+    const problem = readValue(fields, key, value);
+    if (problem === UNKNOWN_KEY) {
+      other ??= new Map<string, string>();
+      other.set(key, value);
+      fields.other = other;
+    } else if (problem !== undefined) {
+      fields.invalid.push(fieldError(key, value, 'ERR_NOTIFY_FIELD_VALUE', problem));
+    }
   }
   return fields;
 }
@@ -302,13 +326,12 @@ function flagError(key: string, tag: Buffer, equals: number, message: string): N
   return fieldError(key, tag.toString('utf8', equals + 1), 'ERR_NOTIFY_FIELD_VALUE', message);
 }
 
-/** Stores one key's value; returns why it is invalid, or undefined. */
+/** Stores one key's value; returns why it is invalid, undefined, or UNKNOWN_KEY for `other`. */
 function readValue(
   fields: Mutable<NotifyFields>,
-  other: Map<string, string>,
   key: string,
   value: string,
-): string | undefined {
+): string | undefined | typeof UNKNOWN_KEY {
   switch (key) {
     case 'STATUS':
       fields.status = value;
@@ -370,8 +393,7 @@ function readValue(
       return undefined;
     }
     default:
-      other.set(key, value);
-      return undefined;
+      return UNKNOWN_KEY;
   }
 }
 
