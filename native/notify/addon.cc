@@ -112,6 +112,7 @@ Napi::Value NotifyAddon::SendDatagram(const Napi::CallbackInfo& info) {
 Napi::Value NotifyAddon::CloseFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = static_cast<int>(IntegerArgument(env, info[0], "fd", 0, INT_MAX));
+  batch_fds_.erase(fd);
   // On Linux the fd is gone even when close() says EINTR; retrying could close a reused number.
   if (close(fd) != 0 && errno != EINTR) throw MakeSystemError(env, errno, "close");
   return env.Undefined();

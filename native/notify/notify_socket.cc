@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "../common/batch_item.h"
+#include "../common/js_calls.h"
 #include "addon.h"
 #include "../netlink/system_error.h"
 
@@ -109,6 +110,39 @@ void NotifySocket::Adopt(NotifyFd* opened) {
   opened->fd = -1;
 }
 
+// A batch's fds, registered with the addon for as long as onBatch runs (NotifyAddon::batch_fds).
+// Whatever JavaScript did not close when the call ends with the environment no longer able to
+// run it (terminated mid-batch, or before the call) is closed here: nobody else will. Otherwise
+// JavaScript owns what it kept (a slice for a later turn, the fd store).
+class BatchInFlight {
+ public:
+  BatchInFlight(Napi::Env env, const std::vector<ReceivedDatagram>& batch)
+      : env_(env), addon_(env.GetInstanceData<NotifyAddon>()) {
+    if (addon_ == nullptr) return;
+    for (const ReceivedDatagram& received : batch) {
+      for (int fd : received.fds) addon_->batch_fds().insert(fd);
+      if (received.pidfd >= 0) addon_->batch_fds().insert(received.pidfd);
+    }
+  }
+  ~BatchInFlight() {
+    if (addon_ == nullptr) return;
+    if (!closed_elsewhere_ && !CanCallIntoJs(env_)) {
+      for (int fd : addon_->batch_fds()) close(fd);
+    }
+    addon_->batch_fds().clear();
+  }
+  BatchInFlight(const BatchInFlight&) = delete;
+  BatchInFlight& operator=(const BatchInFlight&) = delete;
+
+  // onBatch was not called: the caller closes the whole batch itself.
+  void ClosedElsewhere() { closed_elsewhere_ = true; }
+
+ private:
+  Napi::Env env_;
+  NotifyAddon* addon_;
+  bool closed_elsewhere_ = false;
+};
+
 void NotifySocket::OnWakeUp(Napi::Env env, int status) {
   // A datagram socket has no pending error to clear after POLLERR: DeliverBatch watches again
   // unless the fd itself is gone.
@@ -122,9 +156,14 @@ void NotifySocket::OnWakeUp(Napi::Env env, int status) {
       for (size_t i = 0; i < received.size(); i++) {
         batch.Set(static_cast<uint32_t>(i), DatagramItem(env, keys, received[i]));
       }
-      // From here the fds belong to JavaScript, also when onBatch throws.
+      // From here the fds belong to JavaScript, also when onBatch throws; but not when the
+      // environment ends under it (BatchInFlight).
       guard.Release();
-      if (!CallEvent(batch)) CloseReceivedFds(&received);
+      BatchInFlight in_flight(env, received);
+      if (!CallEvent(batch)) {
+        in_flight.ClosedElsewhere();
+        CloseReceivedFds(&received);
+      }
     }
   });
 }

@@ -154,3 +154,56 @@ for (const end of ['terminate', 'unref'] as const) {
     },
   );
 }
+
+// A worker terminated while its onBatch runs: the batch's fds it had not closed yet are closed by
+// the notify socket (JavaScript can no longer run there), the ones it closed are not closed twice.
+test(
+  'teardown: a worker terminated in the middle of a notify batch leaks none of its fds',
+  { skip },
+  async () => {
+    const notify = loadRaw('triggerd_notify.node').exports;
+    if (notify === undefined) return;
+    const dir = scratchDir('teardown-notify-batch');
+    const socketPath = path.join(dir, 'notify');
+    const source = `
+const { parentPort } = require('node:worker_threads');
+const { requireAddon } = require(${JSON.stringify(ADDON_MODULE)});
+const notify = requireAddon('triggerd_notify.node').loaded;
+let first = true;
+notify.openNotifySocket(${JSON.stringify(socketPath)}, (batch) => {
+  if (!first) return;
+  first = false;
+  // Close the first datagram's fds, then never return: the rest are still the batch's.
+  const item = batch[0];
+  for (const fd of item.fds) notify.closeFd(fd);
+  if (item.pidfd >= 0) notify.closeFd(item.pidfd);
+  parentPort.postMessage({ inCallback: batch.length });
+  for (;;) {}
+}, () => {});
+parentPort.postMessage('open');
+`;
+    const before = openFds();
+    const worker = new Worker(source, { eval: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        worker.once('message', () => resolve());
+        worker.once('error', reject);
+      });
+      const send = notify.sendDatagram as (p: string, b: Uint8Array, fds?: number[]) => number;
+      const held = fs.openSync('/dev/null', 'r');
+      // Sent before the worker's next wake-up, so one batch holds them all.
+      for (let i = 0; i < 8; i++) send(socketPath, Buffer.from('STATUS=x'), [held]);
+      fs.closeSync(held);
+      const inCallback = await new Promise<{ inCallback: number }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      assert.ok(inCallback.inCallback >= 2, `one batch of several datagrams (${inCallback.inCallback})`);
+      await worker.terminate();
+    } finally {
+      await worker.terminate();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    await assertNoFdLeak(before, 'a worker terminated inside onBatch');
+  },
+);
