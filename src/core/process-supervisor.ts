@@ -507,15 +507,11 @@ export class ProcessSupervisor {
       }
       // The addon closes our copies of the child's fds (the connection, pipe write ends) on its
       // thread once the child has its own: the client's EOF need not wait for our next turn.
-      const handOver = conn !== undefined ? [...opened, conn.fd] : [...opened];
-      native.spawnAsync(
-        built.plan,
-        (err, child) => {
-          if (err === null && child !== undefined) return later(started(child));
-          // The fds went with the failed attempt: once more with the plan made again (its files
-          // opened afresh), which an Accept=yes connection cannot be.
-          if (conn === undefined && !groupRemade && this.remakeRemovedGroup(unit, err)) {
-            const again = this.spawnWith(
+      // Once more with the plan made again (its files opened afresh) when the kept group was
+      // removed behind our back; not for an Accept=yes connection, which went with the attempt.
+      const retry = (err: unknown): SpawnResult | undefined =>
+        conn === undefined && !groupRemade && this.remakeRemovedGroup(unit, err)
+          ? this.spawnWith(
               unit,
               ctx,
               notify,
@@ -528,14 +524,28 @@ export class ProcessSupervisor {
               nonBlocking,
               later,
               true,
-            );
-            if (!again.ok) later(again);
-            return;
-          }
-          later(failed(err));
-        },
-        handOver,
-      );
+            )
+          : undefined;
+      const handOver = conn !== undefined ? [...opened, conn.fd] : [...opened];
+      try {
+        native.spawnAsync(
+          built.plan,
+          (err, child) => {
+            if (err === null && child !== undefined) return later(started(child));
+            const again = retry(err);
+            if (again === undefined) later(failed(err));
+            else if (!again.ok) later(again);
+          },
+          handOver,
+        );
+      } catch (err) {
+        // Refused before the clone (the group's directory is opened here): nothing was handed over.
+        closeAll();
+        opened.length = 0;
+        const again = retry(err);
+        if (again === undefined) throw err;
+        return again;
+      }
       opened.length = 0;
       if (conn !== undefined) conn.fd = -1;
       return { ok: true, pid: 0 };

@@ -126,6 +126,14 @@ describe('services on the real kernel', { skip }, () => {
       'pinger.service',
       `[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c 'systemd-notify --ready; while :; do systemd-notify "STATUS=tick $$(date +%%s%%N)"; sleep 0.2; done'\n`,
     );
+    // Its first command leaves its cgroup and removes it; the second must run in a group made again.
+    unit(
+      'regroup.service',
+      `[Service]\nType=oneshot\nRemainAfterExit=yes\n` +
+        `ExecStart=/bin/sh -c 'g=$$(sed -n "s/^0:://p" /proc/self/cgroup); echo "$$g" > ${scratch}/regroup; ` +
+        `echo $$$$ > /sys/fs/cgroup/unified/cgroup.procs && rmdir "/sys/fs/cgroup/unified$$g" && echo removed >> ${scratch}/regroup'\n` +
+        `ExecStart=/bin/sh -c 'sed -n "s/^0:://p" /proc/self/cgroup >> ${scratch}/regroup'\n`,
+    );
     d = await startDaemon(['--unit-path', dir, '--shutdown-timeout', '5']);
     client = await d.client();
   });
@@ -301,6 +309,24 @@ describe('services on the real kernel', { skip }, () => {
       ['first line', 'no newline at the end', 'first line', 'no newline at the end'],
       JSON.stringify(lines),
     );
+  });
+
+  test("a oneshot's group removed between its commands is made again for the next one", async (t) => {
+    if (!fs.existsSync('/sys/fs/cgroup/unified/cgroup.procs')) {
+      t.skip('needs the cgroup v2 hierarchy at /sys/fs/cgroup/unified');
+      return;
+    }
+    const r = await ctl('start', 'regroup.service');
+    assert.equal(r.code, 0, `${r.stderr} ${JSON.stringify((await status('regroup.service')).logs)}`);
+    const s = await status('regroup.service');
+    assert.equal(s.active, 'active', JSON.stringify(s.logs));
+    const [group, removed, second] = fs
+      .readFileSync(path.join(scratch, 'regroup'), 'utf8')
+      .trim()
+      .split('\n');
+    assert.match(group ?? '', /\/regroup\.service$/);
+    assert.equal(removed, 'removed', 'the first command removed its group');
+    assert.equal(second, group, 'the second command ran in the group made again');
   });
 
   test('status exit codes and unknown units', async () => {
