@@ -9,6 +9,7 @@ import type { ExecPlan, ExecStep, FdMapping, RlimitSetting } from './exec-plan';
 import { DEFAULT_PATH, expandArgv, isValidEnvName, parseEnvironmentFile } from './exec-environment';
 import { parseMountInfo, readMountInfo } from './mount-info';
 import { buildSandbox } from './sandbox-mounts';
+import { defaultNofileSoft, parseOpenFilesLimit } from './nofile-limit';
 import {
   findGroup,
   findUser,
@@ -101,6 +102,11 @@ export interface ExecPlanOptions {
   searchPath?: readonly string[];
   /** /proc/self/mountinfo text (tests); default: read it. */
   mountInfo?: string;
+  /**
+   * The daemon's hard RLIMIT_NOFILE (-1: unlimited), for the default open-files limit of a unit
+   * without LimitNOFILE= (nofile-limit.ts); default: read from /proc/self/limits once.
+   */
+  nofileHardLimit?: number;
 }
 
 export interface BuiltExecPlan {
@@ -417,8 +423,30 @@ function limitValue(value: number): number | undefined {
   return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
 }
 
-function buildLimits(ctx: ExecContext, source: SourceRef, diagnostics: Diagnostic[]): RlimitSetting[] {
+/** The daemon's own hard open-files limit, read once (undefined: unknown, no default then). */
+let daemonNofileHard: number | null | undefined = null;
+function readDaemonNofileHard(): number | undefined {
+  if (daemonNofileHard === null) {
+    try {
+      daemonNofileHard = parseOpenFilesLimit(readFileSync('/proc/self/limits', 'latin1'))?.hard;
+    } catch {
+      daemonNofileHard = undefined;
+    }
+  }
+  return daemonNofileHard;
+}
+
+function buildLimits(
+  ctx: ExecContext,
+  source: SourceRef,
+  diagnostics: Diagnostic[],
+  nofileHard: number | undefined,
+): RlimitSetting[] {
   const limits: RlimitSetting[] = [];
+  const hard = nofileHard ?? readDaemonNofileHard();
+  if (hard !== undefined && !ctx.limits.some((l) => l.resource.toLowerCase() === 'nofile')) {
+    limits.push({ resource: RLIMIT_NUMBERS.nofile as number, soft: defaultNofileSoft(hard), hard });
+  }
   for (const limit of ctx.limits) {
     const resource = RLIMIT_NUMBERS[limit.resource.toLowerCase()];
     const soft = limitValue(limit.soft);
@@ -527,7 +555,7 @@ export function buildExecPlan(
     argv,
     env: [...environment].map(([k, v]) => `${k}=${v}`),
     cwd,
-    rlimits: buildLimits(ctx, source, diagnostics),
+    rlimits: buildLimits(ctx, source, diagnostics, opts.nofileHardLimit),
     fds,
     newSession: opts.newSession ?? true,
     noNewPrivileges: false,
@@ -702,7 +730,7 @@ export function prepareExecPlan(
 
   const fixed: PreparedExecPlan['fixed'] = {
     cwd: cwd.cwd,
-    rlimits: buildLimits(ctx, source, after),
+    rlimits: buildLimits(ctx, source, after, opts.nofileHardLimit),
     newSession: opts.newSession ?? true,
     noNewPrivileges: false,
     privateNetwork: false,

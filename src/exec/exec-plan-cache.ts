@@ -33,6 +33,7 @@ interface Entry {
   runtimeDir: string;
   searchPath: ExecPlanOptions['searchPath'];
   newSession: boolean | undefined;
+  nofileHardLimit: number | undefined;
 }
 
 export interface ExecPlanCacheStats {
@@ -89,6 +90,7 @@ export class ExecPlanCache {
       runtimeDir: opts.runtimeDir,
       searchPath: opts.searchPath,
       newSession: opts.newSession,
+      nofileHardLimit: opts.nofileHardLimit,
     };
   }
 }
@@ -104,7 +106,8 @@ function matches(entry: Entry, ctx: ExecContext, env: ExecEnvironmentInput, opts
     entry.mountInfo !== opts.mountInfo ||
     entry.runtimeDir !== opts.runtimeDir ||
     entry.searchPath !== opts.searchPath ||
-    entry.newSession !== opts.newSession
+    entry.newSession !== opts.newSession ||
+    entry.nofileHardLimit !== opts.nofileHardLimit
   )
     return false;
   if (opts.unitName === '' || opts.unitName.includes('/')) return false;

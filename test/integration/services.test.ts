@@ -126,6 +126,14 @@ describe('services on the real kernel', { skip }, () => {
       'pinger.service',
       `[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c 'systemd-notify --ready; while :; do systemd-notify "STATUS=tick $$(date +%%s%%N)"; sleep 0.2; done'\n`,
     );
+    unit(
+      'limits.service',
+      `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo $$(ulimit -Sn) $$(ulimit -Hn) > ${scratch}/limits'\n`,
+    );
+    unit(
+      'limits-set.service',
+      `[Service]\nType=oneshot\nRemainAfterExit=yes\nLimitNOFILE=2048:4096\nExecStart=/bin/sh -c 'echo $$(ulimit -Sn) $$(ulimit -Hn) > ${scratch}/limits-set'\n`,
+    );
     // Its first command leaves its cgroup and removes it; the second must run in a group made again.
     unit(
       'regroup.service',
@@ -327,6 +335,24 @@ describe('services on the real kernel', { skip }, () => {
     assert.match(group ?? '', /\/regroup\.service$/);
     assert.equal(removed, 'removed', 'the first command removed its group');
     assert.equal(second, group, 'the second command ran in the group made again');
+  });
+
+  test("open files: soft 1024 under the daemon's hard limit without LimitNOFILE= (as systemd), the unit's with it", async () => {
+    for (const name of ['limits.service', 'limits-set.service']) {
+      const r = await ctl('start', name);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    // The daemon runs under this process's hard limit (Node raised both soft limits to it).
+    const hard = fs
+      .readFileSync('/proc/self/limits', 'latin1')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'))
+      ?.trim()
+      .split(/\s+/)[4];
+    const expected = hard === 'unlimited' ? 'unlimited' : String(hard);
+    const soft = hard === 'unlimited' || Number(hard) >= 1024 ? '1024' : String(hard);
+    assert.equal(fs.readFileSync(path.join(scratch, 'limits'), 'utf8').trim(), `${soft} ${expected}`);
+    assert.equal(fs.readFileSync(path.join(scratch, 'limits-set'), 'utf8').trim(), '2048 4096');
   });
 
   test('status exit codes and unknown units', async () => {

@@ -3,7 +3,7 @@
 // limits, prefixes and the sandbox's mount steps against a fixture mountinfo. Pure: temp dirs only.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Diagnostic, ExecCommand, ExecContext } from '../../src/units/config-types';
@@ -16,6 +16,7 @@ import {
 } from '../../src/exec/exec-context-plan';
 import { expandArgv, parseEnvironmentFile, splitUnquote } from '../../src/exec/exec-environment';
 import { parseMountInfo, topMountsBelow } from '../../src/exec/mount-info';
+import { defaultNofileSoft, parseOpenFilesLimit } from '../../src/exec/nofile-limit';
 import { command, inheritingContext as context } from '../helpers/unit-fixtures';
 
 const PASSWD = `root:x:0:0:root:/root:/bin/bash
@@ -534,10 +535,43 @@ describe('buildExecPlan: executable, working directory, limits, fds', () => {
       { resource: 7, soft: 1024, hard: 4096 },
       { resource: 4, soft: -1, hard: -1 },
     ]);
+    assert.deepEqual(
+      build({ limits: [{ resource: 'core', soft: 0, hard: 0 }] }, ['/bin/true'], {}, ENV, {
+        nofileHardLimit: 4096,
+      }).plan.rlimits,
+      [
+        { resource: 7, soft: 1024, hard: 4096 },
+        { resource: 4, soft: 0, hard: 0 },
+      ],
+      'the default comes first, then the limits of the unit',
+    );
     assert.ok(diagnostics.some((d) => d.code === 'EXEC_LIMIT_INVALID'));
     assert.equal(plan.umask, 0o077);
     assert.equal(plan.nice, 5);
     assert.equal(plan.oomScoreAdjust, -100);
+  });
+
+  it("without LimitNOFILE=: systemd's soft 1024 under the daemon's hard limit; with it, the unit's alone", () => {
+    const nofile = (ctx: Partial<ExecContext>, hard: number | undefined) =>
+      build(
+        ctx,
+        ['/bin/true'],
+        {},
+        ENV,
+        hard === undefined ? {} : { nofileHardLimit: hard },
+      ).plan.rlimits.filter((l) => l.resource === 7);
+    assert.deepEqual(nofile({}, 1048576), [{ resource: 7, soft: 1024, hard: 1048576 }]);
+    assert.deepEqual(nofile({}, 512), [{ resource: 7, soft: 512, hard: 512 }], 'never above the hard limit');
+    assert.deepEqual(nofile({}, -1), [{ resource: 7, soft: 1024, hard: -1 }]);
+    assert.deepEqual(nofile({ limits: [{ resource: 'NOFILE', soft: 4096, hard: 8192 }] }, 1048576), [
+      { resource: 7, soft: 4096, hard: 8192 },
+    ]);
+    // Not given: this process's own hard limit, from /proc/self/limits.
+    const own = parseOpenFilesLimit(readFileSync('/proc/self/limits', 'latin1'));
+    assert.ok(own !== undefined);
+    assert.deepEqual(nofile({}, undefined), [
+      { resource: 7, soft: defaultNofileSoft(own.hard), hard: own.hard },
+    ]);
   });
 
   it('nonBlocking: O_NONBLOCK set or cleared for the mappings of those parent fds only', () => {
@@ -801,5 +835,24 @@ describe('buildExecPlan: sandbox mount steps', () => {
 
   it('refuses a unit name that is not a single path component', () => {
     throwsPlanError(() => build({}, ['/bin/true'], {}, ENV, { unitName: '../x' }), 'ERR_EXEC_INVALID');
+  });
+});
+
+describe('parseOpenFilesLimit', () => {
+  const LIMITS = [
+    'Limit                     Soft Limit           Hard Limit           Units     ',
+    'Max cpu time              unlimited            unlimited            seconds   ',
+    'Max open files            1024                 1048576              files     ',
+    '',
+  ].join('\n');
+  it('reads the Max open files line; unlimited is -1; anything else is undefined', () => {
+    assert.deepEqual(parseOpenFilesLimit(LIMITS), { soft: 1024, hard: 1048576 });
+    assert.deepEqual(parseOpenFilesLimit('Max open files  unlimited  unlimited  files\n'), {
+      soft: -1,
+      hard: -1,
+    });
+    assert.equal(parseOpenFilesLimit('Max cpu time  unlimited  unlimited  seconds\n'), undefined);
+    assert.equal(parseOpenFilesLimit('Max open files  many  1024  files\n'), undefined);
+    assert.equal(parseOpenFilesLimit(''), undefined);
   });
 });
