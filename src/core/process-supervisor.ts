@@ -31,6 +31,26 @@ export interface ProcessSupervisorOptions {
   baseEnv: Record<string, string>;
 }
 
+/** One process to spawn for a unit (ProcessSupervisor.spawnWith). */
+interface SpawnRequest {
+  unit: string;
+  ctx: ExecContext;
+  /** $NOTIFY_SOCKET in its environment. */
+  notify: boolean;
+  /** An Accept=yes connection for the main process. */
+  conn: { fd: number; env: Record<string, string> } | undefined;
+  cmd: ExecCommand;
+  role: 'main' | 'control';
+  extraEnv: Record<string, string>;
+  log: Logger;
+  passFds: readonly StoredFd[];
+  nonBlocking: boolean;
+  /** Cloned off the event loop: the result goes here, on a later turn. */
+  later?: (result: SpawnResult) => void;
+  /** The unit's group was made again after this request failed once: no second time. */
+  groupRemade?: boolean;
+}
+
 /** What the engine side offers each service's host. */
 export interface ServiceCallbacks {
   jobFinished(unit: string, end: Parameters<ServiceHost['jobFinished']>[0]): void;
@@ -220,7 +240,19 @@ export class ProcessSupervisor {
   controlHostFor(name: string, ctx: () => ExecContext): ControlProcessHost {
     const log = this.options.logger.child({ unit: name });
     return {
-      spawn: (cmd) => this.spawnWith(name, ctx(), false, undefined, cmd, 'control', {}, log, [], false),
+      spawn: (cmd) =>
+        this.spawnWith({
+          unit: name,
+          ctx: ctx(),
+          notify: false,
+          conn: undefined,
+          cmd,
+          role: 'control',
+          extraEnv: {},
+          log,
+          passFds: [],
+          nonBlocking: false,
+        }),
       signal: (pid, signal) => void this.signal(pid, signal),
       signalGroup: (signal, except) => {
         let n = 0;
@@ -434,19 +466,19 @@ export class ProcessSupervisor {
       role === 'main' && service.connection !== undefined && service.connection.fd >= 0
         ? service.connection
         : undefined;
-    return this.spawnWith(
+    return this.spawnWith({
       unit,
       ctx,
-      service.notifyAccess() !== 'none',
+      notify: service.notifyAccess() !== 'none',
       conn,
       cmd,
       role,
       extraEnv,
       log,
       passFds,
-      service.config.nonBlocking,
+      nonBlocking: service.config.nonBlocking,
       later,
-    );
+    });
   }
 
   /**
@@ -454,20 +486,8 @@ export class ProcessSupervisor {
    * `later` gets the result on a later turn; the return value then only says whether the plan
    * could be built ({ ok: true, pid: 0 } when the spawn is on its way).
    */
-  private spawnWith(
-    unit: string,
-    ctx: ExecContext,
-    notify: boolean,
-    conn: { fd: number; env: Record<string, string> } | undefined,
-    cmd: ExecCommand,
-    role: 'main' | 'control',
-    extraEnv: Record<string, string>,
-    log: Logger,
-    passFds: readonly StoredFd[],
-    nonBlocking: boolean,
-    later?: (result: SpawnResult) => void,
-    groupRemade = false,
-  ): SpawnResult {
+  private spawnWith(request: SpawnRequest): SpawnResult {
+    const { unit, ctx, notify, conn, cmd, role, extraEnv, log, passFds, nonBlocking, later } = request;
     const { native } = this.options;
     const opened: number[] = [];
     const closeAll = (): void => {
@@ -510,21 +530,8 @@ export class ProcessSupervisor {
       // Once more with the plan made again (its files opened afresh) when the kept group was
       // removed behind our back; not for an Accept=yes connection, which went with the attempt.
       const retry = (err: unknown): SpawnResult | undefined =>
-        conn === undefined && !groupRemade && this.remakeRemovedGroup(unit, err)
-          ? this.spawnWith(
-              unit,
-              ctx,
-              notify,
-              conn,
-              cmd,
-              role,
-              extraEnv,
-              log,
-              passFds,
-              nonBlocking,
-              later,
-              true,
-            )
+        conn === undefined && request.groupRemade !== true && this.remakeRemovedGroup(unit, err)
+          ? this.spawnWith({ ...request, groupRemade: true })
           : undefined;
       const handOver = conn !== undefined ? [...opened, conn.fd] : [...opened];
       try {

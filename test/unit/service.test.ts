@@ -165,14 +165,20 @@ test('spawnLater: a stop while the pid is unknown waits for it, then stops the p
   assert.deepEqual(r.jobs, ['done']);
 });
 
-test('spawnLater: a failed spawn fails the instance like a failed spawn()', () => {
-  const r = rig({ execStart: [command('/bin/missing')] }, {}, { later: true, failSpawn: '/bin/missing' });
-  r.unit.connection = { fd: 42, env: {} };
-  assert.equal(r.unit.start(), 'pending');
-  r.later.shift()?.();
-  assert.equal(r.unit.state, 'failed');
-  assert.equal(r.unit.result, 'exit-code');
-  assert.deepEqual(r.jobs, ['failed']);
+test('spawnLater: a failed spawn fails the start like a failed spawn() (an Accept=yes instance, a oneshot)', () => {
+  for (const type of ['simple', 'oneshot'] as const) {
+    const r = rig(
+      { type, execStart: [command('/bin/missing')] },
+      {},
+      { later: true, failSpawn: '/bin/missing' },
+    );
+    if (type === 'simple') r.unit.connection = { fd: 42, env: {} };
+    assert.equal(r.unit.start(), 'pending');
+    r.later.shift()?.();
+    assert.equal(r.unit.state, 'failed', type);
+    assert.equal(r.unit.result, 'exit-code', type);
+    assert.deepEqual(r.jobs, ['failed'], type);
+  }
 });
 
 test('Type=oneshot spawns later: start until the pid is known, done when it exits', () => {
@@ -195,19 +201,6 @@ test('Type=oneshot spawns later: start until the pid is known, done when it exit
     r.spawned.map((s) => s.path),
     ['/bin/a', '/bin/b'],
   );
-});
-
-test('Type=oneshot spawned later: a failed spawn fails the start with exit status 203', () => {
-  const r = rig(
-    { type: 'oneshot', execStart: [command('/bin/missing')] },
-    {},
-    { later: true, failSpawn: '/bin/missing' },
-  );
-  assert.equal(r.unit.start(), 'pending');
-  r.later.shift()?.();
-  assert.equal(r.unit.state, 'failed');
-  assert.equal(r.unit.result, 'exit-code');
-  assert.deepEqual(r.jobs, ['failed']);
 });
 
 test('Type=oneshot spawned later: a stop while the pid is unknown waits for it, then stops it', () => {
