@@ -8,6 +8,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ControlClient } from '../../src/control/client';
 import { TRIGGERCTL, run, skipUnlessRoot, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon';
+import { findCgroupHierarchy } from '../../src/exec/cgroups';
+
+const hierarchy = findCgroupHierarchy();
 
 const skip =
   skipUnlessRoot() ??
@@ -135,11 +138,12 @@ describe('services on the real kernel', { skip }, () => {
       `[Service]\nType=oneshot\nRemainAfterExit=yes\nLimitNOFILE=2048:4096\nExecStart=/bin/sh -c 'echo $$(ulimit -Sn) $$(ulimit -Hn) > ${scratch}/limits-set'\n`,
     );
     // Its first command leaves its cgroup and removes it; the second must run in a group made again.
+    const root = hierarchy.ok ? hierarchy.root : '/sys/fs/cgroup';
     unit(
       'regroup.service',
       `[Service]\nType=oneshot\nRemainAfterExit=yes\n` +
         `ExecStart=/bin/sh -c 'g=$$(sed -n "s/^0:://p" /proc/self/cgroup); echo "$$g" > ${scratch}/regroup; ` +
-        `echo $$$$ > /sys/fs/cgroup/unified/cgroup.procs && rmdir "/sys/fs/cgroup/unified$$g" && echo removed >> ${scratch}/regroup'\n` +
+        `echo $$$$ > ${root}/cgroup.procs && rmdir "${root}$$g" && echo removed >> ${scratch}/regroup'\n` +
         `ExecStart=/bin/sh -c 'sed -n "s/^0:://p" /proc/self/cgroup >> ${scratch}/regroup'\n`,
     );
     d = await startDaemon(['--unit-path', dir, '--shutdown-timeout', '5']);
@@ -320,8 +324,8 @@ describe('services on the real kernel', { skip }, () => {
   });
 
   test("a oneshot's group removed between its commands is made again for the next one", async (t) => {
-    if (!fs.existsSync('/sys/fs/cgroup/unified/cgroup.procs')) {
-      t.skip('needs the cgroup v2 hierarchy at /sys/fs/cgroup/unified');
+    if (!hierarchy.ok) {
+      t.skip(`services run by session here, without cgroups: ${hierarchy.reason}`);
       return;
     }
     const r = await ctl('start', 'regroup.service');
