@@ -2,7 +2,7 @@
 // every datagram of that batch, parsed (parseNotifyMessage) and with its sender's credentials,
 // pidfd and passed fds. Routing and authorization are the consumer's (src/core/notify-router).
 //
-// Bound: one native batch (≤ 1024 datagrams of ≤ 4097 bytes, and reading stops once ~1024 fds
+// Bound: one native batch (≤ 128 datagrams of ≤ 4097 bytes, and reading stops once ~1024 fds
 // were received) is all that is ever held in memory; nothing is queued between the socket and
 // the subscriber. In front of it sits the kernel's queue (net.unix.max_dgram_qlen datagrams:
 // the kernel default of 10 on this VM, 512 where systemd's sysctl.d/50-default.conf applies;
@@ -60,8 +60,8 @@ export interface NotifyEventsOptions {
   unlinkStale?: boolean;
   /**
    * At most this many datagrams parsed and emitted per turn of the event loop; default: a whole
-   * native batch (up to 1024) at once. The daemon should set it (e.g. 128): a STATUS= flood then
-   * cannot hold the loop for ~50 ms per batch. The socket in the 'open' item then pauses and
+   * native batch (up to 128) at once. The daemon sets it (16): a STATUS= flood then cannot hold
+   * the loop for a whole batch. The socket in the 'open' item then pauses and
    * resumes through the slicer.
    */
   maxPerTurn?: number;

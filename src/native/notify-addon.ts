@@ -57,7 +57,7 @@ export interface NativeNotify {
    * (left with mode 0666, so services of any user can send) or `@name` (abstract namespace), with
    * SO_PASSCRED, SO_PASSPIDFD where the kernel has it, and an 8 MiB receive buffer
    * (SO_RCVBUFFORCE, else as much as rmem_max allows). Watched with uv_poll on the calling
-   * environment's loop: each wake-up reads to EAGAIN and calls `onBatch` once, with at most 1024
+   * environment's loop: each wake-up reads to EAGAIN and calls `onBatch` once, with at most 128
    * datagrams and (about) 1024 passed fds; the rest stays queued in the kernel for the next one.
    * `onError` gets receive errors other than EAGAIN/EINTR; the socket stays open.
    * Throws a TypeError for bad arguments, a system error (code, errno, syscall, path) otherwise.

@@ -4,7 +4,7 @@
 // keeps the real addon's observable rules (checked by the contract suite in
 // test/integration/notify-socket.test.ts): TypeErrors for bad arguments, EBADF for closing an fd
 // that is not open, EADDRINUSE for a second socket on a path, EAGAIN when a socket's queue is
-// full, one onBatch per wake-up of at most 1024 datagrams, and arrival on a later tick.
+// full, one onBatch per wake-up of at most 128 datagrams, and arrival on a later tick.
 import type {
   NativeNotify,
   NativeSystemError,
@@ -14,7 +14,7 @@ import type {
 } from '../../src/native/notify-addon';
 
 /** The real addon's bound on one batch. */
-export const FAKE_NOTIFY_MAX_BATCH = 1024;
+export const FAKE_NOTIFY_MAX_BATCH = 128;
 /** Like net.unix.max_dgram_qlen on this machine: sends beyond it get EAGAIN. */
 export const FAKE_NOTIFY_QUEUE_MAX = 64;
 
