@@ -181,6 +181,13 @@ namespace {
 
 constexpr char kListenPid[] = "LISTEN_PID=";
 
+// prepare()'s `parkWith`: the stub a parked child runs until its go byte, and the go pipe's read
+// end it gets.
+struct ParkSpec {
+  std::string stub;
+  int go_read_fd;
+};
+
 // spawn()'s and launch()'s `options`: undefined, or an object whose `yieldAfter` is a boolean.
 bool YieldAfterOption(Napi::Env env, Napi::Value options) {
   if (options.IsUndefined()) return false;
@@ -190,6 +197,18 @@ bool YieldAfterOption(Napi::Env env, Napi::Value options) {
     throw MakeArgumentError(env, "The \"options.yieldAfter\" property must be a boolean");
   }
   return value.IsBoolean() && value.As<Napi::Boolean>().Value();
+}
+
+// prepare()'s `options`: undefined, or an object whose `parkWith` is an absolute path (or absent).
+std::string ParkWithOption(Napi::Env env, Napi::Value options) {
+  if (options.IsUndefined()) return std::string();
+  if (!options.IsObject()) throw MakeArgumentError(env, "The \"options\" argument must be an object");
+  Napi::Value value = options.As<Napi::Object>().Get("parkWith");
+  if (value.IsUndefined()) return std::string();
+  if (!value.IsString() || value.As<Napi::String>().Utf8Value().rfind('/', 0) != 0) {
+    throw MakeArgumentError(env, "The \"options.parkWith\" property must be an absolute path");
+  }
+  return value.As<Napi::String>().Utf8Value();
 }
 
 // Why BindFds failed: errno from open() of /dev/null or of the cgroup (0: it did not).
@@ -255,13 +274,27 @@ Napi::Error BindError(Napi::Env env, const PreparedSpawn& p, const BindFailure& 
 // out the child's view of it. With `cache` (spawn()) the two fds come from it and stay open
 // after the spawn; without (spawnAsync(), whose clone runs on another thread while JavaScript
 // may forget a cgroup) they are opened for this spawn and closed with it.
+//
+// A parked spawn (`park`): the child runs `park->stub` (triggerd_park) with the plan's program
+// after the go pipe's fd in its argv, and that pipe's read end as the fd after the plan's last.
 std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, int last_cap,
                                             const PlanKeys& keys, uint64_t ignored_signals,
-                                            SpawnFdCache* cache, bool bind = true) {
+                                            SpawnFdCache* cache, bool bind = true,
+                                            const ParkSpec* park = nullptr) {
   auto prepared = std::make_unique<PreparedSpawn>();
   PreparedSpawn& p = *prepared;
   p.spec = ReadPlan(env, value, keys);
   PlanSpec& spec = p.spec;
+  if (park != nullptr) {
+    int go_fd = 2;
+    for (const FdSpec& fd : spec.fds) go_fd = std::max(go_fd, fd.child_fd);
+    go_fd++;
+    std::vector<std::string> argv = {park->stub, std::to_string(go_fd), spec.path};
+    argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
+    spec.argv = std::move(argv);
+    spec.path = park->stub;
+    spec.fds.push_back({go_fd, park->go_read_fd, NonBlockMode::kKeep});
+  }
 
   p.argv.reserve(spec.argv.size() + 1);
   for (std::string& arg : spec.argv) p.argv.push_back(&arg[0]);
@@ -457,6 +490,7 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
             InstanceMethod<&PreparedLaunch::LaunchMethod>("launch"),
             InstanceMethod<&PreparedLaunch::Release>("release"),
             InstanceAccessor<&PreparedLaunch::Launched>("launched"),
+            InstanceAccessor<&PreparedLaunch::ParkedPid>("parkedPid"),
         });
   }
 
@@ -483,12 +517,29 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
     addon_->launches().insert(this);
   }
 
+  // prepare() with `parkWith`: the child is spawned now, with the whole plan, and waits in
+  // triggerd_park until LaunchNow writes its go byte to `go_write` (owned from here on). Throws
+  // the spawn's failure, with nothing left behind.
+  void Park(Napi::Env env, int go_write) {
+    FdGuard go(go_write);
+    PreparedSpawn* p = prepared_.get();
+    BindFailure failure = BindFds(p, addon_->fd_cache());
+    if (failure.err != 0) throw BindError(env, *p, failure);
+    addon_->Launch(p, false);
+    Napi::Value error = SpawnFailure(env, *p);
+    if (!error.IsEmpty()) throw Napi::Error(env, error);
+    parked_ = true;
+    parked_pid_ = p->launched.pid;
+    go_fd_ = go.release();
+  }
+
   // The addon is going away (the environment's teardown): nothing of it may be used after this.
   void Orphan() { addon_ = nullptr; }
 
   // Collected unreleased: as release().
   ~PreparedLaunch() override {
     KillUntaken();
+    CloseGo();
     if (addon_ != nullptr) addon_->launches().erase(this);
   }
 
@@ -501,6 +552,21 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
     if (prepared_ == nullptr || launched_ || addon_ == nullptr) return;
     launched_ = true;
     PreparedSpawn* p = prepared_.get();
+    if (parked_) {
+      // One write: the parked child (woken, maybe on another CPU) execs the plan's program.
+      ssize_t n;
+      do {
+        n = write(go_fd_, "g", 1);
+      } while (n < 0 && errno == EINTR);
+      if (n != 1) {
+        // It is gone (EPIPE): the launch fails as a failed clone would.
+        p->launched.err = n < 0 ? errno : EIO;
+        p->launched.syscall = "write";
+      }
+      CloseGo();
+      if (yield_after) sched_yield();
+      return;
+    }
     // Bound now: fd numbers read long before may have been closed and reused since.
     BindFailure failure = BindFds(p, addon_->fd_cache());
     if (failure.err != 0) {
@@ -523,7 +589,13 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
     LaunchNow(yield_after);
     std::unique_ptr<PreparedSpawn> done = std::move(prepared_);
     Napi::Value failure = SpawnFailure(env, *done);
-    if (!failure.IsEmpty()) throw Napi::Error(env, failure);
+    if (!failure.IsEmpty()) {
+      // A parked child that missed its go byte must not run on.
+      if (parked_ && ChildStillOwned(*done)) {
+        syscall(SYS_pidfd_send_signal, done->launched.pidfd, SIGKILL, nullptr, 0);
+      }
+      throw Napi::Error(env, failure);
+    }
     if (!ChildStillOwned(*done)) {
       // Cloned from native code and left untaken until its exit was reported: its pidfd is
       // closed (the number may be another file's by now), and its pid was already given out.
@@ -535,11 +607,23 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
 
   void Release(const Napi::CallbackInfo& info) {
     KillUntaken();
+    CloseGo();
     prepared_.reset();
   }
 
   Napi::Value Launched(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), launched_);
+  }
+
+  // The parked child's pid (prepare()'s `parkWith`), or 0.
+  Napi::Value ParkedPid(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), parked_pid_);
+  }
+
+  // Its end closed, a parked child that never got its go byte reads EOF and exits.
+  void CloseGo() {
+    if (go_fd_ >= 0) close(go_fd_);
+    go_fd_ = -1;
   }
 
   // Whether the addon still holds the child's pidfd: the child watcher closes it once the exit
@@ -554,7 +638,7 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
   // Its exit is reported as an own child's (the addon adopted it). Only through a pidfd the addon
   // still holds: after the exit was reported the number may be another file's.
   void KillUntaken() {
-    if (prepared_ == nullptr || !launched_) return;
+    if (prepared_ == nullptr || !(launched_ || parked_)) return;
     const LaunchResult& launched = prepared_->launched;
     if (launched.err == 0 && prepared_->report.step < 0 && launched.pidfd >= 0 &&
         ChildStillOwned(*prepared_)) {
@@ -565,6 +649,10 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
   SpawnAddon* addon_ = nullptr;
   std::unique_ptr<PreparedSpawn> prepared_;
   bool launched_ = false;
+  bool parked_ = false;
+  pid_t parked_pid_ = 0;
+  // The parked child's go pipe (write end), until its byte is written or the launch released.
+  int go_fd_ = -1;
   NativeLaunch hook_ = {};
 };
 
@@ -691,13 +779,31 @@ void SpawnAddon::Launch(PreparedSpawn* p, bool yield_after) {
 
 // prepare(plan) → a PreparedLaunch: the plan read and checked now (TypeError), its fds bound and
 // the clone made at launch.
+//
+// `options.parkWith` (the path of triggerd_park): the child is spawned now instead, with the whole
+// plan, and parked in that stub; the launch is then one write that lets it exec the plan's
+// program (src/core/path-armed-start.ts). A failure to spawn it is thrown here.
 Napi::Value SpawnAddon::Prepare(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  std::string stub = ParkWithOption(env, info[1]);
+  FdGuard go_read;
+  FdGuard go_write;
+  ParkSpec park;
+  if (!stub.empty()) {
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) != 0) throw MakeSystemError(env, errno, "pipe2");
+    go_read.reset(go[0]);
+    go_write.reset(go[1]);
+    park = {stub, go[0]};
+  }
   std::unique_ptr<PreparedSpawn> prepared =
-      PrepareSpawn(env, info[0], last_cap_, *plan_keys_, ignored_signals_, &fd_cache_, false);
+      PrepareSpawn(env, info[0], last_cap_, *plan_keys_, ignored_signals_, &fd_cache_, false,
+                   stub.empty() ? nullptr : &park);
   if (prepared_class_.IsEmpty()) prepared_class_ = Napi::Persistent(PreparedLaunch::DefineClass(env));
   Napi::Object object = prepared_class_.New({});
-  PreparedLaunch::Unwrap(object)->Adopt(this, std::move(prepared));
+  PreparedLaunch* launch = PreparedLaunch::Unwrap(object);
+  launch->Adopt(this, std::move(prepared));
+  if (!stub.empty()) launch->Park(env, go_write.release());
   return object;
 }
 

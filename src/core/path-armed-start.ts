@@ -29,6 +29,7 @@ import type { NativeSpawn, PreparedLaunch, SpawnedChild } from '../native/spawn-
 import type { JobQueue } from './job-queue';
 import type { ProcessSupervisor } from './process-supervisor';
 import type { ExecCommand } from '../units/config-types';
+import type { ExecPlan } from '../exec/exec-plan';
 import type { PathUnit } from '../units/path';
 import type { ServiceUnit } from '../units/service';
 import type { SpecWatch } from '../events/path-watches';
@@ -45,9 +46,19 @@ export interface PathArmedStartHost {
   armedPlan: ProcessSupervisor['armedPlan'];
   holdArmedChild: ProcessSupervisor['holdArmedChild'];
   settleArmedChild: ProcessSupervisor['settleArmedChild'];
+  /** triggerd_park (parkStub()): arms park their job in it; undefined: they clone at the change. */
+  parkStub?: string;
+  /** A child parked for an arm (its exit before a start takes it concerns no unit). */
+  holdParkedChild?: ProcessSupervisor['holdParkedChild'];
   /** Overrides TRIGGERD_ARMED_BOOKKEEPING_DELAY_MS (tests). */
   bookkeepingDelayMs?: number;
 }
+
+/**
+ * At most this many jobs are parked at once (each is a process of ~1 MB, kernel side included);
+ * further arms clone at the change, as before parking.
+ */
+export const MAX_PARKED_JOBS = 32;
 
 interface Arm {
   /** Identifies this arm to its own call. */
@@ -67,6 +78,8 @@ export interface ArmedStartStats {
   spawnFailed: number;
   /** Fired, and the start did not take the child (killed). Always 0 unless there is a bug. */
   notTaken: number;
+  /** Arms whose job was parked (spawned ahead, waiting in triggerd_park). */
+  parked: number;
 }
 
 /** A fired start whose bookkeeping waits (PathArmedStarts.fire). */
@@ -98,7 +111,9 @@ export class PathArmedStarts {
   private readonly pending = new Map<string, PendingStart>();
   private scheduled = false;
   private closed = false;
-  readonly stats: ArmedStartStats = { armed: 0, fired: 0, spawnFailed: 0, notTaken: 0 };
+  readonly stats: ArmedStartStats = { armed: 0, fired: 0, spawnFailed: 0, notTaken: 0, parked: 0 };
+  /** Path units whose jobs are no longer parked, and why (a parked job ended before its change). */
+  private readonly noPark = new Map<string, string>();
 
   private readonly delayMs: number;
 
@@ -125,16 +140,64 @@ export class PathArmedStarts {
   /** A path unit was built (at load or reload). */
   track(unit: PathUnit): void {
     const previous = this.units.get(unit.name);
-    if (previous !== undefined && previous !== unit) this.drop(unit.name);
+    if (previous !== undefined && previous !== unit) {
+      this.drop(unit.name);
+      // A reloaded unit may park again.
+      this.noPark.delete(unit.name);
+    }
     this.units.set(unit.name, unit);
     this.whyNot.delete(unit.name);
     this.schedule();
   }
 
-  /** Whether a path unit has an armed start now, else why not (status). */
-  state(name: string): { armed: true } | { armed: false; why: string } {
-    if (this.arms.has(name)) return { armed: true };
+  /** Whether a path unit has an armed start now (and its parked job's pid, or why none), else why not (status). */
+  state(
+    name: string,
+  ): { armed: true; parkedPid: number; notParked?: string } | { armed: false; why: string } {
+    const arm = this.arms.get(name);
+    if (arm !== undefined) {
+      const parkedPid = arm.prepared.parkedPid;
+      return parkedPid > 0
+        ? { armed: true, parkedPid }
+        : { armed: true, parkedPid, notParked: this.whyNotParked(name) };
+    }
     return { armed: false, why: this.whyNot.get(name) ?? 'not looked at yet' };
+  }
+
+  private whyNotParked(name: string): string {
+    if (this.host.parkStub === undefined) return 'triggerd_park is not built';
+    return this.noPark.get(name) ?? `${MAX_PARKED_JOBS} jobs are parked already`;
+  }
+
+  /**
+   * A parked job's process exited before its change came (killed by someone, say): its arm is
+   * dropped, and that path unit's arms clone at the change from now on, so a job that cannot stay
+   * parked is never spawned again and again.
+   */
+  parkedChildExited(pid: number): void {
+    for (const [name, arm] of this.arms) {
+      if (arm.prepared.parkedPid !== pid || arm.prepared.launched) continue;
+      const why = `its parked job (pid ${pid}) ended before the change`;
+      this.noPark.set(name, why);
+      this.host.logger.warn(
+        { unit: name, pid },
+        `armed start: ${why}; it is cloned at the change from now on`,
+      );
+      this.drop(name);
+      this.schedule();
+      return;
+    }
+  }
+
+  /** The stub to park `unit`'s next job in, or undefined (then it is cloned at the change). */
+  private parkWith(unit: string, service: ServiceUnit): string | undefined {
+    const stub = this.host.parkStub;
+    if (stub === undefined || this.noPark.has(unit)) return undefined;
+    // Type=exec's start is over once its program was exec'd: that exec must be the start's own.
+    if (service.config.type === 'exec') return undefined;
+    let parked = 0;
+    for (const arm of this.arms.values()) if (arm.prepared.parkedPid > 0) parked++;
+    return parked < MAX_PARKED_JOBS ? stub : undefined;
   }
 
   /**
@@ -226,7 +289,11 @@ export class PathArmedStarts {
         return undefined;
       }
       try {
-        armed = { prepared: this.host.spawn.prepare(built.plan), cgroup: built.cgroup, closure };
+        armed = {
+          prepared: this.prepareLaunch(unit.name, service, built.plan),
+          cgroup: built.cgroup,
+          closure,
+        };
       } catch (err) {
         refused = `${target}: the plan was refused (${(err as Error).message})`;
         return undefined;
@@ -265,6 +332,28 @@ export class PathArmedStarts {
     this.whyNot.delete(unit.name);
     this.arms.set(unit.name, { target, closure, disarm, token, prepared: armed.prepared });
     this.stats.armed++;
+  }
+
+  /**
+   * The arm's launch: its job parked now (spawned with the whole plan, waiting in triggerd_park
+   * for the change's one write) where it can be, else a plan cloned at the change. A job that
+   * cannot be spawned now (a missing WorkingDirectory=, say) is cloned at the change, where the
+   * ordinary start reports its failure as it always does.
+   */
+  private prepareLaunch(unit: string, service: ServiceUnit, plan: ExecPlan): PreparedLaunch {
+    const parkWith = this.parkWith(unit, service);
+    if (parkWith !== undefined) {
+      try {
+        const prepared = this.host.spawn.prepare(plan, { parkWith });
+        this.host.holdParkedChild?.(prepared.parkedPid);
+        this.stats.parked++;
+        return prepared;
+      } catch (err) {
+        if (err instanceof TypeError) throw err;
+        this.noPark.set(unit, `its job could not be spawned ahead (${(err as Error).message})`);
+      }
+    }
+    return this.host.spawn.prepare(plan);
   }
 
   /** Inside the inotify wake-up: clone first, then the ordinary trigger, which takes the child. */

@@ -363,6 +363,10 @@ export class ProcessSupervisor {
       const owner = this.owners.get(exit.pid);
       if (owner !== undefined) this.owners.delete(exit.pid);
       const name = owner?.unit;
+      if (name === ARMED_PARKED) {
+        this.onParkedChildExit?.(exit.pid);
+        continue;
+      }
       const e: ProcessExit = { pid: exit.pid, code: exit.code, status: exit.status };
       // An adopted process reaped by someone else while no daemon ran (process-adoption.ts).
       if ((exit as { statusUnknown?: boolean }).statusUnknown === true) e.statusUnknown = true;
@@ -734,6 +738,17 @@ export class ProcessSupervisor {
     return false;
   }
 
+  /** Called when a parked armed child exits before a start took it (PathArmedStarts.parkedChildExited). */
+  onParkedChildExit: ((pid: number) => void) | undefined;
+
+  /**
+   * A child an armed path start parked (spawned ahead, waiting in triggerd_park): until a start
+   * takes it, it belongs to no unit, and its exit is the arm's alone.
+   */
+  holdParkedChild(pid: number): void {
+    this.owners.set(pid, { unit: ARMED_PARKED, pidfd: -1 });
+  }
+
   /**
    * After the start an armed child was cloned for: true when spawn() took it. Otherwise the start
    * went another way (it should not: the arm is dropped on every change that could) and the
@@ -860,7 +875,8 @@ export class ProcessSupervisor {
   private signal(pid: number, signal: number): boolean {
     const owner = this.owners.get(pid);
     try {
-      if (owner !== undefined) this.options.native.pidfdSendSignal(owner.pidfd, signal);
+      // A parked child's pidfd is the addon's until its launch (holdParkedChild).
+      if (owner !== undefined && owner.pidfd >= 0) this.options.native.pidfdSendSignal(owner.pidfd, signal);
       else this.options.native.kill(pid, signal);
       return true;
     } catch {
@@ -916,6 +932,9 @@ export class ProcessSupervisor {
     return undefined;
   }
 }
+
+/** The owner of a parked armed child no start took yet (holdParkedChild). */
+const ARMED_PARKED = '(armed path start, parked)';
 
 /** The owner of an armed child nobody took, killed (its exit concerns no unit). */
 const ARMED_LEFTOVER = '(armed path start, not taken)';

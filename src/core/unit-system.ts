@@ -72,6 +72,11 @@ export interface UnitSystemOptions {
    * (src/core/path-armed-start.ts). Default: on, unless TRIGGERD_ARMED_PATH_STARTS=0.
    */
   armedPathStarts?: boolean;
+  /**
+   * triggerd_park (parkStub()): an armed start's job is spawned ahead and parked in it, so the
+   * change's wake-up is one write. Undefined: armed jobs are cloned at the change.
+   */
+  parkStub?: string;
 }
 
 /** What start() restores instead of starting default.target (src/core/daemon-state.ts). */
@@ -209,11 +214,14 @@ export class UnitSystem {
             holdArmedChild: (unit, cmd, env, child, cgroup) =>
               this.supervisor.holdArmedChild(unit, cmd, env, child, cgroup),
             settleArmedChild: (unit) => this.supervisor.settleArmedChild(unit),
+            parkStub: options.parkStub,
+            holdParkedChild: (pid) => this.supervisor.holdParkedChild(pid),
           })
         : undefined;
     this.armedStarts = armedStarts;
     this.supervisor.onArmedPlanGone = (unit) => armedStarts?.planGone(unit);
     this.supervisor.onArmedChildExit = () => armedStarts?.flush();
+    this.supervisor.onParkedChildExit = (pid) => armedStarts?.parkedChildExited(pid);
     this.paths = new PathUnits({
       logger: options.logger,
       manager: options.manager,

@@ -75,7 +75,8 @@ export interface PathHost {
   /** What armableSpec() answers may have changed (an armed start looks again). */
   armableChanged?(): void;
   /** Whether the next trigger starts the job from the inotify wake-up, else why not (status). */
-  armedState?(): { armed: true } | { armed: false; why: string } | undefined;
+  armedState?():
+    { armed: true; parkedPid: number; notParked?: string } | { armed: false; why: string } | undefined;
   /** Records a fired armed start whose bookkeeping waits, now (PathArmedStarts.flush). */
   settleArmed?(): void;
   log: Logger;
@@ -820,7 +821,9 @@ export class PathUnit implements UnitInstance {
     const armed = this.host.armedState?.();
     if (armed !== undefined && (this.state === 'waiting' || this.state === 'running')) {
       const how = armed.armed
-        ? 'yes: the next change starts the job from the inotify wake-up'
+        ? armed.parkedPid > 0
+          ? `yes: the next change starts the job, parked as pid ${armed.parkedPid}, from the inotify wake-up`
+          : `yes: the next change starts the job from the inotify wake-up (cloned then: ${armed.notParked ?? 'not parked'})`
         : this.state === 'running'
           ? 'not while the triggered unit runs'
           : `no (${armed.why})`;

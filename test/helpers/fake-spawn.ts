@@ -153,22 +153,34 @@ export class FakeNativeSpawn implements NativeSpawn {
     return { pid: child.pid, pidfd: child.pidfd };
   }
 
-  /** Like the addon: the plan is checked now, cloned by launch() (a fake watch never clones it). */
-  prepare(plan: ExecPlan): PreparedLaunch {
+  /**
+   * Like the addon: the plan is checked now, cloned by launch() (a fake watch never clones it).
+   * `parkWith`: the child is spawned now (its plan as given) and launch() hands it over; a
+   * release kills it (SIGKILL recorded).
+   */
+  prepare(plan: ExecPlan, options?: { parkWith?: string }): PreparedLaunch {
     checkPlan(plan);
+    const stub: unknown = options?.parkWith;
+    if (stub !== undefined && (typeof stub !== 'string' || !stub.startsWith('/')))
+      throw argumentError('The "options.parkWith" property must be an absolute path');
     let state: 'ready' | 'launched' | 'released' = 'ready';
+    const parked = options?.parkWith !== undefined ? this.spawn(plan) : undefined;
     return {
       get launched(): boolean {
         return state === 'launched';
       },
+      parkedPid: parked?.pid ?? 0,
       launch: (): SpawnedChild => {
         if (state !== 'ready')
           throw argumentError('The prepared launch was released or already launched', 'ERR_INVALID_STATE');
         state = 'launched';
-        return this.spawn(plan);
+        return parked ?? this.spawn(plan);
       },
       release: (): void => {
-        if (state === 'ready') state = 'released';
+        if (state === 'ready') {
+          state = 'released';
+          if (parked !== undefined) this.pidfdSendSignal(parked.pidfd, 9);
+        }
       },
     };
   }

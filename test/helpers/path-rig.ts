@@ -86,7 +86,7 @@ export interface PathRig {
   armable: string[];
   /** Where armableChanged/armedState go besides the spy (an armed-start orchestrator). */
   onArmable?: () => void;
-  armedState?: () => { armed: true } | { armed: false; why: string };
+  armedState?: () => { armed: true; parkedPid: number; notParked?: string } | { armed: false; why: string };
   /** Where settleArmed goes (PathArmedStarts.flush). */
   settleArmed?: () => void;
   /** The triggered unit runs (after a start) and then ends. */

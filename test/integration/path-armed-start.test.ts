@@ -40,7 +40,7 @@ describe('armed path starts under triggerd', { skip }, () => {
       unit(name, `[Path]\n${body}\n[Install]\nWantedBy=multi-user.target\n`);
       enable.push(name);
     };
-    for (const f of ['fast', 'slow', 'limited', 'pre', 'deps', 'twin'])
+    for (const f of ['fast', 'slow', 'limited', 'pre', 'deps', 'twin', 'parked', 'badexec'])
       fs.writeFileSync(path.join(work, f), '0');
     // Eligible: its runs record the environment and the cgroup they got, and print a line.
     pathUnit('fast.path', `PathChanged=${work}/fast`);
@@ -80,6 +80,19 @@ describe('armed path starts under triggerd', { skip }, () => {
     unit(
       'twin.service',
       `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo "$$TRIGGER_UNIT" >> ${work}/twin-runs; sleep 0.2'\n`,
+    );
+    // Parked ahead (triggerd_park): its runs record their pid and session.
+    pathUnit('parked.path', `PathChanged=${work}/parked`);
+    unit(
+      'parked.service',
+      '[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\n' +
+        `ExecStart=/bin/sh -c 'read -r a b c d e s rest < /proc/$$$$/stat; echo "$$$$ $$s" >> ${work}/parked-runs'\n`,
+    );
+    // Parked, and its program is not there when the change comes.
+    pathUnit('badexec.path', `PathChanged=${work}/badexec`);
+    unit(
+      'badexec.service',
+      `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=${work}/no-such-program\n`,
     );
     fs.mkdirSync(path.join(units, 'multi-user.target.wants'));
     for (const n of enable)
@@ -198,6 +211,76 @@ describe('armed path starts under triggerd', { skip }, () => {
       ['twin-a.path', 'twin-b.path'].map(async (n) => (await status(n)).properties.NArmedStarts),
     );
     assert.equal(Number(fired[0]) + Number(fired[1]), 1, 'one clone from the wake-up, not two');
+  });
+
+  /** The pid status shows the path unit's job parked as. */
+  const parkedPid = async (name: string): Promise<number> =>
+    waitFor(`${name}'s job parked`, async () => {
+      const m = /parked as pid (\d+)/.exec(await text(name));
+      return m === null ? undefined : Number(m[1]);
+    });
+
+  test('the job is parked ahead: the change lets that very process exec it, in its own session and group', async () => {
+    const pid = await parkedPid('parked.path');
+    assert.equal(path.basename(fs.readlinkSync(`/proc/${pid}/exe`)), 'triggerd_park');
+    assert.equal(
+      fs.readFileSync(`/proc/${pid}/stat`, 'latin1').split(' ')[5],
+      String(pid),
+      'a session leader',
+    );
+    assert.match(fs.readFileSync(`/proc/${pid}/cgroup`, 'latin1'), /^0::.*\/parked\.service$/m);
+    assert.equal(lines(path.join(work, 'parked-runs')).length, 0, 'nothing of the job ran yet');
+    fs.writeFileSync(path.join(work, 'parked'), '1');
+    await waitFor('the run', () => (lines(path.join(work, 'parked-runs')).length === 1 ? true : undefined));
+    assert.deepEqual(
+      lines(path.join(work, 'parked-runs')),
+      [`${pid} ${pid}`],
+      'the parked pid, its own session',
+    );
+    await waitFor('the run is over', async () =>
+      (await status('parked.service')).active === 'inactive' ? true : undefined,
+    );
+    assert.equal((await status('parked.service')).properties.Result, 'success');
+    const next = await parkedPid('parked.path');
+    assert.notEqual(next, pid, 'the next job is parked anew');
+  });
+
+  test('a parked job killed before its change: the arm clones at the change instead, and the change still runs', async () => {
+    const pid = await parkedPid('parked.path');
+    process.kill(pid, 'SIGKILL');
+    await waitFor('armed again, not parked', async () =>
+      new RegExp(`Armed: yes.*cloned then: its parked job \\(pid ${pid}\\) ended before the change`).test(
+        await text('parked.path'),
+      )
+        ? true
+        : undefined,
+    );
+    assert.equal(fs.existsSync(`/proc/${pid}`), false);
+    const before = lines(path.join(work, 'parked-runs')).length;
+    fs.writeFileSync(path.join(work, 'parked'), '2');
+    await waitFor('the run', () =>
+      lines(path.join(work, 'parked-runs')).length === before + 1 ? true : undefined,
+    );
+    assert.equal(
+      d.logs.filter((l) => /parked job \(pid \d+\) ended before the change/.test(String(l.msg))).length,
+      1,
+    );
+  });
+
+  test("a parked job's program missing at the change: the run fails with status 203, as systemd's EXEC", async () => {
+    await parkedPid('badexec.path');
+    fs.writeFileSync(path.join(work, 'badexec'), '1');
+    await waitFor('the run failed', async () =>
+      (await status('badexec.service')).active === 'failed' ? true : undefined,
+    );
+    const s = await status('badexec.service');
+    assert.equal(s.properties.Result, 'exit-code');
+    assert.equal(s.properties.ExecMainStatus, 203);
+    await d.waitForLog(
+      (l) =>
+        l.unit === 'badexec.service' &&
+        l.msg === `Failed to execute ${work}/no-such-program: No such file or directory`,
+    );
   });
 
   test('no armed process was ever left untaken', () => {

@@ -34,6 +34,7 @@ import { outputLines } from '../../src/exec/output-lines';
 import { removeUnitRuntime } from '../../src/exec/sandbox-mounts';
 import {
   loadNativeSpawn,
+  parkStub,
   type ChildExit,
   type ChildWatcher,
   type NativeSpawn,
@@ -357,6 +358,114 @@ for (const implementation of implementations) {
       await delay(50);
       assert.deepEqual(exits, []);
     });
+
+    /** The stub parked children wait in: the built one, or any absolute path for the fake. */
+    function stubFor(native: NativeSpawn): string {
+      if (native instanceof FakeNativeSpawn) return '/usr/lib/triggerd/triggerd_park';
+      const stub = parkStub();
+      assert.ok(stub !== undefined, 'build/Release/triggerd_park is built with the addons');
+      return stub;
+    }
+
+    it('prepare with parkWith: the child runs at once, parked; launch() lets it exec the plan (same pid)', async (t) => {
+      const native = implementation.make();
+      const fake = native instanceof FakeNativeSpawn ? native : undefined;
+      const { exits, exited } = watchExits(native, t);
+      const dir = mkdtempSync(path.join(tmpdir(), 'triggerd-park-'));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      const out = path.join(dir, 'out');
+      const prepared = native.prepare(
+        basicPlan(['/bin/sh', '-c', `echo "$0 $1 $$" > ${out}; exit 3`, 'zero', 'one']),
+        { parkWith: stubFor(native) },
+      );
+      t.after(() => prepared.release());
+      const pid = prepared.parkedPid;
+      assert.ok(pid > 0, `parked pid ${pid}`);
+      killAfter(native, t, pid);
+      assert.equal(prepared.launched, false);
+      if (fake === undefined) {
+        // Parked: alive, in the stub, and nothing of the plan's program ran yet.
+        await delay(50);
+        assert.equal(path.basename(readlinkSync(`/proc/${pid}/exe`)), 'triggerd_park');
+        assert.equal(
+          readFileSync(`/proc/${pid}/stat`, 'latin1').split(' ')[5],
+          String(pid),
+          'its own session',
+        );
+        assert.equal(existsSync(out), false);
+        assert.deepEqual(exits, []);
+      }
+      const child = prepared.launch({ yieldAfter: true });
+      assert.equal(child.pid, pid, 'the parked child is the one launched');
+      assert.equal(prepared.launched, true);
+      assert.throws(() => prepared.launch(), isInvalidState);
+      fake?.exit(child.pid, 'exited', 3);
+      await exited;
+      assert.deepEqual(exits, [{ pid, code: 'exited', status: 3, ownChild: true }]);
+      if (fake === undefined)
+        assert.equal(readFileSync(out, 'latin1'), `zero one ${pid}\n`, 'argv0, args, pid');
+    });
+
+    it('prepare with parkWith: release() before launch() kills the parked child', async (t) => {
+      const native = implementation.make();
+      const fake = native instanceof FakeNativeSpawn ? native : undefined;
+      const { exits, exited } = watchExits(native, t);
+      const prepared = native.prepare(basicPlan(['/bin/true']), { parkWith: stubFor(native) });
+      const pid = prepared.parkedPid;
+      killAfter(native, t, pid);
+      prepared.release();
+      prepared.release();
+      assert.throws(() => prepared.launch(), isInvalidState);
+      if (fake !== undefined) assert.deepEqual(fake.children.at(-1)?.signals, [SIGKILL]);
+      await exited;
+      assert.deepEqual(exits, [{ pid, code: 'killed', status: SIGKILL, ownChild: true }]);
+    });
+
+    it('prepare with parkWith: a pre-exec failure is thrown by prepare(), with nothing left running', async (t) => {
+      const native = implementation.make();
+      const fake = native instanceof FakeNativeSpawn ? native : undefined;
+      const { exits } = watchExits(native, t);
+      if (fake !== undefined)
+        fake.failNext = fakeSpawnError('CHDIR', 'ENOENT', 'No such file or directory', 'chdir');
+      assert.throws(
+        () =>
+          native.prepare(basicPlan(['/bin/true'], { cwd: '/nonexistent/dir' }), {
+            parkWith: stubFor(native),
+          }),
+        isSpawnError('CHDIR', 'ENOENT', 'failed at step CHDIR: No such file or directory'),
+      );
+      assert.throws(() => native.prepare(basicPlan(['/bin/true']), { parkWith: 'relative/stub' }), TypeError);
+      await delay(50);
+      assert.deepEqual(exits, []);
+    });
+
+    if (implementation.name === 'real addon') {
+      it('prepare with parkWith: an exec that fails after the go byte is exit status 203, as under systemd', async (t) => {
+        const native = implementation.make();
+        const { exits, exited } = watchExits(native, t);
+        const prepared = native.prepare(basicPlan(['/nonexistent/binary']), { parkWith: stubFor(native) });
+        killAfter(native, t, prepared.parkedPid);
+        const child = prepared.launch();
+        await exited;
+        assert.deepEqual(exits, [{ pid: child.pid, code: 'exited', status: 203, ownChild: true }]);
+      });
+
+      it('prepare with parkWith: a parked child killed before its go byte fails launch() (EPIPE)', async (t) => {
+        const native = implementation.make();
+        const { exits, exited } = watchExits(native, t);
+        const prepared = native.prepare(basicPlan(['/bin/true']), { parkWith: stubFor(native) });
+        t.after(() => prepared.release());
+        const pid = prepared.parkedPid;
+        killAfter(native, t, pid);
+        native.kill(pid, SIGKILL);
+        await exited;
+        assert.deepEqual(exits, [{ pid, code: 'killed', status: SIGKILL, ownChild: true }]);
+        assert.throws(
+          () => prepared.launch(),
+          (err: NodeJS.ErrnoException) => err.code === 'EPIPE',
+        );
+      });
+    }
 
     it("prepare: a failing exec is launch()'s SpawnError (step EXEC), and no exit is reported for it", async (t) => {
       const native = implementation.make();

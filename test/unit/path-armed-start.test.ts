@@ -348,15 +348,23 @@ interface Orchestrated {
     plan: ReturnType<PathArmedStartHost['armedPlan']>;
     settle: boolean;
     spawnThrows: boolean;
+    /** prepare() with parkWith throws this (the parked spawn failed). */
+    parkThrows: Error | undefined;
   };
+  /** Each prepare()'s parkWith (undefined: not parked). */
+  parkWiths: (string | undefined)[];
+  /** Each holdParkedChild() pid. */
+  parkedHeld: number[];
 }
 
 /** `source`: the watch source of the path unit (default: the rig's fake). */
 /** `delayMs`: the bookkeeping's wait after the clone (0: at once, as most tests here want). */
+/** `parkStub`: the host's triggerd_park (arms park their job: pid 7000 + n). */
 function orchestrated(
   text = '[Path]\nPathChanged=/etc/conf\n',
   source?: PathWatchSource,
   delayMs = 0,
+  parkStub?: string,
 ): Orchestrated {
   const r = pathRig(text);
   if (source !== undefined) (r.unit as unknown as { host: PathHost }).host.sourceFor = () => source;
@@ -378,9 +386,13 @@ function orchestrated(
       plan: { ok: true, plan: PLAN, cgroup: undefined },
       settle: true,
       spawnThrows: false,
+      parkThrows: undefined,
     },
+    parkWiths: [],
+    parkedHeld: [],
   };
   const service = {
+    config: { type: 'oneshot' },
     nextStartProcess: (activation: Record<string, string>) => {
       const a = o.answers.next;
       return a.ok ? { ...a, env: { ...activation, SERVICE_RESULT: 'success' } } : a;
@@ -391,18 +403,22 @@ function orchestrated(
   const host: PathArmedStartHost = {
     logger,
     spawn: {
-      prepare: (plan) => {
+      prepare: (plan, options) => {
         assert.equal(plan, PLAN, 'the plan built when arming');
+        o.parkWiths.push(options?.parkWith);
+        if (options?.parkWith !== undefined && o.answers.parkThrows !== undefined) throw o.answers.parkThrows;
+        const parkedPid = options?.parkWith !== undefined ? 7000 + o.parkWiths.length : 0;
         let launched = false;
         return {
           get launched() {
             return launched;
           },
+          parkedPid,
           launch: () => {
             calls.push('spawn');
             launched = true;
             if (o.answers.spawnThrows) throw Object.assign(new Error('EAGAIN: clone'), { code: 'EAGAIN' });
-            return { pid: 4242, pidfd: 17 };
+            return { pid: parkedPid > 0 ? parkedPid : 4242, pidfd: 17 };
           },
           release: () => void released.push(launched),
         };
@@ -424,6 +440,8 @@ function orchestrated(
       return o.answers.settle;
     },
     bookkeepingDelayMs: delayMs,
+    parkStub,
+    holdParkedChild: (pid) => void o.parkedHeld.push(pid),
   };
   const armed = new PathArmedStarts(host);
   r.settleArmed = () => armed.flush();
@@ -449,7 +467,11 @@ describe('PathArmedStarts', () => {
     const o = orchestrated();
     assert.deepEqual(o.armed.state('foo.path'), { armed: false, why: 'not looked at yet' });
     o.armed.refresh();
-    assert.deepEqual(o.armed.state('foo.path'), { armed: true });
+    assert.deepEqual(o.armed.state('foo.path'), {
+      armed: true,
+      parkedPid: 0,
+      notParked: 'triggerd_park is not built',
+    });
     assert.equal(o.armed.stats.armed, 1);
     assert.ok(o.r.source.armed.has('/etc/conf'));
     assert.deepEqual(o.planArgs, [
@@ -460,6 +482,68 @@ describe('PathArmedStarts', () => {
       },
     ]);
     assert.match(o.r.unit.statusLines().join('\n'), /Armed: yes: the next change starts the job/);
+    o.armed.close();
+  });
+
+  test('with triggerd_park: the job is parked when arming, and the change launches that same process', () => {
+    const o = orchestrated(undefined, undefined, 0, '/opt/triggerd_park');
+    o.armed.refresh();
+    assert.deepEqual(o.parkWiths, ['/opt/triggerd_park']);
+    assert.deepEqual(o.parkedHeld, [7001], 'the supervisor knows the parked pid');
+    assert.deepEqual(o.armed.state('foo.path'), { armed: true, parkedPid: 7001 });
+    assert.equal(o.armed.stats.parked, 1);
+    assert.match(
+      o.r.unit.statusLines().join('\n'),
+      /Armed: yes: the next change starts the job, parked as pid 7001/,
+    );
+    o.r.source.fire('/etc/conf');
+    assert.deepEqual(o.calls, ['spawn', 'hold', 'firedArmed', 'startUnit', 'settle']);
+    assert.equal(o.held[0]?.child.pid, 7001);
+    o.armed.close();
+  });
+
+  test('a parked job that exits before its change: the arm is dropped, and that unit clones at the change from then on', () => {
+    const o = orchestrated(undefined, undefined, 0, '/opt/triggerd_park');
+    o.armed.refresh();
+    o.armed.parkedChildExited(999); // not an arm's
+    assert.deepEqual(o.released, []);
+    o.armed.parkedChildExited(7001);
+    assert.deepEqual(o.released, [false], 'dropped unlaunched');
+    assert.match(o.warns.join('\n'), /parked job \(pid 7001\) ended before the change/);
+    o.armed.refresh();
+    assert.deepEqual(o.parkWiths, ['/opt/triggerd_park', undefined], 'armed again, not parked');
+    const state = o.armed.state('foo.path');
+    assert.ok(state.armed && /ended before the change/.test(state.notParked ?? ''), JSON.stringify(state));
+    assert.match(o.r.unit.statusLines().join('\n'), /cloned then: its parked job \(pid 7001\) ended/);
+    o.armed.close();
+  });
+
+  test('a job that cannot be spawned ahead is armed unparked (the change reports its failure the ordinary way)', () => {
+    const o = orchestrated(undefined, undefined, 0, '/opt/triggerd_park');
+    o.answers.parkThrows = Object.assign(new Error('failed at step CHDIR: No such file or directory'), {
+      code: 'ENOENT',
+    });
+    o.armed.refresh();
+    assert.deepEqual(o.parkWiths, ['/opt/triggerd_park', undefined]);
+    assert.deepEqual(o.parkedHeld, []);
+    const state = o.armed.state('foo.path');
+    assert.ok(state.armed && state.parkedPid === 0, JSON.stringify(state));
+    assert.match(
+      state.armed ? (state.notParked ?? '') : '',
+      /could not be spawned ahead \(failed at step CHDIR/,
+    );
+    o.armed.close();
+  });
+
+  test('Type=exec jobs are not parked (their start ends at their own exec)', () => {
+    const o = orchestrated(undefined, undefined, 0, '/opt/triggerd_park');
+    (o.armed as unknown as { host: PathArmedStartHost }).host.service = () =>
+      ({
+        config: { type: 'exec' },
+        nextStartProcess: () => ({ ok: true, cmd: CMD, env: {} }),
+      }) as unknown as ServiceUnit;
+    o.armed.refresh();
+    assert.deepEqual(o.parkWiths, [undefined]);
     o.armed.close();
   });
 
@@ -647,7 +731,7 @@ describe('PathArmedStarts', () => {
     assert.deepEqual(o.held[0]?.child, { pid: 4242, pidfd: 17 });
     assert.equal(o.held[0]?.cmd, CMD);
     assert.deepEqual(o.held[0]?.env, o.planArgs[0]?.env, 'held with the env the plan was built from');
-    assert.deepEqual(o.armed.stats, { armed: 1, fired: 1, spawnFailed: 0, notTaken: 0 });
+    assert.deepEqual(o.armed.stats, { armed: 1, fired: 1, spawnFailed: 0, notTaken: 0, parked: 0 });
     assert.equal(o.armed.state('foo.path').armed, false);
     assert.equal(o.r.unit.nArmedStarts, 1);
     assert.deepEqual(o.warns, []);
@@ -680,7 +764,7 @@ describe('PathArmedStarts', () => {
     o.answers.spawnThrows = true;
     o.r.source.fire('/etc/conf');
     assert.deepEqual(o.calls, ['spawn']);
-    assert.deepEqual(o.armed.stats, { armed: 1, fired: 1, spawnFailed: 1, notTaken: 0 });
+    assert.deepEqual(o.armed.stats, { armed: 1, fired: 1, spawnFailed: 1, notTaken: 0, parked: 0 });
     assert.equal(o.r.unit.nArmedStarts, 0);
     assert.equal(o.r.starts.length, 0);
     o.r.source.emit('/etc/conf', { changed: true, armed: true });
