@@ -7,16 +7,6 @@
   },
   'targets': [
     {
-      # The stub an armed path unit's job waits in until its change (native/park/park.c). No libc,
-      # static, never sanitized: it runs with the job's environment, then execs the job.
-      'target_name': 'triggerd_park',
-      'type': 'executable',
-      'sources': ['native/park/park.c'],
-      'cflags': ['-O2', '-Wall', '-Wextra', '-ffreestanding', '-fno-stack-protector', '-fno-pie',
-                 '-fno-asynchronous-unwind-tables', '-nostdlib'],
-      'ldflags': ['-static', '-nostdlib', '-no-pie', '-Wl,--build-id=none'],
-    },
-    {
       'target_name': 'triggerd_native',
       'sources': [
         'native/netlink/addon.cc',

@@ -167,6 +167,10 @@ struct PreparedSpawn {
   ChildReport report = {-1, 0, 0, -1};
   ChildPlan plan = {};
   LaunchResult launched;
+  // A parked child's own stack, and its state word (ChildPlan::park_word): both stay until the
+  // kernel has set the word to 0 (SpawnAddon::BuryParked).
+  std::unique_ptr<ChildStack> park_stack;
+  int32_t park_word = 0;
   // spawnAsync's `handOver`: the caller's fds, closed once the child has its copies.
   std::vector<int> handed_over;
 
@@ -181,10 +185,8 @@ namespace {
 
 constexpr char kListenPid[] = "LISTEN_PID=";
 
-// prepare()'s `parkWith`: the stub a parked child runs until its go byte, and the go pipe's read
-// end it gets.
+// prepare()'s `park`: the go pipe's read end a parked child waits on.
 struct ParkSpec {
-  std::string stub;
   int go_read_fd;
 };
 
@@ -199,16 +201,15 @@ bool YieldAfterOption(Napi::Env env, Napi::Value options) {
   return value.IsBoolean() && value.As<Napi::Boolean>().Value();
 }
 
-// prepare()'s `options`: undefined, or an object whose `parkWith` is an absolute path (or absent).
-std::string ParkWithOption(Napi::Env env, Napi::Value options) {
-  if (options.IsUndefined()) return std::string();
+// prepare()'s `options`: undefined, or an object whose `park` is a boolean (or absent).
+bool ParkOption(Napi::Env env, Napi::Value options) {
+  if (options.IsUndefined()) return false;
   if (!options.IsObject()) throw MakeArgumentError(env, "The \"options\" argument must be an object");
-  Napi::Value value = options.As<Napi::Object>().Get("parkWith");
-  if (value.IsUndefined()) return std::string();
-  if (!value.IsString() || value.As<Napi::String>().Utf8Value().rfind('/', 0) != 0) {
-    throw MakeArgumentError(env, "The \"options.parkWith\" property must be an absolute path");
+  Napi::Value value = options.As<Napi::Object>().Get("park");
+  if (!value.IsUndefined() && !value.IsBoolean()) {
+    throw MakeArgumentError(env, "The \"options.park\" property must be a boolean");
   }
-  return value.As<Napi::String>().Utf8Value();
+  return value.IsBoolean() && value.As<Napi::Boolean>().Value();
 }
 
 // Why BindFds failed: errno from open() of /dev/null or of the cgroup (0: it did not).
@@ -275,8 +276,7 @@ Napi::Error BindError(Napi::Env env, const PreparedSpawn& p, const BindFailure& 
 // after the spawn; without (spawnAsync(), whose clone runs on another thread while JavaScript
 // may forget a cgroup) they are opened for this spawn and closed with it.
 //
-// A parked spawn (`park`): the child runs `park->stub` (triggerd_park) with the plan's program
-// after the go pipe's fd in its argv, and that pipe's read end as the fd after the plan's last.
+// A parked spawn (`park`): the go pipe's read end is the child's fd after the plan's last.
 std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, int last_cap,
                                             const PlanKeys& keys, uint64_t ignored_signals,
                                             SpawnFdCache* cache, bool bind = true,
@@ -285,15 +285,12 @@ std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, in
   PreparedSpawn& p = *prepared;
   p.spec = ReadPlan(env, value, keys);
   PlanSpec& spec = p.spec;
+  int park_go_fd = -1;
   if (park != nullptr) {
-    int go_fd = 2;
-    for (const FdSpec& fd : spec.fds) go_fd = std::max(go_fd, fd.child_fd);
-    go_fd++;
-    std::vector<std::string> argv = {park->stub, std::to_string(go_fd), spec.path};
-    argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
-    spec.argv = std::move(argv);
-    spec.path = park->stub;
-    spec.fds.push_back({go_fd, park->go_read_fd, NonBlockMode::kKeep});
+    park_go_fd = 2;
+    for (const FdSpec& fd : spec.fds) park_go_fd = std::max(park_go_fd, fd.child_fd);
+    park_go_fd++;
+    spec.fds.push_back({park_go_fd, park->go_read_fd, NonBlockMode::kKeep});
   }
 
   p.argv.reserve(spec.argv.size() + 1);
@@ -349,6 +346,7 @@ std::unique_ptr<PreparedSpawn> PrepareSpawn(Napi::Env env, Napi::Value value, in
   // The kernel puts handled signals back to SIG_DFL at the clone; the child resets the ignored.
   plan.clear_handlers = true;
   plan.ignored_signals = ignored_signals;
+  plan.park_go_fd = park_go_fd;
   return prepared;
 }
 
@@ -517,17 +515,33 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
     addon_->launches().insert(this);
   }
 
-  // prepare() with `parkWith`: the child is spawned now, with the whole plan, and waits in
-  // triggerd_park until LaunchNow writes its go byte to `go_write` (owned from here on). Throws
-  // the spawn's failure, with nothing left behind.
+  // prepare() with `park`: the child is cloned now (LaunchParkedChild), makes the whole set-up
+  // and waits until LaunchNow writes its go byte to `go_write` (owned from here on). Throws the
+  // failure, with nothing left running.
   void Park(Napi::Env env, int go_write) {
     FdGuard go(go_write);
     PreparedSpawn* p = prepared_.get();
+    // It shares the daemon's memory until its exec: never under another user's credentials.
+    if (p->spec.has_uid || p->spec.has_gid || p->spec.has_groups) {
+      throw MakeSystemError(env, EPERM, "park");
+    }
+    p->park_stack = std::make_unique<ChildStack>();
+    int err = p->park_stack->Ensure();
+    if (err != 0) throw MakeSystemError(env, err, "mmap");
     BindFailure failure = BindFds(p, addon_->fd_cache());
     if (failure.err != 0) throw BindError(env, *p, failure);
-    addon_->Launch(p, false);
+    p->plan.park_word = &p->park_word;
+    p->launched = LaunchParkedChild(&p->plan, *p->park_stack, p->cgroup_fd_in_use);
+    if (p->launched.err != 0 && p->launched.pid > 0) {
+      // Died in its set-up without a report (killed): reaped here, as a failed spawn is.
+      ReapFailedChild(p->launched.pid, p->launched.pidfd);
+      close(p->launched.pidfd);
+      p->launched.pidfd = -1;
+    }
+    ReapIfFailed(p);
     Napi::Value error = SpawnFailure(env, *p);
     if (!error.IsEmpty()) throw Napi::Error(env, error);
+    addon_->AdoptChild(p->launched.pid, p->launched.pidfd);
     parked_ = true;
     parked_pid_ = p->launched.pid;
     go_fd_ = go.release();
@@ -540,6 +554,7 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
   ~PreparedLaunch() override {
     KillUntaken();
     CloseGo();
+    Finish(std::move(prepared_));
     if (addon_ != nullptr) addon_->launches().erase(this);
   }
 
@@ -588,6 +603,12 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
     }
     LaunchNow(yield_after);
     std::unique_ptr<PreparedSpawn> done = std::move(prepared_);
+    // However this ends: a parked child may still be on its way to its exec.
+    struct Burial {
+      PreparedLaunch* self;
+      std::unique_ptr<PreparedSpawn>* spawn;
+      ~Burial() { self->Finish(std::move(*spawn)); }
+    } burial{this, &done};
     Napi::Value failure = SpawnFailure(env, *done);
     if (!failure.IsEmpty()) {
       // A parked child that missed its go byte must not run on.
@@ -608,14 +629,27 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
   void Release(const Napi::CallbackInfo& info) {
     KillUntaken();
     CloseGo();
-    prepared_.reset();
+    Finish(std::move(prepared_));
+  }
+
+  // The plan is no longer ours to launch: freed, or, for a parked child that may still use it
+  // (a killed one not dead yet, a launched one before its exec), handed to the addon until then.
+  // Without the addon (its environment's teardown) such a plan is left allocated.
+  void Finish(std::unique_ptr<PreparedSpawn> spawn) {
+    if (spawn == nullptr) return;
+    if (addon_ != nullptr) {
+      addon_->BuryParked(std::move(spawn));
+    } else if (spawn->park_stack != nullptr &&
+               __atomic_load_n(&spawn->park_word, __ATOMIC_ACQUIRE) != 0) {
+      spawn.release();
+    }
   }
 
   Napi::Value Launched(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), launched_);
   }
 
-  // The parked child's pid (prepare()'s `parkWith`), or 0.
+  // The parked child's pid (prepare()'s `park`), or 0.
   Napi::Value ParkedPid(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), parked_pid_);
   }
@@ -665,6 +699,10 @@ SpawnAddon::~SpawnAddon() {
   }
   for (SpawnWork* work : works_) work->Orphan();
   for (PreparedLaunch* launch : launches_) launch->Orphan();
+  // A parked child still on its way to its exec may use these: left allocated.
+  for (std::unique_ptr<PreparedSpawn>& p : parked_graves_) {
+    if (__atomic_load_n(&p->park_word, __ATOMIC_ACQUIRE) != 0) p.release();
+  }
 }
 
 std::unique_ptr<ChildStack> SpawnAddon::Shared::TakeStack() {
@@ -780,31 +818,47 @@ void SpawnAddon::Launch(PreparedSpawn* p, bool yield_after) {
 // prepare(plan) → a PreparedLaunch: the plan read and checked now (TypeError), its fds bound and
 // the clone made at launch.
 //
-// `options.parkWith` (the path of triggerd_park): the child is spawned now instead, with the whole
-// plan, and parked in that stub; the launch is then one write that lets it exec the plan's
-// program (src/core/path-armed-start.ts). A failure to spawn it is thrown here.
+// `options.park`: the child is cloned now instead, makes the plan's whole set-up and waits,
+// parked, for the launch, which is then one write: it execs the plan's program (src/core/
+// path-armed-start.ts). A failure before it parks is thrown here.
 Napi::Value SpawnAddon::Prepare(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string stub = ParkWithOption(env, info[1]);
+  SweepParked();
+  bool parked = ParkOption(env, info[1]);
   FdGuard go_read;
   FdGuard go_write;
-  ParkSpec park;
-  if (!stub.empty()) {
+  ParkSpec park = {-1};
+  if (parked) {
     int go[2];
     if (pipe2(go, O_CLOEXEC) != 0) throw MakeSystemError(env, errno, "pipe2");
     go_read.reset(go[0]);
     go_write.reset(go[1]);
-    park = {stub, go[0]};
+    park.go_read_fd = go[0];
   }
   std::unique_ptr<PreparedSpawn> prepared =
       PrepareSpawn(env, info[0], last_cap_, *plan_keys_, ignored_signals_, &fd_cache_, false,
-                   stub.empty() ? nullptr : &park);
+                   parked ? &park : nullptr);
   if (prepared_class_.IsEmpty()) prepared_class_ = Napi::Persistent(PreparedLaunch::DefineClass(env));
   Napi::Object object = prepared_class_.New({});
   PreparedLaunch* launch = PreparedLaunch::Unwrap(object);
   launch->Adopt(this, std::move(prepared));
-  if (!stub.empty()) launch->Park(env, go_write.release());
+  if (parked) launch->Park(env, go_write.release());
   return object;
+}
+
+void SpawnAddon::BuryParked(std::unique_ptr<PreparedSpawn> p) {
+  if (p->park_stack != nullptr && __atomic_load_n(&p->park_word, __ATOMIC_ACQUIRE) != 0) {
+    parked_graves_.push_back(std::move(p));
+  }
+  SweepParked();
+}
+
+void SpawnAddon::SweepParked() {
+  parked_graves_.erase(std::remove_if(parked_graves_.begin(), parked_graves_.end(),
+                                      [](const std::unique_ptr<PreparedSpawn>& p) {
+                                        return __atomic_load_n(&p->park_word, __ATOMIC_ACQUIRE) == 0;
+                                      }),
+                       parked_graves_.end());
 }
 
 void SpawnAddon::SpawnAsync(const Napi::CallbackInfo& info) {

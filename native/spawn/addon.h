@@ -76,6 +76,9 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
   // Clones and execs `p` (its fds bound) on this thread; a child that exec'd is adopted, a
   // failure kept in `p` (SpawnFailure). spawn() and a prepared launch. No JavaScript.
   void Launch(PreparedSpawn* p, bool yield_after);
+  // A prepared launch is over with `p`. A parked child's stack and plan stay until it has
+  // exec'd or exited (it shares our memory); the rest is freed now.
+  void BuryParked(std::unique_ptr<PreparedSpawn> p);
   uint64_t StartSpawn() {
     in_flight_.insert(next_seq_);
     return next_seq_++;
@@ -122,6 +125,9 @@ class SpawnAddon : public Napi::Addon<SpawnAddon> {
   CloneMethod clone_method_ = CloneMethod::kAuto;
   Napi::FunctionReference prepared_class_;
   std::unordered_set<PreparedLaunch*> launches_;
+  // Parked children's stacks and plans not freed yet (BuryParked), swept as they exec or exit.
+  std::vector<std::unique_ptr<PreparedSpawn>> parked_graves_;
+  void SweepParked();
 };
 
 }  // namespace triggerd

@@ -1,5 +1,7 @@
 #include "spawn_child.h"
 
+#include "../common/pidfd_compat.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -16,6 +18,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <linux/futex.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -500,6 +503,88 @@ CHILD_CODE void WriteListenPid(const ChildPlan* plan) {
 }
 
 // Runs in the child, on ChildStack, sharing the parent's memory: system calls only.
+// A parked child's last steps (LaunchParkedChild). Once it says it is parked, the parent runs
+// again on the same memory, so from there on only raw system calls: glibc's would set errno,
+// which is the parent thread's.
+#if defined(__x86_64__)
+CHILD_CODE inline long RawSyscall(long nr, long a, long b, long c) {
+  long ret;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(nr), "D"(a), "S"(b), "d"(c)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+#define TRIGGERD_HAVE_PARKING 1
+#elif defined(__aarch64__)
+CHILD_CODE inline long RawSyscall(long nr, long a, long b, long c) {
+  register long x8 __asm__("x8") = nr;
+  register long x0 __asm__("x0") = a;
+  register long x1 __asm__("x1") = b;
+  register long x2 __asm__("x2") = c;
+  __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
+  return x0;
+}
+#define TRIGGERD_HAVE_PARKING 1
+#endif
+
+#if defined(TRIGGERD_HAVE_PARKING)
+CHILD_CODE void RawSay(const char* text) {
+  long n = 0;
+  while (text[n] != '\0') n++;
+  RawSyscall(SYS_write, 2, reinterpret_cast<long>(text), n);
+}
+
+CHILD_CODE const char* ExecErrorText(long err) {
+  switch (err) {
+    case ENOENT: return "No such file or directory";
+    case EACCES: return "Permission denied";
+    case ENOEXEC: return "Exec format error";
+    case ENOTDIR: return "Not a directory";
+    case EISDIR: return "Is a directory";
+    case ENOMEM: return "Cannot allocate memory";
+    case E2BIG: return "Argument list too long";
+    case ETXTBSY: return "Text file busy";
+    case ELOOP: return "Too many levels of symbolic links";
+    case ENAMETOOLONG: return "File name too long";
+    case EPERM: return "Operation not permitted";
+    case EIO: return "Input/output error";
+    default: return "exec failed";
+  }
+}
+#endif
+
+[[noreturn]] CHILD_CODE void ParkThenExec(const ChildPlan* plan) {
+#if defined(TRIGGERD_HAVE_PARKING)
+  // What ps shows until the exec.
+  RawSyscall(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>("triggerd-park"), 0);
+  __atomic_store_n(plan->park_word, kParkParked, __ATOMIC_RELEASE);
+  // A shared (not private) wake: the parent waits the way the kernel's CLEARTID wakes.
+  RawSyscall(SYS_futex, reinterpret_cast<long>(plan->park_word), FUTEX_WAKE, 1);
+  char go = 0;
+  long n;
+  do {
+    n = RawSyscall(SYS_read, plan->park_go_fd, reinterpret_cast<long>(&go), 1);
+  } while (n == -EINTR);
+  // EOF: the launch was released, or the parent is gone. Nothing ran; nothing to say.
+  if (n != 1) {
+    for (;;) RawSyscall(SYS_exit_group, 0, 0, 0);
+  }
+  RawSyscall(SYS_close, plan->park_go_fd, 0, 0);
+  long err = -RawSyscall(SYS_execve, reinterpret_cast<long>(plan->path),
+                         reinterpret_cast<long>(plan->argv), reinterpret_cast<long>(plan->envp));
+  // As systemd's: exit status 203 (EXEC), the reason on stderr (the job's log).
+  RawSay("Failed to execute ");
+  RawSay(plan->path);
+  RawSay(": ");
+  RawSay(ExecErrorText(err));
+  RawSay("\n");
+  for (;;) RawSyscall(SYS_exit_group, 203, 0, 0);
+#else
+  Fail(plan, kStepExec, kSysExecve, ENOSYS, -1);
+#endif
+}
+
 CHILD_CODE int SpawnChildMain(void* arg) {
   const ChildPlan* plan = static_cast<const ChildPlan*>(arg);
   ResetSignals(plan);
@@ -546,6 +631,7 @@ CHILD_CODE int SpawnChildMain(void* arg) {
     Fail(plan, kStepNoNewPrivileges, kSysPrctl, errno, -1);
   }
   if (plan->listen_pid_digits != nullptr) WriteListenPid(plan);
+  if (plan->park_go_fd >= 0) ParkThenExec(plan);
   syscall(SYS_execve, plan->path, plan->argv, plan->envp);
   Fail(plan, kStepExec, kSysExecve, errno, -1);
 }
@@ -680,6 +766,69 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
   if (procs_fd >= 0) close(procs_fd);
   if (result.err == 0) result.pid = static_cast<pid_t>(pid);
   return result;
+}
+
+LaunchResult LaunchParkedChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd) {
+  LaunchResult result;
+  plan->cgroup_procs_fd = -1;
+  plan->handlers_cleared = false;
+#if defined(TRIGGERD_HAVE_CLONE3) && defined(TRIGGERD_HAVE_PARKING)
+  sigset_t all;
+  sigset_t saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  __atomic_store_n(plan->park_word, kParkSettingUp, __ATOMIC_RELEASE);
+  CloneArgs args = {};
+  // No CLONE_VFORK: it waits parked, and we go on. CLEARTID tells us when it no longer uses our
+  // memory (its exec or exit), and wakes the wait below should it die during the set-up.
+  args.flags = CLONE_VM | CLONE_PIDFD | CLONE_CHILD_CLEARTID;
+  if (cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(cgroup_fd);
+  }
+  args.pidfd = reinterpret_cast<uintptr_t>(&result.pidfd);
+  args.child_tid = reinterpret_cast<uintptr_t>(plan->park_word);
+  args.exit_signal = SIGCHLD;
+  args.stack = reinterpret_cast<uintptr_t>(stack.base());
+  args.stack_size = stack.size();
+  if (plan->clear_handlers) {
+    args.flags |= CLONE_CLEAR_SIGHAND;
+    plan->handlers_cleared = true;
+  }
+  long pid = triggerd_clone3(&args, sizeof(args), SpawnChildMain, plan);
+  result.used = CloneMethod::kClone3;
+  if (pid < 0) {
+    __atomic_store_n(plan->park_word, 0, __ATOMIC_RELEASE);
+    result.err = static_cast<int>(-pid);
+    result.syscall = "clone3";
+    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+    return result;
+  }
+  result.pid = static_cast<pid_t>(pid);
+  // Until it is parked (or gone) the child works on our memory: wait, as a vfork parent would.
+  // A child stopped in its set-up for 10 s is killed (it would hold this thread for good).
+  int waits = 0;
+  for (;;) {
+    int32_t state = __atomic_load_n(plan->park_word, __ATOMIC_ACQUIRE);
+    if (state != kParkSettingUp) break;
+    struct timespec timeout = {1, 0};
+    syscall(SYS_futex, plan->park_word, FUTEX_WAIT, kParkSettingUp, &timeout, nullptr, 0);
+    if (++waits == 10) syscall(SYS_pidfd_send_signal, result.pidfd, SIGKILL, nullptr, 0);
+  }
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (__atomic_load_n(plan->park_word, __ATOMIC_ACQUIRE) == 0 && plan->report->step < 0) {
+    // Gone in its set-up without a report: killed.
+    result.err = EINTR;
+    result.syscall = "clone3";
+  }
+  return result;
+#else
+  (void)stack;
+  (void)cgroup_fd;
+  result.err = ENOSYS;
+  result.syscall = "clone3";
+  return result;
+#endif
 }
 
 int LayOutChildFds(std::vector<FdSpec>* fds, int null_fd, std::vector<int>* gap_fds) {

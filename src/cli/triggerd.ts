@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import fs = require('node:fs');
 import { createLogger } from '../util/logger';
 import { loadNative } from '../native/addon';
-import { loadNativeSpawn, parkStub } from '../native/spawn-addon';
+import { loadNativeSpawn } from '../native/spawn-addon';
 import { loadNotifyNative } from '../native/notify-addon';
 import { UnitLogRings } from '../core/unit-log';
 import { defaultRuntimeDir, isRoot } from '../util/paths';
@@ -164,8 +164,6 @@ async function main(): Promise<void> {
   const daemon = new Daemon({
     native,
     spawn: loadNativeSpawn(),
-    // TRIGGERD_ARMED_PARK=0: armed path starts clone their job at the change instead.
-    parkStub: process.env.TRIGGERD_ARMED_PARK === '0' ? undefined : parkStub(),
     notify: loadNotifyNative(),
     rings,
     logger,

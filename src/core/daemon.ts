@@ -61,8 +61,6 @@ export type DaemonMode = 'standalone' | 'companion' | 'auto';
 export interface DaemonOptions {
   native: NativeNetlink;
   spawn: NativeSpawn;
-  /** triggerd_park, for armed path starts to park their jobs in (UnitSystemOptions.parkStub). */
-  parkStub?: string;
   notify: NativeNotify;
   logger: Logger;
   /** Where per-unit log lines are kept for `triggerctl logs` (the logger feeds it). */
@@ -157,7 +155,6 @@ export class Daemon {
       unitPaths: options.fstab ? [...options.unitPaths, this.generatorDir] : options.unitPaths,
       runtimeDir: options.runtimeDir,
       spawn: options.spawn,
-      parkStub: options.parkStub,
       notify: options.notify,
       cgroupBase: options.cgroupBase,
       stateDir: options.stateDir,

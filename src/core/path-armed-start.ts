@@ -46,8 +46,8 @@ export interface PathArmedStartHost {
   armedPlan: ProcessSupervisor['armedPlan'];
   holdArmedChild: ProcessSupervisor['holdArmedChild'];
   settleArmedChild: ProcessSupervisor['settleArmedChild'];
-  /** triggerd_park (parkStub()): arms park their job in it; undefined: they clone at the change. */
-  parkStub?: string;
+  /** Arms park their job (prepare()'s `park`); false or absent: they clone at the change. */
+  park?: boolean;
   /** A child parked for an arm (its exit before a start takes it concerns no unit). */
   holdParkedChild?: ProcessSupervisor['holdParkedChild'];
   /** Overrides TRIGGERD_ARMED_BOOKKEEPING_DELAY_MS (tests). */
@@ -55,8 +55,8 @@ export interface PathArmedStartHost {
 }
 
 /**
- * At most this many jobs are parked at once (each is a process of ~1 MB, kernel side included);
- * further arms clone at the change, as before parking.
+ * At most this many jobs are parked at once (each a process of its own, with a 128 KB stack
+ * mapped in the daemon, of which it touches a few pages); further arms clone at the change.
  */
 export const MAX_PARKED_JOBS = 32;
 
@@ -165,7 +165,7 @@ export class PathArmedStarts {
   }
 
   private whyNotParked(name: string): string {
-    if (this.host.parkStub === undefined) return 'triggerd_park is not built';
+    if (this.host.park !== true) return 'parking is off (TRIGGERD_ARMED_PARK=0)';
     return this.noPark.get(name) ?? `${MAX_PARKED_JOBS} jobs are parked already`;
   }
 
@@ -189,15 +189,14 @@ export class PathArmedStarts {
     }
   }
 
-  /** The stub to park `unit`'s next job in, or undefined (then it is cloned at the change). */
-  private parkWith(unit: string, service: ServiceUnit): string | undefined {
-    const stub = this.host.parkStub;
-    if (stub === undefined || this.noPark.has(unit)) return undefined;
+  /** Whether `unit`'s next job is parked (else it is cloned at the change). */
+  private parks(unit: string, service: ServiceUnit): boolean {
+    if (this.host.park !== true || this.noPark.has(unit)) return false;
     // Type=exec's start is over once its program was exec'd: that exec must be the start's own.
-    if (service.config.type === 'exec') return undefined;
+    if (service.config.type === 'exec') return false;
     let parked = 0;
     for (const arm of this.arms.values()) if (arm.prepared.parkedPid > 0) parked++;
-    return parked < MAX_PARKED_JOBS ? stub : undefined;
+    return parked < MAX_PARKED_JOBS;
   }
 
   /**
@@ -335,22 +334,21 @@ export class PathArmedStarts {
   }
 
   /**
-   * The arm's launch: its job parked now (spawned with the whole plan, waiting in triggerd_park
-   * for the change's one write) where it can be, else a plan cloned at the change. A job that
-   * cannot be spawned now (a missing WorkingDirectory=, say) is cloned at the change, where the
+   * The arm's launch: its job parked now (cloned with the whole plan applied, waiting for the
+   * change's one write to exec) where it can be, else a plan cloned at the change. A job that
+   * cannot be parked (a missing WorkingDirectory=, say) is cloned at the change, where the
    * ordinary start reports its failure as it always does.
    */
   private prepareLaunch(unit: string, service: ServiceUnit, plan: ExecPlan): PreparedLaunch {
-    const parkWith = this.parkWith(unit, service);
-    if (parkWith !== undefined) {
+    if (this.parks(unit, service)) {
       try {
-        const prepared = this.host.spawn.prepare(plan, { parkWith });
+        const prepared = this.host.spawn.prepare(plan, { park: true });
         this.host.holdParkedChild?.(prepared.parkedPid);
         this.stats.parked++;
         return prepared;
       } catch (err) {
         if (err instanceof TypeError) throw err;
-        this.noPark.set(unit, `its job could not be spawned ahead (${(err as Error).message})`);
+        this.noPark.set(unit, `its job could not be parked (${(err as Error).message})`);
       }
     }
     return this.host.spawn.prepare(plan);

@@ -73,10 +73,10 @@ export interface UnitSystemOptions {
    */
   armedPathStarts?: boolean;
   /**
-   * triggerd_park (parkStub()): an armed start's job is spawned ahead and parked in it, so the
-   * change's wake-up is one write. Undefined: armed jobs are cloned at the change.
+   * Armed path starts park their job (cloned ahead, waiting to exec), so the change's wake-up is
+   * one write. Default: on, unless TRIGGERD_ARMED_PARK=0.
    */
-  parkStub?: string;
+  parkArmedJobs?: boolean;
 }
 
 /** What start() restores instead of starting default.target (src/core/daemon-state.ts). */
@@ -214,7 +214,7 @@ export class UnitSystem {
             holdArmedChild: (unit, cmd, env, child, cgroup) =>
               this.supervisor.holdArmedChild(unit, cmd, env, child, cgroup),
             settleArmedChild: (unit) => this.supervisor.settleArmedChild(unit),
-            parkStub: options.parkStub,
+            park: options.parkArmedJobs ?? process.env.TRIGGERD_ARMED_PARK !== '0',
             holdParkedChild: (pid) => this.supervisor.holdParkedChild(pid),
           })
         : undefined;

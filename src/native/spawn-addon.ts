@@ -1,8 +1,6 @@
 // The one module that loads triggerd_spawn.node and declares its interface. Everything else takes
 // a `NativeSpawn`, so pure tests can pass test/helpers/fake-spawn instead.
 import { EXEC_STEPS, type ExecPlan, type ExecStep } from '../exec/exec-plan';
-import fs = require('node:fs');
-import path = require('node:path');
 import { requireAddon } from './addon';
 import type { NativeSystemError } from './types';
 
@@ -55,7 +53,7 @@ export type CloneMethod = 'auto' | 'clone3' | 'clone';
 export interface PreparedLaunch {
   /** Whether the clone was made (by the inotify addon, or by launch()); parked: the go byte written. */
   readonly launched: boolean;
-  /** The child spawned already and parked (prepare()'s `parkWith`), or 0. */
+  /** The child cloned already and parked (prepare()'s `park`), or 0. */
   readonly parkedPid: number;
   /**
    * The child, as spawn() returns it, or spawn()'s SpawnError; the fds (/dev/null, the cgroup)
@@ -85,12 +83,14 @@ export interface NativeSpawn {
    * The plan read and checked now (TypeError as spawn()), for one clone later (PreparedLaunch).
    * The plan's own fds must stay open until it is launched or released.
    *
-   * `parkWith` (parkStub()): the child is spawned now instead, with the whole plan, and waits in
-   * that stub; the launch is one write, after which it execs the plan's program (an exec failure
-   * is then its exit status 203, as under systemd). Throws spawn()'s SpawnError when it cannot
-   * be spawned. Its exit before the launch is reported like any child's.
+   * `park`: the child is cloned now instead, makes the plan's whole set-up (session, group, fds,
+   * limits) and waits; the launch is one write, after which it execs the plan's program (an exec
+   * failure is then its exit status 203, as under systemd). It shares the daemon's memory until
+   * that exec (so its exec tears down no address space of its own), and is shown as
+   * `triggerd-park`. Throws spawn()'s SpawnError when it fails before it is parked, and EPERM for
+   * a plan that changes user or groups. Its exit before the launch is reported like any child's.
    */
-  prepare(plan: ExecPlan, options?: { parkWith?: string }): PreparedLaunch;
+  prepare(plan: ExecPlan, options?: { park?: boolean }): PreparedLaunch;
   /**
    * spawn() with the clone on a thread of libuv's pool: only that thread waits for the child's
    * exec, the event loop goes on. `done` is called on a later turn (never inside this call) with
@@ -157,29 +157,12 @@ const METHODS = [
 ] as const;
 
 let cached: NativeSpawn | undefined;
-let cachedFile: string | undefined;
-
-/**
- * triggerd_park, built next to the spawn addon (native/park/park.c), or undefined when it is not
- * there (prepare()'s `parkWith`).
- */
-export function parkStub(): string | undefined {
-  if (cachedFile === undefined) loadNativeSpawn();
-  const stub = path.join(path.dirname(cachedFile ?? ''), 'triggerd_park');
-  try {
-    fs.accessSync(stub, fs.constants.X_OK);
-    return stub;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Loads the addon once per process (loading a Node-API addon twice in one environment is not safe). */
 export function loadNativeSpawn(): NativeSpawn {
   if (cached !== undefined) return cached;
   const { loaded, file } = requireAddon(ADDON_FILE);
   cached = checkShape(loaded, file);
-  cachedFile = file;
   return cached;
 }
 

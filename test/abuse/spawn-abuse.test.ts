@@ -7,8 +7,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { addonCandidates } from '../../src/native/addon';
 import {
   abuseCall,
   type Arg,
@@ -43,12 +41,6 @@ interface Watcher {
   ref(): void;
   unref(): void;
 }
-
-/** triggerd_park next to the addon under test (prepare()'s parkWith). */
-const PARK_STUB = path.join(
-  path.dirname(addonCandidates('triggerd_spawn.node').find((f) => fs.existsSync(f)) ?? '/'),
-  'triggerd_park',
-);
 
 const RLIMIT_NOFILE = 7;
 const RLIM_NLIMITS = 16;
@@ -403,7 +395,7 @@ test(
       // Each refusal of prepare() is compared with spawn()'s of the same arguments (which never
       // clones for a plan it refuses); what prepare() accepts is released unlaunched.
       const prepareLikeSpawn = (...args: unknown[]): unknown => {
-        // prepare()'s options are its own (parkWith): only its plan is spawn()'s to compare.
+        // prepare()'s options are its own (park): only its plan is spawn()'s to compare.
         // A parked one is a child: its exit (killed by release()) is waited for.
         if (args.length > 1 && args[1] !== undefined) {
           const parked = n.prepare(...args) as Prepared & { parkedPid: number };
@@ -434,20 +426,11 @@ test(
         args: [
           planArg(),
           {
-            // Valid: parked (spawned now, killed by the cleanup's release()).
+            // Valid: parked (cloned now, killed by the cleanup's release()).
             name: 'options',
-            valid: () => ({ parkWith: PARK_STUB }),
+            valid: () => ({ park: true }),
             optional: true,
-            bad: () => [
-              null,
-              1,
-              'park',
-              true,
-              1n,
-              Symbol('o'),
-              { parkWith: 1 },
-              { parkWith: 'triggerd_park' },
-            ],
+            bad: () => [null, 1, 'park', true, 1n, Symbol('o'), { park: 1 }, { park: 'yes' }],
           },
         ],
         cleanup: (prepared) => (prepared as Prepared).release(),

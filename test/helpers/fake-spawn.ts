@@ -155,16 +155,16 @@ export class FakeNativeSpawn implements NativeSpawn {
 
   /**
    * Like the addon: the plan is checked now, cloned by launch() (a fake watch never clones it).
-   * `parkWith`: the child is spawned now (its plan as given) and launch() hands it over; a
-   * release kills it (SIGKILL recorded).
+   * `park`: the child is spawned now (its plan as given) and launch() hands it over; a release
+   * kills it (SIGKILL recorded).
    */
-  prepare(plan: ExecPlan, options?: { parkWith?: string }): PreparedLaunch {
+  prepare(plan: ExecPlan, options?: { park?: boolean }): PreparedLaunch {
     checkPlan(plan);
-    const stub: unknown = options?.parkWith;
-    if (stub !== undefined && (typeof stub !== 'string' || !stub.startsWith('/')))
-      throw argumentError('The "options.parkWith" property must be an absolute path');
+    const park: unknown = options?.park;
+    if (park !== undefined && typeof park !== 'boolean')
+      throw argumentError('The "options.park" property must be a boolean');
     let state: 'ready' | 'launched' | 'released' = 'ready';
-    const parked = options?.parkWith !== undefined ? this.spawn(plan) : undefined;
+    const parked = park === true ? this.spawn(plan) : undefined;
     return {
       get launched(): boolean {
         return state === 'launched';

@@ -34,7 +34,6 @@ import { outputLines } from '../../src/exec/output-lines';
 import { removeUnitRuntime } from '../../src/exec/sandbox-mounts';
 import {
   loadNativeSpawn,
-  parkStub,
   type ChildExit,
   type ChildWatcher,
   type NativeSpawn,
@@ -359,15 +358,7 @@ for (const implementation of implementations) {
       assert.deepEqual(exits, []);
     });
 
-    /** The stub parked children wait in: the built one, or any absolute path for the fake. */
-    function stubFor(native: NativeSpawn): string {
-      if (native instanceof FakeNativeSpawn) return '/usr/lib/triggerd/triggerd_park';
-      const stub = parkStub();
-      assert.ok(stub !== undefined, 'build/Release/triggerd_park is built with the addons');
-      return stub;
-    }
-
-    it('prepare with parkWith: the child runs at once, parked; launch() lets it exec the plan (same pid)', async (t) => {
+    it('prepare with park: the child is cloned at once and parked; launch() lets it exec the plan (same pid)', async (t) => {
       const native = implementation.make();
       const fake = native instanceof FakeNativeSpawn ? native : undefined;
       const { exits, exited } = watchExits(native, t);
@@ -376,7 +367,7 @@ for (const implementation of implementations) {
       const out = path.join(dir, 'out');
       const prepared = native.prepare(
         basicPlan(['/bin/sh', '-c', `echo "$0 $1 $$" > ${out}; exit 3`, 'zero', 'one']),
-        { parkWith: stubFor(native) },
+        { park: true },
       );
       t.after(() => prepared.release());
       const pid = prepared.parkedPid;
@@ -384,9 +375,10 @@ for (const implementation of implementations) {
       killAfter(native, t, pid);
       assert.equal(prepared.launched, false);
       if (fake === undefined) {
-        // Parked: alive, in the stub, and nothing of the plan's program ran yet.
+        // Parked: alive, set up (its own session), and nothing of the plan's program ran yet.
         await delay(50);
-        assert.equal(path.basename(readlinkSync(`/proc/${pid}/exe`)), 'triggerd_park');
+        assert.equal(readFileSync(`/proc/${pid}/comm`, 'latin1'), 'triggerd-park\n');
+        assert.equal(path.basename(readlinkSync(`/proc/${pid}/exe`)), path.basename(process.execPath));
         assert.equal(
           readFileSync(`/proc/${pid}/stat`, 'latin1').split(' ')[5],
           String(pid),
@@ -406,11 +398,11 @@ for (const implementation of implementations) {
         assert.equal(readFileSync(out, 'latin1'), `zero one ${pid}\n`, 'argv0, args, pid');
     });
 
-    it('prepare with parkWith: release() before launch() kills the parked child', async (t) => {
+    it('prepare with park: release() before launch() kills the parked child', async (t) => {
       const native = implementation.make();
       const fake = native instanceof FakeNativeSpawn ? native : undefined;
       const { exits, exited } = watchExits(native, t);
-      const prepared = native.prepare(basicPlan(['/bin/true']), { parkWith: stubFor(native) });
+      const prepared = native.prepare(basicPlan(['/bin/true']), { park: true });
       const pid = prepared.parkedPid;
       killAfter(native, t, pid);
       prepared.release();
@@ -421,39 +413,39 @@ for (const implementation of implementations) {
       assert.deepEqual(exits, [{ pid, code: 'killed', status: SIGKILL, ownChild: true }]);
     });
 
-    it('prepare with parkWith: a pre-exec failure is thrown by prepare(), with nothing left running', async (t) => {
+    it('prepare with park: a pre-exec failure is thrown by prepare(), with nothing left running', async (t) => {
       const native = implementation.make();
       const fake = native instanceof FakeNativeSpawn ? native : undefined;
       const { exits } = watchExits(native, t);
       if (fake !== undefined)
         fake.failNext = fakeSpawnError('CHDIR', 'ENOENT', 'No such file or directory', 'chdir');
       assert.throws(
-        () =>
-          native.prepare(basicPlan(['/bin/true'], { cwd: '/nonexistent/dir' }), {
-            parkWith: stubFor(native),
-          }),
+        () => native.prepare(basicPlan(['/bin/true'], { cwd: '/nonexistent/dir' }), { park: true }),
         isSpawnError('CHDIR', 'ENOENT', 'failed at step CHDIR: No such file or directory'),
       );
-      assert.throws(() => native.prepare(basicPlan(['/bin/true']), { parkWith: 'relative/stub' }), TypeError);
+      assert.throws(
+        () => native.prepare(basicPlan(['/bin/true']), { park: 'yes' } as unknown as { park: boolean }),
+        TypeError,
+      );
       await delay(50);
       assert.deepEqual(exits, []);
     });
 
     if (implementation.name === 'real addon') {
-      it('prepare with parkWith: an exec that fails after the go byte is exit status 203, as under systemd', async (t) => {
+      it('prepare with park: an exec that fails after the go byte is exit status 203, as under systemd', async (t) => {
         const native = implementation.make();
         const { exits, exited } = watchExits(native, t);
-        const prepared = native.prepare(basicPlan(['/nonexistent/binary']), { parkWith: stubFor(native) });
+        const prepared = native.prepare(basicPlan(['/nonexistent/binary']), { park: true });
         killAfter(native, t, prepared.parkedPid);
         const child = prepared.launch();
         await exited;
         assert.deepEqual(exits, [{ pid: child.pid, code: 'exited', status: 203, ownChild: true }]);
       });
 
-      it('prepare with parkWith: a parked child killed before its go byte fails launch() (EPIPE)', async (t) => {
+      it('prepare with park: a parked child killed before its go byte fails launch() (EPIPE)', async (t) => {
         const native = implementation.make();
         const { exits, exited } = watchExits(native, t);
-        const prepared = native.prepare(basicPlan(['/bin/true']), { parkWith: stubFor(native) });
+        const prepared = native.prepare(basicPlan(['/bin/true']), { park: true });
         t.after(() => prepared.release());
         const pid = prepared.parkedPid;
         killAfter(native, t, pid);

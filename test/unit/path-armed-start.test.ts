@@ -351,20 +351,20 @@ interface Orchestrated {
     /** prepare() with parkWith throws this (the parked spawn failed). */
     parkThrows: Error | undefined;
   };
-  /** Each prepare()'s parkWith (undefined: not parked). */
-  parkWiths: (string | undefined)[];
+  /** Each prepare()'s park. */
+  parkWiths: boolean[];
   /** Each holdParkedChild() pid. */
   parkedHeld: number[];
 }
 
 /** `source`: the watch source of the path unit (default: the rig's fake). */
 /** `delayMs`: the bookkeeping's wait after the clone (0: at once, as most tests here want). */
-/** `parkStub`: the host's triggerd_park (arms park their job: pid 7000 + n). */
+/** `park`: the host parks armed jobs (pid 7000 + n). */
 function orchestrated(
   text = '[Path]\nPathChanged=/etc/conf\n',
   source?: PathWatchSource,
   delayMs = 0,
-  parkStub?: string,
+  park = false,
 ): Orchestrated {
   const r = pathRig(text);
   if (source !== undefined) (r.unit as unknown as { host: PathHost }).host.sourceFor = () => source;
@@ -405,9 +405,9 @@ function orchestrated(
     spawn: {
       prepare: (plan, options) => {
         assert.equal(plan, PLAN, 'the plan built when arming');
-        o.parkWiths.push(options?.parkWith);
-        if (options?.parkWith !== undefined && o.answers.parkThrows !== undefined) throw o.answers.parkThrows;
-        const parkedPid = options?.parkWith !== undefined ? 7000 + o.parkWiths.length : 0;
+        o.parkWiths.push(options?.park === true);
+        if (options?.park === true && o.answers.parkThrows !== undefined) throw o.answers.parkThrows;
+        const parkedPid = options?.park === true ? 7000 + o.parkWiths.length : 0;
         let launched = false;
         return {
           get launched() {
@@ -440,7 +440,7 @@ function orchestrated(
       return o.answers.settle;
     },
     bookkeepingDelayMs: delayMs,
-    parkStub,
+    park,
     holdParkedChild: (pid) => void o.parkedHeld.push(pid),
   };
   const armed = new PathArmedStarts(host);
@@ -470,7 +470,7 @@ describe('PathArmedStarts', () => {
     assert.deepEqual(o.armed.state('foo.path'), {
       armed: true,
       parkedPid: 0,
-      notParked: 'triggerd_park is not built',
+      notParked: 'parking is off (TRIGGERD_ARMED_PARK=0)',
     });
     assert.equal(o.armed.stats.armed, 1);
     assert.ok(o.r.source.armed.has('/etc/conf'));
@@ -485,10 +485,10 @@ describe('PathArmedStarts', () => {
     o.armed.close();
   });
 
-  test('with triggerd_park: the job is parked when arming, and the change launches that same process', () => {
-    const o = orchestrated(undefined, undefined, 0, '/opt/triggerd_park');
+  test('parking: the job is parked when arming, and the change launches that same process', () => {
+    const o = orchestrated(undefined, undefined, 0, true);
     o.armed.refresh();
-    assert.deepEqual(o.parkWiths, ['/opt/triggerd_park']);
+    assert.deepEqual(o.parkWiths, [true]);
     assert.deepEqual(o.parkedHeld, [7001], 'the supervisor knows the parked pid');
     assert.deepEqual(o.armed.state('foo.path'), { armed: true, parkedPid: 7001 });
     assert.equal(o.armed.stats.parked, 1);
@@ -503,7 +503,7 @@ describe('PathArmedStarts', () => {
   });
 
   test('a parked job that exits before its change: the arm is dropped, and that unit clones at the change from then on', () => {
-    const o = orchestrated(undefined, undefined, 0, '/opt/triggerd_park');
+    const o = orchestrated(undefined, undefined, 0, true);
     o.armed.refresh();
     o.armed.parkedChildExited(999); // not an arm's
     assert.deepEqual(o.released, []);
@@ -511,7 +511,7 @@ describe('PathArmedStarts', () => {
     assert.deepEqual(o.released, [false], 'dropped unlaunched');
     assert.match(o.warns.join('\n'), /parked job \(pid 7001\) ended before the change/);
     o.armed.refresh();
-    assert.deepEqual(o.parkWiths, ['/opt/triggerd_park', undefined], 'armed again, not parked');
+    assert.deepEqual(o.parkWiths, [true, false], 'armed again, not parked');
     const state = o.armed.state('foo.path');
     assert.ok(state.armed && /ended before the change/.test(state.notParked ?? ''), JSON.stringify(state));
     assert.match(o.r.unit.statusLines().join('\n'), /cloned then: its parked job \(pid 7001\) ended/);
@@ -519,31 +519,28 @@ describe('PathArmedStarts', () => {
   });
 
   test('a job that cannot be spawned ahead is armed unparked (the change reports its failure the ordinary way)', () => {
-    const o = orchestrated(undefined, undefined, 0, '/opt/triggerd_park');
+    const o = orchestrated(undefined, undefined, 0, true);
     o.answers.parkThrows = Object.assign(new Error('failed at step CHDIR: No such file or directory'), {
       code: 'ENOENT',
     });
     o.armed.refresh();
-    assert.deepEqual(o.parkWiths, ['/opt/triggerd_park', undefined]);
+    assert.deepEqual(o.parkWiths, [true, false]);
     assert.deepEqual(o.parkedHeld, []);
     const state = o.armed.state('foo.path');
     assert.ok(state.armed && state.parkedPid === 0, JSON.stringify(state));
-    assert.match(
-      state.armed ? (state.notParked ?? '') : '',
-      /could not be spawned ahead \(failed at step CHDIR/,
-    );
+    assert.match(state.armed ? (state.notParked ?? '') : '', /could not be parked \(failed at step CHDIR/);
     o.armed.close();
   });
 
   test('Type=exec jobs are not parked (their start ends at their own exec)', () => {
-    const o = orchestrated(undefined, undefined, 0, '/opt/triggerd_park');
+    const o = orchestrated(undefined, undefined, 0, true);
     (o.armed as unknown as { host: PathArmedStartHost }).host.service = () =>
       ({
         config: { type: 'exec' },
         nextStartProcess: () => ({ ok: true, cmd: CMD, env: {} }),
       }) as unknown as ServiceUnit;
     o.armed.refresh();
-    assert.deepEqual(o.parkWiths, [undefined]);
+    assert.deepEqual(o.parkWiths, [false]);
     o.armed.close();
   });
 
