@@ -556,8 +556,10 @@ CHILD_CODE const char* ExecErrorText(long err) {
 
 [[noreturn]] CHILD_CODE void ParkThenExec(const ChildPlan* plan) {
 #if defined(TRIGGERD_HAVE_PARKING)
-  // What ps shows until the exec.
+  // What ps shows until the exec. Not dumpable meanwhile: no other process of its user may
+  // ptrace it, and so reach the daemon's memory (the exec makes the job dumpable as usual).
   RawSyscall(SYS_prctl, PR_SET_NAME, reinterpret_cast<long>("triggerd-park"), 0);
+  RawSyscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0);
   __atomic_store_n(plan->park_word, kParkParked, __ATOMIC_RELEASE);
   // A shared (not private) wake: the parent waits the way the kernel's CLEARTID wakes.
   RawSyscall(SYS_futex, reinterpret_cast<long>(plan->park_word), FUTEX_WAKE, 1);
