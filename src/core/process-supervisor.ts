@@ -412,6 +412,7 @@ export class ProcessSupervisor {
         return n;
       },
       groupPids: () => this.unitPids(name),
+      isParked: (pid) => this.owners.get(pid)?.unit === ARMED_PARKED,
       controlGroup: () => {
         const tree = this.options.cgroups;
         return tree === undefined ? undefined : this.groupOf(tree, name);

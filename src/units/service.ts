@@ -148,6 +148,8 @@ export interface ServiceHost {
   signalGroup(signal: number, except: ReadonlySet<number>): number;
   /** Pids still in the unit's cgroup (or process group). */
   groupPids(): number[];
+  /** Whether `pid` is the unit's next job, parked by an armed path start (status names it so). */
+  isParked?(pid: number): boolean;
   /** The unit's cgroup directory, for `status`; undefined when processes are tracked by session. */
   controlGroup(): string | undefined;
   readPidFile(path: string): number | undefined;
@@ -1467,11 +1469,18 @@ export class ServiceUnit implements UnitInstance {
       ExecMainCode: this.mainExit?.code ?? '',
       FileDescriptorStore: this.fdStore.map((e) => e.name),
       ControlGroup: this.host.controlGroup() ?? '',
-      Processes: this.host.groupPids().map((pid) => ({ pid, cmd: commandLineOf(pid) })),
+      Processes: this.host.groupPids().map((pid) => ({
+        pid,
+        // Its command line is still the daemon's (it shares the daemon's memory until its exec).
+        cmd: this.host.isParked?.(pid) === true ? PARKED_JOB : commandLineOf(pid),
+      })),
       Ready: this.ready,
     };
   }
 }
+
+/** How status shows a parked job (src/core/path-armed-start.ts). */
+const PARKED_JOB = 'triggerd-park (the next job, parked by an armed path start until its change)';
 
 function commandLineOf(pid: number): string {
   try {

@@ -230,6 +230,10 @@ describe('armed path starts under triggerd', { skip }, () => {
     );
     assert.match(fs.readFileSync(`/proc/${pid}/cgroup`, 'latin1'), /^0::.*\/parked\.service$/m);
     assert.equal(lines(path.join(work, 'parked-runs')).length, 0, 'nothing of the job ran yet');
+    // The inactive service's group holds it; status says what it is (its command line is the daemon's).
+    assert.deepEqual((await status('parked.service')).properties.Processes, [
+      { pid, cmd: 'triggerd-park (the next job, parked by an armed path start until its change)' },
+    ]);
     fs.writeFileSync(path.join(work, 'parked'), '1');
     await waitFor('the run', () => (lines(path.join(work, 'parked-runs')).length === 1 ? true : undefined));
     assert.deepEqual(
