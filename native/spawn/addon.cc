@@ -190,26 +190,20 @@ struct ParkSpec {
   int go_read_fd;
 };
 
-// spawn()'s and launch()'s `options`: undefined, or an object whose `yieldAfter` is a boolean.
-bool YieldAfterOption(Napi::Env env, Napi::Value options) {
+// `options.<name>` of spawn(), launch() (yieldAfter) and prepare() (park): `options` undefined,
+// or an object whose <name> is a boolean or absent (false).
+bool BooleanOption(Napi::Env env, Napi::Value options, const char* name) {
   if (options.IsUndefined()) return false;
   if (!options.IsObject()) throw MakeArgumentError(env, "The \"options\" argument must be an object");
-  Napi::Value value = options.As<Napi::Object>().Get("yieldAfter");
+  Napi::Value value = options.As<Napi::Object>().Get(name);
   if (!value.IsUndefined() && !value.IsBoolean()) {
-    throw MakeArgumentError(env, "The \"options.yieldAfter\" property must be a boolean");
+    throw MakeArgumentError(env, std::string("The \"options.") + name + "\" property must be a boolean");
   }
   return value.IsBoolean() && value.As<Napi::Boolean>().Value();
 }
 
-// prepare()'s `options`: undefined, or an object whose `park` is a boolean (or absent).
-bool ParkOption(Napi::Env env, Napi::Value options) {
-  if (options.IsUndefined()) return false;
-  if (!options.IsObject()) throw MakeArgumentError(env, "The \"options\" argument must be an object");
-  Napi::Value value = options.As<Napi::Object>().Get("park");
-  if (!value.IsUndefined() && !value.IsBoolean()) {
-    throw MakeArgumentError(env, "The \"options.park\" property must be a boolean");
-  }
-  return value.IsBoolean() && value.As<Napi::Boolean>().Value();
+bool YieldAfterOption(Napi::Env env, Napi::Value options) {
+  return BooleanOption(env, options, "yieldAfter");
 }
 
 // Why BindFds failed: errno from open() of /dev/null or of the cgroup (0: it did not).
@@ -824,7 +818,7 @@ void SpawnAddon::Launch(PreparedSpawn* p, bool yield_after) {
 Napi::Value SpawnAddon::Prepare(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SweepParked();
-  bool parked = ParkOption(env, info[1]);
+  bool parked = BooleanOption(env, info[1], "park");
   FdGuard go_read;
   FdGuard go_write;
   ParkSpec park = {-1};

@@ -672,6 +672,33 @@ int OpenCgroupProcs(int cgroup_fd) {
 
 }  // namespace
 
+#if defined(TRIGGERD_HAVE_CLONE3)
+namespace {
+
+// clone3's arguments for a child on `stack` (in the cgroup when `cgroup_fd` >= 0, its pidfd to
+// `pidfd`), asking the kernel to clear its handlers where the plan wants that.
+CloneArgs ChildCloneArgs(uint64_t flags, int cgroup_fd, int* pidfd, int exit_signal,
+                         const ChildStack& stack, ChildPlan* plan) {
+  CloneArgs args = {};
+  args.flags = flags;
+  if (cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(cgroup_fd);
+  }
+  args.pidfd = reinterpret_cast<uintptr_t>(pidfd);
+  args.exit_signal = static_cast<uint64_t>(exit_signal);
+  args.stack = reinterpret_cast<uintptr_t>(stack.base());
+  args.stack_size = stack.size();
+  if (plan->clear_handlers) {
+    args.flags |= CLONE_CLEAR_SIGHAND;
+    plan->handlers_cleared = true;
+  }
+  return args;
+}
+
+}  // namespace
+#endif
+
 LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd,
                          CloneMethod method, std::atomic<bool>* clone3_missing, int exit_signal) {
   LaunchResult result;
@@ -693,20 +720,8 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
 #endif
   if (try_clone3) {
 #if defined(TRIGGERD_HAVE_CLONE3)
-    CloneArgs args = {};
-    args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
-    if (cgroup_fd >= 0) {
-      args.flags |= CLONE_INTO_CGROUP;
-      args.cgroup = static_cast<uint64_t>(cgroup_fd);
-    }
-    args.pidfd = reinterpret_cast<uintptr_t>(&result.pidfd);
-    args.exit_signal = static_cast<uint64_t>(exit_signal);
-    args.stack = reinterpret_cast<uintptr_t>(stack.base());
-    args.stack_size = stack.size();
-    if (plan->clear_handlers) {
-      args.flags |= CLONE_CLEAR_SIGHAND;
-      plan->handlers_cleared = true;
-    }
+    CloneArgs args = ChildCloneArgs(CLONE_VM | CLONE_VFORK | CLONE_PIDFD, cgroup_fd, &result.pidfd,
+                                    exit_signal, stack, plan);
     pid = triggerd_clone3(&args, sizeof(args), SpawnChildMain, plan);
     if (pid == -EINVAL && plan->clear_handlers) {
       // A kernel before 5.5: the child resets every signal itself.
@@ -780,23 +795,11 @@ LaunchResult LaunchParkedChild(ChildPlan* plan, const ChildStack& stack, int cgr
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
   __atomic_store_n(plan->park_word, kParkSettingUp, __ATOMIC_RELEASE);
-  CloneArgs args = {};
   // No CLONE_VFORK: it waits parked, and we go on. CLEARTID tells us when it no longer uses our
   // memory (its exec or exit), and wakes the wait below should it die during the set-up.
-  args.flags = CLONE_VM | CLONE_PIDFD | CLONE_CHILD_CLEARTID;
-  if (cgroup_fd >= 0) {
-    args.flags |= CLONE_INTO_CGROUP;
-    args.cgroup = static_cast<uint64_t>(cgroup_fd);
-  }
-  args.pidfd = reinterpret_cast<uintptr_t>(&result.pidfd);
+  CloneArgs args = ChildCloneArgs(CLONE_VM | CLONE_PIDFD | CLONE_CHILD_CLEARTID, cgroup_fd,
+                                  &result.pidfd, SIGCHLD, stack, plan);
   args.child_tid = reinterpret_cast<uintptr_t>(plan->park_word);
-  args.exit_signal = SIGCHLD;
-  args.stack = reinterpret_cast<uintptr_t>(stack.base());
-  args.stack_size = stack.size();
-  if (plan->clear_handlers) {
-    args.flags |= CLONE_CLEAR_SIGHAND;
-    plan->handlers_cleared = true;
-  }
   long pid = triggerd_clone3(&args, sizeof(args), SpawnChildMain, plan);
   result.used = CloneMethod::kClone3;
   if (pid < 0) {
