@@ -562,6 +562,15 @@ class PreparedLaunch : public Napi::ObjectWrap<PreparedLaunch> {
     launched_ = true;
     PreparedSpawn* p = prepared_.get();
     if (parked_) {
+      // Gone already (its state word is 0 once it exited): the launch fails, and the start goes
+      // the ordinary way, rather than a byte to a pipe nobody reads, or to whatever file took
+      // the number of a write end closed behind our back.
+      if (__atomic_load_n(&p->park_word, __ATOMIC_ACQUIRE) != kParkParked) {
+        p->launched.err = ESRCH;
+        p->launched.syscall = "write";
+        CloseGo();
+        return;
+      }
       // One write: the parked child (woken, maybe on another CPU) execs the plan's program.
       ssize_t n;
       do {

@@ -811,12 +811,12 @@ LaunchResult LaunchParkedChild(ChildPlan* plan, const ChildStack& stack, int cgr
   }
   result.pid = static_cast<pid_t>(pid);
   // Until it is parked (or gone) the child works on our memory: wait, as a vfork parent would.
-  // A child stopped in its set-up for 10 s is killed (it would hold this thread for good).
+  // A child still in its set-up after 2 s is killed (a stopped one would hold this thread).
   int waits = 0;
   for (;;) {
     int32_t state = __atomic_load_n(plan->park_word, __ATOMIC_ACQUIRE);
     if (state != kParkSettingUp) break;
-    struct timespec timeout = {1, 0};
+    struct timespec timeout = {0, 200 * 1000 * 1000};
     syscall(SYS_futex, plan->park_word, FUTEX_WAIT, kParkSettingUp, &timeout, nullptr, 0);
     if (++waits == 10) syscall(SYS_pidfd_send_signal, result.pidfd, SIGKILL, nullptr, 0);
   }

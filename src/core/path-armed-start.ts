@@ -342,9 +342,17 @@ export class PathArmedStarts {
   private prepareLaunch(unit: string, service: ServiceUnit, plan: ExecPlan): PreparedLaunch {
     if (this.parks(unit, service)) {
       try {
+        const t0 = performance.now();
         const prepared = this.host.spawn.prepare(plan, { park: true });
         this.host.holdParkedChild?.(prepared.parkedPid);
         this.stats.parked++;
+        const ms = performance.now() - t0;
+        // The event loop waits while the child sets itself up (as for any clone of ours).
+        const log =
+          ms > 50
+            ? this.host.logger.warn.bind(this.host.logger)
+            : this.host.logger.debug.bind(this.host.logger);
+        log({ unit, pid: prepared.parkedPid, ms: Math.round(ms * 10) / 10 }, 'armed start: job parked');
         return prepared;
       } catch (err) {
         if (err instanceof TypeError) throw err;
@@ -374,9 +382,9 @@ export class PathArmedStarts {
     } catch (err) {
       // The ordinary start, from the change's event, clones again and reports what fails.
       this.stats.spawnFailed++;
-      this.host.logger.debug(
+      this.host.logger.info(
         { unit: unit.name, err },
-        'armed start: clone failed; starting the ordinary way',
+        'armed start: the launch failed; starting the ordinary way',
       );
       this.schedule();
       return;
