@@ -52,7 +52,7 @@ export interface UnitStatus {
 /** `dir`: run on an existing runtime dir (a restart after a crash finds the state file there). */
 export async function startDaemon(
   extraArgs: string[] = [],
-  opts: { dir?: string } = {},
+  opts: { dir?: string; env?: Record<string, string> } = {},
 ): Promise<RunningDaemon> {
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-test-'));
   fs.chmodSync(dir, 0o755);
@@ -80,7 +80,7 @@ export async function startDaemon(
       path.join(dir, 'udev'),
       ...extraArgs,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
   );
   const logs: Record<string, unknown>[] = [];
   /** This daemon's fd holders (a restart's new daemon kills the one it takes the sockets from). */

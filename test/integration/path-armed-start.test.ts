@@ -40,7 +40,7 @@ describe('armed path starts under triggerd', { skip }, () => {
       unit(name, `[Path]\n${body}\n[Install]\nWantedBy=multi-user.target\n`);
       enable.push(name);
     };
-    for (const f of ['fast', 'slow', 'limited', 'pre', 'deps', 'twin', 'parked', 'badexec'])
+    for (const f of ['fast', 'slow', 'limited', 'pre', 'deps', 'twin'])
       fs.writeFileSync(path.join(work, f), '0');
     // Eligible: its runs record the environment and the cgroup they got, and print a line.
     pathUnit('fast.path', `PathChanged=${work}/fast`);
@@ -80,19 +80,6 @@ describe('armed path starts under triggerd', { skip }, () => {
     unit(
       'twin.service',
       `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo "$$TRIGGER_UNIT" >> ${work}/twin-runs; sleep 0.2'\n`,
-    );
-    // Parked ahead: its runs record their pid and session.
-    pathUnit('parked.path', `PathChanged=${work}/parked`);
-    unit(
-      'parked.service',
-      '[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\n' +
-        `ExecStart=/bin/sh -c 'read -r a b c d e s rest < /proc/$$$$/stat; echo "$$$$ $$s" >> ${work}/parked-runs'\n`,
-    );
-    // Parked, and its program is not there when the change comes.
-    pathUnit('badexec.path', `PathChanged=${work}/badexec`);
-    unit(
-      'badexec.service',
-      `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=${work}/no-such-program\n`,
     );
     fs.mkdirSync(path.join(units, 'multi-user.target.wants'));
     for (const n of enable)
@@ -211,6 +198,59 @@ describe('armed path starts under triggerd', { skip }, () => {
       ['twin-a.path', 'twin-b.path'].map(async (n) => (await status(n)).properties.NArmedStarts),
     );
     assert.equal(Number(fired[0]) + Number(fired[1]), 1, 'one clone from the wake-up, not two');
+  });
+
+  test('no armed process was ever left untaken', () => {
+    assert.equal(
+      d.logs.filter((l) => /did not take the process cloned for it/.test(String(l.msg))).length,
+      0,
+    );
+  });
+});
+
+// Parked jobs (TRIGGERD_ARMED_PARK=1, off by default): the job is cloned when arming and waits
+// for the change's one write to exec.
+describe('armed path starts with parked jobs', { skip }, () => {
+  const { dir, units, work, unit } = unitScratch('triggerd-path-parked-');
+  let d: RunningDaemon;
+  let client: ControlClient;
+  const status = (name: string): Promise<UnitStatus> => unitStatus(client, name);
+  const lines = readLines;
+  const text = async (name: string): Promise<string> => (await status(name)).statusLines.join('\n');
+
+  before(async () => {
+    const enable: string[] = [];
+    const pathUnit = (name: string, body: string): void => {
+      unit(name, `[Path]\n${body}\n[Install]\nWantedBy=multi-user.target\n`);
+      enable.push(name);
+    };
+    for (const f of ['parked', 'badexec']) fs.writeFileSync(path.join(work, f), '0');
+    // Parked ahead: its runs record their pid and session.
+    pathUnit('parked.path', `PathChanged=${work}/parked`);
+    unit(
+      'parked.service',
+      '[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\n' +
+        `ExecStart=/bin/sh -c 'read -r a b c d e s rest < /proc/$$$$/stat; echo "$$$$ $$s" >> ${work}/parked-runs'\n`,
+    );
+    // Parked, and its program is not there when the change comes.
+    pathUnit('badexec.path', `PathChanged=${work}/badexec`);
+    unit(
+      'badexec.service',
+      `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=${work}/no-such-program\n`,
+    );
+    fs.mkdirSync(path.join(units, 'multi-user.target.wants'));
+    for (const n of enable)
+      fs.symlinkSync(path.join(units, n), path.join(units, 'multi-user.target.wants', n));
+    d = await startDaemon(['--unit-path', units, '--shutdown-timeout', '5', '--log-level', 'debug'], {
+      env: { TRIGGERD_ARMED_PARK: '1' },
+    });
+    client = await d.client();
+  });
+
+  after(async () => {
+    client?.close();
+    await d?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   /** The pid status shows the path unit's job parked as. */
