@@ -187,7 +187,17 @@ describe('armed path starts under triggerd', { skip }, () => {
     await armed('twin-a.path');
     await armed('twin-b.path');
     fs.writeFileSync(path.join(work, 'twin'), '1');
-    await waitFor('the runs', () => (lines(path.join(work, 'twin-runs')).length === 2 ? true : undefined));
+    try {
+      await waitFor('the runs', () => (lines(path.join(work, 'twin-runs')).length === 2 ? true : undefined));
+    } catch (err) {
+      // Once in a full suite with parking on these runs never came: say what the daemon saw.
+      const seen = d.logs
+        .filter((l) => /twin|path-armed-start/.test(`${String(l.unit)} ${String(l.component)}`))
+        .slice(-80)
+        .map((l) => JSON.stringify(l));
+      const runs = lines(path.join(work, 'twin-runs')).join(', ');
+      throw new Error(`${(err as Error).message}; runs: [${runs}]\nlog:\n${seen.join('\n')}`, { cause: err });
+    }
     await waitFor('the runs are over', async () =>
       (await status('twin.service')).active === 'inactive' ? true : undefined,
     );
