@@ -458,7 +458,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       envp.push_back(nullptr);
       plan.envp = envp.data();
       for (size_t k : owner.connection_slots_) fds[k].parent_fd = connection;
-      report = {-1, 0, 0, -1};
+      report = {-1, 0, 0, -1, 0};
       LaunchResult launched =
           LaunchChild(&plan, stack, slot_fd, CloneMethod::kAuto, &clone3_missing, 0);
       if (launched.err == 0 && report.step >= 0) {
@@ -478,7 +478,7 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     std::vector<FdSpec> fds;
     std::vector<int> fd_scratch;
     std::vector<char*> envp;
-    ChildReport report = {-1, 0, 0, -1};
+    ChildReport report = {-1, 0, 0, -1, 0};
     ChildStack stack;
     int stack_error = 0;
     std::atomic<bool> clone3_missing{false};

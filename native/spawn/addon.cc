@@ -164,7 +164,7 @@ struct PreparedSpawn {
   FdGuard cgroup_fd;
   int cgroup_fd_in_use = -1;
   bool cgroup_fd_held = false;  // from the cache, held from an earlier spawn
-  ChildReport report = {-1, 0, 0, -1};
+  ChildReport report = {-1, 0, 0, -1, 0};
   ChildPlan plan = {};
   LaunchResult launched;
   // A parked child's own stack, and its state word (ChildPlan::park_word): both stay until the
@@ -805,7 +805,7 @@ void SpawnAddon::Launch(PreparedSpawn* p, bool yield_after) {
         p->launched.cgroup_step = true;
         return;
       }
-      p->report = {-1, 0, 0, -1};
+      p->report = {-1, 0, 0, -1, 0};
       p->launched = LaunchChild(&p->plan, stack_, p->cgroup_fd_in_use, clone_method_,
                                 &shared_->clone3_missing, SIGCHLD);
       ReapIfFailed(p);

@@ -589,6 +589,7 @@ CHILD_CODE const char* ExecErrorText(long err) {
 
 CHILD_CODE int SpawnChildMain(void* arg) {
   const ChildPlan* plan = static_cast<const ChildPlan*>(arg);
+  __atomic_store_n(&plan->report->ran, 1, __ATOMIC_RELEASE);
   ResetSignals(plan);
 
   if (plan->cgroup_procs_fd >= 0 && syscall(SYS_write, plan->cgroup_procs_fd, "0", 1) != 1) {
@@ -670,6 +671,26 @@ int OpenCgroupProcs(int cgroup_fd) {
   return static_cast<int>(syscall(SYS_openat, cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
 }
 
+// A child cloned into a cgroup (CLONE_INTO_CGROUP) that is gone without having run a single
+// step: Linux 6.18 (seen here; the kill_seq check of cgroup.kill's fork handling) SIGKILLs such
+// a child at its birth whenever cgroup.kill was ever written to that group, as to a unit's group
+// kept between runs, or one an earlier daemon left. It is reaped here, unseen by anyone, and the
+// caller clones again with the child joining through cgroup.procs, which that check spares.
+bool KilledAtBirth(const ChildPlan* plan, LaunchResult* result) {
+  if (__atomic_load_n(&plan->report->ran, __ATOMIC_ACQUIRE) != 0 || plan->report->step >= 0) {
+    return false;
+  }
+  siginfo_t info;
+  int rc;
+  do {
+    rc = static_cast<int>(syscall(SYS_waitid, P_PIDFD, result->pidfd, &info, WEXITED | __WALL, nullptr));
+  } while (rc != 0 && errno == EINTR);
+  close(result->pidfd);
+  result->pidfd = -1;
+  result->pid = -1;
+  return true;
+}
+
 }  // namespace
 
 #if defined(TRIGGERD_HAVE_CLONE3)
@@ -704,6 +725,7 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
   LaunchResult result;
   plan->cgroup_procs_fd = -1;
   plan->handlers_cleared = false;
+  plan->report->ran = 0;
   int procs_fd = -1;
 
   // Every signal blocked from before the clone until the child has reset its handlers: a
@@ -729,9 +751,16 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
       plan->handlers_cleared = false;
       pid = triggerd_clone3(&args, sizeof(args), SpawnChildMain, plan);
     }
-    if (pid < 0 && cgroup_fd >= 0 && pid != -ENOSYS && pid != -EAGAIN && pid != -ENOMEM) {
+    bool rejoin = pid < 0 && cgroup_fd >= 0 && pid != -ENOSYS && pid != -EAGAIN && pid != -ENOMEM;
+    if (pid > 0 && cgroup_fd >= 0) {
+      // With CLONE_VFORK we run again once it exec'd or exited: the report says which.
+      result.pid = static_cast<pid_t>(pid);
+      rejoin = result.cgroup_rejoined = KilledAtBirth(plan, &result);
+    }
+    if (rejoin) {
       // clone3 could not start the child in the cgroup (a kernel without CLONE_INTO_CGROUP,
-      // a cgroup it refuses): try again with the child joining through cgroup.procs.
+      // a cgroup it refuses, a child killed at its birth there): try again with the child
+      // joining through cgroup.procs.
       procs_fd = OpenCgroupProcs(cgroup_fd);
       if (procs_fd < 0) {
         result.err = errno;
@@ -794,38 +823,56 @@ LaunchResult LaunchParkedChild(ChildPlan* plan, const ChildStack& stack, int cgr
   sigset_t saved;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
-  __atomic_store_n(plan->park_word, kParkSettingUp, __ATOMIC_RELEASE);
-  // No CLONE_VFORK: it waits parked, and we go on. CLEARTID tells us when it no longer uses our
-  // memory (its exec or exit), and wakes the wait below should it die during the set-up.
-  CloneArgs args = ChildCloneArgs(CLONE_VM | CLONE_PIDFD | CLONE_CHILD_CLEARTID, cgroup_fd,
-                                  &result.pidfd, SIGCHLD, stack, plan);
-  args.child_tid = reinterpret_cast<uintptr_t>(plan->park_word);
-  long pid = triggerd_clone3(&args, sizeof(args), SpawnChildMain, plan);
-  result.used = CloneMethod::kClone3;
-  if (pid < 0) {
-    __atomic_store_n(plan->park_word, 0, __ATOMIC_RELEASE);
-    result.err = static_cast<int>(-pid);
-    result.syscall = "clone3";
-    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-    return result;
-  }
-  result.pid = static_cast<pid_t>(pid);
-  // Until it is parked (or gone) the child works on our memory: wait, as a vfork parent would.
-  // A child still in its set-up after 2 s is killed (a stopped one would hold this thread).
-  int waits = 0;
-  for (;;) {
-    int32_t state = __atomic_load_n(plan->park_word, __ATOMIC_ACQUIRE);
-    if (state != kParkSettingUp) break;
-    struct timespec timeout = {0, 200 * 1000 * 1000};
-    syscall(SYS_futex, plan->park_word, FUTEX_WAIT, kParkSettingUp, &timeout, nullptr, 0);
-    if (++waits == 10) syscall(SYS_pidfd_send_signal, result.pidfd, SIGKILL, nullptr, 0);
-  }
-  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  if (__atomic_load_n(plan->park_word, __ATOMIC_ACQUIRE) == 0 && plan->report->step < 0) {
+  int procs_fd = -1;
+  // A second time only for a child killed at its birth in the cgroup (KilledAtBirth): then it
+  // joins through cgroup.procs.
+  for (int attempt = 0; attempt < 2; attempt++) {
+    plan->report->ran = 0;
+    __atomic_store_n(plan->park_word, kParkSettingUp, __ATOMIC_RELEASE);
+    // No CLONE_VFORK: it waits parked, and we go on. CLEARTID tells us when it no longer uses
+    // our memory (its exec or exit), and wakes the wait below should it die during the set-up.
+    CloneArgs args = ChildCloneArgs(CLONE_VM | CLONE_PIDFD | CLONE_CHILD_CLEARTID,
+                                    procs_fd >= 0 ? -1 : cgroup_fd, &result.pidfd, SIGCHLD, stack, plan);
+    args.child_tid = reinterpret_cast<uintptr_t>(plan->park_word);
+    long pid = triggerd_clone3(&args, sizeof(args), SpawnChildMain, plan);
+    result.used = CloneMethod::kClone3;
+    if (pid < 0) {
+      __atomic_store_n(plan->park_word, 0, __ATOMIC_RELEASE);
+      result.err = static_cast<int>(-pid);
+      result.syscall = "clone3";
+      break;
+    }
+    result.pid = static_cast<pid_t>(pid);
+    // Until it is parked (or gone) the child works on our memory: wait, as a vfork parent would.
+    // A child still in its set-up after 2 s is killed (a stopped one would hold this thread).
+    int waits = 0;
+    for (;;) {
+      int32_t state = __atomic_load_n(plan->park_word, __ATOMIC_ACQUIRE);
+      if (state != kParkSettingUp) break;
+      struct timespec timeout = {0, 200 * 1000 * 1000};
+      syscall(SYS_futex, plan->park_word, FUTEX_WAIT, kParkSettingUp, &timeout, nullptr, 0);
+      if (++waits == 10) syscall(SYS_pidfd_send_signal, result.pidfd, SIGKILL, nullptr, 0);
+    }
+    if (__atomic_load_n(plan->park_word, __ATOMIC_ACQUIRE) != 0 || plan->report->step >= 0) break;
+    if (attempt == 0 && cgroup_fd >= 0 && KilledAtBirth(plan, &result)) {
+      procs_fd = OpenCgroupProcs(cgroup_fd);
+      if (procs_fd < 0) {
+        result.err = errno;
+        result.syscall = "open";
+        result.cgroup_step = true;
+        break;
+      }
+      plan->cgroup_procs_fd = procs_fd;
+      result.cgroup_rejoined = true;
+      continue;
+    }
     // Gone in its set-up without a report: killed.
     result.err = EINTR;
     result.syscall = "clone3";
+    break;
   }
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (procs_fd >= 0) close(procs_fd);
   return result;
 #else
   (void)stack;

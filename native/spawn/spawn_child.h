@@ -55,6 +55,8 @@ struct ChildReport {
   int err;
   int syscall;
   int detail;  // mount step index, child fd, ...: says which item failed
+  // Set by the child first thing: a child gone without it never ran (killed at its birth).
+  int ran;
 };
 
 struct ChildMount {
@@ -166,6 +168,9 @@ struct LaunchResult {
   pid_t pid = -1;
   int pidfd = -1;
   CloneMethod used = CloneMethod::kAuto;
+  // The child cloned into the cgroup was killed before it ran, and the clone was made again
+  // with the child joining through cgroup.procs (KilledAtBirth in spawn_child.cc).
+  bool cgroup_rejoined = false;
 };
 
 // Clones the child with every signal blocked in the calling thread (any thread: only the

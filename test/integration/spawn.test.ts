@@ -1069,6 +1069,46 @@ describe('spawn: real kernel', () => {
       },
     );
 
+    it(
+      'a group cgroup.kill was written to still takes new children: spawned, launched and parked',
+      { skip: needsCgroup },
+      async (t) => {
+        // Linux 6.18 SIGKILLs a CLONE_INTO_CGROUP child at its birth in such a group (a unit's
+        // group is kept between runs): the child must come back joining through cgroup.procs.
+        const dir = tree.create('spawn-killed.service');
+        t.after(() => tree.remove(dir));
+        const sleeper = run(
+          t,
+          basicPlan(['/bin/sh', '-c', 'echo ready; exec sleep 30 >/dev/null 2>&1'], { cgroup: dir }),
+        );
+        assert.equal(await sleeper.stdout, 'ready\n');
+        assert.deepEqual(tree.kill(dir, SIGKILL), { method: 'cgroup.kill', signalled: 0 });
+        assert.equal((await sleeper.exit).status, SIGKILL);
+        const where = `0::${dir.slice(tree.root.length)}\n`;
+        const spawned = run(t, basicPlan(['/bin/sh', '-c', 'grep ^0:: /proc/self/cgroup'], { cgroup: dir }));
+        assert.equal(await spawned.stdout, where);
+        assert.deepEqual(await spawned.exit, { pid: spawned.pid, code: 'exited', status: 0, ownChild: true });
+        const scratch = mkdtempSync(path.join(tmpdir(), 'triggerd-killed-group-'));
+        t.after(() => rmSync(scratch, { recursive: true, force: true }));
+        for (const park of [false, true]) {
+          const out = path.join(scratch, `out-${park}`);
+          const prepared = native.prepare(
+            basicPlan(['/bin/sh', '-c', `grep ^0:: /proc/self/cgroup > ${out}`], { cgroup: dir }),
+            { park },
+          );
+          t.after(() => prepared.release());
+          const child = prepared.launch();
+          killLater(t, child.pid);
+          assert.deepEqual(
+            await waitExit(child.pid),
+            { pid: child.pid, code: 'exited', status: 0, ownChild: true },
+            `park: ${park}`,
+          );
+          assert.equal(readFileSync(out, 'latin1'), where, `park: ${park}`);
+        }
+      },
+    );
+
     it('signals pid by pid for other signals', { skip: needsCgroup }, async (t) => {
       const dir = tree.create('spawn-term.service');
       t.after(() => tree.remove(dir));
