@@ -90,7 +90,14 @@ export async function startDaemon(
     resolve: (l: Record<string, unknown>) => void;
   }[] = [];
   let buf = '';
+  // TRIGGERD_TEST_LOG_DIR: every test daemon's log is kept there too (hunting a rare failure).
+  const keepLog = process.env.TRIGGERD_TEST_LOG_DIR;
+  const logFile =
+    keepLog === undefined || keepLog === ''
+      ? undefined
+      : path.join(keepLog, `${path.basename(process.argv[1] ?? 'test')}.${path.basename(dir)}.log`);
   proc.stdout?.on('data', (chunk: Buffer) => {
+    if (logFile !== undefined) fs.appendFileSync(logFile, chunk);
     buf += chunk.toString();
     let nl;
     while ((nl = buf.indexOf('\n')) >= 0) {
