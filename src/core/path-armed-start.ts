@@ -165,7 +165,7 @@ export class PathArmedStarts {
   }
 
   private whyNotParked(name: string): string {
-    if (this.host.park !== true) return 'parking is off (TRIGGERD_ARMED_PARK=1 turns it on)';
+    if (this.host.park !== true) return 'parking is off (TRIGGERD_ARMED_PARK=0)';
     return this.noPark.get(name) ?? `${MAX_PARKED_JOBS} jobs are parked already`;
   }
 

@@ -74,8 +74,7 @@ export interface UnitSystemOptions {
   armedPathStarts?: boolean;
   /**
    * Armed path starts park their job (cloned ahead, waiting to exec), so the change's wake-up is
-   * one write. Default: off, unless TRIGGERD_ARMED_PARK=1 (a trigger was lost twice in full test
-   * suites with it on, cause not found: see README).
+   * one write. Default: on, unless TRIGGERD_ARMED_PARK=0.
    */
   parkArmedJobs?: boolean;
 }
@@ -215,7 +214,7 @@ export class UnitSystem {
             holdArmedChild: (unit, cmd, env, child, cgroup) =>
               this.supervisor.holdArmedChild(unit, cmd, env, child, cgroup),
             settleArmedChild: (unit) => this.supervisor.settleArmedChild(unit),
-            park: options.parkArmedJobs ?? process.env.TRIGGERD_ARMED_PARK === '1',
+            park: options.parkArmedJobs ?? process.env.TRIGGERD_ARMED_PARK !== '0',
             holdParkedChild: (pid) => this.supervisor.holdParkedChild(pid),
           })
         : undefined;

@@ -84,7 +84,10 @@ describe('armed path starts under triggerd', { skip }, () => {
     fs.mkdirSync(path.join(units, 'multi-user.target.wants'));
     for (const n of enable)
       fs.symlinkSync(path.join(units, n), path.join(units, 'multi-user.target.wants', n));
-    d = await startDaemon(['--unit-path', units, '--shutdown-timeout', '5', '--log-level', 'debug']);
+    // Cloned at the change (parking off): the parked jobs have a daemon of their own below.
+    d = await startDaemon(['--unit-path', units, '--shutdown-timeout', '5', '--log-level', 'debug'], {
+      env: { TRIGGERD_ARMED_PARK: '0' },
+    });
     client = await d.client();
   });
 
@@ -218,7 +221,7 @@ describe('armed path starts under triggerd', { skip }, () => {
   });
 });
 
-// Parked jobs (TRIGGERD_ARMED_PARK=1, off by default): the job is cloned when arming and waits
+// Parked jobs (the default; TRIGGERD_ARMED_PARK=0 turns parking off): the job is cloned when arming and waits
 // for the change's one write to exec.
 describe('armed path starts with parked jobs', { skip }, () => {
   const { dir, units, work, unit } = unitScratch('triggerd-path-parked-');

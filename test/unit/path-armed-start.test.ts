@@ -470,7 +470,7 @@ describe('PathArmedStarts', () => {
     assert.deepEqual(o.armed.state('foo.path'), {
       armed: true,
       parkedPid: 0,
-      notParked: 'parking is off (TRIGGERD_ARMED_PARK=1 turns it on)',
+      notParked: 'parking is off (TRIGGERD_ARMED_PARK=0)',
     });
     assert.equal(o.armed.stats.armed, 1);
     assert.ok(o.r.source.armed.has('/etc/conf'));
