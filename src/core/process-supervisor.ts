@@ -330,7 +330,7 @@ export class ProcessSupervisor {
   private groupFor(tree: CgroupTree, unit: string, instance: boolean): string {
     if (!instance) {
       if (this.madeGroups.has(unit)) return tree.pathOf(unit);
-      const dir = tree.create(unit);
+      const dir = tree.createFresh(unit);
       this.madeGroups.add(unit);
       return dir;
     }

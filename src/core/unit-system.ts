@@ -1009,7 +1009,8 @@ export class UnitSystem {
    * systemd --user manager on exit: a supervisor that goes away takes its services with it.
    */
   async shutdown(timeoutMs: number): Promise<void> {
-    this.armedStarts?.flush();
+    // Parked jobs are killed now, not found "still running" in their units' groups below.
+    this.armedStarts?.close();
     const waits: Promise<unknown>[] = [];
     for (const unit of this.options.manager.allUnits()) {
       if (unit.file === undefined || unit.keepOnShutdown === true) continue;
@@ -1032,13 +1033,20 @@ export class UnitSystem {
       ]);
       clearTimeout(timer);
     }
+    const killed: string[] = [];
     for (const s of this.services.values()) {
       const left = this.supervisor.unitPids(s.name);
       if (left.length > 0) {
         this.logger.warn({ unit: s.name, pids: left }, 'still running at shutdown; killing');
         this.supervisor.killUnit(s.name);
+        killed.push(s.name);
       }
     }
+    // A group cgroup.kill was written to must not be left behind: Linux 6.18 kills every child
+    // later cloned into it at birth (spawn_child.cc's KilledAtBirth). Its processes are gone in
+    // a few ms; removeGroups() below removes it then.
+    for (let i = 0; i < 100 && killed.some((u) => this.supervisor.unitPids(u).length > 0); i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
     this.fastPath.killRemaining();
     // The units' kept groups and the Accept=yes pools' spare groups go with the daemon (a busy
     // group stays, as it would at a unit's stop).

@@ -5,6 +5,7 @@
 import {
   accessSync,
   closeSync,
+  existsSync,
   constants,
   mkdirSync,
   openSync,
@@ -218,6 +219,19 @@ export class CgroupTree {
   /** Removes the spare groups of every pool (at exit); a busy one is left. */
   dropSpares(): void {
     for (const list of this.spares.values()) for (const dir of list.splice(0)) this.remove(dir);
+  }
+
+  /**
+   * The unit's group for this daemon's first spawn of it: one found there already and empty (an
+   * earlier daemon's) is made anew, since Linux 6.18 kills at birth every child cloned into a
+   * group cgroup.kill was ever written to, and each spawn into it then takes a second clone
+   * (spawn_child.cc's KilledAtBirth). A busy one is kept.
+   */
+  createFresh(unitName: string): string {
+    const dir = this.pathOf(unitName);
+    if (existsSync(dir) && this.isEmpty(dir)) this.remove(dir);
+    mkdirSync(dir, { recursive: true });
+    return dir;
   }
 
   /** Creates the unit's group (fine when it exists) and returns its path. */

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ControlClient } from '../../src/control/client';
+import { findCgroupHierarchy } from '../../src/exec/cgroups';
 import {
   readLines,
   unitScratch,
@@ -237,7 +238,7 @@ describe('armed path starts with parked jobs', { skip }, () => {
       unit(name, `[Path]\n${body}\n[Install]\nWantedBy=multi-user.target\n`);
       enable.push(name);
     };
-    for (const f of ['parked', 'badexec']) fs.writeFileSync(path.join(work, f), '0');
+    for (const f of ['parked', 'badexec', 'held']) fs.writeFileSync(path.join(work, f), '0');
     // Parked ahead: its runs record their pid and session.
     pathUnit('parked.path', `PathChanged=${work}/parked`);
     unit(
@@ -251,6 +252,9 @@ describe('armed path starts with parked jobs', { skip }, () => {
       'badexec.service',
       `[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\nExecStart=${work}/no-such-program\n`,
     );
+    // Parked from start-up until the daemon stops (its file never changes).
+    pathUnit('held.path', `PathChanged=${work}/held`);
+    unit('held.service', `[Service]\nType=oneshot\nExecStart=/bin/true\n`);
     fs.mkdirSync(path.join(units, 'multi-user.target.wants'));
     for (const n of enable)
       fs.symlinkSync(path.join(units, n), path.join(units, 'multi-user.target.wants', n));
@@ -345,6 +349,21 @@ describe('armed path starts with parked jobs', { skip }, () => {
       d.logs.filter((l) => /did not take the process cloned for it/.test(String(l.msg))).length,
       0,
     );
+  });
+
+  test('the daemon stops with a job parked: the job is killed, its group removed, not left behind', async () => {
+    const pid = await parkedPid('held.path');
+    const rel = /^0::(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/cgroup`, 'latin1'))?.[1];
+    const hierarchy = findCgroupHierarchy();
+    assert.ok(rel !== undefined && hierarchy.ok);
+    const group = path.join(hierarchy.root, rel);
+    assert.ok(fs.existsSync(group));
+    await d.stop();
+    // Reaped by whoever inherits it, a moment after the daemon's exit.
+    await waitFor('the parked job gone', () => (fs.existsSync(`/proc/${pid}`) ? undefined : true));
+    // A group left behind after a cgroup.kill would kill the next daemon's clones into it at birth.
+    assert.equal(fs.existsSync(group), false, `${group} is left behind`);
+    assert.equal(d.logs.filter((l) => /still running at shutdown/.test(String(l.msg))).length, 0);
   });
 });
 

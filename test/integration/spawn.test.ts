@@ -18,6 +18,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import * as net from 'node:net';
@@ -1106,6 +1107,28 @@ describe('spawn: real kernel', () => {
           );
           assert.equal(readFileSync(out, 'latin1'), where, `park: ${park}`);
         }
+      },
+    );
+
+    it(
+      'createFresh: a group left there empty is made anew, a busy one is kept',
+      { skip: needsCgroup },
+      async (t) => {
+        const dir = tree.create('spawn-fresh.service');
+        t.after(() => tree.remove(dir));
+        const before = statSync(dir).ino;
+        assert.equal(tree.createFresh('spawn-fresh.service'), dir);
+        assert.notEqual(statSync(dir).ino, before, 'a new group (a fresh history: no cgroup.kill)');
+        const sleeper = run(
+          t,
+          basicPlan(['/bin/sh', '-c', 'echo ready; exec sleep 30 >/dev/null 2>&1'], { cgroup: dir }),
+        );
+        assert.equal(await sleeper.stdout, 'ready\n');
+        const busy = statSync(dir).ino;
+        assert.equal(tree.createFresh('spawn-fresh.service'), dir);
+        assert.equal(statSync(dir).ino, busy, 'kept while a process is in it');
+        native.kill(sleeper.pid, SIGKILL);
+        await sleeper.exit;
       },
     );
 
