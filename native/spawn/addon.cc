@@ -999,8 +999,11 @@ void SpawnAddon::SetCloneMethodForTesting(const Napi::CallbackInfo& info) {
     clone_method_ = CloneMethod::kClone3;
   } else if (method == "clone") {
     clone_method_ = CloneMethod::kClone;
+  } else if (method == "clone3-no-rejoin") {
+    clone_method_ = CloneMethod::kClone3NoRejoin;
   } else {
-    throw MakeArgumentError(env, "The \"method\" argument must be 'auto', 'clone3' or 'clone'");
+    throw MakeArgumentError(
+        env, "The \"method\" argument must be 'auto', 'clone3', 'clone' or 'clone3-no-rejoin'");
   }
 }
 

@@ -639,6 +639,27 @@ CHILD_CODE int SpawnChildMain(void* arg) {
   Fail(plan, kStepExec, kSysExecve, errno, -1);
 }
 
+// A quiet child (exit_signal 0) that died before its exec without a report (killed: by an
+// administrator, the OOM killer) is seen by waitid only with __WCLONE: an exec resets the exit
+// signal to SIGCHLD, and the child watcher reaps with waitid(P_ALL), which never sees it. Reaped
+// here, and the spawn fails, instead of a start waiting for an exit nobody reports. No WNOHANG:
+// the vfork wait ends in the dying child's mm release, before it is a zombie; a child that
+// exec'd (its exit signal reset before that release) is not eligible, and waitid says ECHILD.
+void DiedBeforeExec(LaunchResult* result) {
+  siginfo_t info = {};
+  int rc;
+  do {
+    rc = static_cast<int>(
+        syscall(SYS_waitid, P_PIDFD, result->pidfd, &info, WEXITED | __WCLONE, nullptr));
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0 || info.si_pid == 0) return;
+  close(result->pidfd);
+  result->pidfd = -1;
+  result->pid = -1;
+  result->err = EINTR;
+  result->syscall = "clone3";
+}
+
 }  // namespace
 
 ChildStack::~ChildStack() {
@@ -752,7 +773,7 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
       pid = triggerd_clone3(&args, sizeof(args), SpawnChildMain, plan);
     }
     bool rejoin = pid < 0 && cgroup_fd >= 0 && pid != -ENOSYS && pid != -EAGAIN && pid != -ENOMEM;
-    if (pid > 0 && cgroup_fd >= 0) {
+    if (pid > 0 && cgroup_fd >= 0 && method != CloneMethod::kClone3NoRejoin) {
       // With CLONE_VFORK we run again once it exec'd or exited: the report says which.
       result.pid = static_cast<pid_t>(pid);
       rejoin = result.cgroup_rejoined = KilledAtBirth(plan, &result);
@@ -811,6 +832,7 @@ LaunchResult LaunchChild(ChildPlan* plan, const ChildStack& stack, int cgroup_fd
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   if (procs_fd >= 0) close(procs_fd);
   if (result.err == 0) result.pid = static_cast<pid_t>(pid);
+  if (result.err == 0 && exit_signal == 0 && plan->report->step < 0) DiedBeforeExec(&result);
   return result;
 }
 

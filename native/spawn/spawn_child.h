@@ -140,7 +140,9 @@ struct ChildPlan {
 constexpr int32_t kParkSettingUp = 1;
 constexpr int32_t kParkParked = 2;
 
-enum class CloneMethod { kAuto, kClone3, kClone };
+// kClone3NoRejoin (tests only): clone3, and a child killed at its birth in its cgroup is not
+// cloned again (what a spawn does with a child that died before its exec).
+enum class CloneMethod { kAuto, kClone3, kClone, kClone3NoRejoin };
 
 // A reusable stack for the child (mmap'd once per environment, with a guard page).
 class ChildStack {

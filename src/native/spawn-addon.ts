@@ -43,7 +43,8 @@ export interface SpawnError extends NativeSystemError {
   step?: ExecStep;
 }
 
-export type CloneMethod = 'auto' | 'clone3' | 'clone';
+/** 'clone3-no-rejoin' (tests): a child killed at its birth in its cgroup is not cloned again. */
+export type CloneMethod = 'auto' | 'clone3' | 'clone' | 'clone3-no-rejoin';
 
 /**
  * prepare()'s result: a plan read and checked, cloned later. The inotify addon's armCall can make

@@ -1111,6 +1111,44 @@ describe('spawn: real kernel', () => {
     );
 
     it(
+      'a child of spawnAsync() that dies before its exec fails the spawn, not a start waiting for an exit nobody reports',
+      { skip: needsCgroup },
+      async (t) => {
+        // Killed at its birth (a group cgroup.kill was written to, with the second clone off):
+        // a quiet child that never exec'd is invisible to the watcher's waitid(P_ALL).
+        const dir = tree.create('spawn-unborn.service');
+        t.after(() => tree.remove(dir));
+        writeFileSync(path.join(dir, 'cgroup.kill'), '1');
+        native.setCloneMethodForTesting('clone3-no-rejoin');
+        t.after(() => native.setCloneMethodForTesting('auto'));
+        const outcome = await new Promise<{ err: SpawnError | null; child?: SpawnedChild }>((resolve) =>
+          native.spawnAsync(basicPlan(['/bin/true'], { cgroup: dir }), (err, child) =>
+            resolve({ err, child }),
+          ),
+        );
+        if (outcome.child !== undefined) killLater(t, outcome.child.pid);
+        assert.equal(outcome.child, undefined, 'no child handed out');
+        assert.equal(outcome.err?.code, 'EINTR', String(outcome.err));
+        native.setCloneMethodForTesting('auto');
+        // And with the second clone: it runs.
+        const ran = await new Promise<{ err: SpawnError | null; child?: SpawnedChild }>((resolve) =>
+          native.spawnAsync(basicPlan(['/bin/true'], { cgroup: dir }), (err, child) =>
+            resolve({ err, child }),
+          ),
+        );
+        assert.equal(ran.err, null);
+        assert.ok(ran.child !== undefined);
+        killLater(t, ran.child.pid);
+        assert.deepEqual(await waitExit(ran.child.pid), {
+          pid: ran.child.pid,
+          code: 'exited',
+          status: 0,
+          ownChild: true,
+        });
+      },
+    );
+
+    it(
       'createFresh: a group left there empty is made anew, a busy one is kept',
       { skip: needsCgroup },
       async (t) => {
