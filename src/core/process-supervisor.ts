@@ -750,6 +750,12 @@ export class ProcessSupervisor {
     this.owners.set(pid, { unit: ARMED_PARKED, pidfd: -1 });
   }
 
+  /** Whether a parked child's exit is still to come (the daemon's exit waits for them). */
+  hasParkedChildren(): boolean {
+    for (const owner of this.owners.values()) if (owner.unit === ARMED_PARKED) return true;
+    return false;
+  }
+
   /**
    * After the start an armed child was cloned for: true when spawn() took it. Otherwise the start
    * went another way (it should not: the arm is dropped on every change that could) and the

@@ -1009,8 +1009,11 @@ export class UnitSystem {
    * systemd --user manager on exit: a supervisor that goes away takes its services with it.
    */
   async shutdown(timeoutMs: number): Promise<void> {
-    // Parked jobs are killed now, not found "still running" in their units' groups below.
+    // Parked jobs are killed now (and their exits reaped), not found "still running" in their
+    // units' groups below.
     this.armedStarts?.close();
+    for (let i = 0; i < 100 && this.supervisor.hasParkedChildren(); i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
     const waits: Promise<unknown>[] = [];
     for (const unit of this.options.manager.allUnits()) {
       if (unit.file === undefined || unit.keepOnShutdown === true) continue;
