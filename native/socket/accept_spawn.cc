@@ -357,14 +357,17 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
   // False when the instance has no such group (any more).
   bool SignalGroup(pid_t pid, int signal) {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const Slot& slot : slots_) {
+    for (Slot& slot : slots_) {
       if (slot.owner != pid || slot.free) continue;
       if (signal == SIGKILL) {
         int kill_fd = openat(slot.fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
         if (kill_fd >= 0) {
           bool killed = write(kill_fd, "1", 1) == 1;
           close(kill_fd);
-          if (killed) return true;
+          if (killed) {
+            slot.killed = true;
+            return true;
+          }
         }
       }
       int procs_fd = openat(slot.fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
@@ -489,6 +492,9 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     bool free;
     int events_fd;  // its cgroup.events, kept open: pread at 0 reads it anew (-1: open each time)
     pid_t owner = 0;  // the instance started in it last (0 while one is being cloned into it)
+    // cgroup.kill was written to it: never lent again (Linux 6.18 kills every child later cloned
+    // into such a group at its birth, and each spawn would pay a second clone). Removed once empty.
+    bool killed = false;
   };
 
   // A wildcard address (0.0.0.0, ::) or a transparent socket accepts on many local addresses.
@@ -648,8 +654,9 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
       r.slot = slots_[slot].path;
       if (SlotEmpty(slot)) {
         slots_[slot].free = true;
-        // Closed: no connection will take it again.
+        // Closed: no connection will take it again. Killed: none may (Slot::killed).
         if (closed_) rmdir(slots_[slot].path.c_str());
+        else if (slots_[slot].killed) RetireSlot(slot);
         else free_slots_.push_back(slot);
       } else {
         r.slot_busy = true;  // a process the instance left behind: never reused
@@ -686,6 +693,17 @@ class Spawner : public std::enable_shared_from_this<Spawner> {
     if (got <= 0) return false;
     text[got] = '\0';
     return strstr(text, "populated 0") != nullptr;
+  }
+
+  // An empty slot group that is never lent again: removed, its fds closed (free stays true, so
+  // nothing signals it; it is in no free list).
+  void RetireSlot(int slot) {
+    Slot& s = slots_[slot];
+    rmdir(s.path.c_str());
+    if (s.events_fd >= 0) close(s.events_fd);
+    if (s.fd >= 0) close(s.fd);
+    s.events_fd = -1;
+    s.fd = -1;
   }
 
   // A free slot group, or a new one; -1 with errno set.

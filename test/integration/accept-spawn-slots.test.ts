@@ -37,59 +37,83 @@ function exchange(sockPath: string, line: string): { done: Promise<string>; sock
   return { done, socket };
 }
 
+/** An accept thread on a fresh unix socket with a slot pool under a test group of its own. */
+function startSpawner() {
+  if (!hierarchy.ok) throw new Error('no cgroup2 hierarchy');
+  const n = loadNativeSocket();
+  const acceptSpawn = n.acceptSpawn;
+  if (acceptSpawn === undefined) throw new Error('this build has no acceptSpawn');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-slots-'));
+  const base = path.join(hierarchy.root, `triggerd-slots-test-${process.pid}`);
+  fs.mkdirSync(base);
+  const sockPath = path.join(dir, 's.sock');
+  const listening = n.listen('stream', { family: 'unix', path: sockPath }, {});
+  const records: AcceptRecord[] = [];
+  const pids: number[] = [];
+  const spawner = acceptSpawn(
+    listening,
+    {
+      path: '/bin/sh',
+      // "wait": stays (in its slot) until signaled; anything else: over at once.
+      argv: ['sh', '-c', 'read line; [ "$line" = wait ] && exec sleep 30; echo over'],
+      env: ['PATH=/usr/bin:/bin'],
+      rlimits: [],
+      fds: [0, 1, 2].map((childFd) => ({ childFd, parentFd: -1 })),
+      newSession: true,
+      noNewPrivileges: false,
+      privateNetwork: false,
+      mounts: [],
+    },
+    { maxConnections: 4, connectionFds: [0, 1], cgroupPool: path.join(base, 'pool') },
+    (batch) => records.push(...batch),
+  );
+  const started = (i: number) => records.filter((r) => r.kind === 'started')[i];
+  const exitOf = (pid: number) => records.find((r) => r.kind === 'exited' && r.pid === pid);
+  /** The i-th instance, once started, and its pid noted for the cleanup. */
+  const instance = async (i: number) => {
+    const r = await waitFor(`instance ${i}`, () => started(i));
+    assert.ok(r.kind === 'started');
+    pids.push(r.pid);
+    return r;
+  };
+  const cleanup = async () => {
+    for (const pid of pids) spawner.signal(pid, SIGKILL);
+    spawner.close();
+    n.close(listening);
+    fs.rmSync(dir, { recursive: true, force: true });
+    await new Promise((r) => setTimeout(r, 50));
+    // Slots the spawner left (it removes the free ones at close), then the test's group.
+    for (const e of fs.readdirSync(base, { withFileTypes: true }))
+      if (e.isDirectory()) fs.rmdirSync(path.join(base, e.name));
+    fs.rmdirSync(base);
+  };
+  return { spawner, sockPath, records, exitOf, instance, cleanup };
+}
+
+/** Resolves once the group has a process in it. */
+function populated(cgroup: string | undefined): Promise<true> {
+  assert.ok(cgroup !== undefined);
+  return waitFor('a process in the slot', () =>
+    fs.readFileSync(path.join(cgroup, 'cgroup.procs'), 'latin1').trim() !== '' ? true : undefined,
+  );
+}
+
 test(
   "signalGroup: a live instance's slot group; not the slot once a later instance took it",
   { skip },
   async () => {
-    if (!hierarchy.ok) return;
-    const n = loadNativeSocket();
-    const acceptSpawn = n.acceptSpawn;
-    if (acceptSpawn === undefined) return assert.fail('this build has no acceptSpawn');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggerd-slots-'));
-    const base = path.join(hierarchy.root, `triggerd-slots-test-${process.pid}`);
-    fs.mkdirSync(base);
-    const sockPath = path.join(dir, 's.sock');
-    const listening = n.listen('stream', { family: 'unix', path: sockPath }, {});
-    const records: AcceptRecord[] = [];
-    const pids: number[] = [];
-    const spawner = acceptSpawn(
-      listening,
-      {
-        path: '/bin/sh',
-        // "wait": stays (in its slot) until signaled; anything else: over at once.
-        argv: ['sh', '-c', 'read line; [ "$line" = wait ] && exec sleep 30; echo over'],
-        env: ['PATH=/usr/bin:/bin'],
-        rlimits: [],
-        fds: [0, 1, 2].map((childFd) => ({ childFd, parentFd: -1 })),
-        newSession: true,
-        noNewPrivileges: false,
-        privateNetwork: false,
-        mounts: [],
-      },
-      { maxConnections: 4, connectionFds: [0, 1], cgroupPool: path.join(base, 'pool') },
-      (batch) => records.push(...batch),
-    );
-    const started = (i: number) => records.filter((r) => r.kind === 'started')[i];
-    const exitOf = (pid: number) => records.find((r) => r.kind === 'exited' && r.pid === pid);
+    const { spawner, sockPath, exitOf, instance, cleanup } = startSpawner();
     try {
       // The first instance ends at once: its slot is found empty and goes back to the pool.
       assert.equal(await exchange(sockPath, 'go').done, 'over\n');
-      const first = await waitFor('the first instance', () => started(0));
-      assert.ok(first.kind === 'started');
-      pids.push(first.pid);
+      const first = await instance(0);
       await waitFor('its exit', () => exitOf(first.pid));
       // The second one stays, in the same slot (the pool lends the last one freed first).
       const second = exchange(sockPath, 'wait');
-      const next = await waitFor('the second instance', () => started(1));
-      assert.ok(next.kind === 'started');
-      pids.push(next.pid);
+      const next = await instance(1);
       assert.ok(first.cgroup !== undefined);
       assert.equal(next.cgroup, first.cgroup, 'the slot was reused');
-      await waitFor('the second instance in its slot', () =>
-        fs.readFileSync(path.join(next.cgroup as string, 'cgroup.procs'), 'latin1').trim() !== ''
-          ? true
-          : undefined,
-      );
+      await populated(next.cgroup);
 
       // The first instance's group is not its own any more: nothing is signaled.
       assert.equal(spawner.signalGroup(first.pid, SIGKILL), false);
@@ -104,17 +128,42 @@ test(
       second.socket.destroy();
       assert.equal(spawner.signalGroup(process.pid, 0), false, 'not an instance of this spawner');
     } finally {
-      for (const pid of pids) spawner.signal(pid, SIGKILL);
-      spawner.close();
-      n.close(listening);
-      fs.rmSync(dir, { recursive: true, force: true });
-      await new Promise((r) => setTimeout(r, 50));
-      // Slots the spawner left (it removes the free ones at close), then the test's group.
-      for (const e of fs.readdirSync(base, { withFileTypes: true }))
-        if (e.isDirectory()) fs.rmdirSync(path.join(base, e.name));
-      fs.rmdirSync(base);
+      await cleanup();
     }
     // Once the spawner is gone nothing of it is lent again: null, the caller signals by path.
     assert.equal(spawner.signalGroup(1, 0), null);
+  },
+);
+
+test(
+  'signalGroup SIGKILL: the slot group cgroup.kill was written to is removed at the exit, never lent again',
+  { skip },
+  async () => {
+    // Linux 6.18 kills at birth every child later cloned into such a group; a reused slot would
+    // make each later instance pay a second clone (or die, without spawn_child's KilledAtBirth).
+    const { spawner, sockPath, exitOf, instance, cleanup } = startSpawner();
+    try {
+      const first = exchange(sockPath, 'wait');
+      const killed = await instance(0);
+      await populated(killed.cgroup);
+      assert.equal(spawner.signalGroup(killed.pid, SIGKILL), true);
+      const ended = await waitFor('the killed instance ended', () => exitOf(killed.pid));
+      assert.deepEqual(ended.kind === 'exited' && [ended.code, ended.status], ['killed', SIGKILL]);
+      first.socket.destroy();
+      assert.equal(fs.existsSync(killed.cgroup as string), false, 'the killed slot group is removed');
+
+      // The next connection gets a new slot and is served.
+      assert.equal(await exchange(sockPath, 'go').done, 'over\n');
+      const next = await instance(1);
+      assert.ok(next.cgroup !== undefined);
+      assert.notEqual(next.cgroup, killed.cgroup);
+      const over = await waitFor('the next instance ended', () => exitOf(next.pid));
+      assert.deepEqual(over.kind === 'exited' && [over.code, over.status], ['exited', 0]);
+      // Its slot was not killed: the one after reuses it.
+      assert.equal(await exchange(sockPath, 'go').done, 'over\n');
+      assert.equal((await instance(2)).cgroup, next.cgroup, 'an unkilled slot is reused');
+    } finally {
+      await cleanup();
+    }
   },
 );
